@@ -1,0 +1,272 @@
+//! Writer for the text exposition format 0.0.4, byte-compatible with the
+//! reference's `expfmt.MetricFamilyToText`.
+//!
+//! Byte compatibility matters beyond tidiness: people diff scrapes, and
+//! recording rules and tests compare strings. So floats are written the way
+//! Go's `strconv.FormatFloat(f, 'g', -1, 64)` writes them (shortest
+//! round-trip digits, exponent form below 1e-4 and from 1e+06 on, at least
+//! two exponent digits), histograms get the implicit `+Inf` bucket, and
+//! escaping follows the reference exactly.
+
+use crate::model::{Label, Metric, MetricType, Value};
+
+/// The content type of the text format, as the reference sends it.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends `# HELP` (when there is help text) and `# TYPE` lines.
+pub fn write_header(out: &mut Vec<u8>, name: &str, help: Option<&str>, t: MetricType) {
+    if let Some(help) = help {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        escape_into(out, help, false);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(t.as_str().as_bytes());
+    out.push(b'\n');
+}
+
+/// Appends every sample line of one series.
+pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
+    let labels = &metric.labels[..];
+    match &metric.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+            write_sample(out, name, "", labels, None, *v);
+        }
+        Value::Summary(s) => {
+            for &(q, v) in &s.quantiles {
+                write_sample(out, name, "", labels, Some(("quantile", q)), v);
+            }
+            write_sample(out, name, "_sum", labels, None, s.sum);
+            write_sample(out, name, "_count", labels, None, s.count as f64);
+        }
+        Value::Histogram(h) => {
+            let mut inf_seen = false;
+            for &(le, count) in &h.buckets {
+                write_sample(out, name, "_bucket", labels, Some(("le", le)), count as f64);
+                inf_seen |= le == f64::INFINITY;
+            }
+            if !inf_seen {
+                let le = Some(("le", f64::INFINITY));
+                write_sample(out, name, "_bucket", labels, le, h.count as f64);
+            }
+            write_sample(out, name, "_sum", labels, None, h.sum);
+            write_sample(out, name, "_count", labels, None, h.count as f64);
+        }
+    }
+}
+
+fn write_sample(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: &[Label],
+    extra: Option<(&str, f64)>,
+    value: f64,
+) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if !labels.is_empty() || extra.is_some() {
+        let mut sep = b'{';
+        for l in labels {
+            out.push(sep);
+            out.extend_from_slice(l.name.as_bytes());
+            out.extend_from_slice(b"=\"");
+            escape_into(out, &l.value, true);
+            out.push(b'"');
+            sep = b',';
+        }
+        if let Some((n, v)) = extra {
+            out.push(sep);
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_float(out, v);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    out.push(b' ');
+    write_float(out, value);
+    out.push(b'\n');
+}
+
+/// Escapes `\` and newline, and `"` inside label values.
+fn escape_into(out: &mut Vec<u8>, s: &str, quotes: bool) {
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'"' if quotes => out.extend_from_slice(b"\\\""),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Writes a float as the reference's `writeFloat` does.
+pub fn write_float(out: &mut Vec<u8>, f: f64) {
+    if f == 1.0 {
+        out.push(b'1');
+    } else if f == 0.0 {
+        out.push(b'0'); // Also for -0, as the reference does.
+    } else if f == -1.0 {
+        out.extend_from_slice(b"-1");
+    } else if f.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if f == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if f == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else {
+        write_go_g(out, f);
+    }
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` for finite, non-zero `f`.
+///
+/// Rust's `{:e}` yields the same shortest round-trip digits; only the layout
+/// differs, so the digits and exponent are taken from it and laid out again
+/// by Go's rules (`%e` when the exponent is < -4 or >= 6, else `%f`).
+pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: Vec<u8> = mantissa.bytes().filter(|b| b.is_ascii_digit()).collect();
+    let nd = digits.len() as i32;
+    if f < 0.0 {
+        out.push(b'-');
+    }
+    if !(-4..6).contains(&exp) {
+        out.push(digits[0]);
+        if nd > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(e.to_string().as_bytes());
+        return;
+    }
+    // Fixed notation; `dp` is the position of the decimal point in `digits`.
+    let dp = exp + 1;
+    if dp > 0 {
+        for i in 0..dp {
+            out.push(if i < nd { digits[i as usize] } else { b'0' });
+        }
+    } else {
+        out.push(b'0');
+    }
+    let frac = (nd - dp).max(0);
+    if frac > 0 {
+        out.push(b'.');
+        for i in 0..frac {
+            let j = dp + i;
+            out.push(if (0..nd).contains(&j) { digits[j as usize] } else { b'0' });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Histogram, Summary};
+    use std::sync::Arc;
+
+    fn g(f: f64) -> String {
+        let mut v = Vec::new();
+        write_float(&mut v, f);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn floats_match_go() {
+        // Expected strings are what Go's strconv.FormatFloat(f, 'g', -1, 64)
+        // prints for these values.
+        let cases: &[(f64, &str)] = &[
+            (2398.283, "2398.283"),
+            (99.0, "99"),
+            (42.0, "42"),
+            (0.1, "0.1"),
+            (1e-7, "1e-07"),
+            (0.0001, "0.0001"),
+            (0.00012345, "0.00012345"),
+            (100000.0, "100000"),
+            (999999.0, "999999"),
+            (1000000.0, "1e+06"),
+            (123456789.0, "1.23456789e+08"),
+            (1.7955782728786948e9, "1.7955782728786948e+09"),
+            (1e21, "1e+21"),
+            (1e308, "1e+308"),
+            (-2.5, "-2.5"),
+            (5e-324, "5e-324"),
+            (1.5e-5, "1.5e-05"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (-1.0, "-1"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (18446744073709551615u64 as f64, "1.8446744073709552e+19"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(g(*f), *want, "formatting {f:e}");
+        }
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        for f in [0.1 + 0.2, 1.0 / 3.0, 6.02214076e23, 1e-300, 123.456e10] {
+            assert_eq!(g(f).parse::<f64>().unwrap(), f);
+        }
+    }
+
+    fn metric(labels: &[(&str, &str)], value: Value) -> Metric {
+        let labels: Vec<Label> = labels.iter().map(|(n, v)| Label::new(n, v)).collect();
+        Metric {
+            labels: Arc::from(labels),
+            value,
+            timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn header_and_escaping() {
+        let mut out = Vec::new();
+        write_header(&mut out, "m", Some("a\\b\nc \"q\""), MetricType::Gauge);
+        let m = metric(&[("a", "x\"y\\z\nw")], Value::Gauge(1.5));
+        write_metric(&mut out, "m", &m);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# HELP m a\\\\b\\nc \"q\"\n# TYPE m gauge\nm{a=\"x\\\"y\\\\z\\nw\"} 1.5\n"
+        );
+    }
+
+    #[test]
+    fn summary_and_histogram_lines() {
+        let mut out = Vec::new();
+        let s = Summary {
+            count: 5,
+            sum: 2.5,
+            quantiles: vec![(0.5, 1.0)],
+        };
+        write_metric(&mut out, "s", &metric(&[("j", "x")], Value::Summary(s)));
+        let h = Histogram {
+            count: 3,
+            sum: 0.25,
+            buckets: vec![(0.1, 1)],
+        };
+        write_metric(&mut out, "h", &metric(&[], Value::Histogram(h)));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "s{j=\"x\",quantile=\"0.5\"} 1\ns_sum{j=\"x\"} 2.5\ns_count{j=\"x\"} 5\n\
+             h_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 3\nh_sum 0.25\nh_count 3\n"
+        );
+    }
+}

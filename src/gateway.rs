@@ -1,0 +1,206 @@
+//! The single request loop: the only code that touches the store.
+//!
+//! Each event is a request whose slow parts (reading, parsing, writing) are
+//! done elsewhere, so the loop's own work per event is small: check and
+//! apply a push, delete a group, or concatenate pre-rendered lines for a
+//! scrape. No locks around the store, no data races by construction.
+
+use std::sync::mpsc::Receiver;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::exposition;
+use crate::http::{self, Event, Reply};
+use crate::pool::Pool;
+use crate::store::{self, Nanos, SeriesKey, Store};
+use crate::telemetry::{Own, Telemetry};
+use crate::ui;
+
+pub struct Gateway {
+    pub store: Store,
+    pub pool: Pool,
+    pub telemetry: Telemetry,
+    pub check_consistency: bool,
+    /// Shown on the status page.
+    pub flags: Vec<(String, String)>,
+    /// Size of the last scrape, to allocate the next one in one go.
+    last_scrape_len: usize,
+}
+
+impl Gateway {
+    pub fn new(pool: Pool, telemetry: Telemetry, check_consistency: bool, flags: Vec<(String, String)>) -> Gateway {
+        Gateway {
+            store: Store::new(),
+            pool,
+            telemetry,
+            check_consistency,
+            flags,
+            last_scrape_len: 4096,
+        }
+    }
+
+    /// Serves events until every sender is gone or a quit is requested.
+    pub fn run(&mut self, events: Receiver<Event>) {
+        while let Ok(ev) = events.recv() {
+            if !self.handle(ev) {
+                break;
+            }
+        }
+    }
+
+    /// Handles one event; false means stop.
+    pub fn handle(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Push {
+                req,
+                push,
+                started,
+                size,
+            } => {
+                let method = req.method().as_str().to_owned();
+                let reply = self.push(push, &http::source(&req), &method);
+                self.telemetry.count_request(reply.status, "push", &method);
+                self.telemetry.observe_push(&method, started.elapsed(), size);
+                http::respond(&self.pool, req, reply);
+            }
+            Event::Delete { req, key } => {
+                let existed = self.store.delete(&key);
+                log::debug!(group = store::show_labels(&key), existed = existed; "deleted group");
+                self.telemetry.count_request(202, "delete", req.method().as_str());
+                http::respond(&self.pool, req, Reply::empty(202));
+            }
+            Event::Scrape { req } => {
+                let reply = self.scrape();
+                http::respond(&self.pool, req, reply);
+            }
+            Event::Status { req } => {
+                let html = ui::status_page(&self.store, &self.flags);
+                self.telemetry.count_request(200, "status", req.method().as_str());
+                let mut reply = Reply::text(200, html);
+                reply.content_type = Some("text/html; charset=utf-8");
+                http::respond(&self.pool, req, reply);
+            }
+            Event::Quit { req } => {
+                log::info!("received termination request via web service, exiting gracefully");
+                self.telemetry.count_request(200, "quit", req.method().as_str());
+                // Written here, not on the pool: the process exits right after.
+                let resp = tiny_http::Response::from_string("Requesting termination... Goodbye!\n");
+                if let Err(e) = req.respond(resp) {
+                    log::debug!(err:display = e; "could not answer quit request");
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn push(
+        &mut self,
+        push: Result<store::PreparedPush, (store::GroupKey, store::PushError)>,
+        source: &str,
+        method: &str,
+    ) -> Reply {
+        let now = now_nanos();
+        let checked = push.and_then(|p| {
+            if self.check_consistency {
+                self.store.check(&p, &Own).map_err(|e| (p.key.clone(), e))?;
+            }
+            Ok(p)
+        });
+        match checked {
+            Ok(p) => {
+                log::debug!(group = store::show_labels(&p.key), method = method; "push accepted");
+                self.store.apply(p, now);
+                Reply::empty(if self.check_consistency { 200 } else { 202 })
+            }
+            Err((key, e)) => {
+                log::warn!(source = source, method = method, group = store::show_labels(&key), err:display = e; "rejected push");
+                self.store.record_failure(&key, now);
+                Reply::text(400, e.to_string())
+            }
+        }
+    }
+
+    fn scrape(&mut self) -> Reply {
+        if !self.check_consistency {
+            let problems = self.store.inconsistencies(&Own);
+            if !problems.is_empty() {
+                let mut msg = format!(
+                    "An error has occurred while serving metrics:\n\n{} error(s) occurred:\n",
+                    problems.len()
+                );
+                for p in &problems {
+                    msg.push_str("* ");
+                    msg.push_str(p);
+                    msg.push('\n');
+                }
+                log::error!(errors = problems.len(); "store is inconsistent (pushed with --push.disable-consistency-check); failing scrape like the reference");
+                return Reply::text(500, msg);
+            }
+        }
+        let body = self.render_metrics();
+        self.last_scrape_len = body.len();
+        let mut reply = Reply::text(200, String::new());
+        reply.body = body;
+        reply.content_type = Some(exposition::TEXT_CONTENT_TYPE);
+        reply
+    }
+
+    /// The whole exposition: pushed families and the gateway's own, merged
+    /// by name; a name in both gets one header and both sets of series.
+    pub fn render_metrics(&self) -> Vec<u8> {
+        let own = self.telemetry.families();
+        let mut out = Vec::with_capacity(self.last_scrape_len + self.last_scrape_len / 8);
+        let mut own_iter = own.into_iter().peekable();
+        let write_own = |out: &mut Vec<u8>, name: &str, series: &[(SeriesKey, Vec<u8>)]| {
+            if let Some((t, help)) = store::OwnFamilies::own_family(&Own, name) {
+                exposition::write_header(out, name, Some(help), t);
+            }
+            for (_, text) in series {
+                out.extend_from_slice(text);
+            }
+        };
+        for fam in self.store.families(&Own) {
+            while let Some((name, series)) = own_iter.next_if(|(n, _)| *n < fam.name) {
+                write_own(&mut out, name, &series);
+            }
+            exposition::write_header(&mut out, fam.name, fam.help, fam.metric_type);
+            match own_iter.next_if(|(n, _)| *n == fam.name) {
+                None => {
+                    for (_, text) in fam.series {
+                        out.extend_from_slice(text);
+                    }
+                }
+                Some((_, own_series)) => {
+                    let mut a = fam.series.peekable();
+                    let mut b = own_series.iter().peekable();
+                    loop {
+                        let take_a = match (a.peek(), b.peek()) {
+                            (Some((ka, _)), Some((kb, _))) => *ka <= kb,
+                            (Some(_), None) => true,
+                            (None, Some(_)) => false,
+                            (None, None) => break,
+                        };
+                        if take_a {
+                            if let Some((_, t)) = a.next() {
+                                out.extend_from_slice(t);
+                            }
+                        } else if let Some((_, t)) = b.next() {
+                            out.extend_from_slice(t);
+                        }
+                    }
+                }
+            }
+        }
+        for (name, series) in own_iter {
+            write_own(&mut out, name, &series);
+        }
+        out
+    }
+}
+
+pub fn now_nanos() -> Nanos {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as Nanos)
+        .unwrap_or(0)
+}

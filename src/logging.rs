@@ -1,0 +1,202 @@
+//! Log lines in the reference's shapes: logfmt
+//! (`ts=... caller=... level=info msg="..." key=value`) or one JSON object
+//! per line, with a UTC timestamp in milliseconds.
+//!
+//! Log shippers parse these lines, so the field names are the reference's.
+//! Structured fields come from `log`'s key-values (`info!(key = v; "msg")`).
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cli::LogFormat;
+
+/// Installs the logger. `RUST_LOG` is not consulted: `--log.level` decides,
+/// as with the reference.
+pub fn init(level: log::LevelFilter, format: LogFormat) {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    b.format(move |buf, record| {
+        let line = format_record(record, format, SystemTime::now());
+        buf.write_all(line.as_bytes())
+    });
+    b.target(env_logger::Target::Stderr);
+    // A second init (as in tests) keeps the first logger; nothing to do.
+    let _ = b.try_init();
+}
+
+fn level_name(l: log::Level) -> &'static str {
+    match l {
+        log::Level::Error => "error",
+        log::Level::Warn => "warn",
+        log::Level::Info => "info",
+        log::Level::Debug | log::Level::Trace => "debug",
+    }
+}
+
+/// Formats one record as a complete line, newline included.
+pub fn format_record(record: &log::Record<'_>, format: LogFormat, now: SystemTime) -> String {
+    let ts = rfc3339_millis(now);
+    let file = record.file().unwrap_or("?");
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let caller = format!("{}:{}", file, record.line().unwrap_or(0));
+    let mut fields: Vec<(String, String)> = vec![
+        ("ts".into(), ts),
+        ("caller".into(), caller),
+        ("level".into(), level_name(record.level()).into()),
+        ("msg".into(), record.args().to_string()),
+    ];
+    let mut kv = Collect(Vec::new());
+    let _ = record.key_values().visit(&mut kv);
+    fields.extend(kv.0);
+    let mut out = String::new();
+    match format {
+        LogFormat::Logfmt => {
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push('=');
+                logfmt_value(&mut out, v);
+            }
+        }
+        LogFormat::Json => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(&mut out, k);
+                out.push(':');
+                json_string(&mut out, v);
+            }
+            out.push('}');
+        }
+    }
+    out.push('\n');
+    out
+}
+
+struct Collect(Vec<(String, String)>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Collect {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        self.0.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+}
+
+/// Quotes a logfmt value when it holds anything but plain characters.
+fn logfmt_value(out: &mut String, v: &str) {
+    let plain = !v.is_empty()
+        && v.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\');
+    if plain {
+        out.push_str(v);
+        return;
+    }
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes `s` as a JSON string literal.
+pub fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `2026-11-25T03:44:31.767Z` for a wall-clock time.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_578_271_767);
+        assert_eq!(rfc3339_millis(t), "2026-11-25T03:44:31.767Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&rfc3339_millis(leap)[..10], "2000-02-29");
+    }
+
+    #[test]
+    fn logfmt_and_json_lines() {
+        let kvs: &[(&str, &str)] = &[("listen_address", ":9091"), ("err", "a \"b\"")];
+        let rec = log::Record::builder()
+            .args(format_args!("starting pushgateway"))
+            .level(log::Level::Info)
+            .file(Some("src/main.rs"))
+            .line(Some(7))
+            .key_values(&kvs)
+            .build();
+        let line = format_record(&rec, LogFormat::Logfmt, UNIX_EPOCH);
+        assert_eq!(
+            line,
+            "ts=1970-01-01T00:00:00.000Z caller=main.rs:7 level=info msg=\"starting pushgateway\" listen_address=:9091 err=\"a \\\"b\\\"\"\n"
+        );
+        let json = format_record(&rec, LogFormat::Json, UNIX_EPOCH);
+        assert!(json.starts_with("{\"ts\":\"1970-01-01T00:00:00.000Z\",\"caller\":\"main.rs:7\",\"level\":\"info\",\"msg\":\"starting pushgateway\""), "{json}");
+        assert!(json.ends_with("\"err\":\"a \\\"b\\\"\"}\n"), "{json}");
+    }
+}

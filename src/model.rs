@@ -1,0 +1,158 @@
+//! The data model shared by the parsers, the store and the exposition writer.
+//!
+//! It mirrors the parts of client_model's `MetricFamily` that the text format
+//! can carry. Labels are kept as one shared, immutable, name-sorted slice per
+//! series so the store's index and the group that owns a series can point at
+//! the same allocation instead of copying every label twice.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A label name and its value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    pub name: Box<str>,
+    pub value: Box<str>,
+}
+
+impl Label {
+    pub fn new(name: &str, value: &str) -> Label {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The label set of one series, sorted by label name once it is in the store.
+pub type Labels = Arc<[Label]>;
+
+/// The five metric types of the text exposition format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Summary,
+    Untyped,
+    Histogram,
+}
+
+impl MetricType {
+    /// The lower-case keyword used on `# TYPE` lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Summary => "summary",
+            MetricType::Untyped => "untyped",
+            MetricType::Histogram => "histogram",
+        }
+    }
+
+    /// Parses a `# TYPE` keyword case-insensitively, as the reference does.
+    pub fn parse(s: &str) -> Option<MetricType> {
+        match s.to_ascii_lowercase().as_str() {
+            "counter" => Some(MetricType::Counter),
+            "gauge" => Some(MetricType::Gauge),
+            "summary" => Some(MetricType::Summary),
+            "untyped" => Some(MetricType::Untyped),
+            "histogram" => Some(MetricType::Histogram),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value part of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Counter(f64),
+    Gauge(f64),
+    Untyped(f64),
+    Summary(Summary),
+    Histogram(Histogram),
+}
+
+impl Value {
+    /// An empty value of the given type, filled in sample by sample by the
+    /// text parser (a summary or histogram spans several lines).
+    pub fn empty(t: MetricType) -> Value {
+        match t {
+            MetricType::Counter => Value::Counter(0.0),
+            MetricType::Gauge => Value::Gauge(0.0),
+            MetricType::Untyped => Value::Untyped(0.0),
+            MetricType::Summary => Value::Summary(Summary::default()),
+            MetricType::Histogram => Value::Histogram(Histogram::default()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub sum: f64,
+    /// (quantile, value) pairs in the order they were pushed.
+    pub quantiles: Vec<(f64, f64)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum: f64,
+    /// (upper bound, cumulative count) pairs in the order they were pushed.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+/// One series: its labels and its value. Pushed series never carry a
+/// timestamp once accepted; the parser keeps it only so that the push can be
+/// rejected with the reference's error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub labels: Labels,
+    pub value: Value,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// All series of one metric name in one push or one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricFamily {
+    pub name: Box<str>,
+    pub help: Option<Box<str>>,
+    pub metric_type: MetricType,
+    pub metrics: Vec<Metric>,
+}
+
+/// Is `name` a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
+pub fn is_valid_label_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names() {
+        assert!(is_valid_label_name("a"));
+        assert!(is_valid_label_name("_a9"));
+        assert!(!is_valid_label_name(""));
+        assert!(!is_valid_label_name("9a"));
+        assert!(!is_valid_label_name("a:b"));
+        assert!(!is_valid_label_name("a-b"));
+    }
+
+    #[test]
+    fn type_keywords_are_case_insensitive() {
+        assert_eq!(MetricType::parse("COUNTER"), Some(MetricType::Counter));
+        assert_eq!(MetricType::parse("Histogram"), Some(MetricType::Histogram));
+        assert_eq!(MetricType::parse("gauges"), None);
+    }
+}

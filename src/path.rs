@@ -1,0 +1,262 @@
+//! URL path handling: percent-decoding, Go-style path cleaning, and the
+//! grouping key in `/metrics/job/<JOB>{/<NAME>/<VALUE>}`.
+//!
+//! The reference routes on the *decoded* path, so `%2F` inside a value acts
+//! as a separator there; a `/` in a value must be sent base64-encoded
+//! (`name@base64/value`). We decode first and split second to behave the
+//! same for every client that works against the reference today.
+
+use std::fmt;
+
+use crate::model::{Label, is_valid_label_name};
+
+/// The suffix that marks a base64-encoded value in the URL path.
+pub const BASE64_SUFFIX: &str = "@base64";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathError {
+    BadPercentEncoding,
+    NotUtf8,
+    OddComponents { labels: String },
+    InvalidLabelName { name: String },
+    InvalidBase64 { name: String, value: String },
+    ValueNotUtf8 { name: String },
+    EmptyJob,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::BadPercentEncoding => {
+                f.write_str("invalid percent-encoding in the URL path (a '%' must be followed by two hex digits)")
+            }
+            PathError::NotUtf8 => f.write_str("the URL path is not valid UTF-8 once percent-decoded"),
+            PathError::OddComponents { labels } => write!(
+                f,
+                "odd number of components in label string {labels:?}: the path must continue with /<label name>/<label value> pairs"
+            ),
+            PathError::InvalidLabelName { name } => write!(
+                f,
+                "improper label name {name:?}: it must match [a-zA-Z_][a-zA-Z0-9_]* and must not start with \"__\""
+            ),
+            PathError::InvalidBase64 { name, value } => write!(
+                f,
+                "invalid base64 encoding for label {name}={value:?}: expected URL-safe base64 (A-Z a-z 0-9 - _), padding optional"
+            ),
+            PathError::ValueNotUtf8 { name } => {
+                write!(f, "base64-decoded value of label {name:?} is not valid UTF-8")
+            }
+            PathError::EmptyJob => f.write_str("job name is required"),
+        }
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// Decodes `%XX` escapes. Like Go's URL parser, a `%` not followed by two
+/// hex digits makes the whole request invalid.
+pub fn percent_decode(s: &str) -> Result<String, PathError> {
+    let b = s.as_bytes();
+    if !b.contains(&b'%') {
+        return Ok(s.to_owned());
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hi = b.get(i + 1).and_then(|c| (*c as char).to_digit(16));
+            let lo = b.get(i + 2).and_then(|c| (*c as char).to_digit(16));
+            match (hi, lo) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err(PathError::BadPercentEncoding),
+            }
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| PathError::NotUtf8)
+}
+
+/// Go's `path.Clean` as `http.ServeMux` applies it: collapses `//`, removes
+/// `.` and resolves `..`, keeping a trailing slash. A request whose path
+/// changes under cleaning is redirected by the reference, not served.
+pub fn clean_path(p: &str) -> String {
+    if p.is_empty() {
+        return "/".to_owned();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut out = String::with_capacity(p.len());
+    for s in &parts {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        out.push('/');
+    } else if p.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
+/// Decodes RFC 4648 URL-safe base64 without padding, after trimming any
+/// trailing `=`, as the reference does (`base64.RawURLEncoding`).
+pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    if s.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn decode_value(name: &str, value: &str) -> Result<String, PathError> {
+    let bytes = decode_base64(value).ok_or_else(|| PathError::InvalidBase64 {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })?;
+    String::from_utf8(bytes).map_err(|_| PathError::ValueNotUtf8 {
+        name: name.to_owned(),
+    })
+}
+
+/// Builds the grouping key from the job segment and the rest of the path
+/// after it (`""`, `"/"` or `"/name/value/..."`). The result is sorted by
+/// label name; a later pair with the same name overrides an earlier one, and
+/// `job` from the path overrides a `job` pair, as in the reference.
+pub fn grouping_key(job: &str, job_base64: bool, rest: &str) -> Result<Vec<Label>, PathError> {
+    let job = if job_base64 {
+        decode_value("job", job)?
+    } else {
+        job.to_owned()
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if rest.len() > 1 {
+        let components: Vec<&str> = rest[1..].split('/').collect();
+        if components.len() % 2 != 0 {
+            return Err(PathError::OddComponents {
+                labels: rest.to_owned(),
+            });
+        }
+        for pair in components.chunks(2) {
+            let (name, value) = (pair[0], pair[1]);
+            let trimmed = name.strip_suffix(BASE64_SUFFIX).unwrap_or(name);
+            if !is_valid_label_name(trimmed) || trimmed.starts_with("__") {
+                return Err(PathError::InvalidLabelName {
+                    name: trimmed.to_owned(),
+                });
+            }
+            let value = if trimmed.len() == name.len() {
+                value.to_owned()
+            } else {
+                decode_value(trimmed, value)?
+            };
+            pairs.retain(|(n, _)| n != trimmed);
+            pairs.push((trimmed.to_owned(), value));
+        }
+    }
+    if job.is_empty() {
+        return Err(PathError::EmptyJob);
+    }
+    pairs.retain(|(n, _)| n != "job");
+    pairs.push(("job".to_owned(), job));
+    pairs.sort();
+    Ok(pairs.iter().map(|(n, v)| Label::new(n, v)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(job: &str, b64: bool, rest: &str) -> Vec<(String, String)> {
+        grouping_key(job, b64, rest)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect()
+    }
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn plain_keys() {
+        assert_eq!(key("some_job", false, ""), kv(&[("job", "some_job")]));
+        assert_eq!(key("j", false, "/"), kv(&[("job", "j")]));
+        assert_eq!(
+            key("some_job", false, "/instance/some_instance"),
+            kv(&[("instance", "some_instance"), ("job", "some_job")])
+        );
+        assert_eq!(key("j", false, "/a/"), kv(&[("a", ""), ("job", "j")]));
+        assert_eq!(key("j", false, "/job/x"), kv(&[("job", "j")]));
+    }
+
+    #[test]
+    fn base64_keys() {
+        assert_eq!(key("Zm9v", true, ""), kv(&[("job", "foo")]));
+        assert_eq!(key("j", false, "/a@base64/="), kv(&[("a", ""), ("job", "j")]));
+        assert_eq!(key("j", false, "/a@base64/L3Zhci90bXA="), kv(&[("a", "/var/tmp"), ("job", "j")]));
+        assert_eq!(key("j", false, "/a@base64/L3Zhci90bXA"), kv(&[("a", "/var/tmp"), ("job", "j")]));
+    }
+
+    #[test]
+    fn path_errors() {
+        let e = |job, b64, rest| grouping_key(job, b64, rest).unwrap_err();
+        assert!(matches!(e("j", false, "/a/b/c"), PathError::OddComponents { .. }));
+        assert!(matches!(e("j", false, "/a/b/"), PathError::OddComponents { .. }));
+        assert!(matches!(e("j", false, "/__a/b"), PathError::InvalidLabelName { .. }));
+        assert!(matches!(e("j", false, "/1a/b"), PathError::InvalidLabelName { .. }));
+        assert!(matches!(e("j", false, "/a@base64/!!"), PathError::InvalidBase64 { .. }));
+        assert!(matches!(e("j", false, "/a@base64/A"), PathError::InvalidBase64 { .. }));
+        assert!(matches!(e("j", false, "/a@base64/_w"), PathError::ValueNotUtf8 { .. }));
+        assert!(matches!(e("=", true, ""), PathError::EmptyJob));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/a%20b%2Fc").unwrap(), "/a b/c");
+        assert_eq!(percent_decode("/a%zz"), Err(PathError::BadPercentEncoding));
+        assert_eq!(percent_decode("/a%2"), Err(PathError::BadPercentEncoding));
+        assert_eq!(percent_decode("/%ff"), Err(PathError::NotUtf8));
+        assert_eq!(percent_decode("/%C3%A9").unwrap(), "/é");
+    }
+
+    #[test]
+    fn cleaning() {
+        assert_eq!(clean_path("/metrics/job/x"), "/metrics/job/x");
+        assert_eq!(clean_path("/metrics/job//x"), "/metrics/job/x");
+        assert_eq!(clean_path("/a/./b/../c/"), "/a/c/");
+        assert_eq!(clean_path("/"), "/");
+        assert_eq!(clean_path("/.."), "/");
+    }
+}

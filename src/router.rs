@@ -1,0 +1,251 @@
+//! Maps a request's method and raw URL to what the gateway should do.
+//!
+//! Pure: no I/O, no store. The answers for paths that match nothing, or
+//! match with the wrong method, copy the reference's router (404, 405 with
+//! `Allow`, 200 for `OPTIONS`, redirects for uncleaned paths) so that
+//! clients and probes see the same status codes.
+
+use crate::model::Label;
+use crate::path::{self, PathError};
+
+/// What the request asks for.
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    /// PUT (replace) or POST (merge) to a group.
+    Push { key: Vec<Label>, replace: bool },
+    Delete { key: Vec<Label> },
+    /// A push or delete URL that names no valid group.
+    BadPath(PathError),
+    Scrape,
+    Healthy,
+    Ready,
+    Quit,
+    Status,
+    NotFound,
+    MethodNotAllowed { allow: &'static str },
+    Options { allow: &'static str },
+    Redirect { code: u16, location: String },
+    /// The URL could not be decoded at all.
+    BadRequest,
+}
+
+/// The path layout, fixed at start-up from the flags.
+#[derive(Clone, Debug)]
+pub struct Routes {
+    /// `--web.route-prefix` normalized: empty or `/x` without trailing slash.
+    pub prefix: String,
+    /// Where scrapes go: prefix joined with `--web.telemetry-path`.
+    pub telemetry_path: String,
+}
+
+const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
+const GET_METHODS: &str = "GET, OPTIONS";
+const QUIT_METHODS: &str = "OPTIONS, POST, PUT";
+
+impl Routes {
+    pub fn new(prefix: &str, telemetry_path: &str) -> Routes {
+        Routes {
+            prefix: prefix.to_owned(),
+            telemetry_path: join_path(prefix, telemetry_path),
+        }
+    }
+
+    pub fn route(&self, method: &str, raw_url: &str) -> Route {
+        let raw_path = raw_url.split(['?', '#']).next().unwrap_or("");
+        let path = match path::percent_decode(raw_path) {
+            Ok(p) => p,
+            Err(PathError::BadPercentEncoding) => return Route::BadRequest,
+            Err(e) => return Route::BadPath(e),
+        };
+        if !path.starts_with('/') {
+            return Route::BadRequest;
+        }
+        let cleaned = path::clean_path(&path);
+        if cleaned != path {
+            let query = &raw_url[raw_path.len()..];
+            return Route::Redirect {
+                code: 301,
+                location: format!("{cleaned}{query}"),
+            };
+        }
+        if path == self.telemetry_path {
+            return get_only(method, Route::Scrape);
+        }
+        let Some(rest) = self.strip_prefix(&path) else {
+            return Route::NotFound;
+        };
+        match rest {
+            "/-/healthy" => return get_only(method, Route::Healthy),
+            "/-/ready" => return get_only(method, Route::Ready),
+            "/-/quit" => {
+                return match method {
+                    "PUT" | "POST" => Route::Quit,
+                    "OPTIONS" => Route::Options {
+                        allow: QUIT_METHODS,
+                    },
+                    _ => Route::MethodNotAllowed {
+                        allow: QUIT_METHODS,
+                    },
+                };
+            }
+            "/" | "/status" => return get_only(method, Route::Status),
+            _ => {}
+        }
+        for (base, b64) in [("/metrics/job/", false), ("/metrics/job@base64/", true)] {
+            let Some(after) = rest.strip_prefix(base) else {
+                continue;
+            };
+            if after.is_empty() {
+                // The reference's router redirects to the path without the
+                // trailing slash, which then matches nothing.
+                let code = if method == "GET" { 301 } else { 307 };
+                let location = path.trim_end_matches('/').to_owned();
+                return Route::Redirect { code, location };
+            }
+            let (job, labels) = match after.find('/') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, ""),
+            };
+            let key = || path::grouping_key(job, b64, labels);
+            return match method {
+                "PUT" | "POST" => match key() {
+                    Ok(key) => Route::Push {
+                        key,
+                        replace: method == "PUT",
+                    },
+                    Err(e) => Route::BadPath(e),
+                },
+                "DELETE" => match key() {
+                    Ok(key) => Route::Delete { key },
+                    Err(e) => Route::BadPath(e),
+                },
+                "OPTIONS" => Route::Options {
+                    allow: PUSH_METHODS,
+                },
+                _ => Route::MethodNotAllowed {
+                    allow: PUSH_METHODS,
+                },
+            };
+        }
+        Route::NotFound
+    }
+
+    fn strip_prefix<'a>(&self, path: &'a str) -> Option<&'a str> {
+        if self.prefix.is_empty() {
+            return Some(path);
+        }
+        let rest = path.strip_prefix(&self.prefix)?;
+        if rest.is_empty() {
+            return Some("/");
+        }
+        rest.starts_with('/').then_some(rest)
+    }
+}
+
+fn get_only(method: &str, route: Route) -> Route {
+    match method {
+        "GET" => route,
+        "OPTIONS" => Route::Options { allow: GET_METHODS },
+        _ => Route::MethodNotAllowed { allow: GET_METHODS },
+    }
+}
+
+/// Go's `path.Join(prefix, p)`: one slash between, cleaned, no trailing
+/// slash unless the result is the root.
+fn join_path(prefix: &str, p: &str) -> String {
+    let joined = path::clean_path(&format!("{prefix}/{p}"));
+    match joined.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        j => j.to_owned(),
+    }
+}
+
+/// The reference's `computeRoutePrefix`: the flag, else the path of
+/// `--web.external-url`; `/` means none; always one leading slash, no
+/// trailing one.
+pub fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
+    let p = if prefix.is_empty() { external_url_path } else { prefix };
+    if p.is_empty() || p == "/" {
+        return String::new();
+    }
+    format!("/{}", p.trim_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r() -> Routes {
+        Routes::new("", "/metrics")
+    }
+
+    fn key(pairs: &[(&str, &str)]) -> Vec<Label> {
+        pairs.iter().map(|(n, v)| Label::new(n, v)).collect()
+    }
+
+    #[test]
+    fn tutorial_urls() {
+        assert_eq!(
+            r().route("POST", "/metrics/job/some_job"),
+            Route::Push {
+                key: key(&[("job", "some_job")]),
+                replace: false
+            }
+        );
+        assert_eq!(
+            r().route("DELETE", "/metrics/job/some_job/instance/some_instance"),
+            Route::Delete {
+                key: key(&[("instance", "some_instance"), ("job", "some_job")])
+            }
+        );
+        assert_eq!(r().route("GET", "/metrics"), Route::Scrape);
+        assert_eq!(r().route("GET", "/metrics?x=1"), Route::Scrape);
+        assert_eq!(r().route("GET", "/"), Route::Status);
+    }
+
+    #[test]
+    fn reference_answers_for_odd_requests() {
+        assert_eq!(r().route("GET", "/nope"), Route::NotFound);
+        assert_eq!(r().route("GET", "/metrics/job"), Route::NotFound);
+        assert_eq!(
+            r().route("GET", "/metrics/job/x"),
+            Route::MethodNotAllowed {
+                allow: PUSH_METHODS
+            }
+        );
+        assert_eq!(
+            r().route("PUT", "/metrics"),
+            Route::MethodNotAllowed { allow: GET_METHODS }
+        );
+        assert!(matches!(
+            r().route("PUT", "/metrics/job/"),
+            Route::Redirect { code: 307, .. }
+        ));
+        assert!(matches!(
+            r().route("PUT", "/metrics/job/a//b"),
+            Route::Redirect { code: 301, .. }
+        ));
+        assert_eq!(r().route("PUT", "/metrics/job/a/b%zz"), Route::BadRequest);
+        assert!(matches!(r().route("PUT", "/metrics/job/a%2Fb"), Route::BadPath(_)));
+        assert_eq!(r().route("PUT", "/-/quit"), Route::Quit);
+    }
+
+    #[test]
+    fn prefix_and_telemetry_path() {
+        let r = Routes::new(&compute_route_prefix("/pg/", ""), "/m");
+        assert_eq!(r.route("GET", "/pg/m"), Route::Scrape);
+        assert_eq!(r.route("GET", "/metrics"), Route::NotFound);
+        assert_eq!(r.route("GET", "/pg/-/healthy"), Route::Healthy);
+        assert!(matches!(r.route("PUT", "/pg/metrics/job/a"), Route::Push { .. }));
+        assert_eq!(r.route("PUT", "/metrics/job/a"), Route::NotFound);
+        assert_eq!(r.route("GET", "/pgx/-/healthy"), Route::NotFound);
+    }
+
+    #[test]
+    fn route_prefix_rules() {
+        assert_eq!(compute_route_prefix("", ""), "");
+        assert_eq!(compute_route_prefix("/", ""), "");
+        assert_eq!(compute_route_prefix("", "/gw/"), "/gw");
+        assert_eq!(compute_route_prefix("a/b", "/gw"), "/a/b");
+    }
+}

@@ -1,0 +1,360 @@
+//! The gateway's own metrics: build info, HTTP request counts, push
+//! duration and size summaries, and `process_*` read from /proc.
+//!
+//! Operators alert on these with the reference's names and labels, so both
+//! are kept. They are shared between the request loop and the worker threads
+//! that answer requests the loop never sees (404s, parse errors), hence the
+//! mutex; it guards counters only, never the store.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::exposition;
+use crate::model::{Label, Metric, MetricType, Summary, Value};
+use crate::store::{OwnFamilies, SeriesKey};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Name, type and HELP of every family the gateway exposes about itself.
+pub const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
+    (
+        "process_cpu_seconds_total",
+        MetricType::Counter,
+        "Total user and system CPU time spent in seconds.",
+    ),
+    ("process_max_fds", MetricType::Gauge, "Maximum number of open file descriptors."),
+    ("process_open_fds", MetricType::Gauge, "Number of open file descriptors."),
+    ("process_resident_memory_bytes", MetricType::Gauge, "Resident memory size in bytes."),
+    (
+        "process_start_time_seconds",
+        MetricType::Gauge,
+        "Start time of the process since unix epoch in seconds.",
+    ),
+    ("process_virtual_memory_bytes", MetricType::Gauge, "Virtual memory size in bytes."),
+    (
+        "process_virtual_memory_max_bytes",
+        MetricType::Gauge,
+        "Maximum amount of virtual memory available in bytes.",
+    ),
+    (
+        "pushgateway_build_info",
+        MetricType::Gauge,
+        "A metric with a constant '1' value labeled by version, revision, branch, goversion from which pushgateway was built, and the goos and goarch for the build.",
+    ),
+    (
+        "pushgateway_http_push_duration_seconds",
+        MetricType::Summary,
+        "HTTP request duration for pushes to the Pushgateway.",
+    ),
+    (
+        "pushgateway_http_push_size_bytes",
+        MetricType::Summary,
+        "HTTP request size for pushes to the Pushgateway.",
+    ),
+    (
+        "pushgateway_http_requests_total",
+        MetricType::Counter,
+        "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
+    ),
+];
+
+/// Looks names up in `OWN_FAMILIES`; the store asks this on every push.
+pub struct Own;
+
+impl OwnFamilies for Own {
+    fn own_family(&self, name: &str) -> Option<(MetricType, &'static str)> {
+        OWN_FAMILIES
+            .binary_search_by(|(n, _, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| (OWN_FAMILIES[i].1, OWN_FAMILIES[i].2))
+    }
+}
+
+/// How long observations count towards the push summaries' quantiles, as
+/// client_golang's default `MaxAge`.
+const SUMMARY_MAX_AGE: Duration = Duration::from_secs(600);
+/// The most observations kept per summary for quantiles.
+const SUMMARY_WINDOW: usize = 2048;
+const QUANTILES: [f64; 3] = [0.1, 0.5, 0.9];
+
+#[derive(Default)]
+struct Observations {
+    count: u64,
+    sum: f64,
+    recent: VecDeque<(Instant, f64)>,
+}
+
+impl Observations {
+    fn observe(&mut self, v: f64, now: Instant) {
+        self.count += 1;
+        self.sum += v;
+        if self.recent.len() == SUMMARY_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, v));
+    }
+
+    fn summary(&self, now: Instant) -> Summary {
+        let mut vals: Vec<f64> = self
+            .recent
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= SUMMARY_MAX_AGE)
+            .map(|(_, v)| *v)
+            .collect();
+        vals.sort_by(f64::total_cmp);
+        let quantiles = QUANTILES
+            .iter()
+            .map(|&q| {
+                let v = if vals.is_empty() {
+                    f64::NAN
+                } else {
+                    let i = ((q * vals.len() as f64).ceil() as usize).clamp(1, vals.len()) - 1;
+                    vals[i]
+                };
+                (q, v)
+            })
+            .collect();
+        Summary {
+            count: self.count,
+            sum: self.sum,
+            quantiles,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    /// (code, handler, method) → count.
+    requests: BTreeMap<(u16, &'static str, String), u64>,
+    push_duration: BTreeMap<String, Observations>,
+    push_size: BTreeMap<String, Observations>,
+}
+
+/// Shared handle to the gateway's own counters.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Mutex<Counters>>,
+    start_time: f64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let start_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Telemetry {
+            inner: Arc::default(),
+            start_time: process_start_time().unwrap_or(start_time),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Counters> {
+        // A panic elsewhere while holding the lock leaves plain counters
+        // behind, which are still fine to read and bump.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one answered request, as `pushgateway_http_requests_total`.
+    pub fn count_request(&self, code: u16, handler: &'static str, method: &str) {
+        let key = (code, handler, method.to_ascii_lowercase());
+        *self.lock().requests.entry(key).or_default() += 1;
+    }
+
+    /// Records one push's duration and body size.
+    pub fn observe_push(&self, method: &str, duration: Duration, size: usize) {
+        let now = Instant::now();
+        let method = method.to_ascii_lowercase();
+        let mut c = self.lock();
+        c.push_duration
+            .entry(method.clone())
+            .or_default()
+            .observe(duration.as_secs_f64(), now);
+        c.push_size.entry(method).or_default().observe(size as f64, now);
+    }
+
+    /// Renders every own family as (name, series in exposition order).
+    pub fn families(&self) -> Vec<(&'static str, Vec<(SeriesKey, Vec<u8>)>)> {
+        let now = Instant::now();
+        let mut out: Vec<(&'static str, Vec<(SeriesKey, Vec<u8>)>)> = Vec::new();
+        let mut add = |name: &'static str, labels: Vec<Label>, value: Value| {
+            let metric = Metric {
+                labels: labels.into(),
+                value,
+                timestamp_ms: None,
+            };
+            let mut text = Vec::new();
+            exposition::write_metric(&mut text, name, &metric);
+            let key = SeriesKey(metric.labels);
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, series)) => series.push((key, text)),
+                None => out.push((name, vec![(key, text)])),
+            }
+        };
+        let proc = ProcessStats::read();
+        if let Some(v) = proc.cpu_seconds {
+            add("process_cpu_seconds_total", vec![], Value::Counter(v));
+        }
+        if let Some(v) = proc.max_fds {
+            add("process_max_fds", vec![], Value::Gauge(v));
+        }
+        if let Some(v) = proc.open_fds {
+            add("process_open_fds", vec![], Value::Gauge(v));
+        }
+        if let Some(v) = proc.resident_bytes {
+            add("process_resident_memory_bytes", vec![], Value::Gauge(v));
+        }
+        add("process_start_time_seconds", vec![], Value::Gauge(self.start_time));
+        if let Some(v) = proc.virtual_bytes {
+            add("process_virtual_memory_bytes", vec![], Value::Gauge(v));
+        }
+        if let Some(v) = proc.virtual_max_bytes {
+            add("process_virtual_memory_max_bytes", vec![], Value::Gauge(v));
+        }
+        add(
+            "pushgateway_build_info",
+            vec![
+                Label::new("branch", option_env!("PUSHGATEWAY_BRANCH").unwrap_or("")),
+                Label::new("goarch", std::env::consts::ARCH),
+                Label::new("goos", std::env::consts::OS),
+                Label::new("goversion", "rust"),
+                Label::new("revision", option_env!("PUSHGATEWAY_REVISION").unwrap_or("")),
+                Label::new("version", VERSION),
+            ],
+            Value::Gauge(1.0),
+        );
+        let c = self.lock();
+        for (method, obs) in &c.push_duration {
+            let labels = vec![Label::new("method", method)];
+            add("pushgateway_http_push_duration_seconds", labels, Value::Summary(obs.summary(now)));
+        }
+        for (method, obs) in &c.push_size {
+            let labels = vec![Label::new("method", method)];
+            add("pushgateway_http_push_size_bytes", labels, Value::Summary(obs.summary(now)));
+        }
+        for ((code, handler, method), n) in &c.requests {
+            let labels = vec![
+                Label::new("code", &code.to_string()),
+                Label::new("handler", handler),
+                Label::new("method", method),
+            ];
+            add("pushgateway_http_requests_total", labels, Value::Counter(*n as f64));
+        }
+        drop(c);
+        for (_, series) in &mut out {
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+/// What /proc says about this process; fields are None where it could not
+/// be read (for example on a system without /proc).
+#[derive(Default)]
+struct ProcessStats {
+    cpu_seconds: Option<f64>,
+    max_fds: Option<f64>,
+    open_fds: Option<f64>,
+    resident_bytes: Option<f64>,
+    virtual_bytes: Option<f64>,
+    virtual_max_bytes: Option<f64>,
+}
+
+/// Clock ticks per second for /proc/self/stat; 100 on every Linux we target.
+const CLK_TCK: f64 = 100.0;
+
+impl ProcessStats {
+    fn read() -> ProcessStats {
+        let mut s = ProcessStats::default();
+        if let Some(fields) = stat_fields() {
+            // Fields after the command name: state is index 0, utime 11,
+            // stime 12, starttime 19, vsize 20, rss 21 (in pages).
+            let num = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+            if let (Some(u), Some(st)) = (num(11), num(12)) {
+                s.cpu_seconds = Some((u + st) / CLK_TCK);
+            }
+            s.virtual_bytes = num(20);
+            s.resident_bytes = num(21).map(|p| p * 4096.0);
+        }
+        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+            s.open_fds = Some(entries.count() as f64);
+        }
+        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+            for line in limits.lines() {
+                let soft = || line.split_whitespace().rev().nth(2);
+                let value = |v: Option<&str>| match v {
+                    Some("unlimited") => Some(18446744073709551615u64 as f64),
+                    Some(n) => n.parse().ok(),
+                    None => None,
+                };
+                if line.starts_with("Max open files") {
+                    s.max_fds = value(soft());
+                } else if line.starts_with("Max address space") {
+                    s.virtual_max_bytes = value(soft());
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The fields of /proc/self/stat after the parenthesised command name.
+fn stat_fields() -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The process start time from /proc, in Unix seconds.
+fn process_start_time() -> Option<f64> {
+    let fields = stat_fields()?;
+    let start_ticks: f64 = fields.get(19)?.parse().ok()?;
+    let uptime = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: f64 = uptime
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(btime + start_ticks / CLK_TCK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_families_are_sorted_for_binary_search() {
+        assert!(OWN_FAMILIES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(Own.own_family("process_open_fds").map(|x| x.0), Some(MetricType::Gauge));
+        assert!(Own.own_family("push_time_seconds").is_none());
+    }
+
+    #[test]
+    fn summary_quantiles_over_recent_observations() {
+        let mut o = Observations::default();
+        let now = Instant::now();
+        for v in 1..=10 {
+            o.observe(v as f64, now);
+        }
+        let s = o.summary(now);
+        assert_eq!(s.count, 10);
+        assert_eq!(s.sum, 55.0);
+        assert_eq!(s.quantiles, vec![(0.1, 1.0), (0.5, 5.0), (0.9, 9.0)]);
+    }
+
+    #[test]
+    fn process_stats_are_read_on_linux() {
+        let s = ProcessStats::read();
+        assert!(s.resident_bytes.unwrap_or(0.0) > 0.0);
+        assert!(s.open_fds.unwrap_or(0.0) >= 1.0);
+    }
+}
