@@ -34,6 +34,8 @@ pub struct Config {
     pub systemd_socket: bool,
     pub persistence_file: String,
     pub persistence_interval: Duration,
+    /// Start empty when the persistence file cannot be read, moving it aside.
+    pub persistence_start_empty_if_unreadable: bool,
     pub disable_consistency_check: bool,
     pub enable_utf8_names: bool,
     pub max_body_bytes: u64,
@@ -54,6 +56,7 @@ impl Default for Config {
             systemd_socket: false,
             persistence_file: String::new(),
             persistence_interval: Duration::from_secs(300),
+            persistence_start_empty_if_unreadable: false,
             disable_consistency_check: false,
             enable_utf8_names: false,
             max_body_bytes: 64 << 20,
@@ -125,9 +128,14 @@ Flags:
       --web.enable-lifecycle     Enable shutdown via HTTP request.
       --web.enable-admin-api     Enable API endpoints for admin control actions.
       --persistence.file=\"\"      File to persist metrics. If empty, metrics are
-                                 only kept in memory (not supported yet).
+                                 only kept in memory.
       --persistence.interval=5m  The minimum interval at which to write out the
-                                 persistence file.
+                                 persistence file. 0 makes every push durable:
+                                 it is answered once it is on disk.
+      --persistence.start-empty-if-unreadable
+                                 If the persistence file cannot be read, move it
+                                 aside and start empty instead of refusing to
+                                 start.
       --push.disable-consistency-check
                                  Do not check consistency of pushed metrics.
                                  DANGEROUS.
@@ -227,6 +235,9 @@ fn parse(mut p: lexopt::Parser) -> Result<Command, CliError> {
                     "web.systemd-socket" => &mut c.systemd_socket,
                     "push.disable-consistency-check" => &mut c.disable_consistency_check,
                     "push.enable-utf8-names" => &mut c.enable_utf8_names,
+                    "persistence.start-empty-if-unreadable" => {
+                        &mut c.persistence_start_empty_if_unreadable
+                    }
                     _ => return Err(lexopt::Error::UnexpectedOption(format!("--{name}")).into()),
                 };
                 let value = match p.optional_value() {
@@ -271,12 +282,6 @@ fn check_supported(c: &Config) -> Result<(), CliError> {
         return Err(CliError::NotSupported {
             flag: "web.systemd-socket",
             issue: "socket activation is planned",
-        });
-    }
-    if !c.persistence_file.is_empty() {
-        return Err(CliError::NotSupported {
-            flag: "persistence.file",
-            issue: "persistence is planned",
         });
     }
     if c.enable_utf8_names {
@@ -416,9 +421,9 @@ mod tests {
         assert!(e.contains("--nope"), "{e}");
         let e = parse_args(["--log.level=loud"]).unwrap_err().to_string();
         assert!(e.contains("log.level") && e.contains("debug"), "{e}");
-        let e = parse_args(["--persistence.file=/tmp/x"]).unwrap_err().to_string();
+        let e = parse_args(["--web.config.file=/tmp/x"]).unwrap_err().to_string();
         assert!(e.contains("not supported yet"), "{e}");
-        assert!(parse_args(["--persistence.file="]).is_ok());
+        assert!(parse_args(["--web.config.file="]).is_ok());
         assert!(matches!(parse_args(["-h"]), Ok(Command::Help)));
         assert!(matches!(parse_args(["--version"]), Ok(Command::Version)));
     }

@@ -5,11 +5,12 @@
 //! apply a push, delete a group, or concatenate pre-rendered lines for a
 //! scrape. No locks around the store, no data races by construction.
 
-use std::sync::mpsc::Receiver;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::exposition;
 use crate::http::{self, Event, Reply};
+use crate::persistence::Persistence;
 use crate::pool::Pool;
 use crate::store::{self, Nanos, SeriesKey, Store};
 use crate::telemetry::{Own, Telemetry};
@@ -20,6 +21,7 @@ pub struct Gateway {
     pub pool: Pool,
     pub telemetry: Telemetry,
     pub check_consistency: bool,
+    pub persistence: Option<Persistence>,
     /// Shown on the status page.
     pub flags: Vec<(String, String)>,
     /// Size of the last scrape, to allocate the next one in one go.
@@ -27,23 +29,99 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(pool: Pool, telemetry: Telemetry, check_consistency: bool, flags: Vec<(String, String)>) -> Gateway {
+    pub fn new(
+        store: Store,
+        pool: Pool,
+        telemetry: Telemetry,
+        check_consistency: bool,
+        flags: Vec<(String, String)>,
+    ) -> Gateway {
         Gateway {
-            store: Store::new(),
+            store,
             pool,
             telemetry,
             check_consistency,
+            persistence: None,
             flags,
             last_scrape_len: 4096,
         }
     }
 
-    /// Serves events until every sender is gone or a quit is requested.
-    pub fn run(&mut self, events: Receiver<Event>) {
-        while let Ok(ev) = events.recv() {
-            if !self.handle(ev) {
-                break;
+    /// Serves events until a shutdown is requested (signal or `/-/quit`).
+    /// The receive timeout doubles as the persistence timer.
+    pub fn run(&mut self, events: &Receiver<Event>) {
+        loop {
+            let deadline = self.persistence.as_ref().and_then(|p| p.deadline(&self.store));
+            let ev = match deadline {
+                Some(d) => match events.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                    Ok(ev) => Some(ev),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match events.recv() {
+                    Ok(ev) => Some(ev),
+                    Err(_) => return,
+                },
+            };
+            if let Some(ev) = ev {
+                if !self.handle(ev) {
+                    return;
+                }
             }
+            // Apply everything already queued before a write starts, so a
+            // burst of durable pushes shares one write.
+            while let Ok(ev) = events.try_recv() {
+                if !self.handle(ev) {
+                    return;
+                }
+            }
+            if let Some(p) = &mut self.persistence {
+                p.tick(&self.store);
+            }
+        }
+    }
+
+    /// After the listeners are closed: answers requests still in flight,
+    /// until none has arrived for `quiet` or `max` has passed.
+    pub fn drain(&mut self, events: &Receiver<Event>, quiet: Duration, max: Duration) {
+        let end = Instant::now() + max;
+        let mut handled = 0;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match events.recv_timeout(quiet.min(left)) {
+                Ok(Event::Shutdown { .. }) => {}
+                Ok(ev) => {
+                    self.handle(ev);
+                    handled += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        log::info!(requests = handled; "in-flight requests answered");
+    }
+
+    /// Waits for a write under way, then writes the final snapshot.
+    pub fn finish(&mut self, events: &Receiver<Event>) -> Result<(), String> {
+        while self.persistence.as_ref().is_some_and(|p| p.busy()) {
+            match events.recv_timeout(Duration::from_secs(60)) {
+                Ok(Event::Shutdown { .. }) => {}
+                Ok(ev) => {
+                    self.handle(ev);
+                }
+                Err(_) => break,
+            }
+        }
+        match self.persistence.as_mut() {
+            Some(p) => p.shutdown(&self.store, &self.pool),
+            None => Ok(()),
+        }
+    }
+
+    /// Answers a request that changed the store: at once, or in durable
+    /// mode once the change is on disk.
+    fn answer_change(&mut self, req: tiny_http::Request, reply: Reply) {
+        match &mut self.persistence {
+            Some(p) if p.durable() && reply.status < 300 => p.defer(req, reply),
+            _ => http::respond(&self.pool, req, reply),
         }
     }
 
@@ -60,13 +138,13 @@ impl Gateway {
                 let reply = self.push(push, &http::source(&req), &method);
                 self.telemetry.count_request(reply.status, "push", &method);
                 self.telemetry.observe_push(&method, started.elapsed(), size);
-                http::respond(&self.pool, req, reply);
+                self.answer_change(req, reply);
             }
             Event::Delete { req, key } => {
                 let existed = self.store.delete(&key);
                 log::debug!(group = store::show_labels(&key), existed = existed; "deleted group");
                 self.telemetry.count_request(202, "delete", req.method().as_str());
-                http::respond(&self.pool, req, Reply::empty(202));
+                self.answer_change(req, Reply::empty(202));
             }
             Event::Scrape { req } => {
                 let reply = self.scrape();
@@ -88,6 +166,15 @@ impl Gateway {
                     log::debug!(err:display = e; "could not answer quit request");
                 }
                 return false;
+            }
+            Event::Shutdown { reason } => {
+                log::info!(signal = reason; "received signal, exiting gracefully");
+                return false;
+            }
+            Event::Persisted(outcome) => {
+                if let Some(p) = &mut self.persistence {
+                    p.finished(outcome);
+                }
             }
         }
         true

@@ -45,6 +45,12 @@ pub enum Event {
     Quit {
         req: Request,
     },
+    /// SIGTERM or SIGINT.
+    Shutdown {
+        reason: &'static str,
+    },
+    /// The snapshot writer finished a write.
+    Persisted(crate::persistence::WriteOutcome),
 }
 
 /// A response, built anywhere and written on a pool thread.

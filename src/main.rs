@@ -11,8 +11,11 @@ mod http;
 mod logging;
 mod model;
 mod path;
+mod persistence;
 mod pool;
 mod router;
+mod signals;
+mod snapshot;
 mod store;
 mod telemetry;
 mod text_format;
@@ -21,6 +24,7 @@ mod ui;
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use cli::{Command, Config};
 
@@ -44,6 +48,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any thread starts, so that every thread inherits the mask.
+    if let Err(e) = signals::block() {
+        eprintln!("pushgateway: error: {e}");
+        return ExitCode::FAILURE;
+    }
     logging::init(config.log_level, config.log_format);
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,14 +81,38 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     log::info!(build_context = format!("(rust, platform={}/{})", std::env::consts::OS, std::env::consts::ARCH); "build context");
     log::debug!(path = config.route_prefix; "path prefix for internal routing");
 
+    let mut store = store::Store::new();
+    if !config.persistence_file.is_empty() {
+        restore(config, &mut store)?;
+    }
+
     let pool = pool::Pool::new(MAX_POOL_THREADS);
     let telemetry = telemetry::Telemetry::new();
     let (tx, rx) = mpsc::channel();
+    let mut gw = gateway::Gateway::new(
+        store,
+        pool.clone(),
+        telemetry.clone(),
+        !config.disable_consistency_check,
+        flag_list(config),
+    );
+    if !config.persistence_file.is_empty() {
+        let p = persistence::Persistence::start(
+            config.persistence_file.clone().into(),
+            config.persistence_interval,
+            tx.clone(),
+            pool.clone(),
+            gw.store.generation(),
+        )?;
+        gw.persistence = Some(p);
+    }
+    signals::forward(tx.clone())?;
+
     let ctx = http::Context {
         routes: Arc::new(router::Routes::new(&config.route_prefix, &config.telemetry_path)),
         pool: pool.clone(),
         events: tx,
-        telemetry: telemetry.clone(),
+        telemetry,
         max_body_bytes: config.max_body_bytes,
         enable_lifecycle: config.enable_lifecycle,
     };
@@ -100,13 +133,50 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(ctx);
 
-    let mut gw = gateway::Gateway::new(pool, telemetry, !config.disable_consistency_check, flag_list(config));
-    gw.run(rx);
+    gw.run(&rx);
+
+    log::info!("shutting down: no longer accepting connections");
     for s in &servers {
         s.unblock();
     }
-    log::info!("pushgateway stopped");
-    Ok(())
+    drop(servers);
+    gw.drain(&rx, Duration::from_millis(200), Duration::from_secs(10));
+    let result = gw.finish(&rx);
+    if !pool.wait_idle(Duration::from_secs(5)) {
+        log::warn!("some responses were still being written at exit");
+    }
+    match result {
+        Ok(()) => {
+            log::info!("pushgateway stopped");
+            Ok(())
+        }
+        Err(e) => Err(format!("final snapshot failed, the previous file is kept: {e}").into()),
+    }
+}
+
+/// Loads the persistence file, or with
+/// `--persistence.start-empty-if-unreadable` moves a bad one aside.
+fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::path::Path::new(&config.persistence_file);
+    let started = std::time::Instant::now();
+    match persistence::restore(path, store) {
+        Ok(groups) => {
+            log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = format!("{:?}", started.elapsed()); "metrics restored");
+            Ok(())
+        }
+        Err(e @ persistence::RestoreError::NotWritable { .. }) => Err(e.into()),
+        Err(e) if config.persistence_start_empty_if_unreadable => {
+            let aside = persistence::move_aside(path)
+                .map_err(|err| format!("{e}; and it cannot be moved aside: {err}"))?;
+            log::warn!(err:display = e, moved_to:display = aside.display(); "persistence file unreadable; moved aside, starting empty");
+            *store = store::Store::new();
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{e}; refusing to start so the file is not overwritten (fix or move it, or pass --persistence.start-empty-if-unreadable)"
+        )
+        .into()),
+    }
 }
 
 /// The flags and their values, for the status page.

@@ -135,6 +135,16 @@ pub fn is_valid_label_name(name: &str) -> bool {
         && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// Is `name` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -294,8 +294,10 @@ fn sanitize_labels(labels: &[Label], key: &[Label]) -> Labels {
     out.into()
 }
 
-/// One pushed group.
-#[derive(Debug)]
+/// One pushed group. Shared with snapshot writers through an `Arc`: the
+/// loop changes a group copy-on-write, so a snapshot in progress keeps the
+/// version it started with while pushes go on.
+#[derive(Clone, Debug)]
 pub struct Group {
     id: u64,
     /// The grouping labels plus `instance=""` if absent: the labels of the
@@ -307,7 +309,7 @@ pub struct Group {
 }
 
 /// One family of one group. Its exposition lines live in the index only.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct StoredFamily {
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
@@ -397,10 +399,12 @@ pub struct FamilyView<'a> {
 
 /// All groups and the index over them.
 pub struct Store {
-    groups: BTreeMap<GroupKey, Group>,
+    groups: BTreeMap<GroupKey, Arc<Group>>,
     families: BTreeMap<Box<str>, FamilyIndex>,
     next_id: u64,
     series_count: usize,
+    /// Bumped on every change, so persistence knows when to write.
+    generation: u64,
 }
 
 impl Default for Store {
@@ -416,11 +420,26 @@ impl Store {
             families: BTreeMap::new(),
             next_id: 1,
             series_count: 0,
+            generation: 0,
         }
     }
 
     pub fn groups(&self) -> impl Iterator<Item = (&GroupKey, &Group)> {
-        self.groups.iter()
+        self.groups.iter().map(|(k, g)| (k, &**g))
+    }
+
+    /// Every group, shared: O(groups) pointer copies. The snapshot writer
+    /// renders these on its own thread while the loop goes on.
+    pub fn snapshot(&self) -> Vec<(GroupKey, Arc<Group>)> {
+        self.groups
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect()
+    }
+
+    /// Changes so far; compare two readings to see whether anything changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn group_count(&self) -> usize {
@@ -554,7 +573,8 @@ impl Store {
     pub fn apply(&mut self, push: PreparedPush, now: Nanos) {
         let key = push.key.clone();
         let gid = self.ensure_group(&key);
-        let Some(group) = self.groups.get_mut(&key) else {
+        self.generation += 1;
+        let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) else {
             return;
         };
         let removed: Vec<(Box<str>, StoredFamily)> = if push.replace {
@@ -601,11 +621,36 @@ impl Store {
             return;
         }
         let gid = self.ensure_group(key);
-        if let Some(group) = self.groups.get_mut(key) {
+        self.generation += 1;
+        if let Some(group) = self.groups.get_mut(key).map(Arc::make_mut) {
             group.failure_time = Some(now);
             let labels = group.time_labels.clone();
             self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, Some(now));
         }
+    }
+
+    /// Puts back a group read from a snapshot, with its recorded times.
+    /// The same consistency rules as for a push apply, so a hand-edited
+    /// snapshot cannot smuggle an inconsistent state in.
+    pub fn restore_group(
+        &mut self,
+        push: PreparedPush,
+        push_time: Option<Nanos>,
+        failure_time: Option<Nanos>,
+        own: &dyn OwnFamilies,
+    ) -> Result<(), PushError> {
+        self.check(&push, own)?;
+        let key = push.key.clone();
+        self.apply(push, 0);
+        let gid = self.ensure_group(&key);
+        if let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) {
+            group.push_time = push_time;
+            group.failure_time = failure_time;
+            let labels = group.time_labels.clone();
+            self.set_time_series(PUSH_TIME, &labels, gid, push_time);
+            self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, failure_time);
+        }
+        Ok(())
     }
 
     /// Deletes exactly the group with this key; true if it existed.
@@ -613,6 +658,7 @@ impl Store {
         let Some(group) = self.groups.remove(key) else {
             return false;
         };
+        self.generation += 1;
         for (name, fam) in &group.families {
             unindex_family(&mut self.families, name, fam, group.id);
             self.series_count -= fam.metrics.len();
@@ -639,13 +685,13 @@ impl Store {
         let labels = time_labels(key);
         self.groups.insert(
             key.clone(),
-            Group {
+            Arc::new(Group {
                 id,
                 time_labels: labels.clone(),
                 families: BTreeMap::new(),
                 push_time: None,
                 failure_time: None,
-            },
+            }),
         );
         for (name, help) in [(PUSH_TIME, PUSH_TIME_HELP), (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP)] {
             let idx = self.families.entry(name.into()).or_default();

@@ -1,0 +1,361 @@
+//! Writing the snapshot to disk without ever tearing or losing the old one,
+//! and reading it back at start-up.
+//!
+//! A write renders the snapshot into `<file>.in_progress` in the same
+//! directory, fsyncs it, renames it over the file and fsyncs the directory.
+//! A crash at any moment leaves either the old complete file or the new
+//! complete one. Writes run on a dedicated writer thread over a shared,
+//! copy-on-write view of the groups (`Store::snapshot`), so the loop pauses
+//! only to collect the group pointers, not to render or to wait for the disk.
+//!
+//! Scheduling stays in the loop: `Persistence` decides when to start a
+//! write (at most once per `--persistence.interval` after a change, or at
+//! once in durable mode) from the loop's receive timeout; no timer thread
+//! touches the store.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tiny_http::Request;
+
+use crate::http::{self, Event, Reply};
+use crate::pool::Pool;
+use crate::snapshot;
+use crate::store::{self, Group, GroupKey, Store};
+use crate::telemetry::Own;
+
+/// How long durable mode waits before retrying a failed write, so a full
+/// disk does not turn into a busy loop.
+const DURABLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The result of one write, reported back to the loop.
+pub struct WriteOutcome {
+    pub generation: u64,
+    pub result: Result<WriteStats, String>,
+}
+
+#[derive(Debug)]
+pub struct WriteStats {
+    pub groups: usize,
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+struct WriteJob {
+    groups: Vec<(GroupKey, Arc<Group>)>,
+    generation: u64,
+    /// Durable mode: answers to send once this write is on disk.
+    replies: Vec<(Request, Reply)>,
+}
+
+/// The loop's side of persistence.
+pub struct Persistence {
+    path: PathBuf,
+    interval: Duration,
+    jobs: Option<Sender<WriteJob>>,
+    writer: Option<JoinHandle<()>>,
+    /// Generation being written, if a write is under way.
+    in_flight: Option<u64>,
+    persisted_generation: u64,
+    last_start: Instant,
+    last_failed: bool,
+    /// Durable mode: answers waiting for the next write.
+    deferred: Vec<(Request, Reply)>,
+}
+
+impl Persistence {
+    /// Starts the writer thread. `events` is where it reports each outcome.
+    pub fn start(
+        path: PathBuf,
+        interval: Duration,
+        events: Sender<Event>,
+        pool: Pool,
+        generation: u64,
+    ) -> io::Result<Persistence> {
+        let (tx, rx) = mpsc::channel::<WriteJob>();
+        let file = path.clone();
+        let writer = thread::Builder::new()
+            .name("snapshot-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    let result = write_atomically(&file, &job.groups).map_err(|e| e.to_string());
+                    for (req, reply) in job.replies {
+                        let reply = match &result {
+                            Ok(_) => reply,
+                            Err(e) => Reply::text(
+                                500,
+                                format!(
+                                    "the change is applied in memory but could not be written to the persistence file: {e}"
+                                ),
+                            ),
+                        };
+                        http::respond(&pool, req, reply);
+                    }
+                    let outcome = WriteOutcome {
+                        generation: job.generation,
+                        result,
+                    };
+                    if events.send(Event::Persisted(outcome)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Persistence {
+            path,
+            interval,
+            jobs: Some(tx),
+            writer: Some(writer),
+            in_flight: None,
+            persisted_generation: generation,
+            last_start: Instant::now(),
+            last_failed: false,
+            deferred: Vec::new(),
+        })
+    }
+
+    /// Durable mode: every change is answered only once it is on disk.
+    pub fn durable(&self) -> bool {
+        self.interval.is_zero()
+    }
+
+    /// Holds an answer until the next write has reached the disk.
+    pub fn defer(&mut self, req: Request, reply: Reply) {
+        self.deferred.push((req, reply));
+    }
+
+    /// When the loop must wake up to start the next write, if one is due.
+    pub fn deadline(&self, store: &Store) -> Option<Instant> {
+        if self.in_flight.is_some() || !self.dirty(store) {
+            return None;
+        }
+        let wait = if self.durable() {
+            if self.last_failed { DURABLE_RETRY } else { Duration::ZERO }
+        } else {
+            self.interval
+        };
+        Some(self.last_start + wait)
+    }
+
+    fn dirty(&self, store: &Store) -> bool {
+        store.generation() != self.persisted_generation || !self.deferred.is_empty()
+    }
+
+    /// Starts a write if one is due and none is under way.
+    pub fn tick(&mut self, store: &Store) {
+        if let Some(deadline) = self.deadline(store) {
+            if Instant::now() >= deadline {
+                self.start_write(store);
+            }
+        }
+    }
+
+    fn start_write(&mut self, store: &Store) {
+        let Some(jobs) = &self.jobs else {
+            return;
+        };
+        let job = WriteJob {
+            groups: store.snapshot(),
+            generation: store.generation(),
+            replies: std::mem::take(&mut self.deferred),
+        };
+        self.in_flight = Some(job.generation);
+        self.last_start = Instant::now();
+        if jobs.send(job).is_err() {
+            log::error!("snapshot writer thread is gone; changes are no longer persisted");
+            self.in_flight = None;
+        }
+    }
+
+    /// Takes a writer's report.
+    pub fn finished(&mut self, outcome: WriteOutcome) {
+        self.in_flight = None;
+        match outcome.result {
+            Ok(stats) => {
+                self.persisted_generation = outcome.generation;
+                self.last_failed = false;
+                log::info!(
+                    file:display = self.path.display(),
+                    groups = stats.groups,
+                    bytes = stats.bytes,
+                    duration = format!("{:?}", stats.duration);
+                    "metrics persisted"
+                );
+            }
+            Err(e) => {
+                self.last_failed = true;
+                log::error!(file:display = self.path.display(), err = e; "error persisting metrics; the previous file is kept and the write will be retried");
+            }
+        }
+    }
+
+    /// Whether a write is under way (its outcome is still to come).
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Final write at shutdown, on the calling thread, after the writer
+    /// thread has finished whatever it was doing. Answers deferred requests.
+    pub fn shutdown(&mut self, store: &Store, pool: &Pool) -> Result<(), String> {
+        self.jobs = None; // The writer thread ends once its queue is empty.
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        let started = Instant::now();
+        let result = write_atomically(&self.path, &store.snapshot()).map_err(|e| e.to_string());
+        for (req, reply) in std::mem::take(&mut self.deferred) {
+            let reply = if result.is_ok() {
+                reply
+            } else {
+                Reply::text(500, "the change could not be written to the persistence file")
+            };
+            http::respond(pool, req, reply);
+        }
+        match result {
+            Ok(stats) => {
+                log::info!(file:display = self.path.display(), groups = stats.groups, duration = format!("{:?}", started.elapsed()); "final snapshot written");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The temporary file a write goes to before it is renamed over `path`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".in_progress");
+    path.with_file_name(name)
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes a snapshot next to `path`, fsyncs it, renames it over `path`
+/// and fsyncs the directory. On error the old file is untouched and the
+/// temporary file removed.
+pub fn write_atomically(path: &Path, groups: &[(GroupKey, Arc<Group>)]) -> io::Result<WriteStats> {
+    let started = Instant::now();
+    let tmp = temp_path(path);
+    let result = (|| -> io::Result<u64> {
+        let file = File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        snapshot::write(&mut w, groups)?;
+        w.flush()?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        drop(file);
+        fs::rename(&tmp, path)?;
+        File::open(dir_of(path))?.sync_all()?;
+        Ok(bytes)
+    })();
+    match result {
+        Ok(bytes) => Ok(WriteStats {
+            groups: groups.len(),
+            bytes,
+            duration: started.elapsed(),
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+        }
+    }
+}
+
+/// Why the store could not be restored.
+#[derive(Debug)]
+pub enum RestoreError {
+    Read { path: PathBuf, err: io::Error },
+    Format { path: PathBuf, err: snapshot::SnapshotError },
+    Inconsistent { path: PathBuf, line: usize, group: String, err: store::PushError },
+    NotWritable { dir: PathBuf, err: io::Error },
+}
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreError::Read { path, err } => write!(f, "cannot read persistence file {}: {err}", path.display()),
+            RestoreError::Format { path, err } => write!(f, "persistence file {}: {err}", path.display()),
+            RestoreError::Inconsistent { path, line, group, err } => write!(
+                f,
+                "persistence file {}: line {line}: group {group} is inconsistent with the groups before it: {err}",
+                path.display()
+            ),
+            RestoreError::NotWritable { dir, err } => write!(
+                f,
+                "persistence directory {} is not writable ({err}); metrics could not be saved",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+/// Restores `store` from `path`. A missing file is a normal first start.
+/// Also removes a temporary file left by a crash mid-write, and checks that
+/// the directory is writable, so a misconfiguration shows at start-up rather
+/// than five minutes later.
+pub fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
+    let tmp = temp_path(path);
+    if tmp.exists() {
+        log::warn!(file:display = tmp.display(); "removing incomplete snapshot left by an interrupted write");
+        let _ = fs::remove_file(&tmp);
+    }
+    check_writable(dir_of(path))?;
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            log::info!(file:display = path.display(); "no persistence file yet; starting empty");
+            return Ok(0);
+        }
+        Err(err) => return Err(RestoreError::Read { path: path.into(), err }),
+    };
+    let groups = snapshot::read(&data).map_err(|err| RestoreError::Format { path: path.into(), err })?;
+    let count = groups.len();
+    for g in groups {
+        let key: GroupKey = g.key.into();
+        let shown = store::show_labels(&key);
+        let inconsistent = |err| RestoreError::Inconsistent {
+            path: path.into(),
+            line: g.line,
+            group: shown.clone(),
+            err,
+        };
+        let push = store::prepare_push(key, g.families, true).map_err(inconsistent)?;
+        store
+            .restore_group(push, g.push_time, g.failure_time, &Own)
+            .map_err(inconsistent)?;
+    }
+    Ok(count)
+}
+
+fn check_writable(dir: &Path) -> Result<(), RestoreError> {
+    let probe = dir.join(format!(".pushgateway-write-test-{}", std::process::id()));
+    let result = File::create(&probe).and_then(|f| f.sync_all());
+    let _ = fs::remove_file(&probe);
+    result.map_err(|err| RestoreError::NotWritable { dir: dir.into(), err })
+}
+
+/// Moves an unreadable persistence file aside so that starting empty does
+/// not overwrite it. Returns the new name.
+pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".corrupt-{secs}"));
+    let aside = path.with_file_name(name);
+    fs::rename(path, &aside)?;
+    Ok(aside)
+}
