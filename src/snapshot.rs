@@ -304,6 +304,9 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                 if !crate::model::is_valid_metric_name(name) {
                     return Err(malformed("family", format!("invalid metric name {name:?}")));
                 }
+                if g.families.iter().any(|f| &*f.name == name) {
+                    return Err(malformed("family", format!("{name:?} appears twice in this group")));
+                }
                 g.families.push(MetricFamily {
                     name: name.into(),
                     help: None,

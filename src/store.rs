@@ -213,11 +213,14 @@ pub fn prepare_push(
     families: Vec<MetricFamily>,
     replace: bool,
 ) -> Result<PreparedPush, PushError> {
-    let mut out = Vec::with_capacity(families.len());
+    let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
     for fam in families {
         if &*fam.name == PUSH_TIME || &*fam.name == PUSH_FAILURE_TIME {
             continue;
         }
+        // One family per name: a later one replaces an earlier one, as in
+        // the reference's map of families (the text parser never repeats).
+        out.retain(|f| f.name != fam.name);
         let mut seen: HashSet<SeriesKey> = HashSet::new();
         let mut metrics = Vec::with_capacity(fam.metrics.len());
         for m in fam.metrics {

@@ -1,0 +1,282 @@
+//! Persistence through restarts, crashes and bad files, against the real
+//! binary: what users of `--persistence.file` rely on.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Gateway, ours};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "pushgateway-persist-{tag}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], "_"));
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn file_flag(p: &Path) -> String {
+    format!("--persistence.file={}", p.display())
+}
+
+/// `/metrics` without the gateway's own families, which legitimately differ
+/// between two processes.
+fn pushed_exposition(gw: &Gateway) -> String {
+    let r = gw.get("/metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut out = String::new();
+    let mut skip = false;
+    for line in r.text().lines() {
+        let name = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .unwrap_or(line);
+        if line.starts_with("# ") || !skip {
+            skip = name.starts_with("process_") || name.starts_with("pushgateway_");
+        }
+        if !skip {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn sigterm(gw: &mut Gateway) {
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = gw.wait_exit(Duration::from_secs(20)).expect("exits after SIGTERM");
+    assert!(exit.success(), "exit status {exit:?}\n{}", gw.log());
+}
+
+fn sigkill(gw: &Gateway) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &gw.pid().to_string()])
+        .status();
+}
+
+const EVERY_FEATURE: &str = "# HELP c A counter \\\\ with\\nescapes.\n# TYPE c counter\n\
+c{path=\"/var/tmp\",quote=\"a\\\"b\",nl=\"x\\ny\",utf=\"é日本\"} 1e-7\n\
+# TYPE g gauge\ng{v=\"nan\"} NaN\ng{v=\"inf\"} +Inf\ng{v=\"neg\"} -Inf\ng{v=\"zero\"} -0\n\
+# TYPE s summary\ns{quantile=\"0.5\"} 1.5\ns{quantile=\"0.99\"} 3\ns_sum 123456789.123\ns_count 18\n\
+# TYPE h histogram\n# HELP h \n# HELP x Untyped help.\nh_bucket{le=\"0.005\"} 1\nh_bucket{le=\"1e+06\"} 2\nh_sum 0.1\nh_count 2\n\
+x 6.02214076e+23\n";
+
+#[test]
+fn restart_gives_byte_identical_metrics() {
+    let dir = TempDir::new("roundtrip");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let mut gw = Gateway::start(&ours(), &[&flag, "--persistence.interval=5m"]);
+    assert_eq!(gw.put("/metrics/job/all/instance/i1", EVERY_FEATURE).status, 200);
+    assert_eq!(gw.post("/metrics/job@base64/L3Zhci90bXA/a@base64/=", "m 1\n").status, 200);
+    assert_eq!(gw.put("/metrics/job/empty", "").status, 200);
+    // A failed push leaves a failure time to restore.
+    assert_eq!(gw.put("/metrics/job/failed", "# TYPE c gauge\nc 1\n").status, 400);
+    let before = pushed_exposition(&gw);
+    assert!(before.contains("push_failure_time_seconds{instance=\"\",job=\"failed\"} 1"), "{before}");
+    sigterm(&mut gw);
+    assert!(gw.log().contains("final snapshot written"), "{}", gw.log());
+    let text = fs::read_to_string(&file).expect("snapshot written at shutdown");
+    assert!(text.starts_with("pushgateway-snapshot 1\n"), "{text}");
+
+    let gw = Gateway::start(&ours(), &[&flag]);
+    assert_eq!(pushed_exposition(&gw), before);
+    assert!(gw.log().contains("metrics restored"), "{}", gw.log());
+}
+
+#[test]
+fn interval_writes_survive_a_kill() {
+    let dir = TempDir::new("interval");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let gw = Gateway::start(&ours(), &[&flag, "--persistence.interval=300ms"]);
+    assert_eq!(gw.put("/metrics/job/j", "m 42\n").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !fs::read_to_string(&file).unwrap_or_default().contains("} 42.0\n") {
+        assert!(Instant::now() < deadline, "not persisted in time:\n{}", gw.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    sigkill(&gw);
+    drop(gw);
+    let gw = Gateway::start(&ours(), &[&flag]);
+    assert!(pushed_exposition(&gw).contains("m{instance=\"\",job=\"j\"} 42\n"));
+}
+
+/// Pushes until stopped, recording every push that got a 2xx.
+fn pusher(port: u16, stop: Arc<AtomicBool>, round: usize) -> Vec<usize> {
+    let mut acked = Vec::new();
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) && i < 100_000 {
+        let body = format!("seq{{round=\"{round}\"}} {i}\n");
+        let path = format!("/metrics/job/crash/instance/r{round}-{i}");
+        match support::try_request(port, "PUT", &path, &[], body.as_bytes(), Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => acked.push(i),
+            Ok(r) => panic!("push {i} got {}: {}", r.status, r.text()),
+            Err(_) => break, // Killed.
+        }
+        i += 1;
+    }
+    acked
+}
+
+#[test]
+fn durable_pushes_survive_sigkill_at_random_moments() {
+    let dir = TempDir::new("crash");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let mut all_acked: Vec<(usize, usize)> = Vec::new();
+    // A cheap deterministic spread of kill delays (no rand crate).
+    let delays = [37u64, 5, 120, 61, 2, 250, 90, 14, 180, 45, 8, 300];
+    for (round, delay) in delays.iter().enumerate() {
+        let gw = Gateway::start(&ours(), &[&flag, "--persistence.interval=0"]);
+        // Everything acknowledged in earlier rounds is still there.
+        let text = pushed_exposition(&gw);
+        for (r, i) in &all_acked {
+            let want = format!("seq{{instance=\"r{r}-{i}\",job=\"crash\",round=\"{r}\"}} {i}\n");
+            assert!(text.contains(&want), "round {round}: lost acknowledged push {r}-{i}");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (port, stop2) = (gw.port, Arc::clone(&stop));
+        let h = thread::spawn(move || pusher(port, stop2, round));
+        thread::sleep(Duration::from_millis(*delay));
+        sigkill(&gw);
+        stop.store(true, Ordering::Relaxed);
+        let acked = h.join().expect("pusher thread");
+        all_acked.extend(acked.into_iter().map(|i| (round, i)));
+        drop(gw);
+        // The file is complete after every kill: it parses (the next start
+        // restores it) and no temporary file is mistaken for it.
+        let data = fs::read_to_string(&file).unwrap_or_default();
+        if !data.is_empty() {
+            assert!(data.ends_with('\n') && data.lines().last().unwrap_or("").starts_with("end "), "torn file");
+        }
+    }
+    assert!(all_acked.len() > 10, "the test pushed too little to mean anything");
+    eprintln!("{} acknowledged pushes over {} kills", all_acked.len(), delays.len());
+    let gw = Gateway::start(&ours(), &[&flag]);
+    let text = pushed_exposition(&gw);
+    for (r, i) in &all_acked {
+        let want = format!("seq{{instance=\"r{r}-{i}\",job=\"crash\",round=\"{r}\"}} {i}\n");
+        assert!(text.contains(&want), "lost acknowledged push {r}-{i}");
+    }
+}
+
+/// Runs the binary expecting it to refuse to start; returns its stderr.
+fn refuses_to_start(args: &[&str]) -> String {
+    let out = Command::new(ours())
+        .arg("--web.listen-address=127.0.0.1:0")
+        .args(args)
+        .output()
+        .expect("run binary");
+    assert!(!out.status.success(), "{args:?} should not start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_files_refuse_start_and_stay_untouched() {
+    let dir = TempDir::new("corrupt");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let good = "pushgateway-snapshot 1\ngroup {job=\"a\"}\ntimes 1 -\nfamily m gauge\nseries {instance=\"\",job=\"a\"} 1.0\nend groups=1 series=1\n";
+    let twice = good
+        .replace(
+            "family m gauge",
+            "family m counter\nseries {instance=\"\",job=\"a\"} 2.0\nfamily m gauge",
+        )
+        .replace("series=1", "series=2");
+    let clash = good.replace(
+        "end groups=1 series=1",
+        "group {job=\"b\"}\nfamily m counter\nseries {instance=\"\",job=\"b\"} 2.0\nend groups=2 series=2",
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (good.as_bytes()[..good.len() - 10].to_vec(), "truncated"),
+        (good.replace("1.0\n", "one\n").into_bytes(), "line 5"),
+        (good.replace("snapshot 1", "snapshot 7").into_bytes(), "newer"),
+        (b"\x0e\xff\x81\x03\x01\x01\x02\xff\x82\x00".to_vec(), "Go Pushgateway"),
+        (twice.into_bytes(), "line 6"),
+        (clash.into_bytes(), "line 6: group {job="),
+    ];
+    for (content, want) in &cases {
+        fs::write(&file, content).expect("write test file");
+        let err = refuses_to_start(&[&flag]);
+        assert!(err.contains(&file.display().to_string()), "names the file: {err}");
+        assert!(err.contains(want), "mentions {want:?}: {err}");
+        assert_eq!(fs::read(&file).expect("file still there"), *content, "file changed");
+    }
+    // Opting in to start empty moves the bad file aside instead.
+    let gw = Gateway::start(&ours(), &[&flag, "--persistence.start-empty-if-unreadable"]);
+    assert!(!file.exists(), "bad file moved away");
+    let aside: Vec<_> = fs::read_dir(&dir.0)
+        .expect("list dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("metric.store.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert!(gw.log().contains("moved aside"), "{}", gw.log());
+}
+
+#[test]
+fn unwritable_locations_are_start_up_errors() {
+    let err = refuses_to_start(&["--persistence.file=/proc/pushgateway.store"]);
+    assert!(err.contains("not writable") && err.contains("/proc"), "{err}");
+    let err = refuses_to_start(&["--persistence.file=/nonexistent-dir/metric.store"]);
+    assert!(err.contains("not writable"), "{err}");
+}
+
+#[test]
+fn a_full_disk_keeps_the_old_file_and_answers_durable_pushes_with_500() {
+    let dir = TempDir::new("full");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    // ulimit -f limits the size of any file the process writes: a stand-in
+    // for a full disk that needs no root and no mount.
+    let wrapper = dir.file("limited.sh");
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -f 8\nexec {} \"$@\"\n", ours()),
+    )
+    .expect("write wrapper");
+    let chmod = Command::new("chmod").arg("+x").arg(&wrapper).status().expect("chmod");
+    assert!(chmod.success());
+    let wrapper = wrapper.display().to_string();
+    let gw = Gateway::start(&wrapper, &[&flag, "--persistence.interval=0"]);
+    assert_eq!(gw.put("/metrics/job/small", "m 1\n").status, 200);
+    let good = fs::read(&file).expect("small snapshot written");
+    let big = "big{i=\"x\"} 1\n".repeat(1).replace('x', &"y".repeat(20_000));
+    let r = gw.put("/metrics/job/big", &big);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("could not be written"), "{}", r.text());
+    assert_eq!(fs::read(&file).expect("old file kept"), good);
+    assert!(!file.with_file_name("metric.store.in_progress").exists(), "temporary file left behind");
+    assert!(gw.log().contains("error persisting metrics"), "{}", gw.log());
+    // The gateway goes on serving.
+    assert_eq!(gw.get("/metrics").status, 200);
+}
