@@ -77,8 +77,15 @@ pub enum Command {
 #[derive(Debug)]
 pub enum CliError {
     Parse(lexopt::Error),
-    Invalid { flag: &'static str, value: String, why: String },
-    NotSupported { flag: &'static str, issue: &'static str },
+    Invalid {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+    NotSupported {
+        flag: &'static str,
+        issue: &'static str,
+    },
 }
 
 impl fmt::Display for CliError {
@@ -363,9 +370,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| "expected a whole number of bytes, optionally with a unit like MiB".to_owned())?;
+    let n: u64 = num.parse().map_err(|_| {
+        "expected a whole number of bytes, optionally with a unit like MiB".to_owned()
+    })?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KB" | "kB" => 1000,
@@ -374,7 +381,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        u => return Err(format!("unknown unit {u:?}: use B, KB, MB, GB, KiB, MiB or GiB")),
+        u => {
+            return Err(format!(
+                "unknown unit {u:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
     };
     let v = n.checked_mul(mult).ok_or("size too large")?;
     if v == 0 {
@@ -404,7 +415,11 @@ mod tests {
 
     #[test]
     fn both_value_spellings_and_repeats() {
-        let c = run(&["--web.listen-address=:1", "--web.listen-address", "127.0.0.1:2"]);
+        let c = run(&[
+            "--web.listen-address=:1",
+            "--web.listen-address",
+            "127.0.0.1:2",
+        ]);
         assert_eq!(c.listen_addresses, vec![":1", "127.0.0.1:2"]);
         let c = run(&["--web.route-prefix", "/pg/", "--web.enable-lifecycle"]);
         assert_eq!(c.route_prefix, "/pg");
@@ -421,7 +436,9 @@ mod tests {
         assert!(e.contains("--nope"), "{e}");
         let e = parse_args(["--log.level=loud"]).unwrap_err().to_string();
         assert!(e.contains("log.level") && e.contains("debug"), "{e}");
-        let e = parse_args(["--web.config.file=/tmp/x"]).unwrap_err().to_string();
+        let e = parse_args(["--web.config.file=/tmp/x"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not supported yet"), "{e}");
         assert!(parse_args(["--web.config.file="]).is_ok());
         assert!(matches!(parse_args(["-h"]), Ok(Command::Help)));

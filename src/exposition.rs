@@ -45,16 +45,17 @@ pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
         }
         Value::Histogram(h) => {
             let mut inf_seen = false;
-            for &(le, count) in &h.buckets {
-                write_sample(out, name, "_bucket", labels, Some(("le", le)), count as f64);
-                inf_seen |= le == f64::INFINITY;
+            for b in &h.buckets {
+                let le = Some(("le", b.upper_bound));
+                write_sample(out, name, "_bucket", labels, le, b.exposed_count());
+                inf_seen |= b.upper_bound == f64::INFINITY;
             }
             if !inf_seen {
                 let le = Some(("le", f64::INFINITY));
-                write_sample(out, name, "_bucket", labels, le, h.count as f64);
+                write_sample(out, name, "_bucket", labels, le, h.exposed_count());
             }
             write_sample(out, name, "_sum", labels, None, h.sum);
-            write_sample(out, name, "_count", labels, None, h.count as f64);
+            write_sample(out, name, "_count", labels, None, h.exposed_count());
         }
     }
 }
@@ -167,7 +168,11 @@ pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
         out.push(b'.');
         for i in 0..frac {
             let j = dp + i;
-            out.push(if (0..nd).contains(&j) { digits[j as usize] } else { b'0' });
+            out.push(if (0..nd).contains(&j) {
+                digits[j as usize]
+            } else {
+                b'0'
+            });
         }
     }
 }
@@ -175,7 +180,7 @@ pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Histogram, Summary};
+    use crate::model::{Bucket, Histogram, Summary};
     use std::sync::Arc;
 
     fn g(f: f64) -> String {
@@ -260,7 +265,8 @@ mod tests {
         let h = Histogram {
             count: 3,
             sum: 0.25,
-            buckets: vec![(0.1, 1)],
+            buckets: vec![Bucket::new(0.1, 1)],
+            ..Histogram::default()
         };
         write_metric(&mut out, "h", &metric(&[], Value::Histogram(h)));
         assert_eq!(

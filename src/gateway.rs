@@ -5,13 +5,16 @@
 //! apply a push, delete a group, or concatenate pre-rendered lines for a
 //! scrape. No locks around the store, no data races by construction.
 
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::exposition;
 use crate::http::{self, Event, Reply};
+use crate::model::{Labels, Metric, MetricType, Value};
 use crate::persistence::Persistence;
 use crate::pool::Pool;
+use crate::protobuf;
 use crate::store::{self, Nanos, SeriesKey, Store};
 use crate::telemetry::{Own, Telemetry};
 use crate::ui;
@@ -51,7 +54,10 @@ impl Gateway {
     /// The receive timeout doubles as the persistence timer.
     pub fn run(&mut self, events: &Receiver<Event>) {
         loop {
-            let deadline = self.persistence.as_ref().and_then(|p| p.deadline(&self.store));
+            let deadline = self
+                .persistence
+                .as_ref()
+                .and_then(|p| p.deadline(&self.store));
             let ev = match deadline {
                 Some(d) => match events.recv_timeout(d.saturating_duration_since(Instant::now())) {
                     Ok(ev) => Some(ev),
@@ -63,10 +69,10 @@ impl Gateway {
                     Err(_) => return,
                 },
             };
-            if let Some(ev) = ev {
-                if !self.handle(ev) {
-                    return;
-                }
+            if let Some(ev) = ev
+                && !self.handle(ev)
+            {
+                return;
             }
             // Apply everything already queued before a write starts, so a
             // burst of durable pushes shares one write.
@@ -137,29 +143,63 @@ impl Gateway {
                 let method = req.method().as_str().to_owned();
                 let reply = self.push(push, &http::source(&req), &method);
                 self.telemetry.count_request(reply.status, "push", &method);
-                self.telemetry.observe_push(&method, started.elapsed(), size);
+                self.telemetry
+                    .observe_push(&method, started.elapsed(), size);
                 self.answer_change(req, reply);
             }
             Event::Delete { req, key } => {
                 let existed = self.store.delete(&key);
                 log::debug!(group = store::show_labels(&key), existed = existed; "deleted group");
-                self.telemetry.count_request(202, "delete", req.method().as_str());
+                self.telemetry
+                    .count_request(202, "delete", req.method().as_str());
                 self.answer_change(req, Reply::empty(202));
             }
             Event::Scrape { req } => {
-                let reply = self.scrape();
+                let reply = self.scrape(
+                    http::header(&req, "Accept"),
+                    http::header(&req, "Accept-Encoding"),
+                );
                 http::respond(&self.pool, req, reply);
             }
             Event::Status { req } => {
                 let html = ui::status_page(&self.store, &self.flags);
-                self.telemetry.count_request(200, "status", req.method().as_str());
+                self.telemetry
+                    .count_request(200, "status", req.method().as_str());
                 let mut reply = Reply::text(200, html);
                 reply.content_type = Some("text/html; charset=utf-8");
                 http::respond(&self.pool, req, reply);
             }
+            Event::Api { req, metrics } => {
+                let body = if metrics {
+                    crate::api::metrics(&self.store)
+                } else {
+                    crate::api::status(
+                        &self.flags,
+                        self.telemetry.start_nanos(),
+                        &crate::telemetry::build_info(),
+                    )
+                };
+                let handler = if metrics {
+                    "api/v1/metrics"
+                } else {
+                    "api/v1/status"
+                };
+                self.telemetry.count_request(200, handler, "get");
+                let mut reply = Reply::text(200, body);
+                reply.content_type = Some("application/json");
+                http::respond(&self.pool, req, reply);
+            }
+            Event::Wipe { req } => {
+                let groups = self.store.wipe();
+                log::info!(groups = groups; "wiped the metric store via the admin API");
+                self.telemetry
+                    .count_request(202, "api/v1/admin/wipe", "put");
+                self.answer_change(req, Reply::empty(202));
+            }
             Event::Quit { req } => {
                 log::info!("received termination request via web service, exiting gracefully");
-                self.telemetry.count_request(200, "quit", req.method().as_str());
+                self.telemetry
+                    .count_request(200, "quit", req.method().as_str());
                 // Written here, not on the pool: the process exits right after.
                 let resp = tiny_http::Response::from_string("Requesting termination... Goodbye!\n");
                 if let Err(e) = req.respond(resp) {
@@ -207,7 +247,7 @@ impl Gateway {
         }
     }
 
-    fn scrape(&mut self) -> Reply {
+    fn scrape(&mut self, accept: Option<&str>, accept_encoding: Option<&str>) -> Reply {
         if !self.check_consistency {
             let problems = self.store.inconsistencies(&Own);
             if !problems.is_empty() {
@@ -224,18 +264,42 @@ impl Gateway {
                 return Reply::text(500, msg);
             }
         }
-        let body = self.render_metrics();
+        let format = negotiate(accept);
+        let body = match format {
+            ScrapeFormat::Text => self.render_metrics(),
+            ScrapeFormat::Protobuf => self.render_protobuf(),
+        };
         self.last_scrape_len = body.len();
         let mut reply = Reply::text(200, String::new());
         reply.body = body;
-        reply.content_type = Some(exposition::TEXT_CONTENT_TYPE);
+        reply.content_type = Some(match format {
+            ScrapeFormat::Text => exposition::TEXT_CONTENT_TYPE,
+            ScrapeFormat::Protobuf => protobuf::CONTENT_TYPE,
+        });
+        reply.gzip = gzip_accepted(accept_encoding);
         reply
     }
 
-    /// The whole exposition: pushed families and the gateway's own, merged
-    /// by name; a name in both gets one header and both sets of series.
+    /// The whole text exposition: pushed families and the gateway's own,
+    /// merged by name; a name in both gets one header and both sets of
+    /// series, in series order.
     pub fn render_metrics(&self) -> Vec<u8> {
-        let own = self.telemetry.families();
+        let own: Vec<(&str, RenderedSeries)> = self
+            .telemetry
+            .families()
+            .into_iter()
+            .map(|(name, metrics)| {
+                let series = metrics
+                    .iter()
+                    .map(|m| {
+                        let mut text = Vec::new();
+                        exposition::write_metric(&mut text, name, m);
+                        (SeriesKey(m.labels.clone()), text)
+                    })
+                    .collect();
+                (name, series)
+            })
+            .collect();
         let mut out = Vec::with_capacity(self.last_scrape_len + self.last_scrape_len / 8);
         let mut own_iter = own.into_iter().peekable();
         let write_own = |out: &mut Vec<u8>, name: &str, series: &[(SeriesKey, Vec<u8>)]| {
@@ -251,31 +315,25 @@ impl Gateway {
                 write_own(&mut out, name, &series);
             }
             exposition::write_header(&mut out, fam.name, fam.help, fam.metric_type);
-            match own_iter.next_if(|(n, _)| *n == fam.name) {
-                None => {
-                    for (_, text) in fam.series {
-                        out.extend_from_slice(text);
-                    }
-                }
-                Some((_, own_series)) => {
-                    let mut a = fam.series.peekable();
-                    let mut b = own_series.iter().peekable();
-                    loop {
-                        let take_a = match (a.peek(), b.peek()) {
-                            (Some((ka, _)), Some((kb, _))) => *ka <= kb,
-                            (Some(_), None) => true,
-                            (None, Some(_)) => false,
-                            (None, None) => break,
-                        };
-                        if take_a {
-                            if let Some((_, t)) = a.next() {
-                                out.extend_from_slice(t);
-                            }
-                        } else if let Some((_, t)) = b.next() {
-                            out.extend_from_slice(t);
-                        }
-                    }
-                }
+            let own_series = own_iter
+                .next_if(|(n, _)| *n == fam.name)
+                .map(|(_, s)| s)
+                .unwrap_or_default();
+            let mut a = fam.series.peekable();
+            let mut b = own_series.iter().peekable();
+            loop {
+                let take_a = match (a.peek(), b.peek()) {
+                    (Some((ka, _)), Some((kb, _))) => *ka <= kb,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                let text = if take_a {
+                    a.next().map(|(_, t)| t)
+                } else {
+                    b.next().map(|(_, t)| &t[..])
+                };
+                out.extend_from_slice(text.unwrap_or_default());
             }
         }
         for (name, series) in own_iter {
@@ -283,6 +341,121 @@ impl Gateway {
         }
         out
     }
+
+    /// The delimited protobuf exposition. Built from the groups rather than
+    /// the pre-rendered text, so it costs a sort; Prometheus asks for it
+    /// only when native histograms are enabled.
+    fn render_protobuf(&self) -> Vec<u8> {
+        struct Fam<'a> {
+            help: Option<&'a str>,
+            metric_type: MetricType,
+            metrics: Vec<Metric>,
+        }
+        let mut fams: BTreeMap<&str, Fam> = BTreeMap::new();
+        for f in self.store.families(&Own) {
+            fams.insert(
+                f.name,
+                Fam {
+                    help: f.help,
+                    metric_type: f.metric_type,
+                    metrics: Vec::new(),
+                },
+            );
+        }
+        let gauge = |labels: Labels, t: Option<Nanos>| Metric {
+            labels,
+            value: Value::Gauge(t.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
+            timestamp_ms: None,
+        };
+        for (_, g) in self.store.groups() {
+            for (name, fam) in &g.families {
+                if let Some(f) = fams.get_mut(&**name) {
+                    f.metrics.extend(fam.metrics.iter().cloned());
+                }
+            }
+            if let Some(f) = fams.get_mut(store::PUSH_TIME) {
+                f.metrics.push(gauge(g.time_labels(), g.push_time));
+            }
+            if let Some(f) = fams.get_mut(store::PUSH_FAILURE_TIME) {
+                f.metrics.push(gauge(g.time_labels(), g.failure_time));
+            }
+        }
+        for (name, metrics) in self.telemetry.families() {
+            let (t, help) =
+                store::OwnFamilies::own_family(&Own, name).unwrap_or((MetricType::Untyped, ""));
+            fams.entry(name)
+                .or_insert(Fam {
+                    help: Some(help),
+                    metric_type: t,
+                    metrics: Vec::new(),
+                })
+                .metrics
+                .extend(metrics);
+        }
+        let mut out = Vec::with_capacity(self.last_scrape_len);
+        for (name, mut f) in fams {
+            f.metrics.sort_by_key(|a| SeriesKey(a.labels.clone()));
+            protobuf::encode_family(&mut out, name, f.help, f.metric_type, f.metrics.iter());
+        }
+        out
+    }
+}
+
+/// Series with their exposition lines, in exposition order.
+type RenderedSeries = Vec<(SeriesKey, Vec<u8>)>;
+
+/// The formats a scrape can be answered in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ScrapeFormat {
+    Text,
+    Protobuf,
+}
+
+/// The reference's `expfmt.Negotiate` without OpenMetrics: the first
+/// acceptable entry by quality wins; delimited protobuf if asked for,
+/// text 0.0.4 otherwise. OpenMetrics requests get text 0.0.4, exactly as
+/// the reference answers them, so pushed counters keep their names.
+fn negotiate(accept: Option<&str>) -> ScrapeFormat {
+    let Some(accept) = accept else {
+        return ScrapeFormat::Text;
+    };
+    let mut entries: Vec<(f64, &str)> = accept
+        .split(',')
+        .map(|e| {
+            let q = e
+                .split(';')
+                .skip(1)
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(1.0);
+            (q, e)
+        })
+        .collect();
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (q, e) in entries {
+        if q <= 0.0 {
+            continue;
+        }
+        if http::is_protobuf(Some(e)) {
+            return ScrapeFormat::Protobuf;
+        }
+        let media = e.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("text/plain") {
+            return ScrapeFormat::Text;
+        }
+    }
+    ScrapeFormat::Text
+}
+
+/// promhttp's test: a `gzip` entry in Accept-Encoding.
+fn gzip_accepted(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|ae| {
+        ae.split(',').any(|part| {
+            let p = part.trim();
+            p == "gzip" || p.starts_with("gzip;")
+        })
+    })
 }
 
 pub fn now_nanos() -> Nanos {
@@ -290,4 +463,23 @@ pub fn now_nanos() -> Nanos {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as Nanos)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_like_the_reference() {
+        let om = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(Some(om)), ScrapeFormat::Text);
+        assert_eq!(negotiate(None), ScrapeFormat::Text);
+        let proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
+        assert_eq!(negotiate(Some(proto)), ScrapeFormat::Protobuf);
+        let text_first = "text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5";
+        assert_eq!(negotiate(Some(text_first)), ScrapeFormat::Text);
+        assert!(gzip_accepted(Some("deflate, gzip;q=1.0")));
+        assert!(!gzip_accepted(Some("identity")));
+        assert!(!gzip_accepted(None));
+    }
 }

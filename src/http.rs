@@ -18,6 +18,7 @@ use std::time::Instant;
 use tiny_http::{Header, Request, Response, Server};
 
 use crate::pool::Pool;
+use crate::protobuf;
 use crate::router::{Route, Routes};
 use crate::store::{self, GroupKey, PreparedPush, PushError};
 use crate::telemetry::Telemetry;
@@ -41,6 +42,14 @@ pub enum Event {
     Status {
         req: Request,
     },
+    /// `GET /api/v1/status` or `/api/v1/metrics`.
+    Api {
+        req: Request,
+        metrics: bool,
+    },
+    Wipe {
+        req: Request,
+    },
     /// `PUT /-/quit` with `--web.enable-lifecycle`.
     Quit {
         req: Request,
@@ -59,6 +68,9 @@ pub struct Reply {
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Compress the body with gzip before sending (done on the pool
+    /// thread, not in the loop).
+    pub gzip: bool,
 }
 
 impl Reply {
@@ -72,6 +84,7 @@ impl Reply {
             content_type: Some("text/plain; charset=utf-8"),
             headers: Vec::new(),
             body,
+            gzip: false,
         }
     }
 
@@ -81,6 +94,7 @@ impl Reply {
             content_type: None,
             headers: Vec::new(),
             body: Vec::new(),
+            gzip: false,
         }
     }
 
@@ -91,8 +105,17 @@ impl Reply {
 }
 
 /// Writes `reply` to the client on a pool thread.
-pub fn respond(pool: &Pool, req: Request, reply: Reply) {
+pub fn respond(pool: &Pool, req: Request, mut reply: Reply) {
     pool.execute(move || {
+        if reply.gzip {
+            match gzip(&reply.body) {
+                Ok(z) => {
+                    reply.body = z;
+                    reply.headers.push(("Content-Encoding", "gzip".into()));
+                }
+                Err(e) => log::warn!(err:display = e; "gzip failed; sending uncompressed"),
+            }
+        }
         let mut headers = Vec::with_capacity(reply.headers.len() + 1);
         if let Some(ct) = reply.content_type {
             headers.extend(Header::from_bytes("Content-Type", ct).ok());
@@ -112,6 +135,24 @@ pub fn respond(pool: &Pool, req: Request, reply: Reply) {
             log::debug!(err:display = e; "could not write response");
         }
     });
+}
+
+fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// The value of a request header, if present.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
 }
 
 /// What every acceptor thread needs.
@@ -158,13 +199,32 @@ fn dispatch(req: Request, ctx: &Context) {
             ctx.pool
                 .execute(move || read_push(req, key.into(), replace, &method, ctx2));
         }
-        Route::Delete { key } => send(ctx, Event::Delete { req, key: key.into() }),
+        Route::Delete { key } => send(
+            ctx,
+            Event::Delete {
+                req,
+                key: key.into(),
+            },
+        ),
         Route::Scrape => send(ctx, Event::Scrape { req }),
         Route::Status => send(ctx, Event::Status { req }),
+        Route::ApiStatus => send(
+            ctx,
+            Event::Api {
+                req,
+                metrics: false,
+            },
+        ),
+        Route::ApiMetrics => send(ctx, Event::Api { req, metrics: true }),
+        Route::Wipe => send(ctx, Event::Wipe { req }),
         Route::Healthy => direct(req, "healthy", Reply::text(200, "OK")),
         Route::Ready => direct(req, "ready", Reply::text(200, "OK")),
         Route::Quit if ctx.enable_lifecycle => send(ctx, Event::Quit { req }),
-        Route::Quit => direct(req, "quit", Reply::text(403, "Lifecycle API is not enabled.")),
+        Route::Quit => direct(
+            req,
+            "quit",
+            Reply::text(403, "Lifecycle API is not enabled."),
+        ),
         Route::BadPath(e) => {
             log::warn!(source = source(&req), url = req.url(), err:display = e; "invalid push URL");
             let handler = if method == "DELETE" { "delete" } else { "push" };
@@ -177,9 +237,11 @@ fn dispatch(req: Request, ctx: &Context) {
             Reply::text(405, "Method Not Allowed").with_header("Allow", allow),
         ),
         Route::Options { allow } => direct(req, "", Reply::empty(200).with_header("Allow", allow)),
-        Route::Redirect { code, location } => {
-            direct(req, "", Reply::empty(code).with_header("Location", location))
-        }
+        Route::Redirect { code, location } => direct(
+            req,
+            "",
+            Reply::empty(code).with_header("Location", location),
+        ),
         Route::BadRequest => direct(
             req,
             "",
@@ -204,14 +266,18 @@ pub fn source(req: &Request) -> String {
 enum BodyError {
     TooLarge,
     Io(io::Error),
+    Decompress {
+        encoding: &'static str,
+        err: io::Error,
+    },
 }
 
 /// Reads the whole body, refusing more than `max` bytes.
 fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, BodyError> {
-    if let Some(len) = req.body_length() {
-        if len as u64 > max {
-            return Err(BodyError::TooLarge);
-        }
+    if let Some(len) = req.body_length()
+        && len as u64 > max
+    {
+        return Err(BodyError::TooLarge);
     }
     let cap = req.body_length().unwrap_or(0).min(max as usize);
     let mut body = Vec::with_capacity(cap);
@@ -225,33 +291,109 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, BodyError> {
     Ok(body)
 }
 
-/// On a pool thread: read and parse a push, then hand it to the loop.
+/// Undoes `Content-Encoding: gzip` or `snappy` (framed). The size cap
+/// applies to the decompressed body too, so a decompression bomb stops at
+/// `max` bytes instead of exhausting memory. Other encodings are read as
+/// they are, as the reference does.
+fn decode_body(encoding: Option<&str>, body: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
+    let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
+    let (name, mut reader): (&'static str, Box<dyn Read + '_>) = match encoding.as_str() {
+        "gzip" | "x-gzip" => ("gzip", Box::new(flate2::read::GzDecoder::new(&body[..]))),
+        "snappy" => ("snappy", Box::new(snap::read::FrameDecoder::new(&body[..]))),
+        _ => return Ok(body),
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max as usize));
+    (&mut reader)
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|err| BodyError::Decompress {
+            encoding: name,
+            err,
+        })?;
+    if out.len() as u64 > max {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Is this the Content-Type of the delimited protobuf format? Parameters
+/// may come in any order, with spaces, and quoted; the media type and
+/// parameter names are case-insensitive, the values are not (as in the
+/// reference, which uses Go's mime.ParseMediaType).
+pub fn is_protobuf(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        return false;
+    }
+    let (mut proto, mut encoding) = (None, None);
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"');
+        match k.trim().to_ascii_lowercase().as_str() {
+            "proto" => proto = Some(v.to_owned()),
+            "encoding" => encoding = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    proto.as_deref() == Some("io.prometheus.client.MetricFamily")
+        && encoding.as_deref() == Some("delimited")
+}
+
+/// On a pool thread: read, decompress and parse a push, then hand it to
+/// the loop.
 fn read_push(mut req: Request, key: GroupKey, replace: bool, method: &str, ctx: Context) {
     let started = Instant::now();
     let fail = |req: Request, status: u16, msg: String| {
         ctx.telemetry.count_request(status, "push", method);
         respond(&ctx.pool, req, Reply::text(status, msg));
     };
-    let body = match read_body(&mut req, ctx.max_body_bytes) {
+    let too_large = format!(
+        "request body larger than {} bytes (--push.max-body-size), before or after decompression",
+        ctx.max_body_bytes
+    );
+    let raw = match read_body(&mut req, ctx.max_body_bytes) {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            let msg = format!(
-                "request body larger than {} bytes (--push.max-body-size)",
-                ctx.max_body_bytes
-            );
-            log::warn!(source = source(&req), group = store::show_labels(&key); "{msg}");
-            return fail(req, 413, msg);
+            log::warn!(source = source(&req), group = store::show_labels(&key); "{too_large}");
+            return fail(req, 413, too_large);
         }
-        Err(BodyError::Io(e)) => {
-            log::warn!(source = source(&req), err:display = e; "error reading request body");
-            return fail(req, 400, format!("error reading request body: {e}"));
+        Err(e) => {
+            log::warn!(source = source(&req), err:? = e; "error reading request body");
+            return fail(req, 400, format!("error reading request body: {e:?}"));
         }
     };
-    let families = match text_format::parse(&body) {
+    let size = raw.len();
+    let body = match decode_body(header(&req, "Content-Encoding"), raw, ctx.max_body_bytes) {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            log::warn!(source = source(&req), group = store::show_labels(&key); "{too_large}");
+            return fail(req, 413, too_large);
+        }
+        Err(BodyError::Decompress { encoding, err }) => {
+            let msg = format!("cannot decompress {encoding} request body: {err}");
+            log::warn!(source = source(&req), group = store::show_labels(&key); "{msg}");
+            return fail(req, 400, msg);
+        }
+        Err(BodyError::Io(err)) => {
+            return fail(req, 400, format!("error reading request body: {err}"));
+        }
+    };
+    let parsed = if is_protobuf(header(&req, "Content-Type")) {
+        protobuf::decode(&body).map_err(|e| e.to_string())
+    } else {
+        text_format::parse(&body).map_err(|e| e.to_string())
+    };
+    let families = match parsed {
         Ok(f) => f,
         Err(e) => {
-            log::warn!(source = source(&req), group = store::show_labels(&key), err:display = e; "rejected push");
-            return fail(req, 400, e.to_string());
+            log::warn!(source = source(&req), group = store::show_labels(&key), err = e; "rejected push");
+            return fail(req, 400, e);
         }
     };
     let push = store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e));
@@ -261,7 +403,53 @@ fn read_push(mut req: Request, key: GroupKey, replace: bool, method: &str, ctx: 
             req,
             push,
             started,
-            size: body.len(),
+            size,
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_content_types() {
+        assert!(is_protobuf(Some(protobuf::CONTENT_TYPE)));
+        assert!(is_protobuf(Some(
+            "Application/Vnd.Google.Protobuf;encoding=delimited;  PROTO=\"io.prometheus.client.MetricFamily\""
+        )));
+        assert!(!is_protobuf(Some(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"
+        )));
+        assert!(!is_protobuf(Some("text/plain; version=0.0.4")));
+        assert!(!is_protobuf(None));
+    }
+
+    #[test]
+    fn decompression_is_capped() {
+        use std::io::Write as _;
+        let zeros = vec![0u8; 1 << 20];
+        let z = gzip(&zeros).unwrap();
+        assert!(z.len() < 10_000);
+        assert!(matches!(
+            decode_body(Some("gzip"), z.clone(), 1000),
+            Err(BodyError::TooLarge)
+        ));
+        assert_eq!(
+            decode_body(Some("GZIP"), z, 1 << 21).unwrap().len(),
+            1 << 20
+        );
+        let mut snappy = snap::write::FrameEncoder::new(Vec::new());
+        snappy.write_all(b"m 1\n").unwrap();
+        let framed = snappy.into_inner().unwrap();
+        assert_eq!(decode_body(Some("snappy"), framed, 100).unwrap(), b"m 1\n");
+        assert!(matches!(
+            decode_body(Some("gzip"), b"not gzip".to_vec(), 100),
+            Err(BodyError::Decompress { .. })
+        ));
+        assert_eq!(
+            decode_body(Some("br"), b"as is".to_vec(), 100).unwrap(),
+            b"as is"
+        );
+    }
 }

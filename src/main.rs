@@ -4,15 +4,18 @@
 //! thread per listener, a worker pool for slow I/O, and the single request
 //! loop that owns the store.
 
+mod api;
 mod cli;
 mod exposition;
 mod gateway;
 mod http;
+mod json;
 mod logging;
 mod model;
 mod path;
 mod persistence;
 mod pool;
+mod protobuf;
 mod router;
 mod signals;
 mod snapshot;
@@ -109,7 +112,11 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     signals::forward(tx.clone())?;
 
     let ctx = http::Context {
-        routes: Arc::new(router::Routes::new(&config.route_prefix, &config.telemetry_path)),
+        routes: Arc::new(router::Routes::new(
+            &config.route_prefix,
+            &config.telemetry_path,
+            config.enable_admin_api,
+        )),
         pool: pool.clone(),
         events: tx,
         telemetry,
@@ -190,8 +197,14 @@ fn flag_list(c: &Config) -> Vec<(String, String)> {
         f("web.enable-lifecycle", c.enable_lifecycle.to_string()),
         f("web.enable-admin-api", c.enable_admin_api.to_string()),
         f("persistence.file", c.persistence_file.clone()),
-        f("persistence.interval", format!("{:?}", c.persistence_interval)),
-        f("push.disable-consistency-check", c.disable_consistency_check.to_string()),
+        f(
+            "persistence.interval",
+            format!("{:?}", c.persistence_interval),
+        ),
+        f(
+            "push.disable-consistency-check",
+            c.disable_consistency_check.to_string(),
+        ),
         f("push.max-body-size", c.max_body_bytes.to_string()),
         f("log.level", c.log_level.to_string().to_lowercase()),
         f("log.format", format!("{:?}", c.log_format).to_lowercase()),

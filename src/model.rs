@@ -103,9 +103,68 @@ pub struct Summary {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Histogram {
     pub count: u64,
+    /// The count of a float histogram (protobuf `sample_count_float`).
+    pub count_float: Option<f64>,
     pub sum: f64,
-    /// (upper bound, cumulative count) pairs in the order they were pushed.
-    pub buckets: Vec<(f64, u64)>,
+    /// Classic buckets in the order they were pushed.
+    pub buckets: Vec<Bucket>,
+    /// The native-histogram part, kept exactly as pushed (protobuf only).
+    pub native: Option<Box<NativeHistogram>>,
+}
+
+impl Histogram {
+    /// The count as exposed: the float count of a float histogram.
+    pub fn exposed_count(&self) -> f64 {
+        self.count_float.unwrap_or(self.count as f64)
+    }
+}
+
+/// One classic bucket: upper bound and cumulative count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bucket {
+    pub upper_bound: f64,
+    pub count: u64,
+    /// Set for float histograms (protobuf `cumulative_count_float`).
+    pub count_float: Option<f64>,
+}
+
+impl Bucket {
+    pub fn new(upper_bound: f64, count: u64) -> Bucket {
+        Bucket {
+            upper_bound,
+            count,
+            count_float: None,
+        }
+    }
+
+    pub fn exposed_count(&self) -> f64 {
+        self.count_float.unwrap_or(self.count as f64)
+    }
+}
+
+/// A run of consecutive native-histogram buckets: an offset from the end
+/// of the previous span and a length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub offset: i32,
+    pub length: u32,
+}
+
+/// The sparse, exponential buckets of a native histogram, as client_model
+/// carries them. Integer histograms use the deltas, float histograms the
+/// counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NativeHistogram {
+    pub schema: i32,
+    pub zero_threshold: f64,
+    pub zero_count: u64,
+    pub zero_count_float: Option<f64>,
+    pub negative_spans: Vec<Span>,
+    pub negative_deltas: Vec<i64>,
+    pub negative_counts: Vec<f64>,
+    pub positive_spans: Vec<Span>,
+    pub positive_deltas: Vec<i64>,
+    pub positive_counts: Vec<f64>,
 }
 
 /// One series: its labels and its value. Pushed series never carry a
@@ -132,7 +191,9 @@ pub fn is_valid_label_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// Is `name` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?

@@ -101,9 +101,7 @@ pub fn clean_path(p: &str) -> String {
         out.push('/');
         out.push_str(s);
     }
-    if out.is_empty() {
-        out.push('/');
-    } else if p.ends_with('/') {
+    if out.is_empty() || p.ends_with('/') {
         out.push('/');
     }
     out
@@ -162,7 +160,7 @@ pub fn grouping_key(job: &str, job_base64: bool, rest: &str) -> Result<Vec<Label
     let mut pairs: Vec<(String, String)> = Vec::new();
     if rest.len() > 1 {
         let components: Vec<&str> = rest[1..].split('/').collect();
-        if components.len() % 2 != 0 {
+        if !components.len().is_multiple_of(2) {
             return Err(PathError::OddComponents {
                 labels: rest.to_owned(),
             });
@@ -206,7 +204,10 @@ mod tests {
     }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -224,21 +225,51 @@ mod tests {
     #[test]
     fn base64_keys() {
         assert_eq!(key("Zm9v", true, ""), kv(&[("job", "foo")]));
-        assert_eq!(key("j", false, "/a@base64/="), kv(&[("a", ""), ("job", "j")]));
-        assert_eq!(key("j", false, "/a@base64/L3Zhci90bXA="), kv(&[("a", "/var/tmp"), ("job", "j")]));
-        assert_eq!(key("j", false, "/a@base64/L3Zhci90bXA"), kv(&[("a", "/var/tmp"), ("job", "j")]));
+        assert_eq!(
+            key("j", false, "/a@base64/="),
+            kv(&[("a", ""), ("job", "j")])
+        );
+        assert_eq!(
+            key("j", false, "/a@base64/L3Zhci90bXA="),
+            kv(&[("a", "/var/tmp"), ("job", "j")])
+        );
+        assert_eq!(
+            key("j", false, "/a@base64/L3Zhci90bXA"),
+            kv(&[("a", "/var/tmp"), ("job", "j")])
+        );
     }
 
     #[test]
     fn path_errors() {
         let e = |job, b64, rest| grouping_key(job, b64, rest).unwrap_err();
-        assert!(matches!(e("j", false, "/a/b/c"), PathError::OddComponents { .. }));
-        assert!(matches!(e("j", false, "/a/b/"), PathError::OddComponents { .. }));
-        assert!(matches!(e("j", false, "/__a/b"), PathError::InvalidLabelName { .. }));
-        assert!(matches!(e("j", false, "/1a/b"), PathError::InvalidLabelName { .. }));
-        assert!(matches!(e("j", false, "/a@base64/!!"), PathError::InvalidBase64 { .. }));
-        assert!(matches!(e("j", false, "/a@base64/A"), PathError::InvalidBase64 { .. }));
-        assert!(matches!(e("j", false, "/a@base64/_w"), PathError::ValueNotUtf8 { .. }));
+        assert!(matches!(
+            e("j", false, "/a/b/c"),
+            PathError::OddComponents { .. }
+        ));
+        assert!(matches!(
+            e("j", false, "/a/b/"),
+            PathError::OddComponents { .. }
+        ));
+        assert!(matches!(
+            e("j", false, "/__a/b"),
+            PathError::InvalidLabelName { .. }
+        ));
+        assert!(matches!(
+            e("j", false, "/1a/b"),
+            PathError::InvalidLabelName { .. }
+        ));
+        assert!(matches!(
+            e("j", false, "/a@base64/!!"),
+            PathError::InvalidBase64 { .. }
+        ));
+        assert!(matches!(
+            e("j", false, "/a@base64/A"),
+            PathError::InvalidBase64 { .. }
+        ));
+        assert!(matches!(
+            e("j", false, "/a@base64/_w"),
+            PathError::ValueNotUtf8 { .. }
+        ));
         assert!(matches!(e("=", true, ""), PathError::EmptyJob));
     }
 

@@ -36,6 +36,8 @@ const DURABLE_RETRY: Duration = Duration::from_secs(1);
 /// The result of one write, reported back to the loop.
 pub struct WriteOutcome {
     pub generation: u64,
+    /// How long the loop was held up collecting the groups for this write.
+    pub pause: Duration,
     pub result: Result<WriteStats, String>,
 }
 
@@ -49,6 +51,7 @@ pub struct WriteStats {
 struct WriteJob {
     groups: Vec<(GroupKey, Arc<Group>)>,
     generation: u64,
+    pause: Duration,
     /// Durable mode: answers to send once this write is on disk.
     replies: Vec<(Request, Reply)>,
 }
@@ -98,6 +101,7 @@ impl Persistence {
                     }
                     let outcome = WriteOutcome {
                         generation: job.generation,
+                        pause: job.pause,
                         result,
                     };
                     if events.send(Event::Persisted(outcome)).is_err() {
@@ -134,7 +138,11 @@ impl Persistence {
             return None;
         }
         let wait = if self.durable() {
-            if self.last_failed { DURABLE_RETRY } else { Duration::ZERO }
+            if self.last_failed {
+                DURABLE_RETRY
+            } else {
+                Duration::ZERO
+            }
         } else {
             self.interval
         };
@@ -147,10 +155,10 @@ impl Persistence {
 
     /// Starts a write if one is due and none is under way.
     pub fn tick(&mut self, store: &Store) {
-        if let Some(deadline) = self.deadline(store) {
-            if Instant::now() >= deadline {
-                self.start_write(store);
-            }
+        if let Some(deadline) = self.deadline(store)
+            && Instant::now() >= deadline
+        {
+            self.start_write(store);
         }
     }
 
@@ -158,9 +166,12 @@ impl Persistence {
         let Some(jobs) = &self.jobs else {
             return;
         };
+        let started = Instant::now();
+        let groups = store.snapshot();
         let job = WriteJob {
-            groups: store.snapshot(),
+            groups,
             generation: store.generation(),
+            pause: started.elapsed(),
             replies: std::mem::take(&mut self.deferred),
         };
         self.in_flight = Some(job.generation);
@@ -182,7 +193,8 @@ impl Persistence {
                     file:display = self.path.display(),
                     groups = stats.groups,
                     bytes = stats.bytes,
-                    duration = format!("{:?}", stats.duration);
+                    duration = format!("{:?}", stats.duration),
+                    loop_pause = format!("{:?}", outcome.pause);
                     "metrics persisted"
                 );
             }
@@ -211,7 +223,10 @@ impl Persistence {
             let reply = if result.is_ok() {
                 reply
             } else {
-                Reply::text(500, "the change could not be written to the persistence file")
+                Reply::text(
+                    500,
+                    "the change could not be written to the persistence file",
+                )
             };
             http::respond(pool, req, reply);
         }
@@ -227,7 +242,10 @@ impl Persistence {
 
 /// The temporary file a write goes to before it is renamed over `path`.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".in_progress");
     path.with_file_name(name)
 }
@@ -266,7 +284,10 @@ pub fn write_atomically(path: &Path, groups: &[(GroupKey, Arc<Group>)]) -> io::R
         }),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
-            Err(io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+            Err(io::Error::new(
+                e.kind(),
+                format!("writing {}: {e}", path.display()),
+            ))
         }
     }
 }
@@ -274,18 +295,41 @@ pub fn write_atomically(path: &Path, groups: &[(GroupKey, Arc<Group>)]) -> io::R
 /// Why the store could not be restored.
 #[derive(Debug)]
 pub enum RestoreError {
-    Read { path: PathBuf, err: io::Error },
-    Format { path: PathBuf, err: snapshot::SnapshotError },
-    Inconsistent { path: PathBuf, line: usize, group: String, err: store::PushError },
-    NotWritable { dir: PathBuf, err: io::Error },
+    Read {
+        path: PathBuf,
+        err: io::Error,
+    },
+    Format {
+        path: PathBuf,
+        err: snapshot::SnapshotError,
+    },
+    Inconsistent {
+        path: PathBuf,
+        line: usize,
+        group: String,
+        err: Box<store::PushError>,
+    },
+    NotWritable {
+        dir: PathBuf,
+        err: io::Error,
+    },
 }
 
 impl std::fmt::Display for RestoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RestoreError::Read { path, err } => write!(f, "cannot read persistence file {}: {err}", path.display()),
-            RestoreError::Format { path, err } => write!(f, "persistence file {}: {err}", path.display()),
-            RestoreError::Inconsistent { path, line, group, err } => write!(
+            RestoreError::Read { path, err } => {
+                write!(f, "cannot read persistence file {}: {err}", path.display())
+            }
+            RestoreError::Format { path, err } => {
+                write!(f, "persistence file {}: {err}", path.display())
+            }
+            RestoreError::Inconsistent {
+                path,
+                line,
+                group,
+                err,
+            } => write!(
                 f,
                 "persistence file {}: line {line}: group {group} is inconsistent with the groups before it: {err}",
                 path.display()
@@ -318,9 +362,17 @@ pub fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
             log::info!(file:display = path.display(); "no persistence file yet; starting empty");
             return Ok(0);
         }
-        Err(err) => return Err(RestoreError::Read { path: path.into(), err }),
+        Err(err) => {
+            return Err(RestoreError::Read {
+                path: path.into(),
+                err,
+            });
+        }
     };
-    let groups = snapshot::read(&data).map_err(|err| RestoreError::Format { path: path.into(), err })?;
+    let groups = snapshot::read(&data).map_err(|err| RestoreError::Format {
+        path: path.into(),
+        err,
+    })?;
     let count = groups.len();
     for g in groups {
         let key: GroupKey = g.key.into();
@@ -329,9 +381,16 @@ pub fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
             path: path.into(),
             line: g.line,
             group: shown.clone(),
-            err,
+            err: Box::new(err),
         };
-        let push = store::prepare_push(key, g.families, true).map_err(inconsistent)?;
+        let mut push = store::prepare_push(key, g.families, true).map_err(inconsistent)?;
+        for f in &mut push.families {
+            f.pushed_at = g
+                .family_times
+                .iter()
+                .find(|(n, _)| *n == f.name)
+                .map(|(_, t)| *t);
+        }
         store
             .restore_group(push, g.push_time, g.failure_time, &Own)
             .map_err(inconsistent)?;
@@ -343,7 +402,10 @@ fn check_writable(dir: &Path) -> Result<(), RestoreError> {
     let probe = dir.join(format!(".pushgateway-write-test-{}", std::process::id()));
     let result = File::create(&probe).and_then(|f| f.sync_all());
     let _ = fs::remove_file(&probe);
-    result.map_err(|err| RestoreError::NotWritable { dir: dir.into(), err })
+    result.map_err(|err| RestoreError::NotWritable {
+        dir: dir.into(),
+        err,
+    })
 }
 
 /// Moves an unreadable persistence file aside so that starting empty does
@@ -353,7 +415,10 @@ pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".corrupt-{secs}"));
     let aside = path.with_file_name(name);
     fs::rename(path, &aside)?;

@@ -12,8 +12,13 @@ use crate::path::{self, PathError};
 #[derive(Debug, PartialEq)]
 pub enum Route {
     /// PUT (replace) or POST (merge) to a group.
-    Push { key: Vec<Label>, replace: bool },
-    Delete { key: Vec<Label> },
+    Push {
+        key: Vec<Label>,
+        replace: bool,
+    },
+    Delete {
+        key: Vec<Label>,
+    },
     /// A push or delete URL that names no valid group.
     BadPath(PathError),
     Scrape,
@@ -21,10 +26,21 @@ pub enum Route {
     Ready,
     Quit,
     Status,
+    ApiStatus,
+    ApiMetrics,
+    /// `PUT /api/v1/admin/wipe`, only routed with `--web.enable-admin-api`.
+    Wipe,
     NotFound,
-    MethodNotAllowed { allow: &'static str },
-    Options { allow: &'static str },
-    Redirect { code: u16, location: String },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    Options {
+        allow: &'static str,
+    },
+    Redirect {
+        code: u16,
+        location: String,
+    },
     /// The URL could not be decoded at all.
     BadRequest,
 }
@@ -36,21 +52,45 @@ pub struct Routes {
     pub prefix: String,
     /// Where scrapes go: prefix joined with `--web.telemetry-path`.
     pub telemetry_path: String,
+    /// Whether `/api/v1/admin/*` exists (`--web.enable-admin-api`).
+    pub admin_api: bool,
 }
 
 const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
 const GET_METHODS: &str = "GET, OPTIONS";
 const QUIT_METHODS: &str = "OPTIONS, POST, PUT";
+const PUT_METHODS: &str = "OPTIONS, PUT";
 
 impl Routes {
-    pub fn new(prefix: &str, telemetry_path: &str) -> Routes {
+    pub fn new(prefix: &str, telemetry_path: &str, admin_api: bool) -> Routes {
         Routes {
             prefix: prefix.to_owned(),
             telemetry_path: join_path(prefix, telemetry_path),
+            admin_api,
         }
     }
 
     pub fn route(&self, method: &str, raw_url: &str) -> Route {
+        let route = self.route_exact(method, raw_url);
+        if route != Route::NotFound {
+            return route;
+        }
+        // Like the reference's router: a path that only differs from a known
+        // one by a trailing slash is redirected there.
+        let raw_path = raw_url.split(['?', '#']).next().unwrap_or("");
+        if raw_path.len() > 1 && raw_path.ends_with('/') {
+            let trimmed = &raw_path[..raw_path.len() - 1];
+            let query = &raw_url[raw_path.len()..];
+            if self.route_exact(method, trimmed) != Route::NotFound {
+                let code = if method == "GET" { 301 } else { 307 };
+                let location = format!("{trimmed}{query}");
+                return Route::Redirect { code, location };
+            }
+        }
+        Route::NotFound
+    }
+
+    fn route_exact(&self, method: &str, raw_url: &str) -> Route {
         let raw_path = raw_url.split(['?', '#']).next().unwrap_or("");
         let path = match path::percent_decode(raw_path) {
             Ok(p) => p,
@@ -89,6 +129,15 @@ impl Routes {
                 };
             }
             "/" | "/status" => return get_only(method, Route::Status),
+            "/api/v1/status" => return get_only(method, Route::ApiStatus),
+            "/api/v1/metrics" => return get_only(method, Route::ApiMetrics),
+            "/api/v1/admin/wipe" if self.admin_api => {
+                return match method {
+                    "PUT" => Route::Wipe,
+                    "OPTIONS" => Route::Options { allow: PUT_METHODS },
+                    _ => Route::MethodNotAllowed { allow: PUT_METHODS },
+                };
+            }
             _ => {}
         }
         for (base, b64) in [("/metrics/job/", false), ("/metrics/job@base64/", true)] {
@@ -164,7 +213,11 @@ fn join_path(prefix: &str, p: &str) -> String {
 /// `--web.external-url`; `/` means none; always one leading slash, no
 /// trailing one.
 pub fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
-    let p = if prefix.is_empty() { external_url_path } else { prefix };
+    let p = if prefix.is_empty() {
+        external_url_path
+    } else {
+        prefix
+    };
     if p.is_empty() || p == "/" {
         return String::new();
     }
@@ -176,7 +229,7 @@ mod tests {
     use super::*;
 
     fn r() -> Routes {
-        Routes::new("", "/metrics")
+        Routes::new("", "/metrics", false)
     }
 
     fn key(pairs: &[(&str, &str)]) -> Vec<Label> {
@@ -226,19 +279,38 @@ mod tests {
             Route::Redirect { code: 301, .. }
         ));
         assert_eq!(r().route("PUT", "/metrics/job/a/b%zz"), Route::BadRequest);
-        assert!(matches!(r().route("PUT", "/metrics/job/a%2Fb"), Route::BadPath(_)));
+        assert!(matches!(
+            r().route("PUT", "/metrics/job/a%2Fb"),
+            Route::BadPath(_)
+        ));
         assert_eq!(r().route("PUT", "/-/quit"), Route::Quit);
+        assert_eq!(
+            r().route("GET", "/metrics/?a=b"),
+            Route::Redirect {
+                code: 301,
+                location: "/metrics?a=b".into()
+            }
+        );
     }
 
     #[test]
     fn prefix_and_telemetry_path() {
-        let r = Routes::new(&compute_route_prefix("/pg/", ""), "/m");
+        let r = Routes::new(&compute_route_prefix("/pg/", ""), "/m", true);
         assert_eq!(r.route("GET", "/pg/m"), Route::Scrape);
         assert_eq!(r.route("GET", "/metrics"), Route::NotFound);
         assert_eq!(r.route("GET", "/pg/-/healthy"), Route::Healthy);
-        assert!(matches!(r.route("PUT", "/pg/metrics/job/a"), Route::Push { .. }));
+        assert!(matches!(
+            r.route("PUT", "/pg/metrics/job/a"),
+            Route::Push { .. }
+        ));
         assert_eq!(r.route("PUT", "/metrics/job/a"), Route::NotFound);
         assert_eq!(r.route("GET", "/pgx/-/healthy"), Route::NotFound);
+        assert_eq!(r.route("PUT", "/pg/api/v1/admin/wipe"), Route::Wipe);
+        assert_eq!(r.route("GET", "/pg/api/v1/status"), Route::ApiStatus);
+        assert_eq!(
+            Routes::new("", "/metrics", false).route("PUT", "/api/v1/admin/wipe"),
+            Route::NotFound
+        );
     }
 
     #[test]

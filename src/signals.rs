@@ -17,8 +17,8 @@ pub fn block() -> Result<(), String> {
     // SAFETY: sigemptyset/sigaddset initialise a zeroed sigset_t we own;
     // pthread_sigmask only reads it.
     unsafe {
-        let mut set = signal_set();
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &mut set, std::ptr::null_mut());
+        let set = signal_set();
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(format!("pthread_sigmask failed with error {rc}"));
         }

@@ -5,10 +5,10 @@
 //! # Written by pushgateway 0.1.0. Format: see README, "Persistence file".
 //! group {instance="some_instance",job="some_job"}
 //! times 1795578956809069400 -
-//! family another_metric gauge
+//! family another_metric gauge 1795578956809069400
 //! help Just an example.
 //! series {instance="some_instance",job="some_job"} 2398.283
-//! family rpc summary
+//! family rpc summary 1795578956809069400
 //! series {instance="",job="batch"} sum=10 count=5 0.5:1 0.9:2
 //! end groups=2 series=2
 //! ```
@@ -27,7 +27,10 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::model::{Histogram, Label, Metric, MetricFamily, MetricType, Summary, Value};
+use crate::model::{
+    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, Span, Summary,
+    Value,
+};
 use crate::store::{Group, GroupKey, Nanos};
 
 /// The first line of every snapshot; the number is the format version.
@@ -43,6 +46,8 @@ pub struct RestoredGroup {
     pub push_time: Option<Nanos>,
     pub failure_time: Option<Nanos>,
     pub families: Vec<MetricFamily>,
+    /// When each family was last pushed, by name.
+    pub family_times: Vec<(Box<str>, Nanos)>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -61,9 +66,16 @@ pub enum SnapshotErrorKind {
     UnknownRecord(String),
     OutsideGroup(&'static str),
     OutsideFamily(&'static str),
-    Malformed { record: &'static str, why: String },
+    Malformed {
+        record: &'static str,
+        why: String,
+    },
     Truncated,
-    CountMismatch { what: &'static str, stated: usize, found: usize },
+    CountMismatch {
+        what: &'static str,
+        stated: usize,
+        found: usize,
+    },
     DataAfterEnd,
 }
 
@@ -124,6 +136,8 @@ pub fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> io::Resu
             line.extend_from_slice(name.as_bytes());
             line.push(b' ');
             line.extend_from_slice(fam.metric_type.as_str().as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(fam.pushed_at.to_string().as_bytes());
             line.push(b'\n');
             if let Some(help) = &fam.help {
                 line.extend_from_slice(b"help ");
@@ -201,14 +215,62 @@ fn write_series(out: &mut Vec<u8>, m: &Metric) {
             out.extend_from_slice(b"sum=");
             write_f64(out, h.sum);
             out.extend_from_slice(format!(" count={}", h.count).as_bytes());
-            for &(le, c) in &h.buckets {
+            if let Some(f) = h.count_float {
+                out.extend_from_slice(b" countf=");
+                write_f64(out, f);
+            }
+            for b in &h.buckets {
                 out.push(b' ');
-                write_f64(out, le);
-                out.extend_from_slice(format!(":{c}").as_bytes());
+                write_f64(out, b.upper_bound);
+                out.extend_from_slice(format!(":{}", b.count).as_bytes());
+                if let Some(f) = b.count_float {
+                    out.push(b':');
+                    write_f64(out, f);
+                }
+            }
+            if let Some(n) = &h.native {
+                write_native(out, n);
             }
         }
     }
     out.push(b'\n');
+}
+
+fn write_native(out: &mut Vec<u8>, n: &NativeHistogram) {
+    out.extend_from_slice(format!(" schema={} zt=", n.schema).as_bytes());
+    write_f64(out, n.zero_threshold);
+    out.extend_from_slice(format!(" zc={}", n.zero_count).as_bytes());
+    if let Some(f) = n.zero_count_float {
+        out.extend_from_slice(b" zcf=");
+        write_f64(out, f);
+    }
+    let spans = |out: &mut Vec<u8>, key: &str, spans: &[Span]| {
+        if !spans.is_empty() {
+            let list: Vec<String> = spans
+                .iter()
+                .map(|s| format!("{}:{}", s.offset, s.length))
+                .collect();
+            out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
+        }
+    };
+    let ints = |out: &mut Vec<u8>, key: &str, v: &[i64]| {
+        if !v.is_empty() {
+            let list: Vec<String> = v.iter().map(i64::to_string).collect();
+            out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
+        }
+    };
+    let floats = |out: &mut Vec<u8>, key: &str, v: &[f64]| {
+        if !v.is_empty() {
+            let list: Vec<String> = v.iter().map(|f| format!("{f:?}")).collect();
+            out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
+        }
+    };
+    spans(out, "nspans", &n.negative_spans);
+    ints(out, "ndeltas", &n.negative_deltas);
+    floats(out, "ncounts", &n.negative_counts);
+    spans(out, "pspans", &n.positive_spans);
+    ints(out, "pdeltas", &n.positive_deltas);
+    floats(out, "pcounts", &n.positive_counts);
 }
 
 /// Reads a whole snapshot.
@@ -229,7 +291,11 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
         return Err(err(1, kind));
     }
     let text = std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        let line = data[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
         err(line, SnapshotErrorKind::NotUtf8)
     })?;
     let mut groups: Vec<RestoredGroup> = Vec::new();
@@ -256,19 +322,27 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
             continue;
         }
         let (record, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let malformed = |record: &'static str, why: String| err(n, SnapshotErrorKind::Malformed { record, why });
+        let malformed = |record: &'static str, why: String| {
+            err(n, SnapshotErrorKind::Malformed { record, why })
+        };
         match record {
             "group" => {
                 let (mut key, tail) = parse_labels(rest).map_err(|why| malformed("group", why))?;
                 if !tail.is_empty() {
-                    return Err(malformed("group", format!("unexpected {tail:?} after the labels")));
+                    return Err(malformed(
+                        "group",
+                        format!("unexpected {tail:?} after the labels"),
+                    ));
                 }
                 key.sort_by(|a, b| a.name.cmp(&b.name));
                 if key.windows(2).any(|w| w[0].name == w[1].name) {
                     return Err(malformed("group", "a label name appears twice".into()));
                 }
                 if !key.iter().any(|l| &*l.name == "job" && !l.value.is_empty()) {
-                    return Err(malformed("group", "the grouping key needs a non-empty job label".into()));
+                    return Err(malformed(
+                        "group",
+                        "the grouping key needs a non-empty job label".into(),
+                    ));
                 }
                 groups.push(RestoredGroup {
                     line: n,
@@ -276,18 +350,20 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                     push_time: None,
                     failure_time: None,
                     families: Vec::new(),
+                    family_times: Vec::new(),
                 });
             }
             "times" => {
-                let g = groups.last_mut().ok_or(err(n, SnapshotErrorKind::OutsideGroup("times")))?;
+                let g = groups
+                    .last_mut()
+                    .ok_or(err(n, SnapshotErrorKind::OutsideGroup("times")))?;
                 let mut parts = rest.split(' ');
                 let mut time = || -> Result<Option<Nanos>, SnapshotError> {
                     match parts.next() {
                         Some("-") => Ok(None),
-                        Some(t) => t
-                            .parse()
-                            .map(Some)
-                            .map_err(|_| malformed("times", format!("{t:?} is not a time in nanoseconds"))),
+                        Some(t) => t.parse().map(Some).map_err(|_| {
+                            malformed("times", format!("{t:?} is not a time in nanoseconds"))
+                        }),
                         None => Err(malformed("times", "expected two times".into())),
                     }
                 };
@@ -295,17 +371,34 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                 g.failure_time = time()?;
             }
             "family" => {
-                let g = groups.last_mut().ok_or(err(n, SnapshotErrorKind::OutsideGroup("family")))?;
-                let (name, t) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| malformed("family", "expected a name and a type".into()))?;
-                let metric_type =
-                    MetricType::parse(t).ok_or_else(|| malformed("family", format!("unknown type {t:?}")))?;
+                let g = groups
+                    .last_mut()
+                    .ok_or(err(n, SnapshotErrorKind::OutsideGroup("family")))?;
+                let mut parts = rest.split(' ');
+                let (Some(name), Some(t), stamp, None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(malformed(
+                        "family",
+                        "expected a name, a type and a push time".into(),
+                    ));
+                };
+                if let Some(stamp) = stamp {
+                    let stamp: Nanos = stamp.parse().map_err(|_| {
+                        malformed("family", format!("{stamp:?} is not a time in nanoseconds"))
+                    })?;
+                    g.family_times.push((name.into(), stamp));
+                }
+                let metric_type = MetricType::parse(t)
+                    .ok_or_else(|| malformed("family", format!("unknown type {t:?}")))?;
                 if !crate::model::is_valid_metric_name(name) {
                     return Err(malformed("family", format!("invalid metric name {name:?}")));
                 }
                 if g.families.iter().any(|f| &*f.name == name) {
-                    return Err(malformed("family", format!("{name:?} appears twice in this group")));
+                    return Err(malformed(
+                        "family",
+                        format!("{name:?} appears twice in this group"),
+                    ));
                 }
                 g.families.push(MetricFamily {
                     name: name.into(),
@@ -315,13 +408,20 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                 });
             }
             "help" => {
-                let fam = last_family(&mut groups).ok_or(err(n, SnapshotErrorKind::OutsideFamily("help")))?;
-                fam.help = Some(unescape_help(rest).map_err(|why| malformed("help", why))?.into());
+                let fam = last_family(&mut groups)
+                    .ok_or(err(n, SnapshotErrorKind::OutsideFamily("help")))?;
+                fam.help = Some(
+                    unescape_help(rest)
+                        .map_err(|why| malformed("help", why))?
+                        .into(),
+                );
             }
             "series" => {
-                let fam = last_family(&mut groups).ok_or(err(n, SnapshotErrorKind::OutsideFamily("series")))?;
+                let fam = last_family(&mut groups)
+                    .ok_or(err(n, SnapshotErrorKind::OutsideFamily("series")))?;
                 let (labels, tail) = parse_labels(rest).map_err(|why| malformed("series", why))?;
-                let value = parse_value(fam.metric_type, tail.trim_start()).map_err(|why| malformed("series", why))?;
+                let value = parse_value(fam.metric_type, tail.trim_start())
+                    .map_err(|why| malformed("series", why))?;
                 fam.metrics.push(Metric {
                     labels: labels.into(),
                     value,
@@ -339,10 +439,21 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                         _ => return Err(malformed("end", format!("unexpected {part:?}"))),
                     }
                 }
-                for (what, stated, found) in [("groups", stated_groups, groups.len()), ("series", stated_series, series_total)] {
-                    let stated = stated.ok_or_else(|| malformed("end", format!("missing {what}=")))?;
+                for (what, stated, found) in [
+                    ("groups", stated_groups, groups.len()),
+                    ("series", stated_series, series_total),
+                ] {
+                    let stated =
+                        stated.ok_or_else(|| malformed("end", format!("missing {what}=")))?;
                     if stated != found {
-                        return Err(err(n, SnapshotErrorKind::CountMismatch { what, stated, found }));
+                        return Err(err(
+                            n,
+                            SnapshotErrorKind::CountMismatch {
+                                what,
+                                stated,
+                                found,
+                            },
+                        ));
                     }
                 }
                 ended = true;
@@ -372,7 +483,12 @@ fn unescape_help(s: &str) -> Result<String, String> {
         match chars.next() {
             Some('\\') => out.push('\\'),
             Some('n') => out.push('\n'),
-            other => return Err(format!("invalid escape \\{}", other.map(String::from).unwrap_or_default())),
+            other => {
+                return Err(format!(
+                    "invalid escape \\{}",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
         }
     }
     Ok(out)
@@ -440,27 +556,86 @@ fn parse_value(t: MetricType, s: &str) -> Result<Value, String> {
                 .next()
                 .and_then(|p| p.strip_prefix("count="))
                 .ok_or("expected count=")?;
-            let count: u64 = count.parse().map_err(|_| format!("{count:?} is not a count"))?;
-            let mut pairs = Vec::new();
-            for p in parts {
-                let (a, b) = p.split_once(':').ok_or_else(|| format!("expected bound:value, got {p:?}"))?;
-                pairs.push((parse_f64(a)?, b));
-            }
+            let count: u64 = count
+                .parse()
+                .map_err(|_| format!("{count:?} is not a count"))?;
             if t == MetricType::Summary {
-                let quantiles = pairs
-                    .into_iter()
-                    .map(|(q, v)| Ok((q, parse_f64(v)?)))
-                    .collect::<Result<_, String>>()?;
-                Ok(Value::Summary(Summary { count, sum, quantiles }))
-            } else {
-                let buckets = pairs
-                    .into_iter()
-                    .map(|(le, c)| Ok((le, c.parse::<u64>().map_err(|_| format!("{c:?} is not a count"))?)))
-                    .collect::<Result<_, String>>()?;
-                Ok(Value::Histogram(Histogram { count, sum, buckets }))
+                let mut quantiles = Vec::new();
+                for p in parts {
+                    let (q, v) = p
+                        .split_once(':')
+                        .ok_or_else(|| format!("expected quantile:value, got {p:?}"))?;
+                    quantiles.push((parse_f64(q)?, parse_f64(v)?));
+                }
+                return Ok(Value::Summary(Summary {
+                    count,
+                    sum,
+                    quantiles,
+                }));
             }
+            let mut h = Histogram {
+                count,
+                sum,
+                ..Histogram::default()
+            };
+            for p in parts {
+                if let Some((key, v)) = p.split_once('=') {
+                    read_histogram_field(&mut h, key, v)?;
+                    continue;
+                }
+                let mut fields = p.split(':');
+                let (Some(le), Some(c), f, None) =
+                    (fields.next(), fields.next(), fields.next(), fields.next())
+                else {
+                    return Err(format!("expected bound:count, got {p:?}"));
+                };
+                h.buckets.push(Bucket {
+                    upper_bound: parse_f64(le)?,
+                    count: c.parse().map_err(|_| format!("{c:?} is not a count"))?,
+                    count_float: f.map(parse_f64).transpose()?,
+                });
+            }
+            Ok(Value::Histogram(h))
         }
     }
+}
+
+fn read_histogram_field(h: &mut Histogram, key: &str, v: &str) -> Result<(), String> {
+    fn list<T>(v: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+        v.split(',').map(f).collect()
+    }
+    let int = |x: &str| {
+        x.parse::<i64>()
+            .map_err(|_| format!("{x:?} is not an integer"))
+    };
+    let span = |x: &str| -> Result<Span, String> {
+        let (o, l) = x
+            .split_once(':')
+            .ok_or_else(|| format!("expected offset:length, got {x:?}"))?;
+        Ok(Span {
+            offset: o.parse().map_err(|_| format!("{o:?} is not an offset"))?,
+            length: l.parse().map_err(|_| format!("{l:?} is not a length"))?,
+        })
+    };
+    if key == "countf" {
+        h.count_float = Some(parse_f64(v)?);
+        return Ok(());
+    }
+    let n = h.native.get_or_insert_with(Box::default);
+    match key {
+        "schema" => n.schema = v.parse().map_err(|_| format!("{v:?} is not a schema"))?,
+        "zt" => n.zero_threshold = parse_f64(v)?,
+        "zc" => n.zero_count = v.parse().map_err(|_| format!("{v:?} is not a count"))?,
+        "zcf" => n.zero_count_float = Some(parse_f64(v)?),
+        "nspans" => n.negative_spans = list(v, span)?,
+        "ndeltas" => n.negative_deltas = list(v, int)?,
+        "ncounts" => n.negative_counts = list(v, parse_f64)?,
+        "pspans" => n.positive_spans = list(v, span)?,
+        "pdeltas" => n.positive_deltas = list(v, int)?,
+        "pcounts" => n.positive_counts = list(v, parse_f64)?,
+        other => return Err(format!("unknown histogram field {other:?}")),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -485,11 +660,20 @@ mod tests {
     fn round_trip(store: &Store) -> (Vec<u8>, Store) {
         let mut buf = Vec::new();
         write(&mut buf, &store.snapshot()).unwrap();
-        let groups = read(&buf).unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&buf)));
+        let groups =
+            read(&buf).unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&buf)));
         let mut back = Store::new();
         for g in groups {
-            let push = prepare_push(g.key.into(), g.families, true).unwrap();
-            back.restore_group(push, g.push_time, g.failure_time, &Own).unwrap();
+            let mut push = prepare_push(g.key.into(), g.families, true).unwrap();
+            for f in &mut push.families {
+                f.pushed_at = g
+                    .family_times
+                    .iter()
+                    .find(|(n, _)| *n == f.name)
+                    .map(|(_, t)| *t);
+            }
+            back.restore_group(push, g.push_time, g.failure_time, &Own)
+                .unwrap();
         }
         (buf, back)
     }
@@ -497,22 +681,35 @@ mod tests {
     #[test]
     fn everything_round_trips_exactly() {
         let store = store_with(&[
-            (&[("job", "a")], "# HELP c Counter \\\\ with\\nnewline.\n# TYPE c counter\nc{l=\"q\\\"b\\\\s\\nn é\"} 1e-7\n"),
-            (&[("job", "b"), ("instance", "i")], "# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns_sum -0\ns_count 18446744073709551615\n# TYPE h histogram\n# HELP h \nh_bucket{le=\"0.1\"} 3\nh_sum +Inf\nh_count 3\n"),
+            (
+                &[("job", "a")],
+                "# HELP c Counter \\\\ with\\nnewline.\n# TYPE c counter\nc{l=\"q\\\"b\\\\s\\nn é\"} 1e-7\n",
+            ),
+            (
+                &[("job", "b"), ("instance", "i")],
+                "# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns_sum -0\ns_count 18446744073709551615\n# TYPE h histogram\n# HELP h \nh_bucket{le=\"0.1\"} 3\nh_sum +Inf\nh_count 3\n",
+            ),
             (&[("job", "c")], ""),
             (&[("job", "d")], "g -Inf\nu 123456789.123\n"),
         ]);
         let (text, back) = round_trip(&store);
         let mut again = Vec::new();
         write(&mut again, &back.snapshot()).unwrap();
-        assert_eq!(String::from_utf8_lossy(&text), String::from_utf8_lossy(&again));
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            String::from_utf8_lossy(&again)
+        );
         for ((k1, g1), (k2, g2)) in store.groups().zip(back.groups()) {
             assert_eq!(k1, k2);
             assert_eq!(g1.push_time, g2.push_time);
             assert_eq!(g1.failure_time, g2.failure_time);
             assert_eq!(g1.families.len(), g2.families.len());
             for ((n1, f1), (n2, f2)) in g1.families.iter().zip(&g2.families) {
-                assert_eq!((n1, &f1.help, f1.metric_type), (n2, &f2.help, f2.metric_type));
+                assert_eq!(
+                    (n1, &f1.help, f1.metric_type),
+                    (n2, &f2.help, f2.metric_type)
+                );
+                assert_eq!(f1.pushed_at, f2.pushed_at);
                 for (m1, m2) in f1.metrics.iter().zip(&f2.metrics) {
                     assert_eq!(m1.labels, m2.labels);
                     // Compare bit patterns: NaN and -0 must survive.
@@ -521,7 +718,10 @@ mod tests {
             }
         }
         let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("help Counter \\\\ with\\nnewline.\n"), "{text}");
+        assert!(
+            text.contains("help Counter \\\\ with\\nnewline.\n"),
+            "{text}"
+        );
         // 18446744073709551615 is a float on the wire; Go's conversion of it
         // to uint64 yields 2^63, which the reference exposes too.
         assert!(text.contains("count=9223372036854775808"), "{text}");
@@ -534,19 +734,40 @@ mod tests {
         write(&mut buf, &store.snapshot()).unwrap();
         let text = String::from_utf8(buf).unwrap();
         let cut = &text[..text.len() - 5];
-        assert_eq!(read(cut.as_bytes()).unwrap_err().kind, SnapshotErrorKind::Truncated);
+        assert_eq!(
+            read(cut.as_bytes()).unwrap_err().kind,
+            SnapshotErrorKind::Truncated
+        );
         let no_end = text.replace("end groups=1 series=2\n", "");
-        assert_eq!(read(no_end.as_bytes()).unwrap_err().kind, SnapshotErrorKind::Truncated);
+        assert_eq!(
+            read(no_end.as_bytes()).unwrap_err().kind,
+            SnapshotErrorKind::Truncated
+        );
         let fewer = text.replace("series {instance=\"\",job=\"a\"} 2.0\n", "");
-        assert!(matches!(read(fewer.as_bytes()).unwrap_err().kind, SnapshotErrorKind::CountMismatch { .. }));
-        let bad = text.replace("series {instance=\"\",job=\"a\"} 2.0", "series {instance=\"\",job=\"a\"} two");
+        assert!(matches!(
+            read(fewer.as_bytes()).unwrap_err().kind,
+            SnapshotErrorKind::CountMismatch { .. }
+        ));
+        let bad = text.replace(
+            "series {instance=\"\",job=\"a\"} 2.0",
+            "series {instance=\"\",job=\"a\"} two",
+        );
         let e = read(bad.as_bytes()).unwrap_err();
         assert_eq!(e.line, 8, "{e}");
         assert!(e.to_string().contains("not a number"), "{e}");
         let future = text.replace("pushgateway-snapshot 1", "pushgateway-snapshot 9");
-        assert_eq!(read(future.as_bytes()).unwrap_err().kind, SnapshotErrorKind::FutureVersion(9));
+        assert_eq!(
+            read(future.as_bytes()).unwrap_err().kind,
+            SnapshotErrorKind::FutureVersion(9)
+        );
         assert_eq!(read(b"").unwrap_err().kind, SnapshotErrorKind::Empty);
-        assert_eq!(read(b"\x0e\xff\x81\x03\x01\x01").unwrap_err().kind, SnapshotErrorKind::GoGobFile);
-        assert_eq!(read(b"hello\n").unwrap_err().kind, SnapshotErrorKind::NotASnapshot);
+        assert_eq!(
+            read(b"\x0e\xff\x81\x03\x01\x01").unwrap_err().kind,
+            SnapshotErrorKind::GoGobFile
+        );
+        assert_eq!(
+            read(b"hello\n").unwrap_err().kind,
+            SnapshotErrorKind::NotASnapshot
+        );
     }
 }

@@ -25,7 +25,8 @@ use crate::exposition;
 use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, Value};
 
 pub const PUSH_TIME: &str = "push_time_seconds";
-pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
+pub const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
 pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
 pub const PUSH_FAILURE_TIME_HELP: &str =
     "Last Unix time when changing this group in the Pushgateway failed.";
@@ -87,14 +88,20 @@ impl fmt::Display for PushError {
         f.write_str("pushed metrics are invalid or inconsistent with existing metrics: ")?;
         match self {
             PushError::Timestamp { metric } => {
-                write!(f, "pushed metrics must not have timestamps (metric {metric:?} has one)")
+                write!(
+                    f,
+                    "pushed metrics must not have timestamps (metric {metric:?} has one)"
+                )
             }
             PushError::ReservedLabel { metric, label } => write!(
                 f,
                 "metric {metric:?} has label {label:?}: label names starting with \"__\" are reserved"
             ),
             PushError::QuantileLabel { metric } => {
-                write!(f, "summary {metric:?} must not have an explicit \"quantile\" label")
+                write!(
+                    f,
+                    "summary {metric:?} must not have an explicit \"quantile\" label"
+                )
             }
             PushError::DuplicateSeries { metric, labels } => write!(
                 f,
@@ -142,7 +149,7 @@ pub fn show_labels(labels: &[Label]) -> String {
             s.push(',');
         }
         s.push_str(&l.name);
-        s.push_str("=");
+        s.push('=');
         s.push_str(&format!("{:?}", &*l.value));
     }
     s.push('}');
@@ -192,6 +199,8 @@ pub struct PreparedFamily {
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
     pub metrics: Vec<PreparedMetric>,
+    /// Set when restoring; a push stamps its families with the push time.
+    pub pushed_at: Option<Nanos>,
 }
 
 /// A push that passed every check that needs no store: sanitized labels,
@@ -266,6 +275,7 @@ pub fn prepare_push(
             help: fam.help,
             metric_type: fam.metric_type,
             metrics,
+            pushed_at: None,
         });
     }
     Ok(PreparedPush {
@@ -309,6 +319,33 @@ pub struct Group {
     pub families: BTreeMap<Box<str>, StoredFamily>,
     pub push_time: Option<Nanos>,
     pub failure_time: Option<Nanos>,
+    /// When the group came into being (by a push or a failed push).
+    pub created: Nanos,
+}
+
+impl Group {
+    /// The grouping labels plus `instance=""` if absent.
+    pub fn time_labels(&self) -> Labels {
+        self.time_labels.clone()
+    }
+
+    /// Whether the last change was a success, as the reference's
+    /// `last_push_successful`: no failure after the last push.
+    pub fn last_push_successful(&self) -> bool {
+        match (self.failure_time, self.push_time) {
+            (None, _) => true,
+            (Some(f), p) => f <= p.unwrap_or(0),
+        }
+    }
+
+    /// The time the group's push-time and failure-time gauges were last
+    /// set, as the JSON API shows them.
+    pub fn time_family_stamps(&self) -> (Nanos, Nanos) {
+        (
+            self.push_time.unwrap_or(self.created),
+            self.failure_time.unwrap_or(self.created),
+        )
+    }
 }
 
 /// One family of one group. Its exposition lines live in the index only.
@@ -317,6 +354,8 @@ pub struct StoredFamily {
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
     pub metrics: Vec<Metric>,
+    /// When this family was last pushed (shown by the JSON API).
+    pub pushed_at: Nanos,
 }
 
 /// Index entry for one metric name across all groups.
@@ -472,12 +511,11 @@ impl Store {
                 return Some(t);
             }
             let mut counts = self.families.get(name).map(|f| f.type_counts)?;
-            if let Some(g) = group {
-                if let Some(old) = g.families.get(name) {
-                    if push.replace {
-                        counts[type_slot(old.metric_type)] -= 1;
-                    }
-                }
+            if let Some(g) = group
+                && let Some(old) = g.families.get(name)
+                && push.replace
+            {
+                counts[type_slot(old.metric_type)] -= 1;
             }
             counts.iter().position(|c| *c > 0).map(|i| SLOT_TYPES[i])
         };
@@ -485,10 +523,10 @@ impl Store {
             let name = &*fam.name;
             let t = fam.metric_type;
             // One type per name across the store and the gateway's own metrics.
-            if let Some((own_t, _)) = own.own_family(name) {
-                if own_t != t {
-                    return Err(type_mismatch(name, t, own_t));
-                }
+            if let Some((own_t, _)) = own.own_family(name)
+                && own_t != t
+            {
+                return Err(type_mismatch(name, t, own_t));
             }
             if let Some(idx) = self.families.get(name) {
                 let mut counts = idx.type_counts;
@@ -506,12 +544,11 @@ impl Store {
                 ("_sum", &[MetricType::Summary, MetricType::Histogram][..]),
                 ("_bucket", &[MetricType::Histogram][..]),
             ] {
-                if let Some(base) = name.strip_suffix(suffix) {
-                    if let Some(bt) = type_after(base) {
-                        if bases.contains(&bt) {
-                            return Err(suffix_collision(name, base, bt));
-                        }
-                    }
+                if let Some(base) = name.strip_suffix(suffix)
+                    && let Some(bt) = type_after(base)
+                    && bases.contains(&bt)
+                {
+                    return Err(suffix_collision(name, base, bt));
                 }
             }
             if matches!(t, MetricType::Summary | MetricType::Histogram) {
@@ -531,8 +568,10 @@ impl Store {
                     let key = SeriesKey(m.metric.labels.clone());
                     let lo = (key.clone(), 0);
                     let hi = (key, u64::MAX);
-                    if let Some(((_, owner), _)) =
-                        idx.series.range(lo..=hi).find(|((_, o), _)| Some(*o) != gid)
+                    if let Some(((_, owner), _)) = idx
+                        .series
+                        .range(lo..=hi)
+                        .find(|((_, o), _)| Some(*o) != gid)
                     {
                         return Err(PushError::SeriesInOtherGroup {
                             metric: name.to_owned(),
@@ -575,7 +614,7 @@ impl Store {
     /// Applies a checked push. `now` becomes the group's push time.
     pub fn apply(&mut self, push: PreparedPush, now: Nanos) {
         let key = push.key.clone();
-        let gid = self.ensure_group(&key);
+        let gid = self.ensure_group(&key, now);
         self.generation += 1;
         let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) else {
             return;
@@ -607,6 +646,7 @@ impl Store {
                 help: fam.help,
                 metric_type: fam.metric_type,
                 metrics,
+                pushed_at: fam.pushed_at.unwrap_or(now),
             };
             group.families.insert(fam.name, stored);
         }
@@ -623,7 +663,7 @@ impl Store {
         if !self.groups.contains_key(key) && self.check_group_collision(key).is_err() {
             return;
         }
-        let gid = self.ensure_group(key);
+        let gid = self.ensure_group(key, now);
         self.generation += 1;
         if let Some(group) = self.groups.get_mut(key).map(Arc::make_mut) {
             group.failure_time = Some(now);
@@ -644,8 +684,9 @@ impl Store {
     ) -> Result<(), PushError> {
         self.check(&push, own)?;
         let key = push.key.clone();
-        self.apply(push, 0);
-        let gid = self.ensure_group(&key);
+        let created = push_time.or(failure_time).unwrap_or(0);
+        self.apply(push, created);
+        let gid = self.ensure_group(&key, created);
         if let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) {
             group.push_time = push_time;
             group.failure_time = failure_time;
@@ -679,7 +720,19 @@ impl Store {
         true
     }
 
-    fn ensure_group(&mut self, key: &GroupKey) -> u64 {
+    /// Deletes every group; returns how many there were.
+    pub fn wipe(&mut self) -> usize {
+        let n = self.groups.len();
+        if n > 0 {
+            self.generation += 1;
+        }
+        self.groups.clear();
+        self.families.clear();
+        self.series_count = 0;
+        n
+    }
+
+    fn ensure_group(&mut self, key: &GroupKey, now: Nanos) -> u64 {
         if let Some(g) = self.groups.get(key) {
             return g.id;
         }
@@ -694,16 +747,22 @@ impl Store {
                 families: BTreeMap::new(),
                 push_time: None,
                 failure_time: None,
+                created: now,
             }),
         );
-        for (name, help) in [(PUSH_TIME, PUSH_TIME_HELP), (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP)] {
+        for (name, help) in [
+            (PUSH_TIME, PUSH_TIME_HELP),
+            (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP),
+        ] {
             let idx = self.families.entry(name.into()).or_default();
             if idx.helps.is_empty() {
                 idx.helps.push((Some(help.into()), 1));
             }
             idx.type_counts[type_slot(MetricType::Gauge)] += 1;
-            idx.series
-                .insert((SeriesKey(labels.clone()), id), render_time(name, &labels, None));
+            idx.series.insert(
+                (SeriesKey(labels.clone()), id),
+                render_time(name, &labels, None),
+            );
         }
         id
     }
@@ -717,7 +776,10 @@ impl Store {
 
     /// Every family in name order, for the exposition writer. `own` supplies
     /// the HELP text of names the gateway itself exposes.
-    pub fn families<'a>(&'a self, own: &'a dyn OwnFamilies) -> impl Iterator<Item = FamilyView<'a>> + 'a {
+    pub fn families<'a>(
+        &'a self,
+        own: &'a dyn OwnFamilies,
+    ) -> impl Iterator<Item = FamilyView<'a>> + 'a {
         self.families.iter().map(move |(name, idx)| {
             let (metric_type, help) = match own.own_family(name) {
                 Some((t, h)) => (t, Some(h)),
@@ -742,12 +804,16 @@ impl Store {
                 .map(|i| SLOT_TYPES[i])
                 .collect();
             if types.len() > 1 {
-                out.push(format!("metric {name:?} is pushed with several types: {types:?}"));
+                out.push(format!(
+                    "metric {name:?} is pushed with several types: {types:?}"
+                ));
             }
-            if let Some((t, _)) = own.own_family(name) {
-                if types.iter().any(|x| *x != t) {
-                    out.push(format!("metric {name:?} has a type other than the gateway's own {t}"));
-                }
+            if let Some((t, _)) = own.own_family(name)
+                && types.iter().any(|x| *x != t)
+            {
+                out.push(format!(
+                    "metric {name:?} has a type other than the gateway's own {t}"
+                ));
             }
             let mut prev: Option<&SeriesKey> = None;
             for (k, _) in idx.series.keys() {

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::exposition;
 use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, SeriesKey};
 
@@ -23,15 +22,31 @@ pub const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         MetricType::Counter,
         "Total user and system CPU time spent in seconds.",
     ),
-    ("process_max_fds", MetricType::Gauge, "Maximum number of open file descriptors."),
-    ("process_open_fds", MetricType::Gauge, "Number of open file descriptors."),
-    ("process_resident_memory_bytes", MetricType::Gauge, "Resident memory size in bytes."),
+    (
+        "process_max_fds",
+        MetricType::Gauge,
+        "Maximum number of open file descriptors.",
+    ),
+    (
+        "process_open_fds",
+        MetricType::Gauge,
+        "Number of open file descriptors.",
+    ),
+    (
+        "process_resident_memory_bytes",
+        MetricType::Gauge,
+        "Resident memory size in bytes.",
+    ),
     (
         "process_start_time_seconds",
         MetricType::Gauge,
         "Start time of the process since unix epoch in seconds.",
     ),
-    ("process_virtual_memory_bytes", MetricType::Gauge, "Virtual memory size in bytes."),
+    (
+        "process_virtual_memory_bytes",
+        MetricType::Gauge,
+        "Virtual memory size in bytes.",
+    ),
     (
         "process_virtual_memory_max_bytes",
         MetricType::Gauge,
@@ -131,6 +146,34 @@ struct Counters {
     push_size: BTreeMap<String, Observations>,
 }
 
+/// Build information, as the status API and `pushgateway_build_info` show it.
+pub fn build_info() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "branch",
+            option_env!("PUSHGATEWAY_BRANCH").unwrap_or("").to_owned(),
+        ),
+        (
+            "buildDate",
+            option_env!("PUSHGATEWAY_BUILD_DATE")
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        (
+            "buildUser",
+            option_env!("PUSHGATEWAY_BUILD_USER")
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        ("goVersion", "none (Rust)".to_owned()),
+        (
+            "revision",
+            option_env!("PUSHGATEWAY_REVISION").unwrap_or("").to_owned(),
+        ),
+        ("version", VERSION.to_owned()),
+    ]
+}
+
 /// Shared handle to the gateway's own counters.
 #[derive(Clone)]
 pub struct Telemetry {
@@ -156,6 +199,11 @@ impl Telemetry {
         }
     }
 
+    /// Process start time in nanoseconds since the epoch.
+    pub fn start_nanos(&self) -> i64 {
+        (self.start_time * 1e9) as i64
+    }
+
     fn lock(&self) -> MutexGuard<'_, Counters> {
         // A panic elsewhere while holding the lock leaves plain counters
         // behind, which are still fine to read and bump.
@@ -177,25 +225,25 @@ impl Telemetry {
             .entry(method.clone())
             .or_default()
             .observe(duration.as_secs_f64(), now);
-        c.push_size.entry(method).or_default().observe(size as f64, now);
+        c.push_size
+            .entry(method)
+            .or_default()
+            .observe(size as f64, now);
     }
 
-    /// Renders every own family as (name, series in exposition order).
-    pub fn families(&self) -> Vec<(&'static str, Vec<(SeriesKey, Vec<u8>)>)> {
+    /// Every own family as (name, series in exposition order).
+    pub fn families(&self) -> Vec<(&'static str, Vec<Metric>)> {
         let now = Instant::now();
-        let mut out: Vec<(&'static str, Vec<(SeriesKey, Vec<u8>)>)> = Vec::new();
+        let mut out: Vec<(&'static str, Vec<Metric>)> = Vec::new();
         let mut add = |name: &'static str, labels: Vec<Label>, value: Value| {
             let metric = Metric {
                 labels: labels.into(),
                 value,
                 timestamp_ms: None,
             };
-            let mut text = Vec::new();
-            exposition::write_metric(&mut text, name, &metric);
-            let key = SeriesKey(metric.labels);
             match out.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, series)) => series.push((key, text)),
-                None => out.push((name, vec![(key, text)])),
+                Some((_, series)) => series.push(metric),
+                None => out.push((name, vec![metric])),
             }
         };
         let proc = ProcessStats::read();
@@ -211,7 +259,11 @@ impl Telemetry {
         if let Some(v) = proc.resident_bytes {
             add("process_resident_memory_bytes", vec![], Value::Gauge(v));
         }
-        add("process_start_time_seconds", vec![], Value::Gauge(self.start_time));
+        add(
+            "process_start_time_seconds",
+            vec![],
+            Value::Gauge(self.start_time),
+        );
         if let Some(v) = proc.virtual_bytes {
             add("process_virtual_memory_bytes", vec![], Value::Gauge(v));
         }
@@ -225,7 +277,10 @@ impl Telemetry {
                 Label::new("goarch", std::env::consts::ARCH),
                 Label::new("goos", std::env::consts::OS),
                 Label::new("goversion", "rust"),
-                Label::new("revision", option_env!("PUSHGATEWAY_REVISION").unwrap_or("")),
+                Label::new(
+                    "revision",
+                    option_env!("PUSHGATEWAY_REVISION").unwrap_or(""),
+                ),
                 Label::new("version", VERSION),
             ],
             Value::Gauge(1.0),
@@ -233,11 +288,19 @@ impl Telemetry {
         let c = self.lock();
         for (method, obs) in &c.push_duration {
             let labels = vec![Label::new("method", method)];
-            add("pushgateway_http_push_duration_seconds", labels, Value::Summary(obs.summary(now)));
+            add(
+                "pushgateway_http_push_duration_seconds",
+                labels,
+                Value::Summary(obs.summary(now)),
+            );
         }
         for (method, obs) in &c.push_size {
             let labels = vec![Label::new("method", method)];
-            add("pushgateway_http_push_size_bytes", labels, Value::Summary(obs.summary(now)));
+            add(
+                "pushgateway_http_push_size_bytes",
+                labels,
+                Value::Summary(obs.summary(now)),
+            );
         }
         for ((code, handler, method), n) in &c.requests {
             let labels = vec![
@@ -245,11 +308,15 @@ impl Telemetry {
                 Label::new("handler", handler),
                 Label::new("method", method),
             ];
-            add("pushgateway_http_requests_total", labels, Value::Counter(*n as f64));
+            add(
+                "pushgateway_http_requests_total",
+                labels,
+                Value::Counter(*n as f64),
+            );
         }
         drop(c);
         for (_, series) in &mut out {
-            series.sort_by(|a, b| a.0.cmp(&b.0));
+            series.sort_by_key(|a| SeriesKey(a.labels.clone()));
         }
         out.sort_by(|a, b| a.0.cmp(b.0));
         out
@@ -334,7 +401,10 @@ mod tests {
     #[test]
     fn own_families_are_sorted_for_binary_search() {
         assert!(OWN_FAMILIES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(Own.own_family("process_open_fds").map(|x| x.0), Some(MetricType::Gauge));
+        assert_eq!(
+            Own.own_family("process_open_fds").map(|x| x.0),
+            Some(MetricType::Gauge)
+        );
         assert!(Own.own_family("push_time_seconds").is_none());
     }
 

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::model::{Label, Metric, MetricFamily, MetricType, Value};
+use crate::model::{Bucket, Label, Metric, MetricFamily, MetricType, Value};
 
 /// A body the text format cannot accept, with the 1-based line it was found on.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,9 +53,9 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "text format parsing error in line {}: ", self.line)?;
         match &self.kind {
-            ErrorKind::UnexpectedEof => {
-                f.write_str("unexpected end of input stream (does the last line end with a newline?)")
-            }
+            ErrorKind::UnexpectedEof => f.write_str(
+                "unexpected end of input stream (does the last line end with a newline?)",
+            ),
             ErrorKind::InvalidMetricName => f.write_str("invalid metric name"),
             ErrorKind::InvalidMetricNameInComment => f.write_str("invalid metric name in comment"),
             ErrorKind::InvalidLabelName { metric } => {
@@ -63,13 +63,21 @@ impl fmt::Display for ParseError {
             }
             ErrorKind::ReservedLabelName => f.write_str("label name \"__name__\" is reserved"),
             ErrorKind::ExpectedEquals { found } => {
-                write!(f, "expected '=' after label name, found {}", show_byte(*found))
+                write!(
+                    f,
+                    "expected '=' after label name, found {}",
+                    show_byte(*found)
+                )
             }
             ErrorKind::DuplicateLabelName { metric, label } => {
                 write!(f, "duplicate label name {label:?} for metric {metric:?}")
             }
             ErrorKind::ExpectedQuote { found } => {
-                write!(f, "expected '\"' at start of label value, found {}", show_byte(*found))
+                write!(
+                    f,
+                    "expected '\"' at start of label value, found {}",
+                    show_byte(*found)
+                )
             }
             ErrorKind::InvalidLabelValue { value } => {
                 write!(f, "invalid label value {value:?} (not valid UTF-8)")
@@ -78,10 +86,17 @@ impl fmt::Display for ParseError {
                 write!(f, "label value {value:?} contains unescaped new-line")
             }
             ErrorKind::InvalidEscape { found } => {
-                write!(f, "invalid escape sequence '\\{}'", show_byte(*found).trim_matches('\''))
+                write!(
+                    f,
+                    "invalid escape sequence '\\{}'",
+                    show_byte(*found).trim_matches('\'')
+                )
             }
             ErrorKind::InvalidQuantile { value } => {
-                write!(f, "expected float as value for 'quantile' label, got {value:?}")
+                write!(
+                    f,
+                    "expected float as value for 'quantile' label, got {value:?}"
+                )
             }
             ErrorKind::InvalidBucket { value } => {
                 write!(f, "expected float as value for 'le' label, got {value:?}")
@@ -89,7 +104,9 @@ impl fmt::Display for ParseError {
             ErrorKind::UnexpectedEndOfLabelValue { value } => {
                 write!(f, "unexpected end of label value {value:?}")
             }
-            ErrorKind::InvalidValue { token } => write!(f, "expected float as value, got {token:?}"),
+            ErrorKind::InvalidValue { token } => {
+                write!(f, "expected float as value, got {token:?}")
+            }
             ErrorKind::InvalidTimestamp { token } => {
                 write!(f, "expected integer as timestamp, got {token:?}")
             }
@@ -151,7 +168,11 @@ pub fn parse_go_float(s: &str) -> Option<f64> {
         return Some(sign * f64::INFINITY);
     }
     if rest.eq_ignore_ascii_case("nan") {
-        return if rest.len() == s.len() { Some(f64::NAN) } else { None };
+        return if rest.len() == s.len() {
+            Some(f64::NAN)
+        } else {
+            None
+        };
     }
     // Only the characters of decimal notation: this keeps out everything
     // Rust would accept but Go would not.
@@ -700,7 +721,7 @@ impl<'a> Parser<'a> {
                 Part::Sum => h.sum = v,
                 Part::Plain => {
                     if let Some(b) = bucket {
-                        h.buckets.push((b, go_float_to_u64(v)));
+                        h.buckets.push(Bucket::new(b, go_float_to_u64(v)));
                     }
                 }
             },
@@ -795,24 +816,24 @@ impl<'a> Parser<'a> {
         } else {
             &name[..]
         };
-        if let Some(&i) = self.by_name.get(summary_name) {
-            if self.families[i].metric_type == Some(MetricType::Summary) {
-                self.family = i;
-                self.part = part;
-                return;
-            }
+        if let Some(&i) = self.by_name.get(summary_name)
+            && self.families[i].metric_type == Some(MetricType::Summary)
+        {
+            self.family = i;
+            self.part = part;
+            return;
         }
         let histogram_name = if is_bucket {
             &name[..name.len() - 7]
         } else {
             summary_name
         };
-        if let Some(&i) = self.by_name.get(histogram_name) {
-            if self.families[i].metric_type == Some(MetricType::Histogram) {
-                self.family = i;
-                self.part = part;
-                return;
-            }
+        if let Some(&i) = self.by_name.get(histogram_name)
+            && self.families[i].metric_type == Some(MetricType::Histogram)
+        {
+            self.family = i;
+            self.part = part;
+            return;
         }
         self.family = self.families.len();
         self.by_name.insert(name.clone(), self.family);
@@ -872,7 +893,11 @@ pub fn go_float_to_u64(f: f64) -> u64 {
         }
     } else {
         let y = f - TWO63;
-        let low = if y < TWO63 { y as i64 as u64 } else { INDEFINITE };
+        let low = if y < TWO63 {
+            y as i64 as u64
+        } else {
+            INDEFINITE
+        };
         low | INDEFINITE
     }
 }
@@ -911,12 +936,17 @@ mod tests {
         assert_eq!(f[0].metric_type, MetricType::Untyped);
         assert_eq!(f[0].metrics[0].value, Value::Untyped(99.0));
 
-        let f = ok("# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n\
+        let f = ok(
+            "# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n\
                     # TYPE another_metric gauge\n# HELP another_metric Just an example.\n\
-                    another_metric 2398.283\n");
+                    another_metric 2398.283\n",
+        );
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].metric_type, MetricType::Counter);
-        assert_eq!(labels(&f[0].metrics[0]), vec![("label".into(), "val1".into())]);
+        assert_eq!(
+            labels(&f[0].metrics[0]),
+            vec![("label".into(), "val1".into())]
+        );
         assert_eq!(f[0].metrics[0].value, Value::Counter(42.0));
         assert_eq!(f[1].help.as_deref(), Some("Just an example."));
         assert_eq!(f[1].metrics[0].value, Value::Gauge(2398.283));
@@ -940,7 +970,10 @@ mod tests {
                 quantiles: vec![(0.5, 1.0), (0.9, 2.0)],
             })
         );
-        assert_eq!(labels(&f[0].metrics[1]), vec![("service".into(), "b".into())]);
+        assert_eq!(
+            labels(&f[0].metrics[1]),
+            vec![("service".into(), "b".into())]
+        );
     }
 
     #[test]
@@ -952,7 +985,8 @@ mod tests {
             Value::Histogram(Histogram {
                 count: 3,
                 sum: 1.5,
-                buckets: vec![(0.1, 1), (f64::INFINITY, 3)],
+                buckets: vec![Bucket::new(0.1, 1), Bucket::new(f64::INFINITY, 3)],
+                ..Histogram::default()
             })
         );
     }
@@ -1020,33 +1054,54 @@ mod tests {
     fn errors_carry_line_numbers() {
         let e = fails("a 1\nb 2\nc{ 3\n");
         assert_eq!(e.line, 3);
-        assert!(matches!(e.kind, ErrorKind::InvalidLabelName { .. }), "{e:?}");
-        assert!(e.to_string().starts_with("text format parsing error in line 3:"));
+        assert!(
+            matches!(e.kind, ErrorKind::InvalidLabelName { .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("text format parsing error in line 3:")
+        );
     }
 
     #[test]
     fn error_cases_of_the_reference() {
         use ErrorKind::*;
-        let cases: &[(&str, fn(&ErrorKind) -> bool)] = &[
+        type Check = fn(&ErrorKind) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("m 1", |k| matches!(k, UnexpectedEof)),
             ("# HELP m x", |k| matches!(k, UnexpectedEof)),
             ("1m 1\n", |k| matches!(k, InvalidMetricName)),
-            ("# TYPE 1m counter\n", |k| matches!(k, InvalidMetricNameInComment)),
+            ("# TYPE 1m counter\n", |k| {
+                matches!(k, InvalidMetricNameInComment)
+            }),
             ("m{__name__=\"x\"} 1\n", |k| matches!(k, ReservedLabelName)),
             ("m{a 1\n", |k| matches!(k, ExpectedEquals { .. })),
-            ("m{a=\"1\",a=\"2\"} 1\n", |k| matches!(k, DuplicateLabelName { .. })),
+            ("m{a=\"1\",a=\"2\"} 1\n", |k| {
+                matches!(k, DuplicateLabelName { .. })
+            }),
             ("m{a=1} 1\n", |k| matches!(k, ExpectedQuote { .. })),
-            ("m{a=\"x\ny\"} 1\n", |k| matches!(k, UnescapedNewline { .. })),
-            ("m{a=\"\\t\"} 1\n", |k| matches!(k, InvalidEscape { found: b't' })),
+            ("m{a=\"x\ny\"} 1\n", |k| {
+                matches!(k, UnescapedNewline { .. })
+            }),
+            ("m{a=\"\\t\"} 1\n", |k| {
+                matches!(k, InvalidEscape { found: b't' })
+            }),
             ("# HELP m bad \\t\n", |k| matches!(k, InvalidEscape { .. })),
-            ("m{a=\"1\" b=\"2\"} 1\n", |k| matches!(k, UnexpectedEndOfLabelValue { .. })),
+            ("m{a=\"1\" b=\"2\"} 1\n", |k| {
+                matches!(k, UnexpectedEndOfLabelValue { .. })
+            }),
             ("m one\n", |k| matches!(k, InvalidValue { .. })),
             ("m\n", |k| matches!(k, InvalidValue { .. })),
             ("m 1 \n", |k| matches!(k, InvalidTimestamp { .. })),
             ("m 1 12x\n", |k| matches!(k, InvalidTimestamp { .. })),
             ("m 1 12 x\n", |k| matches!(k, SpuriousAfterTimestamp { .. })),
-            ("# HELP m a\n# HELP m b\n", |k| matches!(k, SecondHelp { .. })),
-            ("m 1\n# TYPE m counter\n", |k| matches!(k, SecondType { .. })),
+            ("# HELP m a\n# HELP m b\n", |k| {
+                matches!(k, SecondHelp { .. })
+            }),
+            ("m 1\n# TYPE m counter\n", |k| {
+                matches!(k, SecondType { .. })
+            }),
             ("# TYPE m counters\n", |k| matches!(k, UnknownType { .. })),
             ("# TYPE m counter \n", |k| matches!(k, UnknownType { .. })),
             ("# TYPE s summary\ns{quantile=\"x\"} 1\n", |k| {

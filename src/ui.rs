@@ -44,12 +44,22 @@ pub fn status_page(store: &Store, flags: &[(String, String)]) -> String {
          .ok{color:#070}.failed{color:#b00}pre{background:#f6f6f6;padding:.5em;overflow:auto}\
          </style></head><body><h1>Pushgateway</h1>",
     );
-    let _ = write!(h, "<p>{} group(s), {} series.</p>", store.group_count(), store.series_count());
+    let _ = write!(
+        h,
+        "<p>{} group(s), {} series.</p>",
+        store.group_count(),
+        store.series_count()
+    );
     h.push_str("<table><tr><th>Group</th><th>Last push</th><th>Status</th></tr>");
     for (key, group) in store.groups() {
         h.push_str("<tr><td><details><summary>");
         for l in key.iter() {
-            let _ = write!(h, "<span class=\"label\">{}=\"{}\"</span>", escape(&l.name), escape(&l.value));
+            let _ = write!(
+                h,
+                "<span class=\"label\">{}=\"{}\"</span>",
+                escape(&l.name),
+                escape(&l.value)
+            );
         }
         h.push_str("</summary><pre>");
         for (name, fam) in &group.families {
@@ -61,13 +71,18 @@ pub fn status_page(store: &Store, flags: &[(String, String)]) -> String {
             h.push_str(&escape(&String::from_utf8_lossy(&text)));
         }
         h.push_str("</pre></details></td>");
-        let failed = matches!((group.failure_time, group.push_time), (Some(f), p) if f > p.unwrap_or(0));
+        let failed =
+            matches!((group.failure_time, group.push_time), (Some(f), p) if f > p.unwrap_or(0));
         let _ = write!(
             h,
             "<td>{}</td><td class=\"{}\">{}</td></tr>",
             time(group.push_time),
             if failed { "failed" } else { "ok" },
-            if failed { format!("last push failed at {}", time(group.failure_time)) } else { "ok".into() }
+            if failed {
+                format!("last push failed at {}", time(group.failure_time))
+            } else {
+                "ok".into()
+            }
         );
     }
     h.push_str("</table><h2>Flags</h2><table>");
@@ -84,6 +99,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -53,7 +53,10 @@ fn tutorial_flow_verbatim() {
     }
     let page = gw.get("/");
     assert_eq!(page.status, 200);
-    assert!(page.text().contains("some_instance"), "status page lists the group");
+    assert!(
+        page.text().contains("some_instance"),
+        "status page lists the group"
+    );
 
     let r = gw.delete("/metrics/job/some_job/instance/some_instance");
     assert_eq!(r.status, 202);
@@ -79,10 +82,19 @@ fn bad_bodies_get_400_with_the_line_and_change_nothing() {
     ];
     for (body, why) in cases {
         let r = gw.request("PUT", "/metrics/job/j", &[], body);
-        assert_eq!(r.status, 400, "{:?} should be rejected", String::from_utf8_lossy(body));
+        assert_eq!(
+            r.status,
+            400,
+            "{:?} should be rejected",
+            String::from_utf8_lossy(body)
+        );
         let msg = r.text();
         assert!(msg.contains(why), "reason {msg:?} should mention {why:?}");
-        assert_eq!(msg.trim_end().lines().count(), 1, "one-line reason: {msg:?}");
+        assert_eq!(
+            msg.trim_end().lines().count(),
+            1,
+            "one-line reason: {msg:?}"
+        );
         assert_eq!(pushed(&gw), before, "store changed by a rejected push");
     }
     assert!(gw.log().contains("rejected push"), "rejections are logged");
@@ -119,7 +131,8 @@ fn stalled_push(port: u16) -> TcpStream {
 /// Opens a scrape whose client never reads the answer.
 fn stalled_scrape(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
     s
 }
 
@@ -129,7 +142,10 @@ fn stalled_clients_do_not_block_others() {
     // A store big enough that a scrape answer overflows the socket buffers.
     let mut body = String::new();
     for i in 0..20_000 {
-        body.push_str(&format!("filler{{i=\"{i}\",pad=\"{}\"}} {i}\n", "x".repeat(40)));
+        body.push_str(&format!(
+            "filler{{i=\"{i}\",pad=\"{}\"}} {i}\n",
+            "x".repeat(40)
+        ));
     }
     assert_eq!(gw.put("/metrics/job/big", &body).status, 200);
     let mut held = Vec::new();
@@ -147,10 +163,14 @@ fn stalled_clients_do_not_block_others() {
     assert!(text.contains("fast{instance=\"19\",job=\"fast\"} 1"));
     // The stalled push finishes late and is applied then.
     let mut s = held.remove(0);
-    s.write_all(&b" 1\n".repeat(333)[..999]).expect("write rest of body");
+    s.write_all(&b" 1\n".repeat(333)[..999])
+        .expect("write rest of body");
     let mut answer = [0u8; 12];
     s.read_exact(&mut answer).expect("answer to the late push");
-    assert_eq!(&answer, b"HTTP/1.1 400", "999 bytes of ' 1\\n' after 'm' is not a valid body");
+    assert_eq!(
+        &answer, b"HTTP/1.1 400",
+        "999 bytes of ' 1\\n' after 'm' is not a valid body"
+    );
 }
 
 #[test]
@@ -171,7 +191,10 @@ fn colliding_grouping_keys_are_refused_without_poisoning_the_store() {
     // second group's failure timestamp and then fails every scrape with 500;
     // we refuse the push and keep serving.
     let gw = Gateway::start(&ours(), &[]);
-    assert_eq!(gw.put("/metrics/job/a/instance/", "m{x=\"1\"} 1\n").status, 200);
+    assert_eq!(
+        gw.put("/metrics/job/a/instance/", "m{x=\"1\"} 1\n").status,
+        200
+    );
     let r = gw.put("/metrics/job/a", "m{x=\"2\"} 1\n");
     assert_eq!(r.status, 400);
     assert!(r.text().contains("push_time_seconds"), "{}", r.text());
@@ -182,9 +205,15 @@ fn colliding_grouping_keys_are_refused_without_poisoning_the_store() {
 #[test]
 fn unchecked_pushes_are_202_and_inconsistency_fails_scrapes() {
     let gw = Gateway::start(&ours(), &["--push.disable-consistency-check"]);
-    assert_eq!(gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status, 202);
+    assert_eq!(
+        gw.put("/metrics/job/a", "# TYPE m counter\nm 1\n").status,
+        202
+    );
     assert_eq!(gw.get("/metrics").status, 200);
-    assert_eq!(gw.put("/metrics/job/b", "# TYPE m gauge\nm 1\n").status, 202);
+    assert_eq!(
+        gw.put("/metrics/job/b", "# TYPE m gauge\nm 1\n").status,
+        202
+    );
     let r = gw.get("/metrics");
     assert_eq!(r.status, 500);
     assert!(r.text().contains("\"m\""), "{}", r.text());
@@ -198,14 +227,26 @@ fn start_up_log_lines_in_both_formats() {
     let log = gw.log();
     let first = log.lines().next().unwrap_or_default();
     assert!(first.starts_with("ts=20"), "{first}");
-    assert!(first.contains("level=info msg=\"starting pushgateway\" version="), "{first}");
-    assert!(log.contains(&format!("address=127.0.0.1:{}", gw.port)), "{log}");
+    assert!(
+        first.contains("level=info msg=\"starting pushgateway\" version="),
+        "{first}"
+    );
+    assert!(
+        log.contains(&format!("address=127.0.0.1:{}", gw.port)),
+        "{log}"
+    );
     drop(gw);
     let gw = Gateway::start(&ours(), &["--log.format=json", "--log.level=debug"]);
     let log = gw.log();
     let first = log.lines().next().unwrap_or_default();
-    assert!(first.starts_with("{\"ts\":\"20") && first.ends_with('}'), "{first}");
-    assert!(first.contains("\"msg\":\"starting pushgateway\""), "{first}");
+    assert!(
+        first.starts_with("{\"ts\":\"20") && first.ends_with('}'),
+        "{first}"
+    );
+    assert!(
+        first.contains("\"msg\":\"starting pushgateway\""),
+        "{first}"
+    );
 }
 
 #[test]

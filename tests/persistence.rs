@@ -72,7 +72,9 @@ fn sigterm(gw: &mut Gateway) {
         .status()
         .expect("run kill");
     assert!(status.success());
-    let exit = gw.wait_exit(Duration::from_secs(20)).expect("exits after SIGTERM");
+    let exit = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
     assert!(exit.success(), "exit status {exit:?}\n{}", gw.log());
 }
 
@@ -95,13 +97,27 @@ fn restart_gives_byte_identical_metrics() {
     let file = dir.file("metric.store");
     let flag = file_flag(&file);
     let mut gw = Gateway::start(&ours(), &[&flag, "--persistence.interval=5m"]);
-    assert_eq!(gw.put("/metrics/job/all/instance/i1", EVERY_FEATURE).status, 200);
-    assert_eq!(gw.post("/metrics/job@base64/L3Zhci90bXA/a@base64/=", "m 1\n").status, 200);
+    assert_eq!(
+        gw.put("/metrics/job/all/instance/i1", EVERY_FEATURE).status,
+        200
+    );
+    assert_eq!(
+        gw.post("/metrics/job@base64/L3Zhci90bXA/a@base64/=", "m 1\n")
+            .status,
+        200
+    );
     assert_eq!(gw.put("/metrics/job/empty", "").status, 200);
     // A failed push leaves a failure time to restore.
-    assert_eq!(gw.put("/metrics/job/failed", "# TYPE c gauge\nc 1\n").status, 400);
+    assert_eq!(
+        gw.put("/metrics/job/failed", "# TYPE c gauge\nc 1\n")
+            .status,
+        400
+    );
     let before = pushed_exposition(&gw);
-    assert!(before.contains("push_failure_time_seconds{instance=\"\",job=\"failed\"} 1"), "{before}");
+    assert!(
+        before.contains("push_failure_time_seconds{instance=\"\",job=\"failed\"} 1"),
+        "{before}"
+    );
     sigterm(&mut gw);
     assert!(gw.log().contains("final snapshot written"), "{}", gw.log());
     let text = fs::read_to_string(&file).expect("snapshot written at shutdown");
@@ -120,8 +136,15 @@ fn interval_writes_survive_a_kill() {
     let gw = Gateway::start(&ours(), &[&flag, "--persistence.interval=300ms"]);
     assert_eq!(gw.put("/metrics/job/j", "m 42\n").status, 200);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !fs::read_to_string(&file).unwrap_or_default().contains("} 42.0\n") {
-        assert!(Instant::now() < deadline, "not persisted in time:\n{}", gw.log());
+    while !fs::read_to_string(&file)
+        .unwrap_or_default()
+        .contains("} 42.0\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not persisted in time:\n{}",
+            gw.log()
+        );
         thread::sleep(Duration::from_millis(50));
     }
     sigkill(&gw);
@@ -137,7 +160,14 @@ fn pusher(port: u16, stop: Arc<AtomicBool>, round: usize) -> Vec<usize> {
     while !stop.load(Ordering::Relaxed) && i < 100_000 {
         let body = format!("seq{{round=\"{round}\"}} {i}\n");
         let path = format!("/metrics/job/crash/instance/r{round}-{i}");
-        match support::try_request(port, "PUT", &path, &[], body.as_bytes(), Duration::from_secs(5)) {
+        match support::try_request(
+            port,
+            "PUT",
+            &path,
+            &[],
+            body.as_bytes(),
+            Duration::from_secs(5),
+        ) {
             Ok(r) if r.status == 200 => acked.push(i),
             Ok(r) => panic!("push {i} got {}: {}", r.status, r.text()),
             Err(_) => break, // Killed.
@@ -161,7 +191,10 @@ fn durable_pushes_survive_sigkill_at_random_moments() {
         let text = pushed_exposition(&gw);
         for (r, i) in &all_acked {
             let want = format!("seq{{instance=\"r{r}-{i}\",job=\"crash\",round=\"{r}\"}} {i}\n");
-            assert!(text.contains(&want), "round {round}: lost acknowledged push {r}-{i}");
+            assert!(
+                text.contains(&want),
+                "round {round}: lost acknowledged push {r}-{i}"
+            );
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (port, stop2) = (gw.port, Arc::clone(&stop));
@@ -176,11 +209,21 @@ fn durable_pushes_survive_sigkill_at_random_moments() {
         // restores it) and no temporary file is mistaken for it.
         let data = fs::read_to_string(&file).unwrap_or_default();
         if !data.is_empty() {
-            assert!(data.ends_with('\n') && data.lines().last().unwrap_or("").starts_with("end "), "torn file");
+            assert!(
+                data.ends_with('\n') && data.lines().last().unwrap_or("").starts_with("end "),
+                "torn file"
+            );
         }
     }
-    assert!(all_acked.len() > 10, "the test pushed too little to mean anything");
-    eprintln!("{} acknowledged pushes over {} kills", all_acked.len(), delays.len());
+    assert!(
+        all_acked.len() > 10,
+        "the test pushed too little to mean anything"
+    );
+    eprintln!(
+        "{} acknowledged pushes over {} kills",
+        all_acked.len(),
+        delays.len()
+    );
     let gw = Gateway::start(&ours(), &[&flag]);
     let text = pushed_exposition(&gw);
     for (r, i) in &all_acked {
@@ -219,17 +262,30 @@ fn bad_files_refuse_start_and_stay_untouched() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good.as_bytes()[..good.len() - 10].to_vec(), "truncated"),
         (good.replace("1.0\n", "one\n").into_bytes(), "line 5"),
-        (good.replace("snapshot 1", "snapshot 7").into_bytes(), "newer"),
-        (b"\x0e\xff\x81\x03\x01\x01\x02\xff\x82\x00".to_vec(), "Go Pushgateway"),
+        (
+            good.replace("snapshot 1", "snapshot 7").into_bytes(),
+            "newer",
+        ),
+        (
+            b"\x0e\xff\x81\x03\x01\x01\x02\xff\x82\x00".to_vec(),
+            "Go Pushgateway",
+        ),
         (twice.into_bytes(), "line 6"),
         (clash.into_bytes(), "line 6: group {job="),
     ];
     for (content, want) in &cases {
         fs::write(&file, content).expect("write test file");
         let err = refuses_to_start(&[&flag]);
-        assert!(err.contains(&file.display().to_string()), "names the file: {err}");
+        assert!(
+            err.contains(&file.display().to_string()),
+            "names the file: {err}"
+        );
         assert!(err.contains(want), "mentions {want:?}: {err}");
-        assert_eq!(fs::read(&file).expect("file still there"), *content, "file changed");
+        assert_eq!(
+            fs::read(&file).expect("file still there"),
+            *content,
+            "file changed"
+        );
     }
     // Opting in to start empty moves the bad file aside instead.
     let gw = Gateway::start(&ours(), &[&flag, "--persistence.start-empty-if-unreadable"]);
@@ -237,7 +293,11 @@ fn bad_files_refuse_start_and_stay_untouched() {
     let aside: Vec<_> = fs::read_dir(&dir.0)
         .expect("list dir")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("metric.store.corrupt-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("metric.store.corrupt-")
+        })
         .collect();
     assert_eq!(aside.len(), 1);
     assert!(gw.log().contains("moved aside"), "{}", gw.log());
@@ -246,7 +306,10 @@ fn bad_files_refuse_start_and_stay_untouched() {
 #[test]
 fn unwritable_locations_are_start_up_errors() {
     let err = refuses_to_start(&["--persistence.file=/proc/pushgateway.store"]);
-    assert!(err.contains("not writable") && err.contains("/proc"), "{err}");
+    assert!(
+        err.contains("not writable") && err.contains("/proc"),
+        "{err}"
+    );
     let err = refuses_to_start(&["--persistence.file=/nonexistent-dir/metric.store"]);
     assert!(err.contains("not writable"), "{err}");
 }
@@ -264,19 +327,30 @@ fn a_full_disk_keeps_the_old_file_and_answers_durable_pushes_with_500() {
         format!("#!/bin/sh\nulimit -f 8\nexec {} \"$@\"\n", ours()),
     )
     .expect("write wrapper");
-    let chmod = Command::new("chmod").arg("+x").arg(&wrapper).status().expect("chmod");
+    let chmod = Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .expect("chmod");
     assert!(chmod.success());
     let wrapper = wrapper.display().to_string();
     let gw = Gateway::start(&wrapper, &[&flag, "--persistence.interval=0"]);
     assert_eq!(gw.put("/metrics/job/small", "m 1\n").status, 200);
     let good = fs::read(&file).expect("small snapshot written");
-    let big = "big{i=\"x\"} 1\n".repeat(1).replace('x', &"y".repeat(20_000));
+    let big = format!("big{{i=\"{}\"}} 1\n", "y".repeat(20_000));
     let r = gw.put("/metrics/job/big", &big);
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.text().contains("could not be written"), "{}", r.text());
     assert_eq!(fs::read(&file).expect("old file kept"), good);
-    assert!(!file.with_file_name("metric.store.in_progress").exists(), "temporary file left behind");
-    assert!(gw.log().contains("error persisting metrics"), "{}", gw.log());
+    assert!(
+        !file.with_file_name("metric.store.in_progress").exists(),
+        "temporary file left behind"
+    );
+    assert!(
+        gw.log().contains("error persisting metrics"),
+        "{}",
+        gw.log()
+    );
     // The gateway goes on serving.
     assert_eq!(gw.get("/metrics").status, 200);
 }

@@ -1,0 +1,248 @@
+//! The JSON API under `/api/v1`, in the reference's shape, written by hand.
+//!
+//! Automation written against the Go Pushgateway reads these answers, so
+//! field names, nesting and value encoding (numbers as strings, times in
+//! RFC 3339 with nanoseconds, keys of maps sorted) follow it exactly.
+
+use crate::exposition;
+use crate::json::{json_string, rfc3339_nanos};
+use crate::model::{Metric, MetricType, Value};
+use crate::store::{
+    Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
+};
+
+/// `{"status":"success","data":...}` around already-encoded data.
+fn success(data: &str) -> String {
+    format!("{{\"status\":\"success\",\"data\":{data}}}")
+}
+
+/// A float as Go's `fmt.Sprint` writes it.
+fn go_sprint(f: f64) -> String {
+    if f == 0.0 && f.is_sign_negative() {
+        return "-0".into();
+    }
+    let mut v = Vec::new();
+    exposition::write_float(&mut v, f);
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// Appends `"key":value,` pairs as a JSON object, keys sorted.
+fn object(out: &mut String, mut pairs: Vec<(String, String)>) {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(out, k);
+        out.push(':');
+        out.push_str(v);
+    }
+    out.push('}');
+}
+
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    json_string(&mut out, s);
+    out
+}
+
+/// `GET /api/v1/status`.
+pub fn status(flags: &[(String, String)], start_time: Nanos, build: &[(&str, String)]) -> String {
+    let mut data = String::new();
+    let mut flag_obj = String::new();
+    object(
+        &mut flag_obj,
+        flags.iter().map(|(k, v)| (k.clone(), quoted(v))).collect(),
+    );
+    let mut build_obj = String::new();
+    object(
+        &mut build_obj,
+        build
+            .iter()
+            .map(|(k, v)| (k.to_string(), quoted(v)))
+            .collect(),
+    );
+    object(
+        &mut data,
+        vec![
+            ("build_information".into(), build_obj),
+            ("flags".into(), flag_obj),
+            ("start_time".into(), quoted(&rfc3339_nanos(start_time))),
+        ],
+    );
+    success(&data)
+}
+
+fn labels_json(m: &Metric) -> String {
+    let mut out = String::new();
+    object(
+        &mut out,
+        m.labels
+            .iter()
+            .map(|l| (l.name.to_string(), quoted(&l.value)))
+            .collect(),
+    );
+    out
+}
+
+fn metric_json(m: &Metric) -> String {
+    let mut pairs = vec![("labels".to_string(), labels_json(m))];
+    match &m.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+            pairs.push(("value".into(), quoted(&go_sprint(*v))));
+        }
+        Value::Summary(s) => {
+            let mut q = String::new();
+            object(
+                &mut q,
+                s.quantiles
+                    .iter()
+                    .map(|(k, v)| (go_sprint(*k), quoted(&go_sprint(*v))))
+                    .collect(),
+            );
+            pairs.push(("quantiles".into(), q));
+            pairs.push(("count".into(), quoted(&s.count.to_string())));
+            pairs.push(("sum".into(), quoted(&go_sprint(s.sum))));
+        }
+        Value::Histogram(h) => {
+            let mut b = String::new();
+            object(
+                &mut b,
+                h.buckets
+                    .iter()
+                    .map(|b| (go_sprint(b.upper_bound), quoted(&b.count.to_string())))
+                    .collect(),
+            );
+            pairs.push(("buckets".into(), b));
+            pairs.push(("count".into(), quoted(&h.count.to_string())));
+            pairs.push(("sum".into(), quoted(&go_sprint(h.sum))));
+        }
+    }
+    let mut out = String::new();
+    object(&mut out, pairs);
+    out
+}
+
+/// One family as the reference encodes it: fields in struct order, `help`
+/// left out when empty.
+fn family_json(stamp: Nanos, t: MetricType, help: Option<&str>, metrics: &[String]) -> String {
+    let mut out = String::from("{\"time_stamp\":");
+    json_string(&mut out, &rfc3339_nanos(stamp));
+    out.push_str(",\"type\":");
+    json_string(&mut out, &t.as_str().to_ascii_uppercase());
+    if let Some(h) = help.filter(|h| !h.is_empty()) {
+        out.push_str(",\"help\":");
+        json_string(&mut out, h);
+    }
+    out.push_str(",\"metrics\":[");
+    out.push_str(&metrics.join(","));
+    out.push_str("]}");
+    out
+}
+
+fn time_gauge(group: &Group, value: Option<Nanos>) -> String {
+    let m = Metric {
+        labels: group.time_labels(),
+        value: Value::Gauge(value.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
+        timestamp_ms: None,
+    };
+    metric_json(&m)
+}
+
+fn group_json(key: &[crate::model::Label], group: &Group) -> String {
+    let mut labels = String::new();
+    object(
+        &mut labels,
+        key.iter()
+            .map(|l| (l.name.to_string(), quoted(&l.value)))
+            .collect(),
+    );
+    let mut pairs = vec![
+        ("labels".to_string(), labels),
+        (
+            "last_push_successful".to_string(),
+            group.last_push_successful().to_string(),
+        ),
+    ];
+    for (name, fam) in &group.families {
+        let metrics: Vec<String> = fam.metrics.iter().map(metric_json).collect();
+        pairs.push((
+            name.to_string(),
+            family_json(
+                fam.pushed_at,
+                fam.metric_type,
+                fam.help.as_deref(),
+                &metrics,
+            ),
+        ));
+    }
+    let (push_stamp, fail_stamp) = group.time_family_stamps();
+    pairs.push((
+        PUSH_TIME.into(),
+        family_json(
+            push_stamp,
+            MetricType::Gauge,
+            Some(PUSH_TIME_HELP),
+            &[time_gauge(group, group.push_time)],
+        ),
+    ));
+    pairs.push((
+        PUSH_FAILURE_TIME.into(),
+        family_json(
+            fail_stamp,
+            MetricType::Gauge,
+            Some(PUSH_FAILURE_TIME_HELP),
+            &[time_gauge(group, group.failure_time)],
+        ),
+    ));
+    let mut out = String::new();
+    object(&mut out, pairs);
+    out
+}
+
+/// `GET /api/v1/metrics`: every group with its families.
+pub fn metrics(store: &Store) -> String {
+    let groups: Vec<String> = store.groups().map(|(k, g)| group_json(k, g)).collect();
+    success(&format!("[{}]", groups.join(",")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Label;
+    use crate::store::prepare_push;
+    use crate::telemetry::Own;
+
+    #[test]
+    fn metrics_shape_matches_the_reference() {
+        let mut store = Store::new();
+        let key: Vec<Label> = vec![Label::new("instance", "i"), Label::new("job", "t")];
+        let body = "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\n# TYPE c counter\n# HELP c Say \"<hi>\".\nc{a=\"x\\\"y\"} 1e-7\n";
+        let push = prepare_push(
+            key.into(),
+            crate::text_format::parse(body.as_bytes()).unwrap(),
+            true,
+        )
+        .unwrap();
+        store.check(&push, &Own).unwrap();
+        store.apply(push, 1_795_580_287_542_346_203);
+        let json = metrics(&store);
+        assert!(json.starts_with("{\"status\":\"success\",\"data\":[{\"c\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"COUNTER\",\"help\":\"Say \\\"\\u003chi\\u003e\\\".\",\"metrics\":[{\"labels\":{\"a\":\"x\\\"y\",\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1e-07\"}]},\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"last_push_successful\":true,"), "{json}");
+        assert!(json.contains("\"s\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"SUMMARY\",\"metrics\":[{\"count\":\"3\",\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"quantiles\":{\"0.5\":\"1\"},\"sum\":\"2\"}]}"), "{json}");
+        assert!(json.contains("\"push_time_seconds\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"GAUGE\",\"help\":\"Last Unix time when changing this group in the Pushgateway succeeded.\",\"metrics\":[{\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1.7955802875423462e+09\"}]}"), "{json}");
+    }
+
+    #[test]
+    fn status_shape() {
+        let s = status(
+            &[("web.listen-address".into(), ":9091".into())],
+            0,
+            &[("version", "0.1.0".into())],
+        );
+        assert_eq!(
+            s,
+            "{\"status\":\"success\",\"data\":{\"build_information\":{\"version\":\"0.1.0\"},\"flags\":{\"web.listen-address\":\":9091\"},\"start_time\":\"1970-01-01T00:00:00Z\"}}"
+        );
+    }
+}

@@ -1,0 +1,799 @@
+//! The protobuf delimited format of client_model's `MetricFamily`, by hand.
+//!
+//! The Go client library pushes this format, and Prometheus scrapes it when
+//! it wants native histograms. Only the handful of messages in
+//! `metrics.proto` matter, so a small hand-written decoder and encoder beat
+//! a code generator and its runtime: unknown fields are skipped as protobuf
+//! requires, and every malformed input is an error naming the byte offset.
+//!
+//! Field numbers (client_model `io.prometheus.client`):
+//! MetricFamily: 1 name, 2 help, 3 type, 4 metric, 5 unit.
+//! Metric: 1 label, 2 gauge, 3 counter, 4 summary, 5 untyped, 7 histogram,
+//! 6 timestamp_ms. LabelPair: 1 name, 2 value. Gauge/Counter/Untyped:
+//! 1 value. Summary: 1 sample_count, 2 sample_sum, 3 quantile. Quantile:
+//! 1 quantile, 2 value. Histogram: 1 sample_count, 4 sample_count_float,
+//! 2 sample_sum, 3 bucket, 5 schema, 6 zero_threshold, 7 zero_count,
+//! 8 zero_count_float, 9/12 negative/positive_span, 10/13 deltas,
+//! 11/14 counts. Bucket: 1 cumulative_count, 4 cumulative_count_float,
+//! 2 upper_bound. BucketSpan: 1 offset, 2 length.
+
+use std::fmt;
+
+use crate::model::{
+    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, Span, Summary,
+    Value, is_valid_label_name, is_valid_metric_name,
+};
+
+/// The content type of the delimited protobuf format.
+pub const CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// How deeply messages may nest; `metrics.proto` needs four levels, so a
+/// deeper input is hostile, not a metric.
+const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, PartialEq)]
+pub struct ProtoError {
+    /// Byte offset in the body where the problem was found.
+    pub offset: usize,
+    pub kind: ProtoErrorKind,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum ProtoErrorKind {
+    Truncated,
+    BadVarint,
+    BadWireType(u8),
+    TooDeep,
+    NotUtf8(&'static str),
+    InvalidMetricName(String),
+    InvalidLabelName(String),
+    UnknownType(u64),
+    MissingValue {
+        family: String,
+        expected: MetricType,
+    },
+}
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "protobuf parsing error at byte {}: ", self.offset)?;
+        match &self.kind {
+            ProtoErrorKind::Truncated => f.write_str("message truncated"),
+            ProtoErrorKind::BadVarint => f.write_str("malformed varint"),
+            ProtoErrorKind::BadWireType(t) => write!(f, "unsupported wire type {t}"),
+            ProtoErrorKind::TooDeep => f.write_str("messages nested too deeply"),
+            ProtoErrorKind::NotUtf8(what) => write!(f, "{what} is not valid UTF-8"),
+            ProtoErrorKind::InvalidMetricName(n) => write!(f, "invalid metric name {n:?}"),
+            ProtoErrorKind::InvalidLabelName(n) => write!(f, "invalid label name {n:?}"),
+            ProtoErrorKind::UnknownType(t) => write!(f, "unknown metric type {t}"),
+            ProtoErrorKind::MissingValue { family, expected } => {
+                write!(f, "a metric of family {family:?} has no {expected} value")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+/// A field as read off the wire.
+enum Field<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32,
+}
+
+/// A cursor over one message's bytes; `base` is its offset in the body.
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8], base: usize) -> Reader<'a> {
+        Reader { data, pos: 0, base }
+    }
+
+    fn err(&self, kind: ProtoErrorKind) -> ProtoError {
+        ProtoError {
+            offset: self.base + self.pos,
+            kind,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    fn varint(&mut self) -> Result<u64, ProtoError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let Some(&b) = self.data.get(self.pos) else {
+                return Err(self.err(ProtoErrorKind::Truncated));
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(self.err(ProtoErrorKind::BadVarint));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err(ProtoErrorKind::BadVarint))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtoError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len());
+        let Some(end) = end else {
+            return Err(self.err(ProtoErrorKind::Truncated));
+        };
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// The next field number and value; the offset of a bytes field's
+    /// payload is `self.base + self.pos - payload.len()` right after.
+    fn field(&mut self) -> Result<(u64, Field<'a>), ProtoError> {
+        let key = self.varint()?;
+        let num = key >> 3;
+        let f = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => {
+                let b = self.take(8)?;
+                Field::Fixed64(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            }
+            2 => {
+                let len = self.varint()?;
+                let len = usize::try_from(len).map_err(|_| self.err(ProtoErrorKind::Truncated))?;
+                Field::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Field::Fixed32
+            }
+            t => return Err(self.err(ProtoErrorKind::BadWireType(t as u8))),
+        };
+        Ok((num, f))
+    }
+
+    /// A reader over a nested message just read.
+    fn sub(&self, bytes: &'a [u8], depth: usize) -> Result<Reader<'a>, ProtoError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(ProtoErrorKind::TooDeep));
+        }
+        Ok(Reader::new(bytes, self.base + self.pos - bytes.len()))
+    }
+
+    fn string(&self, bytes: &[u8], what: &'static str) -> Result<String, ProtoError> {
+        String::from_utf8(bytes.to_vec()).map_err(|_| ProtoError {
+            offset: self.base + self.pos - bytes.len(),
+            kind: ProtoErrorKind::NotUtf8(what),
+        })
+    }
+}
+
+fn f64_of(f: &Field) -> f64 {
+    match f {
+        Field::Fixed64(v) => f64::from_bits(*v),
+        _ => 0.0,
+    }
+}
+
+fn u64_of(f: &Field) -> u64 {
+    match f {
+        Field::Varint(v) => *v,
+        _ => 0,
+    }
+}
+
+fn zigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Decodes a body of varint-length-delimited `MetricFamily` messages.
+/// Families without metrics are dropped, as they expose nothing.
+pub fn decode(body: &[u8]) -> Result<Vec<MetricFamily>, ProtoError> {
+    let mut r = Reader::new(body, 0);
+    let mut out = Vec::new();
+    while !r.done() {
+        let len = r.varint()?;
+        let len = usize::try_from(len).map_err(|_| r.err(ProtoErrorKind::Truncated))?;
+        let msg = r.take(len)?;
+        let fam = family(&mut r.sub(msg, 1)?)?;
+        if !fam.metrics.is_empty() {
+            out.push(fam);
+        }
+    }
+    Ok(out)
+}
+
+struct RawMetric {
+    labels: Vec<Label>,
+    counter: Option<f64>,
+    gauge: Option<f64>,
+    untyped: Option<f64>,
+    summary: Option<Summary>,
+    histogram: Option<Histogram>,
+    timestamp_ms: Option<i64>,
+    offset: usize,
+}
+
+fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
+    let start = r.base;
+    let (mut name, mut help, mut t) = (String::new(), None, MetricType::Counter);
+    let mut raw = Vec::new();
+    while !r.done() {
+        match r.field()? {
+            (1, Field::Bytes(b)) => name = r.string(b, "metric name")?,
+            (2, Field::Bytes(b)) => help = Some(r.string(b, "help text")?),
+            (3, Field::Varint(v)) => {
+                t = match v {
+                    0 => MetricType::Counter,
+                    1 => MetricType::Gauge,
+                    2 => MetricType::Summary,
+                    3 => MetricType::Untyped,
+                    4 | 5 => MetricType::Histogram, // 5: gauge histogram.
+                    _ => return Err(r.err(ProtoErrorKind::UnknownType(v))),
+                }
+            }
+            (4, Field::Bytes(b)) => raw.push(metric(&mut r.sub(b, 2)?)?),
+            _ => {} // Unknown fields (unit, ...) are skipped.
+        }
+    }
+    if !is_valid_metric_name(&name) {
+        return Err(ProtoError {
+            offset: start,
+            kind: ProtoErrorKind::InvalidMetricName(name),
+        });
+    }
+    let mut metrics = Vec::with_capacity(raw.len());
+    for m in raw {
+        let value = match t {
+            MetricType::Counter => m.counter.map(Value::Counter),
+            MetricType::Gauge => m.gauge.map(Value::Gauge),
+            MetricType::Untyped => m.untyped.map(Value::Untyped),
+            MetricType::Summary => m.summary.map(Value::Summary),
+            MetricType::Histogram => m.histogram.map(Value::Histogram),
+        };
+        let Some(value) = value else {
+            return Err(ProtoError {
+                offset: m.offset,
+                kind: ProtoErrorKind::MissingValue {
+                    family: name,
+                    expected: t,
+                },
+            });
+        };
+        metrics.push(Metric {
+            labels: m.labels.into(),
+            value,
+            timestamp_ms: m.timestamp_ms,
+        });
+    }
+    Ok(MetricFamily {
+        name: name.into(),
+        help: help.map(Into::into),
+        metric_type: t,
+        metrics,
+    })
+}
+
+/// Reads a message whose only interesting field 1 is a double.
+fn single_value(r: &mut Reader) -> Result<f64, ProtoError> {
+    let mut v = 0.0;
+    while !r.done() {
+        if let (1, f) = r.field()? {
+            v = f64_of(&f);
+        }
+    }
+    Ok(v)
+}
+
+fn metric(r: &mut Reader) -> Result<RawMetric, ProtoError> {
+    let mut m = RawMetric {
+        labels: Vec::new(),
+        counter: None,
+        gauge: None,
+        untyped: None,
+        summary: None,
+        histogram: None,
+        timestamp_ms: None,
+        offset: r.base,
+    };
+    while !r.done() {
+        match r.field()? {
+            (1, Field::Bytes(b)) => m.labels.push(label(&mut r.sub(b, 3)?)?),
+            (2, Field::Bytes(b)) => m.gauge = Some(single_value(&mut r.sub(b, 3)?)?),
+            (3, Field::Bytes(b)) => m.counter = Some(single_value(&mut r.sub(b, 3)?)?),
+            (4, Field::Bytes(b)) => m.summary = Some(summary(&mut r.sub(b, 3)?)?),
+            (5, Field::Bytes(b)) => m.untyped = Some(single_value(&mut r.sub(b, 3)?)?),
+            (6, Field::Varint(v)) => m.timestamp_ms = Some(v as i64),
+            (7, Field::Bytes(b)) => m.histogram = Some(histogram(&mut r.sub(b, 3)?)?),
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+fn label(r: &mut Reader) -> Result<Label, ProtoError> {
+    let (mut name, mut value) = (String::new(), String::new());
+    while !r.done() {
+        match r.field()? {
+            (1, Field::Bytes(b)) => name = r.string(b, "label name")?,
+            (2, Field::Bytes(b)) => value = r.string(b, "label value")?,
+            _ => {}
+        }
+    }
+    if !is_valid_label_name(&name) {
+        return Err(r.err(ProtoErrorKind::InvalidLabelName(name)));
+    }
+    Ok(Label::new(&name, &value))
+}
+
+fn summary(r: &mut Reader) -> Result<Summary, ProtoError> {
+    let mut s = Summary::default();
+    while !r.done() {
+        match r.field()? {
+            (1, f) => s.count = u64_of(&f),
+            (2, f) => s.sum = f64_of(&f),
+            (3, Field::Bytes(b)) => {
+                let mut q = r.sub(b, 4)?;
+                let (mut quantile, mut value) = (0.0, 0.0);
+                while !q.done() {
+                    match q.field()? {
+                        (1, f) => quantile = f64_of(&f),
+                        (2, f) => value = f64_of(&f),
+                        _ => {}
+                    }
+                }
+                s.quantiles.push((quantile, value));
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+fn histogram(r: &mut Reader) -> Result<Histogram, ProtoError> {
+    let mut h = Histogram::default();
+    let mut n = NativeHistogram::default();
+    let mut native = false;
+    while !r.done() {
+        let (num, f) = r.field()?;
+        match (num, f) {
+            (1, f) => h.count = u64_of(&f),
+            (4, f) => h.count_float = Some(f64_of(&f)),
+            (2, f) => h.sum = f64_of(&f),
+            (3, Field::Bytes(b)) => h.buckets.push(bucket(&mut r.sub(b, 4)?)?),
+            (5, f) => {
+                native = true;
+                n.schema = zigzag(u64_of(&f)) as i32;
+            }
+            (6, f) => {
+                native = true;
+                n.zero_threshold = f64_of(&f);
+            }
+            (7, f) => {
+                native = true;
+                n.zero_count = u64_of(&f);
+            }
+            (8, f) => {
+                native = true;
+                n.zero_count_float = Some(f64_of(&f));
+            }
+            (9, Field::Bytes(b)) => {
+                native = true;
+                n.negative_spans.push(span(&mut r.sub(b, 4)?)?);
+            }
+            (12, Field::Bytes(b)) => {
+                native = true;
+                n.positive_spans.push(span(&mut r.sub(b, 4)?)?);
+            }
+            (10, f) => {
+                native = true;
+                repeated_varints(r, f, &mut n.negative_deltas)?;
+            }
+            (13, f) => {
+                native = true;
+                repeated_varints(r, f, &mut n.positive_deltas)?;
+            }
+            (11, f) => {
+                native = true;
+                repeated_doubles(r, f, &mut n.negative_counts)?;
+            }
+            (14, f) => {
+                native = true;
+                repeated_doubles(r, f, &mut n.positive_counts)?;
+            }
+            _ => {} // created_timestamp, exemplars: tolerated, not kept.
+        }
+    }
+    if native {
+        h.native = Some(Box::new(n));
+    }
+    Ok(h)
+}
+
+/// A repeated sint64 field, packed or not.
+fn repeated_varints(r: &Reader, f: Field, out: &mut Vec<i64>) -> Result<(), ProtoError> {
+    match f {
+        Field::Varint(v) => out.push(zigzag(v)),
+        Field::Bytes(b) => {
+            let mut p = r.sub(b, 4)?;
+            while !p.done() {
+                out.push(zigzag(p.varint()?));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A repeated double field, packed or not.
+fn repeated_doubles(r: &Reader, f: Field, out: &mut Vec<f64>) -> Result<(), ProtoError> {
+    match f {
+        Field::Fixed64(v) => out.push(f64::from_bits(v)),
+        Field::Bytes(b) => {
+            let mut p = r.sub(b, 4)?;
+            while !p.done() {
+                let chunk = p.take(8)?;
+                out.push(f64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn bucket(r: &mut Reader) -> Result<Bucket, ProtoError> {
+    let mut b = Bucket::new(0.0, 0);
+    while !r.done() {
+        match r.field()? {
+            (1, f) => b.count = u64_of(&f),
+            (4, f) => b.count_float = Some(f64_of(&f)),
+            (2, f) => b.upper_bound = f64_of(&f),
+            _ => {}
+        }
+    }
+    Ok(b)
+}
+
+fn span(r: &mut Reader) -> Result<Span, ProtoError> {
+    let mut s = Span {
+        offset: 0,
+        length: 0,
+    };
+    while !r.done() {
+        match r.field()? {
+            (1, f) => s.offset = zigzag(u64_of(&f)) as i32,
+            (2, f) => s.length = u64_of(&f) as u32,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------
+// Encoding, for protobuf scrapes.
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_key(out: &mut Vec<u8>, num: u64, wire: u64) {
+    put_varint(out, (num << 3) | wire);
+}
+
+fn put_bytes(out: &mut Vec<u8>, num: u64, b: &[u8]) {
+    put_key(out, num, 2);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn put_double(out: &mut Vec<u8>, num: u64, v: f64) {
+    put_key(out, num, 1);
+    out.extend_from_slice(&v.to_bits().to_le_bytes());
+}
+
+fn put_uint(out: &mut Vec<u8>, num: u64, v: u64) {
+    put_key(out, num, 0);
+    put_varint(out, v);
+}
+
+fn put_sint(out: &mut Vec<u8>, num: u64, v: i64) {
+    put_uint(out, num, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Encodes a nested message built by `f` as field `num`.
+fn put_message(out: &mut Vec<u8>, num: u64, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut buf = Vec::new();
+    f(&mut buf);
+    put_bytes(out, num, &buf);
+}
+
+fn type_number(t: MetricType) -> u64 {
+    match t {
+        MetricType::Counter => 0,
+        MetricType::Gauge => 1,
+        MetricType::Summary => 2,
+        MetricType::Untyped => 3,
+        MetricType::Histogram => 4,
+    }
+}
+
+/// Appends one length-delimited `MetricFamily` with the given metrics.
+pub fn encode_family<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    help: Option<&str>,
+    t: MetricType,
+    metrics: impl Iterator<Item = &'a Metric>,
+) {
+    let mut msg = Vec::new();
+    put_bytes(&mut msg, 1, name.as_bytes());
+    if let Some(h) = help {
+        put_bytes(&mut msg, 2, h.as_bytes());
+    }
+    put_uint(&mut msg, 3, type_number(t));
+    for m in metrics {
+        put_message(&mut msg, 4, |b| encode_metric(b, m));
+    }
+    put_varint(out, msg.len() as u64);
+    out.extend_from_slice(&msg);
+}
+
+fn encode_metric(out: &mut Vec<u8>, m: &Metric) {
+    for l in m.labels.iter() {
+        put_message(out, 1, |b| {
+            put_bytes(b, 1, l.name.as_bytes());
+            put_bytes(b, 2, l.value.as_bytes());
+        });
+    }
+    match &m.value {
+        Value::Gauge(v) => put_message(out, 2, |b| put_double(b, 1, *v)),
+        Value::Counter(v) => put_message(out, 3, |b| put_double(b, 1, *v)),
+        Value::Untyped(v) => put_message(out, 5, |b| put_double(b, 1, *v)),
+        Value::Summary(s) => put_message(out, 4, |b| {
+            put_uint(b, 1, s.count);
+            put_double(b, 2, s.sum);
+            for (q, v) in &s.quantiles {
+                put_message(b, 3, |qb| {
+                    put_double(qb, 1, *q);
+                    put_double(qb, 2, *v);
+                });
+            }
+        }),
+        Value::Histogram(h) => put_message(out, 7, |b| encode_histogram(b, h)),
+    }
+}
+
+fn encode_histogram(b: &mut Vec<u8>, h: &Histogram) {
+    put_uint(b, 1, h.count);
+    if let Some(f) = h.count_float {
+        put_double(b, 4, f);
+    }
+    put_double(b, 2, h.sum);
+    for bk in &h.buckets {
+        put_message(b, 3, |bb| {
+            put_uint(bb, 1, bk.count);
+            if let Some(f) = bk.count_float {
+                put_double(bb, 4, f);
+            }
+            put_double(bb, 2, bk.upper_bound);
+        });
+    }
+    let Some(n) = &h.native else {
+        return;
+    };
+    put_sint(b, 5, i64::from(n.schema));
+    put_double(b, 6, n.zero_threshold);
+    put_uint(b, 7, n.zero_count);
+    if let Some(f) = n.zero_count_float {
+        put_double(b, 8, f);
+    }
+    let spans = |b: &mut Vec<u8>, num: u64, spans: &[Span]| {
+        for s in spans {
+            put_message(b, num, |sb| {
+                put_sint(sb, 1, i64::from(s.offset));
+                put_uint(sb, 2, u64::from(s.length));
+            });
+        }
+    };
+    let deltas = |b: &mut Vec<u8>, num: u64, d: &[i64]| {
+        if !d.is_empty() {
+            put_message(b, num, |pb| {
+                for v in d {
+                    put_varint(pb, ((v << 1) ^ (v >> 63)) as u64);
+                }
+            });
+        }
+    };
+    let counts = |b: &mut Vec<u8>, num: u64, c: &[f64]| {
+        if !c.is_empty() {
+            put_message(b, num, |pb| {
+                for v in c {
+                    pb.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+            });
+        }
+    };
+    spans(b, 9, &n.negative_spans);
+    deltas(b, 10, &n.negative_deltas);
+    counts(b, 11, &n.negative_counts);
+    spans(b, 12, &n.positive_spans);
+    deltas(b, 13, &n.positive_deltas);
+    counts(b, 14, &n.positive_counts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family_of(name: &str, t: MetricType, metrics: Vec<Metric>, help: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_family(&mut out, name, help, t, metrics.iter());
+        out
+    }
+
+    fn metric(labels: &[(&str, &str)], value: Value) -> Metric {
+        let labels: Vec<Label> = labels.iter().map(|(n, v)| Label::new(n, v)).collect();
+        Metric {
+            labels: labels.into(),
+            value,
+            timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_every_type() {
+        let native = NativeHistogram {
+            schema: -2,
+            zero_threshold: 1e-128,
+            zero_count: 3,
+            zero_count_float: None,
+            negative_spans: vec![Span {
+                offset: -1,
+                length: 2,
+            }],
+            negative_deltas: vec![1, -1],
+            negative_counts: vec![],
+            positive_spans: vec![
+                Span {
+                    offset: 0,
+                    length: 1,
+                },
+                Span {
+                    offset: 2,
+                    length: 2,
+                },
+            ],
+            positive_deltas: vec![5, -2, 0],
+            positive_counts: vec![],
+        };
+        let h = Histogram {
+            count: 9,
+            count_float: None,
+            sum: 1.5,
+            buckets: vec![
+                Bucket::new(0.5, 4),
+                Bucket {
+                    upper_bound: 1.0,
+                    count: 0,
+                    count_float: Some(6.5),
+                },
+            ],
+            native: Some(Box::new(native)),
+        };
+        let cases = vec![
+            (MetricType::Counter, Value::Counter(1e-7)),
+            (MetricType::Gauge, Value::Gauge(f64::NEG_INFINITY)),
+            (MetricType::Untyped, Value::Untyped(42.0)),
+            (
+                MetricType::Summary,
+                Value::Summary(Summary {
+                    count: 7,
+                    sum: 2.5,
+                    quantiles: vec![(0.5, 1.0), (0.99, 2.0)],
+                }),
+            ),
+            (MetricType::Histogram, Value::Histogram(h)),
+        ];
+        let mut body = Vec::new();
+        for (i, (t, v)) in cases.iter().enumerate() {
+            let name = format!("m{i}");
+            body.extend(family_of(
+                &name,
+                *t,
+                vec![metric(&[("a", "é\"")], v.clone())],
+                Some("help\n"),
+            ));
+        }
+        let fams = decode(&body).unwrap();
+        assert_eq!(fams.len(), cases.len());
+        for (fam, (t, v)) in fams.iter().zip(&cases) {
+            assert_eq!(fam.metric_type, *t);
+            assert_eq!(fam.help.as_deref(), Some("help\n"));
+            assert_eq!(&fam.metrics[0].value, v);
+            assert_eq!(&*fam.metrics[0].labels[0].value, "é\"");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped() {
+        let mut msg = Vec::new();
+        put_bytes(&mut msg, 1, b"m");
+        put_uint(&mut msg, 3, 1);
+        put_bytes(&mut msg, 5, b"seconds"); // unit
+        put_uint(&mut msg, 99, 7);
+        put_message(&mut msg, 4, |b| {
+            put_message(b, 2, |g| put_double(g, 1, 3.0));
+            put_key(b, 42, 5);
+            b.extend_from_slice(&[0, 0, 0, 0]);
+        });
+        let mut body = Vec::new();
+        put_varint(&mut body, msg.len() as u64);
+        body.extend(msg);
+        let fams = decode(&body).unwrap();
+        assert_eq!(fams[0].metrics[0].value, Value::Gauge(3.0));
+    }
+
+    #[test]
+    fn malformed_input_names_the_offset() {
+        let body = family_of(
+            "m",
+            MetricType::Gauge,
+            vec![metric(&[], Value::Gauge(1.0))],
+            None,
+        );
+        let e = decode(&body[..body.len() - 3]).unwrap_err();
+        assert_eq!(e.kind, ProtoErrorKind::Truncated);
+        assert!(e.to_string().contains("at byte"), "{e}");
+        assert_eq!(
+            decode(&[0xff; 11]).unwrap_err().kind,
+            ProtoErrorKind::BadVarint
+        );
+        let mut bad = Vec::new();
+        encode_family(
+            &mut bad,
+            "bad-name",
+            None,
+            MetricType::Gauge,
+            [metric(&[], Value::Gauge(1.0))].iter(),
+        );
+        assert!(matches!(
+            decode(&bad).unwrap_err().kind,
+            ProtoErrorKind::InvalidMetricName(_)
+        ));
+        // A counter family whose metric carries a gauge.
+        let mut msg = Vec::new();
+        put_bytes(&mut msg, 1, b"c");
+        put_uint(&mut msg, 3, 0);
+        put_message(&mut msg, 4, |b| {
+            put_message(b, 2, |g| put_double(g, 1, 1.0))
+        });
+        let mut body = Vec::new();
+        put_varint(&mut body, msg.len() as u64);
+        body.extend(msg);
+        assert!(matches!(
+            decode(&body).unwrap_err().kind,
+            ProtoErrorKind::MissingValue { .. }
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_lengths_are_refused() {
+        // A length prefix far past the end of the body.
+        let mut body = Vec::new();
+        put_varint(&mut body, u64::MAX >> 1);
+        assert_eq!(decode(&body).unwrap_err().kind, ProtoErrorKind::Truncated);
+        assert!(decode(&[]).unwrap().is_empty());
+    }
+}

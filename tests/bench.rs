@@ -1,0 +1,308 @@
+//! Side-by-side benchmark of our gateway and the reference (Go 1.5.1).
+//!
+//! Run with `make bench` (`cargo build --release && cargo bench --bench
+//! gateway`). Each server is started alone (so the two never compete for the
+//! machine's two cores), gets the same workload, and is killed:
+//!
+//! 1. fill: `groups` PUTs of 10 families x 10 series each,
+//! 2. VmRSS after the fill,
+//! 3. 20 scrapes of the full store,
+//! 4. 200 small PUTs to existing groups (latency per push).
+//!
+//! Every request uses its own connection (`Connection: close`) on both
+//! servers. `BENCH_SCALE` (default 1.0) scales the number of groups (1,000);
+//! `PUSHGATEWAY_BIN` overrides our binary (default `target/release/pushgateway`).
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) the same code runs
+//! as a quick smoke test at a tiny scale against the test build of ours, so
+//! the benchmark cannot rot unnoticed.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::Gateway;
+
+/// Groups in the full-scale fill.
+const FULL_GROUPS: f64 = 1000.0;
+/// Upper bound for one phase, so a pathological server cannot hang the run.
+const PHASE_LIMIT: Duration = Duration::from_secs(600);
+
+/// Workload size.
+struct Plan {
+    groups: usize,
+    small_pushes: usize,
+    scrapes: usize,
+}
+
+/// What one server achieved.
+struct Results {
+    fill: Duration,
+    rss_kib: u64,
+    push_median: Duration,
+    push_p99: Duration,
+    scrape_median: Duration,
+    scrape_bytes: usize,
+}
+
+/// Family names and types of a realistic batch job's metrics.
+const FAMILIES: [(&str, &str, &str); 10] = [
+    (
+        "batch_job_duration_seconds",
+        "gauge",
+        "Duration of the last run.",
+    ),
+    (
+        "batch_records_processed_total",
+        "counter",
+        "Records processed.",
+    ),
+    (
+        "batch_last_success_timestamp_seconds",
+        "gauge",
+        "Last successful run.",
+    ),
+    (
+        "batch_bytes_written_total",
+        "counter",
+        "Bytes written to storage.",
+    ),
+    (
+        "batch_errors_total",
+        "counter",
+        "Errors seen during the run.",
+    ),
+    (
+        "batch_queue_depth",
+        "gauge",
+        "Items waiting when the run ended.",
+    ),
+    ("batch_memory_usage_bytes", "gauge", "Peak memory usage."),
+    ("batch_retries_total", "counter", "Retried operations."),
+    (
+        "batch_items_in_flight",
+        "gauge",
+        "Items in flight at the end.",
+    ),
+    ("batch_cpu_seconds_total", "counter", "CPU time used."),
+];
+
+/// Body of group `g`: every family with 10 series (`shard` label).
+fn group_body(g: usize) -> String {
+    let mut body = String::new();
+    for (f, (name, kind, help)) in FAMILIES.iter().enumerate() {
+        let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for shard in 0..10 {
+            let value = (g * 100 + f * 10 + shard) as f64 * 1.25;
+            let _ = writeln!(
+                body,
+                "{name}{{shard=\"s{shard}\",region=\"eu-west-1\"}} {value}"
+            );
+        }
+    }
+    body
+}
+
+/// A small push: two series of one family, type-consistent with the fill.
+fn small_body(i: usize) -> String {
+    let (name, kind, help) = FAMILIES[i % FAMILIES.len()];
+    format!(
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{shard=\"s0\",region=\"eu-west-1\"}} {i}\n{name}{{shard=\"s1\",region=\"eu-west-1\"}} {}\n",
+        i * 2
+    )
+}
+
+fn group_path(g: usize) -> String {
+    format!("/metrics/job/bench/instance/i{g}")
+}
+
+fn check_deadline(start: Instant, phase: &str, who: &str) {
+    assert!(
+        start.elapsed() < PHASE_LIMIT,
+        "{who}: phase {phase} exceeded {PHASE_LIMIT:?}, aborting"
+    );
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    assert!(!sorted.is_empty(), "no samples");
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn run(who: &str, bin: &str, plan: &Plan) -> Results {
+    let gw = Gateway::start(bin, &["--persistence.file="]);
+
+    let start = Instant::now();
+    for g in 0..plan.groups {
+        let r = gw.put(&group_path(g), &group_body(g));
+        assert_eq!(r.status, 200, "{who}: fill PUT {g} failed: {}", r.text());
+        check_deadline(start, "fill", who);
+    }
+    let fill = start.elapsed();
+    let rss_kib = gw
+        .rss_kib()
+        .unwrap_or_else(|| panic!("{who}: cannot read VmRSS"));
+
+    let start = Instant::now();
+    let mut scrape_times = Vec::with_capacity(plan.scrapes);
+    let mut scrape_bytes = 0;
+    for _ in 0..plan.scrapes {
+        let t = Instant::now();
+        let r = gw.get("/metrics");
+        scrape_times.push(t.elapsed());
+        assert_eq!(r.status, 200, "{who}: scrape failed: {}", r.text());
+        scrape_bytes = r.body.len();
+        check_deadline(start, "scrape", who);
+    }
+
+    let start = Instant::now();
+    let mut push_times = Vec::with_capacity(plan.small_pushes);
+    for i in 0..plan.small_pushes {
+        // Spread over the store, each group hit at most once at full scale.
+        let g = (i * 7919) % plan.groups;
+        let body = small_body(i);
+        let t = Instant::now();
+        let r = gw.put(&group_path(g), &body);
+        push_times.push(t.elapsed());
+        assert_eq!(r.status, 200, "{who}: small PUT {i} failed: {}", r.text());
+        check_deadline(start, "small pushes", who);
+    }
+    push_times.sort();
+    scrape_times.sort();
+    Results {
+        fill,
+        rss_kib,
+        push_median: percentile(&push_times, 0.5),
+        push_p99: percentile(&push_times, 0.99),
+        scrape_median: percentile(&scrape_times, 0.5),
+        scrape_bytes,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(num: f64, den: f64) -> String {
+    if den == 0.0 {
+        "-".to_string()
+    } else {
+        format!("{:.2}x", num / den)
+    }
+}
+
+fn print_table(plan: &Plan, ours: &Results, reference: &Results) {
+    let series = plan.groups * 100;
+    let rows: Vec<(String, String, String, String)> = vec![
+        (
+            format!("fill {} groups / {series} series", plan.groups),
+            ms(ours.fill),
+            ms(reference.fill),
+            ratio(reference.fill.as_secs_f64(), ours.fill.as_secs_f64()),
+        ),
+        (
+            format!("small push median (n={})", plan.small_pushes),
+            ms(ours.push_median),
+            ms(reference.push_median),
+            ratio(
+                reference.push_median.as_secs_f64(),
+                ours.push_median.as_secs_f64(),
+            ),
+        ),
+        (
+            "small push p99".to_string(),
+            ms(ours.push_p99),
+            ms(reference.push_p99),
+            ratio(
+                reference.push_p99.as_secs_f64(),
+                ours.push_p99.as_secs_f64(),
+            ),
+        ),
+        (
+            format!("scrape median (n={})", plan.scrapes),
+            ms(ours.scrape_median),
+            ms(reference.scrape_median),
+            ratio(
+                reference.scrape_median.as_secs_f64(),
+                ours.scrape_median.as_secs_f64(),
+            ),
+        ),
+        (
+            "scrape size".to_string(),
+            format!("{} B", ours.scrape_bytes),
+            format!("{} B", reference.scrape_bytes),
+            ratio(ours.scrape_bytes as f64, reference.scrape_bytes as f64),
+        ),
+        (
+            "RSS after fill".to_string(),
+            format!("{} KiB", ours.rss_kib),
+            format!("{} KiB", reference.rss_kib),
+            ratio(ours.rss_kib as f64, reference.rss_kib as f64),
+        ),
+    ];
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(4);
+    let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(9);
+    println!(
+        "{:w0$} | {:>w1$} | {:>w2$} | ratio",
+        "metric", "ours", "reference"
+    );
+    println!("{}", "-".repeat(w0 + w1 + w2 + 14));
+    for (m, o, r, x) in rows {
+        println!("{m:w0$} | {o:>w1$} | {r:>w2$} | {x}");
+    }
+    println!(
+        "ratio: reference/ours for times (bigger = ours faster), ours/reference for sizes and memory (smaller = ours leaner)"
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not.
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let scale: f64 = match std::env::var("BENCH_SCALE") {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("BENCH_SCALE must be a number, got {s:?}")),
+        Err(_) => 1.0,
+    };
+    assert!(
+        scale > 0.0 && scale <= 100.0,
+        "BENCH_SCALE must be in (0, 100], got {scale}"
+    );
+    let plan = if bench_mode {
+        Plan {
+            groups: ((FULL_GROUPS * scale).round() as usize).max(1),
+            small_pushes: 200,
+            scrapes: 20,
+        }
+    } else {
+        Plan {
+            groups: 5,
+            small_pushes: 10,
+            scrapes: 3,
+        }
+    };
+    let ours_bin = match std::env::var("PUSHGATEWAY_BIN") {
+        Ok(b) => b,
+        Err(_) if bench_mode => {
+            let release = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/pushgateway");
+            if Path::new(release).exists() {
+                release.to_string()
+            } else {
+                // Cargo built the bench profile's binary for us anyway.
+                support::ours()
+            }
+        }
+        Err(_) => support::ours(),
+    };
+    let reference_bin = support::reference();
+    println!(
+        "{} mode: ours = {ours_bin}, reference = {reference_bin}, {} groups",
+        if bench_mode { "bench" } else { "smoke" },
+        plan.groups
+    );
+    let ours = run("ours", &ours_bin, &plan);
+    let reference = run("reference", &reference_bin, &plan);
+    print_table(&plan, &ours, &reference);
+}

@@ -1,0 +1,1170 @@
+//! Differential conformance tests: every scenario starts a fresh reference
+//! Pushgateway (Go 1.5.1) and a fresh instance of ours, sends both the same
+//! requests, and requires the same status codes and the same scrape of the
+//! pushed metrics (push times reduced to zero/nonzero, the servers' own
+//! `go_*`, `process_*` and `pushgateway_*` families left out).
+//!
+//! Error bodies are shown in failure messages but not compared: the contract
+//! only asks for a one-line reason, not Go's exact wording.
+//!
+//! Set `PUSHGATEWAY_UNDER_TEST=/usr/bin/prometheus-pushgateway` to run the
+//! reference against itself, which checks that the harness is sound, and
+//! `CONFORMANCE_TRACE=1` to print every request with the reference's answer
+//! (run with `--nocapture`), which shows what a scenario actually exercises.
+//! `CONFORMANCE_KEEP_GOING=1` records mismatches instead of stopping at the
+//! first one and reports them all when the scenario ends (later steps may then
+//! differ only as a consequence of an earlier difference).
+
+mod support;
+
+use std::fmt::Write as _;
+use std::thread;
+use std::time::{Duration, Instant};
+use support::{Exposition, Gateway, Response};
+
+/// How long a scrape difference may last before it counts (see
+/// [`Pair::check_metrics`]).
+const SETTLE_TIME: Duration = Duration::from_secs(2);
+/// Pause between two scrape comparisons while waiting for a settled state.
+const SETTLE_POLL: Duration = Duration::from_millis(10);
+
+/// The server under test: ours, unless overridden for a self-check.
+fn under_test() -> String {
+    std::env::var("PUSHGATEWAY_UNDER_TEST").unwrap_or_else(|_| support::ours())
+}
+
+/// A reference and an "ours" gateway started with the same flags, plus the
+/// steps sent so far (shown on failure for context).
+struct Pair {
+    reference: Gateway,
+    ours: Gateway,
+    /// Path of the scrape endpoint, including any route prefix.
+    metrics_path: String,
+    /// Families whose HELP may legitimately differ (pushed with several).
+    ignore_help: Vec<&'static str>,
+    history: Vec<String>,
+    /// Mismatches recorded in keep-going mode.
+    failures: Vec<String>,
+    /// Last scrape difference recorded, so a lasting one is reported once.
+    last_diff: String,
+}
+
+impl Pair {
+    fn start(args: &[&str]) -> Pair {
+        let mut prefix = "";
+        let mut telemetry = "/metrics";
+        for a in args {
+            if let Some(p) = a.strip_prefix("--web.route-prefix=") {
+                prefix = p.trim_end_matches('/');
+            }
+            if let Some(t) = a.strip_prefix("--web.telemetry-path=") {
+                telemetry = t;
+            }
+        }
+        // Start both at once: each needs tens of milliseconds to come up.
+        let ours_bin = under_test();
+        let (reference, ours) = thread::scope(|s| {
+            let r = s.spawn(|| Gateway::start(&support::reference(), args));
+            let o = Gateway::start(&ours_bin, args);
+            (r.join().expect("reference start panicked"), o)
+        });
+        Pair {
+            reference,
+            ours,
+            metrics_path: format!("{prefix}{telemetry}"),
+            ignore_help: Vec::new(),
+            history: Vec::new(),
+            failures: Vec::new(),
+            last_diff: String::new(),
+        }
+    }
+
+    /// Sends one request to both and requires equal status codes.
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (Response, Response) {
+        let r = self.reference.request(method, path, headers, body);
+        let o = self.ours.request(method, path, headers, body);
+        let shown = String::from_utf8_lossy(body);
+        if r.status != o.status {
+            self.fail(format!(
+                "status differs for {method} {path}\nrequest headers: {headers:?}\nrequest body: {shown:?}\n\
+                 reference: {} {:?}\nours:      {} {:?}",
+                r.status,
+                r.text(),
+                o.status,
+                o.text(),
+            ));
+        }
+        let line = format!("{method} {path} {shown:?} -> {}", r.status);
+        if std::env::var_os("CONFORMANCE_TRACE").is_some() {
+            println!("{line} {:?}", r.text());
+        }
+        self.history.push(line);
+        (r, o)
+    }
+
+    /// [`Pair::send`] followed by a comparison of the scrapes.
+    fn step(&mut self, method: &str, path: &str, body: impl AsRef<[u8]>) {
+        self.step_with(method, path, &[], body);
+    }
+
+    /// [`Pair::step`] with request headers.
+    fn step_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl AsRef<[u8]>,
+    ) {
+        self.send(method, path, headers, body.as_ref());
+        self.check_metrics();
+    }
+
+    fn put(&mut self, path: &str, body: impl AsRef<[u8]>) {
+        self.step("PUT", path, body);
+    }
+
+    fn post(&mut self, path: &str, body: impl AsRef<[u8]>) {
+        self.step("POST", path, body);
+    }
+
+    fn delete(&mut self, path: &str) {
+        self.step("DELETE", path, b"");
+    }
+
+    /// Status code only, for endpoints whose bodies differ by design.
+    fn status(&mut self, method: &str, path: &str) {
+        self.send(method, path, &[], b"");
+    }
+
+    /// Status codes of a table of body-less requests; reports every
+    /// mismatch at once, since these requests do not depend on each other.
+    fn statuses(&mut self, requests: &[(&str, &str)]) {
+        let mut mismatches = String::new();
+        for (method, path) in requests {
+            let r = self.reference.request(method, path, &[], b"");
+            let o = self.ours.request(method, path, &[], b"");
+            if r.status != o.status {
+                let _ = writeln!(
+                    mismatches,
+                    "  {method} {path}: reference {} {:?}, ours {} {:?}",
+                    r.status,
+                    truncate(&r.text()),
+                    o.status,
+                    truncate(&o.text())
+                );
+            }
+            self.history
+                .push(format!("{method} {path} -> {}", r.status));
+        }
+        if !mismatches.is_empty() {
+            self.fail(format!("status codes differ:\n{mismatches}"));
+        }
+    }
+
+    /// Scrapes both and requires equal normalized pushed metrics.
+    ///
+    /// The reference applies deletions (and pushes answered with 202)
+    /// asynchronously, after answering, so a difference is only reported
+    /// if it persists for [`SETTLE_TIME`].
+    fn check_metrics(&mut self) {
+        let deadline = Instant::now() + SETTLE_TIME;
+        loop {
+            match self.compare_scrapes() {
+                None => return,
+                Some(_) if Instant::now() < deadline => thread::sleep(SETTLE_POLL),
+                Some(failure) => {
+                    if failure != self.last_diff {
+                        self.last_diff = failure.clone();
+                        self.fail(failure);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One scrape of each; `None` when they agree, else the difference.
+    fn compare_scrapes(&self) -> Option<String> {
+        let path = self.metrics_path.clone();
+        let r = self.reference.get(&path);
+        let o = self.ours.get(&path);
+        if r.status != o.status {
+            return Some(format!(
+                "scrape status differs\nreference: {} {:?}\nours: {} {:?}",
+                r.status,
+                r.text(),
+                o.status,
+                o.text(),
+            ));
+        }
+        if r.status != 200 {
+            return None;
+        }
+        let parse = |who: &str, resp: &Response| {
+            Exposition::normalized(&resp.text())
+                .map(|e| e.without_help_of(&self.ignore_help))
+                .map_err(|e| format!("{who} scrape does not parse: {e}"))
+        };
+        let (re, oe) = match (parse("reference", &r), parse("ours", &o)) {
+            (Ok(re), Ok(oe)) => (re, oe),
+            (Err(e), _) | (_, Err(e)) => return Some(e),
+        };
+        let diff = support::diff_expositions("reference", &re, "ours", &oe);
+        (!diff.is_empty()).then(|| format!("scrapes differ\n{diff}"))
+    }
+
+    /// Reports a mismatch: at once, or at the end in keep-going mode.
+    fn fail(&mut self, msg: String) {
+        if std::env::var_os("CONFORMANCE_KEEP_GOING").is_some() {
+            let after = self.history.last().cloned().unwrap_or_default();
+            self.failures.push(format!("[after step: {after}]\n{msg}"));
+        } else {
+            panic!("{msg}\n{}", self.context());
+        }
+    }
+
+    fn context(&self) -> String {
+        let mut out = String::from("steps so far:\n");
+        for h in &self.history {
+            let _ = writeln!(out, "  {h}");
+        }
+        let _ = write!(
+            out,
+            "reference log: {}\nours log: {}",
+            self.reference.log_path.display(),
+            self.ours.log_path.display()
+        );
+        out
+    }
+}
+
+/// The comparison itself must see through formatting but not through real
+/// differences, or every other test here proves nothing.
+#[test]
+fn harness_normalization_self_check() {
+    let a = "# HELP x Help.\n# TYPE x gauge\nx{b=\"2\",a=\"1\"} 1e+06\nx{a=\"0\"} NaN\n\
+             # TYPE push_time_seconds gauge\npush_time_seconds{job=\"j\"} 1.7e+09\n\
+             # TYPE go_goroutines gauge\ngo_goroutines 7\n";
+    let b = "# TYPE x gauge\n# HELP x Help.\nx{a=\"0\"} nan\nx{a=\"1\",b=\"2\"} 1000000\n\
+             # TYPE push_time_seconds gauge\npush_time_seconds{job=\"j\"} 1700000123.5\n";
+    let na = Exposition::normalized(a).expect("a parses");
+    let nb = Exposition::normalized(b).expect("b parses");
+    assert_eq!(support::diff_expositions("a", &na, "b", &nb), "");
+    for changed in [
+        b.replace("1000000", "1000001"),
+        b.replace("Help.", "Other."),
+        b.replace("# TYPE x gauge", "# TYPE x counter"),
+        b.replace("a=\"0\"", "a=\"9\""),
+        b.replace("1700000123.5", "0"),
+        format!("{b}y 1\n"),
+    ] {
+        let nc = Exposition::normalized(&changed).expect("variant parses");
+        assert_ne!(na, nc, "normalization hid a real difference:\n{changed}");
+    }
+    assert!(Exposition::parse("x{a=\"1} 1\n").is_err());
+    assert!(Exposition::parse("x 1 123\n").is_err());
+}
+
+impl Drop for Pair {
+    /// Reports what keep-going mode collected (unless already failing).
+    fn drop(&mut self) {
+        if !self.failures.is_empty() && !thread::panicking() {
+            panic!(
+                "{} mismatch(es):\n{}\n{}",
+                self.failures.len(),
+                self.failures.join("\n\n"),
+                self.context()
+            );
+        }
+    }
+}
+
+/// First 200 characters, for one-line failure reports.
+fn truncate(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Basic push, replace and delete semantics
+// ---------------------------------------------------------------------------
+
+/// Headers `curl --data-binary` sends along with the body.
+const CURL_HEADERS: [(&str, &str); 3] = [
+    ("User-Agent", "curl/8.5.0"),
+    ("Accept", "*/*"),
+    ("Content-Type", "application/x-www-form-urlencoded"),
+];
+
+/// The flow from the upstream README, verbatim, with curl's headers.
+#[test]
+fn tutorial_flow() {
+    let mut p = Pair::start(&[]);
+    p.check_metrics();
+    // echo "second_metric 99" | curl --data-binary @- http://HOST/metrics/job/some_job
+    p.step_with(
+        "POST",
+        "/metrics/job/some_job",
+        &CURL_HEADERS,
+        "second_metric 99\n",
+    );
+    p.step_with(
+        "POST",
+        "/metrics/job/some_job/instance/some_instance",
+        &CURL_HEADERS,
+        "# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n\
+         # TYPE another_metric gauge\n# HELP another_metric Just an example.\n\
+         another_metric 2398.283\n",
+    );
+    p.delete("/metrics/job/some_job/instance/some_instance");
+    p.delete("/metrics/job/some_job");
+}
+
+/// Clients such as curl (large bodies) and some libraries ask for
+/// `100 Continue` first; explicit text content types must work too.
+#[test]
+fn request_header_variants() {
+    let mut p = Pair::start(&[]);
+    p.step_with(
+        "PUT",
+        "/metrics/job/hdr",
+        &[("Expect", "100-continue")],
+        "# TYPE e gauge\ne 1\n",
+    );
+    p.step_with(
+        "PUT",
+        "/metrics/job/hdr/instance/i",
+        &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+        "e 2\n",
+    );
+    p.step_with(
+        "POST",
+        "/metrics/job/hdr/instance/j",
+        &[("Content-Type", "application/json")],
+        "e 3\n",
+    );
+    p.step_with(
+        "POST",
+        "/metrics/job/hdr/instance/k",
+        &[(
+            "Content-Type",
+            "application/vnd.google.protobuf; proto=other.Message; encoding=delimited",
+        )],
+        "e 4\n",
+    );
+}
+
+#[test]
+fn put_replaces_group_post_replaces_families() {
+    let mut p = Pair::start(&[]);
+    let g = "/metrics/job/sem/instance/i1";
+    p.put(g, "a 1\nb{x=\"1\"} 2\nb{x=\"2\"} 3\n");
+    // POST replaces family b wholesale (x="2" disappears), keeps a, adds c.
+    p.post(g, "b{x=\"1\"} 20\nc 4\n");
+    // PUT replaces everything.
+    p.put(g, "c 5\n");
+    p.post(g, "# TYPE d counter\nd 1\n");
+    // Another group is untouched by all of this.
+    p.put("/metrics/job/sem/instance/i2", "a 100\n");
+    p.put(g, "a 7\n");
+    p.post("/metrics/job/sem/instance/i2", "a 101\n");
+}
+
+#[test]
+fn empty_bodies() {
+    let mut p = Pair::start(&[]);
+    let g = "/metrics/job/empty";
+    p.put(g, "");
+    p.post(g, "");
+    p.put(g, "a 1\nb 2\n");
+    p.post(g, "");
+    p.put(g, "");
+    p.post("/metrics/job/empty_post_new", "");
+    // A body of only comments and blank lines is empty as well.
+    p.put(g, "# just a comment\n\n");
+}
+
+#[test]
+fn delete_semantics() {
+    let mut p = Pair::start(&[]);
+    p.delete("/metrics/job/missing");
+    p.delete("/metrics/job/missing/instance/x");
+    p.put("/metrics/job/d", "m 1\n");
+    p.put("/metrics/job/d/instance/i", "m 2\n");
+    p.put("/metrics/job/d/instance/i/extra/e", "m 3\n");
+    // Only the exact grouping key goes, not groups with more labels.
+    p.delete("/metrics/job/d/instance/i");
+    p.delete("/metrics/job/d");
+    p.delete("/metrics/job/d/instance/i");
+    // Label order in the path does not matter for identity.
+    p.put("/metrics/job/d2/a/1/b/2", "n 1\n");
+    p.delete("/metrics/job/d2/b/2/a/1");
+    p.put("/metrics/job@base64/ZDM", "o 1\n");
+    p.delete("/metrics/job/d3");
+    p.delete("/metrics/job/d/odd");
+    p.delete("/metrics/job/d/__bad/x");
+}
+
+// ---------------------------------------------------------------------------
+// Grouping key
+// ---------------------------------------------------------------------------
+
+#[test]
+fn grouping_key_base64() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job@base64/Zm9v", "b 1\n"); // foo
+    p.put("/metrics/job@base64/Zm9vYg==", "b 2\n"); // foob, padded
+    p.put("/metrics/job@base64/Zm9vYmE", "b 3\n"); // fooba, unpadded
+    p.put("/metrics/job/j/v@base64/YS9i", "b 4\n"); // "a/b" stays one value
+    p.put("/metrics/job/j/v@base64/Pz8_", "b 5\n"); // "???" url-safe alphabet
+    p.put("/metrics/job/j/v@base64/w6k", "b 6\n"); // "é"
+    p.put("/metrics/job/j/v@base64/=", "b 7\n"); // empty value
+    p.put("/metrics/job/j2/v@base64/", "b 7\n");
+    p.put("/metrics/job@base64/=", "b 8\n"); // empty job
+    p.put("/metrics/job/j/v@base64/!!", "b 9\n");
+    p.put("/metrics/job/j/v@base64/Zm9v!", "b 9\n");
+    p.put("/metrics/job/j/v@base64/Z", "b 9\n");
+    p.put("/metrics/job/j/v@base64/Pz8+", "b 9\n"); // standard alphabet
+    p.put("/metrics/job/j/v@base64/Zm9v===", "b 9\n");
+    p.put("/metrics/job/j/v@base64/Zm=9v", "b 9\n");
+    p.put("/metrics/job/j/__v@base64/Zm9v", "b 9\n");
+    p.delete("/metrics/job@base64/Zm9v");
+}
+
+#[test]
+fn grouping_key_percent_encoding() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job/a%20b", "pe 1\n");
+    p.put("/metrics/job/caf%C3%A9/x/%41", "pe 2\n");
+    p.put("/metrics/job/j/x/100%25", "pe 3\n");
+    p.put("/metrics/job/j/x/a+b", "pe 4\n");
+    // Go decodes the path before splitting it: %2F separates.
+    p.put("/metrics/job/j%2Fx/y", "pe 5\n");
+    p.put("/metrics/job/j/x/a%2Fb", "pe 6\n");
+    p.put("/metrics/job/j/x/a%2fb/c", "pe 7\n");
+    p.put("/metrics/job/j/x/bad%zz", "pe 8\n");
+    p.delete("/metrics/job/a%20b");
+}
+
+#[test]
+fn grouping_key_errors() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job/ok", "g 1\n");
+    p.put("/metrics/job/ok/x", "g 1\n");
+    p.put("/metrics/job/ok/x/y/z", "g 1\n");
+    p.put("/metrics/job/ok/__x/y", "g 1\n");
+    p.put("/metrics/job/ok/__name__/y", "g 1\n");
+    p.put("/metrics/job/ok/1x/y", "g 1\n");
+    p.put("/metrics/job/ok/x-y/y", "g 1\n");
+    p.put("/metrics/job/ok/x.y/y", "g 1\n");
+    p.put("/metrics/job/ok/%C3%A9/y", "g 1\n");
+    p.put("/metrics/job/ok/_x/y", "g 1\n");
+    p.put("/metrics/job/ok/x_1/y", "g 1\n");
+    p.post("/metrics/job/ok/x/y/z", "g 1\n");
+    p.post("/metrics/job@base64/=", "g 1\n");
+    p.put("/metrics/job", "g 1\n");
+}
+
+/// Trailing slashes and empty components, where Go's router redirects.
+#[test]
+fn grouping_key_path_shapes() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job/j/", "s 1\n");
+    p.put("/metrics/job/j/x/y/", "s 1\n");
+    p.put("/metrics/job/j/x/", "s 1\n");
+    p.status("PUT", "/metrics/job/");
+    p.status("PUT", "/metrics/job//x/y");
+    p.status("GET", "/metrics/");
+    p.check_metrics();
+}
+
+#[test]
+fn grouping_labels_override_body_labels() {
+    let mut p = Pair::start(&[]);
+    p.put(
+        "/metrics/job/j/instance/i",
+        "m{job=\"other\",instance=\"x\",l=\"v\"} 1\n",
+    );
+    p.put("/metrics/job/j2", "m{job=\"other\"} 1\n");
+    p.put("/metrics/job/j3", "m{instance=\"keep\"} 1\n");
+    p.put("/metrics/job/j4/x/1", "m{x=\"2\",y=\"3\"} 1\n");
+    // After the override both series are identical: rejected.
+    p.put("/metrics/job/j5/x/1", "m{x=\"2\"} 1\nm{x=\"3\"} 2\n");
+    p.put(
+        "/metrics/job/j6/quantile/q",
+        "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\n",
+    );
+    p.put(
+        "/metrics/job/j7/le/q",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
+    );
+    p.put("/metrics/job/j8/instance/", "m 1\n");
+}
+
+// ---------------------------------------------------------------------------
+// Text format: accepted input
+// ---------------------------------------------------------------------------
+
+#[test]
+fn metric_types() {
+    let mut p = Pair::start(&[]);
+    let g = "/metrics/job/types";
+    p.put(
+        g,
+        "# HELP c_total A counter.\n# TYPE c_total counter\nc_total{code=\"200\"} 10\nc_total{code=\"500\"} 1\n\
+         # HELP g A gauge.\n# TYPE g gauge\ng -3.5\n\
+         # TYPE u untyped\nu 7\n\
+         plain 8\n\
+         # HELP s A summary.\n# TYPE s summary\n\
+         s{quantile=\"0.5\"} 0.2\ns{quantile=\"0.9\"} 0.7\ns{quantile=\"0.99\"} 1.1\ns_sum 12.5\ns_count 40\n\
+         # HELP h A histogram.\n# TYPE h histogram\n\
+         h_bucket{le=\"0.1\"} 2\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 6\nh_sum 3.25\nh_count 6\n",
+    );
+    // Histogram without the +Inf bucket, and one with labels.
+    p.put(
+        "/metrics/job/types2",
+        "# TYPE hn histogram\nhn_bucket{le=\"1\"} 1\nhn_bucket{le=\"2\"} 3\nhn_sum 4\nhn_count 3\n\
+         # TYPE hl histogram\nhl_bucket{path=\"/a\",le=\"1\"} 1\nhl_bucket{path=\"/a\",le=\"+Inf\"} 2\nhl_sum{path=\"/a\"} 3\nhl_count{path=\"/a\"} 2\n\
+         hl_bucket{path=\"/b\",le=\"1\"} 0\nhl_sum{path=\"/b\"} 0\nhl_count{path=\"/b\"} 0\n",
+    );
+    // Summaries without quantiles or without _sum; a histogram without _count.
+    p.put(
+        "/metrics/job/types3",
+        "# TYPE s1 summary\ns1_sum 1\ns1_count 2\n# TYPE s2 summary\ns2_count 5\n\
+         # TYPE h2 histogram\nh2_bucket{le=\"1\"} 1\n",
+    );
+    // A TYPE with no samples.
+    p.put(
+        "/metrics/job/types4",
+        "# TYPE lonely gauge\n# HELP lonely2 Alone.\n",
+    );
+    p.put("/metrics/job/types5", "# TYPE neg counter\nneg -1\n");
+    p.put(
+        "/metrics/job/types6",
+        "# TYPE unsorted histogram\nunsorted_bucket{le=\"+Inf\"} 3\nunsorted_bucket{le=\"1\"} 1\nunsorted_count 3\nunsorted_sum 1\n",
+    );
+}
+
+#[test]
+fn help_type_order_comments_blank_lines() {
+    let mut p = Pair::start(&[]);
+    p.put(
+        "/metrics/job/o1",
+        "# TYPE a gauge\n# HELP a Help after type.\na 1\n",
+    );
+    p.put(
+        "/metrics/job/o2",
+        "# HELP b Help before type.\n# TYPE b gauge\nb 1\n",
+    );
+    p.put(
+        "/metrics/job/o3",
+        "\n\n# a comment\n#another\n# HELP c\nc 1\n\n# TYPE d counter\n\nd 2\n",
+    );
+    p.put("/metrics/job/o4", "e 1\n# HELP e Help after samples.\n");
+    p.put(
+        "/metrics/job/o5",
+        "#HELP f no space after hash\n#TYPE f gauge\nf 1\n",
+    );
+    p.put(
+        "/metrics/job/o6",
+        "# HELP g   leading and trailing spaces   \ng 1\n",
+    );
+    p.put(
+        "/metrics/job/o7",
+        "# HELP   h extra spaces before name\nh 1\n",
+    );
+    p.put(
+        "/metrics/job/o8",
+        "# TYPE i summary\ni_count 1\n# HELP i late help\n",
+    );
+    p.put("/metrics/job/o9", "# TYPE j gauge\nk 1\nj 2\n");
+}
+
+#[test]
+fn escapes() {
+    let mut p = Pair::start(&[]);
+    p.put(
+        "/metrics/job/esc",
+        "# HELP esc Back\\\\slash, new\\nline and \"quotes\".\n# TYPE esc gauge\n\
+         esc{a=\"back\\\\slash\",b=\"quo\\\"te\",c=\"new\\nline\",d=\"ünï\u{1F600}\",e=\"\"} 1\n",
+    );
+    p.put("/metrics/job/esc2", "esc2{a=\"}{,=\"} 1\n");
+    // Escapes outside the allowed set.
+    p.put("/metrics/job/esc3", "# HELP esc3 Tab \\t escape.\nesc3 1\n");
+    p.put(
+        "/metrics/job/esc3",
+        "# HELP esc3 Quote \\\" escape.\nesc3 1\n",
+    );
+    p.put("/metrics/job/esc3", "esc3{a=\"tab\\t\"} 1\n");
+    p.put("/metrics/job/esc3", "esc3{a=\"trailing\\\"} 1\n");
+    p.put("/metrics/job/esc3", "esc3{a=\"raw\ttab\"} 1\n");
+}
+
+#[test]
+fn special_floats() {
+    let mut p = Pair::start(&[]);
+    let values = [
+        "+Inf",
+        "-Inf",
+        "NaN",
+        "Inf",
+        "inf",
+        "-inf",
+        "nan",
+        "NAN",
+        "infinity",
+        "+Infinity",
+        "1e308",
+        "-1e308",
+        "1e309",
+        "4.9e-324",
+        "-0",
+        "0",
+        "0.1",
+        "1e-7",
+        "123456789",
+        "1.5E+10",
+        "+5",
+        "1e+06",
+        ".5",
+        "5.",
+        "007",
+        "1_000",
+        "0x10",
+        "0x1p3",
+        "1e",
+        "--1",
+        "1.7976931348623157e308",
+        "0.30000000000000004",
+    ];
+    for (i, v) in values.iter().enumerate() {
+        p.put(
+            &format!("/metrics/job/floats/case/c{i}"),
+            format!("f{{v=\"{v}\"}} {v}\n"),
+        );
+    }
+}
+
+#[test]
+fn whitespace_variants() {
+    let mut p = Pair::start(&[]);
+    let bodies = [
+        "ws\t1\n",
+        "ws 2   \n",
+        "ws \t 3\t\n",
+        " ws 4\n",
+        "ws{ a = \"x\" , b=\"y\" , } 5\n",
+        "ws{a=\"x\",} 6\n",
+        "ws{} 7\n",
+        "ws {a=\"x\"} 8\n",
+        "ws{a=\"x\"}9\n",
+        "ws 10\r\n",
+        "ws{a=\"x\"\t,\tb=\"y\"}\t11\n",
+        "#\tTYPE ws2 gauge\nws2 12\n",
+    ];
+    for (i, b) in bodies.iter().enumerate() {
+        p.put(&format!("/metrics/job/ws/case/c{i}"), b);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Text format: rejected input (the group must stay as it was)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn parse_errors() {
+    let mut p = Pair::start(&[]);
+    let g = "/metrics/job/err";
+    p.put(g, "keep 1\n");
+    let bodies: [&[u8]; 31] = [
+        b"no_newline 1",
+        b"1bad 1\n",
+        b"m{1a=\"x\"} 1\n",
+        b"m{a\"x\"} 1\n",
+        b"m{a=\"x} 1\n",
+        b"m{a=\"\\q\"} 1\n",
+        b"m abc\n",
+        b"m 1\n# TYPE m gauge\n",
+        b"# HELP m a\n# HELP m b\nm 1\n",
+        b"# TYPE m gauge\n# TYPE m counter\nm 1\n",
+        b"# TYPE m foo\nm 1\n",
+        b"# TYPE m\nm 1\n",
+        b"m 1 1234567890\n",
+        b"m{a=\"1\",a=\"2\"} 1\n",
+        b"m{__name__=\"x\"} 1\n",
+        b"m{__x=\"x\"} 1\n",
+        b"m 1\nm 2\n",
+        b"m 1\nm{} 2\n",
+        b"m{a=\"\xff\"} 1\n",
+        b"m\xff 1\n",
+        b"m{a=\"x\"}\n",
+        b"m{a=\"x\"} 1 2 3\n",
+        b"m{a=x} 1\n",
+        b"m{a=\"x\" 1\n",
+        b"# TYPE s summary\ns{quantile=\"x\"} 1\n",
+        b"# TYPE s summary\ns 1\n",
+        b"# TYPE h histogram\nh_bucket{le=\"abc\"} 1\n",
+        b"# TYPE h histogram\nh_bucket 1\n",
+        b"# TYPE h histogram\nh 1\n",
+        b"m{a=\"1\"} 1\nm{a=\"\"} 2\nm 3\n",
+        b"m-x 1\n",
+    ];
+    for b in bodies {
+        p.put(g, b);
+        p.post(g, b);
+    }
+    // A failing push to a group that does not exist yet.
+    p.put("/metrics/job/err_new", "m 1 1234567890\n");
+    p.put("/metrics/job/err_new2", "1bad 1\n");
+}
+
+// ---------------------------------------------------------------------------
+// Consistency across groups
+// ---------------------------------------------------------------------------
+
+#[test]
+fn consistency_type_conflict() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job/a", "# TYPE c counter\nc 1\n");
+    p.put("/metrics/job/b", "# TYPE c gauge\nc 1\n");
+    p.put("/metrics/job/b", "c 1\n"); // untyped vs counter
+    p.put("/metrics/job/b", "# TYPE c counter\nc 2\n");
+    p.post("/metrics/job/a", "# TYPE c gauge\nc 3\n"); // a alone holds... not b
+    p.delete("/metrics/job/b");
+    p.post("/metrics/job/a", "# TYPE c gauge\nc 3\n");
+}
+
+#[test]
+fn consistency_same_series_in_two_groups() {
+    let mut p = Pair::start(&[]);
+    // Both end up as m{instance="",job="j",x="1",y="2"}.
+    p.put("/metrics/job/j/x/1", "m{y=\"2\"} 1\n");
+    p.put("/metrics/job/j/y/2", "m{x=\"1\"} 1\n");
+    p.put("/metrics/job/j/y/2", "m{x=\"3\"} 1\n");
+    p.post("/metrics/job/j/x/1", "m{y=\"3\"} 1\n");
+}
+
+#[test]
+fn consistency_suffix_collisions() {
+    let mut p = Pair::start(&[]);
+    p.put(
+        "/metrics/job/a",
+        "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 1\ns_count 1\n",
+    );
+    p.put("/metrics/job/b", "s_count 5\n");
+    p.put("/metrics/job/b", "s_sum 5\n");
+    p.put("/metrics/job/b", "# TYPE s_count gauge\ns_count 5\n");
+    p.put(
+        "/metrics/job/c",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
+    );
+    p.put("/metrics/job/d", "h_bucket{le=\"1\"} 1\n");
+    p.put("/metrics/job/d", "h_count 1\n");
+    // Reverse order: the plain name first, then the summary.
+    p.put("/metrics/job/e", "t_count 1\n");
+    p.put("/metrics/job/f", "# TYPE t summary\nt_sum 1\nt_count 1\n");
+    // Within one push.
+    p.put("/metrics/job/g", "# TYPE x gauge\nx 1\nx_count 2\n");
+    p.put(
+        "/metrics/job/g",
+        "# TYPE y summary\ny_count 1\n# TYPE y_sum gauge\ny_sum 2\n",
+    );
+}
+
+#[test]
+fn consistency_help_differs_is_tolerated() {
+    let mut p = Pair::start(&[]);
+    // Which of the HELP strings wins is not specified.
+    p.ignore_help.push("hm");
+    p.put("/metrics/job/a", "# HELP hm First help.\nhm{v=\"a\"} 1\n");
+    p.put("/metrics/job/b", "# HELP hm Second help.\nhm{v=\"b\"} 1\n");
+    p.put("/metrics/job/c", "hm{v=\"c\"} 1\n");
+    p.put(
+        "/metrics/job/d",
+        "# TYPE hm untyped\n# HELP hm Third help.\nhm{v=\"d\"} 1\n",
+    );
+    p.post(
+        "/metrics/job/a",
+        "# HELP hm First help, changed.\nhm{v=\"a\"} 2\n",
+    );
+    // Whichever wins, it must be one of those still pushed (group c has none).
+    let scrape = Exposition::parse(&p.ours.get("/metrics").text()).expect("ours scrape parses");
+    let help = scrape.family("hm").map(|f| f.help.clone());
+    let allowed = [
+        None,
+        Some("First help, changed."),
+        Some("Second help."),
+        Some("Third help."),
+    ];
+    assert!(
+        help.as_ref()
+            .is_some_and(|h| allowed.contains(&h.as_deref())),
+        "HELP of hm is {help:?}, expected one of {allowed:?}"
+    );
+}
+
+#[test]
+fn consistency_with_own_metrics() {
+    let mut p = Pair::start(&[]);
+    p.put(
+        "/metrics/job/own",
+        "# TYPE pushgateway_build_info counter\npushgateway_build_info 1\n",
+    );
+    // Pushed push time gauges are overridden by the gateway's own.
+    p.put("/metrics/job/own", "push_time_seconds 5\n");
+    p.put(
+        "/metrics/job/own",
+        "# TYPE push_time_seconds counter\npush_time_seconds 5\n",
+    );
+    p.put(
+        "/metrics/job/own2",
+        "push_failure_time_seconds{x=\"1\"} 5\n",
+    );
+}
+
+#[test]
+fn disable_consistency_check() {
+    let mut p = Pair::start(&["--push.disable-consistency-check"]);
+    p.put("/metrics/job/a", "# TYPE c counter\nc 1\n");
+    p.post("/metrics/job/a", "d 1\n");
+    p.put("/metrics/job/b", "e{x=\"1\"} 1\n");
+    p.put("/metrics/job/b", "1bad 1\n");
+    p.put("/metrics/job/b/__x/y", "e 1\n");
+    p.delete("/metrics/job/a");
+    p.delete("/metrics/job/nope");
+    // Accepted without checking; the scrape afterwards is not compared.
+    p.send(
+        "PUT",
+        "/metrics/job/c",
+        &[],
+        b"# TYPE e gauge\ne{x=\"1\"} 1\n",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Other endpoints, flags and encodings
+// ---------------------------------------------------------------------------
+
+#[test]
+fn not_found_and_method_not_allowed() {
+    let mut p = Pair::start(&[]);
+    p.statuses(&[
+        ("GET", "/nope"),
+        ("GET", "/metrics/job/foo"),
+        ("HEAD", "/metrics/job/foo"),
+        ("PATCH", "/metrics/job/foo"),
+        ("PUT", "/metrics"),
+        ("POST", "/metrics"),
+        ("DELETE", "/metrics"),
+        ("PUT", "/metrics/job"),
+        ("POST", "/-/healthy"),
+        ("GET", "/-/healthy"),
+        ("GET", "/-/ready"),
+        ("PUT", "/-/quit"),
+        ("POST", "/-/quit"),
+        ("GET", "/-/quit"),
+        ("GET", "/"),
+        ("GET", "/api/v1/status"),
+        ("GET", "/api/v1/metrics"),
+        ("PUT", "/api/v1/admin/wipe"),
+        ("GET", "/api/v1/nope"),
+    ]);
+    p.check_metrics();
+}
+
+#[test]
+fn lifecycle_quit() {
+    let mut p = Pair::start(&["--web.enable-lifecycle"]);
+    p.status("GET", "/-/quit");
+    p.status("PUT", "/-/quit");
+    let timeout = Duration::from_secs(10);
+    assert!(
+        p.reference.wait_exit(timeout).is_some(),
+        "reference still running after /-/quit"
+    );
+    assert!(
+        p.ours.wait_exit(timeout).is_some(),
+        "ours still running after /-/quit"
+    );
+}
+
+#[test]
+fn admin_wipe() {
+    let mut p = Pair::start(&["--web.enable-admin-api"]);
+    p.put("/metrics/job/a", "m 1\n");
+    p.put("/metrics/job/b/instance/i", "n 1\n");
+    p.step("PUT", "/api/v1/admin/wipe", b"");
+    p.put("/metrics/job/c", "m 2\n");
+}
+
+#[test]
+fn route_prefix_and_telemetry_path() {
+    let mut p = Pair::start(&["--web.route-prefix=/pg", "--web.telemetry-path=/m"]);
+    p.put("/pg/metrics/job/j", "a 1\n");
+    p.post("/pg/metrics/job/j/instance/i", "b 2\n");
+    p.statuses(&[
+        ("PUT", "/metrics/job/j"),
+        ("GET", "/metrics"),
+        ("GET", "/m"),
+        ("GET", "/pg/metrics"),
+        ("GET", "/pg/-/healthy"),
+        ("GET", "/pg/-/ready"),
+        ("GET", "/-/healthy"),
+        ("GET", "/"),
+    ]);
+    p.delete("/pg/metrics/job/j");
+}
+
+/// The scrape must be served as text 0.0.4 whatever Prometheus asks for
+/// first (see SPEC: OpenMetrics would rename counters).
+#[test]
+fn scrape_content_type() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job/ct", "# TYPE c counter\nc 1\n");
+    for accept in [
+        None,
+        Some("text/plain"),
+        Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
+             text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("Accept", *a)).collect();
+        let (r, o) = p.send("GET", "/metrics", &headers, b"");
+        let (rt, ot) = (r.header("Content-Type"), o.header("Content-Type"));
+        if rt != ot {
+            p.fail(format!(
+                "Content-Type differs for Accept {accept:?}: reference {rt:?}, ours {ot:?}"
+            ));
+            continue;
+        }
+        let re = Exposition::normalized(&r.text()).expect("reference scrape parses");
+        let oe = Exposition::normalized(&o.text()).expect("ours scrape parses");
+        let diff = support::diff_expositions("reference", &re, "ours", &oe);
+        if !diff.is_empty() {
+            p.fail(format!("scrapes differ for Accept {accept:?}\n{diff}"));
+        }
+    }
+    // Binary answers: only the negotiated headers are compared here.
+    for headers in [
+        [("Accept", PROTO_CT), ("Accept-Encoding", "identity")],
+        [("Accept", "text/plain"), ("Accept-Encoding", "gzip")],
+        [("Accept", PROTO_CT), ("Accept-Encoding", "gzip, deflate")],
+    ] {
+        let (r, o) = p.send("GET", "/metrics", &headers, b"");
+        for name in ["Content-Type", "Content-Encoding"] {
+            let (rh, oh) = (r.header(name), o.header(name));
+            if rh != oh {
+                p.fail(format!(
+                    "{name} differs for request headers {headers:?}: reference {rh:?}, ours {oh:?}"
+                ));
+            }
+        }
+    }
+}
+
+/// Byte-for-byte comparison of the pushed part of the scrape: float
+/// spelling, label and series order, escaping, added `+Inf` buckets.
+#[test]
+fn exposition_bytes() {
+    let mut p = Pair::start(&[]);
+    p.put(
+        "/metrics/job/bytes/instance/i",
+        "# HELP z Last family.\n# TYPE z gauge\nz{b=\"2\",a=\"1\"} 1e+06\nz{a=\"0\"} 0.1\nz{a=\"10\"} -0\nz{a=\"9\"} 123456789\n\
+         # HELP a First family with \\\\ and \\n.\n# TYPE a counter\na{v=\"q\\\"\\\\\\n\"} 2398.283\n\
+         # TYPE s summary\ns{quantile=\"0.99\"} 3\ns{quantile=\"0.5\"} 1e-7\ns_sum 1.5e+300\ns_count 7\n\
+         # TYPE h histogram\nh_bucket{le=\"10\"} 2\nh_bucket{le=\"0.5\"} 1\nh_sum NaN\nh_count 3\n\
+         u +Inf\nu2 -Inf\n",
+    );
+    p.put(
+        "/metrics/job/bytes/instance/j",
+        "# HELP z Last family.\n# TYPE z gauge\nz{a=\"1\"} 5\n",
+    );
+    let r = p.reference.get("/metrics").text();
+    let o = p.ours.get("/metrics").text();
+    let (r, o) = (
+        support::strip_internal(&r, true),
+        support::strip_internal(&o, true),
+    );
+    assert_eq!(
+        r, o,
+        "pushed part of the scrape differs byte-wise (left: reference, right: ours)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Request body encodings
+// ---------------------------------------------------------------------------
+
+/// Wraps `data` in a gzip member using stored (uncompressed) deflate
+/// blocks: valid gzip that needs no compression library.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut chunks = data.chunks(0xffff).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = u8::from(chunks.peek().is_none());
+        let len = u16::try_from(chunk.len()).expect("chunks are at most 0xffff bytes");
+        out.push(last);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    let size = u32::try_from(data.len() % (1 << 32)).expect("reduced modulo 2^32");
+    out.extend_from_slice(&size.to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), bitwise; bodies here are tiny.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn gzip_request_body() {
+    let mut p = Pair::start(&[]);
+    let body = gzip_stored(b"# TYPE gz gauge\ngz{a=\"1\"} 3\n");
+    p.send(
+        "PUT",
+        "/metrics/job/gz",
+        &[("Content-Encoding", "gzip")],
+        &body,
+    );
+    p.check_metrics();
+    p.send(
+        "POST",
+        "/metrics/job/gz",
+        &[("Content-Encoding", "gzip")],
+        &gzip_stored(b"gz2 1\n"),
+    );
+    p.check_metrics();
+    p.send(
+        "PUT",
+        "/metrics/job/gz",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip at all\n",
+    );
+    p.check_metrics();
+}
+
+const PROTO_CT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(u8::try_from(v & 0x7f).expect("masked to 7 bits") | 0x80);
+        v >>= 7;
+    }
+    out.push(u8::try_from(v).expect("below 0x80"));
+}
+
+/// Appends a length-delimited field.
+fn field_bytes(num: u64, data: &[u8], out: &mut Vec<u8>) {
+    varint(num << 3 | 2, out);
+    varint(data.len() as u64, out);
+    out.extend_from_slice(data);
+}
+
+/// Appends a double field.
+fn field_f64(num: u64, v: f64, out: &mut Vec<u8>) {
+    varint(num << 3 | 1, out);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// One delimited `MetricFamily` of a simple type (0 counter, 1 gauge,
+/// 3 untyped) with one metric per (labels, value); the value message goes in
+/// field 3, 2 or 5 of `Metric` respectively.
+fn proto_family(name: &str, help: &str, kind: u64, metrics: &[(&[(&str, &str)], f64)]) -> Vec<u8> {
+    let value_field = match kind {
+        0 => 3,
+        1 => 2,
+        _ => 5,
+    };
+    let mut mf = Vec::new();
+    field_bytes(1, name.as_bytes(), &mut mf);
+    if !help.is_empty() {
+        field_bytes(2, help.as_bytes(), &mut mf);
+    }
+    varint(3 << 3, &mut mf);
+    varint(kind, &mut mf);
+    for (labels, value) in metrics {
+        let mut m = Vec::new();
+        for (k, v) in *labels {
+            let mut pair = Vec::new();
+            field_bytes(1, k.as_bytes(), &mut pair);
+            field_bytes(2, v.as_bytes(), &mut pair);
+            field_bytes(1, &pair, &mut m);
+        }
+        let mut val = Vec::new();
+        field_f64(1, *value, &mut val);
+        field_bytes(value_field, &val, &mut m);
+        field_bytes(4, &m, &mut mf);
+    }
+    let mut out = Vec::new();
+    varint(mf.len() as u64, &mut out);
+    out.extend_from_slice(&mf);
+    out
+}
+
+#[test]
+fn protobuf_request_body() {
+    let mut p = Pair::start(&[]);
+    let mut body = proto_family(
+        "pb_counter",
+        "A counter.",
+        0,
+        &[(&[("a", "1")], 5.0), (&[("a", "2")], 6.0)],
+    );
+    body.extend(proto_family("pb_gauge", "", 1, &[(&[], -2.5)]));
+    body.extend(proto_family(
+        "pb_untyped",
+        "Untyped.",
+        3,
+        &[(&[("job", "overridden")], 1.0)],
+    ));
+    p.send(
+        "PUT",
+        "/metrics/job/pb",
+        &[("Content-Type", PROTO_CT)],
+        &body,
+    );
+    p.check_metrics();
+    let more = proto_family("pb_gauge", "Now with help.", 1, &[(&[("b", "x")], 7.0)]);
+    p.send(
+        "POST",
+        "/metrics/job/pb",
+        &[("Content-Type", PROTO_CT)],
+        &more,
+    );
+    p.check_metrics();
+    // Truncated message.
+    p.send(
+        "PUT",
+        "/metrics/job/pb",
+        &[("Content-Type", PROTO_CT)],
+        &body[..body.len() - 3],
+    );
+    p.check_metrics();
+    // Same bytes without the protobuf content type are parsed as text.
+    p.send("PUT", "/metrics/job/pb2", &[], &more);
+    p.check_metrics();
+}
