@@ -1,22 +1,35 @@
-# Developer entry points. `test` runs every target, the differential
-# conformance suite against the reference included (it needs
-# /usr/bin/prometheus-pushgateway: apt-get install -y prometheus-pushgateway).
+# Developer entry points. `make test` runs every test: unit, integration,
+# the differential conformance suite against the reference and the end-to-end
+# tests with Prometheus and the Python client (`make deps` installs those).
 
-.PHONY: build deps test conformance bench lint run
+.PHONY: build static deps test conformance bench lint run e2e
 
 build:
 	cargo build --release
 
-# The reference gateway the differential tests and the benchmark run against.
+# A static, stripped binary for scratch images and bare VMs:
+# target/x86_64-unknown-linux-musl/release/pushgateway
+static:
+	rustup target add x86_64-unknown-linux-musl
+	cargo build --release --target x86_64-unknown-linux-musl
+	@ls -l target/x86_64-unknown-linux-musl/release/pushgateway
+
+# What the tests run against: the reference gateway (differential tests,
+# benchmark), a real Prometheus and the Python client library (end to end).
 deps:
-	@command -v prometheus-pushgateway >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway >/dev/null; }
+	@{ command -v prometheus-pushgateway && command -v prometheus; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus >/dev/null; }
+	@python3 -c 'import prometheus_client' 2>/dev/null || \
+		python3 -m pip install -q prometheus_client
 
 test: deps
 	cargo test --all-targets
 
 conformance: deps
 	cargo test --test conformance
+
+e2e: deps
+	cargo test --test e2e
 
 # BENCH_SCALE=0.1 for a quick run; PUSHGATEWAY_BIN to bench another binary.
 bench: deps

@@ -1,0 +1,238 @@
+//! End to end with unmodified third-party software: a real Prometheus
+//! server scraping our binary with `honor_labels: true`, and the Python
+//! `prometheus_client` library pushing to it (compared with the reference).
+//!
+//! Needs `prometheus` (apt) and `prometheus_client` (pip); `make deps`
+//! installs both. Everything listens on 127.0.0.1 and every wait is bounded.
+
+mod support;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Exposition, Gateway, diff_expositions, ours, reference};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pushgateway-e2e-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// A Prometheus server scraping one target every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    fn start(target_port: u16) -> Prometheus {
+        assert!(
+            std::path::Path::new(PROMETHEUS).exists(),
+            "prometheus not installed: apt-get install -y prometheus (or make deps)"
+        );
+        let dir = temp_dir("prometheus");
+        let port = free_port();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+             static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        );
+        let config_path = dir.join("prometheus.yml");
+        fs::write(&config_path, config).expect("write prometheus.yml");
+        let log = fs::File::create(dir.join("prometheus.log")).expect("log file");
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let p = Prometheus { child, port, dir };
+        p.wait_until("Prometheus ready", || {
+            support::try_request(port, "GET", "/-/ready", &[], b"", Duration::from_secs(1))
+                .map(|r| r.status == 200)
+                .unwrap_or(false)
+        });
+        p
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Polls `cond` every 200 ms for up to 60 s.
+    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The raw JSON answer of an instant query.
+    fn query(&self, promql: &str) -> String {
+        let mut q = String::new();
+        for b in promql.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                q.push(b as char);
+            } else {
+                q.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let r = support::get(self.port, &format!("/api/v1/query?query={q}"));
+        assert_eq!(r.status, 200, "query {promql}: {}", r.text());
+        r.text()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_tutorial_pushes_and_sees_the_delete() {
+    let gw = Gateway::start(&ours(), &[]);
+    let prom = Prometheus::start(gw.port);
+
+    assert_eq!(
+        gw.post("/metrics/job/some_job", "second_metric 99\n")
+            .status,
+        200
+    );
+    let body = "# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n# TYPE another_metric gauge\n# HELP another_metric Just an example.\nanother_metric 2398.283\n";
+    assert_eq!(
+        gw.post("/metrics/job/some_job/instance/some_instance", body)
+            .status,
+        200
+    );
+
+    // honor_labels keeps the pushed job and instance; the empty instance
+    // the gateway adds to {job="some_job"} means "no instance label" to
+    // Prometheus, not the gateway's address.
+    let target = format!("127.0.0.1:{}", gw.port);
+    prom.wait_until("some_metric in Prometheus", || {
+        let r = prom.query("some_metric");
+        r.contains("\"job\":\"some_job\"")
+            && r.contains("\"instance\":\"some_instance\"")
+            && r.contains("\"42\"")
+    });
+    let r = prom.query("second_metric");
+    assert!(
+        r.contains("\"job\":\"some_job\"") && r.contains("\"99\""),
+        "{r}"
+    );
+    assert!(!r.contains("\"instance\""), "no instance label: {r}");
+    let r = prom.query("up");
+    assert!(r.contains(&format!("\"instance\":\"{target}\"")), "{r}");
+    let r = prom.query("another_metric");
+    assert!(r.contains("\"2398.283\""), "{r}");
+    let r = prom.query("up");
+    assert!(r.contains("\"1\""), "the scrape itself succeeds: {r}");
+
+    assert_eq!(
+        gw.delete("/metrics/job/some_job/instance/some_instance")
+            .status,
+        202
+    );
+    prom.wait_until("some_metric to go stale", || {
+        prom.query("some_metric").contains("\"result\":[]")
+    });
+    assert!(
+        prom.query("second_metric").contains("\"99\""),
+        "the other group stays"
+    );
+}
+
+/// Runs a Python script using prometheus_client against `port`.
+fn python(port: u16, script: &str) {
+    let full = format!(
+        "import sys\nfrom prometheus_client import CollectorRegistry, Gauge, Counter, Histogram, Summary\n\
+         from prometheus_client import push_to_gateway, pushadd_to_gateway, delete_from_gateway\n\
+         GW = '127.0.0.1:{port}'\n{script}"
+    );
+    // Creation timestamps are wall-clock values that differ between runs.
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&full)
+        .env("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python failed (pip install prometheus_client, or make deps):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn python_client_pushes_like_against_the_reference() {
+    let ours_gw = Gateway::start(&ours(), &[]);
+    let ref_gw = Gateway::start(&reference(), &["--persistence.file="]);
+    let steps = [
+        // push_to_gateway: PUT, grouping key value with '/' goes base64.
+        "reg = CollectorRegistry()\n\
+         g = Gauge('job_last_success_unixtime', 'Last time the batch job succeeded.', registry=reg)\n\
+         g.set(1234567890.5)\n\
+         c = Counter('records_processed', 'Records processed.', ['kind'], registry=reg)\n\
+         c.labels('a').inc(3)\n\
+         h = Histogram('duration_seconds', 'Duration.', registry=reg, buckets=(0.1, 1.0))\n\
+         h.observe(0.5)\n\
+         s = Summary('size_bytes', 'Size.', registry=reg)\n\
+         s.observe(42)\n\
+         push_to_gateway(GW, job='batch', registry=reg, grouping_key={'path': '/var/tmp', 'instance': 'x'})\n",
+        // pushadd_to_gateway: POST, replaces only the pushed families.
+        "reg = CollectorRegistry()\n\
+         g = Gauge('job_last_success_unixtime', 'Last time the batch job succeeded.', registry=reg)\n\
+         g.set(1234567999)\n\
+         pushadd_to_gateway(GW, job='batch', registry=reg, grouping_key={'path': '/var/tmp', 'instance': 'x'})\n\
+         reg2 = CollectorRegistry()\n\
+         Gauge('other', 'Other job.', registry=reg2).set(7)\n\
+         push_to_gateway(GW, job='other/job', registry=reg2)\n",
+        // delete_from_gateway: DELETE of exactly that group.
+        "delete_from_gateway(GW, job='other/job')\n",
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        python(ours_gw.port, step);
+        python(ref_gw.port, step);
+        let ours_x = Exposition::normalized(&ours_gw.get("/metrics").text()).expect("parse ours");
+        let ref_x =
+            Exposition::normalized(&ref_gw.get("/metrics").text()).expect("parse reference");
+        let diff = diff_expositions("ours", &ours_x, "reference", &ref_x);
+        assert!(diff.is_empty(), "after step {i}:\n{diff}");
+        if i == 0 {
+            let text = ours_gw.get("/metrics").text();
+            assert!(
+                text.contains("job_last_success_unixtime{instance=\"x\",job=\"batch\",path=\"/var/tmp\"} 1.2345678905e+09"),
+                "{text}"
+            );
+        }
+    }
+}
