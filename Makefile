@@ -15,10 +15,11 @@ static:
 	@ls -l target/x86_64-unknown-linux-musl/release/pushgateway
 
 # What the tests run against: the reference gateway (differential tests,
-# benchmark), a real Prometheus and the Python client library (end to end).
+# benchmark), a real Prometheus and the Python client library (end to end),
+# headless Chromium and chromedriver (browser test of the web page).
 deps:
-	@{ command -v prometheus-pushgateway && command -v prometheus; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus >/dev/null; }
+	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
 		python3 -m pip install -q prometheus_client
 

@@ -162,7 +162,13 @@ impl Gateway {
                 http::respond(&self.pool, req, reply);
             }
             Event::Status { req } => {
-                let html = ui::status_page(&self.store, &self.flags);
+                let info = ui::PageInfo {
+                    flags: &self.flags,
+                    build: &crate::telemetry::build_info(),
+                    start_time: self.telemetry.start_nanos(),
+                    now: now_nanos(),
+                };
+                let html = ui::status_page(&self.store, &info);
                 self.telemetry
                     .count_request(200, "status", req.method().as_str());
                 let mut reply = Reply::text(200, html);

@@ -137,6 +137,24 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// URL-safe base64 without padding, the form `decode_base64` reads.
+pub fn encode_base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 fn decode_value(name: &str, value: &str) -> Result<String, PathError> {
     let bytes = decode_base64(value).ok_or_else(|| PathError::InvalidBase64 {
         name: name.to_owned(),
@@ -237,6 +255,17 @@ mod tests {
             key("j", false, "/a@base64/L3Zhci90bXA"),
             kv(&[("a", "/var/tmp"), ("job", "j")])
         );
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for s in ["", "a", "ab", "abc", "/var/tmp", "é日本\u{0}"] {
+            assert_eq!(
+                decode_base64(&encode_base64(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
+        }
+        assert_eq!(encode_base64(b"/var/tmp"), "L3Zhci90bXA");
     }
 
     #[test]

@@ -111,6 +111,12 @@ impl Routes {
         if path == self.telemetry_path {
             return get_only(method, Route::Scrape);
         }
+        if !self.prefix.is_empty() && path == self.prefix {
+            // The page's relative links need the trailing slash.
+            let code = if method == "GET" { 301 } else { 307 };
+            let location = format!("{path}/");
+            return Route::Redirect { code, location };
+        }
         let Some(rest) = self.strip_prefix(&path) else {
             return Route::NotFound;
         };

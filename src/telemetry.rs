@@ -146,6 +146,17 @@ struct Counters {
     push_size: BTreeMap<String, Observations>,
 }
 
+/// The architecture in Go's spelling (`amd64`, `arm64`), as dashboards
+/// built on the reference's `pushgateway_build_info` expect.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
 /// Build information, as the status API and `pushgateway_build_info` show it.
 pub fn build_info() -> Vec<(&'static str, String)> {
     vec![
@@ -274,7 +285,7 @@ impl Telemetry {
             "pushgateway_build_info",
             vec![
                 Label::new("branch", option_env!("PUSHGATEWAY_BRANCH").unwrap_or("")),
-                Label::new("goarch", std::env::consts::ARCH),
+                Label::new("goarch", go_arch()),
                 Label::new("goos", std::env::consts::OS),
                 Label::new("goversion", "rust"),
                 Label::new(

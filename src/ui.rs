@@ -1,15 +1,27 @@
-//! The web page at `/`: every group with its labels, last push time and
-//! status, and its metrics. Served from the binary with no external assets.
+//! The web page at `/`: every group with its labels, when it last pushed
+//! and whether that worked, its metrics on demand, a delete button, and a
+//! status view (flags, build, start time).
 //!
-//! This is the plain first version: one server-rendered HTML page, readable
-//! without JavaScript.
+//! One self-contained HTML document rendered on the server: no external
+//! assets, no CDN, a few lines of script for the filter box and the delete
+//! button. Links are relative, so the page works under any route prefix and
+//! behind a reverse proxy.
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::exposition;
 use crate::logging::rfc3339_millis;
-use crate::store::{Nanos, Store};
+use crate::path::encode_base64;
+use crate::store::{Group, Nanos, Store};
+
+/// Everything the page shows besides the store.
+pub struct PageInfo<'a> {
+    pub flags: &'a [(String, String)],
+    pub build: &'a [(&'static str, String)],
+    pub start_time: Nanos,
+    pub now: Nanos,
+}
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -34,68 +46,211 @@ fn time(t: Option<Nanos>) -> String {
     }
 }
 
-pub fn status_page(store: &Store, flags: &[(String, String)]) -> String {
-    let mut h = String::with_capacity(4096 + store.series_count() * 64);
-    h.push_str(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Pushgateway</title><style>\
-         body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
-         table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:top}\
-         .label{display:inline-block;background:#eef;border-radius:3px;padding:0 .4em;margin:0 .2em .2em 0;font-family:monospace}\
-         .ok{color:#070}.failed{color:#b00}pre{background:#f6f6f6;padding:.5em;overflow:auto}\
-         </style></head><body><h1>Pushgateway</h1>",
-    );
+/// "3 minutes ago" style age of `t` at `now`.
+pub fn ago(t: Option<Nanos>, now: Nanos) -> String {
+    let Some(t) = t.filter(|t| *t > 0) else {
+        return "never".into();
+    };
+    let secs = (now - t).max(0) / 1_000_000_000;
+    let (n, unit) = match secs {
+        0..=59 => (secs, "second"),
+        60..=3599 => (secs / 60, "minute"),
+        3600..=86_399 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// The URL path (relative to the page) that deletes this group. Every
+/// value is base64-encoded so any byte, `/` included, survives.
+fn delete_path(key: &[crate::model::Label]) -> String {
+    let b64 = |v: &str| {
+        if v.is_empty() {
+            "=".to_owned()
+        } else {
+            encode_base64(v.as_bytes())
+        }
+    };
+    let job = key
+        .iter()
+        .find(|l| &*l.name == "job")
+        .map(|l| &*l.value)
+        .unwrap_or("");
+    let mut p = format!("metrics/job@base64/{}", b64(job));
+    for l in key.iter().filter(|l| &*l.name != "job") {
+        let _ = write!(p, "/{}@base64/{}", l.name, b64(&l.value));
+    }
+    p
+}
+
+const STYLE: &str = "\
+:root{--fg:#1d232a;--muted:#5f6b7a;--line:#e3e7ec;--bg:#f7f9fb;--ok:#1a7f37;--bad:#c62828;--accent:#e6522c}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+header{background:#fff;border-bottom:1px solid var(--line);padding:14px 28px;display:flex;align-items:center;gap:24px}
+header h1{font-size:18px;margin:0}header h1 span{color:var(--accent)}
+nav a{color:var(--muted);text-decoration:none;margin-right:16px;font-weight:500}nav a:hover{color:var(--fg)}
+main{padding:20px 28px;max-width:1400px}
+.summary{color:var(--muted);margin:0 0 12px}
+#filter{width:100%;max-width:420px;padding:8px 10px;border:1px solid var(--line);border-radius:6px;font:inherit;margin-bottom:14px}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line);border-radius:8px;overflow:hidden}
+th,td{text-align:left;padding:9px 12px;border-bottom:1px solid var(--line);vertical-align:top}
+th{background:#fbfcfd;color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+tr.group:hover{background:#fafbfc}
+.label{display:inline-block;background:#eef2f7;border-radius:4px;padding:1px 7px;margin:0 4px 4px 0;font:12px/1.6 ui-monospace,SFMono-Regular,Menlo,monospace}
+.label b{font-weight:600}
+summary{cursor:pointer;list-style:none}summary::-webkit-details-marker{display:none}
+summary:before{content:'\\25B8';display:inline-block;width:14px;color:var(--muted)}details[open] summary:before{content:'\\25BE'}
+pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:10px;margin:8px 0 0;overflow:auto;max-height:420px;font:12px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace}
+.ok{color:var(--ok);font-weight:600}.failed{color:var(--bad);font-weight:600}
+.when small{display:block;color:var(--muted);font:12px ui-monospace,monospace}
+button.delete{border:1px solid #e0b4b4;background:#fff;color:var(--bad);border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}
+button.delete:hover{background:#fdecea}
+.empty{padding:28px;text-align:center;color:var(--muted)}
+h2{font-size:15px;margin:28px 0 10px}
+td.k{font-family:ui-monospace,monospace;width:320px;color:var(--muted)}";
+
+const SCRIPT: &str = "\
+const f=document.getElementById('filter');
+if(f){f.addEventListener('input',()=>{const q=f.value.toLowerCase();let n=0;
+for(const r of document.querySelectorAll('tr.group')){const m=r.dataset.text.includes(q);r.style.display=m?'':'none';if(m)n++;}
+document.getElementById('shown').textContent=n;});}
+for(const b of document.querySelectorAll('button.delete')){b.addEventListener('click',async()=>{
+if(!confirm('Delete group '+b.dataset.name+' and all its metrics?'))return;
+const r=await fetch(b.dataset.path,{method:'DELETE'});
+if(r.status===202){const row=b.closest('tr');row.parentNode.removeChild(row);
+const c=document.getElementById('count');c.textContent=Number(c.textContent)-1;}
+else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}";
+
+fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Nanos) {
+    let mut text = String::new();
+    let mut labels = String::new();
+    for l in key {
+        let _ = write!(
+            labels,
+            "<span class=\"label\"><b>{}</b>=\"{}\"</span>",
+            escape(&l.name),
+            escape(&l.value)
+        );
+        let _ = write!(text, "{}=\"{}\" ", l.name, l.value);
+    }
+    let series: usize = group.families.values().map(|f| f.metrics.len()).sum();
+    let ok = group.last_push_successful();
     let _ = write!(
         h,
-        "<p>{} group(s), {} series.</p>",
-        store.group_count(),
-        store.series_count()
+        "<tr class=\"group\" data-text=\"{}\"><td><details><summary>{labels} <small>({} famil{}, {series} series)</small></summary><pre>",
+        escape(&text.to_lowercase()),
+        group.families.len(),
+        if group.families.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
     );
-    h.push_str("<table><tr><th>Group</th><th>Last push</th><th>Status</th></tr>");
-    for (key, group) in store.groups() {
-        h.push_str("<tr><td><details><summary>");
-        for l in key.iter() {
-            let _ = write!(
-                h,
-                "<span class=\"label\">{}=\"{}\"</span>",
-                escape(&l.name),
-                escape(&l.value)
-            );
+    let mut exp = Vec::new();
+    for (name, fam) in &group.families {
+        exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
+        for m in &fam.metrics {
+            exposition::write_metric(&mut exp, name, m);
         }
-        h.push_str("</summary><pre>");
-        for (name, fam) in &group.families {
-            let mut text = Vec::new();
-            exposition::write_header(&mut text, name, fam.help.as_deref(), fam.metric_type);
-            for m in &fam.metrics {
-                exposition::write_metric(&mut text, name, m);
-            }
-            h.push_str(&escape(&String::from_utf8_lossy(&text)));
-        }
-        h.push_str("</pre></details></td>");
-        let failed =
-            matches!((group.failure_time, group.push_time), (Some(f), p) if f > p.unwrap_or(0));
+    }
+    if exp.is_empty() {
+        h.push_str("(no metrics: the last push was empty)");
+    } else {
+        h.push_str(&escape(&String::from_utf8_lossy(&exp)));
+    }
+    h.push_str("</pre></details></td>");
+    let _ = write!(
+        h,
+        "<td class=\"when\">{}<small>{}</small></td>",
+        ago(group.push_time, now),
+        time(group.push_time)
+    );
+    if ok {
+        h.push_str("<td><span class=\"ok\">&#10003; OK</span></td>");
+    } else {
         let _ = write!(
             h,
-            "<td>{}</td><td class=\"{}\">{}</td></tr>",
-            time(group.push_time),
-            if failed { "failed" } else { "ok" },
-            if failed {
-                format!("last push failed at {}", time(group.failure_time))
-            } else {
-                "ok".into()
-            }
+            "<td class=\"when\"><span class=\"failed\">&#10007; failed</span><small>{}</small></td>",
+            time(group.failure_time)
         );
     }
-    h.push_str("</table><h2>Flags</h2><table>");
-    for (k, v) in flags {
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(v));
+    let _ = write!(
+        h,
+        "<td><button class=\"delete\" data-path=\"{}\" data-name=\"{}\">Delete</button></td></tr>",
+        escape(&delete_path(key)),
+        escape(text.trim_end())
+    );
+}
+
+/// The whole page.
+pub fn status_page(store: &Store, info: &PageInfo) -> String {
+    let mut h = String::with_capacity(8192 + store.series_count() * 80);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>Pushgateway</title><style>{STYLE}</style></head><body>\
+         <header><h1><span>&#9650;</span> Pushgateway</h1><nav><a href=\"#groups\">Metrics</a><a href=\"#status\">Status</a></nav></header><main>"
+    );
+    let failed = store
+        .groups()
+        .filter(|(_, g)| !g.last_push_successful())
+        .count();
+    let _ = write!(
+        h,
+        "<p class=\"summary\" id=\"groups\"><span id=\"count\">{}</span> groups, {} series, {} with a failed last push. Showing <span id=\"shown\">{}</span>.</p>\
+         <input id=\"filter\" type=\"search\" placeholder=\"Filter groups by label, e.g. job=&quot;backup&quot;\" autocomplete=\"off\">",
+        store.group_count(),
+        store.series_count(),
+        failed,
+        store.group_count()
+    );
+    h.push_str("<table><thead><tr><th>Group</th><th>Last push</th><th>Status</th><th></th></tr></thead><tbody>");
+    if store.group_count() == 0 {
+        h.push_str("<tr><td colspan=\"4\" class=\"empty\">No metrics pushed yet. Try:<pre>echo \"some_metric 3.14\" | curl --data-binary @- http://HOST:9091/metrics/job/some_job</pre></td></tr>");
     }
-    h.push_str("</table></body></html>\n");
+    for (key, group) in store.groups() {
+        group_row(&mut h, key, group, info.now);
+    }
+    h.push_str("</tbody></table><h2 id=\"status\">Status</h2><table><tbody>");
+    let _ = write!(
+        h,
+        "<tr><td class=\"k\">Start time</td><td>{} ({})</td></tr>",
+        time(Some(info.start_time)),
+        format!(
+            "up {}",
+            ago(Some(info.start_time), info.now).trim_end_matches(" ago")
+        )
+    );
+    for (k, v) in info.build {
+        let v = if v.is_empty() { "unknown" } else { v };
+        let _ = write!(
+            h,
+            "<tr><td class=\"k\">{}</td><td>{}</td></tr>",
+            escape(k),
+            escape(v)
+        );
+    }
+    h.push_str("</tbody></table><h2>Flags</h2><table><tbody>");
+    for (k, v) in info.flags {
+        let _ = write!(
+            h,
+            "<tr><td class=\"k\">--{}</td><td>{}</td></tr>",
+            escape(k),
+            escape(v)
+        );
+    }
+    let _ = write!(
+        h,
+        "</tbody></table></main><script>{SCRIPT}</script></body></html>\n"
+    );
     h
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Label;
 
     #[test]
     fn escapes_markup() {
@@ -103,5 +258,47 @@ mod tests {
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn delete_paths_survive_any_value() {
+        let key = vec![
+            Label::new("instance", ""),
+            Label::new("job", "a/b"),
+            Label::new("path", "/var/tmp"),
+        ];
+        assert_eq!(
+            delete_path(&key),
+            "metrics/job@base64/YS9i/instance@base64/=/path@base64/L3Zhci90bXA"
+        );
+    }
+
+    #[test]
+    fn ages() {
+        let s = 1_000_000_000;
+        assert_eq!(ago(Some(100 * s), 100 * s), "0 seconds ago");
+        assert_eq!(ago(Some(100 * s), 161 * s), "1 minute ago");
+        assert_eq!(ago(Some(1), 7300 * s), "2 hours ago");
+        assert_eq!(ago(None, 5), "never");
+    }
+
+    #[test]
+    fn page_lists_groups_and_hostile_values_stay_inert() {
+        let mut store = Store::new();
+        let key: Vec<Label> = vec![Label::new("job", "<script>alert(1)</script>")];
+        let fams = crate::text_format::parse(b"m{x=\"</pre><b>\"} 1\n").unwrap();
+        let push = crate::store::prepare_push(key.into(), fams, true).unwrap();
+        store.apply(push, 5);
+        let info = PageInfo {
+            flags: &[],
+            build: &[],
+            start_time: 0,
+            now: 10,
+        };
+        let page = status_page(&store, &info);
+        assert!(!page.contains("<script>alert"), "job label escaped");
+        assert!(!page.contains("</pre><b>"), "label value escaped");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert_eq!(page.matches("<tr class=\"group\"").count(), 1);
     }
 }

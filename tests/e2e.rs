@@ -236,3 +236,81 @@ fn python_client_pushes_like_against_the_reference() {
         }
     }
 }
+
+/// Runs `cmd` with `input` on stdin; returns (success, stdout + stderr).
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn promtool_accepts_our_full_metrics_output() {
+    let gw = Gateway::start(&ours(), &[]);
+    let body = "# HELP jobs_processed_total Jobs processed.\n# TYPE jobs_processed_total counter\njobs_processed_total{kind=\"a\"} 3\n\
+                # HELP job_duration_seconds Job duration.\n# TYPE job_duration_seconds histogram\n\
+                job_duration_seconds_bucket{le=\"1\"} 1\njob_duration_seconds_bucket{le=\"+Inf\"} 2\njob_duration_seconds_sum 3.5\njob_duration_seconds_count 2\n\
+                # HELP job_size_bytes Job size.\n# TYPE job_size_bytes summary\njob_size_bytes{quantile=\"0.5\"} 10\njob_size_bytes_sum 20\njob_size_bytes_count 2\n";
+    assert_eq!(gw.put("/metrics/job/batch/instance/a", body).status, 200);
+    // A rejected push adds a failure timestamp to the exposition too.
+    let conflicting = "# TYPE jobs_processed_total gauge\njobs_processed_total 1\n";
+    assert_eq!(
+        gw.put("/metrics/job/batch/instance/b", conflicting).status,
+        400
+    );
+    let text = gw.get("/metrics").text();
+    let (ok, out) = run_with_stdin(
+        Command::new("promtool").args(["check", "metrics"]),
+        text.as_bytes(),
+    );
+    assert!(
+        ok,
+        "promtool check metrics:\n{out}\n--- exposition ---\n{text}"
+    );
+}
+
+#[test]
+fn json_api_stays_valid_for_hostile_label_values() {
+    let gw = Gateway::start(&ours(), &[]);
+    // Quotes, backslashes, a newline, a tab, control bytes, HTML and non-ASCII.
+    let value = "q\"b\\s\nn\t\u{1}\u{7f}<script>&é日本\u{2028}";
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    let body = format!("# HELP m Help with \\\\ and </script>.\nm{{v=\"{escaped}\"}} 1\n");
+    let r = gw.put("/metrics/job/hostile", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let json = gw.get("/api/v1/metrics").text();
+    assert!(!json.contains("<script>"), "HTML must be escaped in JSON");
+    let script = "import json,sys\nd=json.load(sys.stdin)\nv=d['data'][0]['m']['metrics'][0]['labels']['v']\n\
+                  assert v == sys.argv[1], (repr(v), repr(sys.argv[1]))\nprint('ok')";
+    let (ok, out) = run_with_stdin(
+        Command::new("python3").args(["-c", script, value]),
+        json.as_bytes(),
+    );
+    assert!(ok && out.contains("ok"), "{out}\n{json}");
+    let status = gw.get("/api/v1/status").text();
+    let (ok, out) = run_with_stdin(
+        Command::new("python3").args(["-c", "import json,sys; d=json.load(sys.stdin); assert d['status']=='success'; print(d['data']['flags']['web.telemetry-path'])"]),
+        status.as_bytes(),
+    );
+    assert!(ok && out.trim() == "/metrics", "{out}\n{status}");
+}

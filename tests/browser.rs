@@ -1,0 +1,291 @@
+//! The web page in a real browser: headless Chromium driven through
+//! chromedriver's WebDriver HTTP API (spoken with the std-only client of
+//! `support`). Load the page with pushed groups, filter, expand one, delete
+//! one through its button, and see it gone from `/metrics`.
+//!
+//! Needs `chromium` and `chromium-driver` (apt); `make deps` installs them.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Gateway, ours};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The W3C WebDriver key under which an element reference comes back.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The string value following `"key":"` in a JSON answer, unescaped.
+fn json_str(json: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\":\"");
+    let start = json.find(&pat)? + pat.len();
+    let mut out = String::new();
+    let mut chars = json[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// A JSON string literal (for the few values we send).
+fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A chromedriver process and one browser session; both ended on drop.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        for bin in [CHROMEDRIVER, CHROMIUM] {
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} missing: apt-get install -y chromium chromium-driver (or make deps)"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = support::try_request(port, "GET", "/status", &[], b"", Duration::from_secs(1))
+                .map(|r| r.text().contains("\"ready\":true"))
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            thread::sleep(Duration::from_millis(100));
+        }
+        let profile =
+            std::env::temp_dir().join(format!("pushgateway-chromium-{}", std::process::id()));
+        // The flags keep Chromium off the network entirely (this machine
+        // has none) and run it as root in a container.
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1366,900",
+        ];
+        let mut arg_list: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        arg_list.push(quote(&format!("--user-data-dir={}", profile.display())));
+        let caps = format!(
+            "{{\"capabilities\":{{\"alwaysMatch\":{{\"browserName\":\"chrome\",\"goog:chromeOptions\":{{\"binary\":{},\"args\":[{}]}}}}}}}}",
+            quote(CHROMIUM),
+            arg_list.join(",")
+        );
+        let mut b = Browser {
+            driver,
+            port,
+            session: String::new(),
+            profile,
+        };
+        let r = b.call("POST", "/session", &caps);
+        b.session = json_str(&r, "sessionId").unwrap_or_else(|| panic!("no session: {r}"));
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: &str) -> String {
+        let r = support::request(
+            self.port,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        let text = r.text();
+        assert_eq!(r.status, 200, "{method} {path} {body}: {text}");
+        text
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: &str) -> String {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn goto(&self, url: &str) {
+        self.session_call("POST", "/url", &format!("{{\"url\":{}}}", quote(url)));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let r = self.session_call(
+            "POST",
+            "/element",
+            &format!("{{\"using\":\"css selector\",\"value\":{}}}", quote(css)),
+        );
+        json_str(&r, ELEMENT_KEY).unwrap_or_else(|| panic!("no element {css}: {r}"))
+    }
+
+    fn click(&self, element: &str) {
+        self.session_call("POST", &format!("/element/{element}/click"), "{}");
+    }
+
+    fn text(&self, element: &str) -> String {
+        let r = self.session_call("GET", &format!("/element/{element}/text"), "");
+        json_str(&r, "value").unwrap_or_default()
+    }
+
+    fn type_into(&self, element: &str, text: &str) {
+        self.session_call(
+            "POST",
+            &format!("/element/{element}/value"),
+            &format!("{{\"text\":{}}}", quote(text)),
+        );
+    }
+
+    /// Runs a script returning a number.
+    fn eval_number(&self, script: &str) -> i64 {
+        let r = self.session_call(
+            "POST",
+            "/execute/sync",
+            &format!(
+                "{{\"script\":{},\"args\":[]}}",
+                quote(&format!("return {script};"))
+            ),
+        );
+        let v = r.split("\"value\":").nth(1).unwrap_or("");
+        v.trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a number: {r}"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = support::try_request(
+                self.port,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                &[],
+                b"",
+                Duration::from_secs(10),
+            );
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+#[test]
+fn page_filter_expand_and_delete_in_a_real_browser() {
+    let gw = Gateway::start(&ours(), &[]);
+    assert_eq!(
+        gw.post("/metrics/job/some_job", "second_metric 99\n")
+            .status,
+        200
+    );
+    let body = "# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n";
+    assert_eq!(
+        gw.post("/metrics/job/some_job/instance/some_instance", body)
+            .status,
+        200
+    );
+    for i in 0..5 {
+        let path = format!("/metrics/job/backup/instance/db-{i}/path@base64/L3Zhci90bXA");
+        assert_eq!(gw.put(&path, "backup_bytes 1000\n").status, 200);
+    }
+
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    let rows = "document.querySelectorAll('tr.group').length";
+    assert_eq!(b.eval_number(rows), 7);
+
+    // The filter box hides the groups that do not match.
+    let visible =
+        "[...document.querySelectorAll('tr.group')].filter(r => r.style.display !== 'none').length";
+    let filter = b.find("#filter");
+    b.type_into(&filter, "backup");
+    assert_eq!(b.eval_number(visible), 5);
+    b.type_into(&filter, "\u{E003}\u{E003}\u{E003}\u{E003}\u{E003}\u{E003}"); // Backspace.
+    assert_eq!(b.eval_number(visible), 7);
+
+    // Expanding a group shows its metrics.
+    let row = "tr.group[data-text*='some_instance']";
+    b.click(&b.find(&format!("{row} summary")));
+    let metrics = b.text(&b.find(&format!("{row} pre")));
+    assert!(
+        metrics
+            .contains("some_metric{instance=\"some_instance\",job=\"some_job\",label=\"val1\"} 42"),
+        "{metrics}"
+    );
+
+    // Delete through the button, accepting the confirmation.
+    b.click(&b.find(&format!("{row} button.delete")));
+    b.session_call("POST", "/alert/accept", "{}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get("/metrics").text().contains("some_metric") {
+        assert!(
+            Instant::now() < deadline,
+            "group not deleted through the page"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(b.eval_number(rows), 6, "the row is gone from the page too");
+    assert!(
+        gw.get("/metrics").text().contains("second_metric"),
+        "other groups stay"
+    );
+
+    // A group whose label value holds '/' is deleted through base64.
+    let row = "tr.group[data-text*='db-3']";
+    b.click(&b.find(&format!("{row} button.delete")));
+    b.session_call("POST", "/alert/accept", "{}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get("/metrics").text().contains("db-3") {
+        assert!(
+            Instant::now() < deadline,
+            "group with '/' in a label not deleted"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
