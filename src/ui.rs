@@ -213,14 +213,12 @@ pub fn status_page(store: &Store, info: &PageInfo) -> String {
         group_row(&mut h, key, group, info.now);
     }
     h.push_str("</tbody></table><h2 id=\"status\">Status</h2><table><tbody>");
+    let uptime = ago(Some(info.start_time), info.now);
     let _ = write!(
         h,
-        "<tr><td class=\"k\">Start time</td><td>{} ({})</td></tr>",
+        "<tr><td class=\"k\">Start time</td><td>{} (up {})</td></tr>",
         time(Some(info.start_time)),
-        format!(
-            "up {}",
-            ago(Some(info.start_time), info.now).trim_end_matches(" ago")
-        )
+        uptime.trim_end_matches(" ago")
     );
     for (k, v) in info.build {
         let v = if v.is_empty() { "unknown" } else { v };
@@ -240,9 +238,9 @@ pub fn status_page(store: &Store, info: &PageInfo) -> String {
             escape(v)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "</tbody></table></main><script>{SCRIPT}</script></body></html>\n"
+        "</tbody></table></main><script>{SCRIPT}</script></body></html>"
     );
     h
 }
