@@ -147,7 +147,8 @@ Flags:
                                  Do not check consistency of pushed metrics.
                                  DANGEROUS.
       --push.enable-utf8-names   Allow UTF-8 characters in metric and label
-                                 names (not supported yet).
+                                 names: quoted names in pushed bodies, U__
+                                 escaping of label names in URL paths.
       --push.max-body-size=64MiB Largest request body accepted; larger pushes
                                  get 413. Units: B, KB, MB, GB, KiB, MiB, GiB.
       --log.level=info           Only log messages with the given severity or
@@ -289,12 +290,6 @@ fn check_supported(c: &Config) -> Result<(), CliError> {
         return Err(CliError::NotSupported {
             flag: "web.systemd-socket",
             issue: "socket activation is planned",
-        });
-    }
-    if c.enable_utf8_names {
-        return Err(CliError::NotSupported {
-            flag: "push.enable-utf8-names",
-            issue: "UTF-8 names are planned",
         });
     }
     Ok(())

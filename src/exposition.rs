@@ -8,7 +8,7 @@
 //! two exponent digits), histograms get the implicit `+Inf` bucket, and
 //! escaping follows the reference exactly.
 
-use crate::model::{Label, Metric, MetricType, Value};
+use crate::model::{Label, Metric, MetricType, Value, is_valid_label_name, is_valid_metric_name};
 
 /// The content type of the text format, as the reference sends it.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -17,13 +17,13 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn write_header(out: &mut Vec<u8>, name: &str, help: Option<&str>, t: MetricType) {
     if let Some(help) = help {
         out.extend_from_slice(b"# HELP ");
-        out.extend_from_slice(name.as_bytes());
+        write_name(out, name, is_valid_metric_name(name));
         out.push(b' ');
         escape_into(out, help, false);
         out.push(b'\n');
     }
     out.extend_from_slice(b"# TYPE ");
-    out.extend_from_slice(name.as_bytes());
+    write_name(out, name, is_valid_metric_name(name));
     out.push(b' ');
     out.extend_from_slice(t.as_str().as_bytes());
     out.push(b'\n');
@@ -68,13 +68,23 @@ fn write_sample(
     extra: Option<(&str, f64)>,
     value: f64,
 ) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(suffix.as_bytes());
-    if !labels.is_empty() || extra.is_some() {
-        let mut sep = b'{';
+    // A UTF-8 metric name is written quoted as the first entry inside the
+    // braces: {"my.metric",label="v"} 1.
+    let legacy = is_valid_metric_name(name);
+    let mut sep = b'{';
+    if legacy {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+    } else {
+        out.push(b'{');
+        let full = format!("{name}{suffix}");
+        write_name(out, &full, false);
+        sep = b',';
+    }
+    if !labels.is_empty() || extra.is_some() || !legacy {
         for l in labels {
             out.push(sep);
-            out.extend_from_slice(l.name.as_bytes());
+            write_name(out, &l.name, is_valid_label_name(&l.name));
             out.extend_from_slice(b"=\"");
             escape_into(out, &l.value, true);
             out.push(b'"');
@@ -92,6 +102,17 @@ fn write_sample(
     out.push(b' ');
     write_float(out, value);
     out.push(b'\n');
+}
+
+/// A name as is, or quoted and escaped when it is not a classic name.
+fn write_name(out: &mut Vec<u8>, name: &str, plain: bool) {
+    if plain {
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        out.push(b'"');
+        escape_into(out, name, true);
+        out.push(b'"');
+    }
 }
 
 /// Escapes `\` and newline, and `"` inside label values.
@@ -251,6 +272,41 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "# HELP m a\\\\b\\nc \"q\"\n# TYPE m gauge\nm{a=\"x\\\"y\\\\z\\nw\"} 1.5\n"
         );
+    }
+
+    #[test]
+    fn utf8_names_are_quoted() {
+        let mut out = Vec::new();
+        write_header(&mut out, "my.metric", Some("h"), MetricType::Summary);
+        let s = Summary {
+            count: 1,
+            sum: 2.0,
+            quantiles: vec![],
+        };
+        write_metric(
+            &mut out,
+            "my.metric",
+            &metric(&[("a.b", "x"), ("job", "j")], Value::Summary(s)),
+        );
+        write_metric(
+            &mut out,
+            "plain",
+            &metric(&[("a.b", "x")], Value::Gauge(1.0)),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# HELP \"my.metric\" h\n# TYPE \"my.metric\" summary\n\
+             {\"my.metric_sum\",\"a.b\"=\"x\",job=\"j\"} 2\n{\"my.metric_count\",\"a.b\"=\"x\",job=\"j\"} 1\n\
+             plain{\"a.b\"=\"x\"} 1\n"
+        );
+        // What we write, we read back.
+        let back = crate::text_format::parse_with(
+            b"# TYPE \"my.metric\" gauge\n{\"my.metric\",\"a.b\"=\"x\"} 1\n",
+            crate::model::NameScheme::Utf8,
+        )
+        .unwrap();
+        assert_eq!(&*back[0].name, "my.metric");
+        assert_eq!(&*back[0].metrics[0].labels[0].name, "a.b");
     }
 
     #[test]

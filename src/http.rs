@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use tiny_http::{Header, Request, Response, Server};
 
+use crate::model::NameScheme;
 use crate::pool::Pool;
 use crate::protobuf;
 use crate::router::{Route, Routes};
@@ -164,6 +165,8 @@ pub struct Context {
     pub telemetry: Telemetry,
     pub max_body_bytes: u64,
     pub enable_lifecycle: bool,
+    /// Name rules for pushed bodies (`--push.enable-utf8-names`).
+    pub names: NameScheme,
 }
 
 /// Binds one `--web.listen-address`. A bare `:port` means every interface,
@@ -385,9 +388,9 @@ fn read_push(mut req: Request, key: GroupKey, replace: bool, method: &str, ctx: 
         }
     };
     let parsed = if is_protobuf(header(&req, "Content-Type")) {
-        protobuf::decode(&body).map_err(|e| e.to_string())
+        protobuf::decode_with(&body, ctx.names).map_err(|e| e.to_string())
     } else {
-        text_format::parse(&body).map_err(|e| e.to_string())
+        text_format::parse_with(&body, ctx.names).map_err(|e| e.to_string())
     };
     let families = match parsed {
         Ok(f) => f,

@@ -1,28 +1,12 @@
-//! pushgateway: a drop-in replacement for the Prometheus Pushgateway.
+//! The pushgateway binary.
 //!
 //! `main` wires the parts together: flags, logging, listeners, one acceptor
 //! thread per listener, a worker pool for slow I/O, and the single request
 //! loop that owns the store.
 
-mod api;
-mod cli;
-mod exposition;
-mod gateway;
-mod http;
-mod json;
-mod logging;
-mod model;
-mod path;
-mod persistence;
-mod pool;
-mod protobuf;
-mod router;
-mod signals;
-mod snapshot;
-mod store;
-mod telemetry;
-mod text_format;
-mod ui;
+use pushgateway::{
+    cli, gateway, http, logging, model, persistence, pool, router, signals, store, telemetry,
+};
 
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
@@ -111,17 +95,26 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     signals::forward(tx.clone())?;
 
+    let names = if config.enable_utf8_names {
+        model::NameScheme::Utf8
+    } else {
+        model::NameScheme::Legacy
+    };
     let ctx = http::Context {
-        routes: Arc::new(router::Routes::new(
-            &config.route_prefix,
-            &config.telemetry_path,
-            config.enable_admin_api,
-        )),
+        routes: Arc::new(
+            router::Routes::new(
+                &config.route_prefix,
+                &config.telemetry_path,
+                config.enable_admin_api,
+            )
+            .with_names(names),
+        ),
         pool: pool.clone(),
         events: tx,
         telemetry,
         max_body_bytes: config.max_body_bytes,
         enable_lifecycle: config.enable_lifecycle,
+        names,
     };
     let mut servers = Vec::new();
     for addr in &config.listen_addresses {

@@ -196,6 +196,31 @@ pub fn is_valid_label_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// Which names are allowed: the classic ones, or (with
+/// `--push.enable-utf8-names`) any non-empty UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NameScheme {
+    #[default]
+    Legacy,
+    Utf8,
+}
+
+impl NameScheme {
+    pub fn is_valid_metric_name(self, name: &str) -> bool {
+        match self {
+            NameScheme::Legacy => is_valid_metric_name(name),
+            NameScheme::Utf8 => !name.is_empty(),
+        }
+    }
+
+    pub fn is_valid_label_name(self, name: &str) -> bool {
+        match self {
+            NameScheme::Legacy => is_valid_label_name(name),
+            NameScheme::Utf8 => !name.is_empty(),
+        }
+    }
+}
+
 /// Is `name` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
 pub fn is_valid_metric_name(name: &str) -> bool {
     let b = name.as_bytes();

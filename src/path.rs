@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::model::{Label, is_valid_label_name};
+use crate::model::{Label, NameScheme};
 
 /// The suffix that marks a base64-encoded value in the URL path.
 pub const BASE64_SUFFIX: &str = "@base64";
@@ -165,11 +165,70 @@ fn decode_value(name: &str, value: &str) -> Result<String, PathError> {
     })
 }
 
+/// Decodes the `U__` escaping of UTF-8 label names in URL paths
+/// (`U__foo_2e_bar` is `foo.bar`, `__` is `_`), as Prometheus's
+/// `UnescapeName` does; a name that is not validly escaped stays as it is.
+pub fn unescape_name(name: &str) -> String {
+    let Some(escaped) = name.strip_prefix("U__") else {
+        return name.to_owned();
+    };
+    let b = escaped.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'_' {
+            out.push(b[i] as char);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if i >= b.len() {
+            return name.to_owned();
+        }
+        if b[i] == b'_' {
+            out.push('_');
+            i += 1;
+            continue;
+        }
+        let mut value: u32 = 0;
+        let mut digits = 0;
+        loop {
+            let Some(&c) = b.get(i) else {
+                return name.to_owned();
+            };
+            if c == b'_' {
+                match char::from_u32(value) {
+                    Some(ch) if digits > 0 => out.push(ch),
+                    _ => return name.to_owned(),
+                }
+                i += 1;
+                break;
+            }
+            if digits >= 6 {
+                return name.to_owned();
+            }
+            let Some(d) = (c as char).to_digit(16) else {
+                return name.to_owned();
+            };
+            value = value * 16 + d;
+            digits += 1;
+            i += 1;
+        }
+    }
+    out
+}
+
 /// Builds the grouping key from the job segment and the rest of the path
 /// after it (`""`, `"/"` or `"/name/value/..."`). The result is sorted by
 /// label name; a later pair with the same name overrides an earlier one, and
-/// `job` from the path overrides a `job` pair, as in the reference.
-pub fn grouping_key(job: &str, job_base64: bool, rest: &str) -> Result<Vec<Label>, PathError> {
+/// `job` from the path overrides a `job` pair, as in the reference. With
+/// `NameScheme::Utf8`, label names may use the `U__` escaping.
+pub fn grouping_key(
+    job: &str,
+    job_base64: bool,
+    rest: &str,
+    scheme: NameScheme,
+) -> Result<Vec<Label>, PathError> {
     let job = if job_base64 {
         decode_value("job", job)?
     } else {
@@ -185,16 +244,22 @@ pub fn grouping_key(job: &str, job_base64: bool, rest: &str) -> Result<Vec<Label
         }
         for pair in components.chunks(2) {
             let (name, value) = (pair[0], pair[1]);
-            let trimmed = name.strip_suffix(BASE64_SUFFIX).unwrap_or(name);
-            if !is_valid_label_name(trimmed) || trimmed.starts_with("__") {
+            let raw = name.strip_suffix(BASE64_SUFFIX).unwrap_or(name);
+            let is_base64 = raw.len() != name.len();
+            let unescaped = match scheme {
+                NameScheme::Utf8 => unescape_name(raw),
+                NameScheme::Legacy => raw.to_owned(),
+            };
+            let trimmed = unescaped.as_str();
+            if !scheme.is_valid_label_name(trimmed) || trimmed.starts_with("__") {
                 return Err(PathError::InvalidLabelName {
                     name: trimmed.to_owned(),
                 });
             }
-            let value = if trimmed.len() == name.len() {
-                value.to_owned()
-            } else {
+            let value = if is_base64 {
                 decode_value(trimmed, value)?
+            } else {
+                value.to_owned()
             };
             pairs.retain(|(n, _)| n != trimmed);
             pairs.push((trimmed.to_owned(), value));
@@ -214,7 +279,7 @@ mod tests {
     use super::*;
 
     fn key(job: &str, b64: bool, rest: &str) -> Vec<(String, String)> {
-        grouping_key(job, b64, rest)
+        grouping_key(job, b64, rest, NameScheme::Legacy)
             .unwrap()
             .into_iter()
             .map(|l| (l.name.to_string(), l.value.to_string()))
@@ -270,7 +335,7 @@ mod tests {
 
     #[test]
     fn path_errors() {
-        let e = |job, b64, rest| grouping_key(job, b64, rest).unwrap_err();
+        let e = |job, b64, rest| grouping_key(job, b64, rest, NameScheme::Legacy).unwrap_err();
         assert!(matches!(
             e("j", false, "/a/b/c"),
             PathError::OddComponents { .. }
@@ -300,6 +365,25 @@ mod tests {
             PathError::ValueNotUtf8 { .. }
         ));
         assert!(matches!(e("=", true, ""), PathError::EmptyJob));
+    }
+
+    #[test]
+    fn utf8_label_names_in_paths() {
+        assert_eq!(unescape_name("U__foo_2e_bar"), "foo.bar");
+        assert_eq!(unescape_name("U___55_____"), "U__");
+        assert_eq!(unescape_name("U__in_xxx_valid"), "U__in_xxx_valid");
+        assert_eq!(unescape_name("U__a_1F60A_"), "a😊");
+        assert_eq!(unescape_name("plain_name"), "plain_name");
+        let k = grouping_key("j", false, "/U__foo_2e_bar/baz", NameScheme::Utf8).unwrap();
+        assert_eq!(&*k[0].name, "foo.bar");
+        // Without the flag the name is taken literally, as the reference does.
+        let k = grouping_key("j", false, "/U__foo_2e_bar/baz", NameScheme::Legacy).unwrap();
+        assert_eq!(&*k[0].name, "U__foo_2e_bar");
+        assert!(grouping_key("j", false, "/foo.bar/baz", NameScheme::Legacy).is_err());
+        assert!(
+            grouping_key("j", false, "/U______x_2e_/baz", NameScheme::Utf8).is_err(),
+            "__ prefix after unescaping"
+        );
     }
 
     #[test]

@@ -87,6 +87,11 @@ impl Persistence {
             .spawn(move || {
                 for job in rx {
                     let result = write_atomically(&file, &job.groups).map_err(|e| e.to_string());
+                    // Logged here, before any deferred answer goes out, so
+                    // a client that sees a 500 finds the reason in the log.
+                    if let Err(e) = &result {
+                        log::error!(file:display = file.display(), err = e; "error persisting metrics; the previous file is kept and the write will be retried");
+                    }
                     for (req, reply) in job.replies {
                         let reply = match &result {
                             Ok(_) => reply,
@@ -198,9 +203,9 @@ impl Persistence {
                     "metrics persisted"
                 );
             }
-            Err(e) => {
+            Err(_) => {
+                // The writer thread has logged the error already.
                 self.last_failed = true;
-                log::error!(file:display = self.path.display(), err = e; "error persisting metrics; the previous file is kept and the write will be retried");
             }
         }
     }

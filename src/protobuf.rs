@@ -20,8 +20,8 @@
 use std::fmt;
 
 use crate::model::{
-    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, Span, Summary,
-    Value, is_valid_label_name, is_valid_metric_name,
+    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NameScheme, NativeHistogram, Span,
+    Summary, Value,
 };
 
 /// The content type of the delimited protobuf format.
@@ -89,11 +89,17 @@ struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     base: usize,
+    scheme: NameScheme,
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], base: usize) -> Reader<'a> {
-        Reader { data, pos: 0, base }
+    fn new(data: &'a [u8], base: usize, scheme: NameScheme) -> Reader<'a> {
+        Reader {
+            data,
+            pos: 0,
+            base,
+            scheme,
+        }
     }
 
     fn err(&self, kind: ProtoErrorKind) -> ProtoError {
@@ -165,7 +171,11 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err(self.err(ProtoErrorKind::TooDeep));
         }
-        Ok(Reader::new(bytes, self.base + self.pos - bytes.len()))
+        Ok(Reader::new(
+            bytes,
+            self.base + self.pos - bytes.len(),
+            self.scheme,
+        ))
     }
 
     fn string(&self, bytes: &[u8], what: &'static str) -> Result<String, ProtoError> {
@@ -197,7 +207,12 @@ fn zigzag(v: u64) -> i64 {
 /// Decodes a body of varint-length-delimited `MetricFamily` messages.
 /// Families without metrics are dropped, as they expose nothing.
 pub fn decode(body: &[u8]) -> Result<Vec<MetricFamily>, ProtoError> {
-    let mut r = Reader::new(body, 0);
+    decode_with(body, NameScheme::Legacy)
+}
+
+/// Like [`decode`], with the name rules of `scheme`.
+pub fn decode_with(body: &[u8], scheme: NameScheme) -> Result<Vec<MetricFamily>, ProtoError> {
+    let mut r = Reader::new(body, 0, scheme);
     let mut out = Vec::new();
     while !r.done() {
         let len = r.varint()?;
@@ -244,7 +259,7 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
             _ => {} // Unknown fields (unit, ...) are skipped.
         }
     }
-    if !is_valid_metric_name(&name) {
+    if !r.scheme.is_valid_metric_name(&name) {
         return Err(ProtoError {
             offset: start,
             kind: ProtoErrorKind::InvalidMetricName(name),
@@ -328,7 +343,7 @@ fn label(r: &mut Reader) -> Result<Label, ProtoError> {
             _ => {}
         }
     }
-    if !is_valid_label_name(&name) {
+    if !r.scheme.is_valid_label_name(&name) {
         return Err(r.err(ProtoErrorKind::InvalidLabelName(name)));
     }
     Ok(Label::new(&name, &value))

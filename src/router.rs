@@ -5,7 +5,7 @@
 //! `Allow`, 200 for `OPTIONS`, redirects for uncleaned paths) so that
 //! clients and probes see the same status codes.
 
-use crate::model::Label;
+use crate::model::{Label, NameScheme};
 use crate::path::{self, PathError};
 
 /// What the request asks for.
@@ -54,6 +54,9 @@ pub struct Routes {
     pub telemetry_path: String,
     /// Whether `/api/v1/admin/*` exists (`--web.enable-admin-api`).
     pub admin_api: bool,
+    /// Whether label names in paths may use the `U__` escaping
+    /// (`--push.enable-utf8-names`).
+    pub names: NameScheme,
 }
 
 const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
@@ -67,7 +70,13 @@ impl Routes {
             prefix: prefix.to_owned(),
             telemetry_path: join_path(prefix, telemetry_path),
             admin_api,
+            names: NameScheme::Legacy,
         }
+    }
+
+    pub fn with_names(mut self, names: NameScheme) -> Routes {
+        self.names = names;
+        self
     }
 
     pub fn route(&self, method: &str, raw_url: &str) -> Route {
@@ -161,7 +170,7 @@ impl Routes {
                 Some(i) => (&after[..i], &after[i..]),
                 None => (after, ""),
             };
-            let key = || path::grouping_key(job, b64, labels);
+            let key = || path::grouping_key(job, b64, labels, self.names);
             return match method {
                 "PUT" | "POST" => match key() {
                     Ok(key) => Route::Push {

@@ -133,7 +133,7 @@ pub fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> io::Resu
         for (name, fam) in &group.families {
             line.clear();
             line.extend_from_slice(b"family ");
-            line.extend_from_slice(name.as_bytes());
+            write_name(&mut line, name);
             line.push(b' ');
             line.extend_from_slice(fam.metric_type.as_str().as_bytes());
             line.push(b' ');
@@ -179,7 +179,7 @@ fn write_labels(out: &mut Vec<u8>, labels: &[Label]) {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(l.name.as_bytes());
+        write_name(out, &l.name);
         out.extend_from_slice(b"=\"");
         for &b in l.value.as_bytes() {
             match b {
@@ -374,10 +374,10 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                 let g = groups
                     .last_mut()
                     .ok_or(err(n, SnapshotErrorKind::OutsideGroup("family")))?;
-                let mut parts = rest.split(' ');
-                let (Some(name), Some(t), stamp, None) =
-                    (parts.next(), parts.next(), parts.next(), parts.next())
-                else {
+                let (name, after) = read_name(rest).map_err(|why| malformed("family", why))?;
+                let mut parts = after.trim_start_matches(' ').split(' ');
+                let name = name.as_str();
+                let (Some(t), stamp, None) = (parts.next(), parts.next(), parts.next()) else {
                     return Err(malformed(
                         "family",
                         "expected a name, a type and a push time".into(),
@@ -391,8 +391,8 @@ pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                 }
                 let metric_type = MetricType::parse(t)
                     .ok_or_else(|| malformed("family", format!("unknown type {t:?}")))?;
-                if !crate::model::is_valid_metric_name(name) {
-                    return Err(malformed("family", format!("invalid metric name {name:?}")));
+                if name.is_empty() {
+                    return Err(malformed("family", "empty metric name".into()));
                 }
                 if g.families.iter().any(|f| &*f.name == name) {
                     return Err(malformed(
@@ -496,6 +496,50 @@ fn unescape_help(s: &str) -> Result<String, String> {
 
 /// Parses `{a="b",c="d"}` at the start of `s`; returns the labels and the
 /// rest of the line.
+/// A name at the start of `s`: classic characters as they are, anything
+/// else quoted and escaped. Returns the name and the rest.
+fn read_name(s: &str) -> Result<(String, &str), String> {
+    let Some(quoted) = s.strip_prefix('"') else {
+        let end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(s.len());
+        return Ok((s[..end].to_owned(), &s[end..]));
+    };
+    let mut name = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((name, &quoted[i + 1..])),
+            '\\' => match chars.next() {
+                Some((_, '\\')) => name.push('\\'),
+                Some((_, '"')) => name.push('"'),
+                Some((_, 'n')) => name.push('\n'),
+                _ => return Err("invalid escape in a quoted name".into()),
+            },
+            c => name.push(c),
+        }
+    }
+    Err("unterminated quoted name".into())
+}
+
+/// Writes a name plainly when it is a classic one, else quoted.
+fn write_name(out: &mut Vec<u8>, name: &str) {
+    if crate::model::is_valid_metric_name(name) {
+        out.extend_from_slice(name.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    for &b in name.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
 fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected '{'")?;
     let mut labels = Vec::new();
@@ -503,12 +547,12 @@ fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
         return Ok((labels, r));
     }
     loop {
-        let eq = rest.find("=\"").ok_or("expected name=\"value\"")?;
-        let name = &rest[..eq];
-        if !crate::model::is_valid_label_name(name) {
-            return Err(format!("invalid label name {name:?}"));
+        let (name, after) = read_name(rest)?;
+        let name = name.as_str();
+        if name.is_empty() {
+            return Err("empty label name".into());
         }
-        rest = &rest[eq + 2..];
+        rest = after.strip_prefix("=\"").ok_or("expected name=\"value\"")?;
         let mut value = String::new();
         let mut chars = rest.char_indices();
         let end = loop {
@@ -649,7 +693,9 @@ mod tests {
         for (i, (key, body)) in pushes.iter().enumerate() {
             let mut key: Vec<Label> = key.iter().map(|(n, v)| Label::new(n, v)).collect();
             key.sort();
-            let fams = crate::text_format::parse(body.as_bytes()).unwrap();
+            let fams =
+                crate::text_format::parse_with(body.as_bytes(), crate::model::NameScheme::Utf8)
+                    .unwrap();
             let push = prepare_push(key.into(), fams, true).unwrap();
             store.check(&push, &Own).unwrap();
             store.apply(push, 1_700_000_000_123_456_789 + i as i64);
@@ -691,6 +737,10 @@ mod tests {
             ),
             (&[("job", "c")], ""),
             (&[("job", "d")], "g -Inf\nu 123456789.123\n"),
+            (
+                &[("job", "e")],
+                "# HELP \"my metric.x\" H.\n{\"my metric.x\",\"a \\\"b\\\"\"=\"1\"} 1\n",
+            ),
         ]);
         let (text, back) = round_trip(&store);
         let mut again = Vec::new();

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::model::{Bucket, Label, Metric, MetricFamily, MetricType, Value};
+use crate::model::{Bucket, Label, Metric, MetricFamily, MetricType, NameScheme, Value};
 
 /// A body the text format cannot accept, with the 1-based line it was found on.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,24 +29,66 @@ pub enum ErrorKind {
     UnexpectedEof,
     InvalidMetricName,
     InvalidMetricNameInComment,
-    InvalidLabelName { metric: String },
+    InvalidLabelName {
+        metric: String,
+    },
     ReservedLabelName,
-    ExpectedEquals { found: u8 },
-    DuplicateLabelName { metric: String, label: String },
-    ExpectedQuote { found: u8 },
-    InvalidLabelValue { value: String },
-    UnescapedNewline { value: String },
-    InvalidEscape { found: u8 },
-    InvalidQuantile { value: String },
-    InvalidBucket { value: String },
-    UnexpectedEndOfLabelValue { value: String },
-    InvalidValue { token: String },
-    InvalidTimestamp { token: String },
-    SpuriousAfterTimestamp { token: String },
-    SecondHelp { metric: String },
-    SecondType { metric: String },
-    UnknownType { token: String },
-    InvalidUtf8Help { metric: String },
+    ExpectedEquals {
+        found: u8,
+    },
+    DuplicateLabelName {
+        metric: String,
+        label: String,
+    },
+    ExpectedQuote {
+        found: u8,
+    },
+    InvalidLabelValue {
+        value: String,
+    },
+    UnescapedNewline {
+        value: String,
+    },
+    InvalidEscape {
+        found: u8,
+    },
+    InvalidQuantile {
+        value: String,
+    },
+    InvalidBucket {
+        value: String,
+    },
+    UnexpectedEndOfLabelValue {
+        value: String,
+    },
+    InvalidValue {
+        token: String,
+    },
+    InvalidTimestamp {
+        token: String,
+    },
+    SpuriousAfterTimestamp {
+        token: String,
+    },
+    SecondHelp {
+        metric: String,
+    },
+    SecondType {
+        metric: String,
+    },
+    UnknownType {
+        token: String,
+    },
+    InvalidUtf8Help {
+        metric: String,
+    },
+    /// A quoted name that the name scheme does not allow.
+    InvalidName {
+        name: String,
+        utf8_allowed: bool,
+    },
+    UnescapedNewlineInName,
+    MetricNameInsideBraces(&'static str),
 }
 
 impl fmt::Display for ParseError {
@@ -124,6 +166,26 @@ impl fmt::Display for ParseError {
             ErrorKind::InvalidUtf8Help { metric } => {
                 write!(f, "HELP text for metric {metric:?} is not valid UTF-8")
             }
+            ErrorKind::InvalidName {
+                name,
+                utf8_allowed: false,
+            } => write!(
+                f,
+                "invalid name {name:?}: names must match [a-zA-Z_:][a-zA-Z0-9_:]* unless the gateway runs with --push.enable-utf8-names"
+            ),
+            ErrorKind::InvalidName {
+                name,
+                utf8_allowed: true,
+            } => {
+                write!(
+                    f,
+                    "invalid name {name:?}: a name must be non-empty valid UTF-8"
+                )
+            }
+            ErrorKind::UnescapedNewlineInName => {
+                f.write_str("quoted name contains an unescaped new-line")
+            }
+            ErrorKind::MetricNameInsideBraces(why) => write!(f, "metric name inside braces: {why}"),
         }
     }
 }
@@ -146,7 +208,14 @@ fn show_byte(b: u8) -> String {
 /// dropped, as the reference drops them. The families come out in the order
 /// their names first appeared.
 pub fn parse(input: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
-    let mut p = Parser::new(input);
+    parse_with(input, NameScheme::Legacy)
+}
+
+/// Like [`parse`], with the name rules of `scheme`: with
+/// `NameScheme::Utf8` (`--push.enable-utf8-names`) quoted names such as
+/// `{"my.metric", "label.name"="v"} 1` may hold any UTF-8.
+pub fn parse_with(input: &[u8], scheme: NameScheme) -> Result<Vec<MetricFamily>, ParseError> {
+    let mut p = Parser::new(input, scheme);
     p.run()?;
     p.finish()
 }
@@ -232,6 +301,11 @@ struct Parser<'a> {
     bucket: Option<f64>,
     /// Index of the metric the current sample writes to.
     metric: usize,
+    scheme: NameScheme,
+    /// The line started with `{`: the metric name is the first, quoted
+    /// entry inside the braces.
+    inside_braces: bool,
+    name_in_braces: bool,
 }
 
 type Step = Result<State, ParseError>;
@@ -253,7 +327,7 @@ enum State {
 }
 
 impl<'a> Parser<'a> {
-    fn new(input: &'a [u8]) -> Parser<'a> {
+    fn new(input: &'a [u8], scheme: NameScheme) -> Parser<'a> {
         Parser {
             input,
             pos: 0,
@@ -269,6 +343,9 @@ impl<'a> Parser<'a> {
             quantile: None,
             bucket: None,
             metric: 0,
+            scheme,
+            inside_braces: false,
+            name_in_braces: false,
         }
     }
 
@@ -399,36 +476,93 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn read_token_as_metric_name(&mut self) -> bool {
+    fn read_token_as_metric_name(&mut self) -> Result<bool, ParseError> {
         self.token.clear();
+        if self.cur == b'"' {
+            return self.read_quoted_name();
+        }
         if !is_metric_name_start(self.cur) {
-            return true;
+            return Ok(true);
         }
         loop {
             self.token.push(self.cur);
             if !self.read() {
-                return false;
+                return Ok(false);
             }
             if !is_metric_name_continuation(self.cur) {
-                return true;
+                return Ok(true);
             }
         }
     }
 
-    fn read_token_as_label_name(&mut self) -> bool {
+    fn read_token_as_label_name(&mut self) -> Result<bool, ParseError> {
         self.token.clear();
+        if self.cur == b'"' {
+            return self.read_quoted_name();
+        }
         if !is_label_name_start(self.cur) {
-            return true;
+            return Ok(true);
         }
         loop {
             self.token.push(self.cur);
             if !self.read() {
-                return false;
+                return Ok(false);
             }
             if !is_label_name_continuation(self.cur) {
-                return true;
+                return Ok(true);
             }
         }
+    }
+
+    /// A `"quoted"` name, `cur` on the opening quote; unescapes `\\`,
+    /// `\"` and `\n`, and leaves `cur` on the byte after the closing quote.
+    fn read_quoted_name(&mut self) -> Result<bool, ParseError> {
+        let mut escaped = false;
+        loop {
+            if !self.read() {
+                return Ok(false);
+            }
+            if escaped {
+                match self.cur {
+                    b'"' | b'\\' => self.token.push(self.cur),
+                    b'n' => self.token.push(b'\n'),
+                    other => return Err(self.err(ErrorKind::InvalidEscape { found: other })),
+                }
+                escaped = false;
+                continue;
+            }
+            match self.cur {
+                b'"' => return Ok(self.read()),
+                b'\n' => return Err(self.err(ErrorKind::UnescapedNewlineInName)),
+                b'\\' => escaped = true,
+                other => self.token.push(other),
+            }
+        }
+    }
+
+    /// Checks a (possibly quoted) name against the name scheme.
+    fn check_name(&self, metric: bool) -> Result<String, ParseError> {
+        let name = match std::str::from_utf8(&self.token) {
+            Ok(n) => n.to_owned(),
+            Err(_) => {
+                return Err(self.err(ErrorKind::InvalidName {
+                    name: self.token_str(),
+                    utf8_allowed: self.scheme == NameScheme::Utf8,
+                }));
+            }
+        };
+        let ok = if metric {
+            self.scheme.is_valid_metric_name(&name)
+        } else {
+            self.scheme.is_valid_label_name(&name)
+        };
+        if !ok {
+            return Err(self.err(ErrorKind::InvalidName {
+                name,
+                utf8_allowed: self.scheme == NameScheme::Utf8,
+            }));
+        }
+        Ok(name)
     }
 
     /// Reads a quoted label value after its opening quote, unescaping it.
@@ -471,9 +605,18 @@ impl<'a> Parser<'a> {
         if !self.skip_blank_tab() {
             return Ok(State::Done); // The only clean end of input.
         }
+        self.inside_braces = false;
+        self.name_in_braces = false;
         match self.cur {
             b'#' => Ok(State::StartComment),
             b'\n' => Ok(State::StartOfLine),
+            b'{' => {
+                self.inside_braces = true;
+                self.labels.clear();
+                self.quantile = None;
+                self.bucket = None;
+                Ok(State::StartLabelName)
+            }
             _ => Ok(State::ReadingMetricName),
         }
     }
@@ -504,7 +647,7 @@ impl<'a> Parser<'a> {
         if !self.skip_blank_tab() {
             return Err(self.eof_err());
         }
-        if !self.read_token_as_metric_name() {
+        if !self.read_token_as_metric_name()? {
             return Err(self.eof_err());
         }
         if self.cur == b'\n' {
@@ -513,6 +656,7 @@ impl<'a> Parser<'a> {
         if !is_blank(self.cur) {
             return Err(self.err(ErrorKind::InvalidMetricNameInComment));
         }
+        self.check_name(true)?;
         self.set_or_create_current_family();
         if !self.skip_blank_tab() {
             return Err(self.eof_err());
@@ -528,12 +672,13 @@ impl<'a> Parser<'a> {
     }
 
     fn reading_metric_name(&mut self) -> Step {
-        if !self.read_token_as_metric_name() {
+        if !self.read_token_as_metric_name()? {
             return Err(self.eof_err());
         }
         if self.token.is_empty() {
             return Err(self.err(ErrorKind::InvalidMetricName));
         }
+        self.check_name(true)?;
         self.set_or_create_current_family();
         let fam = &mut self.families[self.family];
         if fam.metric_type.is_none() {
@@ -566,27 +711,64 @@ impl<'a> Parser<'a> {
             return Err(self.eof_err());
         }
         if self.cur == b'}' {
+            if self.inside_braces && !self.name_in_braces {
+                return Err(self.err(ErrorKind::MetricNameInsideBraces("missing")));
+            }
             if !self.skip_blank_tab() {
                 return Err(self.eof_err());
             }
             return Ok(State::ReadingValue);
         }
-        if !self.read_token_as_label_name() {
+        if !self.read_token_as_label_name()? {
             return Err(self.eof_err());
         }
         if self.token.is_empty() {
-            let metric = self.families[self.family].name.clone();
+            let metric = if self.inside_braces && !self.name_in_braces {
+                String::new()
+            } else {
+                self.families[self.family].name.clone()
+            };
             return Err(self.err(ErrorKind::InvalidLabelName { metric }));
-        }
-        let name = self.token_str();
-        if name == "__name__" {
-            return Err(self.err(ErrorKind::ReservedLabelName));
         }
         if !self.skip_blank_tab_if_current_blank_tab() {
             return Err(self.eof_err());
         }
+        if self.inside_braces && !self.name_in_braces {
+            // The first entry inside braces is the metric name.
+            if self.cur == b'=' {
+                return Err(self.err(ErrorKind::MetricNameInsideBraces(
+                    "the quoted metric name must come first, before any label",
+                )));
+            }
+            self.check_name(true)?;
+            self.set_or_create_current_family();
+            let fam = &mut self.families[self.family];
+            if fam.metric_type.is_none() {
+                fam.metric_type = Some(MetricType::Untyped);
+            }
+            self.name_in_braces = true;
+            return match self.cur {
+                b',' => Ok(State::StartLabelName),
+                b'}' => {
+                    if !self.skip_blank_tab() {
+                        return Err(self.eof_err());
+                    }
+                    Ok(State::ReadingValue)
+                }
+                found => Err(self.err(ErrorKind::ExpectedEquals { found })),
+            };
+        }
         if self.cur != b'=' {
+            if self.inside_braces {
+                return Err(self.err(ErrorKind::MetricNameInsideBraces(
+                    "only one metric name is allowed",
+                )));
+            }
             return Err(self.err(ErrorKind::ExpectedEquals { found: self.cur }));
+        }
+        let name = self.check_name(false)?;
+        if name == "__name__" {
+            return Err(self.err(ErrorKind::ReservedLabelName));
         }
         let t = self.current_type();
         let special = (t == MetricType::Summary && name == "quantile")

@@ -1,0 +1,27 @@
+//! pushgateway: a drop-in replacement for the Prometheus Pushgateway.
+//!
+//! The binary (`main.rs`) wires these modules together. They form a library
+//! so that fuzz targets and benchmarks can call the parsers directly. Data
+//! flows one way: request (`http`, `router`) -> parse (`path`,
+//! `text_format`, `protobuf`) -> validate and apply (`store`, in the single
+//! loop of `gateway`) -> respond (`exposition`, `api`, `ui`).
+
+pub mod api;
+pub mod cli;
+pub mod exposition;
+pub mod gateway;
+pub mod http;
+pub mod json;
+pub mod logging;
+pub mod model;
+pub mod path;
+pub mod persistence;
+pub mod pool;
+pub mod protobuf;
+pub mod router;
+pub mod signals;
+pub mod snapshot;
+pub mod store;
+pub mod telemetry;
+pub mod text_format;
+pub mod ui;

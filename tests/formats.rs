@@ -1,0 +1,226 @@
+//! Wire formats end to end against the real binary: pushes in text,
+//! protobuf, gzip and snappy show up identically in every scrape format,
+//! and UTF-8 names work only with `--push.enable-utf8-names`.
+
+mod support;
+
+use std::io::{Read, Write};
+
+use pushgateway::model::MetricType;
+use pushgateway::protobuf;
+use support::{Gateway, ours};
+
+const BODY: &str = "# HELP c A counter.\n# TYPE c counter\nc{path=\"/var/tmp\",q=\"a\\\"b\",utf=\"é日本\"} 1e-7\n\
+# TYPE g gauge\ng{v=\"inf\"} +Inf\ng{v=\"neg\"} -2.5\n\
+# TYPE s summary\ns{quantile=\"0.5\"} 1.5\ns{quantile=\"0.99\"} 3\ns_sum 12.25\ns_count 18\n\
+# HELP h Latency.\n# TYPE h histogram\nh_bucket{le=\"0.005\"} 1\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 4\nh_sum 0.1\nh_count 4\n\
+x 6.02214076e+23\n";
+
+const PROTO: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// The pushed part of a text scrape: no own metrics, no push times.
+fn pushed_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            let name = l
+                .strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l);
+            !(name.starts_with("process_")
+                || name.starts_with("pushgateway_")
+                || name.starts_with("push_"))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+#[test]
+fn every_push_format_gives_the_same_scrape() {
+    let text_gw = Gateway::start(&ours(), &[]);
+    assert_eq!(text_gw.put("/metrics/job/j/instance/i", BODY).status, 200);
+    let want = pushed_lines(&text_gw.get("/metrics").text());
+    assert!(want.len() > 15, "{want:?}");
+
+    // Scrape as protobuf, push that to a fresh gateway as protobuf.
+    let r = text_gw.request("GET", "/metrics", &[("Accept", PROTO)], b"");
+    assert_eq!(r.header("Content-Type"), Some(PROTO));
+    let families = protobuf::decode(&r.body).expect("our protobuf scrape decodes");
+    let mut proto_body = Vec::new();
+    for f in families.iter().filter(|f| {
+        !f.name.starts_with("process_")
+            && !f.name.starts_with("pushgateway_")
+            && !f.name.starts_with("push_")
+    }) {
+        protobuf::encode_family(
+            &mut proto_body,
+            &f.name,
+            f.help.as_deref(),
+            f.metric_type,
+            f.metrics.iter(),
+        );
+    }
+    let h = families
+        .iter()
+        .find(|f| &*f.name == "h")
+        .expect("histogram in protobuf scrape");
+    assert_eq!(h.metric_type, MetricType::Histogram);
+
+    let proto_gw = Gateway::start(&ours(), &[]);
+    let r = proto_gw.request(
+        "PUT",
+        "/metrics/job/j/instance/i",
+        &[("Content-Type", PROTO)],
+        &proto_body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        pushed_lines(&proto_gw.get("/metrics").text()),
+        want,
+        "protobuf round trip"
+    );
+
+    // gzip and snappy bodies.
+    let gz_gw = Gateway::start(&ours(), &[]);
+    let r = gz_gw.request(
+        "PUT",
+        "/metrics/job/j/instance/i",
+        &[("Content-Encoding", "gzip")],
+        &gzip(BODY.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        pushed_lines(&gz_gw.get("/metrics").text()),
+        want,
+        "gzip body"
+    );
+
+    let mut snappy = snap::write::FrameEncoder::new(Vec::new());
+    snappy.write_all(BODY.as_bytes()).expect("snappy");
+    let snappy = snappy.into_inner().expect("snappy");
+    let sn_gw = Gateway::start(&ours(), &[]);
+    let r = sn_gw.request(
+        "PUT",
+        "/metrics/job/j/instance/i",
+        &[("Content-Encoding", "snappy")],
+        &snappy,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        pushed_lines(&sn_gw.get("/metrics").text()),
+        want,
+        "snappy body"
+    );
+
+    // A gzip-compressed scrape holds the same text.
+    let r = text_gw.request("GET", "/metrics", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut plain)
+        .expect("gunzip scrape");
+    assert_eq!(pushed_lines(&plain), want, "gzip scrape");
+
+    // OpenMetrics requests get text 0.0.4, so counters keep their names.
+    let r = text_gw.request(
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")],
+        b"",
+    );
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(pushed_lines(&r.text()), want);
+}
+
+#[test]
+fn decompression_bombs_get_413() {
+    let gw = Gateway::start(&ours(), &["--push.max-body-size=64KiB"]);
+    let bomb = gzip(&vec![b'\n'; 50 << 20]);
+    assert!(
+        bomb.len() < 64 << 10,
+        "the compressed bomb itself fits the cap"
+    );
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip at all",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("gzip"), "{}", r.text());
+}
+
+#[test]
+fn malformed_protobuf_names_the_byte_offset() {
+    let gw = Gateway::start(&ours(), &[]);
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/j",
+        &[("Content-Type", PROTO)],
+        &[0x0a, 0x05, 0x0a, 0x01],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("at byte"), "{}", r.text());
+    assert!(
+        !gw.get("/metrics").text().contains("job=\"j\""),
+        "nothing stored"
+    );
+}
+
+#[test]
+fn utf8_names_need_the_flag() {
+    let body = "# HELP \"my.metric\" Dotted.\n{\"my.metric\",\"a.b\"=\"1\"} 1\n";
+    let gw = Gateway::start(&ours(), &[]);
+    let r = gw.put("/metrics/job/j", body);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("--push.enable-utf8-names"),
+        "{}",
+        r.text()
+    );
+    // Without the flag, U__ in the path is just a classic label name.
+    assert_eq!(
+        gw.put("/metrics/job/j/U__foo_2e_bar/baz", "m 1\n").status,
+        200
+    );
+    assert!(
+        gw.get("/metrics")
+            .text()
+            .contains("m{U__foo_2e_bar=\"baz\",instance=\"\",job=\"j\"} 1")
+    );
+
+    let gw = Gateway::start(&ours(), &["--push.enable-utf8-names"]);
+    let r = gw.put("/metrics/job/j/U__foo_2e_bar/baz", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = gw.get("/metrics").text();
+    assert!(
+        text.contains("# HELP \"my.metric\" Dotted.\n# TYPE \"my.metric\" untyped\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "{\"my.metric\",\"a.b\"=\"1\",\"foo.bar\"=\"baz\",instance=\"\",job=\"j\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("push_time_seconds{\"foo.bar\"=\"baz\",instance=\"\",job=\"j\"} "),
+        "{text}"
+    );
+}
