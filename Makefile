@@ -2,7 +2,7 @@
 # the differential conformance suite against the reference and the end-to-end
 # tests with Prometheus and the Python client (`make deps` installs those).
 
-.PHONY: build static deps test conformance bench lint run e2e
+.PHONY: build static deps test conformance bench lint run e2e fuzz
 
 build:
 	cargo build --release
@@ -33,7 +33,7 @@ e2e: deps
 	cargo test --test e2e
 
 # BENCH_SCALE=0.1 for a quick run; PUSHGATEWAY_BIN to bench another binary.
-bench: deps
+bench: deps static
 	cargo build --release
 	cargo bench --bench gateway
 
@@ -44,3 +44,15 @@ lint:
 # make run ARGS="--web.listen-address=127.0.0.1:9091 --persistence.file="
 run:
 	cargo run --release -- $(ARGS)
+
+# Fuzz one decoder for FUZZ_SECONDS (default 600) with cargo-fuzz, which
+# needs a nightly toolchain: make fuzz FUZZ_TARGET=protobuf
+# Targets: text_format protobuf url_path body_encoding snapshot. A crash
+# input goes into tests/fuzz/regressions/<target>-<what> once fixed.
+FUZZ_TARGET ?= text_format
+FUZZ_SECONDS ?= 600
+fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
+	mkdir -p tests/fuzz/corpus/$(FUZZ_TARGET)
+	cd tests/fuzz && cargo +nightly fuzz run --fuzz-dir . $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) -- \
+		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536

@@ -266,7 +266,7 @@ pub fn source(req: &Request) -> String {
 }
 
 #[derive(Debug)]
-enum BodyError {
+pub enum BodyError {
     TooLarge,
     Io(io::Error),
     Decompress {
@@ -298,7 +298,7 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, BodyError> {
 /// applies to the decompressed body too, so a decompression bomb stops at
 /// `max` bytes instead of exhausting memory. Other encodings are read as
 /// they are, as the reference does.
-fn decode_body(encoding: Option<&str>, body: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
+pub fn decode_body(encoding: Option<&str>, body: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
     let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
     let (name, mut reader): (&'static str, Box<dyn Read + '_>) = match encoding.as_str() {
         "gzip" | "x-gzip" => ("gzip", Box::new(flate2::read::GzDecoder::new(&body[..]))),

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod exposition;
+pub mod fuzz_checks;
 pub mod gateway;
 pub mod http;
 pub mod json;

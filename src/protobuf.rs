@@ -588,6 +588,10 @@ fn encode_metric(out: &mut Vec<u8>, m: &Metric) {
         }),
         Value::Histogram(h) => put_message(out, 7, |b| encode_histogram(b, h)),
     }
+    if let Some(ts) = m.timestamp_ms {
+        // int64: negative values are ten-byte two's-complement varints.
+        put_uint(out, 6, ts as u64);
+    }
 }
 
 fn encode_histogram(b: &mut Vec<u8>, h: &Histogram) {

@@ -180,6 +180,138 @@ fn run(who: &str, bin: &str, plan: &Plan) -> Results {
     }
 }
 
+/// Pushes per second with `clients` concurrent clients, each doing
+/// `per_client` small PUTs to its own few groups.
+fn throughput(who: &str, bin: &str, args: &[&str], clients: usize, per_client: usize) -> f64 {
+    let gw = Gateway::start(bin, args);
+    let port = gw.port;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let who = who.to_string();
+            std::thread::spawn(move || {
+                for i in 0..per_client {
+                    let path = format!("/metrics/job/tp/instance/c{c}-{}", i % 20);
+                    let r = support::put(port, &path, &small_body(i));
+                    assert!(
+                        r.status == 200 || r.status == 202,
+                        "{who}: push failed: {}",
+                        r.text()
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("client thread");
+    }
+    (clients * per_client) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Resident memory of a freshly started gateway with an empty store.
+fn idle_rss(bin: &str) -> u64 {
+    let gw = Gateway::start(bin, &["--persistence.file="]);
+    std::thread::sleep(Duration::from_millis(500));
+    gw.rss_kib().expect("VmRSS")
+}
+
+/// Durable mode, idle memory, and our static (musl) build against the
+/// default one.
+fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
+    let (clients, per_client) = if bench_mode { (8, 250) } else { (2, 10) };
+    let dir = std::env::temp_dir().join(format!("pushgateway-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench temp dir");
+    let file = format!("--persistence.file={}", dir.join("metric.store").display());
+    let memory = throughput(
+        "ours",
+        ours_bin,
+        &["--persistence.file="],
+        clients,
+        per_client,
+    );
+    let durable = throughput(
+        "ours",
+        ours_bin,
+        &[&file, "--persistence.interval=0"],
+        clients,
+        per_client,
+    );
+    let reference = throughput(
+        "reference",
+        reference_bin,
+        &["--persistence.file="],
+        clients,
+        per_client,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!(
+        "pushes/s with {clients} concurrent clients ({} pushes):",
+        clients * per_client
+    );
+    println!("  ours, in memory                     {memory:>10.0}");
+    println!(
+        "  ours, durable (--persistence.interval=0, fsync per batch) {durable:>10.0}  ({} of in-memory)",
+        ratio(durable, memory)
+    );
+    println!(
+        "  reference, in memory                {reference:>10.0}  (ours in memory is {})",
+        ratio(memory, reference)
+    );
+    let (ours_idle, ref_idle) = (idle_rss(ours_bin), idle_rss(reference_bin));
+    println!(
+        "idle RSS (empty store): ours {ours_idle} KiB, reference {ref_idle} KiB ({})",
+        ratio(ours_idle as f64, ref_idle as f64)
+    );
+    let musl = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/x86_64-unknown-linux-musl/release/pushgateway"
+    );
+    if bench_mode && Path::new(musl).exists() {
+        // musl's allocator is the usual suspect for a slower static build.
+        let plan = Plan {
+            groups: 300,
+            small_pushes: 200,
+            scrapes: 10,
+        };
+        let glibc = run("ours (glibc)", ours_bin, &plan);
+        let stat = run("ours (musl static)", musl, &plan);
+        let m_tp = throughput(
+            "ours (musl)",
+            musl,
+            &["--persistence.file="],
+            clients,
+            per_client,
+        );
+        println!("static musl build vs default build (300 groups):");
+        println!(
+            "  fill           {} vs {} ({})",
+            ms(stat.fill),
+            ms(glibc.fill),
+            ratio(stat.fill.as_secs_f64(), glibc.fill.as_secs_f64())
+        );
+        println!(
+            "  push median    {} vs {}",
+            ms(stat.push_median),
+            ms(glibc.push_median)
+        );
+        println!(
+            "  scrape median  {} vs {} ({})",
+            ms(stat.scrape_median),
+            ms(glibc.scrape_median),
+            ratio(
+                stat.scrape_median.as_secs_f64(),
+                glibc.scrape_median.as_secs_f64()
+            )
+        );
+        println!("  pushes/s       {m_tp:.0} vs {memory:.0}");
+        println!(
+            "  RSS after fill {} KiB vs {} KiB",
+            stat.rss_kib, glibc.rss_kib
+        );
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
@@ -305,4 +437,5 @@ fn main() {
     let ours = run("ours", &ours_bin, &plan);
     let reference = run("reference", &reference_bin, &plan);
     print_table(&plan, &ours, &reference);
+    print_extras(bench_mode, &ours_bin, &reference_bin);
 }
