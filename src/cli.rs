@@ -3,9 +3,8 @@
 //!
 //! Parsing is plain lexopt: one match arm per flag. `--flag=value` and
 //! `--flag value` both work; boolean flags also take kingpin's `--no-flag`.
-//! Flags the reference has but this build does not implement yet are
-//! accepted by the parser and then refused with a clear message, never
-//! silently ignored.
+//! Settings this build cannot honour yet (TLS in `--web.config.file`) are
+//! refused at start-up with a clear message, never silently ignored.
 
 use std::fmt;
 use std::time::Duration;
@@ -82,10 +81,6 @@ pub enum CliError {
         value: String,
         why: String,
     },
-    NotSupported {
-        flag: &'static str,
-        issue: &'static str,
-    },
 }
 
 impl fmt::Display for CliError {
@@ -95,10 +90,6 @@ impl fmt::Display for CliError {
             CliError::Invalid { flag, value, why } => {
                 write!(f, "invalid value {value:?} for --{flag}: {why}")
             }
-            CliError::NotSupported { flag, issue } => write!(
-                f,
-                "--{flag} is not supported yet by this build ({issue}); remove it to start"
-            ),
         }
     }
 }
@@ -269,30 +260,11 @@ fn parse(mut p: lexopt::Parser) -> Result<Command, CliError> {
         c.listen_addresses = listen;
     }
     c.route_prefix = compute_route_prefix(&prefix_flag, url_path(&c.external_url));
-    check_supported(&c)?;
     Ok(Command::Run(Box::new(c)))
 }
 
 fn string(p: &mut lexopt::Parser) -> Result<String, CliError> {
     Ok(p.value()?.string()?)
-}
-
-/// Flags whose features a later release brings; refusing them beats
-/// starting without TLS or persistence the user asked for.
-fn check_supported(c: &Config) -> Result<(), CliError> {
-    if !c.web_config_file.is_empty() {
-        return Err(CliError::NotSupported {
-            flag: "web.config.file",
-            issue: "TLS and basic auth are planned",
-        });
-    }
-    if c.systemd_socket {
-        return Err(CliError::NotSupported {
-            flag: "web.systemd-socket",
-            issue: "socket activation is planned",
-        });
-    }
-    Ok(())
 }
 
 /// The path part of a URL such as `http://host:9091/gw/`.
@@ -431,11 +403,8 @@ mod tests {
         assert!(e.contains("--nope"), "{e}");
         let e = parse_args(["--log.level=loud"]).unwrap_err().to_string();
         assert!(e.contains("log.level") && e.contains("debug"), "{e}");
-        let e = parse_args(["--web.config.file=/tmp/x"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not supported yet"), "{e}");
         assert!(parse_args(["--web.config.file="]).is_ok());
+        assert!(parse_args(["--web.systemd-socket"]).is_ok());
         assert!(matches!(parse_args(["-h"]), Ok(Command::Help)));
         assert!(matches!(parse_args(["--version"]), Ok(Command::Version)));
     }

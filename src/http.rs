@@ -11,12 +11,13 @@
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tiny_http::{Header, Request, Response, Server};
 
+use crate::auth::Auth;
 use crate::model::NameScheme;
 use crate::pool::Pool;
 use crate::protobuf;
@@ -105,6 +106,10 @@ impl Reply {
     }
 }
 
+/// Headers added to every response (`http_server_config.headers` of the
+/// web configuration), set once at start-up.
+pub static EXTRA_HEADERS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
 /// Writes `reply` to the client on a pool thread.
 pub fn respond(pool: &Pool, req: Request, mut reply: Reply) {
     pool.execute(move || {
@@ -122,6 +127,9 @@ pub fn respond(pool: &Pool, req: Request, mut reply: Reply) {
             headers.extend(Header::from_bytes("Content-Type", ct).ok());
         }
         for (k, v) in &reply.headers {
+            headers.extend(Header::from_bytes(k.as_bytes(), v.as_bytes()).ok());
+        }
+        for (k, v) in EXTRA_HEADERS.get().map(Vec::as_slice).unwrap_or_default() {
             headers.extend(Header::from_bytes(k.as_bytes(), v.as_bytes()).ok());
         }
         let len = reply.body.len();
@@ -167,6 +175,8 @@ pub struct Context {
     pub enable_lifecycle: bool,
     /// Name rules for pushed bodies (`--push.enable-utf8-names`).
     pub names: NameScheme,
+    /// Basic authentication, when the web configuration has users.
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// Binds one `--web.listen-address`. A bare `:port` means every interface,
@@ -180,11 +190,74 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
     TcpListener::bind(&addrs[..])
 }
 
+/// The listening sockets systemd passed (`--web.systemd-socket`): file
+/// descriptors 3 to 3+LISTEN_FDS-1, meant for us if LISTEN_PID is our pid.
+pub fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
+    use std::os::fd::FromRawFd;
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| {
+            format!("{name} is not set; is the gateway started by a systemd .socket unit?")
+        })
+    };
+    let pid: u32 = var("LISTEN_PID")?
+        .parse()
+        .map_err(|_| "LISTEN_PID is not a number".to_owned())?;
+    if pid != std::process::id() {
+        return Err(format!(
+            "LISTEN_PID {pid} is not this process ({})",
+            std::process::id()
+        ));
+    }
+    let n: i32 = var("LISTEN_FDS")?
+        .parse()
+        .map_err(|_| "LISTEN_FDS is not a number".to_owned())?;
+    if !(1..=64).contains(&n) {
+        return Err(format!("LISTEN_FDS={n}: expected between 1 and 64 sockets"));
+    }
+    let mut out = Vec::new();
+    for fd in 3..3 + n {
+        // SAFETY: fstat only fills the zeroed struct; the fd number comes
+        // from systemd's protocol and is checked to be a socket before we
+        // take ownership of it, once.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                return Err(format!("file descriptor {fd} from systemd is not a socket"));
+            }
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            out.push(TcpListener::from_raw_fd(fd));
+        }
+    }
+    Ok(out)
+}
+
 /// Takes requests from one listener until the server is unblocked.
 pub fn accept_loop(server: Arc<Server>, ctx: Context) {
     for req in server.incoming_requests() {
-        dispatch(req, &ctx);
+        authorize(req, &ctx);
     }
+}
+
+/// Lets a request through once its credentials are good. Cached
+/// credentials are checked right here; anything else goes to a pool thread,
+/// as a bcrypt check takes tens of milliseconds.
+fn authorize(req: Request, ctx: &Context) {
+    let Some(auth) = &ctx.auth else {
+        return dispatch(req, ctx);
+    };
+    if auth.cached(header(&req, "Authorization")) {
+        return dispatch(req, ctx);
+    }
+    let (auth, ctx2) = (Arc::clone(auth), ctx.clone());
+    ctx.pool.execute(move || {
+        if auth.check(header(&req, "Authorization")) {
+            dispatch(req, &ctx2);
+        } else {
+            log::warn!(source = source(&req), url = req.url(); "unauthorized request");
+            let reply = Reply::text(401, "Unauthorized").with_header("WWW-Authenticate", "Basic");
+            respond(&ctx2.pool, req, reply);
+        }
+    });
 }
 
 fn dispatch(req: Request, ctx: &Context) {

@@ -7,6 +7,7 @@
 //! loop of `gateway`) -> respond (`exposition`, `api`, `ui`).
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod exposition;
 pub mod fuzz_checks;
@@ -26,3 +27,4 @@ pub mod store;
 pub mod telemetry;
 pub mod text_format;
 pub mod ui;
+pub mod web_config;

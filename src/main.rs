@@ -5,7 +5,8 @@
 //! loop that owns the store.
 
 use pushgateway::{
-    cli, gateway, http, logging, model, persistence, pool, router, signals, store, telemetry,
+    auth, cli, gateway, http, logging, model, persistence, pool, router, signals, store, telemetry,
+    web_config,
 };
 
 use std::process::ExitCode;
@@ -95,6 +96,15 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     signals::forward(tx.clone())?;
 
+    let mut auth = None;
+    if !config.web_config_file.is_empty() {
+        let web = web_config::load(std::path::Path::new(&config.web_config_file))?;
+        if !web.users.is_empty() {
+            log::info!(users = web.users.len(); "basic authentication enabled");
+            auth = Some(Arc::new(auth::Auth::new(web.users)));
+        }
+        let _ = http::EXTRA_HEADERS.set(web.headers);
+    }
     let names = if config.enable_utf8_names {
         model::NameScheme::Utf8
     } else {
@@ -115,13 +125,22 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         max_body_bytes: config.max_body_bytes,
         enable_lifecycle: config.enable_lifecycle,
         names,
+        auth,
+    };
+    let listeners = if config.systemd_socket {
+        http::systemd_listeners().map_err(|e| format!("--web.systemd-socket: {e}"))?
+    } else {
+        let mut l = Vec::new();
+        for addr in &config.listen_addresses {
+            l.push(http::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        }
+        l
     };
     let mut servers = Vec::new();
-    for addr in &config.listen_addresses {
-        let listener = http::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    for listener in listeners {
         let local = listener.local_addr()?;
         let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| format!("cannot serve on {addr}: {e}"))?;
+            .map_err(|e| format!("cannot serve on {local}: {e}"))?;
         log::info!(address = local; "Listening on");
         servers.push(Arc::new(server));
     }

@@ -149,7 +149,8 @@ impl Gateway {
                 return Err(StartError::Failed(format!("exited early with {status}")));
             }
             match try_request(self.port, "GET", &health, &[], b"", Duration::from_secs(1)) {
-                Ok(r) if r.status == 200 => {
+                // 401: the gateway is up but wants credentials (basic auth).
+                Ok(r) if r.status == 200 || r.status == 401 => {
                     return if pid_listens_on(self.child.id(), self.port) {
                         Ok(())
                     } else {

@@ -1,0 +1,262 @@
+//! Access control and listeners against the real binary: basic auth from an
+//! exporter-toolkit web configuration file, its mistakes as start-up
+//! errors, several listeners, and systemd socket activation.
+
+mod support;
+
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Gateway, ours};
+
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pushgateway-security-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write temp file");
+    p
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    let raw = format!("{user}:{pass}");
+    let mut s = pushgateway::path::encode_base64(raw.as_bytes())
+        .replace('-', "+")
+        .replace('_', "/");
+    while !s.len().is_multiple_of(4) {
+        s.push('=');
+    }
+    format!("Basic {s}")
+}
+
+fn auth_config(name: &str) -> PathBuf {
+    let hash = bcrypt::hash("secret", 6).expect("bcrypt");
+    temp_file(
+        name,
+        &format!(
+            "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+        ),
+    )
+}
+
+#[test]
+fn basic_auth_on_every_endpoint() {
+    let cfg = auth_config("every-endpoint.yml");
+    let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
+    let good = basic("alice", "secret");
+    let bad = basic("alice", "wrong");
+    let nobody = basic("mallory", "secret");
+    for (method, path, body) in [
+        ("PUT", "/metrics/job/j", "m 1\n"),
+        ("GET", "/metrics", ""),
+        ("GET", "/", ""),
+        ("GET", "/api/v1/status", ""),
+        ("DELETE", "/metrics/job/j", ""),
+    ] {
+        for creds in [None, Some(bad.as_str()), Some(nobody.as_str())] {
+            let headers: Vec<(&str, &str)> =
+                creds.map(|c| ("Authorization", c)).into_iter().collect();
+            let r = gw.request(method, path, &headers, body.as_bytes());
+            assert_eq!(r.status, 401, "{method} {path} with {creds:?}");
+            assert_eq!(r.header("WWW-Authenticate"), Some("Basic"));
+        }
+        let r = gw.request(method, path, &[("Authorization", &good)], body.as_bytes());
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.text());
+        assert_eq!(
+            r.header("X-Frame-Options"),
+            Some("deny"),
+            "configured header"
+        );
+    }
+    // The health check of a load balancer needs credentials too, as in
+    // exporter-toolkit.
+    assert_eq!(gw.get("/-/healthy").status, 401);
+}
+
+#[test]
+fn wrong_password_bursts_do_not_stall_authenticated_pushes() {
+    let cfg = auth_config("burst.yml");
+    let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
+    let good = basic("alice", "secret");
+    assert_eq!(
+        gw.request(
+            "PUT",
+            "/metrics/job/j",
+            &[("Authorization", &good)],
+            b"m 1\n"
+        )
+        .status,
+        200
+    );
+    let port = gw.port;
+    let attackers: Vec<_> = (0..16)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for k in 0..3 {
+                    let creds = basic("alice", &format!("guess{i}-{k}"));
+                    let r = support::request(
+                        port,
+                        "PUT",
+                        "/metrics/job/x",
+                        &[("Authorization", &creds)],
+                        b"m 1\n",
+                    );
+                    assert_eq!(r.status, 401);
+                }
+            })
+        })
+        .collect();
+    // Cached credentials skip bcrypt, so these go through during the burst.
+    for i in 0..20 {
+        let r = gw.request(
+            "PUT",
+            &format!("/metrics/job/j/instance/{i}"),
+            &[("Authorization", &good)],
+            b"m 1\n",
+        );
+        assert_eq!(r.status, 200);
+    }
+    for a in attackers {
+        a.join().expect("attacker thread");
+    }
+    let scrape = gw.request("GET", "/metrics", &[("Authorization", &good)], b"");
+    assert!(
+        !scrape.text().contains("job=\"x\""),
+        "no unauthenticated push got in"
+    );
+}
+
+#[test]
+fn bad_web_config_files_are_start_up_errors() {
+    let hash = bcrypt::hash("secret", 4).expect("bcrypt");
+    for (content, want) in [
+        (
+            format!("basic_auth_user:\n  alice: {hash}\n"),
+            "basic_auth_user",
+        ),
+        (
+            "basic_auth_users:\n  alice: plaintext\n".to_owned(),
+            "basic_auth_users.alice",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n".to_owned(),
+            "tls_server_config",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Set-Cookie: x\n".to_owned(),
+            "Set-Cookie",
+        ),
+        ("basic_auth_users: [\n".to_owned(), "invalid YAML"),
+    ] {
+        let cfg = temp_file("bad.yml", &content); // One test writes it: no race.
+        let out = Command::new(ours())
+            .args([
+                "--web.listen-address=127.0.0.1:0",
+                &format!("--web.config.file={}", cfg.display()),
+            ])
+            .output()
+            .expect("run binary");
+        assert!(!out.status.success(), "{content:?} should not start");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(want) && err.contains("bad.yml"),
+            "{content:?}: {err}"
+        );
+    }
+    let out = Command::new(ours())
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--web.config.file=/nonexistent/web.yml",
+        ])
+        .output()
+        .expect("run binary");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/web.yml"));
+}
+
+#[test]
+fn two_listeners_serve_one_store() {
+    let second = TcpListener::bind("127.0.0.1:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let gw = Gateway::start(
+        &ours(),
+        &[&format!("--web.listen-address=127.0.0.1:{second}")],
+    );
+    assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
+    let r = support::get(second, "/metrics");
+    assert!(
+        r.text().contains("m{instance=\"\",job=\"j\"} 1"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn systemd_socket_activation() {
+    // Hand the binary a listening socket as fd 3 the way systemd does,
+    // with LISTEN_PID set to its own pid (the shell's $$ survives exec).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args([
+        "-c",
+        "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --web.systemd-socket",
+        &ours(),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; between fork and exec only it runs.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    drop(listener); // The child has its own copy.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ok = loop {
+        let r = support::try_request(
+            port,
+            "PUT",
+            "/metrics/job/socket",
+            &[],
+            b"m 1\n",
+            Duration::from_secs(1),
+        );
+        if let Ok(r) = r {
+            break r.status == 200;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let scrape = support::try_request(port, "GET", "/metrics", &[], b"", Duration::from_secs(5));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "no answer on the inherited socket");
+    assert!(scrape.expect("scrape").text().contains("job=\"socket\""));
+
+    // Without systemd's variables the flag is a clear start-up error.
+    let out = Command::new(ours())
+        .arg("--web.systemd-socket")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("LISTEN_PID"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
