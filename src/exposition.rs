@@ -116,7 +116,7 @@ fn write_name(out: &mut Vec<u8>, name: &str, plain: bool) {
 }
 
 /// Escapes `\` and newline, and `"` inside label values.
-fn escape_into(out: &mut Vec<u8>, s: &str, quotes: bool) {
+pub fn escape_into(out: &mut Vec<u8>, s: &str, quotes: bool) {
     for &b in s.as_bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),

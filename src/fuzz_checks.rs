@@ -101,8 +101,6 @@ pub fn snapshot(data: &[u8]) {
     };
     let mut s = store::Store::new();
     for g in groups {
-        if let Ok(push) = store::prepare_push(g.key.into(), g.families, true) {
-            let _ = s.restore_group(push, g.push_time, g.failure_time, &Own);
-        }
+        let _ = g.restore_into(&mut s);
     }
 }

@@ -27,7 +27,6 @@ use crate::http::{self, Event, Reply};
 use crate::pool::Pool;
 use crate::snapshot;
 use crate::store::{self, Group, GroupKey, Store};
-use crate::telemetry::Own;
 
 /// How long durable mode waits before retrying a failed write, so a full
 /// disk does not turn into a busy loop.
@@ -380,25 +379,14 @@ pub fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
     })?;
     let count = groups.len();
     for g in groups {
-        let key: GroupKey = g.key.into();
-        let shown = store::show_labels(&key);
-        let inconsistent = |err| RestoreError::Inconsistent {
-            path: path.into(),
-            line: g.line,
-            group: shown.clone(),
-            err: Box::new(err),
-        };
-        let mut push = store::prepare_push(key, g.families, true).map_err(inconsistent)?;
-        for f in &mut push.families {
-            f.pushed_at = g
-                .family_times
-                .iter()
-                .find(|(n, _)| *n == f.name)
-                .map(|(_, t)| *t);
-        }
-        store
-            .restore_group(push, g.push_time, g.failure_time, &Own)
-            .map_err(inconsistent)?;
+        let (line, group) = (g.line, store::show_labels(&g.key));
+        g.restore_into(store)
+            .map_err(|err| RestoreError::Inconsistent {
+                path: path.into(),
+                line,
+                group,
+                err: Box::new(err),
+            })?;
     }
     Ok(count)
 }

@@ -27,11 +27,13 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use crate::exposition;
 use crate::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, Span, Summary,
     Value,
 };
-use crate::store::{Group, GroupKey, Nanos};
+use crate::store::{self, Group, GroupKey, Nanos, PushError, Store};
+use crate::telemetry::Own;
 
 /// The first line of every snapshot; the number is the format version.
 pub const MAGIC: &str = "pushgateway-snapshot";
@@ -110,6 +112,22 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
+impl RestoredGroup {
+    /// Puts this group back into `store`, with its recorded times, under
+    /// the same consistency rules as a push.
+    pub fn restore_into(self, store: &mut Store) -> Result<(), PushError> {
+        let mut push = store::prepare_push(self.key.into(), self.families, true)?;
+        for f in &mut push.families {
+            f.pushed_at = self
+                .family_times
+                .iter()
+                .find(|(n, _)| *n == f.name)
+                .map(|(_, t)| *t);
+        }
+        store.restore_group(push, self.push_time, self.failure_time, &Own)
+    }
+}
+
 /// Writes the snapshot of `groups` to `out`.
 pub fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> io::Result<()> {
     writeln!(out, "{MAGIC} {VERSION}")?;
@@ -181,14 +199,7 @@ fn write_labels(out: &mut Vec<u8>, labels: &[Label]) {
         }
         write_name(out, &l.name);
         out.extend_from_slice(b"=\"");
-        for &b in l.value.as_bytes() {
-            match b {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                _ => out.push(b),
-            }
-        }
+        exposition::escape_into(out, &l.value, true);
         out.push(b'"');
     }
     out.push(b'}');
@@ -529,14 +540,7 @@ fn write_name(out: &mut Vec<u8>, name: &str) {
         return;
     }
     out.push(b'"');
-    for &b in name.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            _ => out.push(b),
-        }
-    }
+    exposition::escape_into(out, name, true);
     out.push(b'"');
 }
 
@@ -710,16 +714,7 @@ mod tests {
             read(&buf).unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&buf)));
         let mut back = Store::new();
         for g in groups {
-            let mut push = prepare_push(g.key.into(), g.families, true).unwrap();
-            for f in &mut push.families {
-                f.pushed_at = g
-                    .family_times
-                    .iter()
-                    .find(|(n, _)| *n == f.name)
-                    .map(|(_, t)| *t);
-            }
-            back.restore_group(push, g.push_time, g.failure_time, &Own)
-                .unwrap();
+            g.restore_into(&mut back).unwrap();
         }
         (buf, back)
     }

@@ -514,30 +514,10 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A `"quoted"` name, `cur` on the opening quote; unescapes `\\`,
-    /// `\"` and `\n`, and leaves `cur` on the byte after the closing quote.
+    /// A `"quoted"` name, `cur` on the opening quote; leaves `cur` on the
+    /// byte after the closing quote.
     fn read_quoted_name(&mut self) -> Result<bool, ParseError> {
-        let mut escaped = false;
-        loop {
-            if !self.read() {
-                return Ok(false);
-            }
-            if escaped {
-                match self.cur {
-                    b'"' | b'\\' => self.token.push(self.cur),
-                    b'n' => self.token.push(b'\n'),
-                    other => return Err(self.err(ErrorKind::InvalidEscape { found: other })),
-                }
-                escaped = false;
-                continue;
-            }
-            match self.cur {
-                b'"' => return Ok(self.read()),
-                b'\n' => return Err(self.err(ErrorKind::UnescapedNewlineInName)),
-                b'\\' => escaped = true,
-                other => self.token.push(other),
-            }
-        }
+        Ok(self.read_quoted(true)? && self.read())
     }
 
     /// Checks a (possibly quoted) name against the name scheme.
@@ -568,6 +548,13 @@ impl<'a> Parser<'a> {
     /// Reads a quoted label value after its opening quote, unescaping it.
     fn read_token_as_label_value(&mut self) -> Result<bool, ParseError> {
         self.token.clear();
+        self.read_quoted(false)
+    }
+
+    /// Reads up to the closing quote after an opening one (`cur`),
+    /// appending to `token` with `\\`, `\"` and `\n` unescaped. False if
+    /// the input ended first.
+    fn read_quoted(&mut self, name: bool) -> Result<bool, ParseError> {
         let mut escaped = false;
         loop {
             if !self.read() {
@@ -584,6 +571,7 @@ impl<'a> Parser<'a> {
             }
             match self.cur {
                 b'"' => return Ok(true),
+                b'\n' if name => return Err(self.err(ErrorKind::UnescapedNewlineInName)),
                 b'\n' => {
                     let value = String::from_utf8_lossy(&self.token).into_owned();
                     return Err(self.err(ErrorKind::UnescapedNewline { value }));
