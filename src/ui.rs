@@ -209,7 +209,15 @@ pub fn status_page(store: &Store, info: &PageInfo) -> String {
     if store.group_count() == 0 {
         h.push_str("<tr><td colspan=\"4\" class=\"empty\">No metrics pushed yet. Try:<pre>echo \"some_metric 3.14\" | curl --data-binary @- http://HOST:9091/metrics/job/some_job</pre></td></tr>");
     }
-    for (key, group) in store.groups() {
+    // People look for a job first, then its instances.
+    let mut groups: Vec<_> = store.groups().collect();
+    let job = |k: &[crate::model::Label]| {
+        k.iter()
+            .find(|l| &*l.name == "job")
+            .map(|l| l.value.clone())
+    };
+    groups.sort_by(|(a, _), (b, _)| job(a).cmp(&job(b)).then_with(|| a.cmp(b)));
+    for (key, group) in groups {
         group_row(&mut h, key, group, info.now);
     }
     h.push_str("</tbody></table><h2 id=\"status\">Status</h2><table><tbody>");

@@ -276,7 +276,10 @@ fn command_line_help_version_and_errors() {
         (&["--no-such-flag"][..], "--no-such-flag"),
         (&["--log.level=loud"][..], "log.level"),
         (&["--persistence.interval=5"][..], "unit"),
-        (&["--web.config.file=/nonexistent/x.yml"][..], "/nonexistent/x.yml"),
+        (
+            &["--web.config.file=/nonexistent/x.yml"][..],
+            "/nonexistent/x.yml",
+        ),
         (&["--web.listen-address=256.0.0.1:1"][..], "cannot listen"),
     ] {
         let out = run(args);
