@@ -11,8 +11,8 @@ use std::sync::Arc;
 /// A label name and its value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
-    pub name: Box<str>,
-    pub value: Box<str>,
+    pub name: Arc<str>,
+    pub value: Arc<str>,
 }
 
 impl Label {
