@@ -213,10 +213,13 @@ fn systemd_socket_activation() {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; between fork and exec only it runs.
+    // SAFETY: dup2 and fcntl are async-signal-safe; only they run between
+    // fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // If the listener already is fd 3, dup2 keeps its close-on-exec
+            // flag, so clear it explicitly either way.
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
