@@ -178,23 +178,22 @@ fn bad_web_config_files_are_start_up_errors() {
 }
 
 #[test]
-fn two_listeners_serve_one_store() {
-    let second = TcpListener::bind("127.0.0.1:0")
-        .expect("probe")
+fn ipv4_and_ipv6_listeners_serve_one_store() {
+    let v6 = TcpListener::bind("[::1]:0")
+        .expect("IPv6 loopback")
         .local_addr()
         .expect("addr")
         .port();
-    let gw = Gateway::start(
-        &ours(),
-        &[&format!("--web.listen-address=127.0.0.1:{second}")],
-    );
+    let gw = Gateway::start(&ours(), &[&format!("--web.listen-address=[::1]:{v6}")]);
     assert_eq!(gw.put("/metrics/job/j", "m 1\n").status, 200);
-    let r = support::get(second, "/metrics");
-    assert!(
-        r.text().contains("m{instance=\"\",job=\"j\"} 1"),
-        "{}",
-        r.text()
-    );
+    // Pushed over IPv4, scraped over IPv6.
+    let mut s = std::net::TcpStream::connect(("::1", v6)).expect("connect over IPv6");
+    use std::io::{Read, Write};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    assert!(text.contains("m{instance=\"\",job=\"j\"} 1"), "{text}");
 }
 
 #[test]
