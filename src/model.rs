@@ -49,6 +49,27 @@ impl MetricType {
         }
     }
 
+    /// Every type, in the order of client_model's enum numbers.
+    pub const ALL: [MetricType; 5] = [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Summary,
+        MetricType::Untyped,
+        MetricType::Histogram,
+    ];
+
+    /// The type's number in client_model's `MetricType` enum (protobuf),
+    /// also its index in `ALL`.
+    pub fn number(self) -> usize {
+        match self {
+            MetricType::Counter => 0,
+            MetricType::Gauge => 1,
+            MetricType::Summary => 2,
+            MetricType::Untyped => 3,
+            MetricType::Histogram => 4,
+        }
+    }
+
     /// Parses a `# TYPE` keyword case-insensitively, as the reference does.
     pub fn parse(s: &str) -> Option<MetricType> {
         match s.to_ascii_lowercase().as_str() {

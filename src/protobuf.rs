@@ -534,16 +534,6 @@ fn put_message(out: &mut Vec<u8>, num: u64, f: impl FnOnce(&mut Vec<u8>)) {
     put_bytes(out, num, &buf);
 }
 
-fn type_number(t: MetricType) -> u64 {
-    match t {
-        MetricType::Counter => 0,
-        MetricType::Gauge => 1,
-        MetricType::Summary => 2,
-        MetricType::Untyped => 3,
-        MetricType::Histogram => 4,
-    }
-}
-
 /// Appends one length-delimited `MetricFamily` with the given metrics.
 pub fn encode_family<'a>(
     out: &mut Vec<u8>,
@@ -557,7 +547,7 @@ pub fn encode_family<'a>(
     if let Some(h) = help {
         put_bytes(&mut msg, 2, h.as_bytes());
     }
-    put_uint(&mut msg, 3, type_number(t));
+    put_uint(&mut msg, 3, t.number() as u64);
     for m in metrics {
         put_message(&mut msg, 4, |b| encode_metric(b, m));
     }

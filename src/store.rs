@@ -373,22 +373,10 @@ struct FamilyIndex {
 }
 
 fn type_slot(t: MetricType) -> usize {
-    match t {
-        MetricType::Counter => 0,
-        MetricType::Gauge => 1,
-        MetricType::Summary => 2,
-        MetricType::Untyped => 3,
-        MetricType::Histogram => 4,
-    }
+    t.number()
 }
 
-const SLOT_TYPES: [MetricType; 5] = [
-    MetricType::Counter,
-    MetricType::Gauge,
-    MetricType::Summary,
-    MetricType::Untyped,
-    MetricType::Histogram,
-];
+const SLOT_TYPES: [MetricType; 5] = MetricType::ALL;
 
 impl FamilyIndex {
     fn groups(&self) -> u32 {

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,13 +17,6 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The W3C WebDriver key under which an element reference comes back.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// The string value following `"key":"` in a JSON answer, unescaped.
 fn json_str(json: &str, key: &str) -> Option<String> {
@@ -79,7 +71,7 @@ impl Browser {
                 "{bin} missing: apt-get install -y chromium chromium-driver (or make deps)"
             );
         }
-        let port = free_port();
+        let port = support::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())

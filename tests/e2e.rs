@@ -8,7 +8,6 @@
 mod support;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -17,13 +16,6 @@ use std::time::{Duration, Instant};
 use support::{Exposition, Gateway, diff_expositions, ours, reference};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pushgateway-e2e-{tag}-{}", std::process::id()));
@@ -46,7 +38,7 @@ impl Prometheus {
             "prometheus not installed: apt-get install -y prometheus (or make deps)"
         );
         let dir = temp_dir("prometheus");
-        let port = free_port();
+        let port = support::free_port();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \

@@ -263,7 +263,7 @@ fn route_prefix(args: &[&str]) -> String {
 
 /// A port that was free a moment ago and that this process has not handed
 /// out before. The probe listener is dropped so the child can bind it.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let mut used = USED_PORTS.lock().expect("port registry poisoned");
     let used = used.get_or_insert_with(HashSet::new);
     for _ in 0..100 {
