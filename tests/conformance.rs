@@ -1168,3 +1168,69 @@ fn protobuf_request_body() {
     p.send("PUT", "/metrics/job/pb2", &[], &more);
     p.check_metrics();
 }
+
+/// Normalizes an `/api/v1/metrics` answer for comparison: groups sorted by
+/// their labels, wall-clock values (`time_stamp`, push-time values) reduced
+/// to "set" or "zero". Runs in python3, which has a JSON parser (std Rust
+/// has none, and the crate takes no serde).
+const NORMALIZE_API: &str = r#"
+import json, sys
+def norm(doc):
+    d = json.loads(doc)
+    assert d["status"] == "success", d
+    groups = []
+    for g in d["data"]:
+        out = {}
+        for k, v in g.items():
+            if isinstance(v, dict) and "metrics" in v:
+                v = dict(v)
+                v["time_stamp"] = "set" if v["time_stamp"] else "missing"
+                if k in ("push_time_seconds", "push_failure_time_seconds"):
+                    v["metrics"] = [dict(m, value="zero" if m["value"] == "0" else "set") for m in v["metrics"]]
+            out[k] = v
+        groups.append(out)
+    groups.sort(key=lambda g: json.dumps(g["labels"], sort_keys=True))
+    return json.dumps(groups, sort_keys=True, indent=1)
+ours, ref = norm(open(sys.argv[1]).read()), norm(open(sys.argv[2]).read())
+if ours != ref:
+    import difflib
+    print("\n".join(difflib.unified_diff(ref.splitlines(), ours.splitlines(), "reference", "ours", lineterm="")))
+    sys.exit(1)
+"#;
+
+#[test]
+fn json_api_matches_the_reference() {
+    let mut p = Pair::start(&["--web.enable-admin-api"]);
+    p.step("POST", "/metrics/job/some_job", b"second_metric 99\n");
+    p.step(
+        "PUT",
+        "/metrics/job/some_job/instance/some_instance",
+        b"# TYPE some_metric counter\nsome_metric{label=\"val1\"} 42\n# HELP another_metric Just an \"example\" <b>.\n# TYPE another_metric gauge\nanother_metric 2398.283\n\
+          # TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2.5\ns_count 3\n\
+          # TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.3\nh_count 2\nspecial{v=\"q\\\"b\\\\s\\nn \xc3\xa9\"} -Inf\n",
+    );
+    p.step(
+        "PUT",
+        "/metrics/job/failed",
+        b"# TYPE some_metric gauge\nsome_metric 1\n",
+    );
+    p.step("PUT", "/metrics/job@base64/L3Zhci90bXA/empty@base64/=", b"");
+    let dir = std::env::temp_dir().join(format!("pushgateway-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (ours_file, ref_file) = (dir.join("ours.json"), dir.join("reference.json"));
+    std::fs::write(&ours_file, p.ours.get("/api/v1/metrics").body).expect("write");
+    std::fs::write(&ref_file, p.reference.get("/api/v1/metrics").body).expect("write");
+    let out = std::process::Command::new("python3")
+        .args(["-c", NORMALIZE_API])
+        .arg(&ours_file)
+        .arg(&ref_file)
+        .output()
+        .expect("run python3");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "/api/v1/metrics differs from the reference:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
