@@ -175,6 +175,13 @@ impl Gateway {
                 reply.content_type = Some("text/html; charset=utf-8");
                 http::respond(&self.pool, req, reply);
             }
+            Event::GroupText { req, key } => {
+                let reply = match ui::group_text(&self.store, &key) {
+                    Some(text) => Reply::text(200, text),
+                    None => Reply::text(404, "no such group (deleted?)"),
+                };
+                http::respond(&self.pool, req, reply);
+            }
             Event::Api { req, metrics } => {
                 let body = if metrics {
                     crate::api::metrics(&self.store)

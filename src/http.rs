@@ -52,6 +52,11 @@ pub enum Event {
     Wipe {
         req: Request,
     },
+    /// One group's metrics as text, for the web page.
+    GroupText {
+        req: Request,
+        key: GroupKey,
+    },
     /// `PUT /-/quit` with `--web.enable-lifecycle`.
     Quit {
         req: Request,
@@ -182,12 +187,38 @@ pub struct Context {
 /// Binds one `--web.listen-address`. A bare `:port` means every interface,
 /// IPv6 and IPv4 alike, as in Go.
 pub fn bind(addr: &str) -> io::Result<TcpListener> {
-    if let Some(port) = addr.strip_prefix(':') {
-        return TcpListener::bind(format!("[::]:{port}"))
-            .or_else(|_| TcpListener::bind(format!("0.0.0.0:{port}")));
+    let listener = if let Some(port) = addr.strip_prefix(':') {
+        TcpListener::bind(format!("[::]:{port}"))
+            .or_else(|_| TcpListener::bind(format!("0.0.0.0:{port}")))?
+    } else {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        TcpListener::bind(&addrs[..])?
+    };
+    set_nodelay(&listener);
+    Ok(listener)
+}
+
+/// Turns off Nagle's algorithm for every connection accepted from
+/// `listener` (Linux copies the option to accepted sockets). tiny_http
+/// writes a response's head and body separately, and with Nagle on, a
+/// keep-alive client such as Prometheus would wait for its own delayed ACK,
+/// 40 ms, on every answer larger than one buffer.
+fn set_nodelay(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd, a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!(err:display = io::Error::last_os_error(); "cannot set TCP_NODELAY; keep-alive answers may be delayed");
     }
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    TcpListener::bind(&addrs[..])
 }
 
 /// The listening sockets systemd passed (`--web.systemd-socket`): file
@@ -225,7 +256,9 @@ pub fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
                 return Err(format!("file descriptor {fd} from systemd is not a socket"));
             }
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            out.push(TcpListener::from_raw_fd(fd));
+            let listener = TcpListener::from_raw_fd(fd);
+            set_nodelay(&listener);
+            out.push(listener);
         }
     }
     Ok(out)
@@ -293,6 +326,13 @@ fn dispatch(req: Request, ctx: &Context) {
         ),
         Route::ApiMetrics => send(ctx, Event::Api { req, metrics: true }),
         Route::Wipe => send(ctx, Event::Wipe { req }),
+        Route::GroupText { key } => send(
+            ctx,
+            Event::GroupText {
+                req,
+                key: key.into(),
+            },
+        ),
         Route::Healthy => direct(req, "healthy", Reply::text(200, "OK")),
         Route::Ready => direct(req, "ready", Reply::text(200, "OK")),
         Route::Quit if ctx.enable_lifecycle => send(ctx, Event::Quit { req }),

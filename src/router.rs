@@ -28,6 +28,11 @@ pub enum Route {
     Status,
     ApiStatus,
     ApiMetrics,
+    /// The web page's request for one group's metrics (`GET /ui/group/...`
+    /// followed by the group's push path), fetched when a row is expanded.
+    GroupText {
+        key: Vec<Label>,
+    },
     /// `PUT /api/v1/admin/wipe`, only routed with `--web.enable-admin-api`.
     Wipe,
     NotFound,
@@ -154,6 +159,16 @@ impl Routes {
                 };
             }
             _ => {}
+        }
+        if let Some(after) = rest.strip_prefix("/ui/group/metrics/job@base64/") {
+            let (job, labels) = match after.find('/') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, ""),
+            };
+            return match path::grouping_key(job, true, labels, self.names) {
+                Ok(key) => get_only(method, Route::GroupText { key }),
+                Err(e) => Route::BadPath(e),
+            };
         }
         for (base, b64) in [("/metrics/job/", false), ("/metrics/job@base64/", true)] {
             let Some(after) = rest.strip_prefix(base) else {
@@ -321,6 +336,12 @@ mod tests {
         assert_eq!(r.route("PUT", "/metrics/job/a"), Route::NotFound);
         assert_eq!(r.route("GET", "/pgx/-/healthy"), Route::NotFound);
         assert_eq!(r.route("PUT", "/pg/api/v1/admin/wipe"), Route::Wipe);
+        assert_eq!(
+            r.route("GET", "/pg/ui/group/metrics/job@base64/YQ/x@base64/="),
+            Route::GroupText {
+                key: vec![Label::new("job", "a"), Label::new("x", "")]
+            }
+        );
         assert_eq!(r.route("GET", "/pg/api/v1/status"), Route::ApiStatus);
         assert_eq!(
             Routes::new("", "/metrics", false).route("PUT", "/api/v1/admin/wipe"),

@@ -514,6 +514,11 @@ impl Store {
         self.generation
     }
 
+    /// The group with exactly this grouping key.
+    pub fn group(&self, key: &[Label]) -> Option<&Group> {
+        self.groups.get(key).map(|g| &**g)
+    }
+
     pub fn group_count(&self) -> usize {
         self.groups.len()
     }

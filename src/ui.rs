@@ -110,6 +110,9 @@ h2{font-size:15px;margin:28px 0 10px}
 td.k{font-family:ui-monospace,monospace;width:320px;color:var(--muted)}";
 
 const SCRIPT: &str = "\
+for(const d of document.querySelectorAll('details[data-path]')){d.addEventListener('toggle',async()=>{
+if(!d.open||d.dataset.loaded)return;d.dataset.loaded='1';const pre=d.querySelector('pre');
+const r=await fetch(d.dataset.path);pre.textContent=r.ok?await r.text():'HTTP '+r.status+': '+await r.text();});}
 const f=document.getElementById('filter');
 if(f){f.addEventListener('input',()=>{const q=f.value.toLowerCase();let n=0;
 for(const r of document.querySelectorAll('tr.group')){const m=r.dataset.text.includes(q);r.style.display=m?'':'none';if(m)n++;}
@@ -137,8 +140,9 @@ fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Na
     let ok = group.last_push_successful();
     let _ = write!(
         h,
-        "<tr class=\"group\" data-text=\"{}\"><td><details><summary>{labels} <small>({} famil{}, {series} series)</small></summary><pre>",
+        "<tr class=\"group\" data-text=\"{}\"><td><details data-path=\"ui/group/{}\"><summary>{labels} <small>({} famil{}, {series} series)</small></summary><pre>",
         escape(&text.to_lowercase()),
+        escape(&delete_path(key)),
         group.families.len(),
         if group.families.len() == 1 {
             "y"
@@ -146,19 +150,9 @@ fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Na
             "ies"
         }
     );
-    let mut exp = Vec::new();
-    for (name, fam) in &group.families {
-        exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
-        for m in &fam.metrics {
-            exposition::write_metric(&mut exp, name, m);
-        }
-    }
-    if exp.is_empty() {
-        h.push_str("(no metrics: the last push was empty)");
-    } else {
-        h.push_str(&escape(&String::from_utf8_lossy(&exp)));
-    }
-    h.push_str("</pre></details></td>");
+    // Filled in when the row is expanded, so the page stays small however
+    // many series the groups hold.
+    h.push_str("loading\u{2026}</pre></details></td>");
     let _ = write!(
         h,
         "<td class=\"when\">{}<small>{}</small></td>",
@@ -180,6 +174,23 @@ fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Na
         escape(&delete_path(key)),
         escape(text.trim_end())
     );
+}
+
+/// One group's metrics in the text format, for an expanded row; None if
+/// the group is gone.
+pub fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> {
+    let group = store.group(key)?;
+    let mut exp = Vec::new();
+    for (name, fam) in &group.families {
+        exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
+        for m in &fam.metrics {
+            exposition::write_metric(&mut exp, name, m);
+        }
+    }
+    if exp.is_empty() {
+        return Some("(no metrics: the last push was empty)".into());
+    }
+    Some(String::from_utf8_lossy(&exp).into_owned())
 }
 
 /// The whole page.

@@ -244,7 +244,14 @@ fn page_filter_expand_and_delete_in_a_real_browser() {
     // Expanding a group shows its metrics.
     let row = "tr.group[data-text*='some_instance']";
     b.click(&b.find(&format!("{row} summary")));
-    let metrics = b.text(&b.find(&format!("{row} pre")));
+    // The row fetches its metrics when it opens.
+    let pre = b.find(&format!("{row} pre"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut metrics = b.text(&pre);
+    while !metrics.contains("some_metric") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        metrics = b.text(&pre);
+    }
     assert!(
         metrics
             .contains("some_metric{instance=\"some_instance\",job=\"some_job\",label=\"val1\"} 42"),
