@@ -212,9 +212,7 @@ fn write_series(out: &mut Vec<u8>, m: &Metric) {
     match &m.value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => write_f64(out, *v),
         Value::Summary(s) => {
-            out.extend_from_slice(b"sum=");
-            write_f64(out, s.sum);
-            out.extend_from_slice(format!(" count={}", s.count).as_bytes());
+            write_sum_count(out, s.sum, s.count);
             for &(q, v) in &s.quantiles {
                 out.push(b' ');
                 write_f64(out, q);
@@ -223,9 +221,7 @@ fn write_series(out: &mut Vec<u8>, m: &Metric) {
             }
         }
         Value::Histogram(h) => {
-            out.extend_from_slice(b"sum=");
-            write_f64(out, h.sum);
-            out.extend_from_slice(format!(" count={}", h.count).as_bytes());
+            write_sum_count(out, h.sum, h.count);
             if let Some(f) = h.count_float {
                 out.extend_from_slice(b" countf=");
                 write_f64(out, f);
@@ -255,33 +251,29 @@ fn write_native(out: &mut Vec<u8>, n: &NativeHistogram) {
         out.extend_from_slice(b" zcf=");
         write_f64(out, f);
     }
-    let spans = |out: &mut Vec<u8>, key: &str, spans: &[Span]| {
-        if !spans.is_empty() {
-            let list: Vec<String> = spans
-                .iter()
-                .map(|s| format!("{}:{}", s.offset, s.length))
-                .collect();
-            out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
-        }
-    };
-    let ints = |out: &mut Vec<u8>, key: &str, v: &[i64]| {
-        if !v.is_empty() {
-            let list: Vec<String> = v.iter().map(i64::to_string).collect();
-            out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
-        }
-    };
-    let floats = |out: &mut Vec<u8>, key: &str, v: &[f64]| {
-        if !v.is_empty() {
-            let list: Vec<String> = v.iter().map(|f| format!("{f:?}")).collect();
-            out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
-        }
-    };
-    spans(out, "nspans", &n.negative_spans);
-    ints(out, "ndeltas", &n.negative_deltas);
-    floats(out, "ncounts", &n.negative_counts);
-    spans(out, "pspans", &n.positive_spans);
-    ints(out, "pdeltas", &n.positive_deltas);
-    floats(out, "pcounts", &n.positive_counts);
+    let span = |s: &Span| format!("{}:{}", s.offset, s.length);
+    let float = |f: &f64| format!("{f:?}");
+    write_list(out, "nspans", &n.negative_spans, span);
+    write_list(out, "ndeltas", &n.negative_deltas, i64::to_string);
+    write_list(out, "ncounts", &n.negative_counts, float);
+    write_list(out, "pspans", &n.positive_spans, span);
+    write_list(out, "pdeltas", &n.positive_deltas, i64::to_string);
+    write_list(out, "pcounts", &n.positive_counts, float);
+}
+
+/// ` key=a,b,c`, or nothing for an empty list.
+fn write_list<T>(out: &mut Vec<u8>, key: &str, items: &[T], show: impl Fn(&T) -> String) {
+    if !items.is_empty() {
+        let list: Vec<String> = items.iter().map(show).collect();
+        out.extend_from_slice(format!(" {key}={}", list.join(",")).as_bytes());
+    }
+}
+
+/// The `sum=… count=…` that summaries and histograms start with.
+fn write_sum_count(out: &mut Vec<u8>, sum: f64, count: u64) {
+    out.extend_from_slice(b"sum=");
+    write_f64(out, sum);
+    out.extend_from_slice(format!(" count={count}").as_bytes());
 }
 
 /// Reads a whole snapshot.
@@ -770,6 +762,26 @@ mod tests {
         // 18446744073709551615 is a float on the wire; Go's conversion of it
         // to uint64 yields 2^63, which the reference exposes too.
         assert!(text.contains("count=9223372036854775808"), "{text}");
+    }
+
+    #[test]
+    fn native_histograms_round_trip_as_written() {
+        let text = "pushgateway-snapshot 1\ngroup {job=\"n\"}\ntimes 5 -\nfamily h histogram 5\n\
+                    series {instance=\"\",job=\"n\"} sum=1.5 count=3 countf=3.5 0.5:1:1.5 schema=-2 zt=0.001 zc=1 zcf=1.5 \
+                    nspans=-1:2 ndeltas=1,-1 ncounts=0.5,2.0 pspans=0:1,2:2 pdeltas=5,-2,0 pcounts=1.0\nend groups=1 series=1\n";
+        let mut store = Store::new();
+        for g in read(text.as_bytes()).unwrap() {
+            g.restore_into(&mut store).unwrap();
+        }
+        let mut out = Vec::new();
+        write(&mut out, &store.snapshot()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let series = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("series"))
+                .map(str::to_owned)
+        };
+        assert_eq!(series(&out), series(text), "{out}");
     }
 
     #[test]
