@@ -26,5 +26,7 @@ pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 pub mod text_format;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod ui;
 pub mod web_config;

@@ -15,6 +15,8 @@ use std::thread;
 use std::time::Duration;
 
 use cli::{Command, Config};
+#[cfg(feature = "tls")]
+use pushgateway::tls;
 
 /// Upper bound on pool threads: each stalled client holds one, so this caps
 /// the threads a flood of slow clients can make us start.
@@ -97,14 +99,16 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     signals::forward(tx.clone())?;
 
     let mut auth = None;
+    let mut web = web_config::WebConfig::default();
     if !config.web_config_file.is_empty() {
-        let web = web_config::load(std::path::Path::new(&config.web_config_file))?;
+        web = web_config::load(std::path::Path::new(&config.web_config_file))?;
         if !web.users.is_empty() {
             log::info!(users = web.users.len(); "basic authentication enabled");
-            auth = Some(Arc::new(auth::Auth::new(web.users)));
+            auth = Some(Arc::new(auth::Auth::new(web.users.clone())));
         }
-        let _ = http::EXTRA_HEADERS.set(web.headers);
+        let _ = http::EXTRA_HEADERS.set(web.headers.clone());
     }
+    let tls = tls_setup(config, &web)?;
     let names = if config.enable_utf8_names {
         model::NameScheme::Utf8
     } else {
@@ -137,11 +141,19 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         l
     };
     let mut servers = Vec::new();
+    let mut tls_stoppers = Vec::new();
     for listener in listeners {
         let local = listener.local_addr()?;
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| format!("cannot serve on {local}: {e}"))?;
-        log::info!(address = local; "Listening on");
+        let server = match &tls {
+            None => tiny_http::Server::from_listener(listener, None),
+            Some(t) => {
+                let (server, stop) = t.serve(listener)?;
+                tls_stoppers.push(stop);
+                server
+            }
+        }
+        .map_err(|e| format!("cannot serve on {local}: {e}"))?;
+        log::info!(address = local, tls = tls.is_some(); "Listening on");
         servers.push(Arc::new(server));
     }
     for server in &servers {
@@ -155,6 +167,9 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     gw.run(&rx);
 
     log::info!("shutting down: no longer accepting connections");
+    for stop in &tls_stoppers {
+        stop();
+    }
     for s in &servers {
         s.unblock();
     }
@@ -170,6 +185,88 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Err(e) => Err(format!("final snapshot failed, the previous file is kept: {e}").into()),
+    }
+}
+
+/// TLS as the web configuration asks: the rustls configuration is built
+/// (and every certificate file read) before anything listens, so a bad
+/// path or key stops the start with the file's name.
+#[cfg(feature = "tls")]
+fn tls_setup(
+    config: &Config,
+    web: &web_config::WebConfig,
+) -> Result<Option<TlsFront>, Box<dyn std::error::Error>> {
+    let Some(settings) = &web.tls else {
+        return Ok(None);
+    };
+    let file = &config.web_config_file;
+    let (rustls_config, warnings) =
+        tls::build(settings).map_err(|e| format!("web config file {file}: {e}"))?;
+    for w in warnings {
+        log::warn!(setting = w.as_str(); "TLS setting not honoured exactly");
+    }
+    log::info!(client_auth = format!("{:?}", settings.client_auth); "TLS is enabled");
+    let reloader = tls::Reloader::new(file.into(), settings, rustls_config);
+    let dir = tls::SocketDir::create()?;
+    Ok(Some(TlsFront {
+        reloader: Arc::new(reloader),
+        dir: std::sync::Mutex::new(dir),
+    }))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_setup(
+    config: &Config,
+    web: &web_config::WebConfig,
+) -> Result<Option<TlsFront>, Box<dyn std::error::Error>> {
+    match web.tls {
+        None => Ok(None),
+        Some(_) => Err(format!(
+            "web config file {}: tls_server_config is set, but this binary was built without TLS \
+             (cargo feature \"tls\"); rebuild with default features or remove the section",
+            config.web_config_file
+        )
+        .into()),
+    }
+}
+
+/// TLS in front of the tiny_http servers (see `tls`).
+#[cfg(feature = "tls")]
+struct TlsFront {
+    reloader: Arc<tls::Reloader>,
+    /// Holds the private plaintext sockets; removed when dropped.
+    dir: std::sync::Mutex<tls::SocketDir>,
+}
+
+type ServeResult = Result<tiny_http::Server, Box<dyn std::error::Error + Send + Sync>>;
+/// A tiny_http server for a TLS listener, and what stops that listener.
+type Served = (ServeResult, Box<dyn Fn()>);
+
+#[cfg(feature = "tls")]
+impl TlsFront {
+    /// Serves TLS on `listener`. Returns the tiny_http server that gets
+    /// the plaintext, and what stops the TLS listener at shutdown.
+    fn serve(&self, listener: std::net::TcpListener) -> Result<Served, Box<dyn std::error::Error>> {
+        let (plain, path) = self
+            .dir
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .listener()?;
+        let server = tiny_http::Server::from_listener(plain, None);
+        let stopper = tls::serve(listener, path, Arc::clone(&self.reloader))?;
+        Ok((server, Box::new(move || stopper.stop())))
+    }
+}
+
+/// Without the feature there is never a TLS front: `tls_setup` refuses
+/// TLS settings.
+#[cfg(not(feature = "tls"))]
+enum TlsFront {}
+
+#[cfg(not(feature = "tls"))]
+impl TlsFront {
+    fn serve(&self, _: std::net::TcpListener) -> Result<Served, Box<dyn std::error::Error>> {
+        match *self {}
     }
 }
 

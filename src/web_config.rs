@@ -2,22 +2,30 @@
 //! so a user's existing file works unchanged.
 //!
 //! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt       # relative paths: next to this file
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert
+//!   client_ca_file: clients.pem
 //! basic_auth_users:
 //!   alice: $2y$10$...          # bcrypt hash
 //! http_server_config:
 //!   headers:
 //!     X-Frame-Options: deny
-//! tls_server_config:            # not supported by this build yet
-//!   cert_file: server.crt
+//! rate_limit:
+//!   burst: 10
+//!   interval: 1s
 //! ```
 //!
 //! Parsed with yaml-rust2. Unknown keys and invalid values stop the start
 //! with the key's name: a typo must not silently leave the gateway open.
-//! TLS settings are refused for now rather than ignored, for the same reason.
+//! This module only reads the file; `tls` turns the TLS settings into a
+//! rustls configuration and reads the certificate files.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -28,7 +36,123 @@ pub struct WebConfig {
     pub users: BTreeMap<String, String>,
     /// Extra response headers (`http_server_config.headers`).
     pub headers: Vec<(String, String)>,
+    /// `tls_server_config`, when any of its TLS fields is set.
+    pub tls: Option<TlsSettings>,
+    /// `rate_limit`, when its interval is not zero.
+    pub rate_limit: Option<RateLimit>,
 }
+
+/// `rate_limit`: a token bucket over all requests, as exporter-toolkit's
+/// (`golang.org/x/time/rate`): one token every `interval`, `burst` at most.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+/// `tls_server_config`. Paths are already joined with the directory of the
+/// configuration file, as exporter-toolkit does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsSettings {
+    pub cert: Source,
+    pub key: Source,
+    /// `client_ca_file` or `client_ca`.
+    pub client_ca: Option<Source>,
+    pub client_auth: ClientAuth,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+    /// Go cipher suite names, in the file's order. Empty: the defaults.
+    pub cipher_suites: Vec<String>,
+    /// Key exchange groups by preference. Empty: the defaults.
+    pub curves: Vec<Curve>,
+    /// `client_allowed_sans`: a client certificate must name one of these.
+    pub client_allowed_sans: Option<Vec<String>>,
+}
+
+/// PEM text given inline or as a file to read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl Source {
+    /// Where the text comes from, for error messages.
+    pub fn describe(&self, field: &str) -> String {
+        match self {
+            Source::File(p) => format!("{field}_file {}", p.display()),
+            Source::Inline(_) => field.to_owned(),
+        }
+    }
+}
+
+/// `client_auth_type`, named as in Go's `crypto/tls`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    NoClientCert,
+    RequestClientCert,
+    RequireAnyClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+impl ClientAuth {
+    /// Whether a client must present a certificate.
+    pub fn mandatory(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
+        )
+    }
+
+    /// Whether a presented certificate is checked against the client CAs.
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls10,
+    Tls11,
+    Tls12,
+    Tls13,
+}
+
+/// `curve_preferences` entries, Go's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+    X25519,
+}
+
+/// The cipher suite names Go's `tls.CipherSuites()` knows, which is what
+/// exporter-toolkit accepts. Some of them (CBC, RSA key exchange) are not
+/// implemented by rustls; `tls` skips those with a warning.
+pub const GO_CIPHER_SUITES: &[&str] = &[
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+];
 
 #[derive(Debug, PartialEq)]
 pub struct WebConfigError {
@@ -60,7 +184,8 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         file: file.clone(),
         why: format!("cannot read it: {e}"),
     })?;
-    parse(&text).map_err(|why| WebConfigError { file, why })
+    let dir = path.parent().unwrap_or(Path::new(""));
+    parse_in(&text, dir).map_err(|why| WebConfigError { file, why })
 }
 
 fn key_str(k: &Yaml) -> String {
@@ -72,8 +197,14 @@ fn key_str(k: &Yaml) -> String {
     }
 }
 
-/// Parses the YAML text of a web configuration.
+/// Parses the YAML text of a web configuration whose relative paths are
+/// relative to the current directory.
 pub fn parse(text: &str) -> Result<WebConfig, String> {
+    parse_in(text, Path::new(""))
+}
+
+/// Parses the YAML text of a web configuration read from directory `dir`.
+pub fn parse_in(text: &str, dir: &Path) -> Result<WebConfig, String> {
     let docs = YamlLoader::load_from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
     let mut config = WebConfig::default();
     let Some(doc) = docs.into_iter().next() else {
@@ -89,18 +220,11 @@ pub fn parse(text: &str) -> Result<WebConfig, String> {
         match key.as_str() {
             "basic_auth_users" => config.users = users(&v)?,
             "http_server_config" => config.headers = http_server_config(&v)?,
-            "tls_server_config" => {
-                if !matches!(v, Yaml::Null) && !matches!(&v, Yaml::Hash(h) if h.is_empty()) {
-                    return Err(
-                        "tls_server_config: TLS is not supported by this build yet; \
-                                terminate TLS in front of the gateway or remove the section"
-                            .into(),
-                    );
-                }
-            }
+            "tls_server_config" => config.tls = tls_server_config(&v, dir)?,
+            "rate_limit" => config.rate_limit = rate_limit(&v)?,
             other => {
                 return Err(format!(
-                    "unknown key {other:?} (expected basic_auth_users, http_server_config or tls_server_config)"
+                    "unknown key {other:?} (expected tls_server_config, http_server_config, basic_auth_users or rate_limit)"
                 ));
             }
         }
@@ -133,6 +257,210 @@ fn users(v: &Yaml) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
+/// A YAML scalar as the string Go's YAML decoder would give a string field.
+fn scalar(v: &Yaml, key: &str) -> Result<String, String> {
+    match v {
+        Yaml::String(s) => Ok(s.clone()),
+        Yaml::Integer(i) => Ok(i.to_string()),
+        Yaml::Real(r) => Ok(r.clone()),
+        Yaml::Boolean(b) => Ok(b.to_string()),
+        Yaml::Null => Ok(String::new()),
+        _ => Err(format!("{key}: expected a string")),
+    }
+}
+
+fn string_list(v: &Yaml, key: &str) -> Result<Vec<String>, String> {
+    match v {
+        Yaml::Null => Ok(Vec::new()),
+        Yaml::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| scalar(item, &format!("{key}[{i}]")))
+            .collect(),
+        _ => Err(format!("{key}: expected a list")),
+    }
+}
+
+fn tls_version(v: &Yaml, key: &str) -> Result<TlsVersion, String> {
+    match scalar(v, key)?.as_str() {
+        "TLS10" => Ok(TlsVersion::Tls10),
+        "TLS11" => Ok(TlsVersion::Tls11),
+        "TLS12" => Ok(TlsVersion::Tls12),
+        "TLS13" => Ok(TlsVersion::Tls13),
+        other => Err(format!(
+            "{key}: unknown TLS version {other:?} (expected TLS10, TLS11, TLS12 or TLS13)"
+        )),
+    }
+}
+
+/// `tls_server_config`. `None` when no TLS field is set, which means plain
+/// HTTP, as exporter-toolkit's `IsEnabled`.
+fn tls_server_config(v: &Yaml, dir: &Path) -> Result<Option<TlsSettings>, String> {
+    let h = match v {
+        Yaml::Hash(h) => h,
+        Yaml::Null => return Ok(None),
+        _ => return Err("tls_server_config must be a mapping".into()),
+    };
+    let file = |s: String| (!s.is_empty()).then(|| Source::File(dir.join(s)));
+    let inline = |s: String| (!s.is_empty()).then_some(Source::Inline(s));
+    let (mut cert_file, mut cert, mut key_file, mut key) = (None, None, None, None);
+    let (mut ca_file, mut ca, mut auth_name) = (None, None, String::new());
+    let mut settings = TlsSettings {
+        cert: Source::Inline(String::new()),
+        key: Source::Inline(String::new()),
+        client_ca: None,
+        client_auth: ClientAuth::NoClientCert,
+        min_version: TlsVersion::Tls12,
+        max_version: TlsVersion::Tls13,
+        cipher_suites: Vec::new(),
+        curves: Vec::new(),
+        client_allowed_sans: None,
+    };
+    for (k, v) in h {
+        let name = key_str(k);
+        let key_name = format!("tls_server_config.{name}");
+        let text = || scalar(v, &key_name);
+        match name.as_str() {
+            "cert_file" => cert_file = file(text()?),
+            "cert" => cert = inline(text()?),
+            "key_file" => key_file = file(text()?),
+            "key" => key = inline(text()?),
+            "client_ca_file" => ca_file = file(text()?),
+            "client_ca" => ca = inline(text()?),
+            "client_auth_type" => auth_name = text()?,
+            "min_version" => settings.min_version = tls_version(v, &key_name)?,
+            "max_version" => settings.max_version = tls_version(v, &key_name)?,
+            "cipher_suites" => {
+                settings.cipher_suites = string_list(v, &key_name)?;
+                if let Some(bad) = settings
+                    .cipher_suites
+                    .iter()
+                    .find(|c| !GO_CIPHER_SUITES.contains(&c.as_str()))
+                {
+                    return Err(format!("{key_name}: unknown cipher suite {bad:?}"));
+                }
+            }
+            "curve_preferences" => {
+                for c in string_list(v, &key_name)? {
+                    settings.curves.push(match c.as_str() {
+                        "CurveP256" => Curve::P256,
+                        "CurveP384" => Curve::P384,
+                        "CurveP521" => Curve::P521,
+                        "X25519" => Curve::X25519,
+                        _ => return Err(format!(
+                            "{key_name}: unknown curve {c:?} (expected CurveP256, CurveP384, CurveP521 or X25519)"
+                        )),
+                    });
+                }
+            }
+            "prefer_server_cipher_suites" => {
+                // Go ignores it since 1.17; rustls always prefers its own order.
+                if !matches!(v, Yaml::Boolean(_)) {
+                    return Err(format!("{key_name} must be true or false"));
+                }
+            }
+            "client_allowed_sans" => {
+                settings.client_allowed_sans = Some(string_list(v, &key_name)?)
+            }
+            other => {
+                return Err(format!("unknown key tls_server_config.{other:?}"));
+            }
+        }
+    }
+    let enabled = cert_file.is_some()
+        || cert.is_some()
+        || key_file.is_some()
+        || key.is_some()
+        || ca_file.is_some()
+        || ca.is_some()
+        || !auth_name.is_empty();
+    if !enabled {
+        return Ok(None);
+    }
+    settings.cert = cert_file
+        .or(cert)
+        .ok_or("tls_server_config: missing one of cert or cert_file")?;
+    settings.key = key_file
+        .or(key)
+        .ok_or("tls_server_config: missing one of key or key_file")?;
+    settings.client_ca = ca_file.or(ca);
+    settings.client_auth = match auth_name.as_str() {
+        "" | "NoClientCert" => ClientAuth::NoClientCert,
+        "RequestClientCert" => ClientAuth::RequestClientCert,
+        // "RequireClientCert" is exporter-toolkit's old spelling.
+        "RequireAnyClientCert" | "RequireClientCert" => ClientAuth::RequireAnyClientCert,
+        "VerifyClientCertIfGiven" => ClientAuth::VerifyClientCertIfGiven,
+        "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerifyClientCert,
+        other => {
+            return Err(format!(
+                "tls_server_config.client_auth_type: unknown value {other:?} (expected NoClientCert, \
+                 RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
+            ));
+        }
+    };
+    if settings.client_ca.is_some() && settings.client_auth == ClientAuth::NoClientCert {
+        return Err(
+            "tls_server_config: client_ca_file is set but client_auth_type is not; \
+                    set client_auth_type (for example RequireAndVerifyClientCert)"
+                .into(),
+        );
+    }
+    if settings.client_auth.verifies() && settings.client_ca.is_none() {
+        return Err(format!(
+            "tls_server_config.client_auth_type: {auth_name} needs client_ca_file (or client_ca) \
+             naming the CAs that sign client certificates"
+        ));
+    }
+    if settings.max_version < TlsVersion::Tls12 {
+        return Err(
+            "tls_server_config.max_version: this gateway speaks TLS 1.2 and 1.3 only \
+             (TLS 1.0 and 1.1 are insecure and not implemented by rustls)"
+                .into(),
+        );
+    }
+    if settings.min_version > settings.max_version {
+        return Err("tls_server_config: min_version is above max_version".into());
+    }
+    Ok(Some(settings))
+}
+
+/// `rate_limit`: `burst` requests at once, one more every `interval`.
+fn rate_limit(v: &Yaml) -> Result<Option<RateLimit>, String> {
+    let h = match v {
+        Yaml::Hash(h) => h,
+        Yaml::Null => return Ok(None),
+        _ => return Err("rate_limit must be a mapping".into()),
+    };
+    let mut limit = RateLimit {
+        burst: 0,
+        interval: Duration::ZERO,
+    };
+    for (k, v) in h {
+        match key_str(k).as_str() {
+            "burst" => {
+                limit.burst = match v {
+                    Yaml::Integer(n) => u32::try_from(*n).ok(),
+                    _ => None,
+                }
+                .ok_or("rate_limit.burst must be a whole number of requests")?;
+            }
+            "interval" => {
+                limit.interval = match v {
+                    // A bare number is nanoseconds, as Go's YAML decoder reads it.
+                    Yaml::Integer(n) => u64::try_from(*n)
+                        .map(Duration::from_nanos)
+                        .map_err(|_| "rate_limit.interval must not be negative".to_owned())?,
+                    Yaml::String(s) => crate::cli::parse_duration(s)
+                        .map_err(|e| format!("rate_limit.interval: {e}"))?,
+                    _ => return Err("rate_limit.interval must be a duration like 1s".into()),
+                };
+            }
+            other => return Err(format!("unknown key rate_limit.{other:?}")),
+        }
+    }
+    Ok((!limit.interval.is_zero()).then_some(limit))
+}
+
 fn http_server_config(v: &Yaml) -> Result<Vec<(String, String)>, String> {
     let mut headers = Vec::new();
     let h = match v {
@@ -143,7 +471,8 @@ fn http_server_config(v: &Yaml) -> Result<Vec<(String, String)>, String> {
     for (k, v) in h {
         let key = key_str(k);
         match key.as_str() {
-            // HTTP/2 needs TLS, which this build does not serve yet.
+            // Accepted for compatibility; over TLS this gateway offers
+            // HTTP/1.1 only (ALPN), which every client falls back to.
             "http2" => {
                 if !matches!(v, Yaml::Boolean(_)) {
                     return Err("http_server_config.http2 must be true or false".into());
