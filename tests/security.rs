@@ -143,7 +143,7 @@ fn bad_web_config_files_are_start_up_errors() {
         ),
         (
             "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n".to_owned(),
-            "tls_server_config",
+            "a.crt",
         ),
         (
             "http_server_config:\n  headers:\n    Set-Cookie: x\n".to_owned(),
