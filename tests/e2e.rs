@@ -33,6 +33,12 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target_port: u16) -> Prometheus {
+        Prometheus::start_with(target_port, "")
+    }
+
+    /// Like `start`, with `extra` lines (indented four spaces) added to the
+    /// scrape job: `scheme`, `tls_config`, `basic_auth`...
+    fn start_with(target_port: u16, extra: &str) -> Prometheus {
         assert!(
             std::path::Path::new(PROMETHEUS).exists(),
             "prometheus not installed: apt-get install -y prometheus (or make deps)"
@@ -41,7 +47,7 @@ impl Prometheus {
         let port = support::free_port();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+             scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n{extra}    \
              static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
         );
         let config_path = dir.join("prometheus.yml");
@@ -161,6 +167,70 @@ fn prometheus_scrapes_the_tutorial_pushes_and_sees_the_delete() {
         prom.query("second_metric").contains("\"99\""),
         "the other group stays"
     );
+}
+
+/// Issue 9's end to end: Prometheus scrapes us over HTTPS with basic auth
+/// (`scheme: https`, `tls_config`, `basic_auth`), and the Python client
+/// pushes through HTTPS with its basic-auth handler.
+#[test]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let pki = support::Pki::new("e2e");
+    let hash = bcrypt::hash("s3cret", 6).expect("bcrypt");
+    let cfg = pki.web_config(
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    );
+    let gw = Gateway::start(&ours(), &[&format!("--web.config.file={cfg}")]);
+    let ca = pki.path("ca.crt");
+
+    let push = |password: &str| {
+        let script = format!(
+            "from prometheus_client import CollectorRegistry, Gauge, push_to_gateway\n\
+             from prometheus_client.exposition import basic_auth_handler\n\
+             def auth(url, method, timeout, headers, data):\n\
+             \x20   return basic_auth_handler(url, method, timeout, headers, data, 'prometheus', '{password}')\n\
+             reg = CollectorRegistry()\n\
+             Gauge('tls_job_last_success', 'When the job last succeeded.', registry=reg).set(1700000000)\n\
+             push_to_gateway('https://localhost:{port}', job='tls_batch', registry=reg, handler=auth)\n",
+            port = gw.port
+        );
+        // Python's ssl module trusts the test CA through SSL_CERT_FILE.
+        Command::new("python3")
+            .args(["-c", &script])
+            .env("SSL_CERT_FILE", &ca)
+            .output()
+            .expect("run python3")
+    };
+    let bad = push("wrong");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let good = push("s3cret");
+    assert!(
+        good.status.success(),
+        "python push over TLS failed:\n{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+
+    let prom = Prometheus::start_with(
+        gw.port,
+        &format!(
+            "    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n\
+             \x20   basic_auth:\n      username: prometheus\n      password: s3cret\n"
+        ),
+    );
+    prom.wait_until("the TLS push in Prometheus", || {
+        let r = prom.query("tls_job_last_success");
+        r.contains("\"job\":\"tls_batch\"") && r.contains("\"1700000000\"")
+    });
+    let up = prom.query("up");
+    assert!(up.contains("\"1\""), "scrapes succeed over TLS: {up}");
 }
 
 /// Runs a Python script using prometheus_client against `port`.
