@@ -21,6 +21,7 @@ use crate::auth::Auth;
 use crate::model::NameScheme;
 use crate::pool::Pool;
 use crate::protobuf;
+use crate::rate_limit::RateLimiter;
 use crate::router::{Route, Routes};
 use crate::store::{self, GroupKey, PreparedPush, PushError};
 use crate::telemetry::Telemetry;
@@ -182,6 +183,8 @@ pub struct Context {
     pub names: NameScheme,
     /// Basic authentication, when the web configuration has users.
     pub auth: Option<Arc<Auth>>,
+    /// `rate_limit` of the web configuration.
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Binds one `--web.listen-address`. A bare `:port` means every interface,
@@ -267,6 +270,13 @@ pub fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
 /// Takes requests from one listener until the server is unblocked.
 pub fn accept_loop(server: Arc<Server>, ctx: Context) {
     for req in server.incoming_requests() {
+        if let Some(limiter) = &ctx.limiter
+            && !limiter.allow()
+        {
+            log::debug!(source = source(&req), url = req.url(); "rate limit reached");
+            respond(&ctx.pool, req, Reply::text(429, "Too Many Requests"));
+            continue;
+        }
         authorize(req, &ctx);
     }
 }

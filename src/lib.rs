@@ -20,6 +20,7 @@ pub mod path;
 pub mod persistence;
 pub mod pool;
 pub mod protobuf;
+pub mod rate_limit;
 pub mod router;
 pub mod signals;
 pub mod snapshot;

@@ -130,6 +130,10 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         enable_lifecycle: config.enable_lifecycle,
         names,
         auth,
+        limiter: web.rate_limit.map(|limit| {
+            log::info!(burst = limit.burst, interval = format!("{:?}", limit.interval); "Rate Limiter is enabled.");
+            Arc::new(pushgateway::rate_limit::RateLimiter::new(limit))
+        }),
     };
     let listeners = if config.systemd_socket {
         http::systemd_listeners().map_err(|e| format!("--web.systemd-socket: {e}"))?

@@ -458,7 +458,14 @@ fn rate_limit(v: &Yaml) -> Result<Option<RateLimit>, String> {
             other => return Err(format!("unknown key rate_limit.{other:?}")),
         }
     }
-    Ok((!limit.interval.is_zero()).then_some(limit))
+    if limit.interval.is_zero() {
+        return Ok(None);
+    }
+    if limit.burst == 0 {
+        // Go's limiter would then refuse every request.
+        return Err("rate_limit.burst must be at least 1 when an interval is set".into());
+    }
+    Ok(Some(limit))
 }
 
 fn http_server_config(v: &Yaml) -> Result<Vec<(String, String)>, String> {
@@ -528,6 +535,46 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_with_paths_next_to_the_file() {
+        let c = parse_in(
+            "tls_server_config:\n  cert_file: certs/server.crt\n  key_file: /abs/server.key\n  \
+             client_auth_type: RequireClientCert\n  client_ca: |\n    -----BEGIN CERTIFICATE-----\n  \
+             min_version: TLS13\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n  \
+             curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: true\n  \
+             client_allowed_sans: [a.example]\nrate_limit:\n  burst: 5\n  interval: 100ms\n",
+            Path::new("/etc/pgw"),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, Source::File("/etc/pgw/certs/server.crt".into()));
+        assert_eq!(tls.key, Source::File("/abs/server.key".into()));
+        assert!(
+            matches!(tls.client_ca, Some(Source::Inline(ref t)) if t.starts_with("-----BEGIN"))
+        );
+        assert_eq!(tls.client_auth, ClientAuth::RequireAnyClientCert);
+        assert_eq!(
+            (tls.min_version, tls.max_version),
+            (TlsVersion::Tls13, TlsVersion::Tls13)
+        );
+        assert_eq!(tls.curves, vec![Curve::X25519, Curve::P256]);
+        assert_eq!(tls.client_allowed_sans, Some(vec!["a.example".to_owned()]));
+        assert_eq!(
+            c.rate_limit,
+            Some(RateLimit {
+                burst: 5,
+                interval: Duration::from_millis(100)
+            })
+        );
+        // An empty section, or one with only version settings, is plain HTTP.
+        assert_eq!(
+            parse("tls_server_config:\n  min_version: TLS12\n")
+                .unwrap()
+                .tls,
+            None
+        );
+    }
+
+    #[test]
     fn mistakes_name_the_key() {
         for (text, want) in [
             ("basic_auth_user:\n  a: b\n", "basic_auth_user"),
@@ -537,11 +584,25 @@ mod tests {
             ),
             ("http_server_config:\n  headers:\n    Server: x\n", "Server"),
             ("http_server_config:\n  http3: true\n", "http3"),
-            (
-                "tls_server_config:\n  cert_file: a.crt\n",
-                "tls_server_config",
-            ),
             ("basic_auth_users: [1, 2\n", "invalid YAML"),
+            ("tls_server_config:\n  key_file: a.key\n", "cert_file"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Maybe\n",
+                "client_auth_type",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n  max_version: TLS12\n",
+                "min_version is above max_version",
+            ),
+            (
+                "rate_limit:\n  burst: 0\n  interval: 1s\n",
+                "rate_limit.burst",
+            ),
+            (
+                "rate_limit:\n  burst: 1\n  interval: 1y\n",
+                "rate_limit.interval",
+            ),
+            ("rate_limit:\n  every: 1s\n", "every"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -262,3 +262,13 @@ fn systemd_socket_activation() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn rate_limit_answers_429_before_anything_else() {
+    let cfg = temp_file("rate.yml", "rate_limit:\n  burst: 3\n  interval: 1h\n");
+    // The readiness probe of Gateway::start takes one token.
+    let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
+    let statuses: Vec<u16> = (0..4).map(|_| gw.get("/metrics").status).collect();
+    assert_eq!(statuses, vec![200, 200, 429, 429]);
+    assert_eq!(gw.put("/metrics/job/x", "a 1\n").status, 429);
+}
