@@ -438,4 +438,164 @@ fn main() {
     let reference = run("reference", &reference_bin, &plan);
     print_table(&plan, &ours, &reference);
     print_extras(bench_mode, &ours_bin, &reference_bin);
+    #[cfg(feature = "tls")]
+    tls_bench::print(bench_mode, &ours_bin, &reference_bin);
+}
+
+/// Push throughput over TLS against plain HTTP, ours and the reference,
+/// each with the same web config file and certificates (made by openssl).
+/// Two client styles: a new connection per push (what the Python client
+/// and curl in a cron job do: a full handshake each time) and one
+/// keep-alive connection per client (what long-running pushers and
+/// Prometheus do). The TLS client is rustls, already a dependency.
+#[cfg(feature = "tls")]
+mod tls_bench {
+    use super::{Gateway, ratio, small_body, support};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    trait Stream: Read + Write {}
+    impl<T: Read + Write> Stream for T {}
+
+    /// Connects to `port`, over TLS when `tls` is given.
+    fn connect(port: u16, tls: Option<&Arc<rustls::ClientConfig>>) -> Box<dyn Stream> {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+                let conn = rustls::ClientConnection::new(Arc::clone(config), name).expect("tls");
+                Box::new(rustls::StreamOwned::new(conn, tcp))
+            }
+        }
+    }
+
+    /// One keep-alive PUT; returns the status after reading the whole answer.
+    fn put(stream: &mut dyn Stream, path: &str, body: &str) -> u16 {
+        let req = format!(
+            "PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).expect("write");
+        stream.flush().expect("flush");
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).expect("read");
+            assert!(n > 0, "connection closed mid-answer");
+            raw.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&raw);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + len {
+                    return text[9..12].parse().expect("status");
+                }
+            }
+        }
+    }
+
+    /// Pushes per second: `clients` threads doing `per_client` pushes.
+    fn rate(
+        port: u16,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        keep_alive: bool,
+        clients: usize,
+        per_client: usize,
+    ) -> f64 {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let tls = tls.cloned();
+                std::thread::spawn(move || {
+                    let mut conn = keep_alive.then(|| connect(port, tls.as_ref()));
+                    for i in 0..per_client {
+                        let path = format!("/metrics/job/tls/instance/c{c}-{}", i % 20);
+                        let status = match conn.as_mut() {
+                            Some(s) => put(s.as_mut(), &path, &small_body(i)),
+                            None => {
+                                put(connect(port, tls.as_ref()).as_mut(), &path, &small_body(i))
+                            }
+                        };
+                        assert_eq!(
+                            status,
+                            200,
+                            "push over {}",
+                            if tls.is_some() { "TLS" } else { "HTTP" }
+                        );
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("client thread");
+        }
+        (clients * per_client) as f64 / start.elapsed().as_secs_f64()
+    }
+
+    pub fn print(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
+        let (clients, per_client) = if bench_mode { (8, 250) } else { (2, 10) };
+        let pki = support::Pki::new("bench");
+        let cfg = pki.web_config(
+            "web.yml",
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        );
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
+            roots.add(cert.expect("ca pem")).expect("add ca");
+        }
+        let config = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        );
+        println!();
+        println!(
+            "pushes/s over TLS vs plain HTTP ({clients} clients x {per_client} pushes, in memory):"
+        );
+        println!(
+            "  {:<34} {:>10} {:>10} {:>8}",
+            "", "plain", "TLS", "TLS/plain"
+        );
+        let mut tls_rates = Vec::new();
+        for (who, bin) in [("ours", ours_bin), ("reference", reference_bin)] {
+            let web = format!("--web.config.file={cfg}");
+            let plain_gw = Gateway::start(bin, &["--persistence.file="]);
+            let tls_gw = Gateway::start(bin, &["--persistence.file=", &web]);
+            for keep_alive in [false, true] {
+                let plain = rate(plain_gw.port, None, keep_alive, clients, per_client);
+                let tls = rate(tls_gw.port, Some(&config), keep_alive, clients, per_client);
+                let style = if keep_alive {
+                    "keep-alive"
+                } else {
+                    "new connection per push"
+                };
+                println!(
+                    "  {:<34} {plain:>10.0} {tls:>10.0} {:>8}",
+                    format!("{who}, {style}"),
+                    ratio(tls, plain)
+                );
+                tls_rates.push(tls);
+            }
+        }
+        println!(
+            "  ours over TLS vs the reference over TLS: {} (new connection), {} (keep-alive)",
+            ratio(tls_rates[0], tls_rates[2]),
+            ratio(tls_rates[1], tls_rates[3])
+        );
+    }
 }
