@@ -2,7 +2,7 @@
 # the differential conformance suite against the reference and the end-to-end
 # tests with Prometheus and the Python client (`make deps` installs those).
 
-.PHONY: build static deps test conformance bench lint run e2e fuzz
+.PHONY: build static static-notls deps test conformance bench lint run e2e fuzz
 
 build:
 	cargo build --release
@@ -11,17 +11,29 @@ build:
 # target/x86_64-unknown-linux-musl/release/pushgateway
 # Optimised for size: it is what gets copied around, and the request paths
 # are bound by I/O, not by the few percent opt-level 3 would buy.
+# ring (rustls's crypto) compiles some C and assembly: musl-gcc comes from
+# Debian's musl-tools. `make static-notls` builds without TLS (no C at all).
 static:
 	rustup target add x86_64-unknown-linux-musl
+	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --release --target x86_64-unknown-linux-musl
 	@ls -l target/x86_64-unknown-linux-musl/release/pushgateway
 
+static-notls:
+	rustup target add x86_64-unknown-linux-musl
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --release --target x86_64-unknown-linux-musl \
+		--no-default-features --target-dir target/notls
+	@ls -l target/notls/x86_64-unknown-linux-musl/release/pushgateway
+
 # What the tests run against: the reference gateway (differential tests,
 # benchmark), a real Prometheus and the Python client library (end to end),
-# headless Chromium and chromedriver (browser test of the web page).
+# headless Chromium and chromedriver (browser test of the web page), openssl
+# and curl (TLS tests make their certificates and use curl as a client).
 deps:
-	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver >/dev/null; }
+	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver \
+		&& command -v openssl && command -v curl; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver \
+		openssl curl >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
 		python3 -m pip install -q prometheus_client
 

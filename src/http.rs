@@ -26,6 +26,7 @@ use crate::router::{Route, Routes};
 use crate::store::{self, GroupKey, PreparedPush, PushError};
 use crate::telemetry::Telemetry;
 use crate::text_format;
+use crate::web_reload::WebReloader;
 
 /// Work for the request loop, the only owner of the store.
 pub enum Event {
@@ -112,9 +113,9 @@ impl Reply {
     }
 }
 
-/// Headers added to every response (`http_server_config.headers` of the
-/// web configuration), set once at start-up.
-pub static EXTRA_HEADERS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+/// The web configuration, whose `http_server_config.headers` go on every
+/// response; set once at start-up when there is a web config file.
+pub static WEB_CONFIG: OnceLock<Arc<WebReloader>> = OnceLock::new();
 
 /// Writes `reply` to the client on a pool thread.
 pub fn respond(pool: &Pool, req: Request, mut reply: Reply) {
@@ -135,8 +136,10 @@ pub fn respond(pool: &Pool, req: Request, mut reply: Reply) {
         for (k, v) in &reply.headers {
             headers.extend(Header::from_bytes(k.as_bytes(), v.as_bytes()).ok());
         }
-        for (k, v) in EXTRA_HEADERS.get().map(Vec::as_slice).unwrap_or_default() {
-            headers.extend(Header::from_bytes(k.as_bytes(), v.as_bytes()).ok());
+        if let Some(web) = WEB_CONFIG.get() {
+            for (k, v) in web.headers().iter() {
+                headers.extend(Header::from_bytes(k.as_bytes(), v.as_bytes()).ok());
+            }
         }
         let len = reply.body.len();
         let resp = Response::new(
@@ -181,8 +184,8 @@ pub struct Context {
     pub enable_lifecycle: bool,
     /// Name rules for pushed bodies (`--push.enable-utf8-names`).
     pub names: NameScheme,
-    /// Basic authentication, when the web configuration has users.
-    pub auth: Option<Arc<Auth>>,
+    /// The web config file's users (basic authentication), when there is one.
+    pub web: Option<Arc<WebReloader>>,
     /// `rate_limit` of the web configuration.
     pub limiter: Option<Arc<RateLimiter>>,
 }
@@ -277,21 +280,30 @@ pub fn accept_loop(server: Arc<Server>, ctx: Context) {
             respond(&ctx.pool, req, Reply::text(429, "Too Many Requests"));
             continue;
         }
-        authorize(req, &ctx);
+        let auth = match ctx.web.as_ref().map(|w| w.current()) {
+            None => None,
+            Some(Ok(active)) => active.auth.clone(),
+            // Already logged when the file went bad.
+            Some(Err(_)) => {
+                respond(&ctx.pool, req, Reply::text(500, "Internal Server Error"));
+                continue;
+            }
+        };
+        authorize(req, &ctx, auth);
     }
 }
 
 /// Lets a request through once its credentials are good. Cached
 /// credentials are checked right here; anything else goes to a pool thread,
 /// as a bcrypt check takes tens of milliseconds.
-fn authorize(req: Request, ctx: &Context) {
-    let Some(auth) = &ctx.auth else {
+fn authorize(req: Request, ctx: &Context, auth: Option<Arc<Auth>>) {
+    let Some(auth) = auth else {
         return dispatch(req, ctx);
     };
     if auth.cached(header(&req, "Authorization")) {
         return dispatch(req, ctx);
     }
-    let (auth, ctx2) = (Arc::clone(auth), ctx.clone());
+    let ctx2 = ctx.clone();
     ctx.pool.execute(move || {
         if auth.check(header(&req, "Authorization")) {
             dispatch(req, &ctx2);

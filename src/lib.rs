@@ -31,3 +31,4 @@ pub mod text_format;
 pub mod tls;
 pub mod ui;
 pub mod web_config;
+pub mod web_reload;

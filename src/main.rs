@@ -5,8 +5,8 @@
 //! loop that owns the store.
 
 use pushgateway::{
-    auth, cli, gateway, http, logging, model, persistence, pool, router, signals, store, telemetry,
-    web_config,
+    cli, gateway, http, logging, model, persistence, pool, router, signals, store, telemetry,
+    web_config, web_reload,
 };
 
 use std::process::ExitCode;
@@ -98,15 +98,19 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     signals::forward(tx.clone())?;
 
-    let mut auth = None;
+    let mut web_reloader = None;
     let mut web = web_config::WebConfig::default();
     if !config.web_config_file.is_empty() {
         web = web_config::load(std::path::Path::new(&config.web_config_file))?;
         if !web.users.is_empty() {
             log::info!(users = web.users.len(); "basic authentication enabled");
-            auth = Some(Arc::new(auth::Auth::new(web.users.clone())));
         }
-        let _ = http::EXTRA_HEADERS.set(web.headers.clone());
+        let reloader = Arc::new(web_reload::WebReloader::new(
+            config.web_config_file.clone().into(),
+            &web,
+        ));
+        let _ = http::WEB_CONFIG.set(Arc::clone(&reloader));
+        web_reloader = Some(reloader);
     }
     let tls = tls_setup(config, &web)?;
     let names = if config.enable_utf8_names {
@@ -129,7 +133,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         max_body_bytes: config.max_body_bytes,
         enable_lifecycle: config.enable_lifecycle,
         names,
-        auth,
+        web: web_reloader,
         limiter: web.rate_limit.map(|limit| {
             log::info!(burst = limit.burst, interval = format!("{:?}", limit.interval); "Rate Limiter is enabled.");
             Arc::new(pushgateway::rate_limit::RateLimiter::new(limit))

@@ -29,7 +29,6 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,7 +47,7 @@ use rustls::{
     SignatureScheme, SupportedProtocolVersion,
 };
 
-use crate::web_config::{self, ClientAuth, Curve, Source, TlsSettings, TlsVersion};
+use crate::web_config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
 
 /// How long a client may take from connecting to a finished handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -354,7 +353,7 @@ pub struct Reloader {
 struct ReloadState {
     checked: Instant,
     /// What the watched files looked like when `current` was built.
-    stamps: Vec<Option<(i64, i64, u64, u64)>>,
+    stamps: Vec<Stamp>,
     files: Vec<PathBuf>,
     current: Result<Arc<ServerConfig>, String>,
 }
@@ -369,7 +368,7 @@ impl Reloader {
         Reloader {
             state: Mutex::new(ReloadState {
                 checked: Instant::now(),
-                stamps: files.iter().map(|f| stamp(f)).collect(),
+                stamps: files.iter().map(|f| web_config::stamp(f)).collect(),
                 files,
                 current: Ok(config),
             }),
@@ -382,7 +381,7 @@ impl Reloader {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.checked.elapsed() >= RELOAD_CHECK {
             st.checked = Instant::now();
-            let stamps: Vec<_> = st.files.iter().map(|f| stamp(f)).collect();
+            let stamps: Vec<_> = st.files.iter().map(|f| web_config::stamp(f)).collect();
             if stamps != st.stamps {
                 let (result, files) = self.reload();
                 match &result {
@@ -394,7 +393,7 @@ impl Reloader {
                     }
                 }
                 st.files = files;
-                st.stamps = st.files.iter().map(|f| stamp(f)).collect();
+                st.stamps = st.files.iter().map(|f| web_config::stamp(f)).collect();
                 st.current = result;
             }
         }
@@ -432,12 +431,6 @@ fn watched(web_config: &Path, s: &TlsSettings) -> Vec<PathBuf> {
         files.extend(path_of(source).map(Path::to_path_buf));
     }
     files
-}
-
-/// Modification time, size and inode: what tells a replaced file.
-fn stamp(path: &Path) -> Option<(i64, i64, u64, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
 }
 
 /// The private directory holding the plaintext unix sockets; removed on drop.

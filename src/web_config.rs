@@ -177,6 +177,16 @@ const ALLOWED_HEADERS: &[&str] = &[
     "Content-Security-Policy",
 ];
 
+/// What tells that a file was changed or replaced: modification time,
+/// size and inode (`None`: missing). Cheaper than reading it.
+pub type Stamp = Option<(i64, i64, u64, u64)>;
+
+pub fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
+}
+
 /// Reads and checks the file.
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
     let file = path.display().to_string();

@@ -272,3 +272,56 @@ fn rate_limit_answers_429_before_anything_else() {
     assert_eq!(statuses, vec![200, 200, 429, 429]);
     assert_eq!(gw.put("/metrics/job/x", "a 1\n").status, 429);
 }
+
+#[test]
+fn users_and_headers_follow_the_web_config_file_without_a_restart() {
+    let alice = bcrypt::hash("secret", 4).expect("bcrypt");
+    let bob = bcrypt::hash("hunter2", 4).expect("bcrypt");
+    let cfg = temp_file(
+        "live.yml",
+        &format!("basic_auth_users:\n  alice: {alice}\n"),
+    );
+    let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
+    let as_user = |user: &str, pass: &str| {
+        gw.request(
+            "GET",
+            "/metrics",
+            &[("Authorization", &basic(user, pass))],
+            b"",
+        )
+    };
+    assert_eq!(as_user("bob", "hunter2").status, 401);
+    assert_eq!(as_user("alice", "secret").status, 200);
+
+    // Waits (bounded) until `check` holds for a fresh request.
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "never saw: {what}\n{}", gw.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // A new user and a header, alice removed: the file is replaced whole.
+    let next = temp_file(
+        "live.next",
+        &format!(
+            "basic_auth_users:\n  bob: {bob}\nhttp_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n"
+        ),
+    );
+    std::fs::rename(&next, &cfg).expect("replace config");
+    eventually("bob let in", &|| as_user("bob", "hunter2").status == 200);
+    assert_eq!(as_user("alice", "secret").status, 401, "alice was removed");
+    assert_eq!(
+        as_user("bob", "hunter2").header("X-Frame-Options"),
+        Some("sameorigin")
+    );
+
+    // A broken file fails closed (500, as the reference), then recovers.
+    std::fs::write(&cfg, "basic_auth_users: [\n").expect("break config");
+    eventually("500 on a broken file", &|| {
+        as_user("bob", "hunter2").status == 500
+    });
+    assert!(gw.log().contains("web config unreadable"));
+    std::fs::write(&cfg, format!("basic_auth_users:\n  bob: {bob}\n")).expect("fix config");
+    eventually("recovery", &|| as_user("bob", "hunter2").status == 200);
+}
