@@ -992,29 +992,29 @@ impl Pki {
         );
     }
 
+    /// `openssl req`: a new P-256 key into `key`, and a request (or with
+    /// `-x509` a self-signed certificate) for `subj` into `out`.
+    fn new_key(&self, extra: &[&str], key: &str, out: &str, subj: &str) {
+        let mut args = vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["-keyout", key, "-out", out, "-subj", subj]);
+        self.openssl(&args);
+    }
+
     fn ca(&self, name: &str) {
         let (key, crt, subj) = (
             format!("{name}.key"),
             format!("{name}.crt"),
             format!("/CN={name}"),
         );
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-subj",
-            &subj,
-        ]);
+        self.new_key(&["-x509", "-days", "2"], &key, &crt, &subj);
     }
 
     /// A certificate `name.crt`/`name.key` signed by CA `ca` with the
@@ -1028,20 +1028,7 @@ impl Pki {
         );
         fs::write(self.dir.join(&ext), format!("{extensions}\n")).expect("write ext file");
         let subj = format!("/CN={cn}");
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subj,
-        ]);
+        self.new_key(&[], &key, &csr, &subj);
         let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
         self.openssl(&[
             "x509",
