@@ -51,9 +51,11 @@ bench: deps static
 	cargo build --release
 	cargo bench --bench gateway
 
+# The second clippy keeps the build without TLS compiling.
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --no-default-features -- -D warnings
 
 # make run ARGS="--web.listen-address=127.0.0.1:9091 --persistence.file="
 run:

@@ -3,8 +3,9 @@
 //!
 //! Parsing is plain lexopt: one match arm per flag. `--flag=value` and
 //! `--flag value` both work; boolean flags also take kingpin's `--no-flag`.
-//! Settings this build cannot honour yet (TLS in `--web.config.file`) are
-//! refused at start-up with a clear message, never silently ignored.
+//! Settings a build cannot honour (TLS in `--web.config.file` without the
+//! `tls` feature) are refused at start-up with a clear message, never
+//! silently ignored.
 
 use std::fmt;
 use std::time::Duration;
@@ -113,9 +114,9 @@ Flags:
                                  Addresses on which to expose metrics and web
                                  interface. Repeatable for multiple addresses.
       --web.systemd-socket       Use systemd socket activation listeners
-                                 instead of port listeners (not supported yet).
+                                 instead of port listeners.
       --web.config.file=\"\"       Path to configuration file that can enable TLS
-                                 or authentication (not supported yet).
+                                 or authentication (exporter-toolkit format).
       --web.telemetry-path=\"/metrics\"
                                  Path under which to expose metrics.
       --web.external-url=        The URL under which the Pushgateway is

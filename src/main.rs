@@ -308,6 +308,8 @@ fn flag_list(c: &Config) -> Vec<(String, String)> {
     let f = |k: &str, v: String| (k.to_owned(), v);
     vec![
         f("web.listen-address", c.listen_addresses.join(",")),
+        f("web.systemd-socket", c.systemd_socket.to_string()),
+        f("web.config.file", c.web_config_file.clone()),
         f("web.telemetry-path", c.telemetry_path.clone()),
         f("web.external-url", c.external_url.clone()),
         f("web.route-prefix", c.route_prefix.clone()),
