@@ -375,6 +375,7 @@ fn dispatch(req: Request, ctx: &Context) {
             Reply::text(405, "Method Not Allowed").with_header("Allow", allow),
         ),
         Route::Options { allow } => direct(req, "", Reply::empty(200).with_header("Allow", allow)),
+        Route::ApiOptions => direct(req, "", crate::api::with_cors(Reply::empty(200))),
         Route::Redirect { code, location } => direct(
             req,
             "",

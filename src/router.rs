@@ -28,6 +28,9 @@ pub enum Route {
     Status,
     ApiStatus,
     ApiMetrics,
+    /// `OPTIONS /api/v1/...`: a CORS preflight, answered 200 with the API's
+    /// CORS headers.
+    ApiOptions,
     /// The web page's request for one group's metrics (`GET /ui/group/...`
     /// followed by the group's push path), fetched when a row is expanded.
     GroupText {
@@ -148,6 +151,8 @@ impl Routes {
                     },
                 };
             }
+            // The reference answers any OPTIONS under the API (CORS preflight).
+            p if method == "OPTIONS" && p.starts_with("/api/v1/") => return Route::ApiOptions,
             "/" | "/status" => return get_only(method, Route::Status),
             "/api/v1/status" => return get_only(method, Route::ApiStatus),
             "/api/v1/metrics" => return get_only(method, Route::ApiMetrics),

@@ -1234,3 +1234,33 @@ fn json_api_matches_the_reference() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The API's CORS headers, on answers and on preflights anywhere under
+/// `/api/v1/`, are the reference's.
+#[test]
+fn api_cors_headers_match_the_reference() {
+    let p = Pair::start(&[]);
+    let cors = |r: &Response| {
+        [
+            "Access-Control-Allow-Headers",
+            "Access-Control-Allow-Methods",
+            "Access-Control-Allow-Origin",
+            "Access-Control-Expose-Headers",
+            "Cache-Control",
+        ]
+        .map(|h| format!("{h}: {:?}", r.header(h)))
+        .join("\n")
+    };
+    for (method, path) in [
+        ("GET", "/api/v1/status"),
+        ("GET", "/api/v1/metrics"),
+        ("OPTIONS", "/api/v1/status"),
+        ("OPTIONS", "/api/v1/anything"),
+    ] {
+        let ours = p.ours.request(method, path, &[], b"");
+        let reference = p.reference.request(method, path, &[], b"");
+        assert_eq!(ours.status, reference.status, "{method} {path}");
+        assert_eq!(cors(&ours), cors(&reference), "{method} {path}");
+        assert!(ours.header("Access-Control-Allow-Origin").is_some());
+    }
+}

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Gateway, Pki, curl, ours};
+use support::{Gateway, Pki, curl, ours, reference};
 
 /// A web config with the server certificate, by relative paths (they are
 /// relative to the file, as in exporter-toolkit), plus `extra` lines under
@@ -391,4 +391,67 @@ fn two_tls_listeners_share_one_store() {
         &format!("https://127.0.0.1:{second}/metrics"),
     ]);
     assert!(other.body.contains("shared{"), "{other:?}");
+}
+
+/// The same web config files given to the reference and to us: every
+/// client (no certificate, a trusted one, a foreign one; no password, the
+/// right one, a wrong one; plain HTTP) gets the same answer from both.
+#[test]
+fn existing_files_behave_as_with_the_reference() {
+    let pki = Pki::new("differential");
+    let hash = bcrypt::hash("secret", 4).expect("bcrypt");
+    let auth = format!(
+        "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
+    );
+    let configs = [
+        format!("{}{auth}", tls_yaml("")),
+        tls_yaml("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"),
+        format!(
+            "{}{auth}",
+            tls_yaml("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n")
+        ),
+    ];
+    let ca = pki.path("ca.crt");
+    for (i, yaml) in configs.iter().enumerate() {
+        let cfg = pki.web_config(&format!("web{i}.yml"), yaml);
+        let web = format!("--web.config.file={cfg}");
+        let answers = |gw: &Gateway| {
+            let mut seen = Vec::new();
+            for cert in [None, Some("client"), Some("rogue-client")] {
+                for user in [None, Some("alice:secret"), Some("alice:wrong")] {
+                    let (crt, key) = cert
+                        .map(|c| (pki.path(&format!("{c}.crt")), pki.path(&format!("{c}.key"))))
+                        .unwrap_or_default();
+                    let target = url(gw, "/api/v1/status");
+                    let mut args = vec!["--cacert", &ca, "-D", "-"];
+                    if cert.is_some() {
+                        args.extend(["--cert", &crt, "--key", &key]);
+                    }
+                    if let Some(u) = user {
+                        args.extend(["-u", u]);
+                    }
+                    args.push(&target);
+                    let r = curl(&args);
+                    let nosniff = r
+                        .body
+                        .to_ascii_lowercase()
+                        .contains("x-content-type-options: nosniff");
+                    seen.push(format!(
+                        "cert={cert:?} user={user:?}: {} nosniff={nosniff}",
+                        r.status
+                    ));
+                }
+            }
+            let plain = support::get(gw.port, "/metrics");
+            seen.push(format!(
+                "plain HTTP: {} {}",
+                plain.status,
+                plain.text().trim()
+            ));
+            seen
+        };
+        let ours_gw = Gateway::start(&ours(), &[&web]);
+        let ref_gw = Gateway::start(&reference(), &[&web]);
+        assert_eq!(answers(&ours_gw), answers(&ref_gw), "config {i}:\n{yaml}");
+    }
 }
