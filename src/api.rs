@@ -207,6 +207,27 @@ pub fn metrics(store: &Store) -> String {
     success(&format!("[{}]", groups.join(",")))
 }
 
+/// Headers the reference puts on every `/api/v1` answer, so browser
+/// dashboards on other origins can read the API.
+pub const CORS_HEADERS: [(&str, &str); 5] = [
+    (
+        "Access-Control-Allow-Headers",
+        "Accept, Authorization, Content-Type, Origin",
+    ),
+    ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", "Date"),
+    ("Cache-Control", "no-cache, no-store, must-revalidate"),
+];
+
+/// `reply` with the CORS headers of the API.
+pub fn with_cors(mut reply: crate::http::Reply) -> crate::http::Reply {
+    for (k, v) in CORS_HEADERS {
+        reply = reply.with_header(k, v);
+    }
+    reply
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,25 +266,4 @@ mod tests {
             "{\"status\":\"success\",\"data\":{\"build_information\":{\"version\":\"0.1.0\"},\"flags\":{\"web.listen-address\":\":9091\"},\"start_time\":\"1970-01-01T00:00:00Z\"}}"
         );
     }
-}
-
-/// Headers the reference puts on every `/api/v1` answer, so browser
-/// dashboards on other origins can read the API.
-pub const CORS_HEADERS: [(&str, &str); 5] = [
-    (
-        "Access-Control-Allow-Headers",
-        "Accept, Authorization, Content-Type, Origin",
-    ),
-    ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "Date"),
-    ("Cache-Control", "no-cache, no-store, must-revalidate"),
-];
-
-/// `reply` with the CORS headers of the API.
-pub fn with_cors(mut reply: crate::http::Reply) -> crate::http::Reply {
-    for (k, v) in CORS_HEADERS {
-        reply = reply.with_header(k, v);
-    }
-    reply
 }
