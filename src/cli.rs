@@ -39,6 +39,14 @@ pub struct Config {
     pub disable_consistency_check: bool,
     pub enable_utf8_names: bool,
     pub max_body_bytes: u64,
+    /// `--web.read-header-timeout`: from a head's first byte to its end.
+    pub read_header_timeout: Duration,
+    /// `--web.read-timeout`: for a request body, from the end of its head.
+    pub read_timeout: Duration,
+    /// `--web.idle-timeout`: a kept connection waiting for its next request.
+    pub idle_timeout: Duration,
+    /// `--web.max-connections`; 0 derives it from the descriptor limit.
+    pub max_connections: usize,
     pub log_level: log::LevelFilter,
     pub log_format: LogFormat,
 }
@@ -60,6 +68,10 @@ impl Default for Config {
             disable_consistency_check: false,
             enable_utf8_names: false,
             max_body_bytes: 64 << 20,
+            read_header_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 0,
             log_level: log::LevelFilter::Info,
             log_format: LogFormat::Logfmt,
         }
@@ -143,6 +155,18 @@ Flags:
                                  escaping of label names in URL paths.
       --push.max-body-size=64MiB Largest request body accepted; larger pushes
                                  get 413. Units: B, KB, MB, GB, KiB, MiB, GiB.
+      --web.read-header-timeout=30s
+                                 Longest time a client may take to send a
+                                 request head, from its first byte; slower ones
+                                 get 408 and are closed.
+      --web.read-timeout=5m      Longest time a client may take to send a
+                                 request body, from the end of its head.
+      --web.idle-timeout=5m      How long a kept-alive connection may wait for
+                                 its next request before it is closed.
+      --web.max-connections=0    Most connections served at once; more get 503
+                                 and are closed. 0: the open-files limit minus a
+                                 reserve (the soft limit is raised to the hard
+                                 one at start, as Go does).
       --log.level=info           Only log messages with the given severity or
                                  above. One of: [debug, info, warn, error]
       --log.format=logfmt        Output format of log messages. One of:
@@ -183,6 +207,35 @@ fn parse(mut p: lexopt::Parser) -> Result<Command, CliError> {
                     flag: "persistence.interval",
                     value: v.clone(),
                     why,
+                })?;
+            }
+            Long(flag @ ("web.read-header-timeout" | "web.read-timeout" | "web.idle-timeout")) => {
+                let flag: &'static str = match flag {
+                    "web.read-header-timeout" => "web.read-header-timeout",
+                    "web.read-timeout" => "web.read-timeout",
+                    _ => "web.idle-timeout",
+                };
+                let v = string(&mut p)?;
+                let d = parse_duration(&v)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| CliError::Invalid {
+                        flag,
+                        value: v.clone(),
+                        why: "a positive duration such as 30s or 5m".into(),
+                    })?;
+                *match flag {
+                    "web.read-header-timeout" => &mut c.read_header_timeout,
+                    "web.read-timeout" => &mut c.read_timeout,
+                    _ => &mut c.idle_timeout,
+                } = d;
+            }
+            Long("web.max-connections") => {
+                let v = string(&mut p)?;
+                c.max_connections = v.parse().map_err(|_| CliError::Invalid {
+                    flag: "web.max-connections",
+                    value: v.clone(),
+                    why: "a number of connections (0: from the open-files limit)".into(),
                 })?;
             }
             Long("push.max-body-size") => {

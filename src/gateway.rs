@@ -124,7 +124,7 @@ impl Gateway {
 
     /// Answers a request that changed the store: at once, or in durable
     /// mode once the change is on disk.
-    fn answer_change(&mut self, req: tiny_http::Request, reply: Reply) {
+    fn answer_change(&mut self, req: http::Request, reply: Reply) {
         match &mut self.persistence {
             Some(p) if p.durable() && reply.status < 300 => p.defer(req, reply),
             _ => http::respond(&self.pool, req, reply),
@@ -140,7 +140,7 @@ impl Gateway {
                 started,
                 size,
             } => {
-                let method = req.method().as_str().to_owned();
+                let method = req.method().to_owned();
                 let reply = self.push(push, &http::source(&req), &method);
                 self.telemetry.count_request(reply.status, "push", &method);
                 self.telemetry
@@ -150,15 +150,11 @@ impl Gateway {
             Event::Delete { req, key } => {
                 let existed = self.store.delete(&key);
                 log::debug!(group = store::show_labels(&key), existed = existed; "deleted group");
-                self.telemetry
-                    .count_request(202, "delete", req.method().as_str());
+                self.telemetry.count_request(202, "delete", req.method());
                 self.answer_change(req, Reply::empty(202));
             }
             Event::Scrape { req } => {
-                let reply = self.scrape(
-                    http::header(&req, "Accept"),
-                    http::header(&req, "Accept-Encoding"),
-                );
+                let reply = self.scrape(req.header("Accept"), req.header("Accept-Encoding"));
                 http::respond(&self.pool, req, reply);
             }
             Event::Status { req } => {
@@ -169,8 +165,7 @@ impl Gateway {
                     now: now_nanos(),
                 };
                 let html = ui::status_page(&self.store, &info);
-                self.telemetry
-                    .count_request(200, "status", req.method().as_str());
+                self.telemetry.count_request(200, "status", req.method());
                 let mut reply = Reply::text(200, html);
                 reply.content_type = Some("text/html; charset=utf-8");
                 http::respond(&self.pool, req, reply);
@@ -211,13 +206,10 @@ impl Gateway {
             }
             Event::Quit { req } => {
                 log::info!("received termination request via web service, exiting gracefully");
-                self.telemetry
-                    .count_request(200, "quit", req.method().as_str());
-                // Written here, not on the pool: the process exits right after.
-                let resp = tiny_http::Response::from_string("Requesting termination... Goodbye!\n");
-                if let Err(e) = req.respond(resp) {
-                    log::debug!(err:display = e; "could not answer quit request");
-                }
+                self.telemetry.count_request(200, "quit", req.method());
+                // Written before exit: the front drains owed answers.
+                let reply = Reply::text(200, "Requesting termination... Goodbye!");
+                http::respond(&self.pool, req, reply);
                 return false;
             }
             Event::Shutdown { reason } => {

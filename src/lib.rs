@@ -25,6 +25,7 @@ pub mod router;
 pub mod signals;
 pub mod snapshot;
 pub mod store;
+pub mod sys;
 pub mod telemetry;
 pub mod text_format;
 #[cfg(feature = "tls")]

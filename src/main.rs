@@ -1,26 +1,25 @@
 //! The pushgateway binary.
 //!
-//! `main` wires the parts together: flags, logging, listeners, one acceptor
-//! thread per listener, a worker pool for slow I/O, and the single request
+//! `main` wires the parts together: flags, logging, listeners, the HTTP
+//! front's I/O loop, a worker pool for CPU work, and the single request
 //! loop that owns the store.
 
 use pushgateway::{
-    cli, gateway, http, logging, model, persistence, pool, router, signals, store, telemetry,
+    cli, gateway, http, logging, model, persistence, pool, router, signals, store, sys, telemetry,
     web_config, web_reload,
 };
 
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
-use std::thread;
 use std::time::Duration;
 
 use cli::{Command, Config};
 #[cfg(feature = "tls")]
 use pushgateway::tls;
 
-/// Upper bound on pool threads: each stalled client holds one, so this caps
-/// the threads a flood of slow clients can make us start.
-const MAX_POOL_THREADS: usize = 4096;
+/// Pool threads at most: the pool only does CPU work (parsing, bcrypt,
+/// gzip), never waits on a client, so a few threads per core suffice.
+const MAX_POOL_THREADS: usize = 8;
 
 fn main() -> ExitCode {
     let config = match cli::parse_env() {
@@ -105,12 +104,10 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         if !web.users.is_empty() {
             log::info!(users = web.users.len(); "basic authentication enabled");
         }
-        let reloader = Arc::new(web_reload::WebReloader::new(
+        web_reloader = Some(Arc::new(web_reload::WebReloader::new(
             config.web_config_file.clone().into(),
             &web,
-        ));
-        let _ = http::WEB_CONFIG.set(Arc::clone(&reloader));
-        web_reloader = Some(reloader);
+        )));
     }
     let tls = tls_setup(config, &web)?;
     let names = if config.enable_utf8_names {
@@ -148,51 +145,48 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         }
         l
     };
-    let mut servers = Vec::new();
-    let mut tls_stoppers = Vec::new();
-    for listener in listeners {
-        let local = listener.local_addr()?;
-        let server = match &tls {
-            None => tiny_http::Server::from_listener(listener, None),
-            Some(t) => {
-                let (server, stop) = t.serve(listener)?;
-                tls_stoppers.push(stop);
-                server
-            }
-        }
-        .map_err(|e| format!("cannot serve on {local}: {e}"))?;
-        log::info!(address = local, tls = tls.is_some(); "Listening on");
-        servers.push(Arc::new(server));
+    for l in &listeners {
+        log::info!(address = l.local_addr()?, tls = tls.is_some(); "Listening on");
     }
-    for server in &servers {
-        let (server, ctx) = (Arc::clone(server), ctx.clone());
-        thread::Builder::new()
-            .name("acceptor".into())
-            .spawn(move || http::accept_loop(server, ctx))?;
-    }
-    drop(ctx);
+    let front = http::Front::start(listeners, tls, ctx, limits(config))?;
 
     gw.run(&rx);
 
     log::info!("shutting down: no longer accepting connections");
-    for stop in &tls_stoppers {
-        stop();
-    }
-    for s in &servers {
-        s.unblock();
-    }
-    drop(servers);
+    front.stop_accepting();
     gw.drain(&rx, Duration::from_millis(200), Duration::from_secs(10));
     let result = gw.finish(&rx);
-    if !pool.wait_idle(Duration::from_secs(5)) {
-        log::warn!("some responses were still being written at exit");
-    }
+    front.finish(http::DRAIN_TIMEOUT);
     match result {
         Ok(()) => {
             log::info!("pushgateway stopped");
             Ok(())
         }
         Err(e) => Err(format!("final snapshot failed, the previous file is kept: {e}").into()),
+    }
+}
+
+/// Timeouts and the connection cap. The soft descriptor limit is raised
+/// to the hard one first, as Go does, and the default cap derives from it.
+fn limits(config: &Config) -> http::Limits {
+    let nofile = match sys::raise_nofile_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            log::warn!(err:display = e; "cannot read the open-files limit; assuming 1024");
+            1024
+        }
+    };
+    let max_connections = match config.max_connections {
+        0 => http::Limits::default_max_connections(nofile),
+        n => n,
+    };
+    log::debug!(open_files = nofile, max_connections = max_connections; "connection limits");
+    http::Limits {
+        header_timeout: config.read_header_timeout,
+        read_timeout: config.read_timeout,
+        idle_timeout: config.idle_timeout,
+        write_timeout: Duration::from_secs(60),
+        max_connections,
     }
 }
 
@@ -203,7 +197,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 fn tls_setup(
     config: &Config,
     web: &web_config::WebConfig,
-) -> Result<Option<TlsFront>, Box<dyn std::error::Error>> {
+) -> Result<Option<Arc<tls::Reloader>>, Box<dyn std::error::Error>> {
     let Some(settings) = &web.tls else {
         return Ok(None);
     };
@@ -214,19 +208,18 @@ fn tls_setup(
         log::warn!(setting = w.as_str(); "TLS setting not honoured exactly");
     }
     log::info!(client_auth = format!("{:?}", settings.client_auth); "TLS is enabled");
-    let reloader = tls::Reloader::new(file.into(), settings, rustls_config);
-    let dir = tls::SocketDir::create()?;
-    Ok(Some(TlsFront {
-        reloader: Arc::new(reloader),
-        dir: std::sync::Mutex::new(dir),
-    }))
+    Ok(Some(Arc::new(tls::Reloader::new(
+        file.into(),
+        settings,
+        rustls_config,
+    ))))
 }
 
 #[cfg(not(feature = "tls"))]
 fn tls_setup(
     config: &Config,
     web: &web_config::WebConfig,
-) -> Result<Option<TlsFront>, Box<dyn std::error::Error>> {
+) -> Result<Option<std::convert::Infallible>, Box<dyn std::error::Error>> {
     match web.tls {
         None => Ok(None),
         Some(_) => Err(format!(
@@ -235,46 +228,6 @@ fn tls_setup(
             config.web_config_file
         )
         .into()),
-    }
-}
-
-/// TLS in front of the tiny_http servers (see `tls`).
-#[cfg(feature = "tls")]
-struct TlsFront {
-    reloader: Arc<tls::Reloader>,
-    /// Holds the private plaintext sockets; removed when dropped.
-    dir: std::sync::Mutex<tls::SocketDir>,
-}
-
-type ServeResult = Result<tiny_http::Server, Box<dyn std::error::Error + Send + Sync>>;
-/// A tiny_http server for a TLS listener, and what stops that listener.
-type Served = (ServeResult, Box<dyn Fn()>);
-
-#[cfg(feature = "tls")]
-impl TlsFront {
-    /// Serves TLS on `listener`. Returns the tiny_http server that gets
-    /// the plaintext, and what stops the TLS listener at shutdown.
-    fn serve(&self, listener: std::net::TcpListener) -> Result<Served, Box<dyn std::error::Error>> {
-        let (plain, path) = self
-            .dir
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .listener()?;
-        let server = tiny_http::Server::from_listener(plain, None);
-        let stopper = tls::serve(listener, path, Arc::clone(&self.reloader))?;
-        Ok((server, Box::new(move || stopper.stop())))
-    }
-}
-
-/// Without the feature there is never a TLS front: `tls_setup` refuses
-/// TLS settings.
-#[cfg(not(feature = "tls"))]
-enum TlsFront {}
-
-#[cfg(not(feature = "tls"))]
-impl TlsFront {
-    fn serve(&self, _: std::net::TcpListener) -> Result<Served, Box<dyn std::error::Error>> {
-        match *self {}
     }
 }
 

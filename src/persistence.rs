@@ -21,9 +21,7 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tiny_http::Request;
-
-use crate::http::{self, Event, Reply};
+use crate::http::{self, Event, Reply, Request};
 use crate::pool::Pool;
 use crate::snapshot;
 use crate::store::{self, Group, GroupKey, Store};

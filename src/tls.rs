@@ -1,21 +1,10 @@
-//! TLS for `tls_server_config`, through rustls.
+//! TLS for `tls_server_config`, through rustls: building the server
+//! configuration from the web config file, checking client certificates,
+//! and reloading certificate files when they change.
 //!
-//! tiny_http cannot take a connection someone else accepted, and its own
-//! TLS support has no client certificates and runs every handshake on its
-//! single accept thread (one slow client would stall all new connections).
-//! So TLS is terminated here, in front of tiny_http:
-//!
-//! ```text
-//! client ──TLS──▶ listener ─▶ one thread per connection:
-//!                             handshake (bounded by HANDSHAKE_TIMEOUT),
-//!                             then pump plaintext both ways over a unix
-//!                             socket ──▶ tiny_http ──▶ the usual loop
-//! ```
-//!
-//! The unix socket lives in a directory only this process's user can enter
-//! (mode 0700, made by `mkdtemp`), so nobody else on the machine can reach
-//! the plaintext side. A client is connected to it only after its handshake
-//! succeeded, client certificate included.
+//! The records themselves are processed on the HTTP front's I/O loop
+//! (`http::conn`), with rustls's `ServerConnection` fed from non-blocking
+//! sockets: no thread per connection, and every request knows its client.
 //!
 //! The certificate files are watched like exporter-toolkit does it (it
 //! reloads them on every new connection): at most once a second a new
@@ -24,16 +13,9 @@
 //! certificate is picked up without a restart. If the new files are bad,
 //! new handshakes fail (closed, as the reference does) until they are fixed.
 
-use std::ffi::{CString, OsString};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::ffi::OsStringExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -43,24 +25,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, ServerConnection,
-    SignatureScheme, SupportedProtocolVersion,
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedProtocolVersion,
 };
 
 use crate::web_config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
 
 /// How long a client may take from connecting to a finished handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// TLS connections served at once; more are closed at once, with a warning.
-const MAX_CONNECTIONS: usize = 4096;
-
-/// Plaintext read from a client and not yet taken by tiny_http, at most.
-const MAX_BUFFERED: usize = 256 * 1024;
-
-/// What Go's `net/http` answers plain HTTP on a TLS port: a hint, no data.
-const PLAIN_HTTP_REPLY: &[u8] =
-    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the rustls configuration from `settings`, reading the PEM files.
 /// Also returns warnings about settings rustls cannot honour exactly.
@@ -122,7 +94,7 @@ pub fn build(settings: &TlsSettings) -> Result<(Arc<ServerConfig>, Vec<String>),
             settings.key.describe("key")
         )
     })?;
-    // No HTTP/2: tiny_http speaks HTTP/1.1, and so do all clients as a fallback.
+    // No HTTP/2: the front speaks HTTP/1.1, and so do all clients as a fallback.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Arc::new(config), warnings))
 }
@@ -431,325 +403,4 @@ fn watched(web_config: &Path, s: &TlsSettings) -> Vec<PathBuf> {
         files.extend(path_of(source).map(Path::to_path_buf));
     }
     files
-}
-
-/// The private directory holding the plaintext unix sockets; removed on drop.
-pub struct SocketDir {
-    dir: PathBuf,
-    sockets: Vec<PathBuf>,
-}
-
-impl SocketDir {
-    /// Makes a fresh 0700 directory in the first writable place among
-    /// `$RUNTIME_DIRECTORY` (systemd), `$XDG_RUNTIME_DIR`, `$TMPDIR`,
-    /// `/dev/shm` (present in every container) and `/tmp`.
-    pub fn create() -> io::Result<SocketDir> {
-        let mut bases: Vec<PathBuf> = Vec::new();
-        for var in ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR", "TMPDIR"] {
-            if let Some(v) = std::env::var_os(var) {
-                // systemd separates several runtime directories with ':'.
-                let first = v.to_string_lossy().split(':').next().map(PathBuf::from);
-                bases.extend(first.filter(|p| p.is_absolute()));
-            }
-        }
-        bases.extend(["/dev/shm", "/tmp"].map(PathBuf::from));
-        let mut last = io::Error::other("no candidate directory");
-        for base in bases {
-            let template = base.join("pushgateway-tls-XXXXXX");
-            let Ok(c) = CString::new(template.into_os_string().into_vec()) else {
-                continue;
-            };
-            let raw = c.into_raw();
-            // SAFETY: `raw` is a NUL-terminated buffer we own; mkdtemp
-            // only rewrites the XXXXXX in place.
-            let made = unsafe { !libc::mkdtemp(raw).is_null() };
-            // SAFETY: `raw` came from CString::into_raw just above.
-            let c = unsafe { CString::from_raw(raw) };
-            if made {
-                let dir = PathBuf::from(OsString::from_vec(c.into_bytes()));
-                return Ok(SocketDir {
-                    dir,
-                    sockets: Vec::new(),
-                });
-            }
-            last = io::Error::last_os_error();
-        }
-        Err(io::Error::new(
-            last.kind(),
-            format!(
-                "cannot create a private directory for TLS (tried $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR, $TMPDIR, /dev/shm, /tmp): {last}"
-            ),
-        ))
-    }
-
-    /// A new unix listener in the directory, for one TLS listener.
-    pub fn listener(&mut self) -> io::Result<(UnixListener, PathBuf)> {
-        let path = self.dir.join(format!("{}.sock", self.sockets.len()));
-        let listener = UnixListener::bind(&path)?;
-        self.sockets.push(path.clone());
-        Ok((listener, path))
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        for s in &self.sockets {
-            let _ = std::fs::remove_file(s);
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
-/// Stops a TLS listener's accept thread.
-pub struct Stopper {
-    fd: RawFd,
-    stop: Arc<AtomicBool>,
-}
-
-impl Stopper {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the thread blocked in accept(); the listener stays open
-        // (and its fd valid) until that thread drops it.
-        // SAFETY: shutdown on a descriptor we own; no memory is involved.
-        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
-    }
-}
-
-/// Accepts TLS connections on `listener` and hands each, once its
-/// handshake is done, to tiny_http listening on `plain`.
-pub fn serve(
-    listener: TcpListener,
-    plain: PathBuf,
-    reloader: Arc<Reloader>,
-) -> io::Result<Stopper> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopper = Stopper {
-        fd: listener.as_raw_fd(),
-        stop: Arc::clone(&stop),
-    };
-    thread::Builder::new()
-        .name("tls-accept".into())
-        .spawn(move || accept_loop(&listener, &plain, &reloader, &stop))?;
-    Ok(stopper)
-}
-
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
-fn accept_loop(listener: &TcpListener, plain: &Path, reloader: &Reloader, stop: &AtomicBool) {
-    loop {
-        let accepted = listener.accept();
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let (tcp, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of descriptors and the like: wait rather than spin.
-                log::warn!(err:display = e; "TLS listener: accept failed");
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if ACTIVE.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-            log::warn!(source:display = peer, limit = MAX_CONNECTIONS; "too many TLS connections; closing a new one");
-            continue;
-        }
-        let config = match reloader.current() {
-            Ok(c) => c,
-            Err(_) => continue, // Already logged when the reload failed.
-        };
-        ACTIVE.fetch_add(1, Ordering::SeqCst);
-        let plain = plain.to_path_buf();
-        let spawned = thread::Builder::new()
-            .name("tls-conn".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                if let Err(why) = connection(tcp, config, &plain) {
-                    log::debug!(source:display = peer, why = why.as_str(); "TLS connection ended");
-                }
-                ACTIVE.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            ACTIVE.fetch_sub(1, Ordering::SeqCst);
-            log::warn!(err:display = e; "cannot start a TLS connection thread");
-        }
-    }
-}
-
-/// One TLS connection: handshake, then plaintext to and from tiny_http
-/// until either side closes. Non-blocking sockets and poll(2), so neither
-/// direction can block the other.
-fn connection(mut tcp: TcpStream, config: Arc<ServerConfig>, plain: &Path) -> Result<(), String> {
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut first = [0u8; 1];
-    match tcp.peek(&mut first) {
-        Ok(1) => {}
-        _ => return Err("closed or silent before the handshake".into()),
-    }
-    // 0x16 starts a TLS handshake record; a letter starts an HTTP request.
-    if first[0] != 0x16 {
-        if first[0].is_ascii_uppercase() {
-            let _ = tcp.write_all(PLAIN_HTTP_REPLY);
-        }
-        return Err("plain HTTP on a TLS port".into());
-    }
-    tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let mut tls = ServerConnection::new(config).map_err(|e| e.to_string())?;
-    let mut app: Option<UnixStream> = None;
-    let mut to_app: Vec<u8> = Vec::new();
-    let (mut client_done, mut app_done, mut app_shut) = (false, false, false);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if app.is_none() && !tls.is_handshaking() {
-            let s = UnixStream::connect(plain).map_err(|e| format!("internal socket: {e}"))?;
-            s.set_nonblocking(true).map_err(|e| e.to_string())?;
-            app = Some(s);
-        }
-        if let Some(a) = app.as_mut() {
-            while !to_app.is_empty() {
-                match a.write(&to_app) {
-                    Ok(n) => drop(to_app.drain(..n)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(format!("internal socket: {e}")),
-                }
-            }
-            if client_done && to_app.is_empty() && !app_shut {
-                let _ = a.shutdown(Shutdown::Write);
-                app_shut = true;
-            }
-        }
-        while tls.wants_write() {
-            match tls.write_tls(&mut tcp) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(format!("writing to client: {e}")),
-            }
-        }
-        if app_done && !tls.wants_write() {
-            let _ = tcp.shutdown(Shutdown::Both);
-            return Ok(());
-        }
-        if client_done && tls.is_handshaking() {
-            return Err("client left during the handshake".into());
-        }
-
-        let mut tcp_events = 0;
-        if !client_done && to_app.len() < MAX_BUFFERED {
-            tcp_events |= libc::POLLIN;
-        }
-        if tls.wants_write() {
-            tcp_events |= libc::POLLOUT;
-        }
-        let mut app_events = 0;
-        if let Some(_a) = &app {
-            if !to_app.is_empty() {
-                app_events |= libc::POLLOUT;
-            }
-            if !app_done && !tls.wants_write() {
-                app_events |= libc::POLLIN;
-            }
-        }
-        let fd_or_none = |fd: RawFd, events: i16| if events == 0 { -1 } else { fd };
-        let mut fds = [
-            libc::pollfd {
-                fd: fd_or_none(tcp.as_raw_fd(), tcp_events),
-                events: tcp_events,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: app
-                    .as_ref()
-                    .map_or(-1, |a| fd_or_none(a.as_raw_fd(), app_events)),
-                events: app_events,
-                revents: 0,
-            },
-        ];
-        let timeout = if tls.is_handshaking() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err("handshake timed out".into());
-            }
-            i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
-        } else {
-            -1
-        };
-        // SAFETY: `fds` is a valid array of two pollfd for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("poll: {e}"));
-        }
-        let ready = libc::POLLIN | libc::POLLHUP | libc::POLLERR;
-        if fds[0].revents & ready != 0 {
-            loop {
-                match tls.read_tls(&mut tcp) {
-                    Ok(0) => {
-                        client_done = true;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(format!("reading from client: {e}")),
-                }
-                if let Err(e) = tls.process_new_packets() {
-                    // Send the alert that says why, then give up.
-                    let _ = tls.write_tls(&mut tcp);
-                    if tls.is_handshaking() {
-                        log::warn!(source = peer_of(&tcp), err:display = e; "TLS handshake failed");
-                    }
-                    return Err(e.to_string());
-                }
-                loop {
-                    match tls.reader().read(&mut buf) {
-                        Ok(0) => {
-                            client_done = true;
-                            break;
-                        }
-                        Ok(n) => to_app.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(_) => {
-                            client_done = true;
-                            break;
-                        }
-                    }
-                }
-                if client_done || to_app.len() >= MAX_BUFFERED {
-                    break;
-                }
-            }
-        }
-        if fds[1].revents & ready != 0
-            && let Some(a) = app.as_mut()
-        {
-            match a.read(&mut buf) {
-                Ok(0) => {
-                    app_done = true;
-                    tls.send_close_notify();
-                }
-                Ok(n) => {
-                    // Buffered by rustls and sent by write_tls above.
-                    tls.writer()
-                        .write_all(&buf[..n])
-                        .map_err(|e| e.to_string())?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    app_done = true;
-                    tls.send_close_notify();
-                }
-            }
-        }
-    }
-}
-
-fn peer_of(tcp: &TcpStream) -> String {
-    tcp.peer_addr()
-        .map(|a: SocketAddr| a.to_string())
-        .unwrap_or_default()
 }

@@ -1,0 +1,143 @@
+//! Request bodies after framing: content codings (gzip, snappy) with the
+//! size cap applied after decompression too, and the Content-Type test for
+//! protobuf pushes. Pure functions, run on pool threads.
+
+use std::io::{self, Read};
+
+use super::Reply;
+
+/// Why a body could not be decoded.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Over `--push.max-body-size` after decompression.
+    TooLarge,
+    Decompress {
+        encoding: &'static str,
+        err: io::Error,
+    },
+}
+
+/// Undoes `Content-Encoding: gzip` or `snappy` (framed). The size cap
+/// applies to the decompressed body too, so a decompression bomb stops at
+/// `max` bytes instead of exhausting memory. Other encodings are read as
+/// they are, as the reference does.
+pub fn decode_body(encoding: Option<&str>, body: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
+    let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
+    let (name, mut reader): (&'static str, Box<dyn Read + '_>) = match encoding.as_str() {
+        "gzip" | "x-gzip" => ("gzip", Box::new(flate2::read::GzDecoder::new(&body[..]))),
+        "snappy" => ("snappy", Box::new(snap::read::FrameDecoder::new(&body[..]))),
+        _ => return Ok(body),
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max as usize));
+    (&mut reader)
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|err| BodyError::Decompress {
+            encoding: name,
+            err,
+        })?;
+    if out.len() as u64 > max {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Is this the Content-Type of the delimited protobuf format? Parameters
+/// may come in any order, with spaces, and quoted; the media type and
+/// parameter names are case-insensitive, the values are not (as in the
+/// reference, which uses Go's mime.ParseMediaType).
+pub fn is_protobuf(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        return false;
+    }
+    let (mut proto, mut encoding) = (None, None);
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"');
+        match k.trim().to_ascii_lowercase().as_str() {
+            "proto" => proto = Some(v.to_owned()),
+            "encoding" => encoding = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    proto.as_deref() == Some("io.prometheus.client.MetricFamily")
+        && encoding.as_deref() == Some("delimited")
+}
+
+/// `reply` with its body gzipped (on a pool thread); sent uncompressed if
+/// compression fails.
+pub(super) fn gzip_reply(mut reply: Reply) -> Reply {
+    match gzip(&reply.body) {
+        Ok(z) => {
+            reply.body = z;
+            reply.headers.push(("Content-Encoding", "gzip".into()));
+        }
+        Err(e) => log::warn!(err:display = e; "gzip failed; sending uncompressed"),
+    }
+    reply.gzip = false;
+    reply
+}
+
+/// Gzip at the fastest level: scrapes are large and compressed per request.
+pub(crate) fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_content_types() {
+        assert!(is_protobuf(Some(crate::protobuf::CONTENT_TYPE)));
+        assert!(is_protobuf(Some(
+            "Application/Vnd.Google.Protobuf;encoding=delimited;  PROTO=\"io.prometheus.client.MetricFamily\""
+        )));
+        assert!(!is_protobuf(Some(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"
+        )));
+        assert!(!is_protobuf(Some("text/plain; version=0.0.4")));
+        assert!(!is_protobuf(None));
+    }
+
+    #[test]
+    fn decompression_is_capped() {
+        use std::io::Write as _;
+        let zeros = vec![0u8; 1 << 20];
+        let z = gzip(&zeros).unwrap();
+        assert!(z.len() < 10_000);
+        assert!(matches!(
+            decode_body(Some("gzip"), z.clone(), 1000),
+            Err(BodyError::TooLarge)
+        ));
+        assert_eq!(
+            decode_body(Some("GZIP"), z, 1 << 21).unwrap().len(),
+            1 << 20
+        );
+        let mut snappy = snap::write::FrameEncoder::new(Vec::new());
+        snappy.write_all(b"m 1\n").unwrap();
+        let framed = snappy.into_inner().unwrap();
+        assert_eq!(decode_body(Some("snappy"), framed, 100).unwrap(), b"m 1\n");
+        assert!(matches!(
+            decode_body(Some("gzip"), b"not gzip".to_vec(), 100),
+            Err(BodyError::Decompress { .. })
+        ));
+        assert_eq!(
+            decode_body(Some("br"), b"as is".to_vec(), 100).unwrap(),
+            b"as is"
+        );
+    }
+}

@@ -1,0 +1,730 @@
+//! One client connection: its buffers, its protocol state and its deadline.
+//!
+//! A connection serves one request at a time, so pipelined requests are
+//! answered in order: while a request is with its handler the connection
+//! reads nothing more, and bytes already read wait in `inbuf`. Every state
+//! has a bound: heads [`head::MAX_HEAD`], bodies `--push.max-body-size`
+//! (or [`DRAIN_LIMIT`] when the body is not wanted), and a deadline.
+//!
+//! ```text
+//! Handshake (TLS) ─▶ Head ─▶ Body ─▶ Waiting ─▶ Writing ─▶ Head …
+//!                     │        └──────(early answer)──▶ Writing
+//!                     └─(bad head, timeout)─▶ Writing ─▶ Lingering ─▶ closed
+//! ```
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::chunked::{self, ChunkError};
+use super::dispatch::{self, Gate};
+use super::head::{self, Framing, Head};
+use super::response::{self, Reply};
+use super::server::Limits;
+use super::{Completion, Context, Request, Responder, Shared};
+use crate::router::Route;
+use crate::sys::Interest;
+
+/// A body the handler does not want (a GET with a body, a refused push) is
+/// read and thrown away up to this many bytes to keep the connection; past
+/// it the answer says `Connection: close`. Go's server uses the same bound.
+pub const DRAIN_LIMIT: u64 = 256 * 1024;
+
+/// After the last answer on a closing connection, how long input is still
+/// read and discarded, so the kernel does not reset the connection (and
+/// lose the answer) while the client is still sending.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What Go's `net/http` answers plain HTTP on a TLS port: a hint, no data.
+#[cfg(feature = "tls")]
+const PLAIN_HTTP_REPLY: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Everything a connection needs from the server around it.
+pub(super) struct Env<'a> {
+    pub ctx: &'a Context,
+    pub shared: &'a Arc<Shared>,
+    pub limits: &'a Limits,
+    /// The front is shutting down: no more keep-alive.
+    pub stopping: bool,
+}
+
+enum Transport {
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::ServerConnection>),
+}
+
+/// A request whose head is read, on its way to its handler.
+struct Pending {
+    head: Head,
+    action: Action,
+}
+
+enum Action {
+    /// Run the handler for this route.
+    Dispatch(Route),
+    /// Send this answer instead (gate refusal, oversized body).
+    Answer(Reply),
+}
+
+/// How the body is delimited, and what is left of it.
+enum BodyReader {
+    Length(u64),
+    Chunked(chunked::Decoder),
+}
+
+struct BodyState {
+    pending: Pending,
+    reader: BodyReader,
+    /// Keep the bytes (a push) or throw them away.
+    keep: bool,
+    data: Vec<u8>,
+    received: u64,
+    /// Most bytes accepted before giving up.
+    limit: u64,
+}
+
+enum State {
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Handshake,
+    /// Waiting for, or reading, a request head. `started`: bytes of it
+    /// have arrived (the header timeout runs, not the idle one).
+    Head {
+        started: bool,
+    },
+    Body(Box<BodyState>),
+    /// With a handler, or (`Some`) with the pool checking credentials.
+    Waiting(Option<Box<Pending>>),
+    Writing,
+    /// The answer is out and our side is shut; discarding input.
+    Lingering,
+    Closed,
+}
+
+pub(super) struct Conn {
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    pub id: u64,
+    transport: Transport,
+    state: State,
+    inbuf: Vec<u8>,
+    /// How far `inbuf` was searched for the end of a head.
+    scanned: usize,
+    out: VecDeque<Vec<u8>>,
+    out_pos: usize,
+    /// Close once `out` is written.
+    close_after: bool,
+    pub deadline: Option<Instant>,
+    /// The interest registered with epoll.
+    pub registered: Interest,
+    /// Nothing was read yet (a TLS port checks the first byte).
+    fresh: bool,
+}
+
+impl Conn {
+    pub fn plain(sock: TcpStream, peer: SocketAddr, id: u64, limits: &Limits) -> Conn {
+        Conn::new(
+            sock,
+            peer,
+            id,
+            Transport::Plain,
+            State::Head { started: false },
+            limits,
+        )
+    }
+
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        sock: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        tls: rustls::ServerConnection,
+        limits: &Limits,
+    ) -> Conn {
+        let mut c = Conn::new(
+            sock,
+            peer,
+            id,
+            Transport::Tls(Box::new(tls)),
+            State::Handshake,
+            limits,
+        );
+        c.deadline = Some(Instant::now() + crate::tls::HANDSHAKE_TIMEOUT);
+        c
+    }
+
+    fn new(
+        sock: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        transport: Transport,
+        state: State,
+        limits: &Limits,
+    ) -> Conn {
+        Conn {
+            sock,
+            peer,
+            id,
+            transport,
+            state,
+            inbuf: Vec::new(),
+            scanned: 0,
+            out: VecDeque::new(),
+            out_pos: 0,
+            close_after: false,
+            // A new connection gets the header timeout for its first head.
+            deadline: Some(Instant::now() + limits.header_timeout),
+            registered: Interest::READ,
+            fresh: true,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether an answer is still owed or being written (shutdown waits
+    /// for these).
+    pub fn is_busy(&self) -> bool {
+        matches!(self.state, State::Waiting(_) | State::Writing) || !self.out.is_empty()
+    }
+
+    /// What to ask epoll for in the current state.
+    pub fn interest(&self) -> Interest {
+        let read = match self.state {
+            State::Handshake | State::Body(_) | State::Lingering => true,
+            State::Head { .. } => self.inbuf.len() <= head::MAX_HEAD,
+            State::Waiting(_) | State::Writing | State::Closed => false,
+        };
+        let write = !self.out.is_empty() || self.tls_wants_write();
+        Interest { read, write }
+    }
+
+    fn tls_wants_write(&self) -> bool {
+        match &self.transport {
+            Transport::Plain => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.wants_write(),
+        }
+    }
+
+    /// Reads what the socket has and moves the protocol on.
+    pub fn on_readable(&mut self, env: &Env<'_>, scratch: &mut [u8]) {
+        #[cfg(feature = "tls")]
+        if self.fresh && matches!(self.state, State::Handshake) && !self.first_bytes_are_tls() {
+            return;
+        }
+        self.fresh = false;
+        // A few reads per wake-up, so one fast client cannot starve the rest.
+        for _ in 0..4 {
+            if !self.interest().read {
+                break;
+            }
+            match self.read_some(scratch) {
+                Ok(0) => {
+                    // The client is gone, or half-closed before a request
+                    // was complete: nothing to answer.
+                    self.close();
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::debug!(source:display = self.peer, err:display = e; "connection read failed");
+                    self.close();
+                    return;
+                }
+            }
+            if matches!(self.state, State::Lingering) {
+                continue;
+            }
+            self.process(env);
+        }
+        self.flush();
+    }
+
+    /// Reads once into `inbuf`; 0 means end of input.
+    fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+        if matches!(self.state, State::Lingering) {
+            // Raw bytes, thrown away: TLS is over (or never began).
+            return self.sock.read(scratch);
+        }
+        match &mut self.transport {
+            Transport::Plain => {
+                let n = self.sock.read(scratch)?;
+                self.inbuf.extend_from_slice(&scratch[..n]);
+                Ok(n)
+            }
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => {
+                let n = tls.read_tls(&mut self.sock)?;
+                if let Err(e) = tls.process_new_packets() {
+                    // Send the alert that says why, then give up.
+                    let _ = tls.write_tls(&mut self.sock);
+                    if tls.is_handshaking() {
+                        log::warn!(source:display = self.peer, err:display = e; "TLS handshake failed");
+                    }
+                    return Err(io::Error::other(e));
+                }
+                if matches!(self.state, State::Handshake) && !tls.is_handshaking() {
+                    self.state = State::Head { started: false };
+                }
+                let mut got = 0;
+                loop {
+                    match tls.reader().read(scratch) {
+                        Ok(0) => return Ok(0),
+                        Ok(m) => {
+                            self.inbuf.extend_from_slice(&scratch[..m]);
+                            got += m;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                // Handshake records carry no plaintext; only a closed
+                // socket is the end.
+                Ok(if n == 0 { 0 } else { got.max(1) })
+            }
+        }
+    }
+
+    /// Plain HTTP on a TLS port gets Go's hint and is closed.
+    #[cfg(feature = "tls")]
+    fn first_bytes_are_tls(&mut self) -> bool {
+        let mut first = [0u8; 1];
+        match self.sock.peek(&mut first) {
+            Ok(1) if first[0] == 0x16 => true,
+            Ok(1) => {
+                if first[0].is_ascii_uppercase() {
+                    let _ = self.sock.write(PLAIN_HTTP_REPLY);
+                }
+                log::debug!(source:display = self.peer; "plain HTTP on a TLS port");
+                // No TLS was spoken: no close_notify either.
+                self.transport = Transport::Plain;
+                self.linger();
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            _ => {
+                self.close();
+                false
+            }
+        }
+    }
+
+    /// Moves through as many states as the buffered input allows.
+    fn process(&mut self, env: &Env<'_>) {
+        loop {
+            match &mut self.state {
+                State::Head { started } => {
+                    if self.inbuf.is_empty() {
+                        return;
+                    }
+                    if !*started {
+                        *started = true;
+                        self.deadline = Some(Instant::now() + env.limits.header_timeout);
+                    }
+                    let Some(end) = head::find_end(&self.inbuf, self.scanned) else {
+                        self.scanned = self.inbuf.len();
+                        if self.inbuf.len() > head::MAX_HEAD {
+                            self.refuse(&head::HeadError::TooLarge.to_string(), 431);
+                        }
+                        return;
+                    };
+                    self.scanned = 0;
+                    let parsed = if end > head::MAX_HEAD {
+                        Err(head::HeadError::TooLarge)
+                    } else {
+                        head::parse(&self.inbuf[..end])
+                    };
+                    self.inbuf.drain(..end);
+                    match parsed {
+                        Ok(h) => self.start_request(env, h),
+                        Err(e) => {
+                            log::debug!(source:display = self.peer, err:display = e; "bad request head");
+                            self.refuse(&e.to_string(), e.status());
+                            return;
+                        }
+                    }
+                }
+                State::Body(_) => {
+                    if !self.feed_body(env) {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// A head was read: gate it, then read or skip its body.
+    fn start_request(&mut self, env: &Env<'_>, head: Head) {
+        if head.target == "*" {
+            // `OPTIONS *`: Go's server answers it itself.
+            let pending = Pending {
+                head,
+                action: Action::Answer(Reply::empty(200)),
+            };
+            return self.begin_body(env, pending);
+        }
+        let route = env.ctx.routes.route(&head.method, &head.target);
+        let source = self.peer.to_string();
+        let gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
+        let mut pending = Pending {
+            head,
+            action: Action::Dispatch(route),
+        };
+        match gate {
+            Gate::Pass => self.begin_body(env, pending),
+            Gate::Refuse(reply) => {
+                pending.action = Action::Answer(reply);
+                self.begin_body(env, pending);
+            }
+            Gate::Check(auth) => {
+                let authorization = pending.head.header("Authorization").map(str::to_owned);
+                let (shared, conn) = (Arc::clone(env.shared), self.id);
+                env.ctx.pool.execute(move || {
+                    let ok = auth.check(authorization.as_deref());
+                    shared.complete(Completion::Verdict { conn, ok });
+                });
+                self.deadline = None;
+                self.state = State::Waiting(Some(Box::new(pending)));
+            }
+        }
+    }
+
+    /// The pool's answer on a request's credentials.
+    pub fn on_verdict(&mut self, env: &Env<'_>, ok: bool) {
+        let State::Waiting(Some(_)) = self.state else {
+            return;
+        };
+        let State::Waiting(Some(mut pending)) = std::mem::replace(&mut self.state, State::Writing)
+        else {
+            unreachable!("checked above");
+        };
+        if !ok {
+            let reply = dispatch::unauthorized(&self.peer.to_string(), &pending.head.target);
+            pending.action = Action::Answer(reply);
+        }
+        self.begin_body(env, *pending);
+        self.process(env);
+        self.flush();
+    }
+
+    /// Decides what happens to the body: read and kept (a push), read and
+    /// thrown away (small, unwanted), or left unread with the connection
+    /// closed after the answer.
+    fn begin_body(&mut self, env: &Env<'_>, pending: Pending) {
+        let wanted = matches!(pending.action, Action::Dispatch(Route::Push { .. }));
+        let framing = pending.head.framing;
+        let expect = pending.head.expect_continue;
+        let max = env.ctx.max_body_bytes;
+        let reader = match framing {
+            Framing::None => return self.finish(env, pending, Vec::new()),
+            Framing::Length(n) => BodyReader::Length(n),
+            Framing::Chunked => BodyReader::Chunked(chunked::Decoder::new()),
+        };
+        let (keep, limit) = match framing {
+            Framing::Length(n) if wanted && n > max => {
+                let reply = self.too_large(env, &pending.head);
+                self.close_after = true;
+                return self.answer(env, &pending.head, reply);
+            }
+            _ if wanted => (true, max),
+            Framing::Length(n) if n <= DRAIN_LIMIT && !expect => (false, DRAIN_LIMIT),
+            Framing::Chunked if !expect => (false, DRAIN_LIMIT),
+            _ => {
+                // Not worth reading: answer and close.
+                self.close_after = true;
+                return self.finish(env, pending, Vec::new());
+            }
+        };
+        if keep && expect {
+            self.out
+                .push_back(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+        }
+        let capacity = match framing {
+            Framing::Length(n) if keep => n as usize,
+            _ => 0,
+        };
+        self.deadline = Some(Instant::now() + env.limits.read_timeout);
+        self.state = State::Body(Box::new(BodyState {
+            pending,
+            reader,
+            keep,
+            data: Vec::with_capacity(capacity),
+            received: 0,
+            limit,
+        }));
+    }
+
+    /// Feeds buffered input to the body. True when the state moved on.
+    fn feed_body(&mut self, env: &Env<'_>) -> bool {
+        let State::Body(body) = &mut self.state else {
+            return false;
+        };
+        let (keep, limit) = (body.keep, body.limit);
+        let (data, received) = (&mut body.data, &mut body.received);
+        let mut sink = |d: &[u8]| {
+            *received += d.len() as u64;
+            if keep && *received <= limit {
+                data.extend_from_slice(d);
+            }
+        };
+        let used = match &mut body.reader {
+            BodyReader::Length(left) => {
+                let take = (self.inbuf.len() as u64).min(*left) as usize;
+                sink(&self.inbuf[..take]);
+                *left -= take as u64;
+                Ok(take)
+            }
+            BodyReader::Chunked(dec) => dec.feed(&self.inbuf, &mut sink),
+        };
+        let done = match &body.reader {
+            BodyReader::Length(left) => *left == 0,
+            BodyReader::Chunked(dec) => dec.is_done(),
+        };
+        let over = body.received > body.limit;
+        match used {
+            Ok(n) => drop(self.inbuf.drain(..n)),
+            Err(e) => {
+                self.body_error(env, e);
+                return true;
+            }
+        }
+        if over {
+            let State::Body(body) = std::mem::replace(&mut self.state, State::Writing) else {
+                unreachable!("in the body state");
+            };
+            self.close_after = true;
+            if body.keep {
+                let reply = self.too_large(env, &body.pending.head);
+                self.answer(env, &body.pending.head, reply);
+            } else {
+                // An unwanted body too large to drain: answer, then close.
+                self.finish(env, body.pending, Vec::new());
+            }
+            return true;
+        }
+        if !done {
+            return false;
+        }
+        let State::Body(body) = std::mem::replace(&mut self.state, State::Writing) else {
+            unreachable!("in the body state");
+        };
+        let BodyState { pending, data, .. } = *body;
+        self.finish(env, pending, data);
+        true
+    }
+
+    fn body_error(&mut self, env: &Env<'_>, e: ChunkError) {
+        log::debug!(source:display = self.peer, err:display = e; "bad request body");
+        let State::Body(body) = std::mem::replace(&mut self.state, State::Writing) else {
+            return;
+        };
+        self.close_after = true;
+        let reply = Reply::refusal(400, &e.to_string());
+        self.answer(env, &body.pending.head, reply);
+    }
+
+    fn too_large(&self, env: &Env<'_>, head: &Head) -> Reply {
+        dispatch::too_large(env.ctx, &head.method, &self.peer.to_string(), &head.target)
+    }
+
+    /// The body is in (or skipped): run the handler or send the answer.
+    fn finish(&mut self, env: &Env<'_>, pending: Pending, body: Vec<u8>) {
+        let Pending { head, action } = pending;
+        let route = match action {
+            Action::Answer(reply) => return self.answer(env, &head, reply),
+            Action::Dispatch(route) => route,
+        };
+        let how = self.framing_for(env, &head);
+        let req = Request {
+            method: head.method,
+            url: head.target,
+            headers: head.headers,
+            peer: self.peer,
+            responder: Responder {
+                conn: self.id,
+                shared: Arc::clone(env.shared),
+                how,
+            },
+        };
+        self.deadline = None;
+        self.state = State::Waiting(None);
+        dispatch::dispatch(env.ctx, route, req, body);
+    }
+
+    fn framing_for(&mut self, env: &Env<'_>, head: &Head) -> response::Framing {
+        if !head.keep_alive || head.close_after || env.stopping {
+            self.close_after = true;
+        }
+        response::Framing {
+            head_only: head.method == "HEAD",
+            keep_alive: !self.close_after,
+            http10: head.minor == 0,
+        }
+    }
+
+    /// Queues an answer made on the I/O loop itself.
+    fn answer(&mut self, env: &Env<'_>, head: &Head, reply: Reply) {
+        let how = self.framing_for(env, head);
+        let extra = env.shared.web.as_ref().map(|w| w.headers());
+        let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
+        let mut bytes = response::encode_head(&reply, reply.body.len(), how, extra);
+        if !how.head_only {
+            bytes.extend_from_slice(&reply.body);
+        }
+        self.queue(bytes, Vec::new());
+    }
+
+    /// Answers a request whose head could not be read, and closes.
+    fn refuse(&mut self, reason: &str, status: u16) {
+        let reply = Reply::refusal(status, reason);
+        let how = response::Framing {
+            head_only: false,
+            keep_alive: false,
+            http10: false,
+        };
+        let mut bytes = response::encode_head(&reply, reply.body.len(), how, &[]);
+        bytes.extend_from_slice(&reply.body);
+        self.close_after = true;
+        self.inbuf.clear();
+        self.queue(bytes, Vec::new());
+    }
+
+    fn queue(&mut self, head: Vec<u8>, body: Vec<u8>) {
+        self.out.push_back(head);
+        if !body.is_empty() {
+            self.out.push_back(body);
+        }
+        self.state = State::Writing;
+    }
+
+    /// A handler's answer arrived from another thread.
+    pub fn on_reply(&mut self, head: Vec<u8>, body: Vec<u8>, keep_alive: bool, limits: &Limits) {
+        if !matches!(self.state, State::Waiting(None)) {
+            return;
+        }
+        if !keep_alive {
+            self.close_after = true;
+        }
+        self.queue(head, body);
+        self.deadline = Some(Instant::now() + limits.write_timeout);
+        self.flush();
+    }
+
+    /// Writes what can be written; moves on when everything is out.
+    pub fn flush(&mut self) {
+        let mut progress = false;
+        loop {
+            let result = match &mut self.transport {
+                Transport::Plain => match self.out.front() {
+                    Some(front) => self.sock.write(&front[self.out_pos..]).map(|n| (n, true)),
+                    None => break,
+                },
+                #[cfg(feature = "tls")]
+                Transport::Tls(tls) => {
+                    if tls.wants_write() {
+                        tls.write_tls(&mut self.sock).map(|n| (n, false))
+                    } else if let Some(front) = self.out.front() {
+                        tls.writer()
+                            .write(&front[self.out_pos..])
+                            .map(|n| (n, true))
+                    } else {
+                        break;
+                    }
+                }
+            };
+            match result {
+                Ok((0, _)) => break,
+                Ok((n, plaintext)) => {
+                    progress = true;
+                    if plaintext {
+                        self.advance(n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::debug!(source:display = self.peer, err:display = e; "connection write failed");
+                    return self.close();
+                }
+            }
+        }
+        if progress && matches!(self.state, State::Writing) && self.deadline.is_some() {
+            // A client that reads slowly but steadily keeps its connection.
+            self.deadline = Some(Instant::now() + std::time::Duration::from_secs(60));
+        }
+        if self.out.is_empty() && !self.tls_wants_write() {
+            self.written();
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.out_pos += n;
+        if let Some(front) = self.out.front()
+            && self.out_pos >= front.len()
+        {
+            self.out.pop_front();
+            self.out_pos = 0;
+        }
+    }
+
+    /// Everything queued is written.
+    fn written(&mut self) {
+        if !matches!(self.state, State::Writing) {
+            return;
+        }
+        if self.close_after {
+            return self.linger();
+        }
+        self.state = State::Head { started: false };
+        self.deadline = None;
+    }
+
+    /// Called after an answer went out on a kept connection: serve any
+    /// pipelined request, or wait idle.
+    pub fn resume(&mut self, env: &Env<'_>) {
+        if let State::Head { started: false } = self.state
+            && self.deadline.is_none()
+        {
+            self.deadline = Some(Instant::now() + env.limits.idle_timeout);
+            self.process(env);
+            self.flush();
+        }
+    }
+
+    /// Shuts our side and discards input for a moment before closing.
+    fn linger(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Transport::Tls(tls) = &mut self.transport {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut self.sock);
+        }
+        let _ = self.sock.shutdown(Shutdown::Write);
+        self.inbuf = Vec::new();
+        self.state = State::Lingering;
+        self.deadline = Some(Instant::now() + LINGER);
+    }
+
+    pub fn close(&mut self) {
+        self.state = State::Closed;
+        self.out.clear();
+    }
+
+    /// The deadline passed: a slow head or body gets 408, anything else
+    /// is closed.
+    pub fn on_timeout(&mut self) {
+        match self.state {
+            State::Head { started: true } | State::Body(_) => {
+                log::debug!(source:display = self.peer; "request timed out");
+                self.refuse("the request did not arrive in time", 408);
+                self.flush();
+            }
+            _ => self.close(),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! From a complete request to its handler: the gate (rate limit, web
+//! configuration, basic auth) and routing to the request loop, the pool or
+//! a direct answer. Runs on the I/O loop, so nothing here may block: bcrypt
+//! and push parsing go to the pool.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Context, Event, Reply, Request, decode_body, is_protobuf, respond};
+use crate::auth::Auth;
+use crate::http::BodyError;
+use crate::router::Route;
+use crate::store::{self, GroupKey};
+use crate::{protobuf, text_format};
+
+/// Pushes at most this large and not compressed are parsed right on the
+/// I/O loop: tens of microseconds, cheaper than a hop to the pool.
+const INLINE_PUSH: usize = 16 * 1024;
+
+/// What the gate decided about a request, before its body is read.
+pub(super) enum Gate {
+    Pass,
+    /// Answer this instead of running the handler.
+    Refuse(Reply),
+    /// The credentials need a bcrypt check on the pool.
+    Check(Arc<Auth>),
+}
+
+/// The checks every request passes before its handler, in the reference's
+/// order: rate limit (429), a broken web configuration (500), basic auth
+/// (401), from the cache when the same credentials passed before.
+pub(super) fn gate(ctx: &Context, authorization: Option<&str>, source: &str, url: &str) -> Gate {
+    if let Some(limiter) = &ctx.limiter
+        && !limiter.allow()
+    {
+        log::debug!(source = source, url = url; "rate limit reached");
+        return Gate::Refuse(Reply::text(429, "Too Many Requests"));
+    }
+    let auth = match ctx.web.as_ref().map(|w| w.current()) {
+        None => return Gate::Pass,
+        Some(Ok(active)) => active.auth.clone(),
+        // Already logged when the file went bad.
+        Some(Err(_)) => return Gate::Refuse(Reply::text(500, "Internal Server Error")),
+    };
+    match auth {
+        None => Gate::Pass,
+        Some(auth) if auth.cached(authorization) => Gate::Pass,
+        Some(auth) => Gate::Check(auth),
+    }
+}
+
+/// The answer to a request whose credentials failed.
+pub(super) fn unauthorized(source: &str, url: &str) -> Reply {
+    log::warn!(source = source, url = url; "unauthorized request");
+    Reply::text(401, "Unauthorized").with_header("WWW-Authenticate", "Basic")
+}
+
+/// The 413 for a push body over `--push.max-body-size`.
+pub(super) fn too_large(ctx: &Context, method: &str, source: &str, url: &str) -> Reply {
+    let msg = format!(
+        "request body larger than {} bytes (--push.max-body-size), before or after decompression",
+        ctx.max_body_bytes
+    );
+    log::warn!(source = source, url = url; "{msg}");
+    ctx.telemetry.count_request(413, "push", method);
+    Reply::text(413, msg)
+}
+
+/// Runs the handler for `route`. `body` is the request body, read only
+/// for pushes (empty otherwise).
+pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Vec<u8>) {
+    let method = req.method().to_owned();
+    let direct = |req: Request, handler: &'static str, reply: Reply| {
+        if !handler.is_empty() {
+            ctx.telemetry.count_request(reply.status, handler, &method);
+        }
+        respond(&ctx.pool, req, reply);
+    };
+    match route {
+        Route::Push { key, replace } => {
+            let key: GroupKey = key.into();
+            let inline = body.len() <= INLINE_PUSH && req.header("Content-Encoding").is_none();
+            if inline {
+                read_push(req, body, key, replace, ctx);
+            } else {
+                let ctx2 = ctx.clone();
+                ctx.pool
+                    .execute(move || read_push(req, body, key, replace, &ctx2));
+            }
+        }
+        Route::Delete { key } => send(
+            ctx,
+            Event::Delete {
+                req,
+                key: key.into(),
+            },
+        ),
+        Route::Scrape => send(ctx, Event::Scrape { req }),
+        Route::Status => send(ctx, Event::Status { req }),
+        Route::ApiStatus => send(
+            ctx,
+            Event::Api {
+                req,
+                metrics: false,
+            },
+        ),
+        Route::ApiMetrics => send(ctx, Event::Api { req, metrics: true }),
+        Route::Wipe => send(ctx, Event::Wipe { req }),
+        Route::GroupText { key } => send(
+            ctx,
+            Event::GroupText {
+                req,
+                key: key.into(),
+            },
+        ),
+        Route::Healthy => direct(req, "healthy", Reply::text(200, "OK")),
+        Route::Ready => direct(req, "ready", Reply::text(200, "OK")),
+        Route::Quit if ctx.enable_lifecycle => send(ctx, Event::Quit { req }),
+        Route::Quit => direct(
+            req,
+            "quit",
+            Reply::text(403, "Lifecycle API is not enabled."),
+        ),
+        Route::BadPath(e) => {
+            log::warn!(source = req.source(), url = req.url(), err:display = e; "invalid push URL");
+            let handler = if method == "DELETE" { "delete" } else { "push" };
+            direct(req, handler, Reply::text(400, e.to_string()));
+        }
+        Route::NotFound => direct(req, "", Reply::text(404, "404 page not found")),
+        Route::MethodNotAllowed { allow } => direct(
+            req,
+            "",
+            Reply::text(405, "Method Not Allowed").with_header("Allow", allow),
+        ),
+        Route::Options { allow } => direct(req, "", Reply::empty(200).with_header("Allow", allow)),
+        Route::ApiOptions => direct(req, "", crate::api::with_cors(Reply::empty(200))),
+        Route::Redirect { code, location } => direct(
+            req,
+            "",
+            Reply::empty(code).with_header("Location", location),
+        ),
+        Route::BadRequest => direct(
+            req,
+            "",
+            Reply::text(400, "400 Bad Request: the URL could not be decoded"),
+        ),
+    }
+}
+
+fn send(ctx: &Context, ev: Event) {
+    // The loop only goes away at shutdown; requests still arriving then are
+    // dropped, and so are their connections.
+    let _ = ctx.events.send(ev);
+}
+
+/// Decompresses and parses a push, then hands it to the loop.
+fn read_push(req: Request, raw: Vec<u8>, key: GroupKey, replace: bool, ctx: &Context) {
+    let started = Instant::now();
+    let method = req.method().to_owned();
+    let fail = |req: Request, status: u16, msg: String| {
+        log::warn!(source = req.source(), group = store::show_labels(&key), err = msg.as_str(); "rejected push");
+        ctx.telemetry.count_request(status, "push", &method);
+        respond(&ctx.pool, req, Reply::text(status, msg));
+    };
+    let size = raw.len();
+    let body = match decode_body(req.header("Content-Encoding"), raw, ctx.max_body_bytes) {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            let reply = too_large(ctx, &method, &req.source(), req.url());
+            return respond(&ctx.pool, req, reply);
+        }
+        Err(BodyError::Decompress { encoding, err }) => {
+            return fail(
+                req,
+                400,
+                format!("cannot decompress {encoding} request body: {err}"),
+            );
+        }
+    };
+    let parsed = if is_protobuf(req.header("Content-Type")) {
+        protobuf::decode_with(&body, ctx.names).map_err(|e| e.to_string())
+    } else {
+        text_format::parse_with(&body, ctx.names).map_err(|e| e.to_string())
+    };
+    let families = match parsed {
+        Ok(f) => f,
+        Err(e) => return fail(req, 400, e),
+    };
+    let push = store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e));
+    send(
+        ctx,
+        Event::Push {
+            req,
+            push,
+            started,
+            size,
+        },
+    );
+}

@@ -1,0 +1,281 @@
+//! The HTTP front: our own strict HTTP/1.1 server on `httparse`.
+//!
+//! Three kinds of threads, each with one job:
+//! - **The I/O loop** (`server`) owns every socket: it accepts, reads and
+//!   parses request heads and bodies, runs TLS, enforces limits and
+//!   timeouts, and writes answers. It never blocks on a peer (all sockets
+//!   are non-blocking, one epoll set) and never touches the store.
+//! - **The request loop** (`gateway`) owns the store. It gets complete,
+//!   parsed requests as [`Event`]s and hands answers back through a
+//!   [`Responder`]; it never touches a socket.
+//! - **A bounded pool** does CPU work: decompressing and parsing pushes,
+//!   bcrypt, gzip for scrapes.
+//!
+//! No thread per connection: 10,000 idle connections cost memory for their
+//! state, not threads. Why not tiny_http, the library this replaced: it
+//! allocated whatever Content-Length a client declared, leaked a thread per
+//! HTTP/2 request line, stopped accepting for good after one EMFILE, let
+//! requests be smuggled through bad Content-Lengths, and needed a thread
+//! per slow client (README, "How it works").
+
+mod body;
+pub mod chunked;
+mod conn;
+mod dispatch;
+pub mod head;
+pub mod response;
+mod server;
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use body::{BodyError, decode_body, is_protobuf};
+pub use response::Reply;
+pub use server::{Front, Limits};
+
+use crate::model::NameScheme;
+use crate::pool::Pool;
+use crate::rate_limit::RateLimiter;
+use crate::router::Routes;
+use crate::store::{GroupKey, PreparedPush, PushError};
+use crate::sys;
+use crate::telemetry::Telemetry;
+use crate::web_reload::WebReloader;
+
+/// Work for the request loop, the only owner of the store.
+pub enum Event {
+    Push {
+        req: Request,
+        push: Result<PreparedPush, (GroupKey, PushError)>,
+        started: Instant,
+        size: usize,
+    },
+    Delete {
+        req: Request,
+        key: GroupKey,
+    },
+    Scrape {
+        req: Request,
+    },
+    Status {
+        req: Request,
+    },
+    /// `GET /api/v1/status` or `/api/v1/metrics`.
+    Api {
+        req: Request,
+        metrics: bool,
+    },
+    Wipe {
+        req: Request,
+    },
+    /// One group's metrics as text, for the web page.
+    GroupText {
+        req: Request,
+        key: GroupKey,
+    },
+    /// `PUT /-/quit` with `--web.enable-lifecycle`.
+    Quit {
+        req: Request,
+    },
+    /// SIGTERM or SIGINT.
+    Shutdown {
+        reason: &'static str,
+    },
+    /// The snapshot writer finished a write.
+    Persisted(crate::persistence::WriteOutcome),
+}
+
+/// A complete request as handlers see it: the head, the client, and the
+/// way back to its connection. The body has already been taken by the
+/// push parser when the request reaches the loop.
+pub struct Request {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    peer: SocketAddr,
+    responder: Responder,
+}
+
+impl Request {
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The client's address, for logs.
+    pub fn source(&self) -> String {
+        self.peer.to_string()
+    }
+}
+
+/// Sends `reply` to the client of `req`. Compression runs on the pool;
+/// everything else is a few header lines, written here.
+pub fn respond(pool: &Pool, req: Request, reply: Reply) {
+    req.responder.send_via(pool, reply);
+}
+
+/// The client address of a request, for logs.
+pub fn source(req: &Request) -> String {
+    req.source()
+}
+
+/// The way back from a handler to the connection a request came on.
+pub struct Responder {
+    conn: u64,
+    shared: Arc<Shared>,
+    how: response::Framing,
+}
+
+impl Responder {
+    fn send_via(self, pool: &Pool, reply: Reply) {
+        if reply.gzip {
+            pool.execute(move || self.send(body::gzip_reply(reply)));
+        } else {
+            self.send(reply);
+        }
+    }
+
+    /// Writes the head and queues the answer for the I/O loop.
+    fn send(self, reply: Reply) {
+        let extra = self.shared.web.as_ref().map(|w| w.headers());
+        let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
+        let mut head = response::encode_head(&reply, reply.body.len(), self.how, extra);
+        let mut body = reply.body;
+        if self.how.head_only {
+            body = Vec::new();
+        } else if body.len() <= 16 * 1024 {
+            // One write for small answers.
+            head.extend_from_slice(&body);
+            body = Vec::new();
+        }
+        self.shared.complete(Completion::Reply {
+            conn: self.conn,
+            head,
+            body,
+            keep_alive: self.how.keep_alive,
+        });
+    }
+}
+
+/// What other threads hand back to the I/O loop.
+enum Completion {
+    /// An answer's bytes, ready to write.
+    Reply {
+        conn: u64,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        keep_alive: bool,
+    },
+    /// The pool checked a request's credentials.
+    Verdict { conn: u64, ok: bool },
+}
+
+/// The I/O loop's inbox, shared with every thread that answers requests.
+struct Shared {
+    queue: Mutex<Vec<Completion>>,
+    wake: sys::EventFd,
+    /// `http_server_config.headers` go on every response.
+    web: Option<Arc<WebReloader>>,
+}
+
+impl Shared {
+    fn complete(&self, c: Completion) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = q.is_empty();
+        q.push(c);
+        drop(q);
+        // One wake-up per batch: the loop takes the whole queue at once.
+        if was_empty {
+            self.wake.notify();
+        }
+    }
+
+    fn take(&self) -> Vec<Completion> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// What the front needs to route requests and build events.
+#[derive(Clone)]
+pub struct Context {
+    pub routes: Arc<Routes>,
+    pub pool: Pool,
+    pub events: Sender<Event>,
+    pub telemetry: Telemetry,
+    pub max_body_bytes: u64,
+    pub enable_lifecycle: bool,
+    /// Name rules for pushed bodies (`--push.enable-utf8-names`).
+    pub names: NameScheme,
+    /// The web config file's users and headers, when there is one.
+    pub web: Option<Arc<WebReloader>>,
+    /// `rate_limit` of the web configuration.
+    pub limiter: Option<Arc<RateLimiter>>,
+}
+
+/// Binds one `--web.listen-address`. A bare `:port` means every interface,
+/// IPv6 and IPv4 alike, as in Go.
+pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let listener = if let Some(port) = addr.strip_prefix(':') {
+        TcpListener::bind(format!("[::]:{port}"))
+            .or_else(|_| TcpListener::bind(format!("0.0.0.0:{port}")))?
+    } else {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        TcpListener::bind(&addrs[..])?
+    };
+    nodelay(&listener);
+    Ok(listener)
+}
+
+fn nodelay(listener: &TcpListener) {
+    if let Err(e) = sys::set_nodelay(listener) {
+        log::warn!(err:display = e; "cannot set TCP_NODELAY; keep-alive answers may be delayed");
+    }
+}
+
+/// The listening sockets systemd passed (`--web.systemd-socket`): file
+/// descriptors 3 to 3+LISTEN_FDS-1, meant for us if LISTEN_PID is our pid.
+pub fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| {
+            format!("{name} is not set; is the gateway started by a systemd .socket unit?")
+        })
+    };
+    let pid: u32 = var("LISTEN_PID")?
+        .parse()
+        .map_err(|_| "LISTEN_PID is not a number".to_owned())?;
+    if pid != std::process::id() {
+        return Err(format!(
+            "LISTEN_PID {pid} is not this process ({})",
+            std::process::id()
+        ));
+    }
+    let n: i32 = var("LISTEN_FDS")?
+        .parse()
+        .map_err(|_| "LISTEN_FDS is not a number".to_owned())?;
+    if !(1..=64).contains(&n) {
+        return Err(format!("LISTEN_FDS={n}: expected between 1 and 64 sockets"));
+    }
+    let mut out = Vec::new();
+    for fd in 3..3 + n {
+        let listener = sys::inherited_listener(fd)?;
+        nodelay(&listener);
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// How long the front waits for answers still being written at exit.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,250 @@
+//! Responses: what handlers build ([`Reply`]) and the bytes that go on the
+//! wire.
+//!
+//! Every header value is checked here, where the head is written: a byte
+//! under 0x20 (CR, LF, NUL, ...) or DEL never reaches a client. Go's
+//! net/http replaces CR and LF in header values with spaces; we do the same
+//! for every control byte, and log it, since it means a handler built a
+//! value it should have escaped.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A response, built anywhere and written by the HTTP front.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// Compress the body with gzip before sending (done on a pool thread,
+    /// not in the loop).
+    pub gzip: bool,
+}
+
+impl Reply {
+    /// A text/plain answer; a trailing newline is added if missing.
+    pub fn text(status: u16, body: impl Into<String>) -> Reply {
+        let mut body = body.into().into_bytes();
+        if !body.is_empty() && !body.ends_with(b"\n") {
+            body.push(b'\n');
+        }
+        Reply {
+            status,
+            content_type: Some("text/plain; charset=utf-8"),
+            headers: Vec::new(),
+            body,
+            gzip: false,
+        }
+    }
+
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+            gzip: false,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The answer to a request the front refuses before any handler sees
+    /// it, worded as Go's net/http words it: `400 Bad Request: reason`.
+    pub fn refusal(status: u16, reason: &str) -> Reply {
+        Reply::text(
+            status,
+            format!("{status} {}: {reason}", reason_phrase(status)),
+        )
+    }
+}
+
+/// How the request being answered shapes its response.
+#[derive(Clone, Copy, Debug)]
+pub struct Framing {
+    /// HEAD: the head says what a GET would send, without the body.
+    pub head_only: bool,
+    /// Keep the connection after this response.
+    pub keep_alive: bool,
+    /// The request was HTTP/1.0 (keep-alive must then be said).
+    pub http10: bool,
+}
+
+/// Writes the status line and headers for `reply`, with `extra` headers
+/// (the web configuration's) after the handler's own.
+pub fn encode_head(
+    reply: &Reply,
+    body_len: usize,
+    how: Framing,
+    extra: &[(String, String)],
+) -> Vec<u8> {
+    let mut out = String::with_capacity(160);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        reply.status,
+        reason_phrase(reply.status)
+    );
+    if let Some(ct) = reply.content_type {
+        header(&mut out, "Content-Type", ct);
+    }
+    for (k, v) in &reply.headers {
+        header(&mut out, k, v);
+    }
+    for (k, v) in extra {
+        header(&mut out, k, v);
+    }
+    if reply.status >= 200 && reply.status != 204 && reply.status != 304 {
+        let _ = write!(out, "Content-Length: {body_len}\r\n");
+    }
+    header(&mut out, "Date", &http_date(SystemTime::now()));
+    if !how.keep_alive {
+        out.push_str("Connection: close\r\n");
+    } else if how.http10 {
+        out.push_str("Connection: keep-alive\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+fn header(out: &mut String, name: &str, value: &str) {
+    if !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        log::error!(name = name; "refusing to send a header with an invalid name");
+        return;
+    }
+    out.push_str(name);
+    out.push_str(": ");
+    if value.bytes().any(is_forbidden) {
+        log::error!(name = name; "header value had control bytes; replaced by spaces");
+        out.extend(value.chars().map(|c| {
+            if c.is_ascii() && is_forbidden(c as u8) {
+                ' '
+            } else {
+                c
+            }
+        }));
+    } else {
+        out.push_str(value);
+    }
+    out.push_str("\r\n");
+}
+
+fn is_forbidden(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// `Mon, 30 Nov 2026 03:28:48 GMT` (RFC 9110 IMF-fixdate).
+pub fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = crate::logging::civil_from_days(days);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Request Entity Too Large",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const KEEP: Framing = Framing {
+        head_only: false,
+        keep_alive: true,
+        http10: false,
+    };
+
+    #[test]
+    fn dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_009_728);
+        assert_eq!(http_date(t), "Mon, 30 Nov 2026 03:35:28 GMT");
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn control_bytes_never_reach_a_header() {
+        let reply = Reply::empty(301).with_header("Location", "/x\r\nSet-Cookie: a=b\0");
+        let head = String::from_utf8(encode_head(&reply, 0, KEEP, &[])).unwrap();
+        assert!(
+            head.contains("Location: /x  Set-Cookie: a=b \r\n"),
+            "{head}"
+        );
+        assert_eq!(head.matches("\r\n").count(), 5, "{head}");
+        let bad_name = Reply::empty(200).with_header("X\r\nY", "v");
+        let head = String::from_utf8(encode_head(&bad_name, 0, KEEP, &[])).unwrap();
+        assert!(!head.contains("X\r\nY"));
+    }
+
+    #[test]
+    fn framing_headers() {
+        let reply = Reply::text(200, "OK");
+        let head =
+            String::from_utf8(encode_head(&reply, 3, KEEP, &[("X-A".into(), "b".into())])).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nX-A: b\r\nContent-Length: 3\r\nDate: "));
+        assert!(!head.contains("Connection"));
+        let close = Framing {
+            keep_alive: false,
+            ..KEEP
+        };
+        assert!(
+            String::from_utf8(encode_head(&reply, 3, close, &[]))
+                .unwrap()
+                .contains("Connection: close\r\n")
+        );
+        let old = Framing {
+            http10: true,
+            ..KEEP
+        };
+        assert!(
+            String::from_utf8(encode_head(&reply, 3, old, &[]))
+                .unwrap()
+                .contains("Connection: keep-alive\r\n")
+        );
+        assert_eq!(
+            Reply::refusal(431, "too big").body,
+            b"431 Request Header Fields Too Large: too big\n"
+        );
+    }
+}

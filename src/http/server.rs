@@ -1,0 +1,529 @@
+//! The I/O loop: one thread, one epoll set, every socket.
+//!
+//! It accepts (shedding connections past the cap, surviving descriptor
+//! exhaustion), reads and writes connections as they become ready, takes
+//! answers from other threads through [`Shared`], and once every
+//! [`SWEEP`] closes connections whose deadline passed. Connection ids
+//! carry a generation, so an answer for a connection that closed meanwhile
+//! is dropped instead of reaching a new one in the same slot.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::conn::{Conn, Env};
+use super::{Completion, Context, Shared};
+use crate::sys::{self, Epoll, Interest, Ready};
+
+/// Timeouts and caps, from the flags.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// From a connection's first byte of a head to its end
+    /// (`--web.read-header-timeout`).
+    pub header_timeout: Duration,
+    /// For a request's body, from the end of its head
+    /// (`--web.read-timeout`).
+    pub read_timeout: Duration,
+    /// How long a kept connection may wait for its next request
+    /// (`--web.idle-timeout`).
+    pub idle_timeout: Duration,
+    /// How long an answer may wait for the client to read any of it.
+    pub write_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed
+    /// (`--web.max-connections`).
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The cap when no flag sets it: the descriptor limit minus a reserve
+    /// for listeners, the snapshot file and the like.
+    pub fn default_max_connections(nofile: u64) -> usize {
+        let reserve = (nofile / 16).max(32);
+        nofile.saturating_sub(reserve).max(1) as usize
+    }
+}
+
+/// How often deadlines are checked and paused listeners resumed.
+const SWEEP: Duration = Duration::from_millis(100);
+/// A listener that hit the descriptor limit rests this long.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Warnings about shed connections or exhausted descriptors, at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(1);
+
+const WAKE_TOKEN: u64 = u64::MAX;
+const LISTENER_BIT: u64 = 1 << 62;
+
+const SHED_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 54\r\n\r\n503 Service Unavailable: too many open connections\r\n\r\n";
+
+const RUNNING: u8 = 0;
+const STOP_ACCEPTING: u8 = 1;
+const FINISH: u8 = 2;
+
+/// The TLS settings of the moment, when the listeners speak TLS.
+#[cfg(feature = "tls")]
+pub type Tls = Arc<crate::tls::Reloader>;
+#[cfg(not(feature = "tls"))]
+pub type Tls = std::convert::Infallible;
+
+/// The running front; dropping it does not stop it, [`Front::finish`] does.
+pub struct Front {
+    shared: Arc<Shared>,
+    state: Arc<AtomicU8>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Front {
+    /// Starts the I/O loop on `listeners`, with TLS when `tls` is given.
+    pub fn start(
+        listeners: Vec<TcpListener>,
+        tls: Option<Tls>,
+        ctx: Context,
+        limits: Limits,
+    ) -> io::Result<Front> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::new()),
+            wake: sys::EventFd::new()?,
+            web: ctx.web.clone(),
+        });
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let epoll = Epoll::new()?;
+        epoll.add(shared.wake.raw(), WAKE_TOKEN, Interest::READ)?;
+        let mut slots = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            epoll.add(l.as_raw_fd(), LISTENER_BIT | i as u64, Interest::READ)?;
+            slots.push(Some(ListenerSlot {
+                listener: l,
+                paused_until: None,
+            }));
+        }
+        let mut server = Server {
+            epoll,
+            listeners: slots,
+            conns: Slab::default(),
+            ctx,
+            shared: Arc::clone(&shared),
+            limits,
+            tls,
+            spare: File::open("/dev/null").ok(),
+            last_warning: None,
+            state: Arc::clone(&state),
+        };
+        let thread = thread::Builder::new()
+            .name("http-io".into())
+            .spawn(move || server.run())?;
+        Ok(Front {
+            shared,
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    /// Closes the listeners; connections already open are still served.
+    pub fn stop_accepting(&self) {
+        let _ = self.state.compare_exchange(
+            RUNNING,
+            STOP_ACCEPTING,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.shared.wake.notify();
+    }
+
+    /// Writes the answers still owed (for up to `timeout`), then closes
+    /// every connection and ends the I/O loop.
+    pub fn finish(mut self, timeout: Duration) {
+        self.state.store(FINISH, Ordering::SeqCst);
+        self.shared.wake.notify();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let end = Instant::now() + timeout + Duration::from_secs(1);
+        while !thread.is_finished() && Instant::now() < end {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        } else {
+            log::warn!("some answers were still being written at exit");
+        }
+    }
+}
+
+struct ListenerSlot {
+    listener: TcpListener,
+    /// Resting after descriptor exhaustion, until then.
+    paused_until: Option<Instant>,
+}
+
+/// Connections by slot, each slot with a generation.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Conn>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slab {
+    fn next_id(&mut self) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = &mut self.generations[index as usize];
+        *generation = (*generation + 1) & 0x3fff_ffff;
+        u64::from(*generation) << 32 | u64::from(index)
+    }
+
+    fn insert(&mut self, conn: Conn) {
+        let index = (conn.id & 0xffff_ffff) as usize;
+        self.slots[index] = Some(conn);
+        self.len += 1;
+    }
+
+    fn get(&mut self, id: u64) -> Option<&mut Conn> {
+        let index = (id & 0xffff_ffff) as usize;
+        self.slots.get_mut(index)?.as_mut().filter(|c| c.id == id)
+    }
+
+    fn remove(&mut self, id: u64) {
+        let index = (id & 0xffff_ffff) as usize;
+        if self.slots[index].take().is_some() {
+            self.len -= 1;
+            self.free.push(index as u32);
+        }
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.slots.iter().flatten().map(|c| c.id).collect()
+    }
+}
+
+struct Server {
+    epoll: Epoll,
+    listeners: Vec<Option<ListenerSlot>>,
+    conns: Slab,
+    ctx: Context,
+    shared: Arc<Shared>,
+    limits: Limits,
+    tls: Option<Tls>,
+    /// Kept open so that, out of descriptors, one can still be freed to
+    /// accept and close a waiting connection.
+    spare: Option<File>,
+    last_warning: Option<Instant>,
+    state: Arc<AtomicU8>,
+}
+
+impl Server {
+    fn run(&mut self) {
+        let mut ready = Vec::with_capacity(256);
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut next_sweep = Instant::now() + SWEEP;
+        let mut finishing: Option<Instant> = None;
+        loop {
+            ready.clear();
+            if let Err(e) = self.epoll.wait(&mut ready, SWEEP.as_millis() as i32) {
+                log::error!(err:display = e; "epoll_wait failed");
+                thread::sleep(SWEEP);
+            }
+            for r in &ready {
+                self.guarded(r.token, |s| s.on_ready(*r, &mut scratch));
+            }
+            self.guarded(WAKE_TOKEN, Server::take_completions);
+            let now = Instant::now();
+            if now >= next_sweep {
+                next_sweep = now + SWEEP;
+                self.sweep(now);
+            }
+            match self.state.load(Ordering::SeqCst) {
+                RUNNING => {}
+                STOP_ACCEPTING => self.close_listeners(),
+                _ => {
+                    self.close_listeners();
+                    let end = *finishing.get_or_insert(now + super::DRAIN_TIMEOUT);
+                    let busy = self.conns.slots.iter().flatten().any(Conn::is_busy);
+                    if !busy || now >= end {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f`; a panic in it (a bug) costs the connection it was
+    /// serving, not the I/O loop and with it every other client.
+    fn guarded(&mut self, token: u64, f: impl FnOnce(&mut Server)) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        if result.is_err() {
+            log::error!(token = token; "internal error while serving a connection; closed it");
+            if token & LISTENER_BIT == 0 {
+                self.conns.remove(token);
+            }
+        }
+    }
+
+    fn on_ready(&mut self, r: Ready, scratch: &mut [u8]) {
+        if r.token == WAKE_TOKEN {
+            self.shared.wake.drain();
+            return;
+        }
+        if r.token & LISTENER_BIT != 0 && (r.token & !LISTENER_BIT) < self.listeners.len() as u64 {
+            return self.accept((r.token & !LISTENER_BIT) as usize);
+        }
+        let id = r.token;
+        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
+        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        let env = Env {
+            ctx,
+            shared,
+            limits,
+            stopping,
+        };
+        if r.writable {
+            conn.flush();
+        }
+        if r.readable || r.hangup {
+            conn.on_readable(&env, scratch);
+        }
+        conn.resume(&env);
+        self.update(id);
+    }
+
+    /// Re-registers a connection's interest, or drops it once closed.
+    fn update(&mut self, id: u64) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        if conn.is_closed() {
+            // Closing the socket also takes it out of the epoll set.
+            self.conns.remove(id);
+            return;
+        }
+        let want = conn.interest();
+        if want != conn.registered {
+            if let Err(e) = self.epoll.modify(conn.sock.as_raw_fd(), id, want) {
+                log::warn!(err:display = e; "epoll_ctl failed; closing the connection");
+                self.conns.remove(id);
+                return;
+            }
+            conn.registered = want;
+        }
+    }
+
+    fn take_completions(&mut self) {
+        // Answers made while handling answers (a pipelined request) come
+        // back through the queue too; a few rounds take them all.
+        for _ in 0..8 {
+            let batch = self.shared.take();
+            if batch.is_empty() {
+                return;
+            }
+            for c in batch {
+                let id = match c {
+                    Completion::Reply {
+                        conn,
+                        head,
+                        body,
+                        keep_alive,
+                    } => {
+                        let limits = self.limits.clone();
+                        if let Some(c) = self.conns.get(conn) {
+                            c.on_reply(head, body, keep_alive, &limits);
+                        }
+                        conn
+                    }
+                    Completion::Verdict { conn, ok } => {
+                        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
+                        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
+                        if let Some(c) = self.conns.get(conn) {
+                            c.on_verdict(
+                                &Env {
+                                    ctx,
+                                    shared,
+                                    limits,
+                                    stopping,
+                                },
+                                ok,
+                            );
+                        }
+                        conn
+                    }
+                };
+                self.after_write(id);
+            }
+        }
+    }
+
+    /// A connection that finished an answer may hold a pipelined request.
+    fn after_write(&mut self, id: u64) {
+        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
+        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
+        if let Some(c) = self.conns.get(id) {
+            c.resume(&Env {
+                ctx,
+                shared,
+                limits,
+                stopping,
+            });
+        }
+        self.update(id);
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get(id) else {
+                continue;
+            };
+            if c.deadline.is_some_and(|d| d <= now) {
+                c.on_timeout();
+                self.update(id);
+            }
+        }
+        for (i, slot) in self.listeners.iter_mut().enumerate() {
+            if let Some(l) = slot
+                && l.paused_until.is_some_and(|t| t <= now)
+            {
+                l.paused_until = None;
+                let token = LISTENER_BIT | i as u64;
+                let _ = self
+                    .epoll
+                    .modify(l.listener.as_raw_fd(), token, Interest::READ);
+            }
+        }
+    }
+
+    fn close_listeners(&mut self) {
+        for slot in &mut self.listeners {
+            if let Some(l) = slot.take() {
+                let _ = self.epoll.delete(l.listener.as_raw_fd());
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        for _ in 0..64 {
+            let Some(Some(slot)) = self.listeners.get(index) else {
+                return;
+            };
+            match slot.listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_exhaustion(&e) => return self.exhausted(index, &e),
+                // The client gave up before we took it (ECONNABORTED), a
+                // signal, ...: nothing to do but go on.
+                Err(e) => log::debug!(err:display = e; "accept failed"),
+            }
+        }
+    }
+
+    fn admit(&mut self, sock: TcpStream, peer: SocketAddr) {
+        if self.conns.len >= self.limits.max_connections {
+            if self.warn_now() {
+                log::warn!(limit = self.limits.max_connections, source:display = peer; "too many open connections (--web.max-connections); shedding new ones");
+            }
+            return self.shed(sock);
+        }
+        if let Err(e) = sock.set_nonblocking(true) {
+            log::debug!(err:display = e; "cannot make a connection non-blocking");
+            return;
+        }
+        let id = self.conns.next_id();
+        let conn = match self.new_conn(sock, peer, id) {
+            Some(c) => c,
+            None => return self.conns.free.push((id & 0xffff_ffff) as u32),
+        };
+        if let Err(e) = self.epoll.add(conn.sock.as_raw_fd(), id, Interest::READ) {
+            log::warn!(err:display = e; "cannot watch a new connection");
+            return self.conns.free.push((id & 0xffff_ffff) as u32);
+        }
+        self.conns.insert(conn);
+    }
+
+    #[cfg(feature = "tls")]
+    fn new_conn(&self, sock: TcpStream, peer: SocketAddr, id: u64) -> Option<Conn> {
+        let Some(tls) = &self.tls else {
+            return Some(Conn::plain(sock, peer, id, &self.limits));
+        };
+        // Already logged when a reload failed: new handshakes are refused.
+        let config = tls.current().ok()?;
+        match rustls::ServerConnection::new(config) {
+            Ok(mut t) => {
+                t.set_buffer_limit(Some(256 * 1024));
+                Some(Conn::tls(sock, peer, id, t, &self.limits))
+            }
+            Err(e) => {
+                log::warn!(err:display = e; "cannot start a TLS connection");
+                None
+            }
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn new_conn(&self, sock: TcpStream, peer: SocketAddr, id: u64) -> Option<Conn> {
+        if let Some(never) = &self.tls {
+            match *never {}
+        }
+        Some(Conn::plain(sock, peer, id, &self.limits))
+    }
+
+    /// A connection past the cap: a one-line 503 if it is plain HTTP, then
+    /// closed.
+    fn shed(&self, mut sock: TcpStream) {
+        if self.tls.is_none() {
+            let _ = sock.set_nonblocking(true);
+            let _ = sock.write(SHED_REPLY);
+        }
+    }
+
+    /// Out of descriptors: free the spare one to accept and close a waiting
+    /// client, so the backlog does not fill and the loop does not spin,
+    /// then rest the listener briefly. Service resumes by itself as soon
+    /// as descriptors free up.
+    fn exhausted(&mut self, index: usize, e: &io::Error) {
+        if self.warn_now() {
+            log::warn!(err:display = e, connections = self.conns.len; "out of file descriptors; refusing new connections until some close");
+        }
+        let Some(Some(slot)) = self.listeners.get_mut(index) else {
+            return;
+        };
+        drop(self.spare.take());
+        if let Ok((sock, _)) = slot.listener.accept() {
+            drop(sock);
+        }
+        self.spare = File::open("/dev/null").ok();
+        slot.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+        let token = LISTENER_BIT | index as u64;
+        let _ = self
+            .epoll
+            .modify(slot.listener.as_raw_fd(), token, Interest::NONE);
+    }
+
+    fn warn_now(&mut self) -> bool {
+        let now = Instant::now();
+        if self.last_warning.is_some_and(|t| now < t + WARN_EVERY) {
+            return false;
+        }
+        self.last_warning = Some(now);
+        true
+    }
+}
+
+fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

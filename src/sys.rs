@@ -1,0 +1,241 @@
+//! The calls into libc the rest of the crate needs, behind safe functions.
+//!
+//! The HTTP front's event loop (epoll, an eventfd to wake it), descriptor
+//! limits, socket options std does not offer, sockets inherited from
+//! systemd, and handing freed memory back to the system. Every `unsafe`
+//! block of the HTTP front lives here, each with the reason it is sound.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// What an epoll registration waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Interest {
+    pub const NONE: Interest = Interest {
+        read: false,
+        write: false,
+    };
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+    pub const WRITE: Interest = Interest {
+        read: false,
+        write: true,
+    };
+
+    fn bits(self) -> u32 {
+        let mut b = 0;
+        if self.read {
+            b |= libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
+        }
+        if self.write {
+            b |= libc::EPOLLOUT as u32;
+        }
+        b
+    }
+}
+
+/// One readiness report from [`Epoll::wait`].
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub token: u64,
+    pub readable: bool,
+    pub writable: bool,
+    /// Error or hang-up: the next read or write tells which.
+    pub hangup: bool,
+}
+
+/// A level-triggered epoll instance.
+pub struct Epoll {
+    fd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: no pointers; a negative result is checked.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        Ok(Epoll {
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+        })
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: interest.bits(),
+            u64: token,
+        };
+        // SAFETY: `ev` is a live epoll_event for the duration of the call.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    }
+
+    pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
+    }
+
+    pub fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
+    }
+
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, Interest::NONE)
+    }
+
+    /// Waits up to `timeout_ms` (-1: forever) and appends what is ready.
+    pub fn wait(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> io::Result<()> {
+        // SAFETY: the buffer holds `len` initialised epoll_events, and the
+        // kernel writes at most that many.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        for ev in &self.events[..n as usize] {
+            let bits = ev.events;
+            out.push(Ready {
+                token: ev.u64,
+                readable: bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32) != 0,
+                writable: bits & libc::EPOLLOUT as u32 != 0,
+                hangup: bits & (libc::EPOLLHUP as u32 | libc::EPOLLERR as u32) != 0,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An eventfd: other threads wake the event loop through it.
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: no pointers; a negative result is checked.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        Ok(EventFd {
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Makes the descriptor readable until [`EventFd::drain`].
+    pub fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of a live u64. A full counter
+        // (EAGAIN) still leaves the descriptor readable, which is all
+        // that matters.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+fn cvt(rc: i32) -> io::Result<i32> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit, as Go does
+/// since 1.19: the tutorial's systemd unit leaves the soft limit at 1024.
+/// Returns the soft limit now in force.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live rlimit the call fills in.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: reads a live rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    // rlim_t is u64 on the targets we build, but not on every libc.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(lim.rlim_cur as u64)
+}
+
+/// Turns off Nagle's algorithm for every connection accepted from
+/// `listener` (Linux copies the option to accepted sockets). Without it a
+/// keep-alive client waits for its own delayed ACK, 40 ms, whenever an
+/// answer is written in two pieces.
+pub fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd, a pointer to a live c_int and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Takes ownership of descriptor `fd`, inherited from systemd, after
+/// checking that it is an open socket; marks it close-on-exec.
+pub fn inherited_listener(fd: RawFd) -> Result<TcpListener, String> {
+    // SAFETY: fstat only fills the zeroed struct.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    };
+    if !is_socket {
+        return Err(format!("file descriptor {fd} from systemd is not a socket"));
+    }
+    // SAFETY: no pointers. The fd was checked to be an open socket, and
+    // systemd's protocol hands it to this process once; it is taken here
+    // exactly once.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        Ok(TcpListener::from_raw_fd(fd))
+    }
+}
+
+/// Gives memory freed after a burst back to the system (glibc keeps it in
+/// its arenas otherwise, and idle RSS stays at the burst's peak).
+pub fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: no pointers; malloc_trim is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
