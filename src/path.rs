@@ -79,6 +79,22 @@ pub fn percent_decode(s: &str) -> Result<String, PathError> {
     String::from_utf8(out).map_err(|_| PathError::NotUtf8)
 }
 
+/// Percent-encodes a decoded path for a `Location` header as Go's
+/// `url.URL.EscapedPath` does: unreserved bytes and `$&+,/:;=@` stay, all
+/// else (spaces, CR, LF, non-ASCII, ...) becomes `%XX`. A redirect built
+/// from a decoded path can then never carry a control byte.
+pub fn escape_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Go's `path.Clean` as `http.ServeMux` applies it: collapses `//`, removes
 /// `.` and resolves `..`, keeping a trailing slash. A request whose path
 /// changes under cleaning is redirected by the reference, not served.
@@ -163,6 +179,31 @@ fn decode_value(name: &str, value: &str) -> Result<String, PathError> {
     String::from_utf8(bytes).map_err(|_| PathError::ValueNotUtf8 {
         name: name.to_owned(),
     })
+}
+
+/// Escapes a label name for a URL path as Prometheus's `EscapeName`
+/// (value-encoding escaping) does: a legacy name stays as it is; any other
+/// becomes `U__` followed by its legacy characters, `__` for `_`, and
+/// `_<hex>_` for every other character. The result holds no `/`, `.` or
+/// `%`, so a path built from it names exactly this label.
+pub fn escape_name(name: &str) -> String {
+    let legacy = |c: char, i: usize| {
+        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+    };
+    if !name.is_empty() && name.chars().enumerate().all(|(i, c)| legacy(c, i)) {
+        return name.to_owned();
+    }
+    let mut out = String::from("U__");
+    for (i, c) in name.chars().enumerate() {
+        if c == '_' {
+            out.push_str("__");
+        } else if legacy(c, i) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("_{:x}_", c as u32));
+        }
+    }
+    out
 }
 
 /// Decodes the `U__` escaping of UTF-8 label names in URL paths

@@ -122,7 +122,7 @@ impl Routes {
             let query = &raw_url[raw_path.len()..];
             return Route::Redirect {
                 code: 301,
-                location: format!("{cleaned}{query}"),
+                location: format!("{}{query}", path::escape_path(&cleaned)),
             };
         }
         if path == self.telemetry_path {
@@ -131,7 +131,7 @@ impl Routes {
         if !self.prefix.is_empty() && path == self.prefix {
             // The page's relative links need the trailing slash.
             let code = if method == "GET" { 301 } else { 307 };
-            let location = format!("{path}/");
+            let location = format!("{}/", path::escape_path(&path));
             return Route::Redirect { code, location };
         }
         let Some(rest) = self.strip_prefix(&path) else {
@@ -183,7 +183,7 @@ impl Routes {
                 // The reference's router redirects to the path without the
                 // trailing slash, which then matches nothing.
                 let code = if method == "GET" { 301 } else { 307 };
-                let location = path.trim_end_matches('/').to_owned();
+                let location = path::escape_path(path.trim_end_matches('/'));
                 return Route::Redirect { code, location };
             }
             let (job, labels) = match after.find('/') {
@@ -324,6 +324,17 @@ mod tests {
             Route::Redirect {
                 code: 301,
                 location: "/metrics?a=b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn redirects_escape_what_they_decoded() {
+        assert_eq!(
+            r().route("GET", "/x%0d%0aSet-Cookie:%20a=b/./"),
+            Route::Redirect {
+                code: 301,
+                location: "/x%0D%0ASet-Cookie:%20a=b/".into()
             }
         );
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::exposition;
 use crate::logging::rfc3339_millis;
-use crate::path::encode_base64;
+use crate::path::{encode_base64, escape_name};
 use crate::store::{Group, Nanos, Store};
 
 /// Everything the page shows besides the store.
@@ -62,7 +62,9 @@ pub fn ago(t: Option<Nanos>, now: Nanos) -> String {
 }
 
 /// The URL path (relative to the page) that deletes this group. Every
-/// value is base64-encoded so any byte, `/` included, survives.
+/// value is base64-encoded and every name `U__`-escaped where it is not a
+/// legacy name, so any byte, `/` and `..` included, survives and the path
+/// names exactly this group.
 fn delete_path(key: &[crate::model::Label]) -> String {
     let b64 = |v: &str| {
         if v.is_empty() {
@@ -78,7 +80,7 @@ fn delete_path(key: &[crate::model::Label]) -> String {
         .unwrap_or("");
     let mut p = format!("metrics/job@base64/{}", b64(job));
     for l in key.iter().filter(|l| &*l.name != "job") {
-        let _ = write!(p, "/{}@base64/{}", l.name, b64(&l.value));
+        let _ = write!(p, "/{}@base64/{}", escape_name(&l.name), b64(&l.value));
     }
     p
 }
@@ -288,6 +290,28 @@ mod tests {
             delete_path(&key),
             "metrics/job@base64/YS9i/instance@base64/=/path@base64/L3Zhci90bXA"
         );
+    }
+
+    #[test]
+    fn delete_paths_name_exactly_their_group() {
+        use crate::model::NameScheme;
+        let key = vec![
+            Label::new("../../../../metrics/job/victim/x", "v"),
+            Label::new("job", "j"),
+            Label::new("a/b", ""),
+        ];
+        let p = delete_path(&key);
+        assert!(!p.contains("/../") && !p.contains("/./"), "{p}");
+        let routes = crate::router::Routes::new("", "/metrics", false).with_names(NameScheme::Utf8);
+        let mut want: Vec<Label> = key.clone();
+        want.sort_by(|a, b| a.name.cmp(&b.name));
+        match routes.route("DELETE", &format!("/{p}")) {
+            crate::router::Route::Delete { key: mut got } => {
+                got.sort_by(|a, b| a.name.cmp(&b.name));
+                assert_eq!(got, want);
+            }
+            other => panic!("{p} routes to {other:?}"),
+        }
     }
 
     #[test]
