@@ -63,7 +63,7 @@ run:
 
 # Fuzz one decoder for FUZZ_SECONDS (default 600) with cargo-fuzz, which
 # needs a nightly toolchain: make fuzz FUZZ_TARGET=protobuf
-# Targets: text_format protobuf url_path body_encoding snapshot. A crash
+# Targets: text_format protobuf url_path body_encoding snapshot http_request. A crash
 # input goes into tests/fuzz/regressions/<target>-<what> once fixed.
 FUZZ_TARGET ?= text_format
 FUZZ_SECONDS ?= 600

@@ -104,3 +104,79 @@ pub fn snapshot(data: &[u8]) {
         let _ = g.restore_into(&mut s);
     }
 }
+
+/// Request heads and framing: any bytes give a checked head or one error,
+/// never a panic. A parsed head has an origin-form target and no control
+/// byte in any header value; a chunked body decodes to the same bytes in
+/// whatever pieces it arrives; and no byte of the input, put into a
+/// response header, reaches the wire as a control byte.
+pub fn http_request(data: &[u8]) {
+    use http::chunked::Decoder;
+    use http::head::{self, Framing};
+
+    let reply = http::Reply::empty(301).with_header("Location", String::from_utf8_lossy(data));
+    let how = http::response::Framing {
+        head_only: false,
+        keep_alive: true,
+        http10: false,
+    };
+    let encoded = http::response::encode_head(&reply, 0, how, &[]);
+    let text = &encoded[..encoded.len() - 2];
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let line = line
+            .strip_suffix(b"\r\n")
+            .unwrap_or_else(|| panic!("a header line not ended by CRLF in {encoded:?}"));
+        assert!(
+            !line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f),
+            "control byte in a response header line {line:?}"
+        );
+    }
+
+    let Some(end) = head::find_end(data, 0) else {
+        return;
+    };
+    let Ok(h) = head::parse(&data[..end]) else {
+        return;
+    };
+    assert!(
+        h.target.starts_with('/') || h.target == "*",
+        "{:?}",
+        h.target
+    );
+    for (k, v) in &h.headers {
+        assert!(
+            !k.is_empty() && !k.bytes().any(|b| b <= b' ' || b == b':'),
+            "{k:?}"
+        );
+        assert!(
+            !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
+            "{v:?}"
+        );
+    }
+    let rest = &data[end..];
+    match h.framing {
+        Framing::Chunked => {
+            let mut whole = Vec::new();
+            let mut d = Decoder::new();
+            let Ok(used) = d.feed(rest, &mut |b| whole.extend_from_slice(b)) else {
+                return;
+            };
+            assert!(used <= rest.len());
+            let step = usize::from(data[0] % 7) + 1;
+            let (mut pieces, mut d2, mut used2) = (Vec::new(), Decoder::new(), 0);
+            for piece in rest[..used].chunks(step) {
+                used2 += d2
+                    .feed(piece, &mut |b| pieces.extend_from_slice(b))
+                    .expect("a prefix that decoded whole decodes in pieces");
+            }
+            assert_eq!(
+                whole, pieces,
+                "chunked decoding depends on how bytes arrive"
+            );
+            assert_eq!(used, used2);
+            assert_eq!(d.is_done(), d2.is_done());
+        }
+        Framing::Length(n) => assert!(n <= i64::MAX as u64),
+        Framing::None => {}
+    }
+}

@@ -25,6 +25,7 @@ fn every_fuzz_finding_stays_fixed() {
             "url_path" => fuzz_checks::url_path,
             "body_encoding" => fuzz_checks::body_encoding,
             "snapshot" => fuzz_checks::snapshot,
+            "http_request" => fuzz_checks::http_request,
             other => panic!("{name}: unknown fuzz target {other:?}"),
         };
         check(&data);
