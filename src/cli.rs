@@ -47,6 +47,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// `--web.max-connections`; 0 derives it from the descriptor limit.
     pub max_connections: usize,
+    /// `--web.memory-budget`: bytes all requests in flight may hold.
+    pub memory_budget: u64,
     pub log_level: log::LevelFilter,
     pub log_format: LogFormat,
 }
@@ -72,6 +74,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(300),
             max_connections: 0,
+            memory_budget: 1 << 30,
             log_level: log::LevelFilter::Info,
             log_format: LogFormat::Logfmt,
         }
@@ -167,6 +170,10 @@ Flags:
                                  and are closed. 0: the open-files limit minus a
                                  reserve (the soft limit is raised to the hard
                                  one at start, as Go does).
+      --web.memory-budget=1GiB   Memory all requests in flight may hold together:
+                                 bodies being read or decompressed, answers
+                                 waiting for slow clients. Past it, requests get
+                                 503 and may retry.
       --log.level=info           Only log messages with the given severity or
                                  above. One of: [debug, info, warn, error]
       --log.format=logfmt        Output format of log messages. One of:
@@ -236,6 +243,14 @@ fn parse(mut p: lexopt::Parser) -> Result<Command, CliError> {
                     flag: "web.max-connections",
                     value: v.clone(),
                     why: "a number of connections (0: from the open-files limit)".into(),
+                })?;
+            }
+            Long("web.memory-budget") => {
+                let v = string(&mut p)?;
+                c.memory_budget = parse_size(&v).map_err(|why| CliError::Invalid {
+                    flag: "web.memory-budget",
+                    value: v.clone(),
+                    why,
                 })?;
             }
             Long("push.max-body-size") => {

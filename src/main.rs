@@ -128,6 +128,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         events: tx,
         telemetry,
         max_body_bytes: config.max_body_bytes,
+        budget: http::budget::Budget::new(config.memory_budget as usize),
         enable_lifecycle: config.enable_lifecycle,
         names,
         web: web_reloader,
@@ -278,6 +279,8 @@ fn flag_list(c: &Config) -> Vec<(String, String)> {
             c.disable_consistency_check.to_string(),
         ),
         f("push.max-body-size", c.max_body_bytes.to_string()),
+        f("web.memory-budget", c.memory_budget.to_string()),
+        f("web.max-connections", c.max_connections.to_string()),
         f("log.level", c.log_level.to_string().to_lowercase()),
         f("log.format", format!("{:?}", c.log_format).to_lowercase()),
     ]

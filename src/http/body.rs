@@ -11,6 +11,8 @@ use super::Reply;
 pub enum BodyError {
     /// Over `--push.max-body-size` after decompression.
     TooLarge,
+    /// The memory budget cannot cover the decompressed body now.
+    Busy,
     Decompress {
         encoding: &'static str,
         err: io::Error,
@@ -22,24 +24,46 @@ pub enum BodyError {
 /// `max` bytes instead of exhausting memory. Other encodings are read as
 /// they are, as the reference does.
 pub fn decode_body(encoding: Option<&str>, body: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
+    decode_body_within(encoding, body, max, &mut |_| true)
+}
+
+/// [`decode_body`] asking `grow(capacity)` before the output grows, so a
+/// memory budget is charged as the body inflates rather than after.
+pub fn decode_body_within(
+    encoding: Option<&str>,
+    body: Vec<u8>,
+    max: u64,
+    grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, BodyError> {
     let encoding = encoding.unwrap_or("").trim().to_ascii_lowercase();
     let (name, mut reader): (&'static str, Box<dyn Read + '_>) = match encoding.as_str() {
         "gzip" | "x-gzip" => ("gzip", Box::new(flate2::read::GzDecoder::new(&body[..]))),
         "snappy" => ("snappy", Box::new(snap::read::FrameDecoder::new(&body[..]))),
         _ => return Ok(body),
     };
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max as usize));
-    (&mut reader)
-        .take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|err| BodyError::Decompress {
-            encoding: name,
-            err,
-        })?;
-    if out.len() as u64 > max {
-        return Err(BodyError::TooLarge);
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(BodyError::Decompress {
+                    encoding: name,
+                    err,
+                });
+            }
+        };
+        if (out.len() + n) as u64 > max {
+            return Err(BodyError::TooLarge);
+        }
+        out.reserve(n);
+        if !grow(out.capacity()) {
+            return Err(BodyError::Busy);
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 /// Is this the Content-Type of the delimited protobuf format? Parameters

@@ -18,8 +18,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::budget::Charge;
 use super::chunked::{self, ChunkError};
-use super::dispatch::{self, Gate};
+use super::dispatch::{self, Body, Gate};
 use super::head::{self, Framing, Head};
 use super::response::{self, Reply};
 use super::server::Limits;
@@ -41,6 +42,26 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 #[cfg(feature = "tls")]
 const PLAIN_HTTP_REPLY: &[u8] =
     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Routes whose handling takes memory in proportion to the data: refused
+/// with 503 while the budget is used up.
+fn needs_memory(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Push { .. }
+            | Route::Scrape
+            | Route::Status
+            | Route::ApiMetrics
+            | Route::GroupText { .. }
+    )
+}
+
+fn no_body(env: &Env<'_>) -> Body {
+    Body {
+        data: Vec::new(),
+        charge: env.ctx.budget.charge(),
+    }
+}
 
 /// Everything a connection needs from the server around it.
 pub(super) struct Env<'a> {
@@ -82,6 +103,10 @@ struct BodyState {
     /// Keep the bytes (a push) or throw them away.
     keep: bool,
     data: Vec<u8>,
+    /// The memory budget's charge for `data`.
+    charge: Charge,
+    /// The budget could not cover more of the body.
+    busy: bool,
     received: u64,
     /// Most bytes accepted before giving up.
     limit: u64,
@@ -122,6 +147,8 @@ pub(super) struct Conn {
     pub registered: Interest,
     /// Nothing was read yet (a TLS port checks the first byte).
     fresh: bool,
+    /// The budget's charge for an answer waiting in `out`.
+    out_charge: Option<Charge>,
 }
 
 impl Conn {
@@ -179,6 +206,7 @@ impl Conn {
             deadline: Some(Instant::now() + limits.header_timeout),
             registered: Interest::READ,
             fresh: true,
+            out_charge: None,
         }
     }
 
@@ -372,7 +400,10 @@ impl Conn {
         }
         let route = env.ctx.routes.route(&head.method, &head.target);
         let source = self.peer.to_string();
-        let gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
+        let mut gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
+        if matches!(gate, Gate::Pass) && needs_memory(&route) && env.ctx.budget.exhausted() {
+            gate = Gate::Refuse(dispatch::busy(&source, &head.target));
+        }
         let mut pending = Pending {
             head,
             action: Action::Dispatch(route),
@@ -423,7 +454,7 @@ impl Conn {
         let expect = pending.head.expect_continue;
         let max = env.ctx.max_body_bytes;
         let reader = match framing {
-            Framing::None => return self.finish(env, pending, Vec::new()),
+            Framing::None => return self.finish(env, pending, no_body(env)),
             Framing::Length(n) => BodyReader::Length(n),
             Framing::Chunked => BodyReader::Chunked(chunked::Decoder::new()),
         };
@@ -439,23 +470,32 @@ impl Conn {
             _ => {
                 // Not worth reading: answer and close.
                 self.close_after = true;
-                return self.finish(env, pending, Vec::new());
+                return self.finish(env, pending, no_body(env));
             }
         };
         if keep && expect {
             self.out
                 .push_back(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
         }
+        // Grown as bytes arrive: a declared length costs nothing until sent.
         let capacity = match framing {
-            Framing::Length(n) if keep => n as usize,
+            Framing::Length(n) if keep => n.min(64 * 1024) as usize,
             _ => 0,
         };
+        let mut charge = env.ctx.budget.charge();
+        if !charge.grow_to(capacity) {
+            let reply = dispatch::busy(&self.peer.to_string(), &pending.head.target);
+            self.close_after = true;
+            return self.answer(env, &pending.head, reply);
+        }
         self.deadline = Some(Instant::now() + env.limits.read_timeout);
         self.state = State::Body(Box::new(BodyState {
             pending,
             reader,
             keep,
             data: Vec::with_capacity(capacity),
+            charge,
+            busy: false,
             received: 0,
             limit,
         }));
@@ -468,10 +508,16 @@ impl Conn {
         };
         let (keep, limit) = (body.keep, body.limit);
         let (data, received) = (&mut body.data, &mut body.received);
+        let (charge, busy) = (&mut body.charge, &mut body.busy);
         let mut sink = |d: &[u8]| {
             *received += d.len() as u64;
-            if keep && *received <= limit {
-                data.extend_from_slice(d);
+            if keep && *received <= limit && !*busy {
+                data.reserve(d.len());
+                if charge.grow_to(data.capacity()) {
+                    data.extend_from_slice(d);
+                } else {
+                    *busy = true;
+                }
             }
         };
         let used = match &mut body.reader {
@@ -488,6 +534,15 @@ impl Conn {
             BodyReader::Chunked(dec) => dec.is_done(),
         };
         let over = body.received > body.limit;
+        if body.busy {
+            let State::Body(body) = std::mem::replace(&mut self.state, State::Writing) else {
+                unreachable!("in the body state");
+            };
+            self.close_after = true;
+            let reply = dispatch::busy(&self.peer.to_string(), &body.pending.head.target);
+            self.answer(env, &body.pending.head, reply);
+            return true;
+        }
         match used {
             Ok(n) => drop(self.inbuf.drain(..n)),
             Err(e) => {
@@ -505,7 +560,7 @@ impl Conn {
                 self.answer(env, &body.pending.head, reply);
             } else {
                 // An unwanted body too large to drain: answer, then close.
-                self.finish(env, body.pending, Vec::new());
+                self.finish(env, body.pending, no_body(env));
             }
             return true;
         }
@@ -515,8 +570,13 @@ impl Conn {
         let State::Body(body) = std::mem::replace(&mut self.state, State::Writing) else {
             unreachable!("in the body state");
         };
-        let BodyState { pending, data, .. } = *body;
-        self.finish(env, pending, data);
+        let BodyState {
+            pending,
+            data,
+            charge,
+            ..
+        } = *body;
+        self.finish(env, pending, Body { data, charge });
         true
     }
 
@@ -535,7 +595,7 @@ impl Conn {
     }
 
     /// The body is in (or skipped): run the handler or send the answer.
-    fn finish(&mut self, env: &Env<'_>, pending: Pending, body: Vec<u8>) {
+    fn finish(&mut self, env: &Env<'_>, pending: Pending, body: Body) {
         let Pending { head, action } = pending;
         let route = match action {
             Action::Answer(reply) => return self.answer(env, &head, reply),
@@ -605,10 +665,18 @@ impl Conn {
     }
 
     /// A handler's answer arrived from another thread.
-    pub fn on_reply(&mut self, head: Vec<u8>, body: Vec<u8>, keep_alive: bool, limits: &Limits) {
+    pub fn on_reply(&mut self, env: &Env<'_>, head: Vec<u8>, body: Vec<u8>, keep_alive: bool) {
         if !matches!(self.state, State::Waiting(None)) {
             return;
         }
+        if !body.is_empty() {
+            // Counted while it waits for the client, so slow readers make
+            // new requests wait instead of growing memory without bound.
+            let mut charge = env.ctx.budget.charge();
+            charge.force_to(head.len() + body.len());
+            self.out_charge = Some(charge);
+        }
+        let limits = env.limits;
         if !keep_alive {
             self.close_after = true;
         }
@@ -675,6 +743,7 @@ impl Conn {
 
     /// Everything queued is written.
     fn written(&mut self) {
+        self.out_charge = None;
         if !matches!(self.state, State::Writing) {
             return;
         }
@@ -713,6 +782,7 @@ impl Conn {
     pub fn close(&mut self) {
         self.state = State::Closed;
         self.out.clear();
+        self.out_charge = None;
     }
 
     /// The deadline passed: a slow head or body gets 408, anything else

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Context, Event, Reply, Request, decode_body, is_protobuf, respond};
+use super::budget::Charge;
+use super::{Context, Event, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::auth::Auth;
 use crate::http::BodyError;
 use crate::router::Route;
@@ -66,9 +67,25 @@ pub(super) fn too_large(ctx: &Context, method: &str, source: &str, url: &str) ->
     Reply::text(413, msg)
 }
 
+/// The 503 for a request the memory budget cannot cover now.
+pub(super) fn busy(source: &str, url: &str) -> Reply {
+    log::warn!(source = source, url = url; "memory budget for requests in flight used up (--web.memory-budget); answering 503");
+    Reply::text(
+        503,
+        "Service Unavailable: the memory for requests in flight (--web.memory-budget) is used up; retry shortly",
+    )
+    .with_header("Retry-After", "1")
+}
+
+/// A request body with the budget charge that covers it.
+pub(super) struct Body {
+    pub data: Vec<u8>,
+    pub charge: Charge,
+}
+
 /// Runs the handler for `route`. `body` is the request body, read only
 /// for pushes (empty otherwise).
-pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Vec<u8>) {
+pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
     let method = req.method().to_owned();
     let direct = |req: Request, handler: &'static str, reply: Reply| {
         if !handler.is_empty() {
@@ -79,7 +96,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Vec<u8>)
     match route {
         Route::Push { key, replace } => {
             let key: GroupKey = key.into();
-            let inline = body.len() <= INLINE_PUSH && req.header("Content-Encoding").is_none();
+            let inline = body.data.len() <= INLINE_PUSH && req.header("Content-Encoding").is_none();
             if inline {
                 read_push(req, body, key, replace, ctx);
             } else {
@@ -154,7 +171,8 @@ fn send(ctx: &Context, ev: Event) {
 }
 
 /// Decompresses and parses a push, then hands it to the loop.
-fn read_push(req: Request, raw: Vec<u8>, key: GroupKey, replace: bool, ctx: &Context) {
+fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Context) {
+    let Body { data: raw, charge } = raw;
     let started = Instant::now();
     let method = req.method().to_owned();
     let fail = |req: Request, status: u16, msg: String| {
@@ -163,8 +181,20 @@ fn read_push(req: Request, raw: Vec<u8>, key: GroupKey, replace: bool, ctx: &Con
         respond(&ctx.pool, req, Reply::text(status, msg));
     };
     let size = raw.len();
-    let body = match decode_body(req.header("Content-Encoding"), raw, ctx.max_body_bytes) {
+    let mut out_charge = ctx.budget.charge();
+    let decoded = decode_body_within(
+        req.header("Content-Encoding"),
+        raw,
+        ctx.max_body_bytes,
+        &mut |capacity| out_charge.grow_to(capacity),
+    );
+    let body = match decoded {
         Ok(b) => b,
+        Err(BodyError::Busy) => {
+            let reply = busy(&req.source(), req.url());
+            ctx.telemetry.count_request(503, "push", &method);
+            return respond(&ctx.pool, req, reply);
+        }
         Err(BodyError::TooLarge) => {
             let reply = too_large(ctx, &method, &req.source(), req.url());
             return respond(&ctx.pool, req, reply);
@@ -186,6 +216,10 @@ fn read_push(req: Request, raw: Vec<u8>, key: GroupKey, replace: bool, ctx: &Con
         Ok(f) => f,
         Err(e) => return fail(req, 400, e),
     };
+    // The raw and decoded bodies are gone now; the parsed push is small
+    // by comparison and belongs to the store from here on.
+    drop(body);
+    drop((charge, out_charge));
     let push = store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e));
     send(
         ctx,

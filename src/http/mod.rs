@@ -19,6 +19,7 @@
 //! per slow client (README, "How it works").
 
 mod body;
+pub mod budget;
 pub mod chunked;
 mod conn;
 mod dispatch;
@@ -31,7 +32,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use body::{BodyError, decode_body, is_protobuf};
+pub use body::{BodyError, decode_body, decode_body_within, is_protobuf};
 pub use response::Reply;
 pub use server::{Front, Limits};
 
@@ -223,6 +224,8 @@ pub struct Context {
     pub web: Option<Arc<WebReloader>>,
     /// `rate_limit` of the web configuration.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// What all requests in flight may hold (`--web.memory-budget`).
+    pub budget: Arc<budget::Budget>,
 }
 
 /// Binds one `--web.listen-address`. A bare `:port` means every interface,

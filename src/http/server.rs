@@ -50,6 +50,8 @@ impl Limits {
 
 /// How often deadlines are checked and paused listeners resumed.
 const SWEEP: Duration = Duration::from_millis(100);
+/// Quiet time after which freed memory is handed back to the system.
+const TRIM_AFTER: Duration = Duration::from_secs(1);
 /// A listener that hit the descriptor limit rests this long.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Warnings about shed connections or exhausted descriptors, at most this often.
@@ -230,6 +232,7 @@ impl Server {
         let mut scratch = vec![0u8; 64 * 1024];
         let mut next_sweep = Instant::now() + SWEEP;
         let mut finishing: Option<Instant> = None;
+        let (mut last_activity, mut trimmed) = (Instant::now(), true);
         loop {
             ready.clear();
             if let Err(e) = self.epoll.wait(&mut ready, SWEEP.as_millis() as i32) {
@@ -241,9 +244,18 @@ impl Server {
             }
             self.guarded(WAKE_TOKEN, Server::take_completions);
             let now = Instant::now();
+            if !ready.is_empty() {
+                (last_activity, trimmed) = (now, false);
+            }
             if now >= next_sweep {
                 next_sweep = now + SWEEP;
                 self.sweep(now);
+                // After a burst, once quiet: hand freed memory back, so
+                // idle RSS returns near where it started.
+                if !trimmed && now >= last_activity + TRIM_AFTER {
+                    sys::trim_heap();
+                    trimmed = true;
+                }
             }
             match self.state.load(Ordering::SeqCst) {
                 RUNNING => {}
@@ -339,9 +351,16 @@ impl Server {
                         body,
                         keep_alive,
                     } => {
-                        let limits = self.limits.clone();
+                        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
+                        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
                         if let Some(c) = self.conns.get(conn) {
-                            c.on_reply(head, body, keep_alive, &limits);
+                            let env = Env {
+                                ctx,
+                                shared,
+                                limits,
+                                stopping,
+                            };
+                            c.on_reply(&env, head, body, keep_alive);
                         }
                         conn
                     }

@@ -8,6 +8,7 @@
 //! and uses a different subset of it, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod raw;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs::{self, File};
