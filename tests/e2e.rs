@@ -376,3 +376,105 @@ fn json_api_stays_valid_for_hostile_label_values() {
     );
     assert!(ok && out.trim() == "/metrics", "{out}\n{status}");
 }
+
+/// Node's `prom-client` sends chunked bodies on keep-alive connections. A
+/// push refused before its body is read (a bad path) must leave the
+/// connection in step, so the next push on the same socket succeeds (the
+/// old front answered it with a spurious 400).
+#[test]
+fn node_client_pushes_chunked_on_keep_alive_after_a_rejected_push() {
+    let gw = Gateway::start(&ours(), &[]);
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_modules");
+    assert!(
+        modules.join("prom-client").is_dir(),
+        "prom-client is not installed in {}; run `make deps`",
+        modules.display()
+    );
+    let script = format!(
+        "const http = require('http');\n\
+         const client = require('prom-client');\n\
+         const agent = new http.Agent({{ keepAlive: true, maxSockets: 1 }});\n\
+         const registry = new client.Registry();\n\
+         new client.Gauge({{ name: 'node_job_last_success', help: 'Last success.', registers: [registry] }}).set(42);\n\
+         const gw = new client.Pushgateway('http://127.0.0.1:{port}', {{ agent }}, registry);\n\
+         (async () => {{\n\
+           let rejected = '';\n\
+           try {{ await gw.pushAdd({{ jobName: 'bad/job' }}); }} catch (e) {{ rejected = e.message; }}\n\
+           const ok = await gw.pushAdd({{ jobName: 'node_job', groupings: {{ instance: 'i1' }} }});\n\
+           const again = await gw.push({{ jobName: 'node_job', groupings: {{ instance: 'i2' }} }});\n\
+           console.log(JSON.stringify({{ rejected, status: ok.resp.statusCode, reused: ok.resp.req.reusedSocket,\n\
+             chunked: ok.resp.req.getHeader('content-length') === undefined, again: again.resp.statusCode }}));\n\
+           agent.destroy();\n\
+         }})().catch(e => {{ console.error(e); process.exit(1); }});\n",
+        port = gw.port
+    );
+    let out = Command::new("node")
+        .args(["-e", &script])
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("push failed with status 400"), "{stdout}");
+    assert!(stdout.contains("\"status\":200"), "{stdout}");
+    assert!(stdout.contains("\"reused\":true"), "same connection: {stdout}");
+    assert!(stdout.contains("\"chunked\":true"), "chunked body: {stdout}");
+    assert!(stdout.contains("\"again\":200"), "{stdout}");
+    let scrape = gw.get("/metrics").text();
+    for instance in ["i1", "i2"] {
+        let line =
+            format!("node_job_last_success{{instance=\"{instance}\",job=\"node_job\"}} 42");
+        assert!(scrape.contains(&line), "{line} missing:\n{scrape}");
+    }
+}
+
+/// curl sends `Expect: 100-continue` for bodies over 1 MiB and waits for
+/// the interim answer before sending them: a 5 MB push gets `100 Continue`
+/// and then 200; over `--push.max-body-size` it gets 413 without the body
+/// being sent at all.
+#[test]
+fn curl_expect_100_continue_on_a_5_mb_push() {
+    let gw = Gateway::start(&ours(), &["--push.max-body-size=8MiB"]);
+    let dir = temp_dir("expect");
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < 5_000_000 {
+        body.push_str(&format!("big_push_metric{{n=\"{i}\"}} {i}\n"));
+        i += 1;
+    }
+    let file = dir.join("body.txt");
+    fs::write(&file, &body).expect("write body");
+    let curl = |url: String| {
+        let out = Command::new("curl")
+            .args(["-sS", "-v", "-X", "PUT", "--data-binary"])
+            .arg(format!("@{}", file.display()))
+            .args(["-o", "/dev/null", "-w", "%{http_code}", &url])
+            .output()
+            .expect("run curl");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, trace) = curl(format!("http://127.0.0.1:{}/metrics/job/big", gw.port));
+    assert_eq!(code, "200", "{trace}");
+    assert!(trace.contains("Expect: 100-continue"), "{trace}");
+    assert!(trace.contains("HTTP/1.1 100 Continue"), "{trace}");
+    let scrape = gw.get("/metrics").text();
+    let last = format!(
+        "big_push_metric{{instance=\"\",job=\"big\",n=\"{}\"}} {}",
+        i - 1,
+        i - 1
+    );
+    assert!(scrape.contains(&last), "{last} missing");
+
+    let small = Gateway::start(&ours(), &["--push.max-body-size=1MiB"]);
+    let (code, trace) = curl(format!("http://127.0.0.1:{}/metrics/job/big", small.port));
+    assert_eq!(code, "413", "{trace}");
+    assert!(!trace.contains("100 Continue"), "{trace}");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -969,6 +969,8 @@ fn recovers_after_running_out_of_descriptors() {
     let _serial = serial();
     raw::raise_nofile_limit();
     let (gw, script) = raw::start_with_nofile(&ours(), 256, &[]);
+    // Removed at the end, also when the test fails.
+    let _script = TempFile(script);
     let h = prepare(gw, None);
     assert_eq!(
         raw::nofile_of(h.pid()),
@@ -1031,7 +1033,6 @@ fn recovers_after_running_out_of_descriptors() {
     );
     h.assert_survived("descriptor exhaustion");
     h.assert_fds_settle("after descriptor exhaustion");
-    let _ = std::fs::remove_file(script);
 }
 
 // ---------------------------------------------------------------------------
