@@ -421,13 +421,18 @@ fn node_client_pushes_chunked_on_keep_alive_after_a_rejected_push() {
     );
     assert!(stdout.contains("push failed with status 400"), "{stdout}");
     assert!(stdout.contains("\"status\":200"), "{stdout}");
-    assert!(stdout.contains("\"reused\":true"), "same connection: {stdout}");
-    assert!(stdout.contains("\"chunked\":true"), "chunked body: {stdout}");
+    assert!(
+        stdout.contains("\"reused\":true"),
+        "same connection: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"chunked\":true"),
+        "chunked body: {stdout}"
+    );
     assert!(stdout.contains("\"again\":200"), "{stdout}");
     let scrape = gw.get("/metrics").text();
     for instance in ["i1", "i2"] {
-        let line =
-            format!("node_job_last_success{{instance=\"{instance}\",job=\"node_job\"}} 42");
+        let line = format!("node_job_last_success{{instance=\"{instance}\",job=\"node_job\"}} 42");
         assert!(scrape.contains(&line), "{line} missing:\n{scrape}");
     }
 }

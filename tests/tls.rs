@@ -455,3 +455,47 @@ fn existing_files_behave_as_with_the_reference() {
         assert_eq!(answers(&ours_gw), answers(&ref_gw), "config {i}:\n{yaml}");
     }
 }
+
+/// A client that stops in the middle of its handshake is cut off when the
+/// handshake time runs out (bounded by --web.read-header-timeout, as in
+/// Go), while other clients are served meanwhile.
+#[test]
+fn a_stalled_handshake_is_cut_off() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let pki = Pki::new("stall");
+    let cfg = pki.web_config("web.yml", &tls_yaml(""));
+    let gw = Gateway::start(
+        &ours(),
+        &[
+            &format!("--web.config.file={cfg}"),
+            "--web.read-header-timeout=1s",
+        ],
+    );
+    let mut stalled = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    // A TLS handshake record header announcing 512 bytes, and 3 of them.
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])
+        .expect("write");
+    let started = Instant::now();
+    let ca = pki.path("ca.crt");
+    let r = curl(&["--cacert", &ca, &url(&gw, "/-/healthy")]);
+    assert_eq!(r.status, 200, "others are served meanwhile");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let closed = match stalled.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the stalled handshake must be closed");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+}

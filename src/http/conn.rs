@@ -179,7 +179,9 @@ impl Conn {
             State::Handshake,
             limits,
         );
-        c.deadline = Some(Instant::now() + crate::tls::HANDSHAKE_TIMEOUT);
+        // As Go: the handshake is bounded by the header timeout too.
+        let limit = crate::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
+        c.deadline = Some(Instant::now() + limit);
         c
     }
 
