@@ -960,6 +960,52 @@ fn concurrent_gzip_bombs_are_413() {
     h.assert_rss_settles("32 gzip bombs", 100);
 }
 
+/// With a small --web.memory-budget, 16 concurrent bombs cannot take more
+/// than the budget: each is refused (413 when it got to inflate past the
+/// body limit, 503 when the budget was used up), and the process's peak
+/// RSS stays near baseline plus the budget. Without the budget, the pool's
+/// threads would inflate 64 MiB each at once.
+#[test]
+fn memory_budget_bounds_concurrent_bombs() {
+    let _serial = serial();
+    let bomb = Arc::new(raw::gzip_bomb(80));
+    let h = start(&["--web.memory-budget=96MiB"]);
+    let port = h.port();
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            let bomb = Arc::clone(&bomb);
+            thread::spawn(move || {
+                let mut req = format!(
+                    "PUT /metrics/job/bomb/instance/{i} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    bomb.len()
+                )
+                .into_bytes();
+                req.extend_from_slice(&bomb);
+                let mut c = connect(port);
+                let _ = c.send(&req);
+                c.read_response_for(secs(60.0), false).map(|r| r.status)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = workers
+        .into_iter()
+        .map(|w| w.join().expect("worker").expect("an answer"))
+        .collect();
+    assert!(
+        statuses.iter().all(|&s| s == 413 || s == 503),
+        "every bomb is refused: {statuses:?}"
+    );
+    assert!(statuses.contains(&503), "the budget refused some: {statuses:?}");
+    let peak = raw::peak_rss_kib(h.pid());
+    assert!(
+        peak < h.base_rss_kib + 96 * 1024 + 48 * 1024,
+        "peak RSS {peak} KiB, baseline {} KiB, budget 96 MiB",
+        h.base_rss_kib
+    );
+    h.assert_survived("bombs within a budget");
+    h.assert_no_group("bombs within a budget", "bomb");
+}
+
 // ---------------------------------------------------------------------------
 // 11. Descriptor exhaustion
 // ---------------------------------------------------------------------------

@@ -58,7 +58,11 @@ pub fn decode_body_within(
         if (out.len() + n) as u64 > max {
             return Err(BodyError::TooLarge);
         }
-        out.reserve(n);
+        if out.capacity() - out.len() < n {
+            // Doubling, but never past the cap: a bomb costs `max`, not 2x.
+            let want = (out.len() + n).max(out.capacity() * 2).min(max as usize);
+            out.reserve_exact(want - out.len());
+        }
         if !grow(out.capacity()) {
             return Err(BodyError::Busy);
         }

@@ -631,6 +631,11 @@ pub fn rss_kib(pid: u32) -> u64 {
     status_field(pid, "VmRSS:").unwrap_or_else(|| panic!("process {pid} is gone"))
 }
 
+/// Peak resident set size of process `pid` in KiB (VmHWM).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmHWM:").unwrap_or_else(|| panic!("process {pid} is gone"))
+}
+
 /// Whether process `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
