@@ -1264,3 +1264,110 @@ fn api_cors_headers_match_the_reference() {
         assert!(ours.header("Access-Control-Allow-Origin").is_some());
     }
 }
+
+/// Malformed and unusual requests, sent as raw bytes on a fresh connection
+/// to both servers: the status line must agree. The cases are those where
+/// Go's answer did not change between the reference's Go (1.19) and the
+/// Go that builds upstream 1.11 (README, "HTTP front", lists the few that
+/// did and what we answer there).
+#[test]
+fn malformed_requests_get_the_references_status() {
+    use support::raw;
+    let big_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(2 << 20));
+    let big_header = format!(
+        "GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(2 << 20)
+    );
+    let push = |extra: &str, body: &str| {
+        format!("PUT /metrics/job/x HTTP/1.1\r\nHost: x\r\n{extra}\r\n{body}")
+    };
+    let cases: Vec<(&str, String)> =
+        vec![
+        ("CL 4, 4", push("Content-Length: 4, 4\r\n", "a 1\n")),
+        ("CL -1", push("Content-Length: -1\r\n", "a 1\n")),
+        ("CL 4.0", push("Content-Length: 4.0\r\n", "a 1\n")),
+        ("CL 0x4", push("Content-Length: 0x4\r\n", "a 1\n")),
+        ("CL +4", push("Content-Length: +4\r\n", "a 1\n")),
+        ("CL overflow", push("Content-Length: 99999999999999999999\r\n", "a 1\n")),
+        ("CL 4 and 5", push("Content-Length: 4\r\nContent-Length: 5\r\n", "a 1\n")),
+        ("CL 4 and 4", push("Content-Length: 4\r\nContent-Length: 4\r\n", "a 1\n")),
+        (
+            "CL beside chunked",
+            push(
+                "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+                "4\r\na 1\n\r\n0\r\n\r\n",
+            ),
+        ),
+        ("TE identity", push("Transfer-Encoding: identity\r\n", "")),
+        ("TE gzip, chunked", push("Transfer-Encoding: gzip, chunked\r\n", "")),
+        (
+            "TE twice",
+            push("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", ""),
+        ),
+        (
+            "TE CHUNKED with extension",
+            push("Transfer-Encoding: CHUNKED\r\n", "4;x=y\r\na 1\n\r\n0\r\nT: 1\r\n\r\n"),
+        ),
+        ("2 MiB request line", big_line),
+        ("2 MiB header", big_header),
+        ("HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n".into()),
+        ("HTTP/0.9", "GET / HTTP/0.9\r\nHost: x\r\n\r\n".into()),
+        ("HTTP/1.2", "GET /-/healthy HTTP/1.2\r\nHost: x\r\n\r\n".into()),
+        ("FOO/1.1", "GET / FOO/1.1\r\nHost: x\r\n\r\n".into()),
+        ("PRI preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".into()),
+        ("no Host", "GET /-/healthy HTTP/1.1\r\n\r\n".into()),
+        ("two Hosts", "GET /-/healthy HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".into()),
+        ("Host a/b", "GET /-/healthy HTTP/1.1\r\nHost: a/b\r\n\r\n".into()),
+        ("HTTP/1.0 no Host", "GET /-/healthy HTTP/1.0\r\n\r\n".into()),
+        ("bare LF", "GET /-/healthy HTTP/1.1\nHost: x\n\n".into()),
+        ("Host : x", "GET /-/healthy HTTP/1.1\r\nHost : x\r\n\r\n".into()),
+        ("no colon", "GET /-/healthy HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n".into()),
+        ("NUL in value", "GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n".into()),
+        ("DEL in value", "GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n".into()),
+        ("name X(a)", "GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-(a): b\r\n\r\n".into()),
+        ("UTF-8 value", "GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-A: caf\u{e9}\r\n\r\n".into()),
+        ("Expect: foo", "GET /-/healthy HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n".into()),
+        ("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        ("GET *", "GET * HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        ("HEAD", "HEAD /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        ("lowercase method", "get /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        ("absolute form", "GET http://x/-/healthy HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        ("no leading slash", "GET -/healthy HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        ("bad escape", "GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n".into()),
+        (
+            "CRLF in a redirect",
+            "GET /x%0d%0aSet-Cookie:%20a=b/./ HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        ),
+        (
+            "huge CL on a GET",
+            "GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n".into(),
+        ),
+        (
+            "Expect 100-continue on HTTP/1.0",
+            "PUT /metrics/job/x HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\na 1\n"
+                .into(),
+        ),
+    ];
+    let reference = Gateway::start(&support::reference(), &[]);
+    let ours = Gateway::start(&under_test(), &[]);
+    let status = |port: u16, bytes: &[u8]| {
+        let mut c = raw::connect(port);
+        let _ = c.send(bytes);
+        match c.read_response_for(Duration::from_secs(5), bytes.starts_with(b"HEAD")) {
+            Ok(r) => r.status.to_string(),
+            Err(e) => format!("no answer ({e:?})"),
+        }
+    };
+    let mut mismatches = Vec::new();
+    for (what, bytes) in &cases {
+        let want = status(reference.port, bytes.as_bytes());
+        let got = status(ours.port, bytes.as_bytes());
+        if std::env::var_os("CONFORMANCE_TRACE").is_some() {
+            println!("{what}: reference {want}, ours {got}");
+        }
+        if want != got {
+            mismatches.push(format!("{what}: reference {want}, ours {got}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -995,7 +995,10 @@ fn memory_budget_bounds_concurrent_bombs() {
         statuses.iter().all(|&s| s == 413 || s == 503),
         "every bomb is refused: {statuses:?}"
     );
-    assert!(statuses.contains(&503), "the budget refused some: {statuses:?}");
+    assert!(
+        statuses.contains(&503),
+        "the budget refused some: {statuses:?}"
+    );
     let peak = raw::peak_rss_kib(h.pid());
     assert!(
         peak < h.base_rss_kib + 96 * 1024 + 48 * 1024,
