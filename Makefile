@@ -29,12 +29,14 @@ static-notls:
 # benchmark), a real Prometheus and the Python client library (end to end),
 # headless Chromium and chromedriver (browser test of the web page), openssl
 # and curl (TLS tests make their certificates and use curl as a client),
-# Node with prom-client (tests/node: chunked pushes on keep-alive).
+# Node with prom-client (tests/node: chunked pushes on keep-alive), and
+# for the benchmark wrk (load) and nginx (the HTTP ceiling).
 deps:
 	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver \
-		&& command -v openssl && command -v curl && command -v node && command -v npm; } >/dev/null 2>&1 || \
+		&& command -v openssl && command -v curl && command -v node && command -v npm \
+		&& command -v wrk && command -v nginx; } >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver \
-		openssl curl nodejs npm >/dev/null; }
+		openssl curl nodejs npm wrk nginx-light >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
 		python3 -m pip install -q prometheus_client
 	@test -d tests/node/node_modules/prom-client || npm install --silent --no-audit --no-fund --prefix tests/node

@@ -438,6 +438,7 @@ fn main() {
     let reference = run("reference", &reference_bin, &plan);
     print_table(&plan, &ours, &reference);
     print_extras(bench_mode, &ours_bin, &reference_bin);
+    http_bench::print(bench_mode, &ours_bin, &reference_bin);
     #[cfg(feature = "tls")]
     tls_bench::print(bench_mode, &ours_bin, &reference_bin);
 }
@@ -597,5 +598,213 @@ mod tls_bench {
             ratio(tls_rates[0], tls_rates[2]),
             ratio(tls_rates[1], tls_rates[3])
         );
+    }
+}
+
+/// The HTTP front under load, with nginx as the ceiling: wrk with 16
+/// keep-alive connections against `GET /-/healthy` (ours, the reference,
+/// and nginx's `return 200` with one worker) and small pushes (ours and
+/// the reference); then 10,000 idle connections held open against each
+/// gateway while pushes are timed, with the RSS and threads they cost.
+mod http_bench {
+    use super::{Gateway, percentile, ratio, small_body, support};
+    use std::net::TcpStream;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// nginx with one worker answering `return 200` on `port`; killed on drop.
+    struct Nginx {
+        child: Child,
+        dir: std::path::PathBuf,
+    }
+
+    impl Nginx {
+        fn start(port: u16) -> Nginx {
+            let dir = std::env::temp_dir()
+                .join(format!("pushgateway-bench-nginx-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("nginx dir");
+            let conf = dir.join("nginx.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "worker_processes 1;\ndaemon off;\npid {pid};\nerror_log stderr error;\n\
+                     events {{ worker_connections 4096; }}\n\
+                     http {{ access_log off; client_body_temp_path {tmp}; \
+                     server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"OK\\n\"; }} }} }}\n",
+                    pid = dir.join("nginx.pid").display(),
+                    tmp = dir.display(),
+                ),
+            )
+            .expect("write nginx.conf");
+            let child = Command::new("nginx")
+                .args([
+                    "-p",
+                    &dir.display().to_string(),
+                    "-c",
+                    &conf.display().to_string(),
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start nginx (make deps installs nginx-light)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "nginx did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Nginx { child, dir }
+        }
+    }
+
+    impl Drop for Nginx {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Requests per second wrk measured with 16 keep-alive connections.
+    fn wrk(url: &str, seconds: u32, script: Option<&str>) -> f64 {
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t2", "-c16", &format!("-d{seconds}s")]);
+        let dir =
+            std::env::temp_dir().join(format!("pushgateway-bench-wrk-{}", std::process::id()));
+        if let Some(lua) = script {
+            std::fs::create_dir_all(&dir).expect("wrk dir");
+            let file = dir.join("script.lua");
+            std::fs::write(&file, lua).expect("write wrk script");
+            cmd.args(["-s", &file.display().to_string()]);
+        }
+        let out = cmd
+            .arg(url)
+            .output()
+            .expect("run wrk (make deps installs it)");
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("Non-2xx"),
+            "wrk saw error answers from {url}:\n{text}"
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no rate in wrk's output for {url}:\n{text}"))
+    }
+
+    const PUSH_SCRIPT: &str =
+        "wrk.method = \"PUT\"\nwrk.body = \"small_metric{a=\\\"b\\\"} 1\\n\"\n";
+
+    pub fn print(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
+        let secs = if bench_mode { 5 } else { 1 };
+        let ours = Gateway::start(ours_bin, &["--persistence.file="]);
+        let healthy_ours = wrk(
+            &format!("http://127.0.0.1:{}/-/healthy", ours.port),
+            secs,
+            None,
+        );
+        let push_url = format!("http://127.0.0.1:{}/metrics/job/wrk", ours.port);
+        let push_ours = wrk(&push_url, secs, Some(PUSH_SCRIPT));
+        drop(ours);
+        let reference = Gateway::start(reference_bin, &["--persistence.file="]);
+        let healthy_ref = wrk(
+            &format!("http://127.0.0.1:{}/-/healthy", reference.port),
+            secs,
+            None,
+        );
+        let push_url = format!("http://127.0.0.1:{}/metrics/job/wrk", reference.port);
+        let push_ref = wrk(&push_url, secs, Some(PUSH_SCRIPT));
+        drop(reference);
+        let port = support::free_port();
+        let nginx = Nginx::start(port);
+        let healthy_nginx = wrk(&format!("http://127.0.0.1:{port}/-/healthy"), secs, None);
+        drop(nginx);
+        println!();
+        println!("HTTP front, wrk with 16 keep-alive connections, {secs} s each (requests/s):");
+        println!(
+            "  GET /-/healthy   ours {healthy_ours:>9.0}  reference {healthy_ref:>9.0}  nginx return 200 {healthy_nginx:>9.0}"
+        );
+        println!(
+            "                   ours/nginx {}  ours/reference {}",
+            ratio(healthy_ours, healthy_nginx),
+            ratio(healthy_ours, healthy_ref)
+        );
+        println!("  small PUT push   ours {push_ours:>9.0}  reference {push_ref:>9.0}");
+        println!(
+            "                   ours/nginx's healthy {}  ours/reference {}",
+            ratio(push_ours, healthy_nginx),
+            ratio(push_ours, push_ref)
+        );
+        let idle = if bench_mode { 10_000 } else { 200 };
+        for (who, bin) in [("ours", ours_bin), ("reference", reference_bin)] {
+            idle_connections(who, bin, idle);
+        }
+    }
+
+    /// Holds `n` idle connections (each served one request first) and
+    /// times pushes on new connections meanwhile.
+    fn idle_connections(who: &str, bin: &str, n: usize) {
+        raise_nofile_limit(n as u64 + 1024);
+        let gw = Gateway::start(bin, &["--persistence.file="]);
+        let rss_before = gw.rss_kib().unwrap_or(0);
+        let threads_before = threads(gw.pid());
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut c = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+            use std::io::{Read, Write};
+            c.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("write");
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf).expect("read");
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let rss = gw.rss_kib().unwrap_or(0);
+        let thr = threads(gw.pid());
+        let mut times = Vec::new();
+        for i in 0..200 {
+            let t = Instant::now();
+            let r = support::put(
+                gw.port,
+                &format!("/metrics/job/idle/instance/{}", i % 10),
+                &small_body(i),
+            );
+            assert!(r.status == 200 || r.status == 202, "{who}: push failed");
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "  {n} idle connections, {who}: RSS {rss_before} -> {rss} KiB (+{:.1} KiB each), threads {threads_before} -> {thr}, push p50 {:.2} ms p99 {:.2} ms",
+            (rss.saturating_sub(rss_before)) as f64 / n as f64,
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3,
+        );
+        drop(held);
+    }
+
+    fn threads(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// The bench itself holds the idle connections: it needs descriptors.
+    fn raise_nofile_limit(want: u64) {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain libc calls on a live rlimit.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            if lim.rlim_cur < want {
+                lim.rlim_cur = want.min(lim.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
     }
 }
