@@ -149,6 +149,8 @@ pub(super) struct Conn {
     fresh: bool,
     /// The budget's charge for an answer waiting in `out`.
     out_charge: Option<Charge>,
+    /// How long an answer may wait for the client to read some of it.
+    write_timeout: std::time::Duration,
 }
 
 impl Conn {
@@ -209,6 +211,7 @@ impl Conn {
             registered: Interest::READ,
             fresh: true,
             out_charge: None,
+            write_timeout: limits.write_timeout,
         }
     }
 
@@ -664,6 +667,7 @@ impl Conn {
             self.out.push_back(body);
         }
         self.state = State::Writing;
+        self.deadline = Some(Instant::now() + self.write_timeout);
     }
 
     /// A handler's answer arrived from another thread.
@@ -678,12 +682,10 @@ impl Conn {
             charge.force_to(head.len() + body.len());
             self.out_charge = Some(charge);
         }
-        let limits = env.limits;
         if !keep_alive {
             self.close_after = true;
         }
         self.queue(head, body);
-        self.deadline = Some(Instant::now() + limits.write_timeout);
         self.flush();
     }
 
@@ -724,9 +726,9 @@ impl Conn {
                 }
             }
         }
-        if progress && matches!(self.state, State::Writing) && self.deadline.is_some() {
+        if progress && matches!(self.state, State::Writing) {
             // A client that reads slowly but steadily keeps its connection.
-            self.deadline = Some(Instant::now() + std::time::Duration::from_secs(60));
+            self.deadline = Some(Instant::now() + self.write_timeout);
         }
         if self.out.is_empty() && !self.tls_wants_write() {
             self.written();
@@ -751,6 +753,10 @@ impl Conn {
         }
         if self.close_after {
             return self.linger();
+        }
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 16 * 1024 {
+            // An idle connection keeps no large buffer from its last request.
+            self.inbuf = Vec::new();
         }
         self.state = State::Head { started: false };
         self.deadline = None;
