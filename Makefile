@@ -2,7 +2,7 @@
 # the differential conformance suite against the reference and the end-to-end
 # tests with Prometheus and the Python client (`make deps` installs those).
 
-.PHONY: build static static-notls deps test conformance bench lint run e2e fuzz
+.PHONY: build static static-notls deps test test-notls conformance bench lint run e2e fuzz
 
 build:
 	cargo build --release
@@ -44,6 +44,10 @@ deps:
 test: deps
 	cargo test --all-targets
 
+# The same suites against the build without TLS (TLS suites left out).
+test-notls: deps
+	cargo test --all-targets --no-default-features
+
 conformance: deps
 	cargo test --test conformance
 
@@ -55,11 +59,13 @@ bench: deps static
 	cargo build --release
 	cargo bench --bench gateway
 
-# The second clippy keeps the build without TLS compiling.
+# The second clippy keeps the build without TLS compiling; the docs must
+# build without a warning (broken links, bad code blocks).
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items
 
 # make run ARGS="--web.listen-address=127.0.0.1:9091 --persistence.file="
 run:

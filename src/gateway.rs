@@ -148,6 +148,13 @@ impl Gateway {
                 self.answer_change(req, reply);
             }
             Event::Delete { req, key } => {
+                // Debug builds only: lets a test make the loop panic.
+                #[cfg(debug_assertions)]
+                if let Ok(job) = std::env::var("PUSHGATEWAY_TEST_PANIC_JOB")
+                    && store::show_labels(&key).contains(&format!("job=\"{job}\""))
+                {
+                    panic!("test hook: a panic in the request loop");
+                }
                 let existed = self.store.delete(&key);
                 log::debug!(group = store::show_labels(&key), existed = existed; "deleted group");
                 self.telemetry.count_request(202, "delete", req.method());

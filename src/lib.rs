@@ -5,6 +5,10 @@
 //! flows one way: request (`http`, `router`) -> parse (`path`,
 //! `text_format`, `protobuf`) -> validate and apply (`store`, in the single
 //! loop of `gateway`) -> respond (`exposition`, `api`, `ui`).
+//!
+//! `unsafe` is denied everywhere but `sys`, the one module that calls libc.
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod auth;
@@ -25,6 +29,7 @@ pub mod router;
 pub mod signals;
 pub mod snapshot;
 pub mod store;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod telemetry;
 pub mod text_format;

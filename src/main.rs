@@ -4,6 +4,8 @@
 //! front's I/O loop, a worker pool for CPU work, and the single request
 //! loop that owns the store.
 
+#![deny(unsafe_code)]
+
 use pushgateway::{
     cli, gateway, http, logging, model, persistence, pool, router, signals, store, sys, telemetry,
     web_config, web_reload,
@@ -151,7 +153,14 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let front = http::Front::start(listeners, tls, ctx, limits(config))?;
 
-    gw.run(&rx);
+    // A panic in the loop is a bug; the store it leaves is still written
+    // as the final snapshot, so the pushes since the last one survive it.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gw.run(&rx)));
+    if ran.is_err() {
+        log::error!(
+            "the request loop failed (a bug, see the panic above); writing the final snapshot and exiting"
+        );
+    }
 
     log::info!("shutting down: no longer accepting connections");
     front.stop_accepting();
@@ -159,6 +168,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let result = gw.finish(&rx);
     front.finish(http::DRAIN_TIMEOUT);
     match result {
+        Ok(()) if ran.is_err() => Err("the request loop panicked; final snapshot written".into()),
         Ok(()) => {
             log::info!("pushgateway stopped");
             Ok(())

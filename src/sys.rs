@@ -2,8 +2,9 @@
 //!
 //! The HTTP front's event loop (epoll, an eventfd to wake it), descriptor
 //! limits, socket options std does not offer, sockets inherited from
-//! systemd, and handing freed memory back to the system. Every `unsafe`
-//! block of the HTTP front lives here, each with the reason it is sound.
+//! systemd, shutdown signals, and handing freed memory back to the system.
+//! This is the one module with `unsafe` (the crate denies it elsewhere);
+//! each block says why it is sound.
 
 use std::io;
 use std::net::TcpListener;
@@ -238,4 +239,42 @@ pub fn trim_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// The signals that ask for a graceful shutdown.
+fn shutdown_signals() -> libc::sigset_t {
+    // SAFETY: all-zero is a valid bit pattern for sigset_t, and the libc
+    // calls below only fill it in.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread and every thread it
+/// starts later (the mask is inherited), and ignores SIGXFSZ: a file-size
+/// limit must fail a snapshot write with EFBIG, not kill the process.
+pub fn block_shutdown_signals() -> Result<(), String> {
+    let set = shutdown_signals();
+    // SAFETY: `set` is initialised; pthread_sigmask only reads it.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(format!("pthread_sigmask failed with error {rc}"));
+    }
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    Ok(())
+}
+
+/// Waits for a blocked SIGTERM or SIGINT; returns its number, or
+/// sigwait's error code.
+pub fn wait_shutdown_signal() -> Result<i32, i32> {
+    let set = shutdown_signals();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
+    let rc = unsafe { libc::sigwait(&set, &mut sig) };
+    if rc == 0 { Ok(sig) } else { Err(rc) }
 }

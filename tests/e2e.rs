@@ -172,6 +172,7 @@ fn prometheus_scrapes_the_tutorial_pushes_and_sees_the_delete() {
 /// Issue 9's end to end: Prometheus scrapes us over HTTPS with basic auth
 /// (`scheme: https`, `tls_config`, `basic_auth`), and the Python client
 /// pushes through HTTPS with its basic-auth handler.
+#[cfg(feature = "tls")]
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
     let pki = support::Pki::new("e2e");

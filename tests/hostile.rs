@@ -999,9 +999,12 @@ fn memory_budget_bounds_concurrent_bombs() {
         statuses.contains(&503),
         "the budget refused some: {statuses:?}"
     );
+    // The budget counts live buffers; the allocator may keep some freed
+    // ones for a while (glibc's arenas), hence the slack. Without the
+    // budget, the pool's 8 threads inflate 64 MiB each: 512 MiB.
     let peak = raw::peak_rss_kib(h.pid());
     assert!(
-        peak < h.base_rss_kib + 96 * 1024 + 48 * 1024,
+        peak < h.base_rss_kib + 96 * 1024 + 160 * 1024,
         "peak RSS {peak} KiB, baseline {} KiB, budget 96 MiB",
         h.base_rss_kib
     );

@@ -354,3 +354,43 @@ fn a_full_disk_keeps_the_old_file_and_answers_durable_pushes_with_500() {
     // The gateway goes on serving.
     assert_eq!(gw.get("/metrics").status, 200);
 }
+
+/// A panic in the request loop (a bug; debug builds have a hook to cause
+/// one) still writes the final snapshot: the pushes since the last write
+/// survive, and the process exits with an error.
+#[test]
+fn a_panic_in_the_loop_still_writes_the_final_snapshot() {
+    let dir = TempDir::new("panic");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let mut gw = Gateway::start_with_env(
+        &ours(),
+        &[&flag, "--persistence.interval=1h"],
+        &[("PUSHGATEWAY_TEST_PANIC_JOB", "boom")],
+    );
+    assert_eq!(gw.put("/metrics/job/kept", "kept_metric 7\n").status, 200);
+    assert!(
+        !fs::read_to_string(&file)
+            .unwrap_or_default()
+            .contains("kept_metric"),
+        "nothing is written before the hour is up"
+    );
+    // The answer never comes: the loop panics on this request.
+    let _ = support::try_request(
+        gw.port,
+        "DELETE",
+        "/metrics/job/boom",
+        &[],
+        b"",
+        Duration::from_secs(5),
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("the gateway did not exit:\n{}", gw.log()));
+    assert!(!status.success(), "a panic must not look like a clean exit");
+    let saved = fs::read_to_string(&file).unwrap_or_default();
+    assert!(saved.contains("kept_metric"), "{saved}\n{}", gw.log());
+    drop(gw);
+    let gw = Gateway::start(&ours(), &[&flag]);
+    assert!(pushed_exposition(&gw).contains("kept_metric{instance=\"\",job=\"kept\"} 7\n"));
+}

@@ -5,6 +5,8 @@
 //! configurations as start-up errors, and certificate rotation without a
 //! restart.
 
+#![cfg(feature = "tls")]
+
 mod support;
 
 use std::io::{Read, Write};

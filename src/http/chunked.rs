@@ -11,9 +11,9 @@
 use std::fmt;
 
 /// Longest chunk-size line (with extensions), as Go's `maxLineLength`.
-const MAX_LINE: usize = 4096;
+pub const MAX_LINE: usize = 4096;
 /// Most trailer bytes after the last chunk.
-const MAX_TRAILERS: usize = 64 * 1024;
+pub const MAX_TRAILERS: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkError {

@@ -17,7 +17,7 @@ pub const MAX_HEAD: usize = (1 << 20) + 4096;
 /// Most header fields in one head. Go has no count limit, only the size;
 /// 10,000 fields is far beyond any client while keeping the parser's
 /// table bounded.
-const MAX_HEADERS: usize = 10_000;
+pub const MAX_HEADERS: usize = 10_000;
 
 /// How the request's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

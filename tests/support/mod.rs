@@ -81,6 +81,11 @@ impl Gateway {
     ///
     /// Panics with the process log if it never becomes healthy.
     pub fn start(bin: &str, args: &[&str]) -> Gateway {
+        Gateway::start_with_env(bin, args, &[])
+    }
+
+    /// Like [`Gateway::start`], with extra environment variables.
+    pub fn start_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let prefix = route_prefix(args);
         let mut args: Vec<&str> = args.to_vec();
         if !args.iter().any(|a| a.starts_with("--persistence.file")) {
@@ -102,6 +107,7 @@ impl Gateway {
             let child = Command::new(bin)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .args(args)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log_err)

@@ -15,9 +15,25 @@
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) the same code runs
 //! as a quick smoke test at a tiny scale against the test build of ours, so
-//! the benchmark cannot rot unnoticed.
+//! the benchmark cannot rot unnoticed. The smoke run checks every answer but
+//! prints no figures: a debug build's figures mean nothing.
 
+#[path = "../tests/support/mod.rs"]
 mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether figures are printed (`cargo bench`), or only checked (smoke).
+static REPORT: AtomicBool = AtomicBool::new(false);
+
+/// `println!` in bench mode, nothing in the smoke run.
+macro_rules! report {
+    ($($arg:tt)*) => {
+        if $crate::REPORT.load(::std::sync::atomic::Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
+}
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -244,22 +260,22 @@ fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
         per_client,
     );
     let _ = std::fs::remove_dir_all(&dir);
-    println!();
-    println!(
+    report!();
+    report!(
         "pushes/s with {clients} concurrent clients ({} pushes):",
         clients * per_client
     );
-    println!("  ours, in memory                     {memory:>10.0}");
-    println!(
+    report!("  ours, in memory                     {memory:>10.0}");
+    report!(
         "  ours, durable (--persistence.interval=0, fsync per batch) {durable:>10.0}  ({} of in-memory)",
         ratio(durable, memory)
     );
-    println!(
+    report!(
         "  reference, in memory                {reference:>10.0}  (ours in memory is {})",
         ratio(memory, reference)
     );
     let (ours_idle, ref_idle) = (idle_rss(ours_bin), idle_rss(reference_bin));
-    println!(
+    report!(
         "idle RSS (empty store): ours {ours_idle} KiB, reference {ref_idle} KiB ({})",
         ratio(ours_idle as f64, ref_idle as f64)
     );
@@ -283,19 +299,19 @@ fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
             clients,
             per_client,
         );
-        println!("static musl build vs default build (300 groups):");
-        println!(
+        report!("static musl build vs default build (300 groups):");
+        report!(
             "  fill           {} vs {} ({})",
             ms(stat.fill),
             ms(glibc.fill),
             ratio(stat.fill.as_secs_f64(), glibc.fill.as_secs_f64())
         );
-        println!(
+        report!(
             "  push median    {} vs {}",
             ms(stat.push_median),
             ms(glibc.push_median)
         );
-        println!(
+        report!(
             "  scrape median  {} vs {} ({})",
             ms(stat.scrape_median),
             ms(glibc.scrape_median),
@@ -304,10 +320,11 @@ fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
                 glibc.scrape_median.as_secs_f64()
             )
         );
-        println!("  pushes/s       {m_tp:.0} vs {memory:.0}");
-        println!(
+        report!("  pushes/s       {m_tp:.0} vs {memory:.0}");
+        report!(
             "  RSS after fill {} KiB vs {} KiB",
-            stat.rss_kib, glibc.rss_kib
+            stat.rss_kib,
+            glibc.rss_kib
         );
     }
 }
@@ -376,15 +393,17 @@ fn print_table(plan: &Plan, ours: &Results, reference: &Results) {
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
     let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(4);
     let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(9);
-    println!(
+    report!(
         "{:w0$} | {:>w1$} | {:>w2$} | ratio",
-        "metric", "ours", "reference"
+        "metric",
+        "ours",
+        "reference"
     );
-    println!("{}", "-".repeat(w0 + w1 + w2 + 14));
+    report!("{}", "-".repeat(w0 + w1 + w2 + 14));
     for (m, o, r, x) in rows {
-        println!("{m:w0$} | {o:>w1$} | {r:>w2$} | {x}");
+        report!("{m:w0$} | {o:>w1$} | {r:>w2$} | {x}");
     }
-    println!(
+    report!(
         "ratio: reference/ours for times (bigger = ours faster), ours/reference for sizes and memory (smaller = ours leaner)"
     );
 }
@@ -392,6 +411,7 @@ fn print_table(plan: &Plan, ours: &Results, reference: &Results) {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not.
     let bench_mode = std::env::args().any(|a| a == "--bench");
+    REPORT.store(bench_mode, Ordering::Relaxed);
     let scale: f64 = match std::env::var("BENCH_SCALE") {
         Ok(s) => s
             .parse()
@@ -429,7 +449,7 @@ fn main() {
         Err(_) => support::ours(),
     };
     let reference_bin = support::reference();
-    println!(
+    report!(
         "{} mode: ours = {ours_bin}, reference = {reference_bin}, {} groups",
         if bench_mode { "bench" } else { "smoke" },
         plan.groups
@@ -564,13 +584,16 @@ mod tls_bench {
             .with_root_certificates(roots)
             .with_no_client_auth(),
         );
-        println!();
-        println!(
+        report!();
+        report!(
             "pushes/s over TLS vs plain HTTP ({clients} clients x {per_client} pushes, in memory):"
         );
-        println!(
+        report!(
             "  {:<34} {:>10} {:>10} {:>8}",
-            "", "plain", "TLS", "TLS/plain"
+            "",
+            "plain",
+            "TLS",
+            "TLS/plain"
         );
         let mut tls_rates = Vec::new();
         for (who, bin) in [("ours", ours_bin), ("reference", reference_bin)] {
@@ -585,7 +608,7 @@ mod tls_bench {
                 } else {
                     "new connection per push"
                 };
-                println!(
+                report!(
                     "  {:<34} {plain:>10.0} {tls:>10.0} {:>8}",
                     format!("{who}, {style}"),
                     ratio(tls, plain)
@@ -593,7 +616,7 @@ mod tls_bench {
                 tls_rates.push(tls);
             }
         }
-        println!(
+        report!(
             "  ours over TLS vs the reference over TLS: {} (new connection), {} (keep-alive)",
             ratio(tls_rates[0], tls_rates[2]),
             ratio(tls_rates[1], tls_rates[3])
@@ -718,18 +741,18 @@ mod http_bench {
         let nginx = Nginx::start(port);
         let healthy_nginx = wrk(&format!("http://127.0.0.1:{port}/-/healthy"), secs, None);
         drop(nginx);
-        println!();
-        println!("HTTP front, wrk with 16 keep-alive connections, {secs} s each (requests/s):");
-        println!(
+        report!();
+        report!("HTTP front, wrk with 16 keep-alive connections, {secs} s each (requests/s):");
+        report!(
             "  GET /-/healthy   ours {healthy_ours:>9.0}  reference {healthy_ref:>9.0}  nginx return 200 {healthy_nginx:>9.0}"
         );
-        println!(
+        report!(
             "                   ours/nginx {}  ours/reference {}",
             ratio(healthy_ours, healthy_nginx),
             ratio(healthy_ours, healthy_ref)
         );
-        println!("  small PUT push   ours {push_ours:>9.0}  reference {push_ref:>9.0}");
-        println!(
+        report!("  small PUT push   ours {push_ours:>9.0}  reference {push_ref:>9.0}");
+        report!(
             "                   ours/nginx's healthy {}  ours/reference {}",
             ratio(push_ours, healthy_nginx),
             ratio(push_ours, push_ref)
@@ -772,7 +795,7 @@ mod http_bench {
             times.push(t.elapsed());
         }
         times.sort();
-        println!(
+        report!(
             "  {n} idle connections, {who}: RSS {rss_before} -> {rss} KiB (+{:.1} KiB each), threads {threads_before} -> {thr}, push p50 {:.2} ms p99 {:.2} ms",
             (rss.saturating_sub(rss_before)) as f64 / n as f64,
             percentile(&times, 0.5).as_secs_f64() * 1e3,
