@@ -667,6 +667,7 @@ mod http_bench {
                     &conf.display().to_string(),
                 ])
                 .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .spawn()
                 .expect("start nginx (make deps installs nginx-light)");
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -679,7 +680,15 @@ mod http_bench {
     }
 
     impl Drop for Nginx {
+        /// SIGTERM, not SIGKILL: the master then stops its worker, which
+        /// would otherwise outlive it (holding the port and our stdout).
         fn drop(&mut self) {
+            // SAFETY: kill(2) on our own child's pid; no memory involved.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
             let _ = std::fs::remove_dir_all(&self.dir);

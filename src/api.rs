@@ -5,11 +5,12 @@
 //! RFC 3339 with nanoseconds, keys of maps sorted) follow it exactly.
 
 use crate::exposition;
-use crate::json::{json_string, rfc3339_nanos};
+use crate::json::json_string;
 use crate::model::{Metric, MetricType, Value};
 use crate::store::{
     Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
 };
+use crate::time::rfc3339_nanos;
 
 /// `{"status":"success","data":...}` around already-encoded data.
 fn success(data: &str) -> String {
@@ -221,7 +222,7 @@ pub const CORS_HEADERS: [(&str, &str); 5] = [
 ];
 
 /// `reply` with the CORS headers of the API.
-pub fn with_cors(mut reply: crate::http::Reply) -> crate::http::Reply {
+pub fn with_cors(mut reply: crate::contract::Reply) -> crate::contract::Reply {
     for (k, v) in CORS_HEADERS {
         reply = reply.with_header(k, v);
     }

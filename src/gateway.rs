@@ -7,21 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::contract::{Event, Reply, Responder, ScrapeFormat};
 use crate::exposition;
-use crate::http::{self, Event, Reply};
 use crate::model::{Labels, Metric, MetricType, Value};
 use crate::persistence::Persistence;
-use crate::pool::Pool;
 use crate::protobuf;
 use crate::store::{self, Nanos, SeriesKey, Store};
 use crate::telemetry::{Own, Telemetry};
+use crate::time::now_nanos;
 use crate::ui;
 
 pub struct Gateway {
     pub store: Store,
-    pub pool: Pool,
     pub telemetry: Telemetry,
     pub check_consistency: bool,
     pub persistence: Option<Persistence>,
@@ -34,14 +33,12 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         store: Store,
-        pool: Pool,
         telemetry: Telemetry,
         check_consistency: bool,
         flags: Vec<(String, String)>,
     ) -> Gateway {
         Gateway {
             store,
-            pool,
             telemetry,
             check_consistency,
             persistence: None,
@@ -117,17 +114,17 @@ impl Gateway {
             }
         }
         match self.persistence.as_mut() {
-            Some(p) => p.shutdown(&self.store, &self.pool),
+            Some(p) => p.shutdown(&self.store),
             None => Ok(()),
         }
     }
 
     /// Answers a request that changed the store: at once, or in durable
     /// mode once the change is on disk.
-    fn answer_change(&mut self, req: http::Request, reply: Reply) {
+    fn answer_change(&mut self, reply_to: Responder, reply: Reply) {
         match &mut self.persistence {
-            Some(p) if p.durable() && reply.status < 300 => p.defer(req, reply),
-            _ => http::respond(&self.pool, req, reply),
+            Some(p) if p.durable() && reply.status < 300 => p.defer(reply_to, reply),
+            _ => reply_to.send(reply),
         }
     }
 
@@ -135,19 +132,24 @@ impl Gateway {
     pub fn handle(&mut self, ev: Event) -> bool {
         match ev {
             Event::Push {
-                req,
                 push,
+                meta,
                 started,
                 size,
+                reply_to,
             } => {
-                let method = req.method().to_owned();
-                let reply = self.push(push, &http::source(&req), &method);
+                let method = meta.method;
+                let reply = self.push(push, &meta.source, &method);
                 self.telemetry.count_request(reply.status, "push", &method);
                 self.telemetry
                     .observe_push(&method, started.elapsed(), size);
-                self.answer_change(req, reply);
+                self.answer_change(reply_to, reply);
             }
-            Event::Delete { req, key } => {
+            Event::Delete {
+                key,
+                meta,
+                reply_to,
+            } => {
                 // Debug builds only: lets a test make the loop panic.
                 #[cfg(debug_assertions)]
                 if let Ok(job) = std::env::var("PUSHGATEWAY_TEST_PANIC_JOB")
@@ -157,14 +159,15 @@ impl Gateway {
                 }
                 let existed = self.store.delete(&key);
                 log::debug!(group = store::show_labels(&key), existed = existed; "deleted group");
-                self.telemetry.count_request(202, "delete", req.method());
-                self.answer_change(req, Reply::empty(202));
+                self.telemetry.count_request(202, "delete", &meta.method);
+                self.answer_change(reply_to, Reply::empty(202));
             }
-            Event::Scrape { req } => {
-                let reply = self.scrape(req.header("Accept"), req.header("Accept-Encoding"));
-                http::respond(&self.pool, req, reply);
-            }
-            Event::Status { req } => {
+            Event::Scrape {
+                format,
+                gzip,
+                reply_to,
+            } => reply_to.send(self.scrape(format, gzip)),
+            Event::Status { reply_to } => {
                 let info = ui::PageInfo {
                     flags: &self.flags,
                     build: &crate::telemetry::build_info(),
@@ -172,19 +175,19 @@ impl Gateway {
                     now: now_nanos(),
                 };
                 let html = ui::status_page(&self.store, &info);
-                self.telemetry.count_request(200, "status", req.method());
+                self.telemetry.count_request(200, "status", "get");
                 let mut reply = Reply::text(200, html);
                 reply.content_type = Some("text/html; charset=utf-8");
-                http::respond(&self.pool, req, reply);
+                reply_to.send(reply);
             }
-            Event::GroupText { req, key } => {
+            Event::GroupText { key, reply_to } => {
                 let reply = match ui::group_text(&self.store, &key) {
                     Some(text) => Reply::text(200, text),
                     None => Reply::text(404, "no such group (deleted?)"),
                 };
-                http::respond(&self.pool, req, reply);
+                reply_to.send(reply);
             }
-            Event::Api { req, metrics } => {
+            Event::Api { metrics, reply_to } => {
                 let body = if metrics {
                     crate::api::metrics(&self.store)
                 } else {
@@ -202,21 +205,20 @@ impl Gateway {
                 self.telemetry.count_request(200, handler, "get");
                 let mut reply = crate::api::with_cors(Reply::text(200, body));
                 reply.content_type = Some("application/json");
-                http::respond(&self.pool, req, reply);
+                reply_to.send(reply);
             }
-            Event::Wipe { req } => {
+            Event::Wipe { reply_to } => {
                 let groups = self.store.wipe();
                 log::info!(groups = groups; "wiped the metric store via the admin API");
                 self.telemetry
                     .count_request(202, "api/v1/admin/wipe", "put");
-                self.answer_change(req, Reply::empty(202));
+                self.answer_change(reply_to, Reply::empty(202));
             }
-            Event::Quit { req } => {
+            Event::Quit { meta, reply_to } => {
                 log::info!("received termination request via web service, exiting gracefully");
-                self.telemetry.count_request(200, "quit", req.method());
+                self.telemetry.count_request(200, "quit", &meta.method);
                 // Written before exit: the front drains owed answers.
-                let reply = Reply::text(200, "Requesting termination... Goodbye!");
-                http::respond(&self.pool, req, reply);
+                reply_to.send(Reply::text(200, "Requesting termination... Goodbye!"));
                 return false;
             }
             Event::Shutdown { reason } => {
@@ -259,7 +261,7 @@ impl Gateway {
         }
     }
 
-    fn scrape(&mut self, accept: Option<&str>, accept_encoding: Option<&str>) -> Reply {
+    fn scrape(&mut self, format: ScrapeFormat, gzip: bool) -> Reply {
         if !self.check_consistency {
             let problems = self.store.inconsistencies(&Own);
             if !problems.is_empty() {
@@ -276,7 +278,6 @@ impl Gateway {
                 return Reply::text(500, msg);
             }
         }
-        let format = negotiate(accept);
         let body = match format {
             ScrapeFormat::Text => self.render_metrics(),
             ScrapeFormat::Protobuf => self.render_protobuf(),
@@ -288,7 +289,7 @@ impl Gateway {
             ScrapeFormat::Text => exposition::TEXT_CONTENT_TYPE,
             ScrapeFormat::Protobuf => protobuf::CONTENT_TYPE,
         });
-        reply.gzip = gzip_accepted(accept_encoding);
+        reply.gzip = gzip;
         reply
     }
 
@@ -415,83 +416,3 @@ impl Gateway {
 
 /// Series with their exposition lines, in exposition order.
 type RenderedSeries = Vec<(SeriesKey, Vec<u8>)>;
-
-/// The formats a scrape can be answered in.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum ScrapeFormat {
-    Text,
-    Protobuf,
-}
-
-/// The reference's `expfmt.Negotiate` without OpenMetrics: the first
-/// acceptable entry by quality wins; delimited protobuf if asked for,
-/// text 0.0.4 otherwise. OpenMetrics requests get text 0.0.4, exactly as
-/// the reference answers them, so pushed counters keep their names.
-fn negotiate(accept: Option<&str>) -> ScrapeFormat {
-    let Some(accept) = accept else {
-        return ScrapeFormat::Text;
-    };
-    let mut entries: Vec<(f64, &str)> = accept
-        .split(',')
-        .map(|e| {
-            let q = e
-                .split(';')
-                .skip(1)
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(1.0);
-            (q, e)
-        })
-        .collect();
-    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (q, e) in entries {
-        if q <= 0.0 {
-            continue;
-        }
-        if http::is_protobuf(Some(e)) {
-            return ScrapeFormat::Protobuf;
-        }
-        let media = e.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case("text/plain") {
-            return ScrapeFormat::Text;
-        }
-    }
-    ScrapeFormat::Text
-}
-
-/// promhttp's test: a `gzip` entry in Accept-Encoding.
-fn gzip_accepted(accept_encoding: Option<&str>) -> bool {
-    accept_encoding.is_some_and(|ae| {
-        ae.split(',').any(|part| {
-            let p = part.trim();
-            p == "gzip" || p.starts_with("gzip;")
-        })
-    })
-}
-
-pub fn now_nanos() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as Nanos)
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn negotiation_like_the_reference() {
-        let om = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(negotiate(Some(om)), ScrapeFormat::Text);
-        assert_eq!(negotiate(None), ScrapeFormat::Text);
-        let proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
-        assert_eq!(negotiate(Some(proto)), ScrapeFormat::Protobuf);
-        let text_first = "text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5";
-        assert_eq!(negotiate(Some(text_first)), ScrapeFormat::Text);
-        assert!(gzip_accepted(Some("deflate, gzip;q=1.0")));
-        assert!(!gzip_accepted(Some("identity")));
-        assert!(!gzip_accepted(None));
-    }
-}

@@ -27,27 +27,6 @@ pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Go's `time.RFC3339Nano` in UTC: `2026-11-25T04:18:07.542346203Z`, with
-/// trailing zeros of the fraction dropped (and the dot when it is zero).
-pub fn rfc3339_nanos(nanos: i64) -> String {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let frac = nanos.rem_euclid(1_000_000_000);
-    let (y, m, d) = crate::logging::civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    if frac > 0 {
-        let f = format!(".{frac:09}");
-        s.push_str(f.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,18 +39,5 @@ mod tests {
             s,
             "\"a\\\"b\\\\c\\nd\\u003ce\\u003e\\u0026\\u0001é\\u2028\""
         );
-    }
-
-    #[test]
-    fn nano_times() {
-        assert_eq!(
-            rfc3339_nanos(1_795_580_287_542_346_203),
-            "2026-11-25T04:18:07.542346203Z"
-        );
-        assert_eq!(
-            rfc3339_nanos(1_795_580_287_500_000_000),
-            "2026-11-25T04:18:07.5Z"
-        );
-        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00Z");
     }
 }

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod contract;
 pub mod exposition;
 pub mod fuzz_checks;
 pub mod gateway;
@@ -33,6 +34,7 @@ pub mod store;
 pub mod sys;
 pub mod telemetry;
 pub mod text_format;
+pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod ui;

@@ -82,7 +82,6 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = mpsc::channel();
     let mut gw = gateway::Gateway::new(
         store,
-        pool.clone(),
         telemetry.clone(),
         !config.disable_consistency_check,
         flag_list(config),
@@ -92,7 +91,6 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             config.persistence_file.clone().into(),
             config.persistence_interval,
             tx.clone(),
-            pool.clone(),
             gw.store.generation(),
         )?;
         gw.persistence = Some(p);

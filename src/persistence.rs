@@ -21,8 +21,8 @@ use std::sync::mpsc::{self, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::http::{self, Event, Reply, Request};
-use crate::pool::Pool;
+use crate::contract::{Ack, Event, Reply, Responder};
+pub use crate::contract::{WriteOutcome, WriteStats};
 use crate::snapshot;
 use crate::store::{self, Group, GroupKey, Store};
 
@@ -30,27 +30,10 @@ use crate::store::{self, Group, GroupKey, Store};
 /// disk does not turn into a busy loop.
 const DURABLE_RETRY: Duration = Duration::from_secs(1);
 
-/// The result of one write, reported back to the loop.
-pub struct WriteOutcome {
-    pub generation: u64,
-    /// How long the loop was held up collecting the groups for this write.
-    pub pause: Duration,
-    pub result: Result<WriteStats, String>,
-}
-
-#[derive(Debug)]
-pub struct WriteStats {
-    pub groups: usize,
-    pub bytes: u64,
-    pub duration: Duration,
-}
-
 struct WriteJob {
     groups: Vec<(GroupKey, Arc<Group>)>,
     generation: u64,
     pause: Duration,
-    /// Durable mode: answers to send once this write is on disk.
-    replies: Vec<(Request, Reply)>,
 }
 
 /// The loop's side of persistence.
@@ -65,7 +48,9 @@ pub struct Persistence {
     last_start: Instant,
     last_failed: bool,
     /// Durable mode: answers waiting for the next write.
-    deferred: Vec<(Request, Reply)>,
+    deferred: Vec<Ack>,
+    /// Durable mode: answers waiting for the write under way.
+    sent: Vec<Ack>,
 }
 
 impl Persistence {
@@ -74,7 +59,6 @@ impl Persistence {
         path: PathBuf,
         interval: Duration,
         events: Sender<Event>,
-        pool: Pool,
         generation: u64,
     ) -> io::Result<Persistence> {
         let (tx, rx) = mpsc::channel::<WriteJob>();
@@ -84,22 +68,11 @@ impl Persistence {
             .spawn(move || {
                 for job in rx {
                     let result = write_atomically(&file, &job.groups).map_err(|e| e.to_string());
-                    // Logged here, before any deferred answer goes out, so
-                    // a client that sees a 500 finds the reason in the log.
+                    // Logged here, before the loop sends any deferred
+                    // answer, so a client that sees a 500 finds the reason
+                    // in the log.
                     if let Err(e) = &result {
                         log::error!(file:display = file.display(), err = e; "error persisting metrics; the previous file is kept and the write will be retried");
-                    }
-                    for (req, reply) in job.replies {
-                        let reply = match &result {
-                            Ok(_) => reply,
-                            Err(e) => Reply::text(
-                                500,
-                                format!(
-                                    "the change is applied in memory but could not be written to the persistence file: {e}"
-                                ),
-                            ),
-                        };
-                        http::respond(&pool, req, reply);
                     }
                     let outcome = WriteOutcome {
                         generation: job.generation,
@@ -121,6 +94,7 @@ impl Persistence {
             last_start: Instant::now(),
             last_failed: false,
             deferred: Vec::new(),
+            sent: Vec::new(),
         })
     }
 
@@ -130,8 +104,8 @@ impl Persistence {
     }
 
     /// Holds an answer until the next write has reached the disk.
-    pub fn defer(&mut self, req: Request, reply: Reply) {
-        self.deferred.push((req, reply));
+    pub fn defer(&mut self, reply_to: Responder, reply: Reply) {
+        self.deferred.push(Ack { reply_to, reply });
     }
 
     /// When the loop must wake up to start the next write, if one is due.
@@ -174,8 +148,8 @@ impl Persistence {
             groups,
             generation: store.generation(),
             pause: started.elapsed(),
-            replies: std::mem::take(&mut self.deferred),
         };
+        self.sent.append(&mut self.deferred);
         self.in_flight = Some(job.generation);
         self.last_start = Instant::now();
         if jobs.send(job).is_err() {
@@ -184,9 +158,13 @@ impl Persistence {
         }
     }
 
-    /// Takes a writer's report.
+    /// Takes a writer's report and settles the answers that waited for it.
     pub fn finished(&mut self, outcome: WriteOutcome) {
         self.in_flight = None;
+        let written = outcome.result.as_ref().map(drop).map_err(String::as_str);
+        for ack in std::mem::take(&mut self.sent) {
+            ack.settle(written);
+        }
         match outcome.result {
             Ok(stats) => {
                 self.persisted_generation = outcome.generation;
@@ -214,23 +192,20 @@ impl Persistence {
 
     /// Final write at shutdown, on the calling thread, after the writer
     /// thread has finished whatever it was doing. Answers deferred requests.
-    pub fn shutdown(&mut self, store: &Store, pool: &Pool) -> Result<(), String> {
+    pub fn shutdown(&mut self, store: &Store) -> Result<(), String> {
         self.jobs = None; // The writer thread ends once its queue is empty.
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
         let started = Instant::now();
         let result = write_atomically(&self.path, &store.snapshot()).map_err(|e| e.to_string());
-        for (req, reply) in std::mem::take(&mut self.deferred) {
-            let reply = if result.is_ok() {
-                reply
-            } else {
-                Reply::text(
-                    500,
-                    "the change could not be written to the persistence file",
-                )
-            };
-            http::respond(pool, req, reply);
+        let written = result.as_ref().map(drop).map_err(String::as_str);
+        for ack in self
+            .sent
+            .drain(..)
+            .chain(std::mem::take(&mut self.deferred))
+        {
+            ack.settle(written);
         }
         match result {
             Ok(stats) => {

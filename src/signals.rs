@@ -9,7 +9,7 @@
 use std::sync::mpsc::Sender;
 use std::thread;
 
-use crate::http::Event;
+use crate::contract::Event;
 
 /// Blocks SIGTERM and SIGINT for this thread and every thread started after,
 /// and ignores SIGXFSZ.

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::exposition;
-use crate::logging::rfc3339_millis;
 use crate::path::{encode_base64, escape_name};
 use crate::store::{Group, Nanos, Store};
+use crate::time::rfc3339_millis;
 
 /// Everything the page shows besides the store.
 pub struct PageInfo<'a> {

@@ -24,7 +24,7 @@ use super::dispatch::{self, Body, Gate};
 use super::head::{self, Framing, Head};
 use super::response::{self, Reply};
 use super::server::Limits;
-use super::{Completion, Context, Request, Responder, Shared};
+use super::{Completion, ConnResponder, Context, Request, Shared};
 use crate::router::Route;
 use crate::sys::Interest;
 
@@ -591,7 +591,7 @@ impl Conn {
             return;
         };
         self.close_after = true;
-        let reply = Reply::refusal(400, &e.to_string());
+        let reply = response::refusal(400, &e.to_string());
         self.answer(env, &body.pending.head, reply);
     }
 
@@ -612,7 +612,7 @@ impl Conn {
             url: head.target,
             headers: head.headers,
             peer: self.peer,
-            responder: Responder {
+            responder: ConnResponder {
                 conn: self.id,
                 shared: Arc::clone(env.shared),
                 how,
@@ -648,7 +648,7 @@ impl Conn {
 
     /// Answers a request whose head could not be read, and closes.
     fn refuse(&mut self, reason: &str, status: u16) {
-        let reply = Reply::refusal(status, reason);
+        let reply = response::refusal(status, reason);
         let how = response::Framing {
             head_only: false,
             keep_alive: false,

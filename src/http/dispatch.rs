@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::budget::Charge;
-use super::{Context, Event, Reply, Request, decode_body_within, is_protobuf, respond};
+use super::negotiate::{gzip_accepted, negotiate};
+use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::auth::Auth;
+use crate::contract::Event;
 use crate::http::BodyError;
 use crate::router::Route;
 use crate::store::{self, GroupKey};
@@ -105,34 +107,76 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                     .execute(move || read_push(req, body, key, replace, &ctx2));
             }
         }
-        Route::Delete { key } => send(
+        Route::Delete { key } => {
+            let meta = req.meta();
+            let reply_to = req.reply_to(&ctx.pool);
+            let key = key.into();
+            send(
+                ctx,
+                Event::Delete {
+                    key,
+                    meta,
+                    reply_to,
+                },
+            );
+        }
+        Route::Scrape => {
+            let format = negotiate(req.header("Accept"));
+            let gzip = gzip_accepted(req.header("Accept-Encoding"));
+            let reply_to = req.reply_to(&ctx.pool);
+            send(
+                ctx,
+                Event::Scrape {
+                    format,
+                    gzip,
+                    reply_to,
+                },
+            );
+        }
+        Route::Status => send(
             ctx,
-            Event::Delete {
-                req,
-                key: key.into(),
+            Event::Status {
+                reply_to: req.reply_to(&ctx.pool),
             },
         ),
-        Route::Scrape => send(ctx, Event::Scrape { req }),
-        Route::Status => send(ctx, Event::Status { req }),
-        Route::ApiStatus => send(
+        Route::ApiStatus | Route::ApiMetrics => {
+            let metrics = matches!(route, Route::ApiMetrics);
+            send(
+                ctx,
+                Event::Api {
+                    metrics,
+                    reply_to: req.reply_to(&ctx.pool),
+                },
+            );
+        }
+        Route::Wipe => send(
             ctx,
-            Event::Api {
-                req,
-                metrics: false,
+            Event::Wipe {
+                reply_to: req.reply_to(&ctx.pool),
             },
         ),
-        Route::ApiMetrics => send(ctx, Event::Api { req, metrics: true }),
-        Route::Wipe => send(ctx, Event::Wipe { req }),
-        Route::GroupText { key } => send(
-            ctx,
-            Event::GroupText {
-                req,
-                key: key.into(),
-            },
-        ),
+        Route::GroupText { key } => {
+            let reply_to = req.reply_to(&ctx.pool);
+            send(
+                ctx,
+                Event::GroupText {
+                    key: key.into(),
+                    reply_to,
+                },
+            );
+        }
         Route::Healthy => direct(req, "healthy", Reply::text(200, "OK")),
         Route::Ready => direct(req, "ready", Reply::text(200, "OK")),
-        Route::Quit if ctx.enable_lifecycle => send(ctx, Event::Quit { req }),
+        Route::Quit if ctx.enable_lifecycle => {
+            let meta = req.meta();
+            send(
+                ctx,
+                Event::Quit {
+                    meta,
+                    reply_to: req.reply_to(&ctx.pool),
+                },
+            );
+        }
         Route::Quit => direct(
             req,
             "quit",
@@ -221,13 +265,16 @@ fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Contex
     drop(body);
     drop((charge, out_charge));
     let push = store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e));
+    let meta = req.meta();
+    let reply_to = req.reply_to(&ctx.pool);
     send(
         ctx,
         Event::Push {
-            req,
             push,
+            meta,
             started,
             size,
+            reply_to,
         },
     );
 }

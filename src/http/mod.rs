@@ -24,79 +24,38 @@ pub mod chunked;
 mod conn;
 mod dispatch;
 pub mod head;
+pub mod negotiate;
 pub mod response;
 mod server;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use body::{BodyError, decode_body, decode_body_within, is_protobuf};
 pub use response::Reply;
 pub use server::{Front, Limits};
 
+use crate::contract::{self, Event, Meta};
+
 use crate::model::NameScheme;
 use crate::pool::Pool;
 use crate::rate_limit::RateLimiter;
 use crate::router::Routes;
-use crate::store::{GroupKey, PreparedPush, PushError};
 use crate::sys;
 use crate::telemetry::Telemetry;
 use crate::web_reload::WebReloader;
 
-/// Work for the request loop, the only owner of the store.
-pub enum Event {
-    Push {
-        req: Request,
-        push: Result<PreparedPush, (GroupKey, PushError)>,
-        started: Instant,
-        size: usize,
-    },
-    Delete {
-        req: Request,
-        key: GroupKey,
-    },
-    Scrape {
-        req: Request,
-    },
-    Status {
-        req: Request,
-    },
-    /// `GET /api/v1/status` or `/api/v1/metrics`.
-    Api {
-        req: Request,
-        metrics: bool,
-    },
-    Wipe {
-        req: Request,
-    },
-    /// One group's metrics as text, for the web page.
-    GroupText {
-        req: Request,
-        key: GroupKey,
-    },
-    /// `PUT /-/quit` with `--web.enable-lifecycle`.
-    Quit {
-        req: Request,
-    },
-    /// SIGTERM or SIGINT.
-    Shutdown {
-        reason: &'static str,
-    },
-    /// The snapshot writer finished a write.
-    Persisted(crate::persistence::WriteOutcome),
-}
-
-/// A complete request as handlers see it: the head, the client, and the
-/// way back to its connection. The body has already been taken by the
-/// push parser when the request reaches the loop.
-pub struct Request {
+/// A complete request as the front's handlers see it: the head, the
+/// client, and the way back to its connection. The loop never sees it: it
+/// gets an [`Event`] digested from it.
+pub(crate) struct Request {
     method: String,
     url: String,
     headers: Vec<(String, String)>,
     peer: SocketAddr,
-    responder: Responder,
+    responder: ConnResponder,
 }
 
 impl Request {
@@ -106,6 +65,22 @@ impl Request {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// What the loop needs for counting and logs.
+    pub fn meta(&self) -> Meta {
+        Meta {
+            method: self.method.clone(),
+            source: self.source(),
+        }
+    }
+
+    /// The way back, for the loop.
+    pub fn reply_to(self, pool: &Pool) -> contract::Responder {
+        contract::Responder::new(PoolResponder {
+            conn: self.responder,
+            pool: pool.clone(),
+        })
     }
 
     /// The first value of header `name` (case-insensitive).
@@ -124,23 +99,32 @@ impl Request {
 
 /// Sends `reply` to the client of `req`. Compression runs on the pool;
 /// everything else is a few header lines, written here.
-pub fn respond(pool: &Pool, req: Request, reply: Reply) {
+pub(crate) fn respond(pool: &Pool, req: Request, reply: Reply) {
     req.responder.send_via(pool, reply);
 }
 
-/// The client address of a request, for logs.
-pub fn source(req: &Request) -> String {
-    req.source()
+/// A connection's responder with the pool that compresses for it: what
+/// the loop gets as a [`contract::Responder`].
+struct PoolResponder {
+    conn: ConnResponder,
+    pool: Pool,
+}
+
+impl contract::Respond for PoolResponder {
+    fn send(self: Box<Self>, reply: Reply) {
+        let PoolResponder { conn, pool } = *self;
+        conn.send_via(&pool, reply);
+    }
 }
 
 /// The way back from a handler to the connection a request came on.
-pub struct Responder {
+struct ConnResponder {
     conn: u64,
     shared: Arc<Shared>,
     how: response::Framing,
 }
 
-impl Responder {
+impl ConnResponder {
     fn send_via(self, pool: &Pool, reply: Reply) {
         if reply.gzip {
             pool.execute(move || self.send(body::gzip_reply(reply)));

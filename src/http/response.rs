@@ -8,59 +8,17 @@
 //! value it should have escaped.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// A response, built anywhere and written by the HTTP front.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: Option<&'static str>,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-    /// Compress the body with gzip before sending (done on a pool thread,
-    /// not in the loop).
-    pub gzip: bool,
-}
+pub use crate::contract::Reply;
 
-impl Reply {
-    /// A text/plain answer; a trailing newline is added if missing.
-    pub fn text(status: u16, body: impl Into<String>) -> Reply {
-        let mut body = body.into().into_bytes();
-        if !body.is_empty() && !body.ends_with(b"\n") {
-            body.push(b'\n');
-        }
-        Reply {
-            status,
-            content_type: Some("text/plain; charset=utf-8"),
-            headers: Vec::new(),
-            body,
-            gzip: false,
-        }
-    }
-
-    pub fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            content_type: None,
-            headers: Vec::new(),
-            body: Vec::new(),
-            gzip: false,
-        }
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    /// The answer to a request the front refuses before any handler sees
-    /// it, worded as Go's net/http words it: `400 Bad Request: reason`.
-    pub fn refusal(status: u16, reason: &str) -> Reply {
-        Reply::text(
-            status,
-            format!("{status} {}: {reason}", reason_phrase(status)),
-        )
-    }
+/// The answer to a request the front refuses before any handler sees
+/// it, worded as Go's net/http words it: `400 Bad Request: reason`.
+pub fn refusal(status: u16, reason: &str) -> Reply {
+    Reply::text(
+        status,
+        format!("{status} {}: {reason}", reason_phrase(status)),
+    )
 }
 
 /// How the request being answered shapes its response.
@@ -101,7 +59,7 @@ pub fn encode_head(
     if reply.status >= 200 && reply.status != 204 && reply.status != 304 {
         let _ = write!(out, "Content-Length: {body_len}\r\n");
     }
-    header(&mut out, "Date", &http_date(SystemTime::now()));
+    header(&mut out, "Date", &crate::time::http_date(SystemTime::now()));
     if !how.keep_alive {
         out.push_str("Connection: close\r\n");
     } else if how.http10 {
@@ -137,26 +95,6 @@ fn is_forbidden(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
-/// `Mon, 30 Nov 2026 03:28:48 GMT` (RFC 9110 IMF-fixdate).
-pub fn http_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::logging::civil_from_days(days);
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
@@ -188,20 +126,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const KEEP: Framing = Framing {
         head_only: false,
         keep_alive: true,
         http10: false,
     };
-
-    #[test]
-    fn dates() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_796_009_728);
-        assert_eq!(http_date(t), "Mon, 30 Nov 2026 03:35:28 GMT");
-        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
-    }
 
     #[test]
     fn control_bytes_never_reach_a_header() {
@@ -243,7 +173,7 @@ mod tests {
                 .contains("Connection: keep-alive\r\n")
         );
         assert_eq!(
-            Reply::refusal(431, "too big").body,
+            refusal(431, "too big").body,
             b"431 Request Header Fields Too Large: too big\n"
         );
     }

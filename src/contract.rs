@@ -1,0 +1,183 @@
+//! The request loop's contract: what it is asked ([`Event`]), what it
+//! answers ([`Reply`]), and how an answer finds its way back
+//! ([`Responder`]).
+//!
+//! Like the write request defined beside the store in the Go gateway
+//! (`storage/interface.go`), this is the one place the loop, the HTTP
+//! front, the snapshot writer and the signal thread meet, so data flows one
+//! way: the front parses and digests a request into an event; the loop
+//! applies it and hands a reply to the responder; nothing here knows about
+//! sockets. The snapshot writer only reports [`WriteOutcome`]s; durable
+//! answers wait in the loop as [`Ack`]s until their write is on disk.
+
+use std::time::{Duration, Instant};
+
+use crate::store::{GroupKey, PreparedPush, PushError};
+
+/// Work for the request loop, the only owner of the store.
+pub enum Event {
+    Push {
+        push: Result<PreparedPush, (GroupKey, PushError)>,
+        meta: Meta,
+        started: Instant,
+        /// Body bytes as received (before decompression).
+        size: usize,
+        reply_to: Responder,
+    },
+    Delete {
+        key: GroupKey,
+        meta: Meta,
+        reply_to: Responder,
+    },
+    /// A scrape, its format and compression already negotiated.
+    Scrape {
+        format: ScrapeFormat,
+        gzip: bool,
+        reply_to: Responder,
+    },
+    /// The web page.
+    Status {
+        reply_to: Responder,
+    },
+    /// `GET /api/v1/status` or `/api/v1/metrics`.
+    Api {
+        metrics: bool,
+        reply_to: Responder,
+    },
+    Wipe {
+        reply_to: Responder,
+    },
+    /// One group's metrics as text, for the web page.
+    GroupText {
+        key: GroupKey,
+        reply_to: Responder,
+    },
+    /// `PUT /-/quit` with `--web.enable-lifecycle`.
+    Quit {
+        meta: Meta,
+        reply_to: Responder,
+    },
+    /// SIGTERM or SIGINT.
+    Shutdown {
+        reason: &'static str,
+    },
+    /// The snapshot writer finished a write.
+    Persisted(WriteOutcome),
+}
+
+/// What the loop needs to know of a request besides its payload: for
+/// request counting and logs.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub method: String,
+    /// The client's address.
+    pub source: String,
+}
+
+/// The formats a scrape can be answered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScrapeFormat {
+    Text,
+    Protobuf,
+}
+
+/// A response, built anywhere and written by the HTTP front.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// Compress the body with gzip before sending (done off the loop).
+    pub gzip: bool,
+}
+
+impl Reply {
+    /// A text/plain answer; a trailing newline is added if missing.
+    pub fn text(status: u16, body: impl Into<String>) -> Reply {
+        let mut body = body.into().into_bytes();
+        if !body.is_empty() && !body.ends_with(b"\n") {
+            body.push(b'\n');
+        }
+        Reply {
+            status,
+            content_type: Some("text/plain; charset=utf-8"),
+            headers: Vec::new(),
+            body,
+            gzip: false,
+        }
+    }
+
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+            gzip: false,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Where a reply goes: the HTTP front implements it for a connection;
+/// tests can implement it to capture replies.
+pub trait Respond: Send {
+    fn send(self: Box<Self>, reply: Reply);
+}
+
+/// The way back from the loop to whoever asked.
+pub struct Responder(Box<dyn Respond>);
+
+impl Responder {
+    pub fn new(r: impl Respond + 'static) -> Responder {
+        Responder(Box::new(r))
+    }
+
+    pub fn send(self, reply: Reply) {
+        self.0.send(reply);
+    }
+}
+
+/// A durable-mode answer waiting for its change to reach the disk (Go's
+/// `Done` channel of a write request).
+pub struct Ack {
+    pub reply_to: Responder,
+    pub reply: Reply,
+}
+
+impl Ack {
+    /// Sends the answer once the write is known: the reply itself if it
+    /// worked, a 500 saying why if not.
+    pub fn settle(self, written: Result<(), &str>) {
+        let reply = match written {
+            Ok(()) => self.reply,
+            Err(e) => Reply::text(
+                500,
+                format!(
+                    "the change is applied in memory but could not be written to the persistence file: {e}"
+                ),
+            ),
+        };
+        self.reply_to.send(reply);
+    }
+}
+
+/// The result of one snapshot write, reported back to the loop.
+pub struct WriteOutcome {
+    pub generation: u64,
+    /// How long the loop was held up collecting the groups for this write.
+    pub pause: Duration,
+    pub result: Result<WriteStats, String>,
+}
+
+#[derive(Debug)]
+pub struct WriteStats {
+    pub groups: usize,
+    pub bytes: u64,
+    pub duration: Duration,
+}
