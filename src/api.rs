@@ -208,27 +208,6 @@ pub fn metrics(store: &Store) -> String {
     success(&format!("[{}]", groups.join(",")))
 }
 
-/// Headers the reference puts on every `/api/v1` answer, so browser
-/// dashboards on other origins can read the API.
-pub const CORS_HEADERS: [(&str, &str); 5] = [
-    (
-        "Access-Control-Allow-Headers",
-        "Accept, Authorization, Content-Type, Origin",
-    ),
-    ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "Date"),
-    ("Cache-Control", "no-cache, no-store, must-revalidate"),
-];
-
-/// `reply` with the CORS headers of the API.
-pub fn with_cors(mut reply: crate::contract::Reply) -> crate::contract::Reply {
-    for (k, v) in CORS_HEADERS {
-        reply = reply.with_header(k, v);
-    }
-    reply
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

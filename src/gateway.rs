@@ -203,7 +203,7 @@ impl Gateway {
                     "api/v1/status"
                 };
                 self.telemetry.count_request(200, handler, "get");
-                let mut reply = crate::api::with_cors(Reply::text(200, body));
+                let mut reply = Reply::text(200, body);
                 reply.content_type = Some("application/json");
                 reply_to.send(reply);
             }

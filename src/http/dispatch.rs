@@ -141,13 +141,8 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
         ),
         Route::ApiStatus | Route::ApiMetrics => {
             let metrics = matches!(route, Route::ApiMetrics);
-            send(
-                ctx,
-                Event::Api {
-                    metrics,
-                    reply_to: req.reply_to(&ctx.pool),
-                },
-            );
+            let reply_to = req.reply_to_with_cors(&ctx.pool);
+            send(ctx, Event::Api { metrics, reply_to });
         }
         Route::Wipe => send(
             ctx,
@@ -194,7 +189,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             Reply::text(405, "Method Not Allowed").with_header("Allow", allow),
         ),
         Route::Options { allow } => direct(req, "", Reply::empty(200).with_header("Allow", allow)),
-        Route::ApiOptions => direct(req, "", crate::api::with_cors(Reply::empty(200))),
+        Route::ApiOptions => direct(req, "", super::cors::with_cors(Reply::empty(200))),
         Route::Redirect { code, location } => direct(
             req,
             "",

@@ -22,6 +22,7 @@ mod body;
 pub mod budget;
 pub mod chunked;
 mod conn;
+mod cors;
 mod dispatch;
 pub mod head;
 pub mod negotiate;
@@ -80,6 +81,16 @@ impl Request {
         contract::Responder::new(PoolResponder {
             conn: self.responder,
             pool: pool.clone(),
+            cors: false,
+        })
+    }
+
+    /// The way back for an `/api/v1` answer: with the API's CORS headers.
+    pub fn reply_to_with_cors(self, pool: &Pool) -> contract::Responder {
+        contract::Responder::new(PoolResponder {
+            conn: self.responder,
+            pool: pool.clone(),
+            cors: true,
         })
     }
 
@@ -108,11 +119,14 @@ pub(crate) fn respond(pool: &Pool, req: Request, reply: Reply) {
 struct PoolResponder {
     conn: ConnResponder,
     pool: Pool,
+    /// Add the API's CORS headers.
+    cors: bool,
 }
 
 impl contract::Respond for PoolResponder {
     fn send(self: Box<Self>, reply: Reply) {
-        let PoolResponder { conn, pool } = *self;
+        let PoolResponder { conn, pool, cors } = *self;
+        let reply = if cors { cors::with_cors(reply) } else { reply };
         conn.send_via(&pool, reply);
     }
 }
