@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use crate::router::compute_route_prefix;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Logfmt,
@@ -187,6 +185,21 @@ pub fn parse_env() -> Result<Command, CliError> {
 }
 
 /// Parses arguments (without the program name), for tests.
+/// The reference's `computeRoutePrefix`: the flag, else the path of
+/// `--web.external-url`; `/` means none; always one leading slash, no
+/// trailing one.
+pub fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
+    let p = if prefix.is_empty() {
+        external_url_path
+    } else {
+        prefix
+    };
+    if p.is_empty() || p == "/" {
+        return String::new();
+    }
+    format!("/{}", p.trim_matches('/'))
+}
+
 #[cfg(test)]
 pub fn parse_args<I: IntoIterator<Item = &'static str>>(args: I) -> Result<Command, CliError> {
     parse(lexopt::Parser::from_args(args))
@@ -499,5 +512,13 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("1TB").is_err());
         assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn route_prefix_rules() {
+        assert_eq!(compute_route_prefix("", ""), "");
+        assert_eq!(compute_route_prefix("/", ""), "");
+        assert_eq!(compute_route_prefix("", "/gw/"), "/gw");
+        assert_eq!(compute_route_prefix("a/b", "/gw"), "/a/b");
     }
 }

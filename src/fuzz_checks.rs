@@ -5,10 +5,10 @@
 //! Each function panics when its property does not hold; it never panics
 //! just because the input is invalid.
 
+use crate::http::router::{Route, Routes};
 use crate::model::{Label, NameScheme};
-use crate::router::{Route, Routes};
 use crate::telemetry::Own;
-use crate::{exposition, http, protobuf, snapshot, store, text_format};
+use crate::{http, persist::snapshot, store, wire::exposition, wire::protobuf, wire::text_format};
 
 /// Text bodies: parsing never panics; whatever parses survives the push
 /// path and our own exposition of it parses again.

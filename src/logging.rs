@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use crate::cli::LogFormat;
-use crate::json::json_string;
+use crate::wire::json::json_string;
 
 /// Installs the logger. `RUST_LOG` is not consulted: `--log.level` decides,
 /// as with the reference.

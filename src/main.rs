@@ -7,8 +7,8 @@
 #![deny(unsafe_code)]
 
 use pushgateway::{
-    cli, gateway, http, logging, model, persistence, pool, router, signals, store, sys, telemetry,
-    web_config, web_reload,
+    cli, gateway, http, http::router, logging, model, persist, pool, signals, store, sys,
+    telemetry, web,
 };
 
 use std::process::ExitCode;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cli::{Command, Config};
 #[cfg(feature = "tls")]
-use pushgateway::tls;
+use pushgateway::web::tls;
 
 /// Pool threads at most: the pool only does CPU work (parsing, bcrypt,
 /// gzip), never waits on a client, so a few threads per core suffice.
@@ -87,7 +87,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         flag_list(config),
     );
     if !config.persistence_file.is_empty() {
-        let p = persistence::Persistence::start(
+        let p = persist::Persistence::start(
             config.persistence_file.clone().into(),
             config.persistence_interval,
             tx.clone(),
@@ -98,13 +98,13 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     signals::forward(tx.clone())?;
 
     let mut web_reloader = None;
-    let mut web = web_config::WebConfig::default();
+    let mut web = web::config::WebConfig::default();
     if !config.web_config_file.is_empty() {
-        web = web_config::load(std::path::Path::new(&config.web_config_file))?;
+        web = web::config::load(std::path::Path::new(&config.web_config_file))?;
         if !web.users.is_empty() {
             log::info!(users = web.users.len(); "basic authentication enabled");
         }
-        web_reloader = Some(Arc::new(web_reload::WebReloader::new(
+        web_reloader = Some(Arc::new(web::reload::WebReloader::new(
             config.web_config_file.clone().into(),
             &web,
         )));
@@ -134,7 +134,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         web: web_reloader,
         limiter: web.rate_limit.map(|limit| {
             log::info!(burst = limit.burst, interval = format!("{:?}", limit.interval); "Rate Limiter is enabled.");
-            Arc::new(pushgateway::rate_limit::RateLimiter::new(limit))
+            Arc::new(pushgateway::web::rate_limit::RateLimiter::new(limit))
         }),
     };
     let listeners = if config.systemd_socket {
@@ -205,7 +205,7 @@ fn limits(config: &Config) -> http::Limits {
 #[cfg(feature = "tls")]
 fn tls_setup(
     config: &Config,
-    web: &web_config::WebConfig,
+    web: &web::config::WebConfig,
 ) -> Result<Option<Arc<tls::Reloader>>, Box<dyn std::error::Error>> {
     let Some(settings) = &web.tls else {
         return Ok(None);
@@ -227,7 +227,7 @@ fn tls_setup(
 #[cfg(not(feature = "tls"))]
 fn tls_setup(
     config: &Config,
-    web: &web_config::WebConfig,
+    web: &web::config::WebConfig,
 ) -> Result<Option<std::convert::Infallible>, Box<dyn std::error::Error>> {
     match web.tls {
         None => Ok(None),
@@ -245,14 +245,14 @@ fn tls_setup(
 fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std::error::Error>> {
     let path = std::path::Path::new(&config.persistence_file);
     let started = std::time::Instant::now();
-    match persistence::restore(path, store) {
+    match persist::restore(path, store) {
         Ok(groups) => {
             log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = format!("{:?}", started.elapsed()); "metrics restored");
             Ok(())
         }
-        Err(e @ persistence::RestoreError::NotWritable { .. }) => Err(e.into()),
+        Err(e @ persist::RestoreError::NotWritable { .. }) => Err(e.into()),
         Err(e) if config.persistence_start_empty_if_unreadable => {
-            let aside = persistence::move_aside(path)
+            let aside = persist::move_aside(path)
                 .map_err(|err| format!("{e}; and it cannot be moved aside: {err}"))?;
             log::warn!(err:display = e, moved_to:display = aside.display(); "persistence file unreadable; moved aside, starting empty");
             *store = store::Store::new();

@@ -7,7 +7,7 @@ mod support;
 use std::io::{Read, Write};
 
 use pushgateway::model::MetricType;
-use pushgateway::protobuf;
+use pushgateway::wire::protobuf;
 use support::{Gateway, ours};
 
 const BODY: &str = "# HELP c A counter.\n# TYPE c counter\nc{path=\"/var/tmp\",q=\"a\\\"b\",utf=\"é日本\"} 1e-7\n\

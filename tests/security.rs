@@ -23,7 +23,7 @@ fn temp_file(name: &str, content: &str) -> PathBuf {
 
 fn basic(user: &str, pass: &str) -> String {
     let raw = format!("{user}:{pass}");
-    let mut s = pushgateway::path::encode_base64(raw.as_bytes())
+    let mut s = pushgateway::wire::path::encode_base64(raw.as_bytes())
         .replace('-', "+")
         .replace('_', "/");
     while !s.len().is_multiple_of(4) {

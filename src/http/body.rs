@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn protobuf_content_types() {
-        assert!(is_protobuf(Some(crate::protobuf::CONTENT_TYPE)));
+        assert!(is_protobuf(Some(crate::wire::protobuf::CONTENT_TYPE)));
         assert!(is_protobuf(Some(
             "Application/Vnd.Google.Protobuf;encoding=delimited;  PROTO=\"io.prometheus.client.MetricFamily\""
         )));

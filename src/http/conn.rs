@@ -25,7 +25,7 @@ use super::head::{self, Framing, Head};
 use super::response::{self, Reply};
 use super::server::Limits;
 use super::{Completion, ConnResponder, Context, Request, Shared};
-use crate::router::Route;
+use crate::http::router::Route;
 use crate::sys::Interest;
 
 /// A body the handler does not want (a GET with a body, a refused push) is
@@ -182,7 +182,7 @@ impl Conn {
             limits,
         );
         // As Go: the handshake is bounded by the header timeout too.
-        let limit = crate::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
+        let limit = crate::web::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
         c.deadline = Some(Instant::now() + limit);
         c
     }

@@ -9,12 +9,12 @@ use std::time::Instant;
 use super::budget::Charge;
 use super::negotiate::{gzip_accepted, negotiate};
 use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
-use crate::auth::Auth;
 use crate::contract::Event;
 use crate::http::BodyError;
-use crate::router::Route;
+use crate::http::router::Route;
 use crate::store::{self, GroupKey};
-use crate::{protobuf, text_format};
+use crate::web::auth::Auth;
+use crate::{wire::protobuf, wire::text_format};
 
 /// Pushes at most this large and not compressed are parsed right on the
 /// I/O loop: tens of microseconds, cheaper than a hop to the pool.

@@ -7,7 +7,7 @@
 //!   are non-blocking, one epoll set) and never touches the store.
 //! - **The request loop** (`gateway`) owns the store. It gets complete,
 //!   parsed requests as [`Event`]s and hands answers back through a
-//!   [`Responder`]; it never touches a socket.
+//!   [`contract::Responder`]; it never touches a socket.
 //! - **A bounded pool** does CPU work: decompressing and parsing pushes,
 //!   bcrypt, gzip for scrapes.
 //!
@@ -27,6 +27,7 @@ mod dispatch;
 pub mod head;
 pub mod negotiate;
 pub mod response;
+pub mod router;
 mod server;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -40,13 +41,13 @@ pub use server::{Front, Limits};
 
 use crate::contract::{self, Event, Meta};
 
+use crate::http::router::Routes;
 use crate::model::NameScheme;
 use crate::pool::Pool;
-use crate::rate_limit::RateLimiter;
-use crate::router::Routes;
 use crate::sys;
 use crate::telemetry::Telemetry;
-use crate::web_reload::WebReloader;
+use crate::web::rate_limit::RateLimiter;
+use crate::web::reload::WebReloader;
 
 /// A complete request as the front's handlers see it: the head, the
 /// client, and the way back to its connection. The loop never sees it: it

@@ -68,7 +68,7 @@ const FINISH: u8 = 2;
 
 /// The TLS settings of the moment, when the listeners speak TLS.
 #[cfg(feature = "tls")]
-pub type Tls = Arc<crate::tls::Reloader>;
+pub type Tls = Arc<crate::web::tls::Reloader>;
 #[cfg(not(feature = "tls"))]
 pub type Tls = std::convert::Infallible;
 

@@ -300,7 +300,7 @@ mod tests {
              plain{\"a.b\"=\"x\"} 1\n"
         );
         // What we write, we read back.
-        let back = crate::text_format::parse_with(
+        let back = crate::wire::text_format::parse_with(
             b"# TYPE \"my.metric\" gauge\n{\"my.metric\",\"a.b\"=\"x\"} 1\n",
             crate::model::NameScheme::Utf8,
         )

@@ -4,13 +4,13 @@
 //! field names, nesting and value encoding (numbers as strings, times in
 //! RFC 3339 with nanoseconds, keys of maps sorted) follow it exactly.
 
-use crate::exposition;
-use crate::json::json_string;
 use crate::model::{Metric, MetricType, Value};
 use crate::store::{
     Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
 };
 use crate::time::rfc3339_nanos;
+use crate::wire::exposition;
+use crate::wire::json::json_string;
 
 /// `{"status":"success","data":...}` around already-encoded data.
 fn success(data: &str) -> String {
@@ -222,7 +222,7 @@ mod tests {
         let body = "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\n# TYPE c counter\n# HELP c Say \"<hi>\".\nc{a=\"x\\\"y\"} 1e-7\n";
         let push = prepare_push(
             key.into(),
-            crate::text_format::parse(body.as_bytes()).unwrap(),
+            crate::wire::text_format::parse(body.as_bytes()).unwrap(),
             true,
         )
         .unwrap();

@@ -128,7 +128,7 @@ fn decode_std_base64(s: &str) -> Option<Vec<u8>> {
         return None; // Not the standard alphabet.
     }
     let url_safe = s.trim_end_matches('=').replace('+', "-").replace('/', "_");
-    crate::path::decode_base64(&url_safe)
+    crate::wire::path::decode_base64(&url_safe)
 }
 
 #[cfg(test)]
@@ -140,7 +140,7 @@ mod tests {
     }
 
     fn encode_std(data: &[u8]) -> String {
-        let mut s = crate::path::encode_base64(data)
+        let mut s = crate::wire::path::encode_base64(data)
             .replace('-', "+")
             .replace('_', "/");
         while !s.len().is_multiple_of(4) {

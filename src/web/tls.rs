@@ -29,7 +29,7 @@ use rustls::{
     SupportedProtocolVersion,
 };
 
-use crate::web_config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
+use crate::web::config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
 
 /// How long a client may take from connecting to a finished handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -340,7 +340,7 @@ impl Reloader {
         Reloader {
             state: Mutex::new(ReloadState {
                 checked: Instant::now(),
-                stamps: files.iter().map(|f| web_config::stamp(f)).collect(),
+                stamps: files.iter().map(|f| config::stamp(f)).collect(),
                 files,
                 current: Ok(config),
             }),
@@ -353,7 +353,7 @@ impl Reloader {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.checked.elapsed() >= RELOAD_CHECK {
             st.checked = Instant::now();
-            let stamps: Vec<_> = st.files.iter().map(|f| web_config::stamp(f)).collect();
+            let stamps: Vec<_> = st.files.iter().map(|f| config::stamp(f)).collect();
             if stamps != st.stamps {
                 let (result, files) = self.reload();
                 match &result {
@@ -365,7 +365,7 @@ impl Reloader {
                     }
                 }
                 st.files = files;
-                st.stamps = st.files.iter().map(|f| web_config::stamp(f)).collect();
+                st.stamps = st.files.iter().map(|f| config::stamp(f)).collect();
                 st.current = result;
             }
         }
@@ -373,7 +373,7 @@ impl Reloader {
     }
 
     fn reload(&self) -> (Result<Arc<ServerConfig>, String>, Vec<PathBuf>) {
-        let settings = match web_config::load(&self.web_config) {
+        let settings = match config::load(&self.web_config) {
             Ok(c) => c.tls,
             Err(e) => return (Err(e.to_string()), vec![self.web_config.clone()]),
         };

@@ -27,13 +27,13 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::exposition;
 use crate::model::{
     Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, Span, Summary,
     Value,
 };
 use crate::store::{self, Group, GroupKey, Nanos, PushError, Store};
 use crate::telemetry::Own;
+use crate::wire::exposition;
 
 /// The first line of every snapshot; the number is the format version.
 pub const MAGIC: &str = "pushgateway-snapshot";
@@ -689,9 +689,11 @@ mod tests {
         for (i, (key, body)) in pushes.iter().enumerate() {
             let mut key: Vec<Label> = key.iter().map(|(n, v)| Label::new(n, v)).collect();
             key.sort();
-            let fams =
-                crate::text_format::parse_with(body.as_bytes(), crate::model::NameScheme::Utf8)
-                    .unwrap();
+            let fams = crate::wire::text_format::parse_with(
+                body.as_bytes(),
+                crate::model::NameScheme::Utf8,
+            )
+            .unwrap();
             let push = prepare_push(key.into(), fams, true).unwrap();
             store.check(&push, &Own).unwrap();
             store.apply(push, 1_700_000_000_123_456_789 + i as i64);

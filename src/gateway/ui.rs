@@ -10,10 +10,10 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::exposition;
-use crate::path::{encode_base64, escape_name};
 use crate::store::{Group, Nanos, Store};
 use crate::time::rfc3339_millis;
+use crate::wire::exposition;
+use crate::wire::path::{encode_base64, escape_name};
 
 /// Everything the page shows besides the store.
 pub struct PageInfo<'a> {
@@ -302,11 +302,12 @@ mod tests {
         ];
         let p = delete_path(&key);
         assert!(!p.contains("/../") && !p.contains("/./"), "{p}");
-        let routes = crate::router::Routes::new("", "/metrics", false).with_names(NameScheme::Utf8);
+        let routes =
+            crate::http::router::Routes::new("", "/metrics", false).with_names(NameScheme::Utf8);
         let mut want: Vec<Label> = key.clone();
         want.sort_by(|a, b| a.name.cmp(&b.name));
         match routes.route("DELETE", &format!("/{p}")) {
-            crate::router::Route::Delete { key: mut got } => {
+            crate::http::router::Route::Delete { key: mut got } => {
                 got.sort_by(|a, b| a.name.cmp(&b.name));
                 assert_eq!(got, want);
             }
@@ -327,7 +328,7 @@ mod tests {
     fn page_lists_groups_and_hostile_values_stay_inert() {
         let mut store = Store::new();
         let key: Vec<Label> = vec![Label::new("job", "<script>alert(1)</script>")];
-        let fams = crate::text_format::parse(b"m{x=\"</pre><b>\"} 1\n").unwrap();
+        let fams = crate::wire::text_format::parse(b"m{x=\"</pre><b>\"} 1\n").unwrap();
         let push = crate::store::prepare_push(key.into(), fams, true).unwrap();
         store.apply(push, 5);
         let info = PageInfo {

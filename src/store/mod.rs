@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::exposition;
 use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, Value};
+use crate::wire::exposition;
 
 pub const PUSH_TIME: &str = "push_time_seconds";
 pub const PUSH_TIME_HELP: &str =
@@ -934,7 +934,7 @@ mod tests {
     fn push(store: &mut Store, key: &[(&str, &str)], body: &str) -> Result<(), PushError> {
         let mut key: Vec<Label> = key.iter().map(|(n, v)| Label::new(n, v)).collect();
         key.sort();
-        let fams = crate::text_format::parse(body.as_bytes()).expect("test body parses");
+        let fams = crate::wire::text_format::parse(body.as_bytes()).expect("test body parses");
         let p = prepare_push(key.into(), fams, true)?;
         store.check(&p, &Own)?;
         store.apply(p, 1);

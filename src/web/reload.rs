@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::auth::Auth;
-use crate::web_config::{self, Stamp, WebConfig};
+use crate::web::auth::Auth;
+use crate::web::config::{self, Stamp, WebConfig};
 
 /// How often a request may look at the file.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -48,7 +48,7 @@ impl WebReloader {
         WebReloader {
             state: Mutex::new(State {
                 checked: Instant::now(),
-                stamp: web_config::stamp(&path),
+                stamp: config::stamp(&path),
                 users: config.users.clone(),
                 current: Ok(Arc::clone(&active)),
             }),
@@ -62,10 +62,10 @@ impl WebReloader {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.checked.elapsed() >= CHECK_EVERY {
             st.checked = Instant::now();
-            let stamp = web_config::stamp(&self.path);
+            let stamp = config::stamp(&self.path);
             if stamp != st.stamp {
                 st.stamp = stamp;
-                match web_config::load(&self.path) {
+                match config::load(&self.path) {
                     Ok(config) => {
                         // Keep the cache of checked passwords unless the users changed.
                         let active = match (&st.current, config.users == st.users) {

@@ -6,7 +6,7 @@
 //! clients and probes see the same status codes.
 
 use crate::model::{Label, NameScheme};
-use crate::path::{self, PathError};
+use crate::wire::path::{self, PathError};
 
 /// What the request asks for.
 #[derive(Debug, PartialEq)]
@@ -244,21 +244,6 @@ fn join_path(prefix: &str, p: &str) -> String {
     }
 }
 
-/// The reference's `computeRoutePrefix`: the flag, else the path of
-/// `--web.external-url`; `/` means none; always one leading slash, no
-/// trailing one.
-pub fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
-    let p = if prefix.is_empty() {
-        external_url_path
-    } else {
-        prefix
-    };
-    if p.is_empty() || p == "/" {
-        return String::new();
-    }
-    format!("/{}", p.trim_matches('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,7 +326,7 @@ mod tests {
 
     #[test]
     fn prefix_and_telemetry_path() {
-        let r = Routes::new(&compute_route_prefix("/pg/", ""), "/m", true);
+        let r = Routes::new("/pg", "/m", true);
         assert_eq!(r.route("GET", "/pg/m"), Route::Scrape);
         assert_eq!(r.route("GET", "/metrics"), Route::NotFound);
         assert_eq!(r.route("GET", "/pg/-/healthy"), Route::Healthy);
@@ -363,13 +348,5 @@ mod tests {
             Routes::new("", "/metrics", false).route("PUT", "/api/v1/admin/wipe"),
             Route::NotFound
         );
-    }
-
-    #[test]
-    fn route_prefix_rules() {
-        assert_eq!(compute_route_prefix("", ""), "");
-        assert_eq!(compute_route_prefix("/", ""), "");
-        assert_eq!(compute_route_prefix("", "/gw/"), "/gw");
-        assert_eq!(compute_route_prefix("a/b", "/gw"), "/a/b");
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::web_config::RateLimit;
+use crate::web::config::RateLimit;
 
 pub struct RateLimiter {
     interval: Duration,

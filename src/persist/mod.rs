@@ -13,6 +13,8 @@
 //! once in durable mode) from the loop's receive timeout; no timer thread
 //! touches the store.
 
+pub mod snapshot;
+
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use crate::contract::{Ack, Event, Reply, Responder};
 pub use crate::contract::{WriteOutcome, WriteStats};
-use crate::snapshot;
 use crate::store::{self, Group, GroupKey, Store};
 
 /// How long durable mode waits before retrying a failed write, so a full

@@ -5,19 +5,21 @@
 //! apply a push, delete a group, or concatenate pre-rendered lines for a
 //! scrape. No locks around the store, no data races by construction.
 
+pub mod api;
+pub mod ui;
+
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::contract::{Event, Reply, Responder, ScrapeFormat};
-use crate::exposition;
 use crate::model::{Labels, Metric, MetricType, Value};
-use crate::persistence::Persistence;
-use crate::protobuf;
+use crate::persist::Persistence;
 use crate::store::{self, Nanos, SeriesKey, Store};
 use crate::telemetry::{Own, Telemetry};
 use crate::time::now_nanos;
-use crate::ui;
+use crate::wire::exposition;
+use crate::wire::protobuf;
 
 pub struct Gateway {
     pub store: Store,
@@ -189,9 +191,9 @@ impl Gateway {
             }
             Event::Api { metrics, reply_to } => {
                 let body = if metrics {
-                    crate::api::metrics(&self.store)
+                    api::metrics(&self.store)
                 } else {
-                    crate::api::status(
+                    api::status(
                         &self.flags,
                         self.telemetry.start_nanos(),
                         &crate::telemetry::build_info(),
