@@ -6,16 +6,15 @@
 //! scrape. No locks around the store, no data races by construction.
 
 pub mod api;
+mod render;
 pub mod ui;
 
-use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::contract::{Event, Reply, Responder, ScrapeFormat};
-use crate::model::{Labels, Metric, MetricType, Value};
 use crate::persist::Persistence;
-use crate::store::{self, Nanos, SeriesKey, Store};
+use crate::store::{self, Store};
 use crate::telemetry::{Own, Telemetry};
 use crate::time::now_nanos;
 use crate::wire::exposition;
@@ -294,127 +293,132 @@ impl Gateway {
         reply.gzip = gzip;
         reply
     }
-
-    /// The whole text exposition: pushed families and the gateway's own,
-    /// merged by name; a name in both gets one header and both sets of
-    /// series, in series order.
-    pub fn render_metrics(&self) -> Vec<u8> {
-        let own: Vec<(&str, RenderedSeries)> = self
-            .telemetry
-            .families()
-            .into_iter()
-            .map(|(name, metrics)| {
-                let series = metrics
-                    .iter()
-                    .map(|m| {
-                        let mut text = Vec::new();
-                        exposition::write_metric(&mut text, name, m);
-                        (SeriesKey(m.labels.clone()), text)
-                    })
-                    .collect();
-                (name, series)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(self.last_scrape_len + self.last_scrape_len / 8);
-        let mut own_iter = own.into_iter().peekable();
-        let write_own = |out: &mut Vec<u8>, name: &str, series: &[(SeriesKey, Vec<u8>)]| {
-            if let Some((t, help)) = store::OwnFamilies::own_family(&Own, name) {
-                exposition::write_header(out, name, Some(help), t);
-            }
-            for (_, text) in series {
-                out.extend_from_slice(text);
-            }
-        };
-        for fam in self.store.families(&Own) {
-            while let Some((name, series)) = own_iter.next_if(|(n, _)| *n < fam.name) {
-                write_own(&mut out, name, &series);
-            }
-            exposition::write_header(&mut out, fam.name, fam.help, fam.metric_type);
-            let own_series = own_iter
-                .next_if(|(n, _)| *n == fam.name)
-                .map(|(_, s)| s)
-                .unwrap_or_default();
-            let mut a = fam.series.peekable();
-            let mut b = own_series.iter().peekable();
-            loop {
-                let take_a = match (a.peek(), b.peek()) {
-                    (Some((ka, _)), Some((kb, _))) => *ka <= kb,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                let text = if take_a {
-                    a.next().map(|(_, t)| t)
-                } else {
-                    b.next().map(|(_, t)| &t[..])
-                };
-                out.extend_from_slice(text.unwrap_or_default());
-            }
-        }
-        for (name, series) in own_iter {
-            write_own(&mut out, name, &series);
-        }
-        out
-    }
-
-    /// The delimited protobuf exposition. Built from the groups rather than
-    /// the pre-rendered text, so it costs a sort; Prometheus asks for it
-    /// only when native histograms are enabled.
-    fn render_protobuf(&self) -> Vec<u8> {
-        struct Fam<'a> {
-            help: Option<&'a str>,
-            metric_type: MetricType,
-            metrics: Vec<Metric>,
-        }
-        let mut fams: BTreeMap<&str, Fam> = BTreeMap::new();
-        for f in self.store.families(&Own) {
-            fams.insert(
-                f.name,
-                Fam {
-                    help: f.help,
-                    metric_type: f.metric_type,
-                    metrics: Vec::new(),
-                },
-            );
-        }
-        let gauge = |labels: Labels, t: Option<Nanos>| Metric {
-            labels,
-            value: Value::Gauge(t.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
-            timestamp_ms: None,
-        };
-        for (_, g) in self.store.groups() {
-            for (name, fam) in &g.families {
-                if let Some(f) = fams.get_mut(&**name) {
-                    f.metrics.extend(fam.metrics.iter().cloned());
-                }
-            }
-            if let Some(f) = fams.get_mut(store::PUSH_TIME) {
-                f.metrics.push(gauge(g.time_labels(), g.push_time));
-            }
-            if let Some(f) = fams.get_mut(store::PUSH_FAILURE_TIME) {
-                f.metrics.push(gauge(g.time_labels(), g.failure_time));
-            }
-        }
-        for (name, metrics) in self.telemetry.families() {
-            let (t, help) =
-                store::OwnFamilies::own_family(&Own, name).unwrap_or((MetricType::Untyped, ""));
-            fams.entry(name)
-                .or_insert(Fam {
-                    help: Some(help),
-                    metric_type: t,
-                    metrics: Vec::new(),
-                })
-                .metrics
-                .extend(metrics);
-        }
-        let mut out = Vec::with_capacity(self.last_scrape_len);
-        for (name, mut f) in fams {
-            f.metrics.sort_by_key(|a| SeriesKey(a.labels.clone()));
-            protobuf::encode_family(&mut out, name, f.help, f.metric_type, f.metrics.iter());
-        }
-        out
-    }
 }
 
-/// Series with their exposition lines, in exposition order.
-type RenderedSeries = Vec<(SeriesKey, Vec<u8>)>;
+/// The loop fed events directly, its replies captured: no process, no
+/// sockets.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{Meta, Respond};
+    use crate::model::Label;
+    use std::sync::mpsc;
+
+    struct Capture(mpsc::Sender<Reply>);
+
+    impl Respond for Capture {
+        fn send(self: Box<Self>, reply: Reply) {
+            let _ = self.0.send(reply);
+        }
+    }
+
+    struct Harness {
+        gw: Gateway,
+        tx: mpsc::Sender<Reply>,
+        rx: mpsc::Receiver<Reply>,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let (tx, rx) = mpsc::channel();
+            let gw = Gateway::new(Store::new(), Telemetry::new(), true, Vec::new());
+            Harness { gw, tx, rx }
+        }
+
+        fn reply_to(&self) -> Responder {
+            Responder::new(Capture(self.tx.clone()))
+        }
+
+        /// Handles `ev`; returns the reply and whether the loop goes on.
+        fn send(&mut self, ev: Event) -> (Reply, bool) {
+            let go_on = self.gw.handle(ev);
+            let reply = self.rx.try_recv().expect("the loop answered at once");
+            (reply, go_on)
+        }
+
+        fn push(&mut self, job: &str, body: &str) -> Reply {
+            let key: store::GroupKey = vec![Label::new("job", job)].into();
+            let families = crate::wire::text_format::parse(body.as_bytes()).expect("body parses");
+            let push = store::prepare_push(key.clone(), families, true).map_err(|e| (key, e));
+            let ev = Event::Push {
+                push,
+                meta: meta("PUT"),
+                started: Instant::now(),
+                size: body.len(),
+                reply_to: self.reply_to(),
+            };
+            self.send(ev).0
+        }
+
+        fn scrape(&mut self) -> String {
+            let ev = Event::Scrape {
+                format: ScrapeFormat::Text,
+                gzip: false,
+                reply_to: self.reply_to(),
+            };
+            let (reply, _) = self.send(ev);
+            assert_eq!(reply.status, 200);
+            String::from_utf8(reply.body).expect("text scrape")
+        }
+    }
+
+    fn meta(method: &str) -> Meta {
+        Meta {
+            method: method.into(),
+            source: "in-process".into(),
+        }
+    }
+
+    #[test]
+    fn push_scrape_reject_delete_quit() {
+        let mut h = Harness::new();
+        assert_eq!(h.push("a", "# TYPE m gauge\nm 1\n").status, 200);
+        assert!(h.scrape().contains("m{instance=\"\",job=\"a\"} 1\n"));
+
+        let refused = h.push("b", "# TYPE m counter\nm 2\n");
+        assert_eq!(refused.status, 400, "type mismatch across groups");
+        let text = h.scrape();
+        assert!(
+            !text.contains("job=\"b\"} 2"),
+            "nothing of a refused push is stored"
+        );
+        assert!(
+            text.contains("push_failure_time_seconds{instance=\"\",job=\"b\"}"),
+            "a refused push records its failure time"
+        );
+
+        let key: store::GroupKey = vec![Label::new("job", "a")].into();
+        let ev = Event::Delete {
+            key,
+            meta: meta("DELETE"),
+            reply_to: h.reply_to(),
+        };
+        assert_eq!(h.send(ev).0.status, 202);
+        assert!(!h.scrape().contains("m{instance=\"\",job=\"a\"}"));
+
+        let quit = Event::Quit {
+            meta: meta("PUT"),
+            reply_to: h.reply_to(),
+        };
+        let (reply, go_on) = h.send(quit);
+        assert_eq!(reply.status, 200);
+        assert!(!go_on, "quit stops the loop");
+    }
+
+    #[test]
+    fn api_and_page_answer_from_the_store() {
+        let mut h = Harness::new();
+        assert_eq!(h.push("api", "x 3\n").status, 200);
+        let ev = Event::Api {
+            metrics: true,
+            reply_to: h.reply_to(),
+        };
+        let (reply, _) = h.send(ev);
+        assert_eq!(reply.content_type, Some("application/json"));
+        assert!(String::from_utf8_lossy(&reply.body).contains("\"job\":\"api\""));
+        let (page, _) = h.send(Event::Status {
+            reply_to: h.reply_to(),
+        });
+        assert!(String::from_utf8_lossy(&page.body).contains("<html"));
+    }
+}
