@@ -13,22 +13,15 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Exposition, Gateway, diff_expositions, ours, reference};
+use support::{Exposition, Gateway, TempDir, diff_expositions, ours, reference};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pushgateway-e2e-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).expect("create temp dir");
-    d
-}
 
 /// A Prometheus server scraping one target every second; killed on drop.
 struct Prometheus {
     child: Child,
     port: u16,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Prometheus {
@@ -43,21 +36,21 @@ impl Prometheus {
             std::path::Path::new(PROMETHEUS).exists(),
             "prometheus not installed: apt-get install -y prometheus (or make deps)"
         );
-        let dir = temp_dir("prometheus");
+        let dir = TempDir::new("e2e-prometheus");
         let port = support::free_port();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n{extra}    \
              static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
         );
-        let config_path = dir.join("prometheus.yml");
+        let config_path = dir.file("prometheus.yml");
         fs::write(&config_path, config).expect("write prometheus.yml");
-        let log = fs::File::create(dir.join("prometheus.log")).expect("log file");
+        let log = fs::File::create(dir.file("prometheus.log")).expect("log file");
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.join("data").display()
+                dir.file("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
@@ -75,7 +68,7 @@ impl Prometheus {
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+        fs::read_to_string(self.dir.file("prometheus.log")).unwrap_or_default()
     }
 
     /// Polls `cond` every 200 ms for up to 60 s.
@@ -111,7 +104,6 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -445,14 +437,14 @@ fn node_client_pushes_chunked_on_keep_alive_after_a_rejected_push() {
 #[test]
 fn curl_expect_100_continue_on_a_5_mb_push() {
     let gw = Gateway::start(&ours(), &["--push.max-body-size=8MiB"]);
-    let dir = temp_dir("expect");
+    let dir = TempDir::new("e2e-expect");
     let mut body = String::new();
     let mut i = 0;
     while body.len() < 5_000_000 {
         body.push_str(&format!("big_push_metric{{n=\"{i}\"}} {i}\n"));
         i += 1;
     }
-    let file = dir.join("body.txt");
+    let file = dir.file("body.txt");
     fs::write(&file, &body).expect("write body");
     let curl = |url: String| {
         let out = Command::new("curl")
@@ -482,5 +474,4 @@ fn curl_expect_100_continue_on_a_5_mb_push() {
     let (code, trace) = curl(format!("http://127.0.0.1:{}/metrics/job/big", small.port));
     assert_eq!(code, "413", "{trace}");
     assert!(!trace.contains("100 Continue"), "{trace}");
-    let _ = fs::remove_dir_all(&dir);
 }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 
 use pushgateway::model::MetricType;
 use pushgateway::wire::protobuf;
-use support::{Gateway, ours};
+use support::{Gateway, gzip, ours};
 
 const BODY: &str = "# HELP c A counter.\n# TYPE c counter\nc{path=\"/var/tmp\",q=\"a\\\"b\",utf=\"é日本\"} 1e-7\n\
 # TYPE g gauge\ng{v=\"inf\"} +Inf\ng{v=\"neg\"} -2.5\n\
@@ -33,12 +33,6 @@ fn pushed_lines(text: &str) -> Vec<String> {
         })
         .map(str::to_owned)
         .collect()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
 }
 
 #[test]

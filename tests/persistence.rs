@@ -4,40 +4,14 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Gateway, ours};
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "pushgateway-persist-{tag}-{}-{:?}",
-            std::process::id(),
-            Instant::now()
-        ));
-        let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], "_"));
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Gateway, TempDir, ours};
 
 fn file_flag(p: &Path) -> String {
     format!("--persistence.file={}", p.display())
@@ -290,7 +264,7 @@ fn bad_files_refuse_start_and_stay_untouched() {
     // Opting in to start empty moves the bad file aside instead.
     let gw = Gateway::start(&ours(), &[&flag, "--persistence.start-empty-if-unreadable"]);
     assert!(!file.exists(), "bad file moved away");
-    let aside: Vec<_> = fs::read_dir(&dir.0)
+    let aside: Vec<_> = fs::read_dir(dir.path())
         .expect("list dir")
         .filter_map(|e| e.ok())
         .filter(|e| {

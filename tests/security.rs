@@ -11,15 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Gateway, ours};
-
-fn temp_file(name: &str, content: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pushgateway-security-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join(name);
-    std::fs::write(&p, content).expect("write temp file");
-    p
-}
+use support::{Gateway, TempDir, ours};
 
 fn basic(user: &str, pass: &str) -> String {
     let raw = format!("{user}:{pass}");
@@ -32,11 +24,11 @@ fn basic(user: &str, pass: &str) -> String {
     format!("Basic {s}")
 }
 
-fn auth_config(name: &str) -> PathBuf {
+fn auth_config(dir: &TempDir, name: &str) -> PathBuf {
     let hash = bcrypt::hash("secret", 6).expect("bcrypt");
-    temp_file(
+    dir.write(
         name,
-        &format!(
+        format!(
             "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n"
         ),
     )
@@ -44,7 +36,8 @@ fn auth_config(name: &str) -> PathBuf {
 
 #[test]
 fn basic_auth_on_every_endpoint() {
-    let cfg = auth_config("every-endpoint.yml");
+    let dir = TempDir::new("security");
+    let cfg = auth_config(&dir, "every-endpoint.yml");
     let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
     let good = basic("alice", "secret");
     let bad = basic("alice", "wrong");
@@ -78,7 +71,8 @@ fn basic_auth_on_every_endpoint() {
 
 #[test]
 fn wrong_password_bursts_do_not_stall_authenticated_pushes() {
-    let cfg = auth_config("burst.yml");
+    let dir = TempDir::new("security");
+    let cfg = auth_config(&dir, "burst.yml");
     let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
     let good = basic("alice", "secret");
     assert_eq!(
@@ -155,7 +149,8 @@ fn bad_web_config_files_are_start_up_errors() {
         ),
         ("basic_auth_users: [\n".to_owned(), "invalid YAML"),
     ] {
-        let cfg = temp_file("bad.yml", &content); // One test writes it: no race.
+        let dir = TempDir::new("security");
+        let cfg = dir.write("bad.yml", &content);
         let out = Command::new(ours())
             .args([
                 "--web.listen-address=127.0.0.1:0",
@@ -269,7 +264,8 @@ fn systemd_socket_activation() {
 
 #[test]
 fn rate_limit_answers_429_before_anything_else() {
-    let cfg = temp_file("rate.yml", "rate_limit:\n  burst: 3\n  interval: 1h\n");
+    let dir = TempDir::new("security");
+    let cfg = dir.write("rate.yml", "rate_limit:\n  burst: 3\n  interval: 1h\n");
     // The readiness probe of Gateway::start takes one token.
     let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
     let statuses: Vec<u16> = (0..4).map(|_| gw.get("/metrics").status).collect();
@@ -281,10 +277,8 @@ fn rate_limit_answers_429_before_anything_else() {
 fn users_and_headers_follow_the_web_config_file_without_a_restart() {
     let alice = bcrypt::hash("secret", 4).expect("bcrypt");
     let bob = bcrypt::hash("hunter2", 4).expect("bcrypt");
-    let cfg = temp_file(
-        "live.yml",
-        &format!("basic_auth_users:\n  alice: {alice}\n"),
-    );
+    let dir = TempDir::new("security");
+    let cfg = dir.write("live.yml", format!("basic_auth_users:\n  alice: {alice}\n"));
     let gw = Gateway::start(&ours(), &[&format!("--web.config.file={}", cfg.display())]);
     let as_user = |user: &str, pass: &str| {
         gw.request(
@@ -306,9 +300,9 @@ fn users_and_headers_follow_the_web_config_file_without_a_restart() {
         }
     };
     // A new user and a header, alice removed: the file is replaced whole.
-    let next = temp_file(
+    let next = dir.write(
         "live.next",
-        &format!(
+        format!(
             "basic_auth_users:\n  bob: {bob}\nhttp_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n"
         ),
     );
