@@ -1,0 +1,57 @@
+//! One stored group: its families and push times.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::model::{Labels, Metric, MetricType};
+
+/// One pushed group. Shared with snapshot writers through an `Arc`: the
+/// loop changes a group copy-on-write, so a snapshot in progress keeps the
+/// version it started with while pushes go on.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub(super) id: u64,
+    /// The grouping labels plus `instance=""` if absent: the labels of the
+    /// group's push-time gauges.
+    pub(super) time_labels: Labels,
+    pub families: BTreeMap<Box<str>, StoredFamily>,
+    pub push_time: Option<Nanos>,
+    pub failure_time: Option<Nanos>,
+    /// When the group came into being (by a push or a failed push).
+    pub created: Nanos,
+}
+
+impl Group {
+    /// The grouping labels plus `instance=""` if absent.
+    pub fn time_labels(&self) -> Labels {
+        self.time_labels.clone()
+    }
+
+    /// Whether the last change was a success, as the reference's
+    /// `last_push_successful`: no failure after the last push.
+    pub fn last_push_successful(&self) -> bool {
+        match (self.failure_time, self.push_time) {
+            (None, _) => true,
+            (Some(f), p) => f <= p.unwrap_or(0),
+        }
+    }
+
+    /// The time the group's push-time and failure-time gauges were last
+    /// set, as the JSON API shows them.
+    pub fn time_family_stamps(&self) -> (Nanos, Nanos) {
+        (
+            self.push_time.unwrap_or(self.created),
+            self.failure_time.unwrap_or(self.created),
+        )
+    }
+}
+
+/// One family of one group. Its exposition lines live in the index only.
+#[derive(Clone, Debug)]
+pub struct StoredFamily {
+    pub help: Option<Box<str>>,
+    pub metric_type: MetricType,
+    pub metrics: Vec<Metric>,
+    /// When this family was last pushed (shown by the JSON API).
+    pub pushed_at: Nanos,
+}

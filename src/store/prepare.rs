@@ -1,0 +1,160 @@
+//! Preparing a push, off the loop: checks that need no store, series
+//! keys, exposition lines rendered once.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use super::*;
+use crate::model::{Label, Labels, Metric, MetricFamily, MetricType};
+use crate::wire::exposition;
+
+/// Orders series as the reference's exposition does: by number of labels,
+/// then by label values in label-name order; label names only break ties
+/// the reference leaves to chance.
+#[derive(Clone, Debug)]
+pub struct SeriesKey(pub Labels);
+
+impl Ord for SeriesKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (&self.0, &other.0);
+        a.len()
+            .cmp(&b.len())
+            .then_with(|| a.iter().map(|l| &l.value).cmp(b.iter().map(|l| &l.value)))
+            .then_with(|| a.iter().map(|l| &l.name).cmp(b.iter().map(|l| &l.name)))
+    }
+}
+
+impl PartialOrd for SeriesKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for SeriesKey {}
+
+/// A series ready to be stored: its data and its exposition lines.
+#[derive(Clone, Debug)]
+pub struct PreparedMetric {
+    pub metric: Metric,
+    pub text: Box<[u8]>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PreparedFamily {
+    pub name: Box<str>,
+    pub help: Option<Box<str>>,
+    pub metric_type: MetricType,
+    pub metrics: Vec<PreparedMetric>,
+    /// Set when restoring; a push stamps its families with the push time.
+    pub pushed_at: Option<Nanos>,
+}
+
+/// A push that passed every check that needs no store: sanitized labels,
+/// no timestamps, no reserved labels, no duplicate series within itself.
+#[derive(Clone, Debug)]
+pub struct PreparedPush {
+    pub key: GroupKey,
+    pub families: Vec<PreparedFamily>,
+    /// PUT replaces the whole group; POST only the families it carries.
+    pub replace: bool,
+}
+
+/// Applies the grouping labels to every series (overriding same-named body
+/// labels), adds `instance=""` where absent, sorts labels by name, drops
+/// families named like the gateway's push-time gauges (they are always the
+/// gateway's), and checks everything that needs no store.
+pub fn prepare_push(
+    key: GroupKey,
+    families: Vec<MetricFamily>,
+    replace: bool,
+) -> Result<PreparedPush, PushError> {
+    let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
+    for fam in families {
+        if &*fam.name == PUSH_TIME || &*fam.name == PUSH_FAILURE_TIME {
+            continue;
+        }
+        // One family per name: a later one replaces an earlier one, as in
+        // the reference's map of families (the text parser never repeats).
+        out.retain(|f| f.name != fam.name);
+        let mut seen: HashSet<SeriesKey> = HashSet::new();
+        let mut metrics = Vec::with_capacity(fam.metrics.len());
+        for m in fam.metrics {
+            if m.timestamp_ms.is_some() {
+                return Err(PushError::Timestamp {
+                    metric: fam.name.to_string(),
+                });
+            }
+            let labels = sanitize_labels(&m.labels, &key);
+            for l in labels.iter() {
+                if l.name.starts_with("__") {
+                    return Err(PushError::ReservedLabel {
+                        metric: fam.name.to_string(),
+                        label: l.name.to_string(),
+                    });
+                }
+                if &*l.name == "quantile" && fam.metric_type == MetricType::Summary {
+                    return Err(PushError::QuantileLabel {
+                        metric: fam.name.to_string(),
+                    });
+                }
+            }
+            if !seen.insert(SeriesKey(labels.clone())) {
+                return Err(PushError::DuplicateSeries {
+                    metric: fam.name.to_string(),
+                    labels: show_labels(&labels),
+                });
+            }
+            let metric = Metric {
+                labels,
+                value: m.value,
+                timestamp_ms: None,
+            };
+            let mut text = Vec::with_capacity(64);
+            exposition::write_metric(&mut text, &fam.name, &metric);
+            metrics.push(PreparedMetric {
+                metric,
+                text: text.into_boxed_slice(),
+            });
+        }
+        out.push(PreparedFamily {
+            name: fam.name,
+            help: fam.help,
+            metric_type: fam.metric_type,
+            metrics,
+            pushed_at: None,
+        });
+    }
+    Ok(PreparedPush {
+        key,
+        families: out,
+        replace,
+    })
+}
+
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// The labels of a pushed series once the grouping key is applied.
+pub(super) fn sanitize_labels(labels: &[Label], key: &[Label]) -> Labels {
+    let mut out: Vec<Label> = Vec::with_capacity(labels.len() + key.len() + 1);
+    for l in labels {
+        if !key.iter().any(|k| k.name == l.name) {
+            out.push(l.clone());
+        }
+    }
+    out.extend(key.iter().cloned());
+    if !out.iter().any(|l| &*l.name == "instance") {
+        out.push(Label::new("instance", ""));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.into()
+}
