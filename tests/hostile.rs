@@ -894,6 +894,17 @@ fn pipelined_answers_keep_request_order() {
 // 10. Gzip bombs
 // ---------------------------------------------------------------------------
 
+/// A push of gzip bomb `bomb` to group `instance=<i>`, closing after.
+fn bomb_request(i: usize, bomb: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "PUT /metrics/job/bomb/instance/{i} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(bomb);
+    req
+}
+
 #[test]
 fn concurrent_gzip_bombs_are_413() {
     let _serial = serial();
@@ -927,14 +938,8 @@ fn concurrent_gzip_bombs_are_413() {
         .map(|i| {
             let bomb = Arc::clone(&bomb);
             thread::spawn(move || {
-                let mut req = format!(
-                    "PUT /metrics/job/bomb/instance/{i} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    bomb.len()
-                )
-                .into_bytes();
-                req.extend_from_slice(&bomb);
                 let mut c = connect(port);
-                let _ = c.send(&req);
+                let _ = c.send(&bomb_request(i, &bomb));
                 c.expect_status_within(&format!("gzip bomb #{i}"), 413, secs(60.0));
             })
         })
@@ -975,14 +980,8 @@ fn memory_budget_bounds_concurrent_bombs() {
         .map(|i| {
             let bomb = Arc::clone(&bomb);
             thread::spawn(move || {
-                let mut req = format!(
-                    "PUT /metrics/job/bomb/instance/{i} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    bomb.len()
-                )
-                .into_bytes();
-                req.extend_from_slice(&bomb);
                 let mut c = connect(port);
-                let _ = c.send(&req);
+                let _ = c.send(&bomb_request(i, &bomb));
                 c.read_response_for(secs(60.0), false).map(|r| r.status)
             })
         })
