@@ -1314,6 +1314,8 @@ fn malformed_requests_get_the_references_status() {
         ("HTTP/0.9", "GET / HTTP/0.9\r\nHost: x\r\n\r\n".into()),
         ("HTTP/1.2", "GET /-/healthy HTTP/1.2\r\nHost: x\r\n\r\n".into()),
         ("FOO/1.1", "GET / FOO/1.1\r\nHost: x\r\n\r\n".into()),
+        ("junk before HTTP/1.0", "0 $00 HTTP/1 HTTP/1.0\n\n".into()),
+        ("junk before HTTP/1.5", "GET / x HTTP/1.5\r\nHost: x\r\n\r\n".into()),
         ("PRI preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".into()),
         ("no Host", "GET /-/healthy HTTP/1.1\r\n\r\n".into()),
         ("two Hosts", "GET /-/healthy HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".into()),

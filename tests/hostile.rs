@@ -1135,3 +1135,19 @@ fn two_thousand_idle_keep_alive_connections() {
     h.assert_fds_settle("after closing 2,000 idle connections");
     h.assert_survived("2,000 idle connections");
 }
+
+/// Found by fuzzing the head parser: a request line that ends in a valid
+/// HTTP/1.x version but fails to parse elsewhere was rewritten and parsed
+/// again without end, and the stack overflow killed the process.
+#[test]
+fn a_bad_line_ending_in_a_version_is_400_not_a_crash() {
+    let h = start(&[]);
+    for line in [
+        &b"0 $00 HTTP/1 HTTP/1.0\n\n"[..],
+        b"0 $00 HTTP/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / x HTTP/1.5\r\nHost: x\r\n\r\n",
+    ] {
+        exchange(h.port(), "bad request line", line, 400);
+    }
+    h.assert_survived("bad request lines ending in a version");
+}

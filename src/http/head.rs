@@ -232,31 +232,40 @@ fn parse_with<'b>(buf: &'b [u8], table: &mut [httparse::Header<'b>]) -> Result<H
 /// Go serves `HTTP/1.x` for any single digit x as HTTP/1.1; httparse
 /// refuses it, so the head is parsed again with the version rewritten.
 fn later_http1(buf: &[u8]) -> Result<Head, HeadError> {
-    let line_end = memchr(b'\n', buf).unwrap_or(buf.len());
-    let line = buf[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&buf[..line_end]);
-    let n = line.len();
-    if n > 9 && &line[n - 9..n - 1] == b" HTTP/1." && line[n - 1].is_ascii_digit() {
+    let line = request_line(buf);
+    // Only 2-9 are rewritten (to 1), so the second parse cannot come back
+    // here: a line whose fault lies elsewhere ends in "HTTP/1.1" then.
+    if let [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9'] = version_token(line) {
         let mut fixed = buf.to_vec();
-        fixed[n - 1] = b'1';
+        fixed[line.len() - 1] = b'1';
         return parse(&fixed);
     }
     Err(version_error(buf))
+}
+
+/// The first line of `buf`, without its line end.
+fn request_line(buf: &[u8]) -> &[u8] {
+    let end = memchr(b'\n', buf).unwrap_or(buf.len());
+    buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end])
+}
+
+/// What Go takes as the version: everything after the second space.
+fn version_token(line: &[u8]) -> &[u8] {
+    line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default()
 }
 
 /// httparse only knows HTTP/1.0 and 1.1. Go answers 505 to any other
 /// well-formed `HTTP/x.y` (HTTP/2.0 included) and 400 to the rest,
 /// including the HTTP/2 connection preface (`PRI * HTTP/2.0`).
 fn version_error(buf: &[u8]) -> HeadError {
-    let line_end = memchr(b'\n', buf).unwrap_or(buf.len());
-    let line = &buf[..line_end];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = request_line(buf);
     if line.starts_with(b"PRI ") {
         return HeadError::Malformed("HTTP/2 connection preface (HTTP/2 is not supported)");
     }
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version {
+    match version_token(line) {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'0' | b'1'] => {
+            HeadError::Malformed("malformed request line")
+        }
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -469,6 +478,10 @@ mod tests {
             Err(HeadError::UnsupportedVersion)
         );
         assert_eq!(head("GET / HTTP/1.2\r\nHost: x\r\n\r\n").unwrap().minor, 1);
+        // Found by the fuzzer: a bad line ending in HTTP/1.0 was rewritten
+        // and parsed again without end (a stack overflow).
+        assert!(parse(b"0 $00 HTTP/1 HTTP/1.0\n\n").is_err());
+        assert!(parse(b"0 $00 HTTP/1 HTTP/1.7\n\n").is_err());
         assert!(matches!(
             head("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
             Err(HeadError::Malformed(_))
