@@ -1,10 +1,10 @@
 //! A thread pool that grows when every thread is busy and shrinks when idle.
 //!
-//! It runs everything that may block on a peer: reading a request body that
-//! trickles in, writing a response to a client that reads slowly. A fixed
-//! pool would let a handful of stalled clients starve everyone else; an
-//! unbounded spawn per request would pay thread start-up on every push. So
-//! threads are reused while there is work and retire after a quiet spell.
+//! It runs CPU work that would hold up the I/O loop or the request loop:
+//! decompressing and parsing large pushes, bcrypt, gzip for scrapes. Jobs
+//! never wait on a peer (the I/O loop owns every socket), so the gateway
+//! caps it at a few threads; beyond them, jobs queue. Threads are reused
+//! while there is work and retire after a quiet spell.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
