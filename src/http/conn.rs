@@ -637,13 +637,8 @@ impl Conn {
     /// Queues an answer made on the I/O loop itself.
     fn answer(&mut self, env: &Env<'_>, head: &Head, reply: Reply) {
         let how = self.framing_for(env, head);
-        let extra = env.shared.web.as_ref().map(|w| w.headers());
-        let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
-        let mut bytes = response::encode_head(&reply, reply.body.len(), how, extra);
-        if !how.head_only {
-            bytes.extend_from_slice(&reply.body);
-        }
-        self.queue(bytes, Vec::new());
+        let (head, body) = env.shared.encode(reply, how);
+        self.queue(head, body);
     }
 
     /// Answers a request whose head could not be read, and closes.
@@ -654,11 +649,11 @@ impl Conn {
             keep_alive: false,
             http10: false,
         };
-        let mut bytes = response::encode_head(&reply, reply.body.len(), how, &[]);
-        bytes.extend_from_slice(&reply.body);
+        // Go's own refusals carry no handler headers.
+        let (head, body) = response::encode(reply, how, &[]);
         self.close_after = true;
         self.inbuf.clear();
-        self.queue(bytes, Vec::new());
+        self.queue(head, body);
     }
 
     fn queue(&mut self, head: Vec<u8>, body: Vec<u8>) {

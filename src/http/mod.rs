@@ -150,17 +150,7 @@ impl ConnResponder {
 
     /// Writes the head and queues the answer for the I/O loop.
     fn send(self, reply: Reply) {
-        let extra = self.shared.web.as_ref().map(|w| w.headers());
-        let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
-        let mut head = response::encode_head(&reply, reply.body.len(), self.how, extra);
-        let mut body = reply.body;
-        if self.how.head_only {
-            body = Vec::new();
-        } else if body.len() <= 16 * 1024 {
-            // One write for small answers.
-            head.extend_from_slice(&body);
-            body = Vec::new();
-        }
+        let (head, body) = self.shared.encode(reply, self.how);
         self.shared.complete(Completion::Reply {
             conn: self.conn,
             head,
@@ -192,6 +182,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// An answer's bytes, with the web configuration's headers.
+    fn encode(&self, reply: Reply, how: response::Framing) -> (Vec<u8>, Vec<u8>) {
+        let extra = self.web.as_ref().map(|w| w.headers());
+        let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
+        response::encode(reply, how, extra)
+    }
+
     fn complete(&self, c: Completion) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = q.is_empty();

@@ -69,6 +69,22 @@ pub fn encode_head(
     out.into_bytes()
 }
 
+/// The bytes of an answer: head, and the body when it is worth a write of
+/// its own (over 16 KiB); a small body rides with the head, and a HEAD
+/// request gets none (its Content-Length still says what GET would send).
+pub fn encode(reply: Reply, how: Framing, extra: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
+    let mut head = encode_head(&reply, reply.body.len(), how, extra);
+    let body = reply.body;
+    if how.head_only {
+        return (head, Vec::new());
+    }
+    if body.len() <= 16 * 1024 {
+        head.extend_from_slice(&body);
+        return (head, Vec::new());
+    }
+    (head, body)
+}
+
 fn header(out: &mut String, name: &str, value: &str) {
     if !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
         log::error!(name = name; "refusing to send a header with an invalid name");
@@ -132,6 +148,21 @@ mod tests {
         keep_alive: true,
         http10: false,
     };
+
+    #[test]
+    fn bodies_ride_with_small_heads_and_never_with_head_requests() {
+        let small = encode(Reply::text(200, "OK"), KEEP, &[]);
+        assert!(small.0.ends_with(b"\r\n\r\nOK\n") && small.1.is_empty());
+        let big = encode(Reply::text(200, "x".repeat(20_000)), KEEP, &[]);
+        assert!(big.0.ends_with(b"\r\n\r\n") && big.1.len() == 20_001);
+        let head = Framing {
+            head_only: true,
+            ..KEEP
+        };
+        let (h, b) = encode(Reply::text(200, "OK"), head, &[]);
+        assert!(String::from_utf8_lossy(&h).contains("Content-Length: 3\r\n"));
+        assert!(h.ends_with(b"\r\n\r\n") && b.is_empty());
+    }
 
     #[test]
     fn control_bytes_never_reach_a_header() {

@@ -272,6 +272,18 @@ impl Server {
         }
     }
 
+    /// What a connection needs from the server, beside the connections
+    /// themselves (borrowed apart so a connection can be handed both).
+    fn split(&mut self) -> (Env<'_>, &mut Slab) {
+        let env = Env {
+            ctx: &self.ctx,
+            shared: &self.shared,
+            limits: &self.limits,
+            stopping: self.state.load(Ordering::Relaxed) != RUNNING,
+        };
+        (env, &mut self.conns)
+    }
+
     /// Runs `f`; a panic in it (a bug) costs the connection it was
     /// serving, not the I/O loop and with it every other client.
     fn guarded(&mut self, token: u64, f: impl FnOnce(&mut Server)) {
@@ -293,16 +305,9 @@ impl Server {
             return self.accept((r.token & !LISTENER_BIT) as usize);
         }
         let id = r.token;
-        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
-        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
-        let Some(conn) = self.conns.get(id) else {
+        let (env, conns) = self.split();
+        let Some(conn) = conns.get(id) else {
             return;
-        };
-        let env = Env {
-            ctx,
-            shared,
-            limits,
-            stopping,
         };
         if r.writable {
             conn.flush();
@@ -351,32 +356,16 @@ impl Server {
                         body,
                         keep_alive,
                     } => {
-                        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
-                        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
-                        if let Some(c) = self.conns.get(conn) {
-                            let env = Env {
-                                ctx,
-                                shared,
-                                limits,
-                                stopping,
-                            };
+                        let (env, conns) = self.split();
+                        if let Some(c) = conns.get(conn) {
                             c.on_reply(&env, head, body, keep_alive);
                         }
                         conn
                     }
                     Completion::Verdict { conn, ok } => {
-                        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
-                        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
-                        if let Some(c) = self.conns.get(conn) {
-                            c.on_verdict(
-                                &Env {
-                                    ctx,
-                                    shared,
-                                    limits,
-                                    stopping,
-                                },
-                                ok,
-                            );
+                        let (env, conns) = self.split();
+                        if let Some(c) = conns.get(conn) {
+                            c.on_verdict(&env, ok);
                         }
                         conn
                     }
@@ -388,15 +377,9 @@ impl Server {
 
     /// A connection that finished an answer may hold a pipelined request.
     fn after_write(&mut self, id: u64) {
-        let (ctx, shared, limits) = (&self.ctx, &self.shared, &self.limits);
-        let stopping = self.state.load(Ordering::Relaxed) != RUNNING;
-        if let Some(c) = self.conns.get(id) {
-            c.resume(&Env {
-                ctx,
-                shared,
-                limits,
-                stopping,
-            });
+        let (env, conns) = self.split();
+        if let Some(c) = conns.get(id) {
+            c.resume(&env);
         }
         self.update(id);
     }
