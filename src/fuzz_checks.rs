@@ -1,6 +1,7 @@
 //! The properties the fuzz targets check, shared with the regression test
-//! that replays every input the fuzzers ever found (`tests/fuzz_regressions.rs`
-//! over `tests/fuzz/regressions/`), so a finding stays fixed.
+//! that replays every input the fuzzers ever found (`regressions` below,
+//! over `tests/fuzz/regressions/`), so a finding stays fixed. Built for
+//! unit tests and with the `fuzzing` feature, which `tests/fuzz` turns on.
 //!
 //! Each function panics when its property does not hold; it never panics
 //! just because the input is invalid.
@@ -178,5 +179,47 @@ pub fn http_request(data: &[u8]) {
         }
         Framing::Length(n) => assert!(n <= i64::MAX as u64),
         Framing::None => {}
+    }
+}
+
+/// Replays every input the fuzzers have found (`tests/fuzz/regressions/`,
+/// named `<target>-<what>`) through the same property as its fuzz target,
+/// so each finding stays fixed in the normal test run.
+#[cfg(test)]
+mod regressions {
+    use std::fs;
+    use std::path::Path;
+
+    use crate::fuzz_checks;
+
+    #[test]
+    fn every_fuzz_finding_stays_fixed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/regressions");
+        let mut replayed = 0;
+        for entry in fs::read_dir(&dir).expect("regressions directory") {
+            let path = entry.expect("directory entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let data = fs::read(&path).expect("read regression input");
+            let check: fn(&[u8]) = match name.split('-').next().unwrap_or_default() {
+                "text_format" => fuzz_checks::text_format,
+                "protobuf" => fuzz_checks::protobuf,
+                "url_path" => fuzz_checks::url_path,
+                "body_encoding" => fuzz_checks::body_encoding,
+                "snapshot" => fuzz_checks::snapshot,
+                "http_request" => fuzz_checks::http_request,
+                other => panic!("{name}: unknown fuzz target {other:?}"),
+            };
+            check(&data);
+            replayed += 1;
+        }
+        assert!(
+            replayed > 0,
+            "no regression inputs found in {}",
+            dir.display()
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! pushgateway: a drop-in replacement for the Prometheus Pushgateway.
 //!
-//! The binary (`main.rs`) wires these modules together. They form a library
-//! so that tests, fuzz targets and the benchmark can call the parts
-//! directly. Data flows one way, and the folders follow it:
+//! The binary (`main.rs`) only calls [`app::main`]. The library exports
+//! what integration tests and fuzz targets call ([`model`], [`wire`], and
+//! `fuzz_checks` with the `fuzzing` feature); everything else is
+//! crate-private. Data flows one way, and the folders follow it:
 //!
 //! - [`http`]: the front. Sockets, TLS, request heads and bodies, routing;
 //!   it digests each request into a [`contract::Event`].
@@ -18,21 +19,27 @@
 //! `unsafe` is denied everywhere but `sys`.
 
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod cli;
-pub mod contract;
-pub mod fuzz_checks;
-pub mod gateway;
-pub mod http;
-pub mod logging;
+// The library's public face is what the binary, the integration tests and
+// the fuzz targets call; everything else is crate-private.
+pub mod app;
 pub mod model;
-pub mod persist;
-pub mod pool;
-pub mod signals;
-pub mod store;
-#[allow(unsafe_code)]
-pub mod sys;
-pub mod telemetry;
-pub mod time;
-pub mod web;
 pub mod wire;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_checks;
+
+mod cli;
+mod contract;
+mod gateway;
+mod http;
+mod logging;
+mod persist;
+mod pool;
+mod signals;
+mod store;
+#[allow(unsafe_code)]
+mod sys;
+mod telemetry;
+mod time;
+mod web;

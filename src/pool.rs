@@ -75,26 +75,6 @@ impl Pool {
     }
 }
 
-impl Pool {
-    /// Waits until no job is queued or running, or `timeout` passes; true
-    /// if the pool went idle. Shutdown uses it to let answers go out.
-    pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let end = std::time::Instant::now() + timeout;
-        loop {
-            {
-                let st = lock(&self.shared.state);
-                if st.jobs.is_empty() && st.idle == st.threads {
-                    return true;
-                }
-            }
-            if std::time::Instant::now() >= end {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     // Jobs run outside the lock, so a poisoned lock only means a panic
     // between two plain field updates; the state is still usable.

@@ -26,10 +26,6 @@ impl Interest {
         read: true,
         write: false,
     };
-    pub const WRITE: Interest = Interest {
-        read: false,
-        write: true,
-    };
 
     fn bits(self) -> u32 {
         let mut b = 0;

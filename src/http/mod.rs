@@ -35,7 +35,9 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use body::{BodyError, decode_body, decode_body_within, is_protobuf};
+#[cfg(any(test, feature = "fuzzing"))]
+pub use body::decode_body;
+pub use body::{BodyError, decode_body_within, is_protobuf};
 pub use response::Reply;
 pub use server::{Front, Limits};
 

@@ -209,7 +209,8 @@ fn key_str(k: &Yaml) -> String {
 
 /// Parses the YAML text of a web configuration whose relative paths are
 /// relative to the current directory.
-pub fn parse(text: &str) -> Result<WebConfig, String> {
+#[cfg(test)]
+fn parse(text: &str) -> Result<WebConfig, String> {
     parse_in(text, Path::new(""))
 }
 

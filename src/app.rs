@@ -1,0 +1,293 @@
+//! Start-up and shutdown: flags, logging, listeners, the HTTP front's I/O
+//! loop, a worker pool for CPU work, and the single request loop that owns
+//! the store. `main.rs` only calls [`main`].
+
+use crate::{
+    cli, gateway, http, http::router, logging, model, persist, pool, signals, store, sys,
+    telemetry, web,
+};
+
+use std::process::ExitCode;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use cli::{Command, Config};
+#[cfg(feature = "tls")]
+use crate::web::tls;
+
+/// Pool threads at most: the pool only does CPU work (parsing, bcrypt,
+/// gzip), never waits on a client, so a few threads per core suffice.
+const MAX_POOL_THREADS: usize = 8;
+
+/// The process: parses the flags, runs the gateway until a signal or
+/// `/-/quit`, and says how it ended.
+pub fn main() -> ExitCode {
+    let config = match cli::parse_env() {
+        Ok(Command::Run(c)) => c,
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("{}", version_text());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("pushgateway: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Before any thread starts, so that every thread inherits the mask.
+    if let Err(e) = signals::block() {
+        eprintln!("pushgateway: error: {e}");
+        return ExitCode::FAILURE;
+    }
+    logging::init(config.log_level, config.log_format);
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!(err:display = e; "exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn version_text() -> String {
+    format!(
+        "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  platform:         {}/{}\n  implementation:   Rust",
+        telemetry::VERSION,
+        option_env!("PUSHGATEWAY_BRANCH").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_REVISION").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_BUILD_USER").unwrap_or("unknown"),
+        option_env!("PUSHGATEWAY_BUILD_DATE").unwrap_or("unknown"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    )
+}
+
+fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    log::info!(version = telemetry::VERSION; "starting pushgateway");
+    log::info!(build_context = format!("(rust, platform={}/{})", std::env::consts::OS, std::env::consts::ARCH); "build context");
+    log::debug!(path = config.route_prefix; "path prefix for internal routing");
+
+    let mut store = store::Store::new();
+    if !config.persistence_file.is_empty() {
+        restore(config, &mut store)?;
+    }
+
+    let pool = pool::Pool::new(MAX_POOL_THREADS);
+    let telemetry = telemetry::Telemetry::new();
+    let (tx, rx) = mpsc::channel();
+    let mut gw = gateway::Gateway::new(
+        store,
+        telemetry.clone(),
+        !config.disable_consistency_check,
+        flag_list(config),
+    );
+    if !config.persistence_file.is_empty() {
+        let p = persist::Persistence::start(
+            config.persistence_file.clone().into(),
+            config.persistence_interval,
+            tx.clone(),
+            gw.store.generation(),
+        )?;
+        gw.persistence = Some(p);
+    }
+    signals::forward(tx.clone())?;
+
+    let mut web_reloader = None;
+    let mut web = web::config::WebConfig::default();
+    if !config.web_config_file.is_empty() {
+        web = web::config::load(std::path::Path::new(&config.web_config_file))?;
+        if !web.users.is_empty() {
+            log::info!(users = web.users.len(); "basic authentication enabled");
+        }
+        web_reloader = Some(Arc::new(web::reload::WebReloader::new(
+            config.web_config_file.clone().into(),
+            &web,
+        )));
+    }
+    let tls = tls_setup(config, &web)?;
+    let names = if config.enable_utf8_names {
+        model::NameScheme::Utf8
+    } else {
+        model::NameScheme::Legacy
+    };
+    let ctx = http::Context {
+        routes: Arc::new(
+            router::Routes::new(
+                &config.route_prefix,
+                &config.telemetry_path,
+                config.enable_admin_api,
+            )
+            .with_names(names),
+        ),
+        pool: pool.clone(),
+        events: tx,
+        telemetry,
+        max_body_bytes: config.max_body_bytes,
+        budget: http::budget::Budget::new(config.memory_budget as usize),
+        enable_lifecycle: config.enable_lifecycle,
+        names,
+        web: web_reloader,
+        limiter: web.rate_limit.map(|limit| {
+            log::info!(burst = limit.burst, interval = format!("{:?}", limit.interval); "Rate Limiter is enabled.");
+            Arc::new(crate::web::rate_limit::RateLimiter::new(limit))
+        }),
+    };
+    let listeners = if config.systemd_socket {
+        http::systemd_listeners().map_err(|e| format!("--web.systemd-socket: {e}"))?
+    } else {
+        let mut l = Vec::new();
+        for addr in &config.listen_addresses {
+            l.push(http::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        }
+        l
+    };
+    for l in &listeners {
+        log::info!(address = l.local_addr()?, tls = tls.is_some(); "Listening on");
+    }
+    let front = http::Front::start(listeners, tls, ctx, limits(config))?;
+
+    // A panic in the loop is a bug; the store it leaves is still written
+    // as the final snapshot, so the pushes since the last one survive it.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gw.run(&rx)));
+    if ran.is_err() {
+        log::error!(
+            "the request loop failed (a bug, see the panic above); writing the final snapshot and exiting"
+        );
+    }
+
+    log::info!("shutting down: no longer accepting connections");
+    front.stop_accepting();
+    gw.drain(&rx, Duration::from_millis(200), Duration::from_secs(10));
+    let result = gw.finish(&rx);
+    front.finish(http::DRAIN_TIMEOUT);
+    match result {
+        Ok(()) if ran.is_err() => Err("the request loop panicked; final snapshot written".into()),
+        Ok(()) => {
+            log::info!("pushgateway stopped");
+            Ok(())
+        }
+        Err(e) => Err(format!("final snapshot failed, the previous file is kept: {e}").into()),
+    }
+}
+
+/// Timeouts and the connection cap. The soft descriptor limit is raised
+/// to the hard one first, as Go does, and the default cap derives from it.
+fn limits(config: &Config) -> http::Limits {
+    let nofile = match sys::raise_nofile_limit() {
+        Ok(n) => n,
+        Err(e) => {
+            log::warn!(err:display = e; "cannot read the open-files limit; assuming 1024");
+            1024
+        }
+    };
+    let max_connections = match config.max_connections {
+        0 => http::Limits::default_max_connections(nofile),
+        n => n,
+    };
+    log::debug!(open_files = nofile, max_connections = max_connections; "connection limits");
+    http::Limits {
+        header_timeout: config.read_header_timeout,
+        read_timeout: config.read_timeout,
+        idle_timeout: config.idle_timeout,
+        write_timeout: Duration::from_secs(60),
+        max_connections,
+    }
+}
+
+/// TLS as the web configuration asks: the rustls configuration is built
+/// (and every certificate file read) before anything listens, so a bad
+/// path or key stops the start with the file's name.
+#[cfg(feature = "tls")]
+fn tls_setup(
+    config: &Config,
+    web: &web::config::WebConfig,
+) -> Result<Option<Arc<tls::Reloader>>, Box<dyn std::error::Error>> {
+    let Some(settings) = &web.tls else {
+        return Ok(None);
+    };
+    let file = &config.web_config_file;
+    let (rustls_config, warnings) =
+        tls::build(settings).map_err(|e| format!("web config file {file}: {e}"))?;
+    for w in warnings {
+        log::warn!(setting = w.as_str(); "TLS setting not honoured exactly");
+    }
+    log::info!(client_auth = format!("{:?}", settings.client_auth); "TLS is enabled");
+    Ok(Some(Arc::new(tls::Reloader::new(
+        file.into(),
+        settings,
+        rustls_config,
+    ))))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_setup(
+    config: &Config,
+    web: &web::config::WebConfig,
+) -> Result<Option<std::convert::Infallible>, Box<dyn std::error::Error>> {
+    match web.tls {
+        None => Ok(None),
+        Some(_) => Err(format!(
+            "web config file {}: tls_server_config is set, but this binary was built without TLS \
+             (cargo feature \"tls\"); rebuild with default features or remove the section",
+            config.web_config_file
+        )
+        .into()),
+    }
+}
+
+/// Loads the persistence file, or with
+/// `--persistence.start-empty-if-unreadable` moves a bad one aside.
+fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::path::Path::new(&config.persistence_file);
+    let started = std::time::Instant::now();
+    match persist::restore(path, store) {
+        Ok(groups) => {
+            log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = format!("{:?}", started.elapsed()); "metrics restored");
+            Ok(())
+        }
+        Err(e @ persist::RestoreError::NotWritable { .. }) => Err(e.into()),
+        Err(e) if config.persistence_start_empty_if_unreadable => {
+            let aside = persist::move_aside(path)
+                .map_err(|err| format!("{e}; and it cannot be moved aside: {err}"))?;
+            log::warn!(err:display = e, moved_to:display = aside.display(); "persistence file unreadable; moved aside, starting empty");
+            *store = store::Store::new();
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{e}; refusing to start so the file is not overwritten (fix or move it, or pass --persistence.start-empty-if-unreadable)"
+        )
+        .into()),
+    }
+}
+
+/// The flags and their values, for the status page.
+fn flag_list(c: &Config) -> Vec<(String, String)> {
+    let f = |k: &str, v: String| (k.to_owned(), v);
+    vec![
+        f("web.listen-address", c.listen_addresses.join(",")),
+        f("web.systemd-socket", c.systemd_socket.to_string()),
+        f("web.config.file", c.web_config_file.clone()),
+        f("web.telemetry-path", c.telemetry_path.clone()),
+        f("web.external-url", c.external_url.clone()),
+        f("web.route-prefix", c.route_prefix.clone()),
+        f("web.enable-lifecycle", c.enable_lifecycle.to_string()),
+        f("web.enable-admin-api", c.enable_admin_api.to_string()),
+        f("persistence.file", c.persistence_file.clone()),
+        f(
+            "persistence.interval",
+            format!("{:?}", c.persistence_interval),
+        ),
+        f(
+            "push.disable-consistency-check",
+            c.disable_consistency_check.to_string(),
+        ),
+        f("push.max-body-size", c.max_body_bytes.to_string()),
+        f("web.memory-budget", c.memory_budget.to_string()),
+        f("web.max-connections", c.max_connections.to_string()),
+        f("log.level", c.log_level.to_string().to_lowercase()),
+        f("log.format", format!("{:?}", c.log_format).to_lowercase()),
+    ]
+}
