@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use cli::{Command, Config};
 #[cfg(feature = "tls")]
 use crate::web::tls;
+use cli::{Command, Config};
 
 /// Pool threads at most: the pool only does CPU work (parsing, bcrypt,
 /// gzip), never waits on a client, so a few threads per core suffice.

@@ -13,14 +13,14 @@ use std::time::Duration;
 use lexopt::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Logfmt,
     Json,
 }
 
 /// Everything the flags decide.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Config {
+pub(crate) struct Config {
     pub listen_addresses: Vec<String>,
     pub telemetry_path: String,
     pub external_url: String,
@@ -81,14 +81,14 @@ impl Default for Config {
 
 /// What the command line asks for.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     Run(Box<Config>),
     Help,
     Version,
 }
 
 #[derive(Debug)]
-pub enum CliError {
+pub(crate) enum CliError {
     Parse(lexopt::Error),
     Invalid {
         flag: &'static str,
@@ -116,7 +116,7 @@ impl From<lexopt::Error> for CliError {
     }
 }
 
-pub const HELP: &str = "usage: pushgateway [<flags>]
+pub(crate) const HELP: &str = "usage: pushgateway [<flags>]
 
 The Pushgateway: accepts metrics pushed by batch jobs and exposes them to
 Prometheus. A drop-in replacement for the Go Pushgateway.
@@ -180,7 +180,7 @@ Flags:
 ";
 
 /// Parses the process's arguments.
-pub fn parse_env() -> Result<Command, CliError> {
+pub(crate) fn parse_env() -> Result<Command, CliError> {
     parse(lexopt::Parser::from_env())
 }
 
@@ -188,7 +188,7 @@ pub fn parse_env() -> Result<Command, CliError> {
 /// The reference's `computeRoutePrefix`: the flag, else the path of
 /// `--web.external-url`; `/` means none; always one leading slash, no
 /// trailing one.
-pub fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
+pub(crate) fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
     let p = if prefix.is_empty() {
         external_url_path
     } else {
@@ -201,7 +201,9 @@ pub fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
 }
 
 #[cfg(test)]
-pub fn parse_args<I: IntoIterator<Item = &'static str>>(args: I) -> Result<Command, CliError> {
+pub(crate) fn parse_args<I: IntoIterator<Item = &'static str>>(
+    args: I,
+) -> Result<Command, CliError> {
     parse(lexopt::Parser::from_args(args))
 }
 
@@ -367,7 +369,7 @@ fn url_path(url: &str) -> &str {
 /// Go's `time.ParseDuration`: a sequence of decimal numbers with units
 /// (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), such as `5m`, `1h30m`, `1.5s`;
 /// a bare `0` is zero. Negative durations are refused: an interval must not be.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -416,7 +418,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A byte size such as `64MiB`, `10MB`, `512KiB` or plain `1048576`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::store::{GroupKey, PreparedPush, PushError};
 
 /// Work for the request loop, the only owner of the store.
-pub enum Event {
+pub(crate) enum Event {
     Push {
         push: Result<PreparedPush, (GroupKey, PushError)>,
         meta: Meta,
@@ -68,7 +68,7 @@ pub enum Event {
 /// What the loop needs to know of a request besides its payload: for
 /// request counting and logs.
 #[derive(Clone, Debug)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub method: String,
     /// The client's address.
     pub source: String,
@@ -76,14 +76,14 @@ pub struct Meta {
 
 /// The formats a scrape can be answered in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScrapeFormat {
+pub(crate) enum ScrapeFormat {
     Text,
     Protobuf,
 }
 
 /// A response, built anywhere and written by the HTTP front.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
@@ -94,7 +94,7 @@ pub struct Reply {
 
 impl Reply {
     /// A text/plain answer; a trailing newline is added if missing.
-    pub fn text(status: u16, body: impl Into<String>) -> Reply {
+    pub(crate) fn text(status: u16, body: impl Into<String>) -> Reply {
         let mut body = body.into().into_bytes();
         if !body.is_empty() && !body.ends_with(b"\n") {
             body.push(b'\n');
@@ -108,7 +108,7 @@ impl Reply {
         }
     }
 
-    pub fn empty(status: u16) -> Reply {
+    pub(crate) fn empty(status: u16) -> Reply {
         Reply {
             status,
             content_type: None,
@@ -118,7 +118,7 @@ impl Reply {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
@@ -126,26 +126,26 @@ impl Reply {
 
 /// Where a reply goes: the HTTP front implements it for a connection;
 /// tests can implement it to capture replies.
-pub trait Respond: Send {
+pub(crate) trait Respond: Send {
     fn send(self: Box<Self>, reply: Reply);
 }
 
 /// The way back from the loop to whoever asked.
-pub struct Responder(Box<dyn Respond>);
+pub(crate) struct Responder(Box<dyn Respond>);
 
 impl Responder {
-    pub fn new(r: impl Respond + 'static) -> Responder {
+    pub(crate) fn new(r: impl Respond + 'static) -> Responder {
         Responder(Box::new(r))
     }
 
-    pub fn send(self, reply: Reply) {
+    pub(crate) fn send(self, reply: Reply) {
         self.0.send(reply);
     }
 }
 
 /// A durable-mode answer waiting for its change to reach the disk (Go's
 /// `Done` channel of a write request).
-pub struct Ack {
+pub(crate) struct Ack {
     pub reply_to: Responder,
     pub reply: Reply,
 }
@@ -153,7 +153,7 @@ pub struct Ack {
 impl Ack {
     /// Sends the answer once the write is known: the reply itself if it
     /// worked, a 500 saying why if not.
-    pub fn settle(self, written: Result<(), &str>) {
+    pub(crate) fn settle(self, written: Result<(), &str>) {
         let reply = match written {
             Ok(()) => self.reply,
             Err(e) => Reply::text(
@@ -168,7 +168,7 @@ impl Ack {
 }
 
 /// The result of one snapshot write, reported back to the loop.
-pub struct WriteOutcome {
+pub(crate) struct WriteOutcome {
     pub generation: u64,
     /// How long the loop was held up collecting the groups for this write.
     pub pause: Duration,
@@ -176,7 +176,7 @@ pub struct WriteOutcome {
 }
 
 #[derive(Debug)]
-pub struct WriteStats {
+pub(crate) struct WriteStats {
     pub groups: usize,
     pub bytes: u64,
     pub duration: Duration,

@@ -20,14 +20,17 @@
 
 #![deny(unsafe_code)]
 #![warn(unreachable_pub)]
+// The docs are for the next engineer and built with --document-private-items
+// (`make lint`), so links into private modules are the point.
+#![allow(rustdoc::private_intra_doc_links)]
 
 // The library's public face is what the binary, the integration tests and
 // the fuzz targets call; everything else is crate-private.
 pub mod app;
-pub mod model;
-pub mod wire;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz_checks;
+pub mod model;
+pub mod wire;
 
 mod cli;
 mod contract;

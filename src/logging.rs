@@ -15,7 +15,7 @@ use crate::wire::json::json_string;
 
 /// Installs the logger. `RUST_LOG` is not consulted: `--log.level` decides,
 /// as with the reference.
-pub fn init(level: log::LevelFilter, format: LogFormat) {
+pub(crate) fn init(level: log::LevelFilter, format: LogFormat) {
     let mut b = env_logger::Builder::new();
     b.filter_level(level);
     b.format(move |buf, record| {
@@ -37,7 +37,11 @@ fn level_name(l: log::Level) -> &'static str {
 }
 
 /// Formats one record as a complete line, newline included.
-pub fn format_record(record: &log::Record<'_>, format: LogFormat, now: SystemTime) -> String {
+pub(crate) fn format_record(
+    record: &log::Record<'_>,
+    format: LogFormat,
+    now: SystemTime,
+) -> String {
     let ts = rfc3339_millis(now);
     let file = record.file().unwrap_or("?");
     let file = file.rsplit('/').next().unwrap_or(file);

@@ -33,14 +33,14 @@ struct Shared {
 
 /// Cloneable handle; jobs run on the pool's threads.
 #[derive(Clone)]
-pub struct Pool {
+pub(crate) struct Pool {
     shared: Arc<Shared>,
 }
 
 impl Pool {
     /// A pool that never runs more than `max_threads` threads; beyond that,
     /// jobs queue until a thread is free.
-    pub fn new(max_threads: usize) -> Pool {
+    pub(crate) fn new(max_threads: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -51,7 +51,7 @@ impl Pool {
     }
 
     /// Runs `job` on a pool thread, starting a new thread if all are busy.
-    pub fn execute<F: FnOnce() + Send + 'static>(&self, job: F) {
+    pub(crate) fn execute<F: FnOnce() + Send + 'static>(&self, job: F) {
         let mut st = lock(&self.shared.state);
         st.jobs.push_back(Box::new(job));
         if st.idle >= st.jobs.len() {

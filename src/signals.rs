@@ -13,7 +13,7 @@ use crate::contract::Event;
 
 /// Blocks SIGTERM and SIGINT for this thread and every thread started after,
 /// and ignores SIGXFSZ.
-pub fn block() -> Result<(), String> {
+pub(crate) fn block() -> Result<(), String> {
     crate::sys::block_shutdown_signals()
 }
 
@@ -26,7 +26,7 @@ fn name(sig: i32) -> &'static str {
 }
 
 /// Starts the thread that turns signals into `Event::Shutdown`.
-pub fn forward(events: Sender<Event>) -> std::io::Result<()> {
+pub(crate) fn forward(events: Sender<Event>) -> std::io::Result<()> {
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -12,17 +12,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// What an epoll registration waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Interest {
+pub(crate) struct Interest {
     pub read: bool,
     pub write: bool,
 }
 
 impl Interest {
-    pub const NONE: Interest = Interest {
+    pub(crate) const NONE: Interest = Interest {
         read: false,
         write: false,
     };
-    pub const READ: Interest = Interest {
+    pub(crate) const READ: Interest = Interest {
         read: true,
         write: false,
     };
@@ -41,7 +41,7 @@ impl Interest {
 
 /// One readiness report from [`Epoll::wait`].
 #[derive(Clone, Copy, Debug)]
-pub struct Ready {
+pub(crate) struct Ready {
     pub token: u64,
     pub readable: bool,
     pub writable: bool,
@@ -50,13 +50,13 @@ pub struct Ready {
 }
 
 /// A level-triggered epoll instance.
-pub struct Epoll {
+pub(crate) struct Epoll {
     fd: OwnedFd,
     events: Vec<libc::epoll_event>,
 }
 
 impl Epoll {
-    pub fn new() -> io::Result<Epoll> {
+    pub(crate) fn new() -> io::Result<Epoll> {
         // SAFETY: no pointers; a negative result is checked.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         Ok(Epoll {
@@ -75,20 +75,20 @@ impl Epoll {
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
 
-    pub fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+    pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
     }
 
-    pub fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+    pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
     }
 
-    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, Interest::NONE)
     }
 
     /// Waits up to `timeout_ms` (-1: forever) and appends what is ready.
-    pub fn wait(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> io::Result<()> {
+    pub(crate) fn wait(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> io::Result<()> {
         // SAFETY: the buffer holds `len` initialised epoll_events, and the
         // kernel writes at most that many.
         let n = unsafe {
@@ -121,12 +121,12 @@ impl Epoll {
 }
 
 /// An eventfd: other threads wake the event loop through it.
-pub struct EventFd {
+pub(crate) struct EventFd {
     fd: OwnedFd,
 }
 
 impl EventFd {
-    pub fn new() -> io::Result<EventFd> {
+    pub(crate) fn new() -> io::Result<EventFd> {
         // SAFETY: no pointers; a negative result is checked.
         let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         Ok(EventFd {
@@ -135,12 +135,12 @@ impl EventFd {
         })
     }
 
-    pub fn raw(&self) -> RawFd {
+    pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
     /// Makes the descriptor readable until [`EventFd::drain`].
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: writes the 8 bytes of a live u64. A full counter
         // (EAGAIN) still leaves the descriptor readable, which is all
@@ -148,7 +148,7 @@ impl EventFd {
         unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let mut v: u64 = 0;
         // SAFETY: reads at most 8 bytes into a live u64.
         unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
@@ -166,7 +166,7 @@ fn cvt(rc: i32) -> io::Result<i32> {
 /// Raises the soft limit on open descriptors to the hard limit, as Go does
 /// since 1.19: the tutorial's systemd unit leaves the soft limit at 1024.
 /// Returns the soft limit now in force.
-pub fn raise_nofile_limit() -> io::Result<u64> {
+pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -192,7 +192,7 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
 /// `listener` (Linux copies the option to accepted sockets). Without it a
 /// keep-alive client waits for its own delayed ACK, 40 ms, whenever an
 /// answer is written in two pieces.
-pub fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
+pub(crate) fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: a valid socket fd, a pointer to a live c_int and its size.
     cvt(unsafe {
@@ -209,7 +209,7 @@ pub fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
 
 /// Takes ownership of descriptor `fd`, inherited from systemd, after
 /// checking that it is an open socket; marks it close-on-exec.
-pub fn inherited_listener(fd: RawFd) -> Result<TcpListener, String> {
+pub(crate) fn inherited_listener(fd: RawFd) -> Result<TcpListener, String> {
     // SAFETY: fstat only fills the zeroed struct.
     let is_socket = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
@@ -229,7 +229,7 @@ pub fn inherited_listener(fd: RawFd) -> Result<TcpListener, String> {
 
 /// Gives memory freed after a burst back to the system (glibc keeps it in
 /// its arenas otherwise, and idle RSS stays at the burst's peak).
-pub fn trim_heap() {
+pub(crate) fn trim_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: no pointers; malloc_trim is thread-safe.
     unsafe {
@@ -253,7 +253,7 @@ fn shutdown_signals() -> libc::sigset_t {
 /// Blocks SIGTERM and SIGINT in the calling thread and every thread it
 /// starts later (the mask is inherited), and ignores SIGXFSZ: a file-size
 /// limit must fail a snapshot write with EFBIG, not kill the process.
-pub fn block_shutdown_signals() -> Result<(), String> {
+pub(crate) fn block_shutdown_signals() -> Result<(), String> {
     let set = shutdown_signals();
     // SAFETY: `set` is initialised; pthread_sigmask only reads it.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -267,7 +267,7 @@ pub fn block_shutdown_signals() -> Result<(), String> {
 
 /// Waits for a blocked SIGTERM or SIGINT; returns its number, or
 /// sigwait's error code.
-pub fn wait_shutdown_signal() -> Result<i32, i32> {
+pub(crate) fn wait_shutdown_signal() -> Result<i32, i32> {
     let set = shutdown_signals();
     let mut sig: libc::c_int = 0;
     // SAFETY: `set` is initialised and `sig` is a valid out-pointer.

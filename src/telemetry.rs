@@ -13,10 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, SeriesKey};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Name, type and HELP of every family the gateway exposes about itself.
-pub const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
+pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
     (
         "process_cpu_seconds_total",
         MetricType::Counter,
@@ -75,7 +75,7 @@ pub const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
 ];
 
 /// Looks names up in `OWN_FAMILIES`; the store asks this on every push.
-pub struct Own;
+pub(crate) struct Own;
 
 impl OwnFamilies for Own {
     fn own_family(&self, name: &str) -> Option<(MetricType, &'static str)> {
@@ -158,7 +158,7 @@ fn go_arch() -> &'static str {
 }
 
 /// Build information, as the status API and `pushgateway_build_info` show it.
-pub fn build_info() -> Vec<(&'static str, String)> {
+pub(crate) fn build_info() -> Vec<(&'static str, String)> {
     vec![
         (
             "branch",
@@ -187,7 +187,7 @@ pub fn build_info() -> Vec<(&'static str, String)> {
 
 /// Shared handle to the gateway's own counters.
 #[derive(Clone)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     inner: Arc<Mutex<Counters>>,
     start_time: f64,
 }
@@ -199,7 +199,7 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    pub fn new() -> Telemetry {
+    pub(crate) fn new() -> Telemetry {
         let start_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -211,7 +211,7 @@ impl Telemetry {
     }
 
     /// Process start time in nanoseconds since the epoch.
-    pub fn start_nanos(&self) -> i64 {
+    pub(crate) fn start_nanos(&self) -> i64 {
         (self.start_time * 1e9) as i64
     }
 
@@ -222,13 +222,13 @@ impl Telemetry {
     }
 
     /// Counts one answered request, as `pushgateway_http_requests_total`.
-    pub fn count_request(&self, code: u16, handler: &'static str, method: &str) {
+    pub(crate) fn count_request(&self, code: u16, handler: &'static str, method: &str) {
         let key = (code, handler, method.to_ascii_lowercase());
         *self.lock().requests.entry(key).or_default() += 1;
     }
 
     /// Records one push's duration and body size.
-    pub fn observe_push(&self, method: &str, duration: Duration, size: usize) {
+    pub(crate) fn observe_push(&self, method: &str, duration: Duration, size: usize) {
         let now = Instant::now();
         let method = method.to_ascii_lowercase();
         let mut c = self.lock();
@@ -243,7 +243,7 @@ impl Telemetry {
     }
 
     /// Every own family as (name, series in exposition order).
-    pub fn families(&self) -> Vec<(&'static str, Vec<Metric>)> {
+    pub(crate) fn families(&self) -> Vec<(&'static str, Vec<Metric>)> {
         let now = Instant::now();
         let mut out: Vec<(&'static str, Vec<Metric>)> = Vec::new();
         let mut add = |name: &'static str, labels: Vec<Label>, value: Value| {

@@ -5,10 +5,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds since the Unix epoch, as push times are kept.
-pub type Nanos = i64;
+pub(crate) type Nanos = i64;
 
 /// Now, in nanoseconds since the Unix epoch.
-pub fn now_nanos() -> Nanos {
+pub(crate) fn now_nanos() -> Nanos {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as Nanos)
@@ -16,7 +16,7 @@ pub fn now_nanos() -> Nanos {
 }
 
 /// `2026-11-25T03:44:31.767Z` for a wall-clock time.
-pub fn rfc3339_millis(t: SystemTime) -> String {
+pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
@@ -32,7 +32,7 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
 /// (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -47,7 +47,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Go's `time.RFC3339Nano` in UTC: `2026-11-25T04:18:07.542346203Z`, with
 /// trailing zeros of the fraction dropped (and the dot when it is zero).
-pub fn rfc3339_nanos(nanos: i64) -> String {
+pub(crate) fn rfc3339_nanos(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
@@ -67,7 +67,7 @@ pub fn rfc3339_nanos(nanos: i64) -> String {
 }
 
 /// `Mon, 30 Nov 2026 03:28:48 GMT` (RFC 9110 IMF-fixdate).
-pub fn http_date(t: SystemTime) -> String {
+pub(crate) fn http_date(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -49,7 +49,11 @@ fn quoted(s: &str) -> String {
 }
 
 /// `GET /api/v1/status`.
-pub fn status(flags: &[(String, String)], start_time: Nanos, build: &[(&str, String)]) -> String {
+pub(crate) fn status(
+    flags: &[(String, String)],
+    start_time: Nanos,
+    build: &[(&str, String)],
+) -> String {
     let mut data = String::new();
     let mut flag_obj = String::new();
     object(
@@ -203,7 +207,7 @@ fn group_json(key: &[crate::model::Label], group: &Group) -> String {
 }
 
 /// `GET /api/v1/metrics`: every group with its families.
-pub fn metrics(store: &Store) -> String {
+pub(crate) fn metrics(store: &Store) -> String {
     let groups: Vec<String> = store.groups().map(|(k, g)| group_json(k, g)).collect();
     success(&format!("[{}]", groups.join(",")))
 }

@@ -5,9 +5,9 @@
 //! apply a push, delete a group, or concatenate pre-rendered lines for a
 //! scrape. No locks around the store, no data races by construction.
 
-pub mod api;
+pub(crate) mod api;
 mod render;
-pub mod ui;
+pub(crate) mod ui;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crate::time::now_nanos;
 use crate::wire::exposition;
 use crate::wire::protobuf;
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub store: Store,
     pub telemetry: Telemetry,
     pub check_consistency: bool,
@@ -32,7 +32,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         telemetry: Telemetry,
         check_consistency: bool,
@@ -50,7 +50,7 @@ impl Gateway {
 
     /// Serves events until a shutdown is requested (signal or `/-/quit`).
     /// The receive timeout doubles as the persistence timer.
-    pub fn run(&mut self, events: &Receiver<Event>) {
+    pub(crate) fn run(&mut self, events: &Receiver<Event>) {
         loop {
             let deadline = self
                 .persistence
@@ -87,7 +87,7 @@ impl Gateway {
 
     /// After the listeners are closed: answers requests still in flight,
     /// until none has arrived for `quiet` or `max` has passed.
-    pub fn drain(&mut self, events: &Receiver<Event>, quiet: Duration, max: Duration) {
+    pub(crate) fn drain(&mut self, events: &Receiver<Event>, quiet: Duration, max: Duration) {
         let end = Instant::now() + max;
         let mut handled = 0;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
@@ -104,7 +104,7 @@ impl Gateway {
     }
 
     /// Waits for a write under way, then writes the final snapshot.
-    pub fn finish(&mut self, events: &Receiver<Event>) -> Result<(), String> {
+    pub(crate) fn finish(&mut self, events: &Receiver<Event>) -> Result<(), String> {
         while self.persistence.as_ref().is_some_and(|p| p.busy()) {
             match events.recv_timeout(Duration::from_secs(60)) {
                 Ok(Event::Shutdown { .. }) => {}
@@ -130,7 +130,7 @@ impl Gateway {
     }
 
     /// Handles one event; false means stop.
-    pub fn handle(&mut self, ev: Event) -> bool {
+    pub(crate) fn handle(&mut self, ev: Event) -> bool {
         match ev {
             Event::Push {
                 push,

@@ -16,7 +16,7 @@ use crate::wire::exposition;
 use crate::wire::path::{encode_base64, escape_name};
 
 /// Everything the page shows besides the store.
-pub struct PageInfo<'a> {
+pub(crate) struct PageInfo<'a> {
     pub flags: &'a [(String, String)],
     pub build: &'a [(&'static str, String)],
     pub start_time: Nanos,
@@ -24,7 +24,7 @@ pub struct PageInfo<'a> {
 }
 
 /// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -47,7 +47,7 @@ fn time(t: Option<Nanos>) -> String {
 }
 
 /// "3 minutes ago" style age of `t` at `now`.
-pub fn ago(t: Option<Nanos>, now: Nanos) -> String {
+pub(crate) fn ago(t: Option<Nanos>, now: Nanos) -> String {
     let Some(t) = t.filter(|t| *t > 0) else {
         return "never".into();
     };
@@ -180,7 +180,7 @@ fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Na
 
 /// One group's metrics in the text format, for an expanded row; None if
 /// the group is gone.
-pub fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> {
+pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> {
     let group = store.group(key)?;
     let mut exp = Vec::new();
     for (name, fam) in &group.families {
@@ -196,7 +196,7 @@ pub fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> 
 }
 
 /// The whole page.
-pub fn status_page(store: &Store, info: &PageInfo) -> String {
+pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
     let mut h = String::with_capacity(8192 + store.series_count() * 80);
     let _ = write!(
         h,

@@ -8,7 +8,7 @@ use super::Reply;
 
 /// Why a body could not be decoded.
 #[derive(Debug)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Over `--push.max-body-size` after decompression.
     TooLarge,
     /// The memory budget cannot cover the decompressed body now.
@@ -19,18 +19,23 @@ pub enum BodyError {
     },
 }
 
-/// Undoes `Content-Encoding: gzip` or `snappy` (framed). The size cap
-/// applies to the decompressed body too, so a decompression bomb stops at
-/// `max` bytes instead of exhausting memory. Other encodings are read as
-/// they are, as the reference does.
+/// [`decode_body_within`] without a memory budget (tests and fuzzing).
 #[cfg(any(test, feature = "fuzzing"))]
-pub fn decode_body(encoding: Option<&str>, body: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
+pub(crate) fn decode_body(
+    encoding: Option<&str>,
+    body: Vec<u8>,
+    max: u64,
+) -> Result<Vec<u8>, BodyError> {
     decode_body_within(encoding, body, max, &mut |_| true)
 }
 
-/// [`decode_body`] asking `grow(capacity)` before the output grows, so a
-/// memory budget is charged as the body inflates rather than after.
-pub fn decode_body_within(
+/// Undoes `Content-Encoding: gzip` or `snappy` (framed). The size cap
+/// applies to the decompressed body too, so a decompression bomb stops at
+/// `max` bytes instead of exhausting memory. Other encodings are read as
+/// they are, as the reference does. `grow(capacity)` is asked before the
+/// output grows, so a memory budget is charged as the body inflates rather
+/// than after.
+pub(crate) fn decode_body_within(
     encoding: Option<&str>,
     body: Vec<u8>,
     max: u64,
@@ -75,7 +80,7 @@ pub fn decode_body_within(
 /// may come in any order, with spaces, and quoted; the media type and
 /// parameter names are case-insensitive, the values are not (as in the
 /// reference, which uses Go's mime.ParseMediaType).
-pub fn is_protobuf(content_type: Option<&str>) -> bool {
+pub(crate) fn is_protobuf(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else {
         return false;
     };

@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub struct Budget {
+pub(crate) struct Budget {
     used: AtomicUsize,
     limit: usize,
 }
 
 impl Budget {
-    pub fn new(limit: usize) -> Arc<Budget> {
+    pub(crate) fn new(limit: usize) -> Arc<Budget> {
         Arc::new(Budget {
             used: AtomicUsize::new(0),
             limit,
@@ -24,16 +24,16 @@ impl Budget {
     }
 
     /// Bytes charged now.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
-    pub fn exhausted(&self) -> bool {
+    pub(crate) fn exhausted(&self) -> bool {
         self.used() >= self.limit
     }
 
     /// An empty charge to grow as memory is taken.
-    pub fn charge(self: &Arc<Budget>) -> Charge {
+    pub(crate) fn charge(self: &Arc<Budget>) -> Charge {
         Charge {
             budget: Arc::clone(self),
             bytes: 0,
@@ -57,7 +57,7 @@ impl Budget {
 }
 
 /// Bytes charged to the budget, given back when dropped.
-pub struct Charge {
+pub(crate) struct Charge {
     budget: Arc<Budget>,
     bytes: usize,
 }
@@ -66,7 +66,7 @@ impl Charge {
     /// Raises the charge to `total` bytes; false (and unchanged) when the
     /// budget cannot cover it.
     #[must_use]
-    pub fn grow_to(&mut self, total: usize) -> bool {
+    pub(crate) fn grow_to(&mut self, total: usize) -> bool {
         if total <= self.bytes {
             return true;
         }
@@ -78,7 +78,7 @@ impl Charge {
     }
 
     /// Raises the charge to `total` whatever the budget says.
-    pub fn force_to(&mut self, total: usize) {
+    pub(crate) fn force_to(&mut self, total: usize) {
         if total > self.bytes {
             self.budget.force(total - self.bytes);
             self.bytes = total;

@@ -11,12 +11,12 @@
 use std::fmt;
 
 /// Longest chunk-size line (with extensions), as Go's `maxLineLength`.
-pub const MAX_LINE: usize = 4096;
+pub(crate) const MAX_LINE: usize = 4096;
 /// Most trailer bytes after the last chunk.
-pub const MAX_TRAILERS: usize = 64 * 1024;
+pub(crate) const MAX_TRAILERS: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChunkError {
+pub(crate) enum ChunkError {
     /// A size line that is not hexadecimal digits.
     BadSize,
     /// A size of more than 16 hex digits.
@@ -74,7 +74,7 @@ enum State {
 
 /// Decoding state of one chunked body.
 #[derive(Clone, Debug)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     state: State,
     line: usize,
     trailers: usize,
@@ -87,7 +87,7 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    pub fn new() -> Decoder {
+    pub(crate) fn new() -> Decoder {
         Decoder {
             state: State::Size {
                 value: 0,
@@ -98,13 +98,17 @@ impl Decoder {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Decodes from `input`, passing body data to `data`. Returns how many
     /// bytes of `input` were consumed; stops right after the body's end.
-    pub fn feed(&mut self, input: &[u8], data: &mut dyn FnMut(&[u8])) -> Result<usize, ChunkError> {
+    pub(crate) fn feed(
+        &mut self,
+        input: &[u8],
+        data: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < input.len() && self.state != State::Done {
             if let State::Data { left } = self.state {

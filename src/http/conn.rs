@@ -31,7 +31,7 @@ use crate::sys::Interest;
 /// A body the handler does not want (a GET with a body, a refused push) is
 /// read and thrown away up to this many bytes to keep the connection; past
 /// it the answer says `Connection: close`. Go's server uses the same bound.
-pub const DRAIN_LIMIT: u64 = 256 * 1024;
+pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
 
 /// After the last answer on a closing connection, how long input is still
 /// read and discarded, so the kernel does not reset the connection (and
@@ -154,7 +154,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub fn plain(sock: TcpStream, peer: SocketAddr, id: u64, limits: &Limits) -> Conn {
+    pub(super) fn plain(sock: TcpStream, peer: SocketAddr, id: u64, limits: &Limits) -> Conn {
         Conn::new(
             sock,
             peer,
@@ -166,7 +166,7 @@ impl Conn {
     }
 
     #[cfg(feature = "tls")]
-    pub fn tls(
+    pub(super) fn tls(
         sock: TcpStream,
         peer: SocketAddr,
         id: u64,
@@ -215,18 +215,18 @@ impl Conn {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }
 
     /// Whether an answer is still owed or being written (shutdown waits
     /// for these).
-    pub fn is_busy(&self) -> bool {
+    pub(super) fn is_busy(&self) -> bool {
         matches!(self.state, State::Waiting(_) | State::Writing) || !self.out.is_empty()
     }
 
     /// What to ask epoll for in the current state.
-    pub fn interest(&self) -> Interest {
+    pub(super) fn interest(&self) -> Interest {
         let read = match self.state {
             State::Handshake | State::Body(_) | State::Lingering => true,
             State::Head { .. } => self.inbuf.len() <= head::MAX_HEAD,
@@ -245,7 +245,7 @@ impl Conn {
     }
 
     /// Reads what the socket has and moves the protocol on.
-    pub fn on_readable(&mut self, env: &Env<'_>, scratch: &mut [u8]) {
+    pub(super) fn on_readable(&mut self, env: &Env<'_>, scratch: &mut [u8]) {
         #[cfg(feature = "tls")]
         if self.fresh && matches!(self.state, State::Handshake) && !self.first_bytes_are_tls() {
             return;
@@ -433,7 +433,7 @@ impl Conn {
     }
 
     /// The pool's answer on a request's credentials.
-    pub fn on_verdict(&mut self, env: &Env<'_>, ok: bool) {
+    pub(super) fn on_verdict(&mut self, env: &Env<'_>, ok: bool) {
         let State::Waiting(Some(_)) = self.state else {
             return;
         };
@@ -666,7 +666,13 @@ impl Conn {
     }
 
     /// A handler's answer arrived from another thread.
-    pub fn on_reply(&mut self, env: &Env<'_>, head: Vec<u8>, body: Vec<u8>, keep_alive: bool) {
+    pub(super) fn on_reply(
+        &mut self,
+        env: &Env<'_>,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        keep_alive: bool,
+    ) {
         if !matches!(self.state, State::Waiting(None)) {
             return;
         }
@@ -685,7 +691,7 @@ impl Conn {
     }
 
     /// Writes what can be written; moves on when everything is out.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         let mut progress = false;
         loop {
             let result = match &mut self.transport {
@@ -759,7 +765,7 @@ impl Conn {
 
     /// Called after an answer went out on a kept connection: serve any
     /// pipelined request, or wait idle.
-    pub fn resume(&mut self, env: &Env<'_>) {
+    pub(super) fn resume(&mut self, env: &Env<'_>) {
         if let State::Head { started: false } = self.state
             && self.deadline.is_none()
         {
@@ -782,7 +788,7 @@ impl Conn {
         self.deadline = Some(Instant::now() + LINGER);
     }
 
-    pub fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         self.state = State::Closed;
         self.out.clear();
         self.out_charge = None;
@@ -790,7 +796,7 @@ impl Conn {
 
     /// The deadline passed: a slow head or body gets 408, anything else
     /// is closed.
-    pub fn on_timeout(&mut self) {
+    pub(super) fn on_timeout(&mut self) {
         match self.state {
             State::Head { started: true } | State::Body(_) => {
                 log::debug!(source:display = self.peer; "request timed out");

@@ -6,7 +6,7 @@ use crate::contract::Reply;
 
 /// Headers the reference puts on every `/api/v1` answer, so browser
 /// dashboards on other origins can read the API.
-pub const CORS_HEADERS: [(&str, &str); 5] = [
+pub(super) const CORS_HEADERS: [(&str, &str); 5] = [
     (
         "Access-Control-Allow-Headers",
         "Accept, Authorization, Content-Type, Origin",
@@ -18,7 +18,7 @@ pub const CORS_HEADERS: [(&str, &str); 5] = [
 ];
 
 /// `reply` with the CORS headers of the API.
-pub fn with_cors(mut reply: Reply) -> Reply {
+pub(super) fn with_cors(mut reply: Reply) -> Reply {
     for (k, v) in CORS_HEADERS {
         reply = reply.with_header(k, v);
     }

@@ -12,16 +12,16 @@ use std::fmt;
 
 /// Largest head accepted, request line included: Go's
 /// `DefaultMaxHeaderBytes` (1 MiB) plus the 4 KiB it allows on top.
-pub const MAX_HEAD: usize = (1 << 20) + 4096;
+pub(crate) const MAX_HEAD: usize = (1 << 20) + 4096;
 
 /// Most header fields in one head. Go has no count limit, only the size;
 /// 10,000 fields is far beyond any client while keeping the parser's
 /// table bounded.
-pub const MAX_HEADERS: usize = 10_000;
+pub(crate) const MAX_HEADERS: usize = 10_000;
 
 /// How the request's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No body.
     None,
     /// `Content-Length` bytes.
@@ -32,7 +32,7 @@ pub enum Framing {
 
 /// A parsed, checked request head.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Head {
+pub(crate) struct Head {
     pub method: String,
     /// The target in origin form (`/path?query`); an absolute-form target
     /// is reduced to it, as Go does.
@@ -54,7 +54,7 @@ pub struct Head {
 
 impl Head {
     /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -64,7 +64,7 @@ impl Head {
 
 /// Why a head was refused; each maps to the status Go answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeadError {
+pub(crate) enum HeadError {
     /// Over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields: 431.
     TooLarge,
     /// Bytes that do not form an HTTP/1.x head; says which part.
@@ -85,7 +85,7 @@ pub enum HeadError {
 }
 
 impl HeadError {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             HeadError::TooLarge => 431,
             HeadError::UnsupportedVersion => 505,
@@ -134,7 +134,7 @@ impl std::error::Error for HeadError {}
 /// Where the head ends in `buf`, if it is complete: the index just past
 /// the empty line. Only looks from `from` on (minus three bytes of
 /// overlap), so a head trickling in is not rescanned from the start.
-pub fn find_end(buf: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = from.saturating_sub(3);
     let mut i = start;
     while let Some(p) = memchr(b'\n', &buf[i..]) {
@@ -158,7 +158,7 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 }
 
 /// Parses a complete head (`buf` ends with its empty line).
-pub fn parse(buf: &[u8]) -> Result<Head, HeadError> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Head, HeadError> {
     let mut small = [httparse::EMPTY_HEADER; 64];
     match parse_with(buf, &mut small) {
         Err(HeadError::TooLarge) => {

@@ -19,15 +19,15 @@
 //! per slow client (README, "How it works").
 
 mod body;
-pub mod budget;
-pub mod chunked;
+pub(crate) mod budget;
+pub(crate) mod chunked;
 mod conn;
 mod cors;
 mod dispatch;
-pub mod head;
-pub mod negotiate;
-pub mod response;
-pub mod router;
+pub(crate) mod head;
+pub(crate) mod negotiate;
+pub(crate) mod response;
+pub(crate) mod router;
 mod server;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -36,10 +36,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[cfg(any(test, feature = "fuzzing"))]
-pub use body::decode_body;
-pub use body::{BodyError, decode_body_within, is_protobuf};
-pub use response::Reply;
-pub use server::{Front, Limits};
+pub(crate) use body::decode_body;
+pub(crate) use body::{BodyError, decode_body_within, is_protobuf};
+pub(crate) use response::Reply;
+pub(crate) use server::{Front, Limits};
 
 use crate::contract::{self, Event, Meta};
 
@@ -63,16 +63,16 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    pub fn method(&self) -> &str {
+    pub(crate) fn method(&self) -> &str {
         &self.method
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// What the loop needs for counting and logs.
-    pub fn meta(&self) -> Meta {
+    pub(crate) fn meta(&self) -> Meta {
         Meta {
             method: self.method.clone(),
             source: self.source(),
@@ -80,7 +80,7 @@ impl Request {
     }
 
     /// The way back, for the loop.
-    pub fn reply_to(self, pool: &Pool) -> contract::Responder {
+    pub(crate) fn reply_to(self, pool: &Pool) -> contract::Responder {
         contract::Responder::new(PoolResponder {
             conn: self.responder,
             pool: pool.clone(),
@@ -89,7 +89,7 @@ impl Request {
     }
 
     /// The way back for an `/api/v1` answer: with the API's CORS headers.
-    pub fn reply_to_with_cors(self, pool: &Pool) -> contract::Responder {
+    pub(crate) fn reply_to_with_cors(self, pool: &Pool) -> contract::Responder {
         contract::Responder::new(PoolResponder {
             conn: self.responder,
             pool: pool.clone(),
@@ -98,7 +98,7 @@ impl Request {
     }
 
     /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -106,7 +106,7 @@ impl Request {
     }
 
     /// The client's address, for logs.
-    pub fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         self.peer.to_string()
     }
 }
@@ -209,7 +209,7 @@ impl Shared {
 
 /// What the front needs to route requests and build events.
 #[derive(Clone)]
-pub struct Context {
+pub(crate) struct Context {
     pub routes: Arc<Routes>,
     pub pool: Pool,
     pub events: Sender<Event>,
@@ -228,7 +228,7 @@ pub struct Context {
 
 /// Binds one `--web.listen-address`. A bare `:port` means every interface,
 /// IPv6 and IPv4 alike, as in Go.
-pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let listener = if let Some(port) = addr.strip_prefix(':') {
         TcpListener::bind(format!("[::]:{port}"))
             .or_else(|_| TcpListener::bind(format!("0.0.0.0:{port}")))?
@@ -248,7 +248,7 @@ fn nodelay(listener: &TcpListener) {
 
 /// The listening sockets systemd passed (`--web.systemd-socket`): file
 /// descriptors 3 to 3+LISTEN_FDS-1, meant for us if LISTEN_PID is our pid.
-pub fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
+pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
     let var = |name: &str| {
         std::env::var(name).map_err(|_| {
             format!("{name} is not set; is the gateway started by a systemd .socket unit?")
@@ -279,4 +279,4 @@ pub fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
 }
 
 /// How long the front waits for answers still being written at exit.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

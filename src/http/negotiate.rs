@@ -8,7 +8,7 @@ use crate::contract::ScrapeFormat;
 /// acceptable entry by quality wins; delimited protobuf if asked for,
 /// text 0.0.4 otherwise. OpenMetrics requests get text 0.0.4, exactly as
 /// the reference answers them, so pushed counters keep their names.
-pub fn negotiate(accept: Option<&str>) -> ScrapeFormat {
+pub(crate) fn negotiate(accept: Option<&str>) -> ScrapeFormat {
     let Some(accept) = accept else {
         return ScrapeFormat::Text;
     };
@@ -42,7 +42,7 @@ pub fn negotiate(accept: Option<&str>) -> ScrapeFormat {
 }
 
 /// promhttp's test: a `gzip` entry in Accept-Encoding.
-pub fn gzip_accepted(accept_encoding: Option<&str>) -> bool {
+pub(crate) fn gzip_accepted(accept_encoding: Option<&str>) -> bool {
     accept_encoding.is_some_and(|ae| {
         ae.split(',').any(|part| {
             let p = part.trim();

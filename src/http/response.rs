@@ -10,11 +10,11 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-pub use crate::contract::Reply;
+pub(crate) use crate::contract::Reply;
 
 /// The answer to a request the front refuses before any handler sees
 /// it, worded as Go's net/http words it: `400 Bad Request: reason`.
-pub fn refusal(status: u16, reason: &str) -> Reply {
+pub(crate) fn refusal(status: u16, reason: &str) -> Reply {
     Reply::text(
         status,
         format!("{status} {}: {reason}", reason_phrase(status)),
@@ -23,7 +23,7 @@ pub fn refusal(status: u16, reason: &str) -> Reply {
 
 /// How the request being answered shapes its response.
 #[derive(Clone, Copy, Debug)]
-pub struct Framing {
+pub(crate) struct Framing {
     /// HEAD: the head says what a GET would send, without the body.
     pub head_only: bool,
     /// Keep the connection after this response.
@@ -34,7 +34,7 @@ pub struct Framing {
 
 /// Writes the status line and headers for `reply`, with `extra` headers
 /// (the web configuration's) after the handler's own.
-pub fn encode_head(
+pub(crate) fn encode_head(
     reply: &Reply,
     body_len: usize,
     how: Framing,
@@ -72,7 +72,7 @@ pub fn encode_head(
 /// The bytes of an answer: head, and the body when it is worth a write of
 /// its own (over 16 KiB); a small body rides with the head, and a HEAD
 /// request gets none (its Content-Length still says what GET would send).
-pub fn encode(reply: Reply, how: Framing, extra: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn encode(reply: Reply, how: Framing, extra: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
     let mut head = encode_head(&reply, reply.body.len(), how, extra);
     let body = reply.body;
     if how.head_only {
@@ -111,7 +111,7 @@ fn is_forbidden(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
-pub fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",

@@ -10,7 +10,7 @@ use crate::wire::path::{self, PathError};
 
 /// What the request asks for.
 #[derive(Debug, PartialEq)]
-pub enum Route {
+pub(crate) enum Route {
     /// PUT (replace) or POST (merge) to a group.
     Push {
         key: Vec<Label>,
@@ -55,7 +55,7 @@ pub enum Route {
 
 /// The path layout, fixed at start-up from the flags.
 #[derive(Clone, Debug)]
-pub struct Routes {
+pub(crate) struct Routes {
     /// `--web.route-prefix` normalized: empty or `/x` without trailing slash.
     pub prefix: String,
     /// Where scrapes go: prefix joined with `--web.telemetry-path`.
@@ -73,7 +73,7 @@ const QUIT_METHODS: &str = "OPTIONS, POST, PUT";
 const PUT_METHODS: &str = "OPTIONS, PUT";
 
 impl Routes {
-    pub fn new(prefix: &str, telemetry_path: &str, admin_api: bool) -> Routes {
+    pub(crate) fn new(prefix: &str, telemetry_path: &str, admin_api: bool) -> Routes {
         Routes {
             prefix: prefix.to_owned(),
             telemetry_path: join_path(prefix, telemetry_path),
@@ -82,12 +82,12 @@ impl Routes {
         }
     }
 
-    pub fn with_names(mut self, names: NameScheme) -> Routes {
+    pub(crate) fn with_names(mut self, names: NameScheme) -> Routes {
         self.names = names;
         self
     }
 
-    pub fn route(&self, method: &str, raw_url: &str) -> Route {
+    pub(crate) fn route(&self, method: &str, raw_url: &str) -> Route {
         let route = self.route_exact(method, raw_url);
         if route != Route::NotFound {
             return route;

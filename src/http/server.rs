@@ -22,7 +22,7 @@ use crate::sys::{self, Epoll, Interest, Ready};
 
 /// Timeouts and caps, from the flags.
 #[derive(Clone, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// From a connection's first byte of a head to its end
     /// (`--web.read-header-timeout`).
     pub header_timeout: Duration,
@@ -42,7 +42,7 @@ pub struct Limits {
 impl Limits {
     /// The cap when no flag sets it: the descriptor limit minus a reserve
     /// for listeners, the snapshot file and the like.
-    pub fn default_max_connections(nofile: u64) -> usize {
+    pub(crate) fn default_max_connections(nofile: u64) -> usize {
         let reserve = (nofile / 16).max(32);
         nofile.saturating_sub(reserve).max(1) as usize
     }
@@ -68,12 +68,12 @@ const FINISH: u8 = 2;
 
 /// The TLS settings of the moment, when the listeners speak TLS.
 #[cfg(feature = "tls")]
-pub type Tls = Arc<crate::web::tls::Reloader>;
+pub(super) type Tls = Arc<crate::web::tls::Reloader>;
 #[cfg(not(feature = "tls"))]
-pub type Tls = std::convert::Infallible;
+pub(super) type Tls = std::convert::Infallible;
 
 /// The running front; dropping it does not stop it, [`Front::finish`] does.
-pub struct Front {
+pub(crate) struct Front {
     shared: Arc<Shared>,
     state: Arc<AtomicU8>,
     thread: Option<JoinHandle<()>>,
@@ -81,7 +81,7 @@ pub struct Front {
 
 impl Front {
     /// Starts the I/O loop on `listeners`, with TLS when `tls` is given.
-    pub fn start(
+    pub(crate) fn start(
         listeners: Vec<TcpListener>,
         tls: Option<Tls>,
         ctx: Context,
@@ -127,7 +127,7 @@ impl Front {
     }
 
     /// Closes the listeners; connections already open are still served.
-    pub fn stop_accepting(&self) {
+    pub(crate) fn stop_accepting(&self) {
         let _ = self.state.compare_exchange(
             RUNNING,
             STOP_ACCEPTING,
@@ -139,7 +139,7 @@ impl Front {
 
     /// Writes the answers still owed (for up to `timeout`), then closes
     /// every connection and ends the I/O loop.
-    pub fn finish(mut self, timeout: Duration) {
+    pub(crate) fn finish(mut self, timeout: Duration) {
         self.state.store(FINISH, Ordering::SeqCst);
         self.shared.wake.notify();
         let Some(thread) = self.thread.take() else {

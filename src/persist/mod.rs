@@ -13,7 +13,7 @@
 //! once in durable mode) from the loop's receive timeout; no timer thread
 //! touches the store.
 
-pub mod snapshot;
+pub(crate) mod snapshot;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -24,7 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::contract::{Ack, Event, Reply, Responder};
-pub use crate::contract::{WriteOutcome, WriteStats};
+pub(crate) use crate::contract::{WriteOutcome, WriteStats};
 use crate::store::{self, Group, GroupKey, Store};
 
 /// How long durable mode waits before retrying a failed write, so a full
@@ -38,7 +38,7 @@ struct WriteJob {
 }
 
 /// The loop's side of persistence.
-pub struct Persistence {
+pub(crate) struct Persistence {
     path: PathBuf,
     interval: Duration,
     jobs: Option<Sender<WriteJob>>,
@@ -56,7 +56,7 @@ pub struct Persistence {
 
 impl Persistence {
     /// Starts the writer thread. `events` is where it reports each outcome.
-    pub fn start(
+    pub(crate) fn start(
         path: PathBuf,
         interval: Duration,
         events: Sender<Event>,
@@ -100,17 +100,17 @@ impl Persistence {
     }
 
     /// Durable mode: every change is answered only once it is on disk.
-    pub fn durable(&self) -> bool {
+    pub(crate) fn durable(&self) -> bool {
         self.interval.is_zero()
     }
 
     /// Holds an answer until the next write has reached the disk.
-    pub fn defer(&mut self, reply_to: Responder, reply: Reply) {
+    pub(crate) fn defer(&mut self, reply_to: Responder, reply: Reply) {
         self.deferred.push(Ack { reply_to, reply });
     }
 
     /// When the loop must wake up to start the next write, if one is due.
-    pub fn deadline(&self, store: &Store) -> Option<Instant> {
+    pub(crate) fn deadline(&self, store: &Store) -> Option<Instant> {
         if self.in_flight.is_some() || !self.dirty(store) {
             return None;
         }
@@ -131,7 +131,7 @@ impl Persistence {
     }
 
     /// Starts a write if one is due and none is under way.
-    pub fn tick(&mut self, store: &Store) {
+    pub(crate) fn tick(&mut self, store: &Store) {
         if let Some(deadline) = self.deadline(store)
             && Instant::now() >= deadline
         {
@@ -160,7 +160,7 @@ impl Persistence {
     }
 
     /// Takes a writer's report and settles the answers that waited for it.
-    pub fn finished(&mut self, outcome: WriteOutcome) {
+    pub(crate) fn finished(&mut self, outcome: WriteOutcome) {
         self.in_flight = None;
         let written = outcome.result.as_ref().map(drop).map_err(String::as_str);
         for ack in std::mem::take(&mut self.sent) {
@@ -187,13 +187,13 @@ impl Persistence {
     }
 
     /// Whether a write is under way (its outcome is still to come).
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.in_flight.is_some()
     }
 
     /// Final write at shutdown, on the calling thread, after the writer
     /// thread has finished whatever it was doing. Answers deferred requests.
-    pub fn shutdown(&mut self, store: &Store) -> Result<(), String> {
+    pub(crate) fn shutdown(&mut self, store: &Store) -> Result<(), String> {
         self.jobs = None; // The writer thread ends once its queue is empty.
         if let Some(w) = self.writer.take() {
             let _ = w.join();
@@ -219,7 +219,7 @@ impl Persistence {
 }
 
 /// The temporary file a write goes to before it is renamed over `path`.
-pub fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())
@@ -238,7 +238,10 @@ fn dir_of(path: &Path) -> &Path {
 /// Writes a snapshot next to `path`, fsyncs it, renames it over `path`
 /// and fsyncs the directory. On error the old file is untouched and the
 /// temporary file removed.
-pub fn write_atomically(path: &Path, groups: &[(GroupKey, Arc<Group>)]) -> io::Result<WriteStats> {
+pub(crate) fn write_atomically(
+    path: &Path,
+    groups: &[(GroupKey, Arc<Group>)],
+) -> io::Result<WriteStats> {
     let started = Instant::now();
     let tmp = temp_path(path);
     let result = (|| -> io::Result<u64> {
@@ -272,7 +275,7 @@ pub fn write_atomically(path: &Path, groups: &[(GroupKey, Arc<Group>)]) -> io::R
 
 /// Why the store could not be restored.
 #[derive(Debug)]
-pub enum RestoreError {
+pub(crate) enum RestoreError {
     Read {
         path: PathBuf,
         err: io::Error,
@@ -327,7 +330,7 @@ impl std::error::Error for RestoreError {}
 /// Also removes a temporary file left by a crash mid-write, and checks that
 /// the directory is writable, so a misconfiguration shows at start-up rather
 /// than five minutes later.
-pub fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
+pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
     let tmp = temp_path(path);
     if tmp.exists() {
         log::warn!(file:display = tmp.display(); "removing incomplete snapshot left by an interrupted write");
@@ -377,7 +380,7 @@ fn check_writable(dir: &Path) -> Result<(), RestoreError> {
 
 /// Moves an unreadable persistence file aside so that starting empty does
 /// not overwrite it. Returns the new name.
-pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn move_aside(path: &Path) -> io::Result<PathBuf> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

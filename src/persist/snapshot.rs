@@ -36,12 +36,12 @@ use crate::telemetry::Own;
 use crate::wire::exposition;
 
 /// The first line of every snapshot; the number is the format version.
-pub const MAGIC: &str = "pushgateway-snapshot";
-pub const VERSION: u32 = 1;
+pub(crate) const MAGIC: &str = "pushgateway-snapshot";
+pub(crate) const VERSION: u32 = 1;
 
 /// One group as read back from a snapshot.
 #[derive(Debug, PartialEq)]
-pub struct RestoredGroup {
+pub(crate) struct RestoredGroup {
     /// Line of the `group` record, for error messages.
     pub line: usize,
     pub key: Vec<Label>,
@@ -53,13 +53,13 @@ pub struct RestoredGroup {
 }
 
 #[derive(Debug, PartialEq)]
-pub struct SnapshotError {
+pub(crate) struct SnapshotError {
     pub line: usize,
     pub kind: SnapshotErrorKind,
 }
 
 #[derive(Debug, PartialEq)]
-pub enum SnapshotErrorKind {
+pub(crate) enum SnapshotErrorKind {
     Empty,
     GoGobFile,
     NotASnapshot,
@@ -115,7 +115,7 @@ impl std::error::Error for SnapshotError {}
 impl RestoredGroup {
     /// Puts this group back into `store`, with its recorded times, under
     /// the same consistency rules as a push.
-    pub fn restore_into(self, store: &mut Store) -> Result<(), PushError> {
+    pub(crate) fn restore_into(self, store: &mut Store) -> Result<(), PushError> {
         let mut push = store::prepare_push(self.key.into(), self.families, true)?;
         for f in &mut push.families {
             f.pushed_at = self
@@ -129,7 +129,7 @@ impl RestoredGroup {
 }
 
 /// Writes the snapshot of `groups` to `out`.
-pub fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> io::Result<()> {
+pub(crate) fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> io::Result<()> {
     writeln!(out, "{MAGIC} {VERSION}")?;
     writeln!(
         out,
@@ -277,7 +277,7 @@ fn write_sum_count(out: &mut Vec<u8>, sum: f64, count: u64) {
 }
 
 /// Reads a whole snapshot.
-pub fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
+pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
     let err = |line: usize, kind| SnapshotError { line, kind };
     if data.is_empty() {
         return Err(err(1, SnapshotErrorKind::Empty));

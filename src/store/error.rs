@@ -7,7 +7,7 @@ use crate::model::{Label, MetricType};
 /// Why a push was rejected. Each is answered with 400 and sets the group's
 /// `push_failure_time_seconds`.
 #[derive(Clone, Debug, PartialEq)]
-pub enum PushError {
+pub(crate) enum PushError {
     Timestamp {
         metric: String,
     },
@@ -102,7 +102,7 @@ impl fmt::Display for PushError {
 impl std::error::Error for PushError {}
 
 /// Renders a label set as `{a="b",c="d"}` for messages.
-pub fn show_labels(labels: &[Label]) -> String {
+pub(crate) fn show_labels(labels: &[Label]) -> String {
     let mut s = String::from("{");
     for (i, l) in labels.iter().enumerate() {
         if i > 0 {

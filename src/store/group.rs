@@ -9,7 +9,7 @@ use crate::model::{Labels, Metric, MetricType};
 /// loop changes a group copy-on-write, so a snapshot in progress keeps the
 /// version it started with while pushes go on.
 #[derive(Clone, Debug)]
-pub struct Group {
+pub(crate) struct Group {
     pub(super) id: u64,
     /// The grouping labels plus `instance=""` if absent: the labels of the
     /// group's push-time gauges.
@@ -23,13 +23,13 @@ pub struct Group {
 
 impl Group {
     /// The grouping labels plus `instance=""` if absent.
-    pub fn time_labels(&self) -> Labels {
+    pub(crate) fn time_labels(&self) -> Labels {
         self.time_labels.clone()
     }
 
     /// Whether the last change was a success, as the reference's
     /// `last_push_successful`: no failure after the last push.
-    pub fn last_push_successful(&self) -> bool {
+    pub(crate) fn last_push_successful(&self) -> bool {
         match (self.failure_time, self.push_time) {
             (None, _) => true,
             (Some(f), p) => f <= p.unwrap_or(0),
@@ -38,7 +38,7 @@ impl Group {
 
     /// The time the group's push-time and failure-time gauges were last
     /// set, as the JSON API shows them.
-    pub fn time_family_stamps(&self) -> (Nanos, Nanos) {
+    pub(crate) fn time_family_stamps(&self) -> (Nanos, Nanos) {
         (
             self.push_time.unwrap_or(self.created),
             self.failure_time.unwrap_or(self.created),
@@ -48,7 +48,7 @@ impl Group {
 
 /// One family of one group. Its exposition lines live in the index only.
 #[derive(Clone, Debug)]
-pub struct StoredFamily {
+pub(crate) struct StoredFamily {
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
     pub metrics: Vec<Metric>,

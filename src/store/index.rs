@@ -67,7 +67,7 @@ impl FamilyIndex {
 }
 
 /// A family as the exposition writer sees it.
-pub struct FamilyView<'a> {
+pub(crate) struct FamilyView<'a> {
     pub name: &'a str,
     pub help: Option<&'a str>,
     pub metric_type: MetricType,

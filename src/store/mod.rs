@@ -28,33 +28,33 @@ mod index;
 mod intern;
 mod prepare;
 
-pub use error::*;
-pub use group::*;
-pub use index::*;
+pub(crate) use error::*;
+pub(crate) use group::*;
+pub(crate) use index::*;
 use intern::Interner;
-pub use prepare::*;
+pub(crate) use prepare::*;
 
-pub const PUSH_TIME: &str = "push_time_seconds";
-pub const PUSH_TIME_HELP: &str =
+pub(crate) const PUSH_TIME: &str = "push_time_seconds";
+pub(crate) const PUSH_TIME_HELP: &str =
     "Last Unix time when changing this group in the Pushgateway succeeded.";
-pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-pub const PUSH_FAILURE_TIME_HELP: &str =
+pub(crate) const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+pub(crate) const PUSH_FAILURE_TIME_HELP: &str =
     "Last Unix time when changing this group in the Pushgateway failed.";
 
 /// A grouping key: `job` plus the URL's label pairs, sorted by name.
-pub type GroupKey = Arc<[Label]>;
+pub(crate) type GroupKey = Arc<[Label]>;
 
-pub use crate::time::Nanos;
+pub(crate) use crate::time::Nanos;
 
 /// The gateway's own metric families, which pushed metrics must stay
 /// consistent with (same type, no suffix collisions), and whose HELP text
 /// wins over a pushed one.
-pub trait OwnFamilies {
+pub(crate) trait OwnFamilies {
     fn own_family(&self, name: &str) -> Option<(MetricType, &'static str)>;
 }
 
 /// All groups and the index over them.
-pub struct Store {
+pub(crate) struct Store {
     groups: BTreeMap<GroupKey, Arc<Group>>,
     families: BTreeMap<Box<str>, FamilyIndex>,
     next_id: u64,
@@ -71,7 +71,7 @@ impl Default for Store {
 }
 
 impl Store {
-    pub fn new() -> Store {
+    pub(crate) fn new() -> Store {
         Store {
             groups: BTreeMap::new(),
             families: BTreeMap::new(),
@@ -82,13 +82,13 @@ impl Store {
         }
     }
 
-    pub fn groups(&self) -> impl Iterator<Item = (&GroupKey, &Group)> {
+    pub(crate) fn groups(&self) -> impl Iterator<Item = (&GroupKey, &Group)> {
         self.groups.iter().map(|(k, g)| (k, &**g))
     }
 
     /// Every group, shared: O(groups) pointer copies. The snapshot writer
     /// renders these on its own thread while the loop goes on.
-    pub fn snapshot(&self) -> Vec<(GroupKey, Arc<Group>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(GroupKey, Arc<Group>)> {
         self.groups
             .iter()
             .map(|(k, g)| (k.clone(), Arc::clone(g)))
@@ -96,26 +96,30 @@ impl Store {
     }
 
     /// Changes so far; compare two readings to see whether anything changed.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// The group with exactly this grouping key.
-    pub fn group(&self, key: &[Label]) -> Option<&Group> {
+    pub(crate) fn group(&self, key: &[Label]) -> Option<&Group> {
         self.groups.get(key).map(|g| &**g)
     }
 
-    pub fn group_count(&self) -> usize {
+    pub(crate) fn group_count(&self) -> usize {
         self.groups.len()
     }
 
     /// Pushed series, not counting the push-time gauges.
-    pub fn series_count(&self) -> usize {
+    pub(crate) fn series_count(&self) -> usize {
         self.series_count
     }
 
     /// Checks a prepared push against the store without changing anything.
-    pub fn check(&self, push: &PreparedPush, own: &dyn OwnFamilies) -> Result<(), PushError> {
+    pub(crate) fn check(
+        &self,
+        push: &PreparedPush,
+        own: &dyn OwnFamilies,
+    ) -> Result<(), PushError> {
         let group = self.groups.get(&push.key);
         let gid = group.map(|g| g.id);
         if group.is_none() {
@@ -233,7 +237,7 @@ impl Store {
     }
 
     /// Applies a checked push. `now` becomes the group's push time.
-    pub fn apply(&mut self, push: PreparedPush, now: Nanos) {
+    pub(crate) fn apply(&mut self, push: PreparedPush, now: Nanos) {
         let key = push.key.clone();
         let gid = self.ensure_group(&key, now);
         self.generation += 1;
@@ -282,7 +286,7 @@ impl Store {
     /// Records a rejected push: the group's failure time becomes `now`,
     /// creating the group if needed (as the reference does), unless that
     /// would make its push-time series collide with another group's.
-    pub fn record_failure(&mut self, key: &GroupKey, now: Nanos) {
+    pub(crate) fn record_failure(&mut self, key: &GroupKey, now: Nanos) {
         if !self.groups.contains_key(key) && self.check_group_collision(key).is_err() {
             return;
         }
@@ -298,7 +302,7 @@ impl Store {
     /// Puts back a group read from a snapshot, with its recorded times.
     /// The same consistency rules as for a push apply, so a hand-edited
     /// snapshot cannot smuggle an inconsistent state in.
-    pub fn restore_group(
+    pub(crate) fn restore_group(
         &mut self,
         push: PreparedPush,
         push_time: Option<Nanos>,
@@ -321,7 +325,7 @@ impl Store {
     }
 
     /// Deletes exactly the group with this key; true if it existed.
-    pub fn delete(&mut self, key: &GroupKey) -> bool {
+    pub(crate) fn delete(&mut self, key: &GroupKey) -> bool {
         let Some(group) = self.groups.remove(key) else {
             return false;
         };
@@ -344,7 +348,7 @@ impl Store {
     }
 
     /// Deletes every group; returns how many there were.
-    pub fn wipe(&mut self) -> usize {
+    pub(crate) fn wipe(&mut self) -> usize {
         let n = self.groups.len();
         if n > 0 {
             self.generation += 1;
@@ -399,7 +403,7 @@ impl Store {
 
     /// Every family in name order, for the exposition writer. `own` supplies
     /// the HELP text of names the gateway itself exposes.
-    pub fn families<'a>(
+    pub(crate) fn families<'a>(
         &'a self,
         own: &'a dyn OwnFamilies,
     ) -> impl Iterator<Item = FamilyView<'a>> + 'a {
@@ -419,7 +423,7 @@ impl Store {
 
     /// Problems that make the store inconsistent; only possible when pushes
     /// skip the consistency check. The reference fails scrapes in that state.
-    pub fn inconsistencies(&self, own: &dyn OwnFamilies) -> Vec<String> {
+    pub(crate) fn inconsistencies(&self, own: &dyn OwnFamilies) -> Vec<String> {
         let mut out = Vec::new();
         for (name, idx) in &self.families {
             let types: Vec<MetricType> = (0..5)

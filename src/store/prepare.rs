@@ -12,7 +12,7 @@ use crate::wire::exposition;
 /// then by label values in label-name order; label names only break ties
 /// the reference leaves to chance.
 #[derive(Clone, Debug)]
-pub struct SeriesKey(pub Labels);
+pub(crate) struct SeriesKey(pub Labels);
 
 impl Ord for SeriesKey {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -40,13 +40,13 @@ impl Eq for SeriesKey {}
 
 /// A series ready to be stored: its data and its exposition lines.
 #[derive(Clone, Debug)]
-pub struct PreparedMetric {
+pub(crate) struct PreparedMetric {
     pub metric: Metric,
     pub text: Box<[u8]>,
 }
 
 #[derive(Clone, Debug)]
-pub struct PreparedFamily {
+pub(crate) struct PreparedFamily {
     pub name: Box<str>,
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
@@ -58,7 +58,7 @@ pub struct PreparedFamily {
 /// A push that passed every check that needs no store: sanitized labels,
 /// no timestamps, no reserved labels, no duplicate series within itself.
 #[derive(Clone, Debug)]
-pub struct PreparedPush {
+pub(crate) struct PreparedPush {
     pub key: GroupKey,
     pub families: Vec<PreparedFamily>,
     /// PUT replaces the whole group; POST only the families it carries.
@@ -69,7 +69,7 @@ pub struct PreparedPush {
 /// labels), adds `instance=""` where absent, sorts labels by name, drops
 /// families named like the gateway's push-time gauges (they are always the
 /// gateway's), and checks everything that needs no store.
-pub fn prepare_push(
+pub(crate) fn prepare_push(
     key: GroupKey,
     families: Vec<MetricFamily>,
     replace: bool,

@@ -21,7 +21,7 @@ const CACHE_LIMIT: usize = 4096;
 /// checked against, so they take as long as known ones.
 const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
-pub struct Auth {
+pub(crate) struct Auth {
     users: BTreeMap<String, String>,
     cache: Mutex<HashSet<(String, u64)>>,
     hasher: RandomState,
@@ -32,7 +32,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(users: BTreeMap<String, String>) -> Auth {
+    pub(crate) fn new(users: BTreeMap<String, String>) -> Auth {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -64,7 +64,7 @@ impl Auth {
     }
 
     /// Whether these credentials were already verified: cheap, no bcrypt.
-    pub fn cached(&self, header: Option<&str>) -> bool {
+    pub(crate) fn cached(&self, header: Option<&str>) -> bool {
         let Some((user, pass)) = Self::credentials(header) else {
             return false;
         };
@@ -73,7 +73,7 @@ impl Auth {
     }
 
     /// Full check; may take tens of milliseconds. Call off the loop.
-    pub fn check(&self, header: Option<&str>) -> bool {
+    pub(crate) fn check(&self, header: Option<&str>) -> bool {
         let Some((user, pass)) = Self::credentials(header) else {
             return false;
         };

@@ -31,7 +31,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// What the web configuration file asks for.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct WebConfig {
+pub(crate) struct WebConfig {
     /// User name to bcrypt hash. Empty: no authentication.
     pub users: BTreeMap<String, String>,
     /// Extra response headers (`http_server_config.headers`).
@@ -45,7 +45,7 @@ pub struct WebConfig {
 /// `rate_limit`: a token bucket over all requests, as exporter-toolkit's
 /// (`golang.org/x/time/rate`): one token every `interval`, `burst` at most.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     pub burst: u32,
     pub interval: Duration,
 }
@@ -53,7 +53,7 @@ pub struct RateLimit {
 /// `tls_server_config`. Paths are already joined with the directory of the
 /// configuration file, as exporter-toolkit does.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     pub cert: Source,
     pub key: Source,
     /// `client_ca_file` or `client_ca`.
@@ -71,14 +71,15 @@ pub struct TlsSettings {
 
 /// PEM text given inline or as a file to read.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Source {
+pub(crate) enum Source {
     File(PathBuf),
     Inline(String),
 }
 
 impl Source {
     /// Where the text comes from, for error messages.
-    pub fn describe(&self, field: &str) -> String {
+    #[cfg(feature = "tls")]
+    pub(crate) fn describe(&self, field: &str) -> String {
         match self {
             Source::File(p) => format!("{field}_file {}", p.display()),
             Source::Inline(_) => field.to_owned(),
@@ -88,7 +89,7 @@ impl Source {
 
 /// `client_auth_type`, named as in Go's `crypto/tls`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     NoClientCert,
     RequestClientCert,
     RequireAnyClientCert,
@@ -98,7 +99,8 @@ pub enum ClientAuth {
 
 impl ClientAuth {
     /// Whether a client must present a certificate.
-    pub fn mandatory(self) -> bool {
+    #[cfg(feature = "tls")]
+    pub(crate) fn mandatory(self) -> bool {
         matches!(
             self,
             ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
@@ -106,7 +108,7 @@ impl ClientAuth {
     }
 
     /// Whether a presented certificate is checked against the client CAs.
-    pub fn verifies(self) -> bool {
+    pub(crate) fn verifies(self) -> bool {
         matches!(
             self,
             ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
@@ -115,7 +117,7 @@ impl ClientAuth {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     Tls10,
     Tls11,
     Tls12,
@@ -124,7 +126,7 @@ pub enum TlsVersion {
 
 /// `curve_preferences` entries, Go's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Curve {
+pub(crate) enum Curve {
     P256,
     P384,
     P521,
@@ -134,7 +136,7 @@ pub enum Curve {
 /// The cipher suite names Go's `tls.CipherSuites()` knows, which is what
 /// exporter-toolkit accepts. Some of them (CBC, RSA key exchange) are not
 /// implemented by rustls; `tls` skips those with a warning.
-pub const GO_CIPHER_SUITES: &[&str] = &[
+pub(crate) const GO_CIPHER_SUITES: &[&str] = &[
     "TLS_RSA_WITH_AES_128_CBC_SHA",
     "TLS_RSA_WITH_AES_256_CBC_SHA",
     "TLS_RSA_WITH_AES_128_GCM_SHA256",
@@ -155,7 +157,7 @@ pub const GO_CIPHER_SUITES: &[&str] = &[
 ];
 
 #[derive(Debug, PartialEq)]
-pub struct WebConfigError {
+pub(crate) struct WebConfigError {
     pub file: String,
     pub why: String,
 }
@@ -179,16 +181,16 @@ const ALLOWED_HEADERS: &[&str] = &[
 
 /// What tells that a file was changed or replaced: modification time,
 /// size and inode (`None`: missing). Cheaper than reading it.
-pub type Stamp = Option<(i64, i64, u64, u64)>;
+pub(crate) type Stamp = Option<(i64, i64, u64, u64)>;
 
-pub fn stamp(path: &Path) -> Stamp {
+pub(crate) fn stamp(path: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
 }
 
 /// Reads and checks the file.
-pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+pub(crate) fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| WebConfigError {
         file: file.clone(),
@@ -215,7 +217,7 @@ fn parse(text: &str) -> Result<WebConfig, String> {
 }
 
 /// Parses the YAML text of a web configuration read from directory `dir`.
-pub fn parse_in(text: &str, dir: &Path) -> Result<WebConfig, String> {
+pub(crate) fn parse_in(text: &str, dir: &Path) -> Result<WebConfig, String> {
     let docs = YamlLoader::load_from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
     let mut config = WebConfig::default();
     let Some(doc) = docs.into_iter().next() else {

@@ -1,9 +1,9 @@
 //! The web configuration file and what it switches on: basic auth, the
 //! rate limit, response headers (followed without a restart), and TLS.
 
-pub mod auth;
-pub mod config;
-pub mod rate_limit;
-pub mod reload;
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod rate_limit;
+pub(crate) mod reload;
 #[cfg(feature = "tls")]
-pub mod tls;
+pub(crate) mod tls;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::web::config::RateLimit;
 
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     interval: Duration,
     burst: f64,
     /// Tokens left, and when they were counted.
@@ -17,7 +17,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A full bucket: `burst` requests may come at once.
-    pub fn new(limit: RateLimit) -> RateLimiter {
+    pub(crate) fn new(limit: RateLimit) -> RateLimiter {
         RateLimiter {
             interval: limit.interval,
             burst: f64::from(limit.burst),
@@ -26,7 +26,7 @@ impl RateLimiter {
     }
 
     /// Takes a token if there is one.
-    pub fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> bool {
         self.allow_at(Instant::now())
     }
 

@@ -21,13 +21,13 @@ use crate::web::config::{self, Stamp, WebConfig};
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The part of the web configuration requests need.
-pub struct Active {
+pub(crate) struct Active {
     /// `None`: no users, no authentication.
     pub auth: Option<Arc<Auth>>,
     pub headers: Vec<(String, String)>,
 }
 
-pub struct WebReloader {
+pub(crate) struct WebReloader {
     path: PathBuf,
     state: Mutex<State>,
     /// What `current` last returned, for the response writer's headers.
@@ -43,7 +43,7 @@ struct State {
 
 impl WebReloader {
     /// Starts from the configuration read at start-up from `path`.
-    pub fn new(path: PathBuf, config: &WebConfig) -> WebReloader {
+    pub(crate) fn new(path: PathBuf, config: &WebConfig) -> WebReloader {
         let active = activate(config);
         WebReloader {
             state: Mutex::new(State {
@@ -58,7 +58,7 @@ impl WebReloader {
     }
 
     /// The configuration a request should be checked against.
-    pub fn current(&self) -> Result<Arc<Active>, String> {
+    pub(crate) fn current(&self) -> Result<Arc<Active>, String> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.checked.elapsed() >= CHECK_EVERY {
             st.checked = Instant::now();
@@ -92,7 +92,7 @@ impl WebReloader {
     }
 
     /// `http_server_config.headers` as last loaded.
-    pub fn headers(&self) -> Arc<Vec<(String, String)>> {
+    pub(crate) fn headers(&self) -> Arc<Vec<(String, String)>> {
         Arc::clone(&self.headers.read().unwrap_or_else(|e| e.into_inner()))
     }
 }

@@ -32,11 +32,11 @@ use rustls::{
 use crate::web::config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
 
 /// How long a client may take from connecting to a finished handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the rustls configuration from `settings`, reading the PEM files.
 /// Also returns warnings about settings rustls cannot honour exactly.
-pub fn build(settings: &TlsSettings) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
+pub(crate) fn build(settings: &TlsSettings) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
     let mut warnings = Vec::new();
     let mut crypto = provider::default_provider();
 
@@ -317,7 +317,7 @@ fn path_of(source: &Source) -> Option<&Path> {
 
 /// The rustls configuration of the moment, rebuilt when the web config
 /// file or a file it names changes.
-pub struct Reloader {
+pub(crate) struct Reloader {
     web_config: PathBuf,
     state: Mutex<ReloadState>,
 }
@@ -335,7 +335,11 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 impl Reloader {
     /// Starts from the configuration read at start-up.
-    pub fn new(web_config: PathBuf, settings: &TlsSettings, config: Arc<ServerConfig>) -> Reloader {
+    pub(crate) fn new(
+        web_config: PathBuf,
+        settings: &TlsSettings,
+        config: Arc<ServerConfig>,
+    ) -> Reloader {
         let files = watched(&web_config, settings);
         Reloader {
             state: Mutex::new(ReloadState {
@@ -349,7 +353,7 @@ impl Reloader {
     }
 
     /// The configuration a new connection should use.
-    pub fn current(&self) -> Result<Arc<ServerConfig>, String> {
+    pub(crate) fn current(&self) -> Result<Arc<ServerConfig>, String> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.checked.elapsed() >= RELOAD_CHECK {
             st.checked = Instant::now();
