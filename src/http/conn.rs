@@ -13,7 +13,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +24,7 @@ use super::dispatch::{self, Body, Gate};
 use super::head::{self, Framing, Head};
 use super::response::{self, Reply};
 use super::server::Limits;
+use super::transport::{Received, Transport};
 use super::{Completion, ConnResponder, Context, Request, Shared};
 use crate::http::router::Route;
 use crate::sys::Interest;
@@ -37,11 +38,6 @@ pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
 /// read and discarded, so the kernel does not reset the connection (and
 /// lose the answer) while the client is still sending.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// What Go's `net/http` answers plain HTTP on a TLS port: a hint, no data.
-#[cfg(feature = "tls")]
-const PLAIN_HTTP_REPLY: &[u8] =
-    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// Routes whose handling takes memory in proportion to the data: refused
 /// with 503 while the budget is used up.
@@ -70,12 +66,6 @@ pub(super) struct Env<'a> {
     pub limits: &'a Limits,
     /// The front is shutting down: no more keep-alive.
     pub stopping: bool,
-}
-
-enum Transport {
-    Plain,
-    #[cfg(feature = "tls")]
-    Tls(Box<rustls::ServerConnection>),
 }
 
 /// A request whose head is read, on its way to its handler.
@@ -232,16 +222,8 @@ impl Conn {
             State::Head { .. } => self.inbuf.len() <= head::MAX_HEAD,
             State::Waiting(_) | State::Writing | State::Closed => false,
         };
-        let write = !self.out.is_empty() || self.tls_wants_write();
+        let write = !self.out.is_empty() || self.transport.wants_write();
         Interest { read, write }
-    }
-
-    fn tls_wants_write(&self) -> bool {
-        match &self.transport {
-            Transport::Plain => false,
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => t.wants_write(),
-        }
     }
 
     /// Reads what the socket has and moves the protocol on.
@@ -285,63 +267,30 @@ impl Conn {
             // Raw bytes, thrown away: TLS is over (or never began).
             return self.sock.read(scratch);
         }
-        match &mut self.transport {
-            Transport::Plain => {
-                let n = self.sock.read(scratch)?;
-                self.inbuf.extend_from_slice(&scratch[..n]);
-                Ok(n)
-            }
-            #[cfg(feature = "tls")]
-            Transport::Tls(tls) => {
-                let n = tls.read_tls(&mut self.sock)?;
-                if let Err(e) = tls.process_new_packets() {
-                    // Send the alert that says why, then give up.
-                    let _ = tls.write_tls(&mut self.sock);
-                    if tls.is_handshaking() {
-                        log::warn!(source:display = self.peer, err:display = e; "TLS handshake failed");
-                    }
-                    return Err(io::Error::other(e));
-                }
-                if matches!(self.state, State::Handshake) && !tls.is_handshaking() {
-                    self.state = State::Head { started: false };
-                }
-                let mut got = 0;
-                loop {
-                    match tls.reader().read(scratch) {
-                        Ok(0) => return Ok(0),
-                        Ok(m) => {
-                            self.inbuf.extend_from_slice(&scratch[..m]);
-                            got += m;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                // Handshake records carry no plaintext; only a closed
-                // socket is the end.
-                Ok(if n == 0 { 0 } else { got.max(1) })
-            }
+        let got = self
+            .transport
+            .read(&mut self.sock, self.peer, scratch, &mut self.inbuf)?;
+        if matches!(self.state, State::Handshake) && !self.transport.is_handshaking() {
+            self.state = State::Head { started: false };
         }
+        Ok(match got {
+            Received::End => 0,
+            Received::Some => 1,
+        })
     }
 
     /// Plain HTTP on a TLS port gets Go's hint and is closed.
     #[cfg(feature = "tls")]
     fn first_bytes_are_tls(&mut self) -> bool {
-        let mut first = [0u8; 1];
-        match self.sock.peek(&mut first) {
-            Ok(1) if first[0] == 0x16 => true,
-            Ok(1) => {
-                if first[0].is_ascii_uppercase() {
-                    let _ = self.sock.write(PLAIN_HTTP_REPLY);
-                }
-                log::debug!(source:display = self.peer; "plain HTTP on a TLS port");
-                // No TLS was spoken: no close_notify either.
-                self.transport = Transport::Plain;
+        use super::transport::FirstByte;
+        match self.transport.check_first_byte(&mut self.sock, self.peer) {
+            FirstByte::Tls => true,
+            FirstByte::NotTls => {
                 self.linger();
                 false
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            _ => {
+            FirstByte::NotYet => false,
+            FirstByte::Failed => {
                 self.close();
                 false
             }
@@ -694,31 +643,12 @@ impl Conn {
     pub(super) fn flush(&mut self) {
         let mut progress = false;
         loop {
-            let result = match &mut self.transport {
-                Transport::Plain => match self.out.front() {
-                    Some(front) => self.sock.write(&front[self.out_pos..]).map(|n| (n, true)),
-                    None => break,
-                },
-                #[cfg(feature = "tls")]
-                Transport::Tls(tls) => {
-                    if tls.wants_write() {
-                        tls.write_tls(&mut self.sock).map(|n| (n, false))
-                    } else if let Some(front) = self.out.front() {
-                        tls.writer()
-                            .write(&front[self.out_pos..])
-                            .map(|n| (n, true))
-                    } else {
-                        break;
-                    }
-                }
-            };
-            match result {
-                Ok((0, _)) => break,
-                Ok((n, plaintext)) => {
+            let front = self.out.front().map(|f| &f[self.out_pos..]);
+            match self.transport.write(&mut self.sock, front) {
+                Ok(None) => break,
+                Ok(Some(n)) => {
                     progress = true;
-                    if plaintext {
-                        self.advance(n);
-                    }
+                    self.advance(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -731,7 +661,7 @@ impl Conn {
             // A client that reads slowly but steadily keeps its connection.
             self.deadline = Some(Instant::now() + self.write_timeout);
         }
-        if self.out.is_empty() && !self.tls_wants_write() {
+        if self.out.is_empty() && !self.transport.wants_write() {
             self.written();
         }
     }
@@ -777,11 +707,7 @@ impl Conn {
 
     /// Shuts our side and discards input for a moment before closing.
     fn linger(&mut self) {
-        #[cfg(feature = "tls")]
-        if let Transport::Tls(tls) = &mut self.transport {
-            tls.send_close_notify();
-            let _ = tls.write_tls(&mut self.sock);
-        }
+        self.transport.close_notify(&mut self.sock);
         let _ = self.sock.shutdown(Shutdown::Write);
         self.inbuf = Vec::new();
         self.state = State::Lingering;

@@ -29,6 +29,7 @@ pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;
 mod server;
+mod transport;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::mpsc::Sender;
