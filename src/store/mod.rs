@@ -14,7 +14,8 @@
 //!
 //! Only the request loop owns a `Store`; nothing here locks or does I/O.
 //! Preparing a push (`prepare_push`) is pure and runs on the worker thread
-//! that read the body; the loop only checks it against the index and applies.
+//! that read the body; the loop only checks it against the index
+//! (`check.rs`, one function per rule) and applies.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use crate::model::{Label, Labels, Metric, MetricType, Value};
 use crate::wire::exposition;
 
+mod check;
 mod error;
 mod group;
 mod index;
@@ -112,128 +114,6 @@ impl Store {
     /// Pushed series, not counting the push-time gauges.
     pub(crate) fn series_count(&self) -> usize {
         self.series_count
-    }
-
-    /// Checks a prepared push against the store without changing anything.
-    pub(crate) fn check(
-        &self,
-        push: &PreparedPush,
-        own: &dyn OwnFamilies,
-    ) -> Result<(), PushError> {
-        let group = self.groups.get(&push.key);
-        let gid = group.map(|g| g.id);
-        if group.is_none() {
-            self.check_group_collision(&push.key)?;
-        }
-        let pushed: BTreeMap<&str, &PreparedFamily> =
-            push.families.iter().map(|f| (&*f.name, f)).collect();
-        // The type a name will have after the push, if it exists then.
-        let type_after = |name: &str| -> Option<MetricType> {
-            if let Some(f) = pushed.get(name) {
-                return Some(f.metric_type);
-            }
-            if let Some((t, _)) = own.own_family(name) {
-                return Some(t);
-            }
-            let mut counts = self.families.get(name).map(|f| f.type_counts)?;
-            if let Some(g) = group
-                && let Some(old) = g.families.get(name)
-                && push.replace
-            {
-                counts[type_slot(old.metric_type)] -= 1;
-            }
-            counts.iter().position(|c| *c > 0).map(|i| SLOT_TYPES[i])
-        };
-        for fam in &push.families {
-            let name = &*fam.name;
-            let t = fam.metric_type;
-            // One type per name across the store and the gateway's own metrics.
-            if let Some((own_t, _)) = own.own_family(name)
-                && own_t != t
-            {
-                return Err(type_mismatch(name, t, own_t));
-            }
-            if let Some(idx) = self.families.get(name) {
-                let mut counts = idx.type_counts;
-                if let Some(old) = group.and_then(|g| g.families.get(name)) {
-                    counts[type_slot(old.metric_type)] -= 1;
-                }
-                if let Some(i) = (0..5).find(|&i| counts[i] > 0 && SLOT_TYPES[i] != t) {
-                    return Err(type_mismatch(name, t, SLOT_TYPES[i]));
-                }
-            }
-            // The _count/_sum/_bucket lines of summaries and histograms must
-            // not collide with other families' names.
-            for (suffix, bases) in [
-                ("_count", &[MetricType::Summary, MetricType::Histogram][..]),
-                ("_sum", &[MetricType::Summary, MetricType::Histogram][..]),
-                ("_bucket", &[MetricType::Histogram][..]),
-            ] {
-                if let Some(base) = name.strip_suffix(suffix)
-                    && let Some(bt) = type_after(base)
-                    && bases.contains(&bt)
-                {
-                    return Err(suffix_collision(name, base, bt));
-                }
-            }
-            if matches!(t, MetricType::Summary | MetricType::Histogram) {
-                for suffix in ["_count", "_sum", "_bucket"] {
-                    if suffix == "_bucket" && t == MetricType::Summary {
-                        continue;
-                    }
-                    let other = format!("{name}{suffix}");
-                    if let Some(ot) = type_after(&other) {
-                        return Err(suffix_collision(name, &other, ot));
-                    }
-                }
-            }
-            // No series may exist in two groups.
-            if let Some(idx) = self.families.get(name) {
-                for m in &fam.metrics {
-                    let key = SeriesKey(m.metric.labels.clone());
-                    let lo = (key.clone(), 0);
-                    let hi = (key, u64::MAX);
-                    if let Some(((_, owner), _)) = idx
-                        .series
-                        .range(lo..=hi)
-                        .find(|((_, o), _)| Some(*o) != gid)
-                    {
-                        return Err(PushError::SeriesInOtherGroup {
-                            metric: name.to_owned(),
-                            labels: show_labels(&m.metric.labels),
-                            group: self.describe_group(*owner),
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A new group's push-time gauges must not duplicate another group's:
-    /// `{job="a"}` and `{job="a",instance=""}` are different groups with the
-    /// same `push_time_seconds{instance="",job="a"}`. The reference accepts
-    /// that state and then fails every scrape; we refuse to create it.
-    fn check_group_collision(&self, key: &GroupKey) -> Result<(), PushError> {
-        let labels = time_labels(key);
-        if let Some(idx) = self.families.get(PUSH_TIME) {
-            let k = SeriesKey(labels);
-            if let Some(((_, owner), _)) = idx.series.range((k.clone(), 0)..=(k, u64::MAX)).next() {
-                return Err(PushError::GroupCollision {
-                    group: show_labels(key),
-                    other: self.describe_group(*owner),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn describe_group(&self, id: u64) -> String {
-        self.groups
-            .iter()
-            .find(|(_, g)| g.id == id)
-            .map(|(k, _)| show_labels(k))
-            .unwrap_or_else(|| format!("#{id}"))
     }
 
     /// Applies a checked push. `now` becomes the group's push time.
@@ -457,23 +337,7 @@ impl Store {
     }
 }
 
-fn type_mismatch(name: &str, pushed: MetricType, existing: MetricType) -> PushError {
-    PushError::TypeMismatch {
-        metric: name.to_owned(),
-        pushed,
-        existing,
-    }
-}
-
-fn suffix_collision(name: &str, other: &str, other_type: MetricType) -> PushError {
-    PushError::SuffixCollision {
-        metric: name.to_owned(),
-        other: other.to_owned(),
-        other_type,
-    }
-}
-
-fn time_labels(key: &[Label]) -> Labels {
+pub(super) fn time_labels(key: &[Label]) -> Labels {
     sanitize_labels(&[], key)
 }
 
