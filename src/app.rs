@@ -56,10 +56,10 @@ fn version_text() -> String {
     format!(
         "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  platform:         {}/{}\n  implementation:   Rust",
         telemetry::VERSION,
-        option_env!("PUSHGATEWAY_BRANCH").unwrap_or("unknown"),
-        option_env!("PUSHGATEWAY_REVISION").unwrap_or("unknown"),
-        option_env!("PUSHGATEWAY_BUILD_USER").unwrap_or("unknown"),
-        option_env!("PUSHGATEWAY_BUILD_DATE").unwrap_or("unknown"),
+        telemetry::BRANCH,
+        telemetry::REVISION,
+        telemetry::BUILD_USER,
+        telemetry::BUILD_DATE,
         std::env::consts::OS,
         std::env::consts::ARCH,
     )

@@ -14,6 +14,14 @@ use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, SeriesKey};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git branch built, from `build.rs`.
+pub(crate) const BRANCH: &str = env!("PUSHGATEWAY_BRANCH");
+/// The git commit built.
+pub(crate) const REVISION: &str = env!("PUSHGATEWAY_REVISION");
+/// `user@host` that built it.
+pub(crate) const BUILD_USER: &str = env!("PUSHGATEWAY_BUILD_USER");
+/// promu's `20060102-15:04:05`, UTC.
+pub(crate) const BUILD_DATE: &str = env!("PUSHGATEWAY_BUILD_DATE");
 
 /// Name, type and HELP of every family the gateway exposes about itself.
 pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
@@ -158,29 +166,15 @@ fn go_arch() -> &'static str {
 }
 
 /// Build information, as the status API and `pushgateway_build_info` show it.
+/// The values come from `build.rs` (git, `SOURCE_DATE_EPOCH`, or the
+/// environment), as promu stamps them into the Go gateway.
 pub(crate) fn build_info() -> Vec<(&'static str, String)> {
     vec![
-        (
-            "branch",
-            option_env!("PUSHGATEWAY_BRANCH").unwrap_or("").to_owned(),
-        ),
-        (
-            "buildDate",
-            option_env!("PUSHGATEWAY_BUILD_DATE")
-                .unwrap_or("")
-                .to_owned(),
-        ),
-        (
-            "buildUser",
-            option_env!("PUSHGATEWAY_BUILD_USER")
-                .unwrap_or("")
-                .to_owned(),
-        ),
+        ("branch", BRANCH.to_owned()),
+        ("buildDate", BUILD_DATE.to_owned()),
+        ("buildUser", BUILD_USER.to_owned()),
         ("goVersion", "none (Rust)".to_owned()),
-        (
-            "revision",
-            option_env!("PUSHGATEWAY_REVISION").unwrap_or("").to_owned(),
-        ),
+        ("revision", REVISION.to_owned()),
         ("version", VERSION.to_owned()),
     ]
 }
@@ -284,14 +278,11 @@ impl Telemetry {
         add(
             "pushgateway_build_info",
             vec![
-                Label::new("branch", option_env!("PUSHGATEWAY_BRANCH").unwrap_or("")),
+                Label::new("branch", BRANCH),
                 Label::new("goarch", go_arch()),
                 Label::new("goos", std::env::consts::OS),
                 Label::new("goversion", "rust"),
-                Label::new(
-                    "revision",
-                    option_env!("PUSHGATEWAY_REVISION").unwrap_or(""),
-                ),
+                Label::new("revision", REVISION),
                 Label::new("version", VERSION),
             ],
             Value::Gauge(1.0),

@@ -66,6 +66,20 @@ pub(crate) fn rfc3339_nanos(nanos: i64) -> String {
     s
 }
 
+/// promu's build-date format, `20060102-15:04:05`, in UTC. `build.rs`
+/// includes this file to stamp the build date with it.
+#[allow(dead_code)] // only build.rs and the tests call it
+pub(crate) fn promu_date(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// `Mon, 30 Nov 2026 03:28:48 GMT` (RFC 9110 IMF-fixdate).
 pub(crate) fn http_date(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -89,6 +103,12 @@ pub(crate) fn http_date(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn promu_date_is_promus_layout() {
+        assert_eq!(promu_date(0), "19700101-00:00:00");
+        assert_eq!(promu_date(1_796_009_328), "20261130-03:28:48");
+    }
     use std::time::Duration;
 
     #[test]

@@ -288,3 +288,41 @@ fn command_line_help_version_and_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `--version`, `pushgateway_build_info` and the status API name the git
+/// commit that was built (build.rs), not "unknown".
+#[test]
+fn build_information_comes_from_the_build() {
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git is needed to build and test from a clone");
+    assert!(head.status.success(), "not a git clone");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let version = Command::new(ours()).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.contains(&format!("revision: {head})")),
+        "{version}"
+    );
+    let date = version
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("build date:"))
+        .expect("a build date line")
+        .trim();
+    assert!(
+        date.len() == 17 && date.as_bytes()[8] == b'-',
+        "build date {date:?} is not promu's 20060102-15:04:05"
+    );
+    let gw = Gateway::start(&ours(), &[]);
+    let scrape = gw.get("/metrics").text();
+    let info = scrape
+        .lines()
+        .find(|l| l.starts_with("pushgateway_build_info{"))
+        .expect("pushgateway_build_info");
+    assert!(info.contains(&format!("revision=\"{head}\"")), "{info}");
+    let status = gw.get("/api/v1/status").text();
+    assert!(status.contains(&format!("\"revision\":\"{head}\"")), "{status}");
+    assert!(status.contains(&format!("\"buildDate\":\"{date}\"")), "{status}");
+}
