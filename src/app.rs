@@ -52,22 +52,44 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// prometheus/common's `version.Print` layout, line for line, so scripts
+/// that read the reference's `--version` read ours.
 fn version_text() -> String {
     format!(
-        "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  platform:         {}/{}\n  implementation:   Rust",
+        "pushgateway, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  go version:       {}\n  platform:         {}/{}\n  tags:             {}",
         telemetry::VERSION,
         telemetry::BRANCH,
         telemetry::REVISION,
         telemetry::BUILD_USER,
         telemetry::BUILD_DATE,
+        telemetry::GO_VERSION,
         std::env::consts::OS,
-        std::env::consts::ARCH,
+        telemetry::go_arch(),
+        if cfg!(feature = "tls") {
+            "tls"
+        } else {
+            "notls"
+        },
     )
 }
 
 fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
-    log::info!(version = telemetry::VERSION; "starting pushgateway");
-    log::info!(build_context = format!("(rust, platform={}/{})", std::env::consts::OS, std::env::consts::ARCH); "build context");
+    let version = format!(
+        "(version={}, branch={}, revision={})",
+        telemetry::VERSION,
+        telemetry::BRANCH,
+        telemetry::REVISION
+    );
+    log::info!(version = version; "starting pushgateway");
+    let context = format!(
+        "(go={}, platform={}/{}, user={}, date={})",
+        telemetry::GO_VERSION,
+        std::env::consts::OS,
+        telemetry::go_arch(),
+        telemetry::BUILD_USER,
+        telemetry::BUILD_DATE
+    );
+    log::info!(build_context = context; "Build context");
     log::debug!(path = config.route_prefix; "path prefix for internal routing");
 
     let mut store = store::Store::new();
@@ -78,12 +100,18 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let pool = pool::Pool::new(MAX_POOL_THREADS);
     let telemetry = telemetry::Telemetry::new();
     let (tx, rx) = mpsc::channel();
+    let names = if config.enable_utf8_names {
+        model::NameScheme::Utf8
+    } else {
+        model::NameScheme::Legacy
+    };
     let mut gw = gateway::Gateway::new(
         store,
         telemetry.clone(),
         !config.disable_consistency_check,
         flag_list(config),
     );
+    gw.names = names;
     if !config.persistence_file.is_empty() {
         let p = persist::Persistence::start(
             config.persistence_file.clone().into(),
@@ -108,11 +136,6 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         )));
     }
     let tls = tls_setup(config, &web)?;
-    let names = if config.enable_utf8_names {
-        model::NameScheme::Utf8
-    } else {
-        model::NameScheme::Legacy
-    };
     let ctx = http::Context {
         routes: Arc::new(
             router::Routes::new(
@@ -278,13 +301,20 @@ fn flag_list(c: &Config) -> Vec<(String, String)> {
         f("persistence.file", c.persistence_file.clone()),
         f(
             "persistence.interval",
-            format!("{:?}", c.persistence_interval),
+            crate::time::go_duration(c.persistence_interval),
         ),
         f(
             "push.disable-consistency-check",
             c.disable_consistency_check.to_string(),
         ),
+        f("push.enable-utf8-names", c.enable_utf8_names.to_string()),
         f("push.max-body-size", c.max_body_bytes.to_string()),
+        f(
+            "web.read-header-timeout",
+            crate::time::go_duration(c.read_header_timeout),
+        ),
+        f("web.read-timeout", crate::time::go_duration(c.read_timeout)),
+        f("web.idle-timeout", crate::time::go_duration(c.idle_timeout)),
         f("web.memory-budget", c.memory_budget.to_string()),
         f("web.max-connections", c.max_connections.to_string()),
         f("log.level", c.log_level.to_string().to_lowercase()),

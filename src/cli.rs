@@ -184,22 +184,27 @@ pub(crate) fn parse_env() -> Result<Command, CliError> {
     parse(lexopt::Parser::from_env())
 }
 
-/// Parses arguments (without the program name), for tests.
-/// The reference's `computeRoutePrefix`: the flag, else the path of
-/// `--web.external-url`; `/` means none; always one leading slash, no
-/// trailing one.
+/// The reference's `computeRoutePrefix` (1.7+): the flag, else the path
+/// of `--web.external-url`; `/` means none; a leading slash added if
+/// missing, and one trailing slash removed (`/foo//` stays `/foo/`).
 pub(crate) fn compute_route_prefix(prefix: &str, external_url_path: &str) -> String {
     let p = if prefix.is_empty() {
         external_url_path
     } else {
         prefix
     };
-    if p.is_empty() || p == "/" {
+    if p == "/" {
         return String::new();
     }
-    format!("/{}", p.trim_matches('/'))
+    let p = if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    };
+    p.strip_suffix('/').unwrap_or(&p).to_owned()
 }
 
+/// Parses arguments (without the program name), for tests.
 #[cfg(test)]
 pub(crate) fn parse_args<I: IntoIterator<Item = &'static str>>(
     args: I,
@@ -522,5 +527,9 @@ mod tests {
         assert_eq!(compute_route_prefix("/", ""), "");
         assert_eq!(compute_route_prefix("", "/gw/"), "/gw");
         assert_eq!(compute_route_prefix("a/b", "/gw"), "/a/b");
+        assert_eq!(compute_route_prefix("/foo/", ""), "/foo");
+        // 1.7+ trims one slash at each end only.
+        assert_eq!(compute_route_prefix("/foo//", ""), "/foo/");
+        assert_eq!(compute_route_prefix("//foo", ""), "//foo");
     }
 }

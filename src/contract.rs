@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use crate::store::{GroupKey, PreparedPush, PushError};
+use crate::wire::escape::Escaping;
 
 /// Work for the request loop, the only owner of the store.
 pub(crate) enum Event {
@@ -32,6 +33,8 @@ pub(crate) enum Event {
     /// A scrape, its format and compression already negotiated.
     Scrape {
         format: ScrapeFormat,
+        /// How names that are not classic are written.
+        escaping: Escaping,
         gzip: bool,
         reply_to: Responder,
     },
@@ -81,6 +84,37 @@ pub(crate) enum ScrapeFormat {
     Protobuf,
 }
 
+impl ScrapeFormat {
+    /// The answer's Content-Type: 1.11's, with the escaping scheme.
+    pub(crate) fn content_type(self, escaping: Escaping) -> &'static str {
+        use Escaping::*;
+        match (self, escaping) {
+            (ScrapeFormat::Text, AllowUtf8) => {
+                "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"
+            }
+            (ScrapeFormat::Text, Underscores) => {
+                "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+            }
+            (ScrapeFormat::Text, Dots) => "text/plain; version=0.0.4; charset=utf-8; escaping=dots",
+            (ScrapeFormat::Text, Values) => {
+                "text/plain; version=0.0.4; charset=utf-8; escaping=values"
+            }
+            (ScrapeFormat::Protobuf, AllowUtf8) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8"
+            }
+            (ScrapeFormat::Protobuf, Underscores) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
+            }
+            (ScrapeFormat::Protobuf, Dots) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=dots"
+            }
+            (ScrapeFormat::Protobuf, Values) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=values"
+            }
+        }
+    }
+}
+
 /// A response, built anywhere and written by the HTTP front.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -93,19 +127,23 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    /// A text/plain answer; a trailing newline is added if missing.
+    /// A text/plain answer with exactly `body`, as Go's `w.Write`.
     pub(crate) fn text(status: u16, body: impl Into<String>) -> Reply {
-        let mut body = body.into().into_bytes();
-        if !body.is_empty() && !body.ends_with(b"\n") {
-            body.push(b'\n');
-        }
         Reply {
             status,
             content_type: Some("text/plain; charset=utf-8"),
             headers: Vec::new(),
-            body,
+            body: body.into().into_bytes(),
             gzip: false,
         }
+    }
+
+    /// An error answer as Go's `http.Error` writes it: the message and a
+    /// newline, with `X-Content-Type-Options: nosniff`.
+    pub(crate) fn error(status: u16, msg: impl Into<String>) -> Reply {
+        let mut body = msg.into();
+        body.push('\n');
+        Reply::text(status, body).with_header("X-Content-Type-Options", "nosniff")
     }
 
     pub(crate) fn empty(status: u16) -> Reply {

@@ -14,6 +14,8 @@ use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, SeriesKey};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Where the reference names its Go version: there is no Go runtime.
+pub(crate) const GO_VERSION: &str = "none (Rust)";
 /// The git branch built, from `build.rs`.
 pub(crate) const BRANCH: &str = env!("PUSHGATEWAY_BRANCH");
 /// The git commit built.
@@ -156,7 +158,7 @@ struct Counters {
 
 /// The architecture in Go's spelling (`amd64`, `arm64`), as dashboards
 /// built on the reference's `pushgateway_build_info` expect.
-fn go_arch() -> &'static str {
+pub(crate) fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -173,7 +175,7 @@ pub(crate) fn build_info() -> Vec<(&'static str, String)> {
         ("branch", BRANCH.to_owned()),
         ("buildDate", BUILD_DATE.to_owned()),
         ("buildUser", BUILD_USER.to_owned()),
-        ("goVersion", "none (Rust)".to_owned()),
+        ("goVersion", GO_VERSION.to_owned()),
         ("revision", REVISION.to_owned()),
         ("version", VERSION.to_owned()),
     ]
@@ -215,9 +217,20 @@ impl Telemetry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one answered request, as `pushgateway_http_requests_total`.
+    /// Counts one answered request, as `pushgateway_http_requests_total`:
+    /// the method in lower case if it is one promhttp knows, else
+    /// `unknown`. Only the HTTP front's responder calls it.
     pub(crate) fn count_request(&self, code: u16, handler: &'static str, method: &str) {
-        let key = (code, handler, method.to_ascii_lowercase());
+        const KNOWN: [&str; 10] = [
+            "GET", "PUT", "HEAD", "POST", "DELETE", "CONNECT", "OPTIONS", "NOTIFY", "TRACE",
+            "PATCH",
+        ];
+        let method = if KNOWN.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+            method.to_ascii_lowercase()
+        } else {
+            "unknown".to_owned()
+        };
+        let key = (code, handler, method);
         *self.lock().requests.entry(key).or_default() += 1;
     }
 

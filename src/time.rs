@@ -80,6 +80,36 @@ pub(crate) fn promu_date(secs: i64) -> String {
     )
 }
 
+/// Go's `time.Duration.String()`: `1m30s`, `5m0s`, `1h0m0s`, `250ms`,
+/// `0s`, as the reference shows flag values.
+pub(crate) fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    let frac = |n: u128, digits: u32| {
+        let unit = 10u128.pow(digits);
+        let f = format!("{:0width$}", n % unit, width = digits as usize);
+        match f.trim_end_matches('0') {
+            "" => format!("{}", n / unit),
+            f => format!("{}.{f}", n / unit),
+        }
+    };
+    match ns {
+        0 => "0s".to_owned(),
+        1..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{}µs", frac(ns, 3)),
+        1_000_000..=999_999_999 => format!("{}ms", frac(ns, 6)),
+        _ => {
+            let secs = ns / 1_000_000_000;
+            let s = frac(ns % 60_000_000_000, 9);
+            let (h, m) = (secs / 3600, secs / 60 % 60);
+            match (h, m) {
+                (0, 0) => format!("{s}s"),
+                (0, m) => format!("{m}m{s}s"),
+                (h, m) => format!("{h}h{m}m{s}s"),
+            }
+        }
+    }
+}
+
 /// `Mon, 30 Nov 2026 03:28:48 GMT` (RFC 9110 IMF-fixdate).
 pub(crate) fn http_date(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -103,6 +133,25 @@ pub(crate) fn http_date(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        use std::time::Duration;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_nanos(1500), "1.5µs"),
+            (Duration::from_nanos(7), "7ns"),
+            (Duration::from_secs(90_061), "25h1m1s"),
+        ] {
+            assert_eq!(go_duration(d), want, "{d:?}");
+        }
+    }
 
     #[test]
     fn promu_date_is_promus_layout() {

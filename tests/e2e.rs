@@ -161,6 +161,27 @@ fn prometheus_scrapes_the_tutorial_pushes_and_sees_the_delete() {
     );
 }
 
+/// With `--push.enable-utf8-names`, a UTF-8 name must not break the
+/// scrape of Debian's Prometheus 2.x, which cannot parse quoted names:
+/// the gateway escapes them (`underscores`, the default) and Prometheus
+/// stores the escaped names, next to the classic ones.
+#[test]
+fn prometheus_2_scrapes_utf8_names_escaped() {
+    let gw = Gateway::start(&ours(), &["--push.enable-utf8-names"]);
+    let body = "{\"my.metric\",\"a.b\"=\"1\"} 7\nclassic_metric 3\n";
+    assert_eq!(gw.put("/metrics/job/utf8", body).status, 200);
+    let prom = Prometheus::start(gw.port);
+    prom.wait_until("my_metric in Prometheus", || {
+        let r = prom.query("my_metric");
+        r.contains("\"a_b\":\"1\"") && r.contains("\"7\"")
+    });
+    assert!(prom.query("classic_metric").contains("\"3\""));
+    assert!(
+        prom.query("up").contains("\"1\""),
+        "the scrape itself succeeds"
+    );
+}
+
 /// Issue 9's end to end: Prometheus scrapes us over HTTPS with basic auth
 /// (`scheme: https`, `tls_config`, `basic_auth`), and the Python client
 /// pushes through HTTPS with its basic-auth handler.

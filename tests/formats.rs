@@ -44,7 +44,8 @@ fn every_push_format_gives_the_same_scrape() {
 
     // Scrape as protobuf, push that to a fresh gateway as protobuf.
     let r = text_gw.request("GET", "/metrics", &[("Accept", PROTO)], b"");
-    assert_eq!(r.header("Content-Type"), Some(PROTO));
+    let proto_ct = format!("{PROTO}; escaping=underscores");
+    assert_eq!(r.header("Content-Type"), Some(proto_ct.as_str()));
     let families = protobuf::decode(&r.body).expect("our protobuf scrape decodes");
     let mut proto_body = Vec::new();
     for f in families.iter().filter(|f| {
@@ -130,7 +131,7 @@ fn every_push_format_gives_the_same_scrape() {
     );
     assert_eq!(
         r.header("Content-Type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
     );
     assert_eq!(pushed_lines(&r.text()), want);
 }
@@ -202,7 +203,13 @@ fn utf8_names_need_the_flag() {
     let gw = Gateway::start(&ours(), &["--push.enable-utf8-names"]);
     let r = gw.put("/metrics/job/j/U__foo_2e_bar/baz", body);
     assert_eq!(r.status, 200, "{}", r.text());
-    let text = gw.get("/metrics").text();
+    // Quoted names only for a scraper that takes them (Prometheus 3).
+    let r = gw.request("GET", "/metrics", &[("Accept", PROM3_UTF8)], b"");
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8")
+    );
+    let text = r.text();
     assert!(
         text.contains("# HELP \"my.metric\" Dotted.\n# TYPE \"my.metric\" untyped\n"),
         "{text}"
@@ -217,4 +224,74 @@ fn utf8_names_need_the_flag() {
         text.contains("push_time_seconds{\"foo.bar\"=\"baz\",instance=\"\",job=\"j\"} "),
         "{text}"
     );
+}
+
+/// What Prometheus 3 sends (scrape/scrape.go `acceptHeader`, default
+/// config) and with `metric_name_validation_scheme: legacy`.
+const PROM3_UTF8: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+const PROM3_LEGACY: &str = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+/// Scrapers that did not ask for UTF-8 get escaped names, in the scheme
+/// they asked for (`underscores` by default), in text and protobuf; the
+/// Content-Type names the scheme, as 1.11 does.
+#[test]
+fn utf8_names_are_escaped_as_the_scraper_asks() {
+    let gw = Gateway::start(&ours(), &["--push.enable-utf8-names"]);
+    let body =
+        "# TYPE \"my.metric\" gauge\n{\"my.metric\",\"a.b\"=\"x.y\"} 1\nclassic{k=\"v\"} 2\n";
+    assert_eq!(gw.put("/metrics/job/j/U__foo_2e_bar/baz", body).status, 200);
+    for (accept, scheme, label) in [
+        (None, "underscores", "foo_bar"),
+        (Some(PROM3_LEGACY), "underscores", "foo_bar"),
+        (Some("text/plain;escaping=dots"), "dots", "foo_dot_bar"),
+        (
+            Some("text/plain;escaping=values"),
+            "values",
+            "U__foo_2e_bar",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let r = gw.request("GET", "/metrics", &headers, b"");
+        assert_eq!(r.status, 200);
+        let want = format!("text/plain; version=0.0.4; charset=utf-8; escaping={scheme}");
+        assert_eq!(r.header("Content-Type"), Some(want.as_str()), "{accept:?}");
+        let text = r.text();
+        let (name, ab) = match scheme {
+            "dots" => ("my_dot_metric", "a_dot_b"),
+            "values" => ("U__my_2e_metric", "U__a_2e_b"),
+            _ => ("my_metric", "a_b"),
+        };
+        for line in [
+            format!("# TYPE {name} gauge\n"),
+            format!("{name}{{{ab}=\"x.y\",{label}=\"baz\",instance=\"\",job=\"j\"}} 1\n"),
+            format!("classic{{{label}=\"baz\",instance=\"\",job=\"j\",k=\"v\"}} 2\n"),
+            format!("push_time_seconds{{{label}=\"baz\",instance=\"\",job=\"j\"}} "),
+        ] {
+            assert!(text.contains(&line), "{accept:?}: no {line:?} in\n{text}");
+        }
+        assert!(!text.contains("{\""), "no quoted name: {text}");
+    }
+    // Protobuf, as Prometheus asks with native histograms on: no escaping
+    // parameter on the protobuf entry, so underscores.
+    let proto_first = format!("{PROTO};q=0.6,{PROM3_UTF8}");
+    let r = gw.request("GET", "/metrics", &[("Accept", &proto_first)], b"");
+    assert_eq!(
+        r.header("Content-Type"),
+        Some(format!("{PROTO}; escaping=underscores").as_str())
+    );
+    let families = protobuf::decode_with(&r.body, pushgateway::model::NameScheme::Utf8).unwrap();
+    let f = families
+        .iter()
+        .find(|f| &*f.name == "my_metric")
+        .expect("escaped family");
+    let names: Vec<&str> = f.metrics[0].labels.iter().map(|l| &*l.name).collect();
+    assert_eq!(names, ["a_b", "foo_bar", "instance", "job"]);
+    let r = gw.request(
+        "GET",
+        "/metrics",
+        &[("Accept", &format!("{PROTO};escaping=allow-utf-8"))],
+        b"",
+    );
+    let families = protobuf::decode_with(&r.body, pushgateway::model::NameScheme::Utf8).unwrap();
+    assert!(families.iter().any(|f| &*f.name == "my.metric"));
 }

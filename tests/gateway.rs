@@ -40,7 +40,7 @@ fn tutorial_flow_verbatim() {
     let scrape = gw.get("/metrics");
     assert_eq!(
         scrape.header("Content-Type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
     );
     let text = scrape.text();
     for want in [
@@ -302,10 +302,7 @@ fn build_information_comes_from_the_build() {
     let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
     let version = Command::new(ours()).arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&version.stdout).into_owned();
-    assert!(
-        version.contains(&format!("revision: {head})")),
-        "{version}"
-    );
+    assert!(version.contains(&format!("revision: {head})")), "{version}");
     let date = version
         .lines()
         .find_map(|l| l.trim().strip_prefix("build date:"))
@@ -323,6 +320,12 @@ fn build_information_comes_from_the_build() {
         .expect("pushgateway_build_info");
     assert!(info.contains(&format!("revision=\"{head}\"")), "{info}");
     let status = gw.get("/api/v1/status").text();
-    assert!(status.contains(&format!("\"revision\":\"{head}\"")), "{status}");
-    assert!(status.contains(&format!("\"buildDate\":\"{date}\"")), "{status}");
+    assert!(
+        status.contains(&format!("\"revision\":\"{head}\"")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("\"buildDate\":\"{date}\"")),
+        "{status}"
+    );
 }

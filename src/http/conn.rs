@@ -25,7 +25,7 @@ use super::head::{self, Framing, Head};
 use super::response::{self, Reply};
 use super::server::Limits;
 use super::transport::{Received, Transport};
-use super::{Completion, ConnResponder, Context, Request, Shared};
+use super::{Completion, ConnResponder, Context, Count, Request, Shared};
 use crate::http::router::Route;
 use crate::sys::Interest;
 
@@ -545,7 +545,8 @@ impl Conn {
     }
 
     fn too_large(&self, env: &Env<'_>, head: &Head) -> Reply {
-        dispatch::too_large(env.ctx, &head.method, &self.peer.to_string(), &head.target)
+        let method = Some(head.method.as_str());
+        dispatch::too_large(env.ctx, method, &self.peer.to_string(), &head.target)
     }
 
     /// The body is in (or skipped): run the handler or send the answer.
@@ -556,6 +557,11 @@ impl Conn {
             Action::Dispatch(route) => route,
         };
         let how = self.framing_for(env, &head);
+        let count = route.counted_as(&head.method).map(|handler| Count {
+            telemetry: env.ctx.telemetry.clone(),
+            handler,
+            method: head.method.clone(),
+        });
         let req = Request {
             method: head.method,
             url: head.target,
@@ -565,6 +571,7 @@ impl Conn {
                 conn: self.id,
                 shared: Arc::clone(env.shared),
                 how,
+                count,
             },
         };
         self.deadline = None;

@@ -12,9 +12,10 @@ use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::contract::Event;
 use crate::http::BodyError;
 use crate::http::router::Route;
-use crate::store::{self, GroupKey};
+use crate::store::{self, GroupKey, PushError};
 use crate::web::auth::Auth;
-use crate::{wire::protobuf, wire::text_format};
+use crate::wire::protobuf::{self, ProtoErrorKind};
+use crate::wire::text_format;
 
 /// Pushes at most this large and not compressed are parsed right on the
 /// I/O loop: tens of microseconds, cheaper than a hop to the pool.
@@ -37,13 +38,13 @@ pub(super) fn gate(ctx: &Context, authorization: Option<&str>, source: &str, url
         && !limiter.allow()
     {
         log::debug!(source = source, url = url; "rate limit reached");
-        return Gate::Refuse(Reply::text(429, "Too Many Requests"));
+        return Gate::Refuse(Reply::error(429, "Too Many Requests"));
     }
     let auth = match ctx.web.as_ref().map(|w| w.current()) {
         None => return Gate::Pass,
         Some(Ok(active)) => active.auth.clone(),
         // Already logged when the file went bad.
-        Some(Err(_)) => return Gate::Refuse(Reply::text(500, "Internal Server Error")),
+        Some(Err(_)) => return Gate::Refuse(Reply::error(500, "Internal Server Error")),
     };
     match auth {
         None => Gate::Pass,
@@ -55,24 +56,28 @@ pub(super) fn gate(ctx: &Context, authorization: Option<&str>, source: &str, url
 /// The answer to a request whose credentials failed.
 pub(super) fn unauthorized(source: &str, url: &str) -> Reply {
     log::warn!(source = source, url = url; "unauthorized request");
-    Reply::text(401, "Unauthorized").with_header("WWW-Authenticate", "Basic")
+    Reply::error(401, "Unauthorized").with_header("WWW-Authenticate", "Basic")
 }
 
-/// The 413 for a push body over `--push.max-body-size`.
-pub(super) fn too_large(ctx: &Context, method: &str, source: &str, url: &str) -> Reply {
+/// The 413 for a push body over `--push.max-body-size`. `method` is given
+/// when the answer goes out early, past the responder that counts
+/// requests.
+pub(super) fn too_large(ctx: &Context, method: Option<&str>, source: &str, url: &str) -> Reply {
     let msg = format!(
         "request body larger than {} bytes (--push.max-body-size), before or after decompression",
         ctx.max_body_bytes
     );
     log::warn!(source = source, url = url; "{msg}");
-    ctx.telemetry.count_request(413, "push", method);
-    Reply::text(413, msg)
+    if let Some(method) = method {
+        ctx.telemetry.count_request(413, "push", method);
+    }
+    Reply::error(413, msg)
 }
 
 /// The 503 for a request the memory budget cannot cover now.
 pub(super) fn busy(source: &str, url: &str) -> Reply {
     log::warn!(source = source, url = url; "memory budget for requests in flight used up (--web.memory-budget); answering 503");
-    Reply::text(
+    Reply::error(
         503,
         "Service Unavailable: the memory for requests in flight (--web.memory-budget) is used up; retry shortly",
     )
@@ -88,13 +93,7 @@ pub(super) struct Body {
 /// Runs the handler for `route`. `body` is the request body, read only
 /// for pushes (empty otherwise).
 pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
-    let method = req.method().to_owned();
-    let direct = |req: Request, handler: &'static str, reply: Reply| {
-        if !handler.is_empty() {
-            ctx.telemetry.count_request(reply.status, handler, &method);
-        }
-        respond(&ctx.pool, req, reply);
-    };
+    let direct = |req: Request, reply: Reply| respond(&ctx.pool, req, reply);
     match route {
         Route::Push { key, replace } => {
             let key: GroupKey = key.into();
@@ -121,13 +120,14 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             );
         }
         Route::Scrape => {
-            let format = negotiate(req.header("Accept"));
+            let (format, escaping) = negotiate(req.header("Accept"));
             let gzip = gzip_accepted(req.header("Accept-Encoding"));
             let reply_to = req.reply_to(&ctx.pool);
             send(
                 ctx,
                 Event::Scrape {
                     format,
+                    escaping,
                     gzip,
                     reply_to,
                 },
@@ -160,8 +160,8 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 },
             );
         }
-        Route::Healthy => direct(req, "healthy", Reply::text(200, "OK")),
-        Route::Ready => direct(req, "ready", Reply::text(200, "OK")),
+        Route::Healthy => direct(req, Reply::text(200, "OK")),
+        Route::Ready => direct(req, Reply::text(200, "OK")),
         Route::Quit if ctx.enable_lifecycle => {
             let meta = req.meta();
             send(
@@ -172,33 +172,25 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 },
             );
         }
-        Route::Quit => direct(
-            req,
-            "quit",
-            Reply::text(403, "Lifecycle API is not enabled."),
-        ),
+        Route::QuitByGet => direct(req, Reply::text(405, "Only POST or PUT requests allowed.")),
+        Route::Quit => direct(req, Reply::text(403, "Lifecycle API is not enabled.")),
         Route::BadPath(e) => {
             log::warn!(source = req.source(), url = req.url(), err:display = e; "invalid push URL");
-            let handler = if method == "DELETE" { "delete" } else { "push" };
-            direct(req, handler, Reply::text(400, e.to_string()));
+            direct(req, Reply::error(400, e.to_string()));
         }
-        Route::NotFound => direct(req, "", Reply::text(404, "404 page not found")),
+        Route::NotFound => direct(req, Reply::error(404, "404 page not found")),
         Route::MethodNotAllowed { allow } => direct(
             req,
-            "",
-            Reply::text(405, "Method Not Allowed").with_header("Allow", allow),
+            Reply::error(405, "Method Not Allowed").with_header("Allow", allow),
         ),
-        Route::Options { allow } => direct(req, "", Reply::empty(200).with_header("Allow", allow)),
-        Route::ApiOptions => direct(req, "", super::cors::with_cors(Reply::empty(200))),
-        Route::Redirect { code, location } => direct(
-            req,
-            "",
-            Reply::empty(code).with_header("Location", location),
-        ),
+        Route::Options { allow } => direct(req, Reply::empty(200).with_header("Allow", allow)),
+        Route::ApiOptions => direct(req, super::cors::with_cors(Reply::empty(200))),
+        Route::Redirect { code, location } => {
+            direct(req, Reply::empty(code).with_header("Location", location))
+        }
         Route::BadRequest => direct(
             req,
-            "",
-            Reply::text(400, "400 Bad Request: the URL could not be decoded"),
+            Reply::error(400, "400 Bad Request: the URL could not be decoded"),
         ),
     }
 }
@@ -213,11 +205,9 @@ fn send(ctx: &Context, ev: Event) {
 fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Context) {
     let Body { data: raw, charge } = raw;
     let started = Instant::now();
-    let method = req.method().to_owned();
     let fail = |req: Request, status: u16, msg: String| {
         log::warn!(source = req.source(), group = store::show_labels(&key), err = msg.as_str(); "rejected push");
-        ctx.telemetry.count_request(status, "push", &method);
-        respond(&ctx.pool, req, Reply::text(status, msg));
+        respond(&ctx.pool, req, Reply::error(status, msg));
     };
     let size = raw.len();
     let mut out_charge = ctx.budget.charge();
@@ -231,11 +221,10 @@ fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Contex
         Ok(b) => b,
         Err(BodyError::Busy) => {
             let reply = busy(&req.source(), req.url());
-            ctx.telemetry.count_request(503, "push", &method);
             return respond(&ctx.pool, req, reply);
         }
         Err(BodyError::TooLarge) => {
-            let reply = too_large(ctx, &method, &req.source(), req.url());
+            let reply = too_large(ctx, None, &req.source(), req.url());
             return respond(&ctx.pool, req, reply);
         }
         Err(BodyError::Decompress { encoding, err }) => {
@@ -247,13 +236,35 @@ fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Contex
         }
     };
     let parsed = if is_protobuf(req.header("Content-Type")) {
-        protobuf::decode_with(&body, ctx.names).map_err(|e| e.to_string())
+        protobuf::decode_with(&body, ctx.names).map_err(|e| match e.kind {
+            // A consistency failure in the reference, recorded for the
+            // group: the loop's business.
+            ProtoErrorKind::MissingValue { family, expected } => Err(PushError::MissingValue {
+                metric: family,
+                expected,
+            }),
+            _ => Ok(e.to_string()),
+        })
     } else {
-        text_format::parse_with(&body, ctx.names).map_err(|e| e.to_string())
+        text_format::parse_with(&body, ctx.names).map_err(|e| Ok(e.to_string()))
     };
     let families = match parsed {
         Ok(f) => f,
-        Err(e) => return fail(req, 400, e),
+        Err(Ok(e)) => return fail(req, 400, e),
+        Err(Err(inconsistent)) => {
+            let (meta, reply_to) = (req.meta(), req.reply_to(&ctx.pool));
+            let push = Err((key, inconsistent));
+            return send(
+                ctx,
+                Event::Push {
+                    push,
+                    meta,
+                    started,
+                    size,
+                    reply_to,
+                },
+            );
+        }
     };
     // The raw and decoded bodies are gone now; the parsed push is small
     // by comparison and belongs to the store from here on.

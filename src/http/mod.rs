@@ -64,10 +64,6 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    pub(crate) fn method(&self) -> &str {
-        &self.method
-    }
-
     pub(crate) fn url(&self) -> &str {
         &self.url
     }
@@ -140,10 +136,25 @@ struct ConnResponder {
     conn: u64,
     shared: Arc<Shared>,
     how: response::Framing,
+    /// How the answer is counted, if the reference counts this route.
+    count: Option<Count>,
+}
+
+/// A request's place in `pushgateway_http_requests_total`.
+struct Count {
+    telemetry: Telemetry,
+    handler: &'static str,
+    method: String,
 }
 
 impl ConnResponder {
+    /// The one place requests are counted: every handler's answer passes
+    /// here, on the thread that made it, before the client can see it.
     fn send_via(self, pool: &Pool, reply: Reply) {
+        if let Some(c) = &self.count {
+            c.telemetry
+                .count_request(reply.status, c.handler, &c.method);
+        }
         if reply.gzip {
             pool.execute(move || self.send(body::gzip_reply(reply)));
         } else {

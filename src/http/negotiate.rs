@@ -3,42 +3,92 @@
 //! front; the loop gets the outcome in `Event::Scrape`.
 
 use crate::contract::ScrapeFormat;
+use crate::wire::escape::Escaping;
 
-/// The reference's `expfmt.Negotiate` without OpenMetrics: the first
-/// acceptable entry by quality wins; delimited protobuf if asked for,
-/// text 0.0.4 otherwise. OpenMetrics requests get text 0.0.4, exactly as
-/// the reference answers them, so pushed counters keep their names.
-pub(crate) fn negotiate(accept: Option<&str>) -> ScrapeFormat {
-    let Some(accept) = accept else {
-        return ScrapeFormat::Text;
-    };
-    let mut entries: Vec<(f64, &str)> = accept
-        .split(',')
-        .map(|e| {
-            let q = e
-                .split(';')
-                .skip(1)
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(1.0);
-            (q, e)
-        })
-        .collect();
-    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (q, e) in entries {
-        if q <= 0.0 {
-            continue;
+/// The reference's `expfmt.Negotiate` (prometheus/common 0.67), without
+/// OpenMetrics, which it never offers. Entries are tried by quality (ties
+/// in header order, a concrete type before `*`): delimited protobuf or
+/// text 0.0.4 (or text without a version) match; text is the fallback.
+///
+/// The escaping scheme is the last valid `escaping=` seen on the way,
+/// matching entry or not: Prometheus 3 puts it on its OpenMetrics and
+/// text 1.0.0 entries, which 1.11 then honours in a text 0.0.4 answer.
+/// Without one it is `underscores`.
+pub(crate) fn negotiate(accept: Option<&str>) -> (ScrapeFormat, Escaping) {
+    let mut escaping = Escaping::Underscores;
+    for entry in parse_accept(accept.unwrap_or("")) {
+        if let Some(e) = entry.param("escaping").and_then(Escaping::from_token) {
+            escaping = e;
         }
-        if super::is_protobuf(Some(e)) {
-            return ScrapeFormat::Protobuf;
+        if entry.media == "application/vnd.google.protobuf"
+            && entry.param("proto") == Some("io.prometheus.client.MetricFamily")
+            && entry.param("encoding") == Some("delimited")
+        {
+            return (ScrapeFormat::Protobuf, escaping);
         }
-        let media = e.split(';').next().unwrap_or("").trim();
-        if media.eq_ignore_ascii_case("text/plain") {
-            return ScrapeFormat::Text;
+        if entry.media == "text/plain" && matches!(entry.param("version"), None | Some("0.0.4")) {
+            return (ScrapeFormat::Text, escaping);
         }
     }
-    ScrapeFormat::Text
+    (ScrapeFormat::Text, escaping)
+}
+
+/// One entry of `Accept`, as goautoneg splits it.
+struct AcceptEntry<'a> {
+    media: &'a str,
+    q: f32,
+    params: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> AcceptEntry<'a> {
+    fn param(&self, name: &str) -> Option<&'a str> {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn is_wildcard_type(&self) -> bool {
+        self.media.starts_with("*/") || self.media == "*"
+    }
+}
+
+/// goautoneg's `ParseAccept`: entries split on `,`, parameters on `;`,
+/// both case-sensitive and unquoted; an unparsable `q` is 0; sorted by
+/// quality with a stable sort, a concrete type ahead of `*`.
+fn parse_accept(header: &str) -> Vec<AcceptEntry<'_>> {
+    let mut entries: Vec<AcceptEntry<'_>> = header
+        .split(',')
+        .filter_map(|raw| {
+            let mut parts = raw.split(';');
+            let media = parts.next()?.trim();
+            if !media.contains('/') && media != "*" {
+                return None;
+            }
+            let mut entry = AcceptEntry {
+                media,
+                q: 1.0,
+                params: Vec::new(),
+            };
+            for p in parts {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let (k, v) = (k.trim(), v.trim());
+                if k == "q" {
+                    entry.q = v.parse().unwrap_or(0.0);
+                } else {
+                    entry.params.push((k, v));
+                }
+            }
+            Some(entry)
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        b.q.total_cmp(&a.q)
+            .then(a.is_wildcard_type().cmp(&b.is_wildcard_type()))
+    });
+    entries
 }
 
 /// promhttp's test: a `gzip` entry in Accept-Encoding.
@@ -55,15 +105,60 @@ pub(crate) fn gzip_accepted(accept_encoding: Option<&str>) -> bool {
 mod tests {
     use super::*;
 
+    /// What Prometheus sends (scrape/scrape.go `acceptHeader`, checked
+    /// against its `TestAcceptHeader`), and what 1.11 answers.
+    const PROM3_UTF8: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    const PROM3_LEGACY: &str = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    const PROM3_PROTO_FIRST: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    const PROM2: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+    #[test]
+    fn escaping_negotiated_as_1_11_does() {
+        use Escaping::*;
+        use ScrapeFormat::*;
+        for (accept, want) in [
+            (None, (Text, Underscores)),
+            (Some(PROM2), (Text, Underscores)),
+            (Some(PROM3_UTF8), (Text, AllowUtf8)),
+            (Some(PROM3_LEGACY), (Text, Underscores)),
+            (Some(PROM3_PROTO_FIRST), (Protobuf, Underscores)),
+            (
+                Some("text/plain;version=1.0.0;escaping=allow-utf-8"),
+                (Text, AllowUtf8),
+            ),
+            (Some("text/plain;version=1.0.0"), (Text, Underscores)),
+            (Some("text/plain;escaping=dots"), (Text, Dots)),
+            (Some("text/plain;escaping=values"), (Text, Values)),
+            (Some("text/plain;escaping=bogus"), (Text, Underscores)),
+            (
+                Some(
+                    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8",
+                ),
+                (Protobuf, AllowUtf8),
+            ),
+            // A concrete type goes ahead of */* even with a lower q.
+            (
+                Some("*/*;q=0.9,text/plain;escaping=dots;q=0.1"),
+                (Text, Dots),
+            ),
+        ] {
+            assert_eq!(negotiate(accept), want, "{accept:?}");
+        }
+        assert_eq!(
+            Protobuf.content_type(Underscores),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
+        );
+    }
+
     #[test]
     fn negotiation_like_the_reference() {
         let om = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(negotiate(Some(om)), ScrapeFormat::Text);
-        assert_eq!(negotiate(None), ScrapeFormat::Text);
+        assert_eq!(negotiate(Some(om)).0, ScrapeFormat::Text);
+        assert_eq!(negotiate(None).0, ScrapeFormat::Text);
         let proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
-        assert_eq!(negotiate(Some(proto)), ScrapeFormat::Protobuf);
+        assert_eq!(negotiate(Some(proto)).0, ScrapeFormat::Protobuf);
         let text_first = "text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5";
-        assert_eq!(negotiate(Some(text_first)), ScrapeFormat::Text);
+        assert_eq!(negotiate(Some(text_first)).0, ScrapeFormat::Text);
         assert!(gzip_accepted(Some("deflate, gzip;q=1.0")));
         assert!(!gzip_accepted(Some("identity")));
         assert!(!gzip_accepted(None));

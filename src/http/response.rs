@@ -152,15 +152,15 @@ mod tests {
     #[test]
     fn bodies_ride_with_small_heads_and_never_with_head_requests() {
         let small = encode(Reply::text(200, "OK"), KEEP, &[]);
-        assert!(small.0.ends_with(b"\r\n\r\nOK\n") && small.1.is_empty());
+        assert!(small.0.ends_with(b"\r\n\r\nOK") && small.1.is_empty());
         let big = encode(Reply::text(200, "x".repeat(20_000)), KEEP, &[]);
-        assert!(big.0.ends_with(b"\r\n\r\n") && big.1.len() == 20_001);
+        assert!(big.0.ends_with(b"\r\n\r\n") && big.1.len() == 20_000);
         let head = Framing {
             head_only: true,
             ..KEEP
         };
         let (h, b) = encode(Reply::text(200, "OK"), head, &[]);
-        assert!(String::from_utf8_lossy(&h).contains("Content-Length: 3\r\n"));
+        assert!(String::from_utf8_lossy(&h).contains("Content-Length: 2\r\n"));
         assert!(h.ends_with(b"\r\n\r\n") && b.is_empty());
     }
 
@@ -205,7 +205,7 @@ mod tests {
         );
         assert_eq!(
             refusal(431, "too big").body,
-            b"431 Request Header Fields Too Large: too big\n"
+            b"431 Request Header Fields Too Large: too big"
         );
     }
 }

@@ -25,6 +25,9 @@ pub(crate) enum Route {
     Healthy,
     Ready,
     Quit,
+    /// `GET /-/quit`, at the root whatever the prefix: the reference
+    /// registers a handler that explains which methods work.
+    QuitByGet,
     Status,
     ApiStatus,
     ApiMetrics,
@@ -51,6 +54,30 @@ pub(crate) enum Route {
     },
     /// The URL could not be decoded at all.
     BadRequest,
+}
+
+impl Route {
+    /// The `handler` label under which `pushgateway_http_requests_total`
+    /// counts this route, as 1.11 names it; `None` for what the reference
+    /// does not count (scrapes, `/-/quit`, the router's own 404, 405,
+    /// OPTIONS and redirects, our page's group rows).
+    pub(crate) fn counted_as(&self, method: &str) -> Option<&'static str> {
+        Some(match self {
+            Route::Push { .. } => "push",
+            Route::Delete { .. } => "delete",
+            // A bad grouping key is the push or delete handler's 400.
+            Route::BadPath(_) if method == "DELETE" => "delete",
+            Route::BadPath(_) => "push",
+            Route::Status => "status",
+            Route::ApiStatus => "api/v1/status",
+            Route::ApiMetrics => "api/v1/metrics",
+            Route::ApiOptions => "api/v1/options",
+            Route::Wipe => "wipe",
+            Route::Healthy => "healthy",
+            Route::Ready => "ready",
+            _ => return None,
+        })
+    }
 }
 
 /// The path layout, fixed at start-up from the flags.
@@ -124,6 +151,9 @@ impl Routes {
                 code: 301,
                 location: format!("{}{query}", path::escape_path(&cleaned)),
             };
+        }
+        if path == "/-/quit" && method == "GET" {
+            return Route::QuitByGet;
         }
         if path == self.telemetry_path {
             return get_only(method, Route::Scrape);
@@ -304,6 +334,7 @@ mod tests {
             Route::BadPath(_)
         ));
         assert_eq!(r().route("PUT", "/-/quit"), Route::Quit);
+        assert_eq!(r().route("GET", "/-/quit"), Route::QuitByGet);
         assert_eq!(
             r().route("GET", "/metrics/?a=b"),
             Route::Redirect {

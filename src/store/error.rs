@@ -41,12 +41,23 @@ pub(crate) enum PushError {
         group: String,
         other: String,
     },
+    /// A protobuf metric without the value its family's type needs (a
+    /// gauge family with a counter value, or none): the reference's
+    /// consistency check refuses it and records the failure.
+    MissingValue {
+        metric: String,
+        expected: MetricType,
+    },
 }
 
 impl fmt::Display for PushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("pushed metrics are invalid or inconsistent with existing metrics: ")?;
         match self {
+            PushError::MissingValue { metric, expected } => {
+                let t = expected.to_string().to_ascii_uppercase();
+                write!(f, "collected metric {metric:?} is not a {t}")
+            }
             PushError::Timestamp { metric } => {
                 write!(
                     f,

@@ -2,6 +2,7 @@
 //! grouping keys, the text exposition (parser and writer), delimited
 //! protobuf, and JSON.
 
+pub mod escape;
 pub mod exposition;
 pub mod json;
 pub mod path;
