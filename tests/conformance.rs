@@ -837,6 +837,10 @@ fn disable_consistency_check() {
     p.put("/metrics/job/b/__x/y", "e 1\n");
     p.delete("/metrics/job/a");
     p.delete("/metrics/job/nope");
+    // The one rule left: a timestamped push is 202, stored nowhere, and
+    // recorded as the group's failure.
+    p.put("/metrics/job/ts", "m 1 1700000000000\n");
+    p.put("/metrics/job/b", "n 1 1700000000000\n");
     // Accepted without checking; the scrape afterwards is not compared.
     p.send(
         "PUT",
@@ -875,6 +879,104 @@ fn not_found_and_method_not_allowed() {
         ("GET", "/api/v1/nope"),
     ]);
     p.check_metrics();
+}
+
+/// Plain-text answers byte for byte (no added newline on `OK`, Go's
+/// `http.Error` newline on 404 and 405), and `pushgateway_http_requests_total`
+/// with the reference's handler labels after a mix of requests: what is
+/// counted (push, delete, status, the API, wipe, health) and what is not
+/// (scrapes, `/-/quit`, the router's own answers).
+#[test]
+fn plain_text_answers_and_request_counts() {
+    let mut p = Pair::start(&["--web.enable-admin-api"]);
+    // (method, path, body, compare the answer's bytes)
+    let requests: [(&str, &str, &str, bool); 20] = [
+        ("GET", "/-/healthy", "", true),
+        ("GET", "/-/ready", "", true),
+        ("GET", "/nope", "", true),
+        ("POST", "/metrics", "", true),
+        ("PATCH", "/metrics/job/a", "", true),
+        ("GET", "/-/quit", "", true),
+        ("PUT", "/-/quit", "", true),
+        ("POST", "/-/quit", "", true),
+        ("PUT", "/metrics/job/a", "m 1\n", true),
+        ("POST", "/metrics/job/a", "n 2\n", true),
+        ("PUT", "/metrics/job/a", "bad line here\n", false),
+        ("PUT", "/metrics/job/b/odd", "m 1\n", false),
+        ("DELETE", "/metrics/job/a", "", true),
+        ("OPTIONS", "/api/v1/status", "", true),
+        ("GET", "/api/v1/status", "", false),
+        ("GET", "/api/v1/metrics", "", false),
+        ("GET", "/", "", false),
+        ("GET", "/metrics", "", false),
+        ("PUT", "/api/v1/admin/wipe", "", true),
+        ("OPTIONS", "/metrics/job/a", "", true),
+    ];
+    for (method, path, body, bytes) in requests {
+        let (r, o) = p.send(method, path, &[], body.as_bytes());
+        if bytes && r.body != o.body {
+            p.fail(format!(
+                "{method} {path}: bodies differ\nreference: {:?}\nours:      {:?}",
+                r.text(),
+                o.text()
+            ));
+        }
+    }
+    let counts = |gw: &Gateway| -> Vec<String> {
+        let mut lines: Vec<String> = gw
+            .get("/metrics")
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("pushgateway_http_requests_total{"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    // The reference counts after answering: let it settle.
+    let deadline = Instant::now() + SETTLE_TIME;
+    loop {
+        let (r, o) = (counts(&p.reference), counts(&p.ours));
+        if r == o {
+            assert!(r.len() >= 8, "the requests were counted: {r:?}");
+            break;
+        }
+        if Instant::now() > deadline {
+            p.fail(format!(
+                "pushgateway_http_requests_total differs\nreference:\n{}\nours:\n{}",
+                r.join("\n"),
+                o.join("\n")
+            ));
+            break;
+        }
+        thread::sleep(SETTLE_POLL);
+    }
+}
+
+/// A protobuf metric without the value its family's type needs is a
+/// consistency failure in the reference: 400, and the group's failure
+/// time is recorded.
+#[test]
+fn protobuf_value_of_the_wrong_kind() {
+    let mut p = Pair::start(&[]);
+    p.put("/metrics/job/wk", "other 1\n");
+    // MetricFamily{name:"x", type:GAUGE, metric:[{counter:{value:1}}]}
+    let mut family = vec![0x0a, 0x01, b'x', 0x18, 0x01, 0x22, 0x0b, 0x1a, 0x09, 0x09];
+    family.extend_from_slice(&1.0f64.to_le_bytes());
+    let mut body = vec![family.len() as u8];
+    body.extend_from_slice(&family);
+    p.step_with(
+        "PUT",
+        "/metrics/job/wk",
+        &[("Content-Type", PROTO_CT)],
+        &body,
+    );
+    p.step_with(
+        "POST",
+        "/metrics/job/new",
+        &[("Content-Type", PROTO_CT)],
+        &body,
+    );
 }
 
 #[test]
