@@ -248,29 +248,17 @@ fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Contex
     } else {
         text_format::parse_with(&body, ctx.names).map_err(|e| Ok(e.to_string()))
     };
-    let families = match parsed {
-        Ok(f) => f,
-        Err(Ok(e)) => return fail(req, 400, e),
-        Err(Err(inconsistent)) => {
-            let (meta, reply_to) = (req.meta(), req.reply_to(&ctx.pool));
-            let push = Err((key, inconsistent));
-            return send(
-                ctx,
-                Event::Push {
-                    push,
-                    meta,
-                    started,
-                    size,
-                    reply_to,
-                },
-            );
+    let push = match parsed {
+        Ok(families) => {
+            // The raw and decoded bodies are gone now; the parsed push is
+            // small by comparison and belongs to the store from here on.
+            drop(body);
+            drop((charge, out_charge));
+            store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e))
         }
+        Err(Ok(e)) => return fail(req, 400, e),
+        Err(Err(inconsistent)) => Err((key, inconsistent)),
     };
-    // The raw and decoded bodies are gone now; the parsed push is small
-    // by comparison and belongs to the store from here on.
-    drop(body);
-    drop((charge, out_charge));
-    let push = store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e));
     let meta = req.meta();
     let reply_to = req.reply_to(&ctx.pool);
     send(
