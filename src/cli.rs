@@ -154,6 +154,8 @@ Flags:
       --push.enable-utf8-names   Allow UTF-8 characters in metric and label
                                  names: quoted names in pushed bodies, U__
                                  escaping of label names in URL paths.
+                                 Scrapes get them escaped (underscores)
+                                 unless Accept says escaping=allow-utf-8.
       --push.max-body-size=64MiB Largest request body accepted; larger pushes
                                  get 413. Units: B, KB, MB, GB, KiB, MiB, GiB.
       --web.read-header-timeout=30s

@@ -151,7 +151,7 @@ impl Observations {
 #[derive(Default)]
 struct Counters {
     /// (code, handler, method) → count.
-    requests: BTreeMap<(u16, &'static str, String), u64>,
+    requests: BTreeMap<(u16, &'static str, &'static str), u64>,
     push_duration: BTreeMap<String, Observations>,
     push_size: BTreeMap<String, Observations>,
 }
@@ -179,6 +179,27 @@ pub(crate) fn build_info() -> Vec<(&'static str, String)> {
         ("revision", REVISION.to_owned()),
         ("version", VERSION.to_owned()),
     ]
+}
+
+/// promhttp's `method` label: the method in lower case if it is one
+/// promhttp knows (spelt all upper or all lower case), else `unknown`.
+pub(crate) fn method_label(method: &str) -> &'static str {
+    const KNOWN: [(&str, &str); 10] = [
+        ("GET", "get"),
+        ("PUT", "put"),
+        ("HEAD", "head"),
+        ("POST", "post"),
+        ("DELETE", "delete"),
+        ("CONNECT", "connect"),
+        ("OPTIONS", "options"),
+        ("NOTIFY", "notify"),
+        ("TRACE", "trace"),
+        ("PATCH", "patch"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(upper, lower)| method == *upper || method == *lower)
+        .map_or("unknown", |(_, lower)| lower)
 }
 
 /// Shared handle to the gateway's own counters.
@@ -217,21 +238,14 @@ impl Telemetry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one answered request, as `pushgateway_http_requests_total`:
-    /// the method in lower case if it is one promhttp knows, else
-    /// `unknown`. Only the HTTP front's responder calls it.
-    pub(crate) fn count_request(&self, code: u16, handler: &'static str, method: &str) {
-        const KNOWN: [&str; 10] = [
-            "GET", "PUT", "HEAD", "POST", "DELETE", "CONNECT", "OPTIONS", "NOTIFY", "TRACE",
-            "PATCH",
-        ];
-        let method = if KNOWN.iter().any(|m| m.eq_ignore_ascii_case(method)) {
-            method.to_ascii_lowercase()
-        } else {
-            "unknown".to_owned()
-        };
-        let key = (code, handler, method);
-        *self.lock().requests.entry(key).or_default() += 1;
+    /// Counts one answered request, as `pushgateway_http_requests_total`.
+    /// `method` is a [`method_label`]. Only the HTTP front calls it.
+    pub(crate) fn count_request(&self, code: u16, handler: &'static str, method: &'static str) {
+        *self
+            .lock()
+            .requests
+            .entry((code, handler, method))
+            .or_default() += 1;
     }
 
     /// Records one push's duration and body size.
@@ -412,6 +426,14 @@ fn process_start_time() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_as_promhttp() {
+        assert_eq!(method_label("GET"), "get");
+        assert_eq!(method_label("delete"), "delete");
+        assert_eq!(method_label("Get"), "unknown");
+        assert_eq!(method_label("PROPFIND"), "unknown");
+    }
 
     #[test]
     fn own_families_are_sorted_for_binary_search() {

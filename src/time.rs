@@ -18,16 +18,43 @@ pub(crate) fn now_nanos() -> Nanos {
 /// `2026-11-25T03:44:31.767Z` for a wall-clock time.
 pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
+    let Civil {
+        y,
+        m,
+        d: day,
+        h,
+        min,
+        s,
+    } = Civil::at(d.as_secs() as i64);
     format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{y:04}-{m:02}-{day:02}T{h:02}:{min:02}:{s:02}.{:03}Z",
         d.subsec_millis()
     )
+}
+
+/// A UTC calendar date and time of day, to the second.
+struct Civil {
+    y: i64,
+    m: u32,
+    d: u32,
+    h: i64,
+    min: i64,
+    s: i64,
+}
+
+impl Civil {
+    fn at(secs: i64) -> Civil {
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        Civil {
+            y,
+            m,
+            d,
+            h: rem / 3600,
+            min: rem % 3600 / 60,
+            s: rem % 60,
+        }
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -50,14 +77,8 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub(crate) fn rfc3339_nanos(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    let Civil { y, m, d, h, min, s } = Civil::at(secs);
+    let mut s = format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}");
     if frac > 0 {
         let f = format!(".{frac:09}");
         s.push_str(f.trim_end_matches('0'));
@@ -70,14 +91,8 @@ pub(crate) fn rfc3339_nanos(nanos: i64) -> String {
 /// includes this file to stamp the build date with it.
 #[allow(dead_code)] // only build.rs and the tests call it
 pub(crate) fn promu_date(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let Civil { y, m, d, h, min, s } = Civil::at(secs);
+    format!("{y:04}{m:02}{d:02}-{h:02}:{min:02}:{s:02}")
 }
 
 /// Go's `time.Duration.String()`: `1m30s`, `5m0s`, `1h0m0s`, `250ms`,
@@ -117,16 +132,11 @@ pub(crate) fn http_date(t: SystemTime) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let Civil { y, m, d, h, min, s } = Civil::at(secs);
     format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
+        "{}, {d:02} {} {y:04} {h:02}:{min:02}:{s:02} GMT",
+        DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize],
         MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
     )
 }
 

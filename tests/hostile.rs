@@ -221,6 +221,23 @@ fn huge_content_length_on_push_is_413_before_the_body() {
     h.assert_no_group("push with a 100 GB Content-Length", "x");
 }
 
+/// A scrape whose Accept header is a megabyte of entries, each with
+/// parameters and a hostile `escaping=`: negotiated without trouble (text,
+/// underscores), and the gateway keeps serving.
+#[test]
+fn megabyte_accept_header_is_negotiated() {
+    let h = start(&[]);
+    let entry = "a/b;escaping=nope;x=y=z;q=0.5,";
+    let accept = entry.repeat(1_000_000 / entry.len());
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+    let (_, resp) = exchange(h.port(), "megabyte Accept", req.as_bytes(), 200);
+    assert_eq!(
+        resp.header("Content-Type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
+    );
+    h.assert_survived("megabyte Accept");
+}
+
 // ---------------------------------------------------------------------------
 // 2. HTTP/2 request lines
 // ---------------------------------------------------------------------------

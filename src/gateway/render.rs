@@ -108,7 +108,8 @@ impl Gateway {
         if needs.is_empty() {
             return out;
         }
-        for (name, metrics) in self.family_metrics(&needs) {
+        for (name, mut metrics) in self.family_metrics(&needs) {
+            metrics.sort_by_key(|a| SeriesKey(a.labels.clone()));
             let escaped = escape::metric_name(name, escaping);
             let lines = metrics
                 .into_iter()
@@ -125,7 +126,8 @@ impl Gateway {
     }
 
     /// Every series of the named families, from the groups (with the
-    /// push-time gauges), in exposition order.
+    /// push-time gauges), in group order: callers sort once, after adding
+    /// whatever else they merge in.
     fn family_metrics<'a>(&'a self, names: &[&'a str]) -> BTreeMap<&'a str, Vec<Metric>> {
         let mut fams: BTreeMap<&str, Vec<Metric>> =
             names.iter().map(|n| (*n, Vec::new())).collect();
@@ -146,9 +148,6 @@ impl Gateway {
             if let Some(f) = fams.get_mut(store::PUSH_FAILURE_TIME) {
                 f.push(gauge(g.time_labels(), g.failure_time));
             }
-        }
-        for metrics in fams.values_mut() {
-            metrics.sort_by_key(|a| SeriesKey(a.labels.clone()));
         }
         fams
     }

@@ -560,7 +560,7 @@ impl Conn {
         let count = route.counted_as(&head.method).map(|handler| Count {
             telemetry: env.ctx.telemetry.clone(),
             handler,
-            method: head.method.clone(),
+            method: crate::telemetry::method_label(&head.method),
         });
         let req = Request {
             method: head.method,

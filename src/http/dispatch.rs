@@ -69,6 +69,7 @@ pub(super) fn too_large(ctx: &Context, method: Option<&str>, source: &str, url: 
     );
     log::warn!(source = source, url = url; "{msg}");
     if let Some(method) = method {
+        let method = crate::telemetry::method_label(method);
         ctx.telemetry.count_request(413, "push", method);
     }
     Reply::error(413, msg)

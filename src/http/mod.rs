@@ -144,7 +144,8 @@ struct ConnResponder {
 struct Count {
     telemetry: Telemetry,
     handler: &'static str,
-    method: String,
+    /// Already promhttp's label (`telemetry::method_label`).
+    method: &'static str,
 }
 
 impl ConnResponder {
@@ -152,8 +153,7 @@ impl ConnResponder {
     /// here, on the thread that made it, before the client can see it.
     fn send_via(self, pool: &Pool, reply: Reply) {
         if let Some(c) = &self.count {
-            c.telemetry
-                .count_request(reply.status, c.handler, &c.method);
+            c.telemetry.count_request(reply.status, c.handler, c.method);
         }
         if reply.gzip {
             pool.execute(move || self.send(body::gzip_reply(reply)));

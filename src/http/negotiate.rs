@@ -33,19 +33,23 @@ pub(crate) fn negotiate(accept: Option<&str>) -> (ScrapeFormat, Escaping) {
     (ScrapeFormat::Text, escaping)
 }
 
-/// One entry of `Accept`, as goautoneg splits it.
+/// One entry of `Accept`, as goautoneg splits it. The parameters stay
+/// unparsed until asked for: a hostile megabyte of entries costs one
+/// small struct each and no allocation.
 struct AcceptEntry<'a> {
     media: &'a str,
     q: f32,
-    params: Vec<(&'a str, &'a str)>,
+    /// `k=v;k=v` after the media type.
+    params: &'a str,
 }
 
 impl<'a> AcceptEntry<'a> {
+    /// Parameter `name`; the last one wins, as in goautoneg's map.
     fn param(&self, name: &str) -> Option<&'a str> {
-        self.params
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
+        params(self.params)
+            .filter(|(k, _)| *k == name)
+            .last()
+            .map(|(_, v)| v)
     }
 
     fn is_wildcard_type(&self) -> bool {
@@ -60,26 +64,18 @@ fn parse_accept(header: &str) -> Vec<AcceptEntry<'_>> {
     let mut entries: Vec<AcceptEntry<'_>> = header
         .split(',')
         .filter_map(|raw| {
-            let mut parts = raw.split(';');
-            let media = parts.next()?.trim();
+            let (media, params) = raw.split_once(';').unwrap_or((raw, ""));
+            let media = media.trim();
             if !media.contains('/') && media != "*" {
                 return None;
             }
             let mut entry = AcceptEntry {
                 media,
                 q: 1.0,
-                params: Vec::new(),
+                params,
             };
-            for p in parts {
-                let Some((k, v)) = p.split_once('=') else {
-                    continue;
-                };
-                let (k, v) = (k.trim(), v.trim());
-                if k == "q" {
-                    entry.q = v.parse().unwrap_or(0.0);
-                } else {
-                    entry.params.push((k, v));
-                }
+            if let Some(q) = entry.param("q") {
+                entry.q = q.parse().unwrap_or(0.0);
             }
             Some(entry)
         })
@@ -89,6 +85,15 @@ fn parse_accept(header: &str) -> Vec<AcceptEntry<'_>> {
             .then(a.is_wildcard_type().cmp(&b.is_wildcard_type()))
     });
     entries
+}
+
+/// `k=v` pairs of `;`-separated parameters, trimmed; pieces without
+/// exactly one `=` are skipped, as goautoneg does.
+fn params(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split(';').filter_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (!v.contains('=')).then(|| (k.trim(), v.trim()))
+    })
 }
 
 /// promhttp's test: a `gzip` entry in Accept-Encoding.
@@ -135,6 +140,11 @@ mod tests {
                     "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8",
                 ),
                 (Protobuf, AllowUtf8),
+            ),
+            // goautoneg: the last of a repeated parameter wins.
+            (
+                Some("text/plain;escaping=dots;escaping=values"),
+                (Text, Values),
             ),
             // A concrete type goes ahead of */* even with a lower q.
             (
