@@ -196,6 +196,70 @@ pub struct Metric {
     pub labels: Labels,
     pub value: Value,
     pub timestamp_ms: Option<i64>,
+    /// Exemplars and created timestamps, which only protobuf carries.
+    /// Boxed and optional: most series have neither, and a million series
+    /// should not each pay for the fields.
+    pub extra: Option<Box<Extra>>,
+}
+
+impl Metric {
+    /// A series with nothing but labels and a value.
+    pub fn new(labels: Labels, value: Value) -> Metric {
+        Metric {
+            labels,
+            value,
+            timestamp_ms: None,
+            extra: None,
+        }
+    }
+}
+
+/// A point in time as protobuf's `google.protobuf.Timestamp` holds it,
+/// kept as pushed so that it goes back out bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Timestamp {
+    pub seconds: i64,
+    pub nanos: i32,
+}
+
+/// A traced sample attached to a counter or a histogram bucket: its labels
+/// (a trace ID, typically), its value and when it was observed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    pub labels: Box<[Label]>,
+    pub value: f64,
+    pub timestamp: Option<Timestamp>,
+}
+
+/// The parts of a series that the text format cannot carry. The gateway
+/// keeps them, writes them to the snapshot and returns them in protobuf
+/// scrapes, as the reference (which stores client_model messages whole)
+/// does; text scrapes and the JSON API do not show them, nor does the
+/// reference's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extra {
+    /// `created_timestamp` of a counter, summary or histogram.
+    pub created: Option<Timestamp>,
+    /// A counter's exemplar.
+    pub exemplar: Option<Exemplar>,
+    /// Exemplars of classic histogram buckets, by bucket index.
+    pub bucket_exemplars: Vec<(u32, Exemplar)>,
+    /// A native histogram's exemplars (client_model `Histogram.exemplars`).
+    pub exemplars: Vec<Exemplar>,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        self == &Extra::default()
+    }
+
+    /// The exemplar of classic bucket `i`, if it has one.
+    pub fn bucket_exemplar(&self, i: usize) -> Option<&Exemplar> {
+        self.bucket_exemplars
+            .iter()
+            .find(|(b, _)| *b as usize == i)
+            .map(|(_, e)| e)
+    }
 }
 
 /// All series of one metric name in one push or one group.

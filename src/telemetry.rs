@@ -268,11 +268,7 @@ impl Telemetry {
         let now = Instant::now();
         let mut out: Vec<(&'static str, Vec<Metric>)> = Vec::new();
         let mut add = |name: &'static str, labels: Vec<Label>, value: Value| {
-            let metric = Metric {
-                labels: labels.into(),
-                value,
-                timestamp_ms: None,
-            };
+            let metric = Metric::new(labels.into(), value);
             match out.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, series)) => series.push(metric),
                 None => out.push((name, vec![metric])),

@@ -20,6 +20,7 @@ mod support;
 use std::fmt::Write as _;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::proto::{body_with_extras, protobuf_scrape};
 use support::{Exposition, Gateway, Response};
 
 /// How long a scrape difference may last before it counts (see
@@ -1286,6 +1287,40 @@ fn protobuf_request_body() {
     // Same bytes without the protobuf content type are parsed as text.
     p.send("PUT", "/metrics/job/pb2", &[], &more);
     p.check_metrics();
+}
+
+/// Exemplars and created timestamps survive a protobuf push and come back
+/// in protobuf scrapes, as in the reference, which keeps client_model
+/// messages whole. Text scrapes show neither, in both.
+#[test]
+fn protobuf_exemplars_and_created_timestamps() {
+    let mut p = Pair::start(&[]);
+    let body = body_with_extras();
+    p.send(
+        "PUT",
+        "/metrics/job/ex",
+        &[("Content-Type", PROTO_CT)],
+        &body,
+    );
+    p.check_metrics();
+    let (raw, reference) = protobuf_scrape(&p.reference);
+    let (_, ours) = protobuf_scrape(&p.ours);
+    for trace in ["c0ffee", "b0", "b2", "n0"] {
+        let found = raw.windows(trace.len()).any(|w| w == trace.as_bytes());
+        assert!(
+            found,
+            "the reference's scrape lacks exemplar {trace}: the test pushes nothing"
+        );
+    }
+    assert!(reference.contains("created: Some"), "{reference}");
+    assert_eq!(
+        ours, reference,
+        "protobuf scrapes differ (left ours, right the reference)"
+    );
+    // A POST of another family leaves the extras of the others in place.
+    p.send("POST", "/metrics/job/ex", &[], b"ex_other 1\n");
+    p.check_metrics();
+    assert_eq!(protobuf_scrape(&p.ours).1, protobuf_scrape(&p.reference).1);
 }
 
 /// Normalizes an `/api/v1/metrics` answer for comparison: groups sorted by

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::proto::{body_with_extras, protobuf_scrape};
 use support::{Gateway, TempDir, ours};
 
 fn file_flag(p: &Path) -> String {
@@ -87,18 +88,33 @@ fn restart_gives_byte_identical_metrics() {
             .status,
         400
     );
+    // Exemplars and created timestamps, which only protobuf carries.
+    let extras = gw.request(
+        "PUT",
+        "/metrics/job/extras",
+        &[("Content-Type", pushgateway::wire::protobuf::CONTENT_TYPE)],
+        &body_with_extras(),
+    );
+    assert_eq!(extras.status, 200, "{}", extras.text());
     let before = pushed_exposition(&gw);
+    let extras_before = protobuf_scrape(&gw).1;
     assert!(
         before.contains("push_failure_time_seconds{instance=\"\",job=\"failed\"} 1"),
         "{before}"
     );
+    assert!(extras_before.contains("exemplar: Some"), "{extras_before}");
     sigterm(&mut gw);
     assert!(gw.log().contains("final snapshot written"), "{}", gw.log());
     let text = fs::read_to_string(&file).expect("snapshot written at shutdown");
-    assert!(text.starts_with("pushgateway-snapshot 1\n"), "{text}");
+    assert!(text.starts_with("pushgateway-snapshot 2\n"), "{text}");
+    assert!(
+        text.contains("\nexemplar counter {trace_id=\"c0ffee\"}"),
+        "{text}"
+    );
 
     let gw = Gateway::start(&ours(), &[&flag]);
     assert_eq!(pushed_exposition(&gw), before);
+    assert_eq!(protobuf_scrape(&gw).1, extras_before);
     assert!(gw.log().contains("metrics restored"), "{}", gw.log());
 }
 

@@ -147,11 +147,10 @@ fn family_json(stamp: Nanos, t: MetricType, help: Option<&str>, metrics: &[Strin
 }
 
 fn time_gauge(group: &Group, value: Option<Nanos>) -> String {
-    let m = Metric {
-        labels: group.time_labels(),
-        value: Value::Gauge(value.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
-        timestamp_ms: None,
-    };
+    let m = Metric::new(
+        group.time_labels(),
+        Value::Gauge(value.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
+    );
     metric_json(&m)
 }
 

@@ -131,10 +131,11 @@ impl Gateway {
     fn family_metrics<'a>(&'a self, names: &[&'a str]) -> BTreeMap<&'a str, Vec<Metric>> {
         let mut fams: BTreeMap<&str, Vec<Metric>> =
             names.iter().map(|n| (*n, Vec::new())).collect();
-        let gauge = |labels: Labels, t: Option<Nanos>| Metric {
-            labels,
-            value: Value::Gauge(t.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
-            timestamp_ms: None,
+        let gauge = |labels: Labels, t: Option<Nanos>| {
+            Metric::new(
+                labels,
+                Value::Gauge(t.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
+            )
         };
         for (_, g) in self.store.groups() {
             for (name, fam) in &g.families {

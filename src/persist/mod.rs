@@ -13,6 +13,7 @@
 //! once in durable mode) from the loop's receive timeout; no timer thread
 //! touches the store.
 
+mod extras;
 pub(crate) mod snapshot;
 
 use std::fs::{self, File};

@@ -1,7 +1,7 @@
 //! The persistence file format: plain text a person can read and grep.
 //!
 //! ```text
-//! pushgateway-snapshot 1
+//! pushgateway-snapshot 2
 //! # Written by pushgateway 0.1.0. Format: see README, "Persistence file".
 //! group {instance="some_instance",job="some_job"}
 //! times 1795578956809069400 -
@@ -35,9 +35,13 @@ use crate::store::{self, Group, GroupKey, Nanos, PushError, Store};
 use crate::telemetry::Own;
 use crate::wire::exposition;
 
+use super::extras;
+
 /// The first line of every snapshot; the number is the format version.
 pub(crate) const MAGIC: &str = "pushgateway-snapshot";
-pub(crate) const VERSION: u32 = 1;
+/// Version 2 added the `created` and `exemplar` records; version 1 files
+/// are read as they are.
+pub(crate) const VERSION: u32 = 2;
 
 /// One group as read back from a snapshot.
 #[derive(Debug, PartialEq)]
@@ -68,6 +72,7 @@ pub(crate) enum SnapshotErrorKind {
     UnknownRecord(String),
     OutsideGroup(&'static str),
     OutsideFamily(&'static str),
+    OutsideSeries(&'static str),
     Malformed {
         record: &'static str,
         why: String,
@@ -100,6 +105,7 @@ impl fmt::Display for SnapshotError {
             UnknownRecord(r) => write!(f, "unknown record {r:?}"),
             OutsideGroup(r) => write!(f, "{r} record before any group record"),
             OutsideFamily(r) => write!(f, "{r} record before any family record"),
+            OutsideSeries(r) => write!(f, "{r} record before any series record of its family"),
             Malformed { record, why } => write!(f, "malformed {record} record: {why}"),
             Truncated => f.write_str("the file ends without its end record: it is truncated"),
             CountMismatch { what, stated, found } => {
@@ -172,6 +178,7 @@ pub(crate) fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> i
             for m in &fam.metrics {
                 line.clear();
                 write_series(&mut line, m);
+                extras::write(&mut line, m);
                 out.write_all(&line)?;
                 series += 1;
             }
@@ -187,11 +194,11 @@ fn write_time(out: &mut Vec<u8>, t: Option<Nanos>) {
     }
 }
 
-fn write_f64(out: &mut Vec<u8>, f: f64) {
+pub(super) fn write_f64(out: &mut Vec<u8>, f: f64) {
     out.extend_from_slice(format!("{f:?}").as_bytes());
 }
 
-fn write_labels(out: &mut Vec<u8>, labels: &[Label]) {
+pub(super) fn write_labels(out: &mut Vec<u8>, labels: &[Label]) {
     out.push(b'{');
     for (i, l) in labels.iter().enumerate() {
         if i > 0 {
@@ -316,7 +323,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
         if n == 1 {
             let version = line[MAGIC.len()..].trim();
             match version.parse::<u32>() {
-                Ok(VERSION) => continue,
+                Ok(1 | VERSION) => continue,
                 Ok(v) if v > VERSION => return Err(err(n, SnapshotErrorKind::FutureVersion(v))),
                 _ => return Err(err(n, SnapshotErrorKind::NotASnapshot)),
             }
@@ -425,12 +432,24 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                 let (labels, tail) = parse_labels(rest).map_err(|why| malformed("series", why))?;
                 let value = parse_value(fam.metric_type, tail.trim_start())
                     .map_err(|why| malformed("series", why))?;
-                fam.metrics.push(Metric {
-                    labels: labels.into(),
-                    value,
-                    timestamp_ms: None,
-                });
+                fam.metrics.push(Metric::new(labels.into(), value));
                 series_total += 1;
+            }
+            "created" | "exemplar" => {
+                let record = if record == "created" {
+                    "created"
+                } else {
+                    "exemplar"
+                };
+                let m = last_family(&mut groups)
+                    .and_then(|f| f.metrics.last_mut())
+                    .ok_or(err(n, SnapshotErrorKind::OutsideSeries(record)))?;
+                let read = if record == "created" {
+                    extras::read_created
+                } else {
+                    extras::read_exemplar
+                };
+                read(m, rest).map_err(|why| malformed(record, why))?;
             }
             "end" => {
                 let mut stated_groups = None;
@@ -536,7 +555,7 @@ fn write_name(out: &mut Vec<u8>, name: &str) {
     out.push(b'"');
 }
 
-fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
+pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected '{'")?;
     let mut labels = Vec::new();
     if let Some(r) = rest.strip_prefix('}') {
@@ -576,7 +595,7 @@ fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
     }
 }
 
-fn parse_f64(s: &str) -> Result<f64, String> {
+pub(super) fn parse_f64(s: &str) -> Result<f64, String> {
     s.parse().map_err(|_| format!("{s:?} is not a number"))
 }
 
@@ -786,6 +805,151 @@ mod tests {
         assert_eq!(series(&out), series(text), "{out}");
     }
 
+    /// A store holding one protobuf push whose series carry every kind of
+    /// extra: a counter's exemplar and created time, bucket exemplars and
+    /// native-histogram exemplars.
+    fn store_with_extras() -> Store {
+        use crate::model::{Exemplar, Extra, Timestamp};
+        let ex = |trace: &str, t: Option<Timestamp>| Exemplar {
+            labels: vec![Label::new("trace_id", trace), Label::new("a\"b", "é\n")].into(),
+            value: -0.0,
+            timestamp: t,
+        };
+        let created = Some(Timestamp {
+            seconds: -1,
+            nanos: 999_999_999,
+        });
+        let metric = |value: Value, extra: Extra| Metric {
+            extra: Some(Box::new(extra)),
+            ..Metric::new(vec![Label::new("a", "1")].into(), value)
+        };
+        let h = Histogram {
+            buckets: vec![Bucket::new(1.0, 1), Bucket::new(2.0, 2)],
+            ..Histogram::default()
+        };
+        let fams = vec![
+            MetricFamily {
+                name: "c".into(),
+                help: None,
+                metric_type: MetricType::Counter,
+                metrics: vec![metric(
+                    Value::Counter(1.0),
+                    Extra {
+                        created,
+                        exemplar: Some(ex("t1", created)),
+                        ..Extra::default()
+                    },
+                )],
+            },
+            MetricFamily {
+                name: "h".into(),
+                help: None,
+                metric_type: MetricType::Histogram,
+                metrics: vec![metric(
+                    Value::Histogram(h),
+                    Extra {
+                        bucket_exemplars: vec![(1, ex("t2", None))],
+                        exemplars: vec![ex("t3", None), ex("t4", created)],
+                        ..Extra::default()
+                    },
+                )],
+            },
+        ];
+        let mut store = Store::new();
+        let key: Vec<Label> = vec![Label::new("job", "x")];
+        let push = prepare_push(key.into(), fams, true).unwrap();
+        store.check(&push, &Own).unwrap();
+        store.apply(push, 1);
+        store
+    }
+
+    #[test]
+    fn extras_round_trip_exactly() {
+        let store = store_with_extras();
+        let (text, back) = round_trip(&store);
+        let extras = |s: &Store| -> Vec<String> {
+            let mut out = Vec::new();
+            for (_, g) in s.groups() {
+                for f in g.families.values() {
+                    out.extend(f.metrics.iter().map(|m| format!("{:?}", m.extra)));
+                }
+            }
+            out
+        };
+        assert_eq!(extras(&store), extras(&back));
+        assert!(
+            extras(&back).iter().all(|e| e.contains("t")),
+            "{:?}",
+            extras(&back)
+        );
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("\ncreated -1:999999999\nexemplar counter {trace_id=\"t1\",\"a\\\"b\"=\"é\\n\"} -0.0 -1:999999999\n"), "{text}");
+        assert!(text.contains("exemplar bucket=1 {"), "{text}");
+        assert_eq!(text.matches("exemplar native {").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn damaged_extras_are_refused_with_the_line() {
+        let mut buf = Vec::new();
+        write(&mut buf, &store_with_extras().snapshot()).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+        for (from, to, why) in [
+            ("exemplar bucket=1 ", "exemplar bucket=2 ", "does not exist"),
+            ("exemplar bucket=1 ", "exemplar counter ", "not a place"),
+            ("exemplar counter ", "exemplar native ", "not a place"),
+            (
+                "created -1:999999999",
+                "created -1",
+                "not seconds:nanoseconds",
+            ),
+            (
+                "created -1:999999999",
+                "created -",
+                "expected seconds:nanoseconds",
+            ),
+        ] {
+            let line = line_of(from);
+            let bad = text.replacen(from, to, 1);
+            let e = read(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.line, line, "{from} -> {to}: {e}");
+            assert!(e.to_string().contains(why), "{from} -> {to}: {e}");
+        }
+        let twice = text.replacen(
+            "created -1:999999999\n",
+            "created -1:999999999\ncreated 1:1\n",
+            1,
+        );
+        assert!(
+            read(twice.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("second created")
+        );
+        let orphan = text.replacen(
+            "family c counter",
+            "family c counter 1\ncreated 1:1\nfamily z counter",
+            1,
+        );
+        let e = read(orphan.as_bytes()).unwrap_err();
+        assert!(
+            matches!(e.kind, SnapshotErrorKind::OutsideSeries("created")),
+            "{e}"
+        );
+    }
+
+    /// Files written before exemplars (version 1) are read as they are.
+    #[test]
+    fn version_1_files_are_read() {
+        let store = store_with(&[(&[("job", "a")], "m 1\n")]);
+        let mut buf = Vec::new();
+        write(&mut buf, &store.snapshot()).unwrap();
+        let old = String::from_utf8(buf)
+            .unwrap()
+            .replace(&format!("{MAGIC} {VERSION}"), "pushgateway-snapshot 1");
+        assert_eq!(read(old.as_bytes()).unwrap().len(), 1);
+    }
+
     #[test]
     fn damaged_files_are_refused_with_the_line() {
         let store = store_with(&[(&[("job", "a")], "m 1\nn 2\n")]);
@@ -814,7 +978,7 @@ mod tests {
         let e = read(bad.as_bytes()).unwrap_err();
         assert_eq!(e.line, 8, "{e}");
         assert!(e.to_string().contains("not a number"), "{e}");
-        let future = text.replace("pushgateway-snapshot 1", "pushgateway-snapshot 9");
+        let future = text.replace(&format!("{MAGIC} {VERSION}"), "pushgateway-snapshot 9");
         assert_eq!(
             read(future.as_bytes()).unwrap_err().kind,
             SnapshotErrorKind::FutureVersion(9)

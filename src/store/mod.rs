@@ -343,11 +343,7 @@ pub(super) fn time_labels(key: &[Label]) -> Labels {
 
 fn render_time(name: &str, labels: &Labels, t: Option<Nanos>) -> Box<[u8]> {
     let secs = t.map(|n| n as f64 / 1e9).unwrap_or(0.0);
-    let m = Metric {
-        labels: labels.clone(),
-        value: Value::Gauge(secs),
-        timestamp_ms: None,
-    };
+    let m = Metric::new(labels.clone(), Value::Gauge(secs));
     let mut text = Vec::with_capacity(64);
     exposition::write_metric(&mut text, name, &m);
     text.into_boxed_slice()

@@ -114,6 +114,7 @@ pub(crate) fn prepare_push(
                 labels,
                 value: m.value,
                 timestamp_ms: None,
+                extra: m.extra,
             };
             let mut text = Vec::with_capacity(64);
             exposition::write_metric(&mut text, &fam.name, &metric);

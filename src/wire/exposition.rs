@@ -255,11 +255,7 @@ mod tests {
 
     fn metric(labels: &[(&str, &str)], value: Value) -> Metric {
         let labels: Vec<Label> = labels.iter().map(|(n, v)| Label::new(n, v)).collect();
-        Metric {
-            labels: Arc::from(labels),
-            value,
-            timestamp_ms: None,
-        }
+        Metric::new(Arc::from(labels), value)
     }
 
     #[test]

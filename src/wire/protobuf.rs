@@ -14,14 +14,17 @@
 //! 1 quantile, 2 value. Histogram: 1 sample_count, 4 sample_count_float,
 //! 2 sample_sum, 3 bucket, 5 schema, 6 zero_threshold, 7 zero_count,
 //! 8 zero_count_float, 9/12 negative/positive_span, 10/13 deltas,
-//! 11/14 counts. Bucket: 1 cumulative_count, 4 cumulative_count_float,
-//! 2 upper_bound. BucketSpan: 1 offset, 2 length.
+//! 11/14 counts, 15 created_timestamp, 16 exemplars. Bucket:
+//! 1 cumulative_count, 4 cumulative_count_float, 2 upper_bound,
+//! 3 exemplar. BucketSpan: 1 offset, 2 length. Counter: 2 exemplar,
+//! 3 created_timestamp; Summary: 4 created_timestamp. Exemplar: 1 label,
+//! 2 value, 3 timestamp. google.protobuf.Timestamp: 1 seconds, 2 nanos.
 
 use std::fmt;
 
 use crate::model::{
-    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NameScheme, NativeHistogram, Span,
-    Summary, Value,
+    Bucket, Exemplar, Extra, Histogram, Label, Metric, MetricFamily, MetricType, NameScheme,
+    NativeHistogram, Span, Summary, Timestamp, Value,
 };
 
 /// The content type of the delimited protobuf format.
@@ -226,13 +229,15 @@ pub fn decode_with(body: &[u8], scheme: NameScheme) -> Result<Vec<MetricFamily>,
     Ok(out)
 }
 
+/// A `Metric` message as read: every value it carries, each with the
+/// extras of its own sub-message, until the family's type picks one.
 struct RawMetric {
     labels: Vec<Label>,
-    counter: Option<f64>,
+    counter: Option<(f64, Extra)>,
     gauge: Option<f64>,
     untyped: Option<f64>,
-    summary: Option<Summary>,
-    histogram: Option<Histogram>,
+    summary: Option<(Summary, Extra)>,
+    histogram: Option<(Histogram, Extra)>,
     timestamp_ms: Option<i64>,
     offset: usize,
 }
@@ -267,14 +272,15 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
     }
     let mut metrics = Vec::with_capacity(raw.len());
     for m in raw {
+        let none = Extra::default;
         let value = match t {
-            MetricType::Counter => m.counter.map(Value::Counter),
-            MetricType::Gauge => m.gauge.map(Value::Gauge),
-            MetricType::Untyped => m.untyped.map(Value::Untyped),
-            MetricType::Summary => m.summary.map(Value::Summary),
-            MetricType::Histogram => m.histogram.map(Value::Histogram),
+            MetricType::Counter => m.counter.map(|(v, e)| (Value::Counter(v), e)),
+            MetricType::Gauge => m.gauge.map(|v| (Value::Gauge(v), none())),
+            MetricType::Untyped => m.untyped.map(|v| (Value::Untyped(v), none())),
+            MetricType::Summary => m.summary.map(|(s, e)| (Value::Summary(s), e)),
+            MetricType::Histogram => m.histogram.map(|(h, e)| (Value::Histogram(h), e)),
         };
-        let Some(value) = value else {
+        let Some((value, extra)) = value else {
             return Err(ProtoError {
                 offset: m.offset,
                 kind: ProtoErrorKind::MissingValue {
@@ -287,6 +293,7 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
             labels: m.labels.into(),
             value,
             timestamp_ms: m.timestamp_ms,
+            extra: (!extra.is_empty()).then(|| Box::new(extra)),
         });
     }
     Ok(MetricFamily {
@@ -323,7 +330,7 @@ fn metric(r: &mut Reader) -> Result<RawMetric, ProtoError> {
         match r.field()? {
             (1, Field::Bytes(b)) => m.labels.push(label(&mut r.sub(b, 3)?)?),
             (2, Field::Bytes(b)) => m.gauge = Some(single_value(&mut r.sub(b, 3)?)?),
-            (3, Field::Bytes(b)) => m.counter = Some(single_value(&mut r.sub(b, 3)?)?),
+            (3, Field::Bytes(b)) => m.counter = Some(counter(&mut r.sub(b, 3)?)?),
             (4, Field::Bytes(b)) => m.summary = Some(summary(&mut r.sub(b, 3)?)?),
             (5, Field::Bytes(b)) => m.untyped = Some(single_value(&mut r.sub(b, 3)?)?),
             (6, Field::Varint(v)) => m.timestamp_ms = Some(v as i64),
@@ -335,6 +342,16 @@ fn metric(r: &mut Reader) -> Result<RawMetric, ProtoError> {
 }
 
 fn label(r: &mut Reader) -> Result<Label, ProtoError> {
+    let l = any_label(r)?;
+    if !r.scheme.is_valid_label_name(&l.name) {
+        return Err(r.err(ProtoErrorKind::InvalidLabelName(l.name.to_string())));
+    }
+    Ok(l)
+}
+
+/// A label pair whose name is not checked: exemplar labels, which the
+/// reference stores and returns without looking at them.
+fn any_label(r: &mut Reader) -> Result<Label, ProtoError> {
     let (mut name, mut value) = (String::new(), String::new());
     while !r.done() {
         match r.field()? {
@@ -343,14 +360,55 @@ fn label(r: &mut Reader) -> Result<Label, ProtoError> {
             _ => {}
         }
     }
-    if !r.scheme.is_valid_label_name(&name) {
-        return Err(r.err(ProtoErrorKind::InvalidLabelName(name)));
-    }
     Ok(Label::new(&name, &value))
 }
 
-fn summary(r: &mut Reader) -> Result<Summary, ProtoError> {
-    let mut s = Summary::default();
+fn counter(r: &mut Reader) -> Result<(f64, Extra), ProtoError> {
+    let (mut v, mut extra) = (0.0, Extra::default());
+    while !r.done() {
+        match r.field()? {
+            (1, f) => v = f64_of(&f),
+            (2, Field::Bytes(b)) => extra.exemplar = Some(exemplar(&mut r.sub(b, 4)?)?),
+            (3, Field::Bytes(b)) => extra.created = Some(timestamp(&mut r.sub(b, 4)?)?),
+            _ => {}
+        }
+    }
+    Ok((v, extra))
+}
+
+fn exemplar(r: &mut Reader) -> Result<Exemplar, ProtoError> {
+    let (mut labels, mut value, mut ts) = (Vec::new(), 0.0, None);
+    while !r.done() {
+        match r.field()? {
+            (1, Field::Bytes(b)) => labels.push(any_label(&mut r.sub(b, 5)?)?),
+            (2, f) => value = f64_of(&f),
+            (3, Field::Bytes(b)) => ts = Some(timestamp(&mut r.sub(b, 5)?)?),
+            _ => {}
+        }
+    }
+    Ok(Exemplar {
+        labels: labels.into(),
+        value,
+        timestamp: ts,
+    })
+}
+
+/// A `google.protobuf.Timestamp`: int64 seconds, int32 nanos (negative
+/// int32s are sign-extended ten-byte varints on the wire).
+fn timestamp(r: &mut Reader) -> Result<Timestamp, ProtoError> {
+    let mut t = Timestamp::default();
+    while !r.done() {
+        match r.field()? {
+            (1, f) => t.seconds = u64_of(&f) as i64,
+            (2, f) => t.nanos = u64_of(&f) as i64 as i32,
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
+fn summary(r: &mut Reader) -> Result<(Summary, Extra), ProtoError> {
+    let (mut s, mut extra) = (Summary::default(), Extra::default());
     while !r.done() {
         match r.field()? {
             (1, f) => s.count = u64_of(&f),
@@ -367,14 +425,15 @@ fn summary(r: &mut Reader) -> Result<Summary, ProtoError> {
                 }
                 s.quantiles.push((quantile, value));
             }
+            (4, Field::Bytes(b)) => extra.created = Some(timestamp(&mut r.sub(b, 4)?)?),
             _ => {}
         }
     }
-    Ok(s)
+    Ok((s, extra))
 }
 
-fn histogram(r: &mut Reader) -> Result<Histogram, ProtoError> {
-    let mut h = Histogram::default();
+fn histogram(r: &mut Reader) -> Result<(Histogram, Extra), ProtoError> {
+    let (mut h, mut extra) = (Histogram::default(), Extra::default());
     let mut n = NativeHistogram::default();
     let mut native = false;
     while !r.done() {
@@ -383,7 +442,15 @@ fn histogram(r: &mut Reader) -> Result<Histogram, ProtoError> {
             (1, f) => h.count = u64_of(&f),
             (4, f) => h.count_float = Some(f64_of(&f)),
             (2, f) => h.sum = f64_of(&f),
-            (3, Field::Bytes(b)) => h.buckets.push(bucket(&mut r.sub(b, 4)?)?),
+            (3, Field::Bytes(b)) => {
+                let (bk, ex) = bucket(&mut r.sub(b, 4)?)?;
+                if let Some(ex) = ex {
+                    extra.bucket_exemplars.push((h.buckets.len() as u32, ex));
+                }
+                h.buckets.push(bk);
+            }
+            (15, Field::Bytes(b)) => extra.created = Some(timestamp(&mut r.sub(b, 4)?)?),
+            (16, Field::Bytes(b)) => extra.exemplars.push(exemplar(&mut r.sub(b, 4)?)?),
             (5, f) => {
                 native = true;
                 n.schema = zigzag(u64_of(&f)) as i32;
@@ -424,13 +491,13 @@ fn histogram(r: &mut Reader) -> Result<Histogram, ProtoError> {
                 native = true;
                 repeated_doubles(r, f, &mut n.positive_counts)?;
             }
-            _ => {} // created_timestamp, exemplars: tolerated, not kept.
+            _ => {}
         }
     }
     if native {
         h.native = Some(Box::new(n));
     }
-    Ok(h)
+    Ok((h, extra))
 }
 
 /// A repeated sint64 field, packed or not.
@@ -464,17 +531,18 @@ fn repeated_doubles(r: &Reader, f: Field, out: &mut Vec<f64>) -> Result<(), Prot
     Ok(())
 }
 
-fn bucket(r: &mut Reader) -> Result<Bucket, ProtoError> {
-    let mut b = Bucket::new(0.0, 0);
+fn bucket(r: &mut Reader) -> Result<(Bucket, Option<Exemplar>), ProtoError> {
+    let (mut b, mut ex) = (Bucket::new(0.0, 0), None);
     while !r.done() {
         match r.field()? {
             (1, f) => b.count = u64_of(&f),
             (4, f) => b.count_float = Some(f64_of(&f)),
             (2, f) => b.upper_bound = f64_of(&f),
+            (3, Field::Bytes(e)) => ex = Some(exemplar(&mut r.sub(e, 5)?)?),
             _ => {}
         }
     }
-    Ok(b)
+    Ok((b, ex))
 }
 
 fn span(r: &mut Reader) -> Result<Span, ProtoError> {
@@ -562,9 +630,21 @@ fn encode_metric(out: &mut Vec<u8>, m: &Metric) {
             put_bytes(b, 2, l.value.as_bytes());
         });
     }
+    let extra = m.extra.as_deref();
+    let created = |b: &mut Vec<u8>, num: u64| {
+        if let Some(t) = extra.and_then(|e| e.created) {
+            put_message(b, num, |tb| put_timestamp(tb, t));
+        }
+    };
     match &m.value {
         Value::Gauge(v) => put_message(out, 2, |b| put_double(b, 1, *v)),
-        Value::Counter(v) => put_message(out, 3, |b| put_double(b, 1, *v)),
+        Value::Counter(v) => put_message(out, 3, |b| {
+            put_double(b, 1, *v);
+            if let Some(e) = extra.and_then(|e| e.exemplar.as_ref()) {
+                put_message(b, 2, |eb| put_exemplar(eb, e));
+            }
+            created(b, 3);
+        }),
         Value::Untyped(v) => put_message(out, 5, |b| put_double(b, 1, *v)),
         Value::Summary(s) => put_message(out, 4, |b| {
             put_uint(b, 1, s.count);
@@ -575,8 +655,15 @@ fn encode_metric(out: &mut Vec<u8>, m: &Metric) {
                     put_double(qb, 2, *v);
                 });
             }
+            created(b, 4);
         }),
-        Value::Histogram(h) => put_message(out, 7, |b| encode_histogram(b, h)),
+        Value::Histogram(h) => put_message(out, 7, |b| {
+            encode_histogram(b, h, extra);
+            created(b, 15);
+            for e in extra.iter().flat_map(|e| &e.exemplars) {
+                put_message(b, 16, |eb| put_exemplar(eb, e));
+            }
+        }),
     }
     if let Some(ts) = m.timestamp_ms {
         // int64: negative values are ten-byte two's-complement varints.
@@ -584,19 +671,45 @@ fn encode_metric(out: &mut Vec<u8>, m: &Metric) {
     }
 }
 
-fn encode_histogram(b: &mut Vec<u8>, h: &Histogram) {
+/// Zero fields are left out, as Go's encoder does.
+fn put_timestamp(out: &mut Vec<u8>, t: Timestamp) {
+    if t.seconds != 0 {
+        put_uint(out, 1, t.seconds as u64);
+    }
+    if t.nanos != 0 {
+        put_uint(out, 2, i64::from(t.nanos) as u64);
+    }
+}
+
+fn put_exemplar(out: &mut Vec<u8>, e: &Exemplar) {
+    for l in e.labels.iter() {
+        put_message(out, 1, |b| {
+            put_bytes(b, 1, l.name.as_bytes());
+            put_bytes(b, 2, l.value.as_bytes());
+        });
+    }
+    put_double(out, 2, e.value);
+    if let Some(t) = e.timestamp {
+        put_message(out, 3, |b| put_timestamp(b, t));
+    }
+}
+
+fn encode_histogram(b: &mut Vec<u8>, h: &Histogram, extra: Option<&Extra>) {
     put_uint(b, 1, h.count);
     if let Some(f) = h.count_float {
         put_double(b, 4, f);
     }
     put_double(b, 2, h.sum);
-    for bk in &h.buckets {
+    for (i, bk) in h.buckets.iter().enumerate() {
         put_message(b, 3, |bb| {
             put_uint(bb, 1, bk.count);
             if let Some(f) = bk.count_float {
                 put_double(bb, 4, f);
             }
             put_double(bb, 2, bk.upper_bound);
+            if let Some(e) = extra.and_then(|x| x.bucket_exemplar(i)) {
+                put_message(bb, 3, |eb| put_exemplar(eb, e));
+            }
         });
     }
     let Some(n) = &h.native else {
@@ -654,11 +767,7 @@ mod tests {
 
     fn metric(labels: &[(&str, &str)], value: Value) -> Metric {
         let labels: Vec<Label> = labels.iter().map(|(n, v)| Label::new(n, v)).collect();
-        Metric {
-            labels: labels.into(),
-            value,
-            timestamp_ms: None,
-        }
+        Metric::new(labels.into(), value)
     }
 
     #[test]
@@ -733,6 +842,116 @@ mod tests {
             assert_eq!(&fam.metrics[0].value, v);
             assert_eq!(&*fam.metrics[0].labels[0].value, "é\"");
         }
+    }
+
+    fn exemplar(trace: &str, value: f64, timestamp: Option<Timestamp>) -> Exemplar {
+        Exemplar {
+            labels: vec![Label::new("trace_id", trace), Label::new("a.b-c", "")].into(),
+            value,
+            timestamp,
+        }
+    }
+
+    /// Exemplars and created timestamps go back out as they came in,
+    /// including a negative nanosecond count and exemplar label names no
+    /// series label could have.
+    #[test]
+    fn exemplars_and_created_timestamps_round_trip() {
+        let created = Timestamp {
+            seconds: 1_700_000_000,
+            nanos: -5,
+        };
+        let with = |value: Value, extra: Extra| Metric {
+            extra: Some(Box::new(extra)),
+            ..metric(&[("a", "1")], value)
+        };
+        let counter = with(
+            Value::Counter(3.0),
+            Extra {
+                created: Some(created),
+                exemplar: Some(exemplar("c", 1.0, Some(Timestamp::default()))),
+                ..Extra::default()
+            },
+        );
+        let summary = with(
+            Value::Summary(Summary::default()),
+            Extra {
+                created: Some(created),
+                ..Extra::default()
+            },
+        );
+        let h = Histogram {
+            count: 2,
+            buckets: vec![
+                Bucket::new(0.1, 1),
+                Bucket::new(1.0, 1),
+                Bucket::new(5.0, 2),
+            ],
+            ..Histogram::default()
+        };
+        let histogram = with(
+            Value::Histogram(h),
+            Extra {
+                created: None,
+                exemplar: None,
+                bucket_exemplars: vec![
+                    (0, exemplar("b0", 0.05, None)),
+                    (2, exemplar("b2", 4.0, Some(created))),
+                ],
+                exemplars: vec![exemplar("n", 0.5, None)],
+            },
+        );
+        let mut body = Vec::new();
+        for (t, m) in [
+            (MetricType::Counter, counter),
+            (MetricType::Summary, summary),
+            (MetricType::Histogram, histogram),
+        ] {
+            body.extend(family_of(&format!("{t}_x"), t, vec![m], None));
+        }
+        let fams = decode(&body).unwrap();
+        let mut again = Vec::new();
+        for f in &fams {
+            encode_family(&mut again, &f.name, None, f.metric_type, f.metrics.iter());
+        }
+        assert_eq!(again, body, "decoding and encoding again changes the bytes");
+        let extra = |i: usize| fams[i].metrics[0].extra.as_deref().unwrap();
+        assert_eq!(extra(0).created, Some(created));
+        assert_eq!(
+            &*extra(0).exemplar.as_ref().unwrap().labels[1].name,
+            "a.b-c"
+        );
+        assert_eq!(extra(1).created, Some(created));
+        assert_eq!(extra(2).bucket_exemplar(2).unwrap().value, 4.0);
+        assert!(extra(2).bucket_exemplar(1).is_none());
+        assert_eq!(extra(2).exemplars.len(), 1);
+    }
+
+    /// Extras belong to the value message they came in: a gauge family
+    /// whose metric also carries a counter with an exemplar keeps nothing
+    /// of the counter.
+    #[test]
+    fn extras_of_an_unused_value_are_not_kept() {
+        let counter = Metric {
+            extra: Some(Box::new(Extra {
+                exemplar: Some(exemplar("c", 1.0, None)),
+                ..Extra::default()
+            })),
+            ..metric(&[], Value::Counter(1.0))
+        };
+        let mut m = Vec::new();
+        encode_metric(&mut m, &counter);
+        put_message(&mut m, 2, |b| put_double(b, 1, 7.0));
+        let mut msg = Vec::new();
+        put_bytes(&mut msg, 1, b"g");
+        put_uint(&mut msg, 3, 1);
+        put_bytes(&mut msg, 4, &m);
+        let mut body = Vec::new();
+        put_varint(&mut body, msg.len() as u64);
+        body.extend(msg);
+        let fams = decode(&body).unwrap();
+        assert_eq!(fams[0].metrics[0].value, Value::Gauge(7.0));
+        assert_eq!(fams[0].metrics[0].extra, None);
     }
 
     #[test]

@@ -385,6 +385,7 @@ impl<'a> Parser<'a> {
                         labels: m.labels.into(),
                         value: m.value,
                         timestamp_ms: m.timestamp_ms,
+                        extra: None,
                     })
                     .collect(),
             });

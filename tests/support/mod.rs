@@ -2,7 +2,8 @@
 //! per concern: `process` (a gateway on a free loopback port), `client`
 //! (a tiny HTTP/1.1 client, gzip), `exposition` (normalized scrapes to
 //! compare two servers), `pki` (certificates and curl), `raw` (raw-socket
-//! requests for the hostile suite), `temp` (temporary directories that
+//! requests for the hostile suite), `proto` (protobuf bodies with
+//! exemplars, decoded protobuf scrapes), `temp` (temporary directories that
 //! clean up after themselves).
 //!
 //! Each test binary includes this module with `mod support;` and uses a
@@ -13,6 +14,7 @@ pub mod client;
 pub mod exposition;
 pub mod pki;
 pub mod process;
+pub mod proto;
 pub mod raw;
 pub mod temp;
 
