@@ -39,8 +39,8 @@ use super::extras;
 
 /// The first line of every snapshot; the number is the format version.
 pub(crate) const MAGIC: &str = "pushgateway-snapshot";
-/// Version 2 added the `created` and `exemplar` records; version 1 files
-/// are read as they are.
+/// Version 2 added the `created` and `exemplar` records and the end
+/// record's checksum; version 1 files are read as they are.
 pub(crate) const VERSION: u32 = 2;
 
 /// One group as read back from a snapshot.
@@ -84,6 +84,10 @@ pub(crate) enum SnapshotErrorKind {
         found: usize,
     },
     DataAfterEnd,
+    ChecksumMismatch {
+        stated: u32,
+        computed: u32,
+    },
 }
 
 impl fmt::Display for SnapshotError {
@@ -112,6 +116,11 @@ impl fmt::Display for SnapshotError {
                 write!(f, "end record states {stated} {what} but the file holds {found}")
             }
             DataAfterEnd => f.write_str("data after the end record"),
+            ChecksumMismatch { stated, computed } => write!(
+                f,
+                "the end record states crc32={stated:08x} but the file before it hashes to \
+                 {computed:08x}: the file is damaged (a changed byte, or a partial copy)"
+            ),
         }
     }
 }
@@ -134,8 +143,45 @@ impl RestoredGroup {
     }
 }
 
-/// Writes the snapshot of `groups` to `out`.
+/// A writer that hashes what goes through it, for the end record's
+/// checksum.
+struct Checksummed<'a> {
+    inner: &'a mut dyn Write,
+    crc: crc32fast::Hasher,
+}
+
+impl Write for Checksummed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the snapshot of `groups` to `out`. The end record carries the
+/// CRC-32 of every byte before it.
 pub(crate) fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> io::Result<()> {
+    let mut out = Checksummed {
+        inner: out,
+        crc: crc32fast::Hasher::new(),
+    };
+    let (group_count, series) = write_groups(&mut out, groups)?;
+    let crc = out.crc.finalize();
+    writeln!(
+        out.inner,
+        "end groups={group_count} series={series} crc32={crc:08x}"
+    )
+}
+
+/// Everything but the end record; returns the group and series counts.
+fn write_groups(
+    out: &mut dyn Write,
+    groups: &[(GroupKey, Arc<Group>)],
+) -> io::Result<(usize, usize)> {
     writeln!(out, "{MAGIC} {VERSION}")?;
     writeln!(
         out,
@@ -184,7 +230,7 @@ pub(crate) fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> i
             }
         }
     }
-    writeln!(out, "end groups={} series={}", groups.len(), series)
+    Ok((groups.len(), series))
 }
 
 fn write_time(out: &mut Vec<u8>, t: Option<Nanos>) {
@@ -308,6 +354,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
             + 1;
         err(line, SnapshotErrorKind::NotUtf8)
     })?;
+    verify_checksum(data)?;
     let mut groups: Vec<RestoredGroup> = Vec::new();
     let mut ended = false;
     let mut series_total = 0usize;
@@ -458,6 +505,8 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                     match part.split_once('=') {
                         Some(("groups", v)) => stated_groups = v.parse().ok(),
                         Some(("series", v)) => stated_series = v.parse().ok(),
+                        // Verified before parsing began (verify_checksum).
+                        Some(("crc32", _)) => {}
                         _ => return Err(malformed("end", format!("unexpected {part:?}"))),
                     }
                 }
@@ -488,6 +537,42 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
         return Err(err(last, SnapshotErrorKind::Truncated));
     }
     Ok(groups)
+}
+
+/// Checks the end record's CRC-32 before anything is parsed, so that a
+/// damaged file (a flipped bit, a half-copied file) is reported as damaged
+/// rather than as whatever the damage happens to look like. Only this
+/// version has the checksum: version 1 files have none, and a future
+/// version is reported as such by the parser, as is a file without an end
+/// record (truncated).
+fn verify_checksum(data: &[u8]) -> Result<(), SnapshotError> {
+    if !data.starts_with(format!("{MAGIC} {VERSION}\n").as_bytes()) {
+        return Ok(());
+    }
+    let Some(body) = data.strip_suffix(b"\n") else {
+        return Ok(());
+    };
+    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let Some(end) = body[start..].strip_prefix(b"end ") else {
+        return Ok(());
+    };
+    let line = body.iter().filter(|b| **b == b'\n').count() + 1;
+    let stated = end
+        .split(|b| *b == b' ')
+        .find_map(|part| part.strip_prefix(b"crc32="))
+        .and_then(|hex| std::str::from_utf8(hex).ok())
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+    let Some(stated) = stated else {
+        let why = "missing crc32= (every version 2 file has one)".into();
+        let kind = SnapshotErrorKind::Malformed { record: "end", why };
+        return Err(SnapshotError { line, kind });
+    };
+    let computed = crc32fast::hash(&data[..start]);
+    if stated != computed {
+        let kind = SnapshotErrorKind::ChecksumMismatch { stated, computed };
+        return Err(SnapshotError { line, kind });
+    }
+    Ok(())
 }
 
 fn last_family(groups: &mut [RestoredGroup]) -> Option<&mut MetricFamily> {
@@ -720,6 +805,40 @@ mod tests {
         store
     }
 
+    /// `text` with its end record's checksum recomputed, as after a
+    /// deliberate edit: what is left to find is the edit itself.
+    fn reseal(text: &str) -> String {
+        let start = text.trim_end().rfind('\n').unwrap() + 1;
+        let (body, end) = text.split_at(start);
+        let end = end.split(" crc32=").next().unwrap().trim_end();
+        format!(
+            "{body}{end} crc32={:08x}\n",
+            crc32fast::hash(body.as_bytes())
+        )
+    }
+
+    #[test]
+    fn a_changed_byte_fails_the_checksum() {
+        let store = store_with(&[(&[("job", "a")], "m 1\nn 2\n")]);
+        let mut buf = Vec::new();
+        write(&mut buf, &store.snapshot()).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(reseal(&text), text, "reseal must not change a good file");
+        let flipped = text.replacen("} 2.0", "} 3.0", 1);
+        let e = read(flipped.as_bytes()).unwrap_err();
+        assert!(
+            matches!(e.kind, SnapshotErrorKind::ChecksumMismatch { .. }),
+            "{e}"
+        );
+        assert_eq!(e.line, text.lines().count(), "{e}");
+        assert!(e.to_string().contains("damaged"), "{e}");
+        let unsealed = text.split(" crc32=").next().unwrap().to_owned() + "\n";
+        let e = read(unsealed.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("missing crc32="), "{e}");
+        let bad_hex = text.replacen(" crc32=", " crc32=zz", 1);
+        assert!(read(bad_hex.as_bytes()).is_err());
+    }
+
     fn round_trip(store: &Store) -> (Vec<u8>, Store) {
         let mut buf = Vec::new();
         write(&mut buf, &store.snapshot()).unwrap();
@@ -910,27 +1029,27 @@ mod tests {
             ),
         ] {
             let line = line_of(from);
-            let bad = text.replacen(from, to, 1);
+            let bad = reseal(&text.replacen(from, to, 1));
             let e = read(bad.as_bytes()).unwrap_err();
             assert_eq!(e.line, line, "{from} -> {to}: {e}");
             assert!(e.to_string().contains(why), "{from} -> {to}: {e}");
         }
-        let twice = text.replacen(
+        let twice = reseal(&text.replacen(
             "created -1:999999999\n",
             "created -1:999999999\ncreated 1:1\n",
             1,
-        );
+        ));
         assert!(
             read(twice.as_bytes())
                 .unwrap_err()
                 .to_string()
                 .contains("second created")
         );
-        let orphan = text.replacen(
+        let orphan = reseal(&text.replacen(
             "family c counter",
             "family c counter 1\ncreated 1:1\nfamily z counter",
             1,
-        );
+        ));
         let e = read(orphan.as_bytes()).unwrap_err();
         assert!(
             matches!(e.kind, SnapshotErrorKind::OutsideSeries("created")),
@@ -961,20 +1080,20 @@ mod tests {
             read(cut.as_bytes()).unwrap_err().kind,
             SnapshotErrorKind::Truncated
         );
-        let no_end = text.replace("end groups=1 series=2\n", "");
+        let no_end = &text[..text.trim_end().rfind('\n').unwrap() + 1];
         assert_eq!(
             read(no_end.as_bytes()).unwrap_err().kind,
             SnapshotErrorKind::Truncated
         );
-        let fewer = text.replace("series {instance=\"\",job=\"a\"} 2.0\n", "");
+        let fewer = reseal(&text.replace("series {instance=\"\",job=\"a\"} 2.0\n", ""));
         assert!(matches!(
             read(fewer.as_bytes()).unwrap_err().kind,
             SnapshotErrorKind::CountMismatch { .. }
         ));
-        let bad = text.replace(
+        let bad = reseal(&text.replace(
             "series {instance=\"\",job=\"a\"} 2.0",
             "series {instance=\"\",job=\"a\"} two",
-        );
+        ));
         let e = read(bad.as_bytes()).unwrap_err();
         assert_eq!(e.line, 8, "{e}");
         assert!(e.to_string().contains("not a number"), "{e}");
