@@ -396,11 +396,12 @@ fn node_step(step: &str, gw: &Gateway) -> String {
 /// groupings, every request of a step on one keep-alive socket with a
 /// chunked body: the same statuses as the reference (a '/' in a grouping
 /// value is sent as %2F, which both decode into an empty path segment and
-/// redirect), the same sockets reused, the same scrapes.
+/// redirect; the odd paths of the `edges` step), the same sockets reused,
+/// the same scrapes.
 #[test]
 fn node_client_pushes_like_against_the_reference() {
     let (ours_gw, ref_gw) = both();
-    for step in ["push", "add", "delete"] {
+    for step in ["push", "add", "edges", "delete"] {
         let ours_out = node_step(step, &ours_gw);
         let ref_out = node_step(step, &ref_gw);
         let diff = line_diff("ours", &ours_out, "reference", &ref_out);
@@ -427,6 +428,18 @@ fn node_client_pushes_like_against_the_reference() {
                 assert_eq!(other, Some(2), "{text}");
                 assert!(text.contains("job=\"node other\""), "{text}");
                 assert!(text.contains("zone=\"eu west\""), "{text}");
+            }
+            "edges" => {
+                for expected in [
+                    "{\"what\":\"push no job\",\"status\":405}",
+                    "{\"what\":\"pushAdd slashed job\",\"status\":400}",
+                    "{\"what\":\"push empty value\",\"status\":200,\"reused\":true",
+                ] {
+                    assert!(ours_out.contains(expected), "{expected}: {ours_out}");
+                }
+                let edge = x.family("node_edge").map(|f| f.samples.len());
+                assert_eq!(edge, Some(4), "{text}");
+                assert!(text.contains("job=\"日本\""), "{text}");
             }
             "delete" => {
                 assert!(x.family("node_gzipped").is_none(), "deleted: {text}");

@@ -61,6 +61,25 @@ const steps = {
       ['pushAdd after redirect', other, {}, { jobName: 'node_other', groupings: { zone: 'x' } }],
     ];
   },
+  // Odd paths prom-client builds: no job at all (PUT and DELETE /metrics:
+  // 405), a '/' in the job (400), a bad label name (400), an empty value
+  // (a trailing '/'), non-ASCII, a '%', a grouping named job.
+  edges: () => {
+    const r = registry(r => {
+      new client.Gauge({ name: 'node_edge', help: 'Edge cases.', registers: [r] }).set(1);
+    });
+    const anyJob = { requireJobName: false };
+    return [
+      ['push no job', r, anyJob, {}],
+      ['delete no job', r, anyJob, {}],
+      ['pushAdd slashed job', r, {}, { jobName: 'a/b' }],
+      ['push bad label name', r, {}, { jobName: 'node_edge', groupings: { 'bad-name': 'x' } }],
+      ['push empty value', r, {}, { jobName: 'node_edge', groupings: { k: '' } }],
+      ['push non-ASCII', r, {}, { jobName: '日本', groupings: { k: 'ü' } }],
+      ['push percent', r, {}, { jobName: 'node_edge', groupings: { k: 'v%' } }],
+      ['push grouping named job', r, {}, { jobName: 'node_edge', groupings: { instance: 'x', job: 'y' } }],
+    ];
+  },
   // delete (DELETE) of exactly one group, and of one that does not exist.
   delete: () => {
     const none = new client.Registry();
