@@ -465,7 +465,7 @@ fn node_client_pushes_chunked_on_keep_alive_after_a_rejected_push() {
          const agent = new http.Agent({{ keepAlive: true, maxSockets: 1 }});\n\
          const registry = new client.Registry();\n\
          new client.Gauge({{ name: 'node_job_last_success', help: 'Last success.', registers: [registry] }}).set(42);\n\
-         const gw = new client.Pushgateway('http://127.0.0.1:{port}', {{ agent }}, registry);\n\
+         const gw = new client.Pushgateway('http://127.0.0.1:{port}', {{ agent, timeout: 30000 }}, registry);\n\
          (async () => {{\n\
            let rejected = '';\n\
            try {{ await gw.pushAdd({{ jobName: 'bad/job' }}); }} catch (e) {{ rejected = e.message; }}\n\

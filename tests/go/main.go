@@ -21,6 +21,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
@@ -59,6 +60,14 @@ func fail(format string, args ...interface{}) {
 	os.Exit(1)
 }
 
+// Every request is bounded: a gateway that never answers fails the test.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// pusher is push.New with the bounded client.
+func pusher(url, job string) *push.Pusher {
+	return push.New(url, job).Client(httpClient)
+}
+
 // An action against one gateway URL: one Push, Add or Delete.
 type action func(url string) error
 
@@ -82,7 +91,7 @@ var scenarios = map[string]func() []action{
 		s.Observe(7)
 		reg.MustRegister(g, c, h, s)
 		return []action{func(url string) error {
-			return push.New(url, "go_batch").Grouping("instance", "x").Gatherer(reg).Push()
+			return pusher(url, "go_batch").Grouping("instance", "x").Gatherer(reg).Push()
 		}}
 	},
 	// Add (POST) replaces only the pushed family of the same group; a
@@ -98,10 +107,10 @@ var scenarios = map[string]func() []action{
 		other.MustRegister(o)
 		return []action{
 			func(url string) error {
-				return push.New(url, "go_batch").Grouping("instance", "x").Gatherer(reg).Add()
+				return pusher(url, "go_batch").Grouping("instance", "x").Gatherer(reg).Add()
 			},
 			func(url string) error {
-				return push.New(url, "go_other").Gatherer(other).Push()
+				return pusher(url, "go_other").Gatherer(other).Push()
 			},
 		}
 	},
@@ -115,7 +124,7 @@ var scenarios = map[string]func() []action{
 		g.Set(11)
 		reg.MustRegister(g)
 		return []action{func(url string) error {
-			return push.New(url, "go/slashed/job").Grouping("path", "/var/tmp").Grouping("empty", "").Grouping("note", "a b?c&d=é").Gatherer(reg).Push()
+			return pusher(url, "go/slashed/job").Grouping("path", "/var/tmp").Grouping("empty", "").Grouping("note", "a b?c&d=é").Gatherer(reg).Push()
 		}}
 	},
 	// The text format instead of delimited protobuf.
@@ -127,13 +136,13 @@ var scenarios = map[string]func() []action{
 		h.Observe(1)
 		reg.MustRegister(c, h)
 		return []action{func(url string) error {
-			return push.New(url, "go_text").Grouping("instance", "t").Format(expfmt.FmtText).Gatherer(reg).Push()
+			return pusher(url, "go_text").Grouping("instance", "t").Format(expfmt.FmtText).Gatherer(reg).Push()
 		}}
 	},
 	// Delete (DELETE) of exactly one group.
 	"delete": func() []action {
 		return []action{func(url string) error {
-			return push.New(url, "go_other").Delete()
+			return pusher(url, "go_other").Delete()
 		}}
 	},
 	// Exemplars on a counter and on classic histogram buckets (one of
@@ -148,7 +157,7 @@ var scenarios = map[string]func() []action{
 		h.Observe(0.5)
 		reg.MustRegister(c, h)
 		return []action{func(url string) error {
-			return push.New(url, "go_exemplars").Gatherer(reg).Push()
+			return pusher(url, "go_exemplars").Gatherer(reg).Push()
 		}}
 	},
 	// Native histograms: one sparse only, one with classic buckets too,
@@ -163,7 +172,7 @@ var scenarios = map[string]func() []action{
 		}
 		reg.MustRegister(n, both)
 		return []action{func(url string) error {
-			return push.New(url, "go_native").Grouping("instance", "n").Gatherer(reg).Push()
+			return pusher(url, "go_native").Grouping("instance", "n").Gatherer(reg).Push()
 		}}
 	},
 }
@@ -176,7 +185,7 @@ func scrape(url string) error {
 		return err
 	}
 	req.Header.Set("Accept", string(expfmt.FmtProtoDelim))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,8 @@ const steps = {
   const build = steps[step];
   if (!build) throw new Error(`unknown step ${step}`);
   for (const [what, r, options, params] of build()) {
-    const gw = new client.Pushgateway(url, { agent, ...options }, r);
+    // timeout: a gateway that never answers fails the step.
+    const gw = new client.Pushgateway(url, { agent, timeout: 30000, ...options }, r);
     const method = what.split(' ')[0];
     let line;
     try {
