@@ -1,8 +1,9 @@
 # Developer entry points. `make test` runs every test: unit, integration,
 # the differential conformance suite against the reference and the end-to-end
-# tests with Prometheus and the Python client (`make deps` installs those).
+# tests with Prometheus and the Python client, and the client library tests
+# (Python, Go, Node) against both gateways (`make deps` installs those).
 
-.PHONY: build static static-notls deps test test-notls conformance bench lint run e2e fuzz
+.PHONY: build static static-notls deps test test-notls conformance bench lint run e2e clients fuzz
 
 build:
 	cargo build --release
@@ -29,14 +30,17 @@ static-notls:
 # benchmark), a real Prometheus and the Python client library (end to end),
 # headless Chromium and chromedriver (browser test of the web page), openssl
 # and curl (TLS tests make their certificates and use curl as a client),
-# Node with prom-client (tests/node: chunked pushes on keep-alive), and
-# for the benchmark wrk (load) and nginx (the HTTP ceiling).
+# Node with prom-client (tests/node: the client tests), Go with Debian's
+# client_golang source (tests/go, built offline in GOPATH mode by the client
+# tests), and for the benchmark wrk (load) and nginx (the HTTP ceiling).
+CLIENT_GOLANG := /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push
 deps:
 	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver \
 		&& command -v openssl && command -v curl && command -v node && command -v npm \
+		&& command -v go && test -d $(CLIENT_GOLANG) \
 		&& command -v wrk && command -v nginx; } >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver \
-		openssl curl nodejs npm wrk nginx-light >/dev/null; }
+		openssl curl nodejs npm golang-go golang-github-prometheus-client-golang-dev wrk nginx-light >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
 		python3 -m pip install -q prometheus_client
 	@test -d tests/node/node_modules/prom-client || npm install --silent --no-audit --no-fund --prefix tests/node
@@ -53,6 +57,9 @@ conformance: deps
 
 e2e: deps
 	cargo test --test e2e
+
+clients: deps
+	cargo test --test clients
 
 # BENCH_SCALE=0.1 for a quick run; PUSHGATEWAY_BIN to bench another binary.
 bench: deps static

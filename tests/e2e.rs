@@ -1,6 +1,7 @@
 //! End to end with unmodified third-party software: a real Prometheus
-//! server scraping our binary with `honor_labels: true`, and the Python
-//! `prometheus_client` library pushing to it (compared with the reference).
+//! server scraping our binary with `honor_labels: true` (the Python
+//! `prometheus_client` library pushing to it over TLS), promtool, curl.
+//! The client library tests against the reference are in tests/clients.rs.
 //!
 //! Needs `prometheus` (apt) and `prometheus_client` (pip); `make deps`
 //! installs both. Everything listens on 127.0.0.1 and every wait is bounded.
@@ -8,12 +9,11 @@
 mod support;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Exposition, Gateway, TempDir, diff_expositions, ours, reference};
+use support::{Gateway, TempDir, ours};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -247,72 +247,6 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     assert!(up.contains("\"1\""), "scrapes succeed over TLS: {up}");
 }
 
-/// Runs a Python script using prometheus_client against `port`.
-fn python(port: u16, script: &str) {
-    let full = format!(
-        "import sys\nfrom prometheus_client import CollectorRegistry, Gauge, Counter, Histogram, Summary\n\
-         from prometheus_client import push_to_gateway, pushadd_to_gateway, delete_from_gateway\n\
-         GW = '127.0.0.1:{port}'\n{script}"
-    );
-    // Creation timestamps are wall-clock values that differ between runs.
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&full)
-        .env("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python failed (pip install prometheus_client, or make deps):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn python_client_pushes_like_against_the_reference() {
-    let ours_gw = Gateway::start(&ours(), &[]);
-    let ref_gw = Gateway::start(&reference(), &["--persistence.file="]);
-    let steps = [
-        // push_to_gateway: PUT, grouping key value with '/' goes base64.
-        "reg = CollectorRegistry()\n\
-         g = Gauge('job_last_success_unixtime', 'Last time the batch job succeeded.', registry=reg)\n\
-         g.set(1234567890.5)\n\
-         c = Counter('records_processed', 'Records processed.', ['kind'], registry=reg)\n\
-         c.labels('a').inc(3)\n\
-         h = Histogram('duration_seconds', 'Duration.', registry=reg, buckets=(0.1, 1.0))\n\
-         h.observe(0.5)\n\
-         s = Summary('size_bytes', 'Size.', registry=reg)\n\
-         s.observe(42)\n\
-         push_to_gateway(GW, job='batch', registry=reg, grouping_key={'path': '/var/tmp', 'instance': 'x'})\n",
-        // pushadd_to_gateway: POST, replaces only the pushed families.
-        "reg = CollectorRegistry()\n\
-         g = Gauge('job_last_success_unixtime', 'Last time the batch job succeeded.', registry=reg)\n\
-         g.set(1234567999)\n\
-         pushadd_to_gateway(GW, job='batch', registry=reg, grouping_key={'path': '/var/tmp', 'instance': 'x'})\n\
-         reg2 = CollectorRegistry()\n\
-         Gauge('other', 'Other job.', registry=reg2).set(7)\n\
-         push_to_gateway(GW, job='other/job', registry=reg2)\n",
-        // delete_from_gateway: DELETE of exactly that group.
-        "delete_from_gateway(GW, job='other/job')\n",
-    ];
-    for (i, step) in steps.iter().enumerate() {
-        python(ours_gw.port, step);
-        python(ref_gw.port, step);
-        let ours_x = Exposition::normalized(&ours_gw.get("/metrics").text()).expect("parse ours");
-        let ref_x =
-            Exposition::normalized(&ref_gw.get("/metrics").text()).expect("parse reference");
-        let diff = diff_expositions("ours", &ours_x, "reference", &ref_x);
-        assert!(diff.is_empty(), "after step {i}:\n{diff}");
-        if i == 0 {
-            let text = ours_gw.get("/metrics").text();
-            assert!(
-                text.contains("job_last_success_unixtime{instance=\"x\",job=\"batch\",path=\"/var/tmp\"} 1.2345678905e+09"),
-                "{text}"
-            );
-        }
-    }
-}
-
 /// Runs `cmd` with `input` on stdin; returns (success, stdout + stderr).
 fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> (bool, String) {
     use std::io::Write as _;
@@ -389,66 +323,6 @@ fn json_api_stays_valid_for_hostile_label_values() {
         status.as_bytes(),
     );
     assert!(ok && out.trim() == "/metrics", "{out}\n{status}");
-}
-
-/// Node's `prom-client` sends chunked bodies on keep-alive connections. A
-/// push refused before its body is read (a bad path) must leave the
-/// connection in step, so the next push on the same socket succeeds (the
-/// old front answered it with a spurious 400).
-#[test]
-fn node_client_pushes_chunked_on_keep_alive_after_a_rejected_push() {
-    let gw = Gateway::start(&ours(), &[]);
-    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_modules");
-    assert!(
-        modules.join("prom-client").is_dir(),
-        "prom-client is not installed in {}; run `make deps`",
-        modules.display()
-    );
-    let script = format!(
-        "const http = require('http');\n\
-         const client = require('prom-client');\n\
-         const agent = new http.Agent({{ keepAlive: true, maxSockets: 1 }});\n\
-         const registry = new client.Registry();\n\
-         new client.Gauge({{ name: 'node_job_last_success', help: 'Last success.', registers: [registry] }}).set(42);\n\
-         const gw = new client.Pushgateway('http://127.0.0.1:{port}', {{ agent }}, registry);\n\
-         (async () => {{\n\
-           let rejected = '';\n\
-           try {{ await gw.pushAdd({{ jobName: 'bad/job' }}); }} catch (e) {{ rejected = e.message; }}\n\
-           const ok = await gw.pushAdd({{ jobName: 'node_job', groupings: {{ instance: 'i1' }} }});\n\
-           const again = await gw.push({{ jobName: 'node_job', groupings: {{ instance: 'i2' }} }});\n\
-           console.log(JSON.stringify({{ rejected, status: ok.resp.statusCode, reused: ok.resp.req.reusedSocket,\n\
-             chunked: ok.resp.req.getHeader('content-length') === undefined, again: again.resp.statusCode }}));\n\
-           agent.destroy();\n\
-         }})().catch(e => {{ console.error(e); process.exit(1); }});\n",
-        port = gw.port
-    );
-    let out = Command::new("node")
-        .args(["-e", &script])
-        .env("NODE_PATH", &modules)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "node failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("push failed with status 400"), "{stdout}");
-    assert!(stdout.contains("\"status\":200"), "{stdout}");
-    assert!(
-        stdout.contains("\"reused\":true"),
-        "same connection: {stdout}"
-    );
-    assert!(
-        stdout.contains("\"chunked\":true"),
-        "chunked body: {stdout}"
-    );
-    assert!(stdout.contains("\"again\":200"), "{stdout}");
-    let scrape = gw.get("/metrics").text();
-    for instance in ["i1", "i2"] {
-        let line = format!("node_job_last_success{{instance=\"{instance}\",job=\"node_job\"}} 42");
-        assert!(scrape.contains(&line), "{line} missing:\n{scrape}");
-    }
 }
 
 /// curl sends `Expect: 100-continue` for bodies over 1 MiB and waits for
