@@ -10,16 +10,23 @@ build:
 
 # A static, stripped binary for scratch images and bare VMs:
 # target/x86_64-unknown-linux-musl/release/pushgateway
-# Optimised for size (opt-level z: 70 KB less than s): it is what gets
-# copied around, and the request paths are bound by I/O, not by the few
-# percent opt-level 3 would buy; `make bench` reports the static build
-# against the default one.
+# Optimised for size: it is what gets copied around, and the request paths
+# are bound by I/O, not by the few percent opt-level 3 would buy (`make
+# bench` reports the static build against the default one). opt-level z
+# for our crate and every dependency (78 KB less than s), and a non-PIE
+# executable (relocation-model=static: 41 KB of relocations and
+# position-independent code less), as Go links the reference: the image
+# is at a fixed address, stack, heap and mmap stay randomised.
+STATIC_FLAGS := --release --target x86_64-unknown-linux-musl \
+	--config 'profile.release.package."*".opt-level="z"'
+STATIC_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static"
 # ring (rustls's crypto) compiles some C and assembly: musl-gcc comes from
 # Debian's musl-tools. `make static-notls` builds without TLS (no C at all).
 static:
 	rustup target add x86_64-unknown-linux-musl
 	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=z cargo build --release --target x86_64-unknown-linux-musl
+	$(STATIC_ENV) cargo build $(STATIC_FLAGS)
 	@ls -l target/x86_64-unknown-linux-musl/release/pushgateway
 
 # The binary without TLS must stay under 1.5 MB (1,500,000 bytes); CI
@@ -28,8 +35,7 @@ NOTLS_BIN := target/notls/x86_64-unknown-linux-musl/release/pushgateway
 NOTLS_LIMIT := 1500000
 static-notls:
 	rustup target add x86_64-unknown-linux-musl
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=z cargo build --release --target x86_64-unknown-linux-musl \
-		--no-default-features --target-dir target/notls
+	$(STATIC_ENV) cargo build $(STATIC_FLAGS) --no-default-features --target-dir target/notls
 	@size=$$(stat -c %s $(NOTLS_BIN)); echo "$(NOTLS_BIN): $$size bytes (limit $(NOTLS_LIMIT))"; \
 		test $$size -lt $(NOTLS_LIMIT) || { echo "the static binary without TLS outgrew its limit" >&2; exit 1; }
 

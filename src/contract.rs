@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::store::{GroupKey, PreparedPush, PushError};
 use crate::wire::escape::Escaping;
+use crate::wire::selector::DeleteQuery;
 
 /// Work for the request loop, the only owner of the store.
 pub(crate) enum Event {
@@ -48,6 +49,12 @@ pub(crate) enum Event {
         reply_to: Responder,
     },
     Wipe {
+        reply_to: Responder,
+    },
+    /// Deletes (or with `dry_run` lists) the groups the selectors match.
+    DeleteMatching {
+        query: DeleteQuery,
+        meta: Meta,
         reply_to: Responder,
     },
     /// One group's metrics as text, for the web page.
@@ -144,6 +151,13 @@ impl Reply {
         let mut body = msg.into();
         body.push('\n');
         Reply::text(status, body).with_header("X-Content-Type-Options", "nosniff")
+    }
+
+    /// A JSON answer, as the API writes them.
+    pub(crate) fn json(status: u16, body: String) -> Reply {
+        let mut reply = Reply::text(status, body);
+        reply.content_type = Some("application/json");
+        reply
     }
 
     pub(crate) fn empty(status: u16) -> Reply {

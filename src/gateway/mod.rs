@@ -5,6 +5,7 @@
 //! apply a push, delete a group, or concatenate pre-rendered lines for a
 //! scrape. No locks around the store, no data races by construction.
 
+pub(crate) mod admin;
 pub(crate) mod api;
 mod render;
 pub(crate) mod ui;
@@ -203,6 +204,27 @@ impl Gateway {
                 let mut reply = Reply::text(200, body);
                 reply.content_type = Some("application/json");
                 reply_to.send(reply);
+            }
+            Event::DeleteMatching {
+                query,
+                meta,
+                reply_to,
+            } => {
+                let keys = admin::delete_matching(&mut self.store, &query);
+                let selectors: Vec<String> =
+                    query.selectors.iter().map(|s| s.to_string()).collect();
+                let (selectors, groups) = (selectors.join(" or "), keys.len());
+                if query.dry_run {
+                    log::info!(source = meta.source, selectors = selectors, groups = groups; "dry run: groups matching the selectors listed, none deleted");
+                } else {
+                    log::info!(source = meta.source, selectors = selectors, groups = groups; "deleted groups by selector");
+                }
+                let reply = Reply::json(200, admin::answer_json(&keys, query.dry_run));
+                if query.dry_run || keys.is_empty() {
+                    reply_to.send(reply);
+                } else {
+                    self.answer_change(reply_to, reply);
+                }
             }
             Event::Wipe { reply_to } => {
                 let groups = self.store.wipe();

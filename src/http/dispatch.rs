@@ -15,6 +15,7 @@ use crate::http::router::Route;
 use crate::store::{self, GroupKey, PushError};
 use crate::web::auth::Auth;
 use crate::wire::protobuf::{self, ProtoErrorKind};
+use crate::wire::selector::DeleteQuery;
 use crate::wire::text_format;
 
 /// Pushes at most this large and not compressed are parsed right on the
@@ -151,6 +152,28 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 reply_to: req.reply_to(&ctx.pool),
             },
         ),
+        Route::DeleteMatching => {
+            let query = req.url().split_once('?').map_or("", |(_, q)| q);
+            match DeleteQuery::parse(query) {
+                Ok(query) => {
+                    let meta = req.meta();
+                    let reply_to = req.reply_to_with_cors(&ctx.pool);
+                    send(
+                        ctx,
+                        Event::DeleteMatching {
+                            query,
+                            meta,
+                            reply_to,
+                        },
+                    );
+                }
+                Err(e) => {
+                    log::warn!(source = req.source(), url = req.url(), err = e; "invalid delete selector");
+                    let reply = Reply::json(400, crate::gateway::admin::error_json(&e));
+                    direct(req, super::cors::with_cors(reply));
+                }
+            }
+        }
         Route::GroupText { key } => {
             let reply_to = req.reply_to(&ctx.pool);
             send(

@@ -41,6 +41,9 @@ pub(crate) enum Route {
     },
     /// `PUT /api/v1/admin/wipe`, only routed with `--web.enable-admin-api`.
     Wipe,
+    /// `PUT` or `POST /api/v1/admin/delete?match[]=...`, with
+    /// `--web.enable-admin-api`: deletes the groups selectors match.
+    DeleteMatching,
     NotFound,
     MethodNotAllowed {
         allow: &'static str,
@@ -73,6 +76,8 @@ impl Route {
             Route::ApiMetrics => "api/v1/metrics",
             Route::ApiOptions => "api/v1/options",
             Route::Wipe => "wipe",
+            // Ours alone; named in the reference's style.
+            Route::DeleteMatching => "api/v1/admin/delete",
             Route::Healthy => "healthy",
             Route::Ready => "ready",
             _ => return None,
@@ -186,6 +191,17 @@ impl Routes {
             "/" | "/status" => return get_only(method, Route::Status),
             "/api/v1/status" => return get_only(method, Route::ApiStatus),
             "/api/v1/metrics" => return get_only(method, Route::ApiMetrics),
+            "/api/v1/admin/delete" if self.admin_api => {
+                return match method {
+                    "PUT" | "POST" => Route::DeleteMatching,
+                    "OPTIONS" => Route::Options {
+                        allow: QUIT_METHODS,
+                    },
+                    _ => Route::MethodNotAllowed {
+                        allow: QUIT_METHODS,
+                    },
+                };
+            }
             "/api/v1/admin/wipe" if self.admin_api => {
                 return match method {
                     "PUT" => Route::Wipe,
@@ -368,6 +384,14 @@ mod tests {
         assert_eq!(r.route("PUT", "/metrics/job/a"), Route::NotFound);
         assert_eq!(r.route("GET", "/pgx/-/healthy"), Route::NotFound);
         assert_eq!(r.route("PUT", "/pg/api/v1/admin/wipe"), Route::Wipe);
+        assert_eq!(
+            r.route("POST", "/pg/api/v1/admin/delete?match[]={job=\"a\"}"),
+            Route::DeleteMatching
+        );
+        assert!(matches!(
+            r.route("GET", "/pg/api/v1/admin/delete"),
+            Route::MethodNotAllowed { .. }
+        ));
         assert_eq!(
             r.route("GET", "/pg/ui/group/metrics/job@base64/YQ/x@base64/="),
             Route::GroupText {

@@ -1,10 +1,11 @@
 //! The wire formats, written by hand as pure functions over bytes: URL
 //! grouping keys, the text exposition (parser and writer), delimited
-//! protobuf, and JSON.
+//! protobuf, JSON, and the selectors of deletes by selector.
 
 pub mod escape;
 pub mod exposition;
 pub mod json;
 pub mod path;
 pub mod protobuf;
+pub mod selector;
 pub mod text_format;
