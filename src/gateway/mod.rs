@@ -6,6 +6,7 @@
 //! scrape. No locks around the store, no data races by construction.
 
 pub(crate) mod api;
+mod native;
 mod render;
 pub(crate) mod ui;
 
