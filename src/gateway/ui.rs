@@ -9,7 +9,6 @@
 //! relative, so the page works under any route prefix and behind a reverse
 //! proxy.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -134,31 +133,23 @@ if(r.status===202){sessionStorage.removeItem('coll_'+b.dataset.path);const row=b
 const c=document.getElementById('count');c.textContent=Number(c.textContent)-1;}
 else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}";
 
-/// Every metric name in the store, lower-cased (the filter ignores case),
-/// sorted and without repeats. The page carries it once and each row the
-/// positions of its names: groups of one job share their names, so this
-/// keeps the page small while the filter still finds a group by a metric
-/// it pushed ("which job pushes backup_last_success?").
-fn name_table(store: &Store) -> Vec<String> {
-    let names: BTreeSet<String> = store
-        .groups()
-        .flat_map(|(_, g)| g.families.keys())
-        .map(|n| n.to_lowercase())
-        .collect();
-    names.into_iter().collect()
-}
-
-/// The positions in `table` of the group's metric names, space-separated.
-fn name_ids(group: &Group, table: &[String]) -> String {
-    let mut ids: Vec<usize> = group
-        .families
-        .keys()
-        .filter_map(|n| table.binary_search(&n.to_lowercase()).ok())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let ids: Vec<String> = ids.iter().map(usize::to_string).collect();
-    ids.join(" ")
+/// The positions of the group's metric names in the store's sorted list
+/// of names (`Store::family_names`), space-separated. The page carries
+/// that list once (lower-cased, the filter ignores case) and each row only
+/// these positions: groups of one job share their names, so the page stays
+/// small while the filter still finds a group by a metric it pushed ("which
+/// job pushes backup_last_success?").
+fn name_ids(group: &Group, names: &[&str]) -> String {
+    let mut out = String::new();
+    for name in group.families.keys() {
+        if let Ok(i) = names.binary_search(&&**name) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            let _ = write!(out, "{i}");
+        }
+    }
+    out
 }
 
 fn group_row(
@@ -166,7 +157,7 @@ fn group_row(
     key: &[crate::model::Label],
     group: &Group,
     now: Nanos,
-    names: &[String],
+    names: &[&str],
 ) {
     let mut text = String::new();
     let mut labels = String::new();
@@ -285,7 +276,7 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
             .map(|l| l.value.clone())
     };
     groups.sort_by(|(a, _), (b, _)| job(a).cmp(&job(b)).then_with(|| a.cmp(b)));
-    let names = name_table(store);
+    let names: Vec<&str> = store.family_names().collect();
     for (key, group) in groups {
         group_row(&mut h, key, group, info.now, &names);
     }
@@ -322,7 +313,7 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
         if i > 0 {
             h.push(',');
         }
-        json_string(&mut h, n);
+        json_string(&mut h, &n.to_lowercase());
     }
     let _ = writeln!(h, "]</script><script>{SCRIPT}</script></body></html>");
     h
@@ -401,10 +392,10 @@ mod tests {
             now: 10,
         };
         let page = status_page(&store, &info);
-        // The names once, lower-cased like the query; the row points at
-        // its own.
+        // The store's names once (in its order, lower-cased like the
+        // query); the row points at its own.
         assert!(
-            page.contains("<script type=\"application/json\" id=\"names\">[\"backup_last_success\",\"size_bytes\"]</script>"),
+            page.contains("<script type=\"application/json\" id=\"names\">[\"size_bytes\",\"backup_last_success\",\"push_failure_time_seconds\",\"push_time_seconds\"]</script>"),
             "{page}"
         );
         assert!(page.contains("data-text=\"job=&quot;backup&quot; \" data-f=\"0 1\""));
