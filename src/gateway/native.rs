@@ -615,6 +615,11 @@ mod tests {
         // Table entries the correctly rounded value would miss by an ulp.
         assert_eq!(bound(-1, 1), 0.7071067811865475);
         assert_eq!(bound(6 - 256, 8), 0.5081891574554764);
+        // Lower schemas read schema 8's table: these are entries of Go's own
+        // schema 2, 3 and 4 rows (exponentialBounds[2][1], [3][5], [4][11]).
+        assert_eq!(bound(-3, 2), 0.5946035575013605);
+        assert_eq!(bound(5, 3), 2.0 * 0.7711054127039704);
+        assert_eq!(bound(11, 4), 2.0 * 0.805245165974627);
         assert!(bound(0, 9).is_nan());
         assert_eq!(bound(0, CUSTOM_BUCKETS_SCHEMA), f64::INFINITY);
     }
@@ -676,6 +681,33 @@ mod tests {
             native(&h).unwrap().go_string(),
             "{count:4.5, sum:-3.5, (0.5,1]:1.5, (4,8]:3e-07}"
         );
+    }
+
+    #[test]
+    fn hostile_layouts_neither_panic_nor_loop() {
+        // Where Go panics (index out of range, negative shift) or the
+        // numbers leave f64, the walk ends or the bound saturates.
+        let schemas = [i32::MIN, -53, -5, -4, 0, 8, 9, 52, i32::MAX];
+        // A NaN float count is not > 0: an integer histogram (deltas).
+        for (schema, count_float) in schemas.iter().flat_map(|s| [(*s, f64::NAN), (*s, 1.0)]) {
+            let h = Histogram {
+                count_float: Some(count_float),
+                native: Some(Box::new(NativeHistogram {
+                    schema,
+                    zero_count_float: Some(f64::NAN),
+                    negative_spans: vec![span(i32::MIN, u32::MAX), span(i32::MAX, 2)],
+                    negative_counts: vec![1.0, f64::NAN, -1.0],
+                    positive_spans: vec![span(i32::MAX, 3), span(-7, 0), span(i32::MIN, 1)],
+                    positive_deltas: vec![i64::MAX, i64::MAX, i64::MIN, 5],
+                    positive_counts: vec![f64::INFINITY; 5],
+                    ..NativeHistogram::default()
+                })),
+                ..Histogram::default()
+            };
+            let n = native(&h).unwrap();
+            assert!(n.buckets().len() <= 8);
+            assert!(n.go_string().starts_with("{count:"));
+        }
     }
 
     #[test]
