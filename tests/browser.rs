@@ -90,8 +90,12 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             thread::sleep(Duration::from_millis(100));
         }
+        // One profile per browser: the tests of this file run in parallel
+        // and Chromium locks its profile directory.
+        static BROWSERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = BROWSERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile =
-            std::env::temp_dir().join(format!("pushgateway-chromium-{}", std::process::id()));
+            std::env::temp_dir().join(format!("pushgateway-chromium-{}-{n}", std::process::id()));
         // The flags keep Chromium off the network entirely (this machine
         // has none) and run it as root in a container.
         let args = [
@@ -169,6 +173,19 @@ impl Browser {
             &format!("/element/{element}/value"),
             &format!("{{\"text\":{}}}", quote(text)),
         );
+    }
+
+    /// Polls the text of `css` until it contains `needle` (a group's
+    /// metrics arrive after its row opens); returns the last text seen.
+    fn wait_text(&self, css: &str, needle: &str) -> String {
+        let element = self.find(css);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut text = self.text(&element);
+        while !text.contains(needle) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            text = self.text(&element);
+        }
+        text
     }
 
     /// Runs a script returning a number.
@@ -287,4 +304,124 @@ fn page_filter_expand_and_delete_in_a_real_browser() {
         );
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Rows the filter leaves visible.
+const VISIBLE: &str =
+    "[...document.querySelectorAll('tr.group')].filter(r => r.style.display !== 'none')";
+
+#[test]
+fn filter_matches_metric_names() {
+    let gw = Gateway::start(&ours(), &[]);
+    for (job, body) in [
+        ("nightly", "backup_last_success 1.7e9\nbackup_bytes 10\n"),
+        ("hourly", "backup_bytes 20\n"),
+        ("web", "requests 3\n"),
+    ] {
+        assert_eq!(gw.put(&format!("/metrics/job/{job}"), body).status, 200);
+    }
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    let filter = b.find("#filter");
+    // Metrics are not loaded (no row is open), the names are in the page.
+    b.type_into(&filter, "backup_last_success");
+    assert_eq!(b.eval_number(&format!("{VISIBLE}.length")), 1);
+    let only_nightly =
+        format!("{VISIBLE}.every(r => r.dataset.text.includes('job=\"nightly\"')) ? 1 : 0");
+    assert_eq!(b.eval_number(&only_nightly), 1);
+    assert_eq!(b.text(&b.find("#shown")), "1");
+    // A shared metric name matches every group pushing it.
+    b.type_into(&filter, &"\u{E003}".repeat(20));
+    b.type_into(&filter, "backup_bytes");
+    assert_eq!(b.eval_number(&format!("{VISIBLE}.length")), 2);
+}
+
+#[test]
+fn expanded_groups_stay_expanded_across_a_reload() {
+    let gw = Gateway::start(&ours(), &[]);
+    assert_eq!(gw.put("/metrics/job/alpha", "a_metric 1\n").status, 200);
+    assert_eq!(gw.put("/metrics/job/beta", "b_metric 2\n").status, 200);
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    let row = |job: &str| format!("tr.group[data-text*='{job}']");
+    let open = |job: &str| {
+        b.eval_number(&format!(
+            "document.querySelector(\"{} details\").open ? 1 : 0",
+            row(job)
+        ))
+    };
+    b.click(&b.find(&format!("{} summary", row("alpha"))));
+    let pre = format!("{} pre", row("alpha"));
+    assert!(b.wait_text(&pre, "a_metric{").contains("a_metric{"));
+    assert_eq!((open("alpha"), open("beta")), (1, 0));
+
+    b.session_call("POST", "/refresh", "{}");
+    assert_eq!(
+        (open("alpha"), open("beta")),
+        (1, 0),
+        "state kept over a reload"
+    );
+    // Reopened, the row loads its metrics again.
+    let text = b.wait_text(&pre, "a_metric{");
+    assert!(
+        text.contains("a_metric{instance=\"\",job=\"alpha\"} 1"),
+        "{text}"
+    );
+
+    // Closing is remembered too.
+    b.click(&b.find(&format!("{} summary", row("alpha"))));
+    b.session_call("POST", "/refresh", "{}");
+    assert_eq!((open("alpha"), open("beta")), (0, 0));
+}
+
+#[test]
+fn opened_group_shows_its_native_histogram() {
+    use pushgateway::model::{Histogram, Metric, MetricType, NativeHistogram, Span, Value};
+    let gw = Gateway::start(&ours(), &[]);
+    let h = Histogram {
+        count: 3,
+        sum: 2.5,
+        native: Some(Box::new(NativeHistogram {
+            schema: 1,
+            zero_threshold: 0.001,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_deltas: vec![1, 1],
+            ..NativeHistogram::default()
+        })),
+        ..Histogram::default()
+    };
+    let series = [Metric {
+        labels: Vec::new().into(),
+        value: Value::Histogram(h),
+        timestamp_ms: None,
+    }];
+    let mut body = Vec::new();
+    pushgateway::wire::protobuf::encode_family(
+        &mut body,
+        "latency_seconds",
+        Some("Latency."),
+        MetricType::Histogram,
+        series.iter(),
+    );
+    let proto = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+    let r = gw.request(
+        "PUT",
+        "/metrics/job/native",
+        &[("Content-Type", proto)],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    b.click(&b.find("tr.group[data-text*='native'] summary"));
+    let text = b.wait_text("tr.group[data-text*='native'] pre", "native histogram");
+    // Schema 1: bounds 2^(i/2); Histogram.String as 1.11's page shows it.
+    assert!(
+        text.contains("# native histogram: {count:3, sum:2.5, (0.7071067811865475,1]:1, (1,1.414213562373095]:2}"),
+        "{text}"
+    );
 }

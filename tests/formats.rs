@@ -295,3 +295,111 @@ fn utf8_names_are_escaped_as_the_scraper_asks() {
     let families = protobuf::decode_with(&r.body, pushgateway::model::NameScheme::Utf8).unwrap();
     assert!(families.iter().any(|f| &*f.name == "my.metric"));
 }
+
+/// A histogram series with no labels (the grouping key adds job and
+/// instance).
+fn histogram_series(h: pushgateway::model::Histogram) -> pushgateway::model::Metric {
+    pushgateway::model::Metric {
+        labels: Vec::new().into(),
+        value: pushgateway::model::Value::Histogram(h),
+        timestamp_ms: None,
+    }
+}
+
+/// Schema 0: buckets (0.5,1] with 2 and (4,8] with 1 (a gap of one empty
+/// bucket between two spans), [-2,-1) with 1 below zero, 1 in the zero
+/// bucket.
+fn native_part() -> pushgateway::model::NativeHistogram {
+    use pushgateway::model::{NativeHistogram, Span};
+    NativeHistogram {
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: 1,
+        negative_spans: vec![Span {
+            offset: 1,
+            length: 1,
+        }],
+        negative_deltas: vec![1],
+        positive_spans: vec![
+            Span {
+                offset: 0,
+                length: 1,
+            },
+            Span {
+                offset: 2,
+                length: 1,
+            },
+        ],
+        positive_deltas: vec![2, -1],
+        ..NativeHistogram::default()
+    }
+}
+
+#[test]
+fn native_and_float_histograms_in_the_json_api() {
+    use pushgateway::model::{Bucket, Histogram};
+    let gw = Gateway::start(&ours(), &[]);
+    let native = Histogram {
+        count: 5,
+        sum: 6.25,
+        native: Some(Box::new(native_part())),
+        ..Histogram::default()
+    };
+    let mut float_native = native.clone();
+    float_native.count_float = Some(2.5);
+    let n = float_native.native.as_mut().unwrap();
+    n.zero_count_float = Some(0.5);
+    n.negative_counts = vec![0.25];
+    n.positive_counts = vec![1.5, 0.25];
+    let mut classic_float = Histogram {
+        count: 0,
+        count_float: Some(3.5),
+        sum: 1.0,
+        buckets: vec![Bucket::new(0.5, 0), Bucket::new(1.0, 0)],
+        native: None,
+    };
+    classic_float.buckets[0].count_float = Some(1.25);
+    classic_float.buckets[1].count_float = Some(3.5);
+    let mut body = Vec::new();
+    for (name, h) in [("n", native), ("f", float_native), ("c", classic_float)] {
+        let series = [histogram_series(h)];
+        protobuf::encode_family(&mut body, name, None, MetricType::Histogram, series.iter());
+    }
+    let r = gw.request("PUT", "/metrics/job/j", &[("Content-Type", PROTO)], &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let json = gw.get("/api/v1/metrics").text();
+    let labels = "\"labels\":{\"instance\":\"\",\"job\":\"j\"}";
+    // api.go's makeEncodableMetrics with histogram.GetAPIBuckets (1.8).
+    let want_native = format!(
+        "\"type\":\"HISTOGRAM\",\"metrics\":[{{\"buckets\":[[1,\"-2\",\"-1\",\"1\"],[3,\"-0.001\",\"0.001\",\"1\"],[0,\"0.5\",\"1\",\"2\"],[0,\"4\",\"8\",\"1\"]],\"count\":\"5\",{labels},\"sum\":\"6.25\"}}]"
+    );
+    // histogram.GetAPIFloatBuckets for a float histogram (1.10).
+    let want_float = format!(
+        "\"type\":\"HISTOGRAM\",\"metrics\":[{{\"buckets\":[[1,\"-2\",\"-1\",\"0.25\"],[3,\"-0.001\",\"0.001\",\"0.5\"],[0,\"0.5\",\"1\",\"1.5\"],[0,\"4\",\"8\",\"0.25\"]],\"count\":\"2.5\",{labels},\"sum\":\"6.25\"}}]"
+    );
+    // makeBuckets with cumulative_count_float (1.10).
+    let want_classic = format!(
+        "\"type\":\"HISTOGRAM\",\"metrics\":[{{\"buckets\":{{\"0.5\":\"1.25\",\"1\":\"3.5\"}},\"count\":\"3.5\",{labels},\"sum\":\"1\"}}]"
+    );
+    for (name, want) in [("n", want_native), ("f", want_float), ("c", want_classic)] {
+        let start = json
+            .find(&format!("\"{name}\":{{\"time_stamp\":"))
+            .unwrap_or_else(|| panic!("no family {name} in {json}"));
+        assert!(
+            json[start..].contains(&want),
+            "{name}: want {want} in {json}"
+        );
+    }
+
+    // The page's expanded row shows the native buckets as 1.11's page does.
+    let text = gw.get("/ui/group/metrics/job@base64/ag").text();
+    assert!(
+        text.contains("# native histogram: {count:5, sum:6.25, [-2,-1):1, [-0.001,0.001]:1, (0.5,1]:2, (4,8]:1}\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# native histogram: {count:2.5, sum:6.25, [-2,-1):0.25, [-0.001,0.001]:0.5, (0.5,1]:1.5, (4,8]:0.25}\n"),
+        "{text}"
+    );
+}

@@ -4,12 +4,12 @@
 //! field names, nesting and value encoding (numbers as strings, times in
 //! RFC 3339 with nanoseconds, keys of maps sorted) follow it exactly.
 
-use crate::model::{Metric, MetricType, Value};
+use super::native::{self, Native};
+use crate::model::{Histogram, Metric, MetricType, Value};
 use crate::store::{
     Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
 };
 use crate::time::rfc3339_nanos;
-use crate::wire::exposition;
 use crate::wire::json::json_string;
 
 /// `{"status":"success","data":...}` around already-encoded data.
@@ -19,12 +19,7 @@ fn success(data: &str) -> String {
 
 /// A float as Go's `fmt.Sprint` writes it.
 fn go_sprint(f: f64) -> String {
-    if f == 0.0 && f.is_sign_negative() {
-        return "-0".into();
-    }
-    let mut v = Vec::new();
-    exposition::write_float(&mut v, f);
-    String::from_utf8_lossy(&v).into_owned()
+    native::go_float(f)
 }
 
 /// Appends `"key":value,` pairs as a JSON object, keys sorted.
@@ -111,22 +106,61 @@ fn metric_json(m: &Metric) -> String {
             pairs.push(("sum".into(), quoted(&go_sprint(s.sum))));
         }
         Value::Histogram(h) => {
-            let mut b = String::new();
-            object(
-                &mut b,
-                h.buckets
-                    .iter()
-                    .map(|b| (go_sprint(b.upper_bound), quoted(&b.count.to_string())))
-                    .collect(),
-            );
-            pairs.push(("buckets".into(), b));
-            pairs.push(("count".into(), quoted(&h.count.to_string())));
+            let (buckets, count) = match native::native(h) {
+                Some(n) => (native_buckets_json(&n), n.count.go()),
+                None => classic_buckets_json(h),
+            };
+            pairs.push(("buckets".into(), buckets));
+            pairs.push(("count".into(), quoted(&count)));
             pairs.push(("sum".into(), quoted(&go_sprint(h.sum))));
         }
     }
     let mut out = String::new();
     object(&mut out, pairs);
     out
+}
+
+/// A classic histogram's buckets (`{"upper bound": "cumulative count"}`)
+/// and count, as `makeBuckets` and `makeEncodableMetrics` in 1.11's
+/// `api/v1/api.go` write them: a float count (1.10's float histograms) is
+/// used where it is positive, the integer one otherwise.
+fn classic_buckets_json(h: &Histogram) -> (String, String) {
+    let float_or = |f: Option<f64>, n: u64| match f.filter(|f| *f > 0.0) {
+        Some(f) => go_sprint(f),
+        None => n.to_string(),
+    };
+    let mut b = String::new();
+    object(
+        &mut b,
+        h.buckets
+            .iter()
+            .map(|b| {
+                let count = float_or(b.count_float, b.count);
+                (go_sprint(b.upper_bound), quoted(&count))
+            })
+            .collect(),
+    );
+    (b, float_or(h.count_float, h.count))
+}
+
+/// A native histogram's buckets as 1.11's `histogram.BucketsAsJson` writes
+/// them: `[[boundaries, "lower", "upper", "count"], ...]`, boundaries being
+/// `makeBucket`'s interval code, the rest `fmt.Sprintf("%v")`.
+fn native_buckets_json(n: &Native) -> String {
+    let rows: Vec<String> = n
+        .buckets()
+        .iter()
+        .map(|b| {
+            format!(
+                "[{},{},{},{}]",
+                b.boundaries(),
+                quoted(&go_sprint(b.lower)),
+                quoted(&go_sprint(b.upper)),
+                quoted(&b.count.go())
+            )
+        })
+        .collect();
+    format!("[{}]", rows.join(","))
 }
 
 /// One family as the reference encodes it: fields in struct order, `help`
@@ -235,6 +269,136 @@ mod tests {
         assert!(json.starts_with("{\"status\":\"success\",\"data\":[{\"c\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"COUNTER\",\"help\":\"Say \\\"\\u003chi\\u003e\\\".\",\"metrics\":[{\"labels\":{\"a\":\"x\\\"y\",\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1e-07\"}]},\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"last_push_successful\":true,"), "{json}");
         assert!(json.contains("\"s\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"SUMMARY\",\"metrics\":[{\"count\":\"3\",\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"quantiles\":{\"0.5\":\"1\"},\"sum\":\"2\"}]}"), "{json}");
         assert!(json.contains("\"push_time_seconds\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"GAUGE\",\"help\":\"Last Unix time when changing this group in the Pushgateway succeeded.\",\"metrics\":[{\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1.7955802875423462e+09\"}]}"), "{json}");
+    }
+
+    /// The one histogram series `h` of group `{job="t"}` (`instance=""`
+    /// added as the reference adds it), as the API writes it.
+    fn histogram_json(h: Histogram) -> String {
+        use crate::model::MetricFamily;
+        let mut store = Store::new();
+        let fam = MetricFamily {
+            name: "h".into(),
+            help: None,
+            metric_type: MetricType::Histogram,
+            metrics: vec![Metric {
+                labels: Vec::new().into(),
+                value: Value::Histogram(h),
+                timestamp_ms: None,
+            }],
+        };
+        let key: Vec<Label> = vec![Label::new("job", "t")];
+        let push = prepare_push(key.into(), vec![fam], true).unwrap();
+        store.check(&push, &Own).unwrap();
+        store.apply(push, 1_795_580_287_542_346_203);
+        let json = metrics(&store);
+        let start = json.find("\"metrics\":[").unwrap() + 11;
+        let end = json[start..].find("]}").unwrap() + start;
+        json[start..end].to_owned()
+    }
+
+    fn native_histogram() -> Histogram {
+        use crate::model::{NativeHistogram, Span};
+        Histogram {
+            count: 6,
+            sum: -3.5,
+            buckets: vec![crate::model::Bucket::new(1.0, 3)],
+            native: Some(Box::new(NativeHistogram {
+                schema: 0,
+                zero_threshold: 0.001,
+                zero_count: 1,
+                negative_spans: vec![Span {
+                    offset: 1,
+                    length: 2,
+                }],
+                negative_deltas: vec![1, -1],
+                positive_spans: vec![
+                    Span {
+                        offset: 0,
+                        length: 1,
+                    },
+                    Span {
+                        offset: 1,
+                        length: 2,
+                    },
+                ],
+                positive_deltas: vec![2, -2, 2],
+                ..NativeHistogram::default()
+            })),
+            ..Histogram::default()
+        }
+    }
+
+    #[test]
+    fn native_histograms_as_1_11() {
+        // makeEncodableMetrics: spans present, so the classic bucket is
+        // ignored and "buckets" is BucketsAsJson(GetAPIBuckets(h)):
+        // negative buckets reversed ([) is 1), the zero bucket ([] is 3),
+        // positive buckets ((] is 0), empty ones left out.
+        assert_eq!(
+            histogram_json(native_histogram()),
+            "{\"buckets\":[[1,\"-2\",\"-1\",\"1\"],[3,\"-0.001\",\"0.001\",\"1\"],[0,\"0.5\",\"1\",\"2\"],[0,\"4\",\"8\",\"2\"]],\"count\":\"6\",\"labels\":{\"instance\":\"\",\"job\":\"t\"},\"sum\":\"-3.5\"}"
+        );
+    }
+
+    #[test]
+    fn float_native_histograms_as_1_11() {
+        // NewModelHistogram: a positive float count makes a FloatHistogram;
+        // GetAPIFloatBuckets takes absolute counts, printed with %v.
+        let mut h = native_histogram();
+        h.count_float = Some(4.25);
+        let n = h.native.as_mut().unwrap();
+        n.zero_count_float = Some(0.25);
+        n.negative_counts = vec![0.0, 1e-9];
+        n.positive_counts = vec![1.0, 0.0, 3.0];
+        assert_eq!(
+            histogram_json(h),
+            "{\"buckets\":[[1,\"-4\",\"-2\",\"1e-09\"],[3,\"-0.001\",\"0.001\",\"0.25\"],[0,\"0.5\",\"1\",\"1\"],[0,\"4\",\"8\",\"3\"]],\"count\":\"4.25\",\"labels\":{\"instance\":\"\",\"job\":\"t\"},\"sum\":\"-3.5\"}"
+        );
+    }
+
+    #[test]
+    fn empty_native_histogram_has_no_buckets() {
+        // client_golang's no-observation histogram: one empty span. Native
+        // (spans present), GetAPIBuckets finds nothing: a nil slice that
+        // BucketsAsJson turns into [].
+        use crate::model::{NativeHistogram, Span};
+        let h = Histogram {
+            native: Some(Box::new(NativeHistogram {
+                zero_threshold: 1e-128,
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: 0,
+                }],
+                ..NativeHistogram::default()
+            })),
+            ..Histogram::default()
+        };
+        assert_eq!(
+            histogram_json(h),
+            "{\"buckets\":[],\"count\":\"0\",\"labels\":{\"instance\":\"\",\"job\":\"t\"},\"sum\":\"0\"}"
+        );
+    }
+
+    #[test]
+    fn classic_float_histograms_as_1_10() {
+        // makeBuckets and makeEncodableMetrics: a positive float count wins
+        // over the integer one, per bucket and for the histogram.
+        let mut h = Histogram {
+            count: 7,
+            count_float: Some(2.5),
+            sum: 1.0,
+            buckets: vec![
+                crate::model::Bucket::new(0.5, 1),
+                crate::model::Bucket::new(1.0, 4),
+            ],
+            native: None,
+        };
+        h.buckets[1].count_float = Some(1.5);
+        h.buckets[0].count_float = Some(0.0);
+        assert_eq!(
+            histogram_json(h),
+            "{\"buckets\":{\"0.5\":\"1\",\"1\":\"1.5\"},\"count\":\"2.5\",\"labels\":{\"instance\":\"\",\"job\":\"t\"},\"sum\":\"1\"}"
+        );
     }
 
     #[test]

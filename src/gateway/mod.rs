@@ -7,6 +7,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod api;
+mod native;
 mod render;
 pub(crate) mod ui;
 

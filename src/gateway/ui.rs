@@ -3,16 +3,21 @@
 //! status view (flags, build, start time).
 //!
 //! One self-contained HTML document rendered on the server: no external
-//! assets, no CDN, a few lines of script for the filter box and the delete
-//! button. Links are relative, so the page works under any route prefix and
-//! behind a reverse proxy.
+//! assets, no CDN, a few lines of script for the filter box (labels and
+//! metric names), the delete button and remembering which rows are open
+//! across reloads (`sessionStorage`, as the Go page since 1.7). Links are
+//! relative, so the page works under any route prefix and behind a reverse
+//! proxy.
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::native;
+use crate::model::Value;
 use crate::store::{Group, Nanos, Store};
 use crate::time::rfc3339_millis;
 use crate::wire::exposition;
+use crate::wire::json::json_string;
 use crate::wire::path::{encode_base64, escape_name};
 
 /// Everything the page shows besides the store.
@@ -112,21 +117,48 @@ h2{font-size:15px;margin:28px 0 10px}
 td.k{font-family:ui-monospace,monospace;width:320px;color:var(--muted)}";
 
 const SCRIPT: &str = "\
-for(const d of document.querySelectorAll('details[data-path]')){d.addEventListener('toggle',async()=>{
-if(!d.open||d.dataset.loaded)return;d.dataset.loaded='1';const pre=d.querySelector('pre');
-const r=await fetch(d.dataset.path);pre.textContent=r.ok?await r.text():'HTTP '+r.status+': '+await r.text();});}
+for(const d of document.querySelectorAll('details[data-path]')){const k='coll_'+d.dataset.path;d.addEventListener('toggle',async()=>{
+sessionStorage.setItem(k,d.open);if(!d.open||d.dataset.loaded)return;d.dataset.loaded='1';const pre=d.querySelector('pre');
+const r=await fetch(d.dataset.path);pre.textContent=r.ok?await r.text():'HTTP '+r.status+': '+await r.text();});
+if(sessionStorage.getItem(k)==='true')d.open=true;}
 const f=document.getElementById('filter');
-if(f){f.addEventListener('input',()=>{const q=f.value.toLowerCase();let n=0;
-for(const r of document.querySelectorAll('tr.group')){const m=r.dataset.text.includes(q);r.style.display=m?'':'none';if(m)n++;}
+const N=JSON.parse(document.getElementById('names').textContent);
+if(f){f.addEventListener('input',()=>{const q=f.value.toLowerCase();let n=0;const h=new Set();N.forEach((x,i)=>{if(x.includes(q))h.add(i+'')});
+for(const r of document.querySelectorAll('tr.group')){const m=r.dataset.text.includes(q)||r.dataset.f.split(' ').some(i=>h.has(i));r.style.display=m?'':'none';if(m)n++;}
 document.getElementById('shown').textContent=n;});}
 for(const b of document.querySelectorAll('button.delete')){b.addEventListener('click',async()=>{
 if(!confirm('Delete group '+b.dataset.name+' and all its metrics?'))return;
 const r=await fetch(b.dataset.path,{method:'DELETE'});
-if(r.status===202){const row=b.closest('tr');row.parentNode.removeChild(row);
+if(r.status===202){sessionStorage.removeItem('coll_'+b.dataset.path);const row=b.closest('tr');row.parentNode.removeChild(row);
 const c=document.getElementById('count');c.textContent=Number(c.textContent)-1;}
 else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}";
 
-fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Nanos) {
+/// The positions of the group's metric names in the store's sorted list
+/// of names (`Store::family_names`), space-separated. The page carries
+/// that list once (lower-cased, the filter ignores case) and each row only
+/// these positions: groups of one job share their names, so the page stays
+/// small while the filter still finds a group by a metric it pushed ("which
+/// job pushes backup_last_success?").
+fn name_ids(group: &Group, names: &[&str]) -> String {
+    let mut out = String::new();
+    for name in group.families.keys() {
+        if let Ok(i) = names.binary_search(&&**name) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            let _ = write!(out, "{i}");
+        }
+    }
+    out
+}
+
+fn group_row(
+    h: &mut String,
+    key: &[crate::model::Label],
+    group: &Group,
+    now: Nanos,
+    names: &[&str],
+) {
     let mut text = String::new();
     let mut labels = String::new();
     for l in key {
@@ -142,8 +174,9 @@ fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Na
     let ok = group.last_push_successful();
     let _ = write!(
         h,
-        "<tr class=\"group\" data-text=\"{}\"><td><details data-path=\"ui/group/{}\"><summary>{labels} <small>({} famil{}, {series} series)</small></summary><pre>",
+        "<tr class=\"group\" data-text=\"{}\" data-f=\"{}\"><td><details data-path=\"ui/group/{}\"><summary>{labels} <small>({} famil{}, {series} series)</small></summary><pre>",
         escape(&text.to_lowercase()),
+        name_ids(group, names),
         escape(&delete_path(key)),
         group.families.len(),
         if group.families.len() == 1 {
@@ -178,6 +211,18 @@ fn group_row(h: &mut String, key: &[crate::model::Label], group: &Group, now: Na
     );
 }
 
+/// The native part of a histogram, which the text format cannot carry, as
+/// a comment after the series' lines: the string 1.11's page shows as
+/// "Native Histogram representation" (`formatHistogram` in
+/// `handler/status.go`, that is `Histogram.String`).
+fn write_native(out: &mut Vec<u8>, v: &Value) {
+    let Value::Histogram(h) = v else { return };
+    let Some(n) = native::native(h) else { return };
+    out.extend_from_slice(b"# native histogram: ");
+    out.extend_from_slice(n.go_string().as_bytes());
+    out.push(b'\n');
+}
+
 /// One group's metrics in the text format, for an expanded row; None if
 /// the group is gone.
 pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> {
@@ -187,6 +232,7 @@ pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<S
         exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
         for m in &fam.metrics {
             exposition::write_metric(&mut exp, name, m);
+            write_native(&mut exp, &m.value);
         }
     }
     if exp.is_empty() {
@@ -212,7 +258,7 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
     let _ = write!(
         h,
         "<p class=\"summary\" id=\"groups\"><span id=\"count\">{}</span> groups, {} series, {} with a failed last push. Showing <span id=\"shown\">{}</span>.</p>\
-         <input id=\"filter\" type=\"search\" placeholder=\"Filter groups by label, e.g. job=&quot;backup&quot;\" autocomplete=\"off\">",
+         <input id=\"filter\" type=\"search\" placeholder=\"Filter groups by label or metric name, e.g. job=&quot;backup&quot;\" autocomplete=\"off\">",
         store.group_count(),
         store.series_count(),
         failed,
@@ -230,8 +276,9 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
             .map(|l| l.value.clone())
     };
     groups.sort_by(|(a, _), (b, _)| job(a).cmp(&job(b)).then_with(|| a.cmp(b)));
+    let names: Vec<&str> = store.family_names().collect();
     for (key, group) in groups {
-        group_row(&mut h, key, group, info.now);
+        group_row(&mut h, key, group, info.now, &names);
     }
     h.push_str("</tbody></table><h2 id=\"status\">Status</h2><table><tbody>");
     let uptime = ago(Some(info.start_time), info.now);
@@ -259,10 +306,16 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
             escape(v)
         );
     }
-    let _ = writeln!(
-        h,
-        "</tbody></table></main><script>{SCRIPT}</script></body></html>"
-    );
+    // JSON as Go writes it escapes <, > and &, so no name can end the
+    // script element.
+    h.push_str("</tbody></table></main><script type=\"application/json\" id=\"names\">[");
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            h.push(',');
+        }
+        json_string(&mut h, &n.to_lowercase());
+    }
+    let _ = writeln!(h, "]</script><script>{SCRIPT}</script></body></html>");
     h
 }
 
@@ -322,6 +375,88 @@ mod tests {
         assert_eq!(ago(Some(100 * s), 161 * s), "1 minute ago");
         assert_eq!(ago(Some(1), 7300 * s), "2 hours ago");
         assert_eq!(ago(None, 5), "never");
+    }
+
+    #[test]
+    fn page_carries_metric_names_for_the_filter() {
+        let mut store = Store::new();
+        let key: Vec<Label> = vec![Label::new("job", "backup")];
+        let body = b"backup_last_success 1\n# TYPE Size_Bytes gauge\nSize_Bytes 2\n";
+        let fams = crate::wire::text_format::parse(body).unwrap();
+        let push = crate::store::prepare_push(key.into(), fams, true).unwrap();
+        store.apply(push, 5);
+        let info = PageInfo {
+            flags: &[],
+            build: &[],
+            start_time: 0,
+            now: 10,
+        };
+        let page = status_page(&store, &info);
+        // The store's names once (in its order, lower-cased like the
+        // query); the row points at its own.
+        assert!(
+            page.contains("<script type=\"application/json\" id=\"names\">[\"size_bytes\",\"backup_last_success\",\"push_failure_time_seconds\",\"push_time_seconds\"]</script>"),
+            "{page}"
+        );
+        assert!(page.contains("data-text=\"job=&quot;backup&quot; \" data-f=\"0 1\""));
+        assert!(page.contains("data-name=\"job=&quot;backup&quot;\""));
+
+        // A UTF-8 name with markup cannot end the script element.
+        let fam = crate::model::MetricFamily {
+            name: "\"><script>alert(1)</script>".into(),
+            help: None,
+            metric_type: crate::model::MetricType::Untyped,
+            metrics: vec![crate::model::Metric {
+                labels: Vec::new().into(),
+                value: Value::Untyped(1.0),
+                timestamp_ms: None,
+            }],
+        };
+        let key: Vec<Label> = vec![Label::new("job", "evil")];
+        let push = crate::store::prepare_push(key.into(), vec![fam], true).unwrap();
+        store.apply(push, 6);
+        let page = status_page(&store, &info);
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(
+            page.contains("[\"\\\"\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\",")
+        );
+    }
+
+    #[test]
+    fn group_text_shows_native_histograms() {
+        use crate::model::{Histogram, Metric, MetricFamily, MetricType, NativeHistogram, Span};
+        let mut store = Store::new();
+        let key: Vec<Label> = vec![Label::new("job", "j")];
+        let h = Histogram {
+            count: 2,
+            sum: 1.5,
+            native: Some(Box::new(NativeHistogram {
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: 1,
+                }],
+                positive_deltas: vec![2],
+                ..NativeHistogram::default()
+            })),
+            ..Histogram::default()
+        };
+        let fam = MetricFamily {
+            name: "lat".into(),
+            help: None,
+            metric_type: MetricType::Histogram,
+            metrics: vec![Metric {
+                labels: Vec::new().into(),
+                value: Value::Histogram(h),
+                timestamp_ms: None,
+            }],
+        };
+        let push = crate::store::prepare_push(key.clone().into(), vec![fam], true).unwrap();
+        store.apply(push, 5);
+        let text = group_text(&store, store.groups().next().unwrap().0).unwrap();
+        assert!(
+            text.contains("lat_count{instance=\"\",job=\"j\"} 2\n# native histogram: {count:2, sum:1.5, (0.5,1]:2}\n"),
+            "{text}"
+        );
     }
 
     #[test]

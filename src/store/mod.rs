@@ -281,6 +281,12 @@ impl Store {
         }
     }
 
+    /// Every family name in the store (the grouping-time families
+    /// included), sorted: the web page's table for its filter.
+    pub(crate) fn family_names(&self) -> impl Iterator<Item = &str> {
+        self.families.keys().map(|k| &**k)
+    }
+
     /// Every family in name order, for the exposition writer. `own` supplies
     /// the HELP text of names the gateway itself exposes.
     pub(crate) fn families<'a>(
