@@ -13,6 +13,8 @@
 //! once in durable mode) from the loop's receive timeout; no timer thread
 //! touches the store.
 
+pub(crate) mod gob;
+mod import;
 pub(crate) mod snapshot;
 
 use std::fs::{self, File};
@@ -284,16 +286,45 @@ pub(crate) enum RestoreError {
         path: PathBuf,
         err: snapshot::SnapshotError,
     },
+    /// The Go Pushgateway's file does not decode.
+    Gob {
+        path: PathBuf,
+        err: gob::GobError,
+    },
     Inconsistent {
         path: PathBuf,
-        line: usize,
+        place: Place,
         group: String,
         err: Box<store::PushError>,
+    },
+    /// An imported gob file could not be kept aside, or our snapshot
+    /// could not replace it.
+    Import {
+        path: PathBuf,
+        why: import::ImportError,
     },
     NotWritable {
         dir: PathBuf,
         err: io::Error,
     },
+}
+
+/// Where in a persistence file a group starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Place {
+    /// In our snapshot, a line.
+    Line(usize),
+    /// In a Go gob file, a byte offset.
+    Byte(usize),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Line(n) => write!(f, "line {n}"),
+            Place::Byte(n) => write!(f, "byte {n}"),
+        }
+    }
 }
 
 impl std::fmt::Display for RestoreError {
@@ -305,14 +336,24 @@ impl std::fmt::Display for RestoreError {
             RestoreError::Format { path, err } => {
                 write!(f, "persistence file {}: {err}", path.display())
             }
+            RestoreError::Gob { path, err } => write!(
+                f,
+                "persistence file {} (the Go Pushgateway's format) cannot be imported: {err}",
+                path.display()
+            ),
             RestoreError::Inconsistent {
                 path,
-                line,
+                place,
                 group,
                 err,
             } => write!(
                 f,
-                "persistence file {}: line {line}: group {group} is inconsistent with the groups before it: {err}",
+                "persistence file {}: {place}: group {group} is inconsistent with the groups before it: {err}",
+                path.display()
+            ),
+            RestoreError::Import { path, why } => write!(
+                f,
+                "importing the Go Pushgateway's persistence file {}: {why}",
                 path.display()
             ),
             RestoreError::NotWritable { dir, err } => write!(
@@ -350,17 +391,31 @@ pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreEr
             });
         }
     };
+    if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
+        return import::import(path, &data, store);
+    }
     let groups = snapshot::read(&data).map_err(|err| RestoreError::Format {
         path: path.into(),
         err,
     })?;
+    restore_groups(path, groups, store, Place::Line)
+}
+
+/// Puts restored groups into `store`; `place` says where each one started
+/// (its `line` field), for the error message.
+fn restore_groups(
+    path: &Path,
+    groups: Vec<snapshot::RestoredGroup>,
+    store: &mut Store,
+    place: fn(usize) -> Place,
+) -> Result<usize, RestoreError> {
     let count = groups.len();
     for g in groups {
-        let (line, group) = (g.line, store::show_labels(&g.key));
+        let (at, group) = (g.line, store::show_labels(&g.key));
         g.restore_into(store)
             .map_err(|err| RestoreError::Inconsistent {
                 path: path.into(),
-                line,
+                place: place(at),
                 group,
                 err: Box::new(err),
             })?;
