@@ -66,7 +66,7 @@ pub(crate) enum GobErrorKind {
 impl fmt::Display for GobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use GobErrorKind::*;
-        write!(f, "Go gob file, byte {}: ", self.offset)?;
+        write!(f, "byte {}: ", self.offset)?;
         match &self.kind {
             Empty => f.write_str("the file is empty"),
             Truncated => f.write_str("a message runs past the end of the file: it is truncated"),
@@ -563,7 +563,7 @@ mod tests {
         assert_eq!(read(b"").unwrap_err().kind, GobErrorKind::Empty);
         let e = read(&FIXTURE[..FIXTURE.len() - 1]).unwrap_err();
         assert_eq!(e.kind, GobErrorKind::Truncated);
-        assert!(e.to_string().starts_with("Go gob file, byte "), "{e}");
+        assert!(e.to_string().starts_with("byte "), "{e}");
     }
 
     #[test]

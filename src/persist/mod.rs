@@ -338,7 +338,7 @@ impl std::fmt::Display for RestoreError {
             }
             RestoreError::Gob { path, err } => write!(
                 f,
-                "persistence file {} (the Go Pushgateway's format) cannot be imported: {err}",
+                "persistence file {} (the Go Pushgateway's gob format) cannot be imported: {err}",
                 path.display()
             ),
             RestoreError::Inconsistent {
