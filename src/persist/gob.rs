@@ -37,14 +37,17 @@ const FIRST_USER_ID: i64 = 64;
 const UNIX_TO_INTERNAL: i64 = 62_135_596_800;
 
 /// Why a gob file could not be imported, and where.
-#[derive(Debug, PartialEq)]
+#[derive(PartialEq)]
 pub(crate) struct GobError {
     /// Byte offset in the file.
     pub offset: usize,
     pub kind: GobErrorKind,
 }
 
-#[derive(Debug, PartialEq)]
+// Debug only for tests: a derived Debug costs kilobytes in the static
+// binary, and messages use Display.
+#[derive(PartialEq)]
+#[cfg_attr(test, derive(Debug))]
 pub(crate) enum GobErrorKind {
     Empty,
     Truncated,
@@ -88,6 +91,14 @@ impl fmt::Display for GobError {
             ),
             DataAfterValue => f.write_str("data after the value"),
         }
+    }
+}
+
+/// As Display: messages never show Debug output, and a derived one would
+/// cost kilobytes in the static binary.
+impl fmt::Debug for GobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -157,7 +168,8 @@ impl<'a> Cursor<'a> {
     /// Reads a struct: (field delta, value) pairs up to a zero delta.
     /// `each` gets the field number, 1 for the first field; numbers above
     /// `max` are refused.
-    fn fields(&mut self, max: u64, mut each: impl FnMut(&mut Self, u64) -> Res<()>) -> Res<()> {
+    /// Not generic over `each`, so the static binary holds one copy.
+    fn fields(&mut self, max: u64, each: &mut dyn FnMut(&mut Self, u64) -> Res<()>) -> Res<()> {
         let mut num = 0u64;
         loop {
             let at = self.pos;
@@ -193,40 +205,48 @@ struct Def<'a> {
     wire: Wire<'a>,
 }
 
-/// `CommonType{Name string; Id typeId}`: neither is needed (gob itself
-/// goes by the message's id).
-fn common(c: &mut Cursor) -> Res<()> {
-    c.fields(2, |c, n| {
-        if n == 1 {
-            c.str().map(drop)
+/// A struct of a string and an int: `CommonType{Name; Id}` (neither is
+/// needed: gob itself goes by the message's id) and `fieldType{Name; Id}`.
+fn name_and_id<'a>(c: &mut Cursor<'a>) -> Res<(&'a str, i64)> {
+    let (mut name, mut id) = ("", 0);
+    c.fields(2, &mut |c, m| {
+        if m == 1 {
+            name = c.str()?;
         } else {
-            c.int().map(drop)
+            id = c.int()?;
         }
-    })
+        Ok(())
+    })?;
+    Ok((name, id))
 }
 
 /// Parses a `wireType`: exactly one of its seven pointer fields is set.
 fn wire_type<'a>(c: &mut Cursor<'a>) -> Res<Wire<'a>> {
     let mut out = None;
-    c.fields(7, |c, n| {
+    c.fields(7, &mut |c, n| {
         if out.is_some() {
             return c.err(GobErrorKind::BadTypeDefinition("more than one kind"));
         }
-        let (mut key, mut elem, mut fields) = (0, 0, Vec::new());
-        // Sub-structs: arrayType{CommonType; Elem; Len}, sliceType{CommonType;
-        // Elem}, structType{CommonType; Field []fieldType}, mapType{CommonType;
-        // Key; Elem}, gobEncoderType{CommonType}.
+        // Each kind's struct starts with a CommonType, then: arrayType{Elem;
+        // Len}, sliceType{Elem}, structType{Field []fieldType},
+        // mapType{Key; Elem}, gobEncoderType{}.
         let max = [0, 3, 2, 2, 3, 1, 1, 1][n as usize];
-        c.fields(max, |c, m| match (n, m) {
-            (_, 1) => common(c),
-            (3, 2) => struct_fields(c, &mut fields),
-            (4, 2) => c.int().map(|v| key = v),
-            (4, 3) | (1 | 2, 2) => c.int().map(|v| elem = v),
-            _ => c.int().map(drop), // The array's length.
+        let (mut ints, mut fields) = ([0i64; 4], Vec::new());
+        c.fields(max, &mut |c, m| {
+            if m == 1 {
+                name_and_id(c)?;
+            } else if n == 3 {
+                for _ in 0..c.uint()? {
+                    fields.push(name_and_id(c)?);
+                }
+            } else {
+                ints[m as usize] = c.int()?;
+            }
+            Ok(())
         })?;
         out = Some(match n {
             3 => Wire::Struct(fields),
-            4 => Wire::Map(key, elem),
+            4 => Wire::Map(ints[2], ints[3]),
             5 => Wire::Encoder,
             _ => Wire::Other,
         });
@@ -236,20 +256,6 @@ fn wire_type<'a>(c: &mut Cursor<'a>) -> Res<Wire<'a>> {
         Some(w) => Ok(w),
         None => c.err(GobErrorKind::BadTypeDefinition("no kind")),
     }
-}
-
-/// `Field []*fieldType`, each `fieldType{Name string; Id typeId}`.
-fn struct_fields<'a>(c: &mut Cursor<'a>, out: &mut Vec<(&'a str, i64)>) -> Res<()> {
-    let n = c.uint()?;
-    for _ in 0..n {
-        let (mut name, mut id) = ("", 0);
-        c.fields(2, |c, m| match m {
-            1 => c.str().map(|s| name = s),
-            _ => c.int().map(|v| id = v),
-        })?;
-        out.push((name, id));
-    }
-    Ok(())
 }
 
 /// Where the fields of the two structs are, by field number.
@@ -412,58 +418,55 @@ fn groups(c: &mut Cursor, shape: &Shape) -> Res<Vec<RestoredGroup>> {
     Ok(out)
 }
 
-/// One family as stored: its push time and its body.
-struct Entry {
-    time: Option<Nanos>,
-    family: MetricFamily,
-}
-
+/// One group: both of its fields are maps keyed by a string (a label name,
+/// a family name; the latter is also inside the family's body).
 fn group(c: &mut Cursor, shape: &Shape) -> Res<RestoredGroup> {
-    let at = c.pos;
-    let (mut key, mut entries) = (Vec::new(), Vec::new());
-    c.fields(2, |c, n| {
-        if n == shape.labels {
-            for _ in 0..c.uint()? {
-                let (name, value) = (c.str()?, c.str()?);
-                key.push(Label::new(name, value));
-            }
-            Ok(())
-        } else {
-            for _ in 0..c.uint()? {
-                c.str()?; // The family's name, also inside its body.
-                entries.push(entry(c, shape)?);
-            }
-            Ok(())
-        }
-    })?;
-    key.sort_by(|a: &Label, b| a.name.cmp(&b.name));
     let mut g = RestoredGroup {
-        line: at,
-        key,
+        line: c.pos,
+        key: Vec::new(),
         push_time: None,
         failure_time: None,
         families: Vec::new(),
         family_times: Vec::new(),
     };
-    for e in entries {
-        match &*e.family.name {
-            PUSH_TIME => g.push_time = gauge_time(&e),
-            PUSH_FAILURE_TIME => g.failure_time = gauge_time(&e),
-            _ if e.family.metrics.is_empty() => {}
-            name => {
-                if let Some(t) = e.time {
-                    g.family_times.push((name.into(), t));
-                }
-                g.families.push(e.family);
+    c.fields(2, &mut |c, n| {
+        for _ in 0..c.uint()? {
+            let name = c.str()?;
+            if n == shape.labels {
+                let value = c.str()?;
+                // Go's map order is random; keys are sorted by name.
+                let i = g.key.partition_point(|l| &*l.name < name);
+                g.key.insert(i, Label::new(name, value));
+            } else {
+                let (time, family) = entry(c, shape)?;
+                add_family(&mut g, time, family);
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(g)
 }
 
-fn entry(c: &mut Cursor, shape: &Shape) -> Res<Entry> {
+/// The push time gauges become the group's times (our store makes them
+/// itself); other families are kept with their push time.
+fn add_family(g: &mut RestoredGroup, time: Option<Nanos>, family: MetricFamily) {
+    match &*family.name {
+        PUSH_TIME => g.push_time = gauge_time(time, &family),
+        PUSH_FAILURE_TIME => g.failure_time = gauge_time(time, &family),
+        _ if family.metrics.is_empty() => {}
+        name => {
+            if let Some(t) = time {
+                g.family_times.push((name.into(), t));
+            }
+            g.families.push(family);
+        }
+    }
+}
+
+/// A `TimestampedMetricFamily`: its push time and its body.
+fn entry(c: &mut Cursor, shape: &Shape) -> Res<(Option<Nanos>, MetricFamily)> {
     let (mut time, mut family) = (None, None);
-    c.fields(2, |c, n| {
+    c.fields(2, &mut |c, n| {
         let at = c.pos;
         let b = c.bytes()?;
         if n == shape.time {
@@ -482,7 +485,7 @@ fn entry(c: &mut Cursor, shape: &Shape) -> Res<Entry> {
         Ok(())
     })?;
     match family {
-        Some(family) => Ok(Entry { time, family }),
+        Some(family) => Ok((time, family)),
         None => c.err(GobErrorKind::MissingField("GobbableMetricFamily")),
     }
 }
@@ -508,12 +511,12 @@ fn go_time(b: &[u8]) -> Option<Nanos> {
 /// stands for. The reference writes 0 for "never" and otherwise
 /// `float64(t.UnixNano())/1e9` of the entry's own `Timestamp`, which keeps
 /// the nanoseconds the float lost; the value decides if they disagree.
-fn gauge_time(e: &Entry) -> Option<Nanos> {
-    let v = match e.family.metrics.first().map(|m| &m.value) {
+fn gauge_time(time: Option<Nanos>, family: &MetricFamily) -> Option<Nanos> {
+    let v = match family.metrics.first().map(|m| &m.value) {
         Some(Value::Gauge(v)) if *v != 0.0 => *v,
         _ => return None,
     };
-    match e.time {
+    match time {
         Some(t) if t as f64 / 1e9 == v => Some(t),
         _ => Some((v * 1e9).round() as Nanos),
     }

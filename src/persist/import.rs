@@ -2,9 +2,8 @@
 //!
 //! The order keeps a complete file at `<file>` at every instant: decode
 //! everything and restore it into the store (nothing on disk changes yet);
-//! keep the gob file as `<file>.gob-imported` (a hard link, or a copy where
-//! links are impossible, fsynced); only then write our snapshot over
-//! `<file>` with [`write_atomically`]. A crash before the last step leaves
+//! keep the gob file as `<file>.gob-imported` (a copy, fsynced); only then
+//! write our snapshot over `<file>` with [`write_atomically`]. A crash before the last step leaves
 //! the gob file in place and the next start imports it again; the kept copy
 //! is then identical and reused.
 
@@ -16,7 +15,6 @@ use super::{Place, RestoreError, dir_of, gob, restore_groups, temp_path, write_a
 use crate::store::Store;
 
 /// Why an imported file could not be kept or replaced.
-#[derive(Debug)]
 pub(crate) enum ImportError {
     /// `<file>.gob-imported` exists and holds something else.
     AsideDiffers(PathBuf),
@@ -44,6 +42,13 @@ impl std::fmt::Display for ImportError {
     }
 }
 
+/// As Display; a derived Debug would only add to the static binary.
+impl std::fmt::Debug for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Where the imported gob file is kept.
 pub(crate) fn aside_path(path: &Path) -> PathBuf {
     let mut name = path
@@ -67,41 +72,38 @@ pub(crate) fn import(path: &Path, data: &[u8], store: &mut Store) -> Result<usiz
         why,
     };
     let aside = aside_path(path);
-    keep_aside(path, &aside, data).map_err(fail)?;
+    keep_aside(&aside, data).map_err(fail)?;
     write_atomically(path, &store.snapshot()).map_err(|e| fail(ImportError::WriteSnapshot(e)))?;
-    log::info!(file:display = path.display(), groups = count, series = store.series_count(), original:display = aside.display(); "imported the Go Pushgateway's persistence file; it now holds this gateway's snapshot and the original is kept");
+    log::info!(file:display = path.display(), groups = count, original:display = aside.display(); "imported the Go Pushgateway's persistence file; it now holds this gateway's snapshot and the original is kept");
     Ok(count)
 }
 
-/// Makes `aside` a durable copy of `data` (the content of `path`).
-fn keep_aside(path: &Path, aside: &Path, data: &[u8]) -> Result<(), ImportError> {
-    let keep_err = |err| ImportError::KeepAside {
-        aside: aside.into(),
-        err,
-    };
+/// Makes `aside` a durable copy of `data` (the content of the file): written
+/// under a temporary name, fsynced, renamed, the directory fsynced, so
+/// `aside` is never a partial file. A copy rather than a hard link: it
+/// works on every file system and is one code path.
+fn keep_aside(aside: &Path, data: &[u8]) -> Result<(), ImportError> {
     match fs::read(aside) {
         Ok(old) if old == data => return Ok(()),
         Ok(_) => return Err(ImportError::AsideDiffers(aside.into())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(keep_err(e)),
+        Err(err) => {
+            return Err(ImportError::KeepAside {
+                aside: aside.into(),
+                err,
+            });
+        }
     }
-    if fs::hard_link(path, aside).is_err() {
-        copy_durably(data, aside).map_err(keep_err)?;
-    }
-    File::open(aside)
-        .and_then(|f| f.sync_all())
-        .and_then(|()| File::open(dir_of(aside))?.sync_all())
-        .map_err(keep_err)
-}
-
-/// A copy through a temporary name, so `aside` is never a partial file.
-fn copy_durably(data: &[u8], aside: &Path) -> io::Result<()> {
     let tmp = temp_path(aside);
     let result = fs::write(&tmp, data)
         .and_then(|()| File::open(&tmp)?.sync_all())
-        .and_then(|()| fs::rename(&tmp, aside));
-    if result.is_err() {
+        .and_then(|()| fs::rename(&tmp, aside))
+        .and_then(|()| File::open(dir_of(aside))?.sync_all());
+    result.map_err(|err| {
         let _ = fs::remove_file(&tmp);
-    }
-    result
+        ImportError::KeepAside {
+            aside: aside.into(),
+            err,
+        }
+    })
 }

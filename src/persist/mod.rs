@@ -276,7 +276,6 @@ pub(crate) fn write_atomically(
 }
 
 /// Why the store could not be restored.
-#[derive(Debug)]
 pub(crate) enum RestoreError {
     Read {
         path: PathBuf,
@@ -310,7 +309,7 @@ pub(crate) enum RestoreError {
 }
 
 /// Where in a persistence file a group starts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) enum Place {
     /// In our snapshot, a line.
     Line(usize),
@@ -362,6 +361,14 @@ impl std::fmt::Display for RestoreError {
                 dir.display()
             ),
         }
+    }
+}
+
+/// As Display: messages never show Debug output, and a derived one would
+/// only add to the static binary.
+impl std::fmt::Debug for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
