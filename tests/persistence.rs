@@ -562,6 +562,12 @@ fn the_go_gateways_file_is_imported_once_and_kept() {
         gob,
         "kept copy differs"
     );
+    // With the reference's permissions: it writes 0600.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&aside).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let ours_now = fs::read(&file).expect("our snapshot written");
     assert!(ours_now.starts_with(b"pushgateway-snapshot 1\n"));
 
@@ -614,4 +620,20 @@ fn damaged_gob_files_refuse_start_and_stay_untouched() {
         assert_eq!(fs::read(&file).unwrap(), *content, "file changed");
     }
     assert_eq!(fs::read(&aside_differs).unwrap(), b"something else");
+    // A crash after the copy but before our snapshot replaced the file
+    // leaves an identical copy: the next start imports again and reuses it.
+    fs::write(&aside_differs, &gob).unwrap();
+    fs::write(&file, &gob).unwrap();
+    let gw = Gateway::start(&ours(), &[&flag]);
+    assert!(
+        fs::read(&file)
+            .unwrap()
+            .starts_with(b"pushgateway-snapshot 1\n")
+    );
+    assert_eq!(fs::read(&aside_differs).unwrap(), gob);
+    assert!(
+        pushed_exposition(&gw).contains("job=\"proto\""),
+        "{}",
+        gw.log()
+    );
 }

@@ -72,17 +72,18 @@ pub(crate) fn import(path: &Path, data: &[u8], store: &mut Store) -> Result<usiz
         why,
     };
     let aside = aside_path(path);
-    keep_aside(&aside, data).map_err(fail)?;
+    keep_aside(path, &aside, data).map_err(fail)?;
     write_atomically(path, &store.snapshot()).map_err(|e| fail(ImportError::WriteSnapshot(e)))?;
     log::info!(file:display = path.display(), groups = count, original:display = aside.display(); "imported the Go Pushgateway's persistence file; it now holds this gateway's snapshot and the original is kept");
     Ok(count)
 }
 
-/// Makes `aside` a durable copy of `data` (the content of the file): written
-/// under a temporary name, fsynced, renamed, the directory fsynced, so
-/// `aside` is never a partial file. A copy rather than a hard link: it
-/// works on every file system and is one code path.
-fn keep_aside(aside: &Path, data: &[u8]) -> Result<(), ImportError> {
+/// Makes `aside` a durable copy of `data` (the content of `path`), with
+/// the same permissions (the Go gateway writes 0600): written under a
+/// temporary name, fsynced, renamed, the directory fsynced, so `aside` is
+/// never a partial file. A copy rather than a hard link: it works on every
+/// file system and is one code path.
+fn keep_aside(path: &Path, aside: &Path, data: &[u8]) -> Result<(), ImportError> {
     match fs::read(aside) {
         Ok(old) if old == data => return Ok(()),
         Ok(_) => return Err(ImportError::AsideDiffers(aside.into())),
@@ -96,6 +97,7 @@ fn keep_aside(aside: &Path, data: &[u8]) -> Result<(), ImportError> {
     }
     let tmp = temp_path(aside);
     let result = fs::write(&tmp, data)
+        .and_then(|()| fs::set_permissions(&tmp, fs::metadata(path)?.permissions()))
         .and_then(|()| File::open(&tmp)?.sync_all())
         .and_then(|()| fs::rename(&tmp, aside))
         .and_then(|()| File::open(dir_of(aside))?.sync_all());
