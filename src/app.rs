@@ -271,7 +271,10 @@ fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std:
             log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = format!("{:?}", started.elapsed()); "metrics restored");
             Ok(())
         }
-        Err(e @ persist::RestoreError::NotWritable { .. }) => Err(e.into()),
+        // Not an unreadable file: moving it aside would not help.
+        Err(
+            e @ (persist::RestoreError::NotWritable { .. } | persist::RestoreError::Import { .. }),
+        ) => Err(e.into()),
         Err(e) if config.persistence_start_empty_if_unreadable => {
             let aside = persist::move_aside(path)
                 .map_err(|err| format!("{e}; and it cannot be moved aside: {err}"))?;

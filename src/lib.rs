@@ -12,7 +12,8 @@
 //! - [`contract`]: the request loop's inputs and outputs.
 //! - [`gateway`]: the single request loop, the only owner of the [`store`],
 //!   and what it renders (scrapes, the API's JSON, the web page).
-//! - [`persist`]: the snapshot format and its writer thread.
+//! - [`persist`]: the snapshot format and its writer thread; the import of
+//!   the Go gateway's gob file.
 //! - [`web`]: the web configuration file: auth, rate limit, headers, TLS.
 //! - [`sys`]: every libc call.
 //!

@@ -397,6 +397,7 @@ fn opened_group_shows_its_native_histogram() {
         labels: Vec::new().into(),
         value: Value::Histogram(h),
         timestamp_ms: None,
+        extra: None,
     }];
     let mut body = Vec::new();
     pushgateway::wire::protobuf::encode_family(

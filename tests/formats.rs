@@ -303,6 +303,7 @@ fn histogram_series(h: pushgateway::model::Histogram) -> pushgateway::model::Met
         labels: Vec::new().into(),
         value: pushgateway::model::Value::Histogram(h),
         timestamp_ms: None,
+        extra: None,
     }
 }
 

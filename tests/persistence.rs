@@ -384,3 +384,274 @@ fn a_panic_in_the_loop_still_writes_the_final_snapshot() {
     let gw = Gateway::start(&ours(), &[&flag]);
     assert!(pushed_exposition(&gw).contains("kept_metric{instance=\"\",job=\"kept\"} 7\n"));
 }
+
+const PROTO: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// A protobuf push: a native histogram (with one classic bucket too) and a
+/// gauge with HELP.
+fn protobuf_body() -> Vec<u8> {
+    use pushgateway::model::{
+        Bucket, Histogram, Label, Metric, MetricType, NativeHistogram, Span, Value,
+    };
+    use pushgateway::wire::protobuf::encode_family;
+    let native = NativeHistogram {
+        schema: 3,
+        zero_threshold: 1e-128,
+        zero_count: 1,
+        negative_spans: vec![Span {
+            offset: -2,
+            length: 1,
+        }],
+        negative_deltas: vec![2],
+        positive_spans: vec![
+            Span {
+                offset: 0,
+                length: 2,
+            },
+            Span {
+                offset: 3,
+                length: 1,
+            },
+        ],
+        positive_deltas: vec![1, 1, -1],
+        ..NativeHistogram::default()
+    };
+    let h = Metric {
+        labels: vec![Label::new("le_kind", "native")].into(),
+        value: Value::Histogram(Histogram {
+            count: 7,
+            sum: 12.5,
+            buckets: vec![Bucket::new(1.0, 3)],
+            native: Some(Box::new(native)),
+            ..Histogram::default()
+        }),
+        timestamp_ms: None,
+        extra: None,
+    };
+    let g = Metric {
+        labels: vec![Label::new("via", "protobuf")].into(),
+        value: Value::Gauge(-2.5),
+        timestamp_ms: None,
+        extra: None,
+    };
+    let mut body = Vec::new();
+    encode_family(
+        &mut body,
+        "nh",
+        Some("A native histogram."),
+        MetricType::Histogram,
+        [h].iter(),
+    );
+    encode_family(
+        &mut body,
+        "pg",
+        Some("Pushed as protobuf."),
+        MetricType::Gauge,
+        [g].iter(),
+    );
+    body
+}
+
+/// Lets the reference (1.5.1) fill `file` with every kind of group; returns
+/// its text scrape (push times exact) and its protobuf families.
+fn reference_writes(file: &Path) -> (support::Exposition, Vec<pushgateway::model::MetricFamily>) {
+    let mut go = Gateway::start(
+        &support::reference(),
+        &[&file_flag(file), "--persistence.interval=100ms"],
+    );
+    let ok = |path: &str, body: &str| {
+        let r = go.put(path, body);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    };
+    ok("/metrics/job/all/instance/i1", EVERY_FEATURE);
+    ok("/metrics/job/empty/a@base64/=", "# HELP u Untyped.\nu 1\n");
+    ok("/metrics/job/slash/path@base64/L3Zhci90bXA", "m 2\n");
+    let r = go.request(
+        "PUT",
+        "/metrics/job/proto",
+        &[("Content-Type", PROTO)],
+        &protobuf_body(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Failures: a new group with only a failure time, and a failure after a
+    // success in an existing group.
+    assert_eq!(
+        go.put("/metrics/job/failed", "# TYPE c gauge\nc 1\n")
+            .status,
+        400
+    );
+    assert_eq!(
+        go.post("/metrics/job/slash/path@base64/L3Zhci90bXA", "m 3 1000\n")
+            .status,
+        400
+    );
+    let text = go.get("/metrics").text();
+    let scrape = support::Exposition::parse(&text)
+        .expect("reference scrape parses")
+        .without_internal();
+    for want in [
+        "push_failure_time_seconds",
+        "nh",
+        "pg",
+        "u",
+        "c",
+        "s",
+        "h",
+        "x",
+    ] {
+        assert!(scrape.family(want).is_some(), "{want} missing:\n{text}");
+    }
+    let proto = go.request("GET", "/metrics", &[("Accept", PROTO)], b"");
+    let families = pushed_families(&proto.body);
+    let nh = families.iter().find(|f| &*f.name == "nh").expect("nh");
+    assert!(
+        matches!(&nh.metrics[0].value, pushgateway::model::Value::Histogram(h) if h.native.is_some()),
+        "the reference keeps native histograms: {nh:?}"
+    );
+    let failures = scrape.family("push_failure_time_seconds").unwrap();
+    let pushes = scrape.family("push_time_seconds").unwrap();
+    for (f, nonzero) in [(failures, 2), (pushes, 4)] {
+        let n = f
+            .samples
+            .iter()
+            .filter(|s| s.value.parse::<f64>() != Ok(0.0))
+            .count();
+        assert_eq!(n, nonzero, "{f:?}");
+    }
+    sigterm(&mut go);
+    (scrape, families)
+}
+
+/// A protobuf scrape without the gateway's own families, series sorted.
+fn pushed_families(body: &[u8]) -> Vec<pushgateway::model::MetricFamily> {
+    let mut fams = pushgateway::wire::protobuf::decode(body).expect("protobuf scrape decodes");
+    fams.retain(|f| !support::is_internal(&f.name));
+    for f in &mut fams {
+        f.metrics
+            .sort_by(|a, b| format!("{:?}", a.labels).cmp(&format!("{:?}", b.labels)));
+    }
+    fams.sort_by(|a, b| a.name.cmp(&b.name));
+    fams
+}
+
+fn assert_same_scrape(
+    gw: &Gateway,
+    want: &support::Exposition,
+    want_proto: &[pushgateway::model::MetricFamily],
+) {
+    let got = support::Exposition::parse(&gw.get("/metrics").text())
+        .unwrap()
+        .without_internal();
+    let diff = support::diff_expositions("reference before the swap", want, "ours", &got);
+    assert!(diff.is_empty(), "{diff}\n{}", gw.log());
+    let proto = gw.request("GET", "/metrics", &[("Accept", PROTO)], b"");
+    let got = pushed_families(&proto.body);
+    for (w, g) in want_proto.iter().zip(&got) {
+        // Compared as Debug text, where NaN equals NaN and -0 differs from 0.
+        assert_eq!(
+            format!("{w:?}"),
+            format!("{g:?}"),
+            "protobuf scrapes differ"
+        );
+    }
+    assert_eq!(want_proto.len(), got.len(), "protobuf scrapes differ");
+}
+
+#[test]
+fn the_go_gateways_file_is_imported_once_and_kept() {
+    let dir = TempDir::new("gob-import");
+    let file = dir.file("metric.store");
+    let (want, want_proto) = reference_writes(&file);
+    let gob = fs::read(&file).expect("the reference persisted on SIGTERM");
+    assert!(!gob.starts_with(b"pushgateway-snapshot"));
+
+    let mut gw = Gateway::start(&ours(), &[&file_flag(&file), "--persistence.interval=5m"]);
+    assert_same_scrape(&gw, &want, &want_proto);
+    assert!(
+        gw.log()
+            .contains("imported the Go Pushgateway's persistence file"),
+        "{}",
+        gw.log()
+    );
+    let aside = dir.file("metric.store.gob-imported");
+    assert_eq!(
+        fs::read(&aside).expect("original kept"),
+        gob,
+        "kept copy differs"
+    );
+    // With the reference's permissions: it writes 0600.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&aside).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let ours_now = fs::read(&file).expect("our snapshot written");
+    assert!(ours_now.starts_with(b"pushgateway-snapshot 2\n"));
+
+    // From now on it is our format, and it reads back the same.
+    sigterm(&mut gw);
+    drop(gw);
+    let gw = Gateway::start(&ours(), &[&file_flag(&file)]);
+    assert_same_scrape(&gw, &want, &want_proto);
+    assert!(
+        !gw.log().contains("imported"),
+        "imported twice:\n{}",
+        gw.log()
+    );
+    assert_eq!(fs::read(&aside).expect("original still kept"), gob);
+}
+
+#[test]
+fn damaged_gob_files_refuse_start_and_stay_untouched() {
+    let dir = TempDir::new("gob-bad");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let (_, _) = reference_writes(&file);
+    let gob = fs::read(&file).expect("the reference persisted on SIGTERM");
+    let mut flipped = gob.clone();
+    let at = gob
+        .windows(7)
+        .position(|w| w == b"Metrics")
+        .expect("type definition");
+    flipped[at] = b'N';
+    let aside_differs = dir.file("metric.store.gob-imported");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (gob[..gob.len() / 2].to_vec(), "truncated"),
+        (flipped, "not what the Go Pushgateway writes"),
+        (gob.clone(), "already exists with different content"),
+    ];
+    for (i, (content, want)) in cases.iter().enumerate() {
+        if i == 2 {
+            fs::write(&aside_differs, b"something else").unwrap();
+        }
+        fs::write(&file, content).expect("write test file");
+        let err = refuses_to_start(&[&flag]);
+        assert!(
+            err.contains(&file.display().to_string()),
+            "names the file: {err}"
+        );
+        assert!(err.contains(want), "mentions {want:?}: {err}");
+        if i < 2 {
+            assert!(err.contains("imported: byte "), "names an offset: {err}");
+        }
+        assert_eq!(fs::read(&file).unwrap(), *content, "file changed");
+    }
+    assert_eq!(fs::read(&aside_differs).unwrap(), b"something else");
+    // A crash after the copy but before our snapshot replaced the file
+    // leaves an identical copy: the next start imports again and reuses it.
+    fs::write(&aside_differs, &gob).unwrap();
+    fs::write(&file, &gob).unwrap();
+    let gw = Gateway::start(&ours(), &[&flag]);
+    assert!(
+        fs::read(&file)
+            .unwrap()
+            .starts_with(b"pushgateway-snapshot 2\n")
+    );
+    assert_eq!(fs::read(&aside_differs).unwrap(), gob);
+    assert!(
+        pushed_exposition(&gw).contains("job=\"proto\""),
+        "{}",
+        gw.log()
+    );
+}

@@ -280,11 +280,7 @@ mod tests {
             name: "h".into(),
             help: None,
             metric_type: MetricType::Histogram,
-            metrics: vec![Metric {
-                labels: Vec::new().into(),
-                value: Value::Histogram(h),
-                timestamp_ms: None,
-            }],
+            metrics: vec![Metric::new(Vec::new().into(), Value::Histogram(h))],
         };
         let key: Vec<Label> = vec![Label::new("job", "t")];
         let push = prepare_push(key.into(), vec![fam], true).unwrap();

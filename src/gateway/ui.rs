@@ -406,11 +406,10 @@ mod tests {
             name: "\"><script>alert(1)</script>".into(),
             help: None,
             metric_type: crate::model::MetricType::Untyped,
-            metrics: vec![crate::model::Metric {
-                labels: Vec::new().into(),
-                value: Value::Untyped(1.0),
-                timestamp_ms: None,
-            }],
+            metrics: vec![crate::model::Metric::new(
+                Vec::new().into(),
+                Value::Untyped(1.0),
+            )],
         };
         let key: Vec<Label> = vec![Label::new("job", "evil")];
         let push = crate::store::prepare_push(key.into(), vec![fam], true).unwrap();
@@ -444,11 +443,7 @@ mod tests {
             name: "lat".into(),
             help: None,
             metric_type: MetricType::Histogram,
-            metrics: vec![Metric {
-                labels: Vec::new().into(),
-                value: Value::Histogram(h),
-                timestamp_ms: None,
-            }],
+            metrics: vec![Metric::new(Vec::new().into(), Value::Histogram(h))],
         };
         let push = crate::store::prepare_push(key.clone().into(), vec![fam], true).unwrap();
         store.apply(push, 5);

@@ -14,6 +14,8 @@
 //! touches the store.
 
 mod extras;
+pub(crate) mod gob;
+mod import;
 pub(crate) mod snapshot;
 
 use std::fs::{self, File};
@@ -275,7 +277,6 @@ pub(crate) fn write_atomically(
 }
 
 /// Why the store could not be restored.
-#[derive(Debug)]
 pub(crate) enum RestoreError {
     Read {
         path: PathBuf,
@@ -285,16 +286,45 @@ pub(crate) enum RestoreError {
         path: PathBuf,
         err: snapshot::SnapshotError,
     },
+    /// The Go Pushgateway's file does not decode.
+    Gob {
+        path: PathBuf,
+        err: gob::GobError,
+    },
     Inconsistent {
         path: PathBuf,
-        line: usize,
+        place: Place,
         group: String,
         err: Box<store::PushError>,
+    },
+    /// An imported gob file could not be kept aside, or our snapshot
+    /// could not replace it.
+    Import {
+        path: PathBuf,
+        why: import::ImportError,
     },
     NotWritable {
         dir: PathBuf,
         err: io::Error,
     },
+}
+
+/// Where in a persistence file a group starts.
+#[derive(Clone, Copy)]
+pub(crate) enum Place {
+    /// In our snapshot, a line.
+    Line(usize),
+    /// In a Go gob file, a byte offset.
+    Byte(usize),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Line(n) => write!(f, "line {n}"),
+            Place::Byte(n) => write!(f, "byte {n}"),
+        }
+    }
 }
 
 impl std::fmt::Display for RestoreError {
@@ -306,14 +336,24 @@ impl std::fmt::Display for RestoreError {
             RestoreError::Format { path, err } => {
                 write!(f, "persistence file {}: {err}", path.display())
             }
+            RestoreError::Gob { path, err } => write!(
+                f,
+                "persistence file {} (the Go Pushgateway's gob format) cannot be imported: {err}",
+                path.display()
+            ),
             RestoreError::Inconsistent {
                 path,
-                line,
+                place,
                 group,
                 err,
             } => write!(
                 f,
-                "persistence file {}: line {line}: group {group} is inconsistent with the groups before it: {err}",
+                "persistence file {}: {place}: group {group} is inconsistent with the groups before it: {err}",
+                path.display()
+            ),
+            RestoreError::Import { path, why } => write!(
+                f,
+                "importing the Go Pushgateway's persistence file {}: {why}",
                 path.display()
             ),
             RestoreError::NotWritable { dir, err } => write!(
@@ -322,6 +362,14 @@ impl std::fmt::Display for RestoreError {
                 dir.display()
             ),
         }
+    }
+}
+
+/// As Display: messages never show Debug output, and a derived one would
+/// only add to the static binary.
+impl std::fmt::Debug for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -351,17 +399,31 @@ pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreEr
             });
         }
     };
+    if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
+        return import::import(path, &data, store);
+    }
     let groups = snapshot::read(&data).map_err(|err| RestoreError::Format {
         path: path.into(),
         err,
     })?;
+    restore_groups(path, groups, store, Place::Line)
+}
+
+/// Puts restored groups into `store`; `place` says where each one started
+/// (its `line` field), for the error message.
+fn restore_groups(
+    path: &Path,
+    groups: Vec<snapshot::RestoredGroup>,
+    store: &mut Store,
+    place: fn(usize) -> Place,
+) -> Result<usize, RestoreError> {
     let count = groups.len();
     for g in groups {
-        let (line, group) = (g.line, store::show_labels(&g.key));
+        let (at, group) = (g.line, store::show_labels(&g.key));
         g.restore_into(store)
             .map_err(|err| RestoreError::Inconsistent {
                 path: path.into(),
-                line,
+                place: place(at),
                 group,
                 err: Box::new(err),
             })?;

@@ -46,7 +46,8 @@ pub(crate) const VERSION: u32 = 2;
 /// One group as read back from a snapshot.
 #[derive(Debug, PartialEq)]
 pub(crate) struct RestoredGroup {
-    /// Line of the `group` record, for error messages.
+    /// Line of the `group` record (in a Go gob file, the group's byte
+    /// offset), for error messages.
     pub line: usize,
     pub key: Vec<Label>,
     pub push_time: Option<Nanos>,
@@ -95,12 +96,17 @@ impl fmt::Display for SnapshotError {
         use SnapshotErrorKind::*;
         write!(f, "line {}: ", self.line)?;
         match &self.kind {
-            Empty => f.write_str("the file is empty (a complete snapshot has at least a header and an end line)"),
-            GoGobFile => f.write_str(
-                "this is a persistence file of the Go Pushgateway (gob format), which this gateway cannot read; \
-                 move it away or point --persistence.file elsewhere",
+            Empty => f.write_str(
+                "the file is empty (a complete snapshot has at least a header and an end line)",
             ),
-            NotASnapshot => write!(f, "not a pushgateway snapshot (the first line must be \"{MAGIC} {VERSION}\")"),
+            GoGobFile => f.write_str(
+                "this is a persistence file of the Go Pushgateway (gob format), not a snapshot; \
+                 it is imported at start-up, not read as a snapshot",
+            ),
+            NotASnapshot => write!(
+                f,
+                "not a pushgateway snapshot (the first line must be \"{MAGIC} {VERSION}\")"
+            ),
             FutureVersion(v) => write!(
                 f,
                 "snapshot format version {v} was written by a newer pushgateway; this one reads version {VERSION}"
@@ -112,8 +118,15 @@ impl fmt::Display for SnapshotError {
             OutsideSeries(r) => write!(f, "{r} record before any series record of its family"),
             Malformed { record, why } => write!(f, "malformed {record} record: {why}"),
             Truncated => f.write_str("the file ends without its end record: it is truncated"),
-            CountMismatch { what, stated, found } => {
-                write!(f, "end record states {stated} {what} but the file holds {found}")
+            CountMismatch {
+                what,
+                stated,
+                found,
+            } => {
+                write!(
+                    f,
+                    "end record states {stated} {what} but the file holds {found}"
+                )
             }
             DataAfterEnd => f.write_str("data after the end record"),
             ChecksumMismatch { stated, computed } => write!(
@@ -141,6 +154,13 @@ impl RestoredGroup {
         }
         store.restore_group(push, self.push_time, self.failure_time, &Own)
     }
+}
+
+/// Whether `data`, which does not start with [`MAGIC`], is rather a Go
+/// Pushgateway gob file: gob streams start with a length byte and type
+/// definitions, never with printable text like ours.
+pub(crate) fn looks_gob(data: &[u8]) -> bool {
+    data.len() > 2 && !data[..16.min(data.len())].iter().all(|b| b.is_ascii())
 }
 
 /// A writer that hashes what goes through it, for the end record's
@@ -338,8 +358,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
     if !data.starts_with(MAGIC.as_bytes()) {
         // Go's gob streams start with a length byte and type definitions,
         // never with printable text like ours.
-        let looks_gob = data.len() > 2 && !data[..16.min(data.len())].iter().all(|b| b.is_ascii());
-        let kind = if looks_gob {
+        let kind = if looks_gob(data) {
             SnapshotErrorKind::GoGobFile
         } else {
             SnapshotErrorKind::NotASnapshot

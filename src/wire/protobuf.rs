@@ -755,6 +755,14 @@ fn encode_histogram(b: &mut Vec<u8>, h: &Histogram, extra: Option<&Extra>) {
     counts(b, 14, &n.positive_counts);
 }
 
+/// Decodes one `MetricFamily` message without a length prefix: the Go
+/// Pushgateway's persistence file holds each family that way (`GobEncode`
+/// is `proto.Marshal`). Unlike [`decode`], a family without metrics is
+/// returned as it is; the caller decides.
+pub(crate) fn decode_one(msg: &[u8], scheme: NameScheme) -> Result<MetricFamily, ProtoError> {
+    family(&mut Reader::new(msg, 0, scheme))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
