@@ -93,8 +93,17 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     log::debug!(path = config.route_prefix; "path prefix for internal routing");
 
     let mut store = store::Store::new();
+    store.set_default_ttl(config.group_ttl);
     if !config.persistence_file.is_empty() {
         restore(config, &mut store)?;
+    }
+    // Groups that expired while the gateway was down go now; the file is
+    // rewritten without them at the next write (the generation before
+    // expiry is what the file holds).
+    let restored_generation = store.generation();
+    let expired = store.expire_due(crate::time::now_nanos(), Duration::MAX);
+    if !expired.is_empty() {
+        log::info!(groups = expired.len(); "groups expired while the gateway was down; deleted");
     }
 
     let pool = pool::Pool::new(MAX_POOL_THREADS);
@@ -112,12 +121,17 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         flag_list(config),
     );
     gw.names = names;
+    gw.telemetry.count_expired(expired.len());
+    gw.limits = store::Limits {
+        max_groups: config.max_groups,
+        max_series: config.max_series,
+    };
     if !config.persistence_file.is_empty() {
         let p = persist::Persistence::start(
             config.persistence_file.clone().into(),
             config.persistence_interval,
             tx.clone(),
-            gw.store.generation(),
+            restored_generation,
         )?;
         gw.persistence = Some(p);
     }
@@ -280,6 +294,7 @@ fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std:
                 .map_err(|err| format!("{e}; and it cannot be moved aside: {err}"))?;
             log::warn!(err:display = e, moved_to:display = aside.display(); "persistence file unreadable; moved aside, starting empty");
             *store = store::Store::new();
+            store.set_default_ttl(config.group_ttl);
             Ok(())
         }
         Err(e) => Err(format!(
@@ -312,6 +327,9 @@ fn flag_list(c: &Config) -> Vec<(String, String)> {
         ),
         f("push.enable-utf8-names", c.enable_utf8_names.to_string()),
         f("push.max-body-size", c.max_body_bytes.to_string()),
+        f("push.max-groups", c.max_groups.to_string()),
+        f("push.max-series", c.max_series.to_string()),
+        f("push.group-ttl", crate::time::go_duration(c.group_ttl)),
         f(
             "web.read-header-timeout",
             crate::time::go_duration(c.read_header_timeout),

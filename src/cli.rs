@@ -37,6 +37,12 @@ pub(crate) struct Config {
     pub disable_consistency_check: bool,
     pub enable_utf8_names: bool,
     pub max_body_bytes: u64,
+    /// `--push.max-groups`, `--push.max-series`: 0 is unlimited.
+    pub max_groups: usize,
+    pub max_series: usize,
+    /// `--push.group-ttl`: how long a group lives after its last push;
+    /// zero is forever.
+    pub group_ttl: Duration,
     /// `--web.read-header-timeout`: from a head's first byte to its end.
     pub read_header_timeout: Duration,
     /// `--web.read-timeout`: for a request body, from the end of its head.
@@ -68,6 +74,9 @@ impl Default for Config {
             disable_consistency_check: false,
             enable_utf8_names: false,
             max_body_bytes: 64 << 20,
+            max_groups: 0,
+            max_series: 0,
+            group_ttl: Duration::ZERO,
             read_header_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(300),
@@ -158,6 +167,15 @@ Flags:
                                  unless Accept says escaping=allow-utf-8.
       --push.max-body-size=64MiB Largest request body accepted; larger pushes
                                  get 413. Units: B, KB, MB, GB, KiB, MiB, GiB.
+      --push.max-groups=0        Most groups stored; a push that would create
+                                 another gets 429. 0: unlimited.
+      --push.max-series=0        Most series (sample lines of the exposition)
+                                 stored; a push that would go past it gets 429.
+                                 0: unlimited.
+      --push.group-ttl=0s        Delete a group this long after its last
+                                 successful push (or its creation). A push can
+                                 set its group's own with the header
+                                 Pushgateway-Group-TTL. 0: never.
       --web.read-header-timeout=30s
                                  Longest time a client may take to send a
                                  request head, from its first byte; slower ones
@@ -279,6 +297,31 @@ fn parse(mut p: lexopt::Parser) -> Result<Command, CliError> {
                 let v = string(&mut p)?;
                 c.max_body_bytes = parse_size(&v).map_err(|why| CliError::Invalid {
                     flag: "push.max-body-size",
+                    value: v.clone(),
+                    why,
+                })?;
+            }
+            Long(flag @ ("push.max-groups" | "push.max-series")) => {
+                let flag = if flag == "push.max-groups" {
+                    "push.max-groups"
+                } else {
+                    "push.max-series"
+                };
+                let v = string(&mut p)?;
+                let n = v.parse().map_err(|_| CliError::Invalid {
+                    flag,
+                    value: v.clone(),
+                    why: "a count (0: unlimited)".into(),
+                })?;
+                match flag {
+                    "push.max-groups" => c.max_groups = n,
+                    _ => c.max_series = n,
+                }
+            }
+            Long("push.group-ttl") => {
+                let v = string(&mut p)?;
+                c.group_ttl = parse_duration(&v).map_err(|why| CliError::Invalid {
+                    flag: "push.group-ttl",
                     value: v.clone(),
                     why,
                 })?;

@@ -68,6 +68,11 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "A metric with a constant '1' value labeled by version, revision, branch, goversion from which pushgateway was built, and the goos and goarch for the build.",
     ),
     (
+        "pushgateway_groups_expired_total",
+        MetricType::Counter,
+        "Groups deleted because their TTL (--push.group-ttl or the Pushgateway-Group-TTL header) ran out.",
+    ),
+    (
         "pushgateway_http_push_duration_seconds",
         MetricType::Summary,
         "HTTP request duration for pushes to the Pushgateway.",
@@ -81,6 +86,31 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "pushgateway_http_requests_total",
         MetricType::Counter,
         "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
+    ),
+    (
+        "pushgateway_pushes_refused_total",
+        MetricType::Counter,
+        "Pushes refused because they would take the store past a limit (--push.max-groups, --push.max-series), by limit.",
+    ),
+    (
+        "pushgateway_store_groups",
+        MetricType::Gauge,
+        "Groups stored.",
+    ),
+    (
+        "pushgateway_store_groups_limit",
+        MetricType::Gauge,
+        "The most groups the store takes (--push.max-groups); absent when unlimited.",
+    ),
+    (
+        "pushgateway_store_series",
+        MetricType::Gauge,
+        "Series stored: sample lines of the exposition, without the push-time gauges.",
+    ),
+    (
+        "pushgateway_store_series_limit",
+        MetricType::Gauge,
+        "The most series the store takes (--push.max-series); absent when unlimited.",
     ),
 ];
 
@@ -154,6 +184,19 @@ struct Counters {
     requests: BTreeMap<(u16, &'static str, &'static str), u64>,
     push_duration: BTreeMap<String, Observations>,
     push_size: BTreeMap<String, Observations>,
+    /// Refused pushes by the limit they hit.
+    refused: BTreeMap<&'static str, u64>,
+    expired: u64,
+    store: StoreUsage,
+}
+
+/// The store's size and limits (0: unlimited), as the loop last saw them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StoreUsage {
+    pub groups: usize,
+    pub series: usize,
+    pub max_groups: usize,
+    pub max_series: usize,
 }
 
 /// The architecture in Go's spelling (`amd64`, `arm64`), as dashboards
@@ -248,6 +291,21 @@ impl Telemetry {
             .or_default() += 1;
     }
 
+    /// Counts a push refused at a limit (`groups` or `series`).
+    pub(crate) fn count_refused(&self, limit: &'static str) {
+        *self.lock().refused.entry(limit).or_default() += 1;
+    }
+
+    /// Counts groups removed by expiry.
+    pub(crate) fn count_expired(&self, groups: usize) {
+        self.lock().expired += groups as u64;
+    }
+
+    /// Sets what the store gauges show; the loop calls it before a scrape.
+    pub(crate) fn set_store_usage(&self, usage: StoreUsage) {
+        self.lock().store = usage;
+    }
+
     /// Records one push's duration and body size.
     pub(crate) fn observe_push(&self, method: &str, duration: Duration, size: usize) {
         let now = Instant::now();
@@ -311,6 +369,39 @@ impl Telemetry {
             Value::Gauge(1.0),
         );
         let c = self.lock();
+        add(
+            "pushgateway_groups_expired_total",
+            vec![],
+            Value::Counter(c.expired as f64),
+        );
+        for (limit, n) in &c.refused {
+            let labels = vec![Label::new("limit", limit)];
+            add(
+                "pushgateway_pushes_refused_total",
+                labels,
+                Value::Counter(*n as f64),
+            );
+        }
+        let s = c.store;
+        let gauges = [
+            ("pushgateway_store_groups", s.groups, true),
+            (
+                "pushgateway_store_groups_limit",
+                s.max_groups,
+                s.max_groups > 0,
+            ),
+            ("pushgateway_store_series", s.series, true),
+            (
+                "pushgateway_store_series_limit",
+                s.max_series,
+                s.max_series > 0,
+            ),
+        ];
+        for (name, v, shown) in gauges {
+            if shown {
+                add(name, vec![], Value::Gauge(v as f64));
+            }
+        }
         for (method, obs) in &c.push_duration {
             let labels = vec![Label::new("method", method)];
             add(

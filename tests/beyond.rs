@@ -6,6 +6,9 @@
 mod support;
 
 use std::fs;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use support::{Gateway, TempDir, ours};
 
@@ -178,4 +181,164 @@ fn delete_by_selector_needs_the_admin_api() {
     let r = gw.post(&delete_url(&[r#"{job="batch"}"#], false), "");
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(groups(&gw).len(), 6);
+}
+
+/// The value of an unlabelled own gauge in a scrape, if exposed.
+fn own_value(gw: &Gateway, name: &str) -> Option<f64> {
+    let text = gw.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.parse().expect("a number"))
+}
+
+#[test]
+fn store_limits_hold_at_exactly_the_limit() {
+    let gw = Gateway::start(&ours(), &["--push.max-groups=2", "--push.max-series=16"]);
+    assert_eq!(own_value(&gw, "pushgateway_store_groups_limit"), Some(2.0));
+    assert_eq!(own_value(&gw, "pushgateway_store_series_limit"), Some(16.0));
+    // A histogram with 10 buckets is 13 series (with +Inf, _sum, _count).
+    let mut histogram = String::from("# TYPE h histogram\n");
+    for le in 1..=10 {
+        histogram.push_str(&format!("h_bucket{{le=\"{le}\"}} 0\n"));
+    }
+    histogram.push_str("h_sum 0\nh_count 0\n");
+    assert_eq!(gw.put("/metrics/job/a", &histogram).status, 200);
+    assert_eq!(own_value(&gw, "pushgateway_store_series"), Some(13.0));
+    // To exactly 16 passes.
+    assert_eq!(gw.put("/metrics/job/b", "x 1\ny 1\nz 1\n").status, 200);
+    assert_eq!(own_value(&gw, "pushgateway_store_series"), Some(16.0));
+    // One past is refused with 429, names the limit, changes nothing and
+    // records the failure on the existing group.
+    let r = gw.post("/metrics/job/b", "w 1\n");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("--push.max-series"), "{}", r.text());
+    let text = gw.get("/metrics").text();
+    assert!(!text.contains("\nw{"), "{text}");
+    let failure = text
+        .lines()
+        .find(|l| l.starts_with("push_failure_time_seconds{instance=\"\",job=\"b\"}"))
+        .expect("group b has a failure time");
+    assert!(!failure.ends_with(" 0"), "{failure}");
+    // A third group is refused and not created, not even for its failure.
+    let r = gw.put("/metrics/job/c", "q 1\n");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("--push.max-groups"), "{}", r.text());
+    let text = gw.get("/metrics").text();
+    assert!(!text.contains("job=\"c\""), "{text}");
+    assert_eq!(own_value(&gw, "pushgateway_store_groups"), Some(2.0));
+    assert!(
+        text.contains("pushgateway_pushes_refused_total{limit=\"groups\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pushgateway_pushes_refused_total{limit=\"series\"} 1\n"),
+        "{text}"
+    );
+    // Replacing a group with fewer series still works at the limit.
+    assert_eq!(gw.put("/metrics/job/b", "x 2\n").status, 200);
+    assert_eq!(own_value(&gw, "pushgateway_store_series"), Some(14.0));
+    assert!(gw.log().contains("store limit reached"), "{}", gw.log());
+}
+
+#[test]
+fn without_limits_no_limit_gauges() {
+    let gw = Gateway::start(&ours(), &[]);
+    assert_eq!(own_value(&gw, "pushgateway_store_groups_limit"), None);
+    assert_eq!(own_value(&gw, "pushgateway_store_groups"), Some(0.0));
+}
+
+fn put_with_ttl(gw: &Gateway, path: &str, ttl: &str) -> support::Response {
+    gw.request("PUT", path, &[("Pushgateway-Group-TTL", ttl)], b"m 1\n")
+}
+
+/// Waits (bounded) until `cond` holds; false if it never did.
+fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+#[test]
+fn groups_expire_by_flag_and_header() {
+    let gw = Gateway::start(&ours(), &["--push.group-ttl=600ms"]);
+    let started = Instant::now();
+    assert_eq!(gw.put("/metrics/job/flag", "m 1\n").status, 200);
+    assert_eq!(put_with_ttl(&gw, "/metrics/job/never", "0").status, 200);
+    assert_eq!(put_with_ttl(&gw, "/metrics/job/long", "1h").status, 200);
+    // A push without the header keeps the group's TTL.
+    assert_eq!(gw.put("/metrics/job/long", "m 2\n").status, 200);
+    assert!(
+        eventually(Duration::from_secs(10), || !groups(&gw)
+            .contains(&"flag/".to_owned())),
+        "the group under --push.group-ttl never expired: {:?}",
+        groups(&gw)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "expired early"
+    );
+    assert_eq!(groups(&gw), ["long/", "never/"]);
+    let text = gw.get("/metrics").text();
+    assert!(
+        text.contains("pushgateway_groups_expired_total 1\n"),
+        "{text}"
+    );
+    assert!(gw.log().contains("group expired"), "{}", gw.log());
+}
+
+#[test]
+fn a_bad_ttl_header_changes_nothing() {
+    let gw = Gateway::start(&ours(), &[]);
+    for bad in ["soon", "-5m", "5", "1x"] {
+        let r = put_with_ttl(&gw, "/metrics/job/bad", bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(r.text().contains("Pushgateway-Group-TTL"), "{}", r.text());
+    }
+    assert!(
+        groups(&gw).is_empty(),
+        "no group, not even a failure: {:?}",
+        groups(&gw)
+    );
+}
+
+#[test]
+fn deadlines_survive_a_restart() {
+    let dir = TempDir::new("expiry-restart");
+    let file = dir.file("store");
+    let flag = format!("--persistence.file={}", file.display());
+    let mut gw = Gateway::start(&ours(), &[&flag]);
+    assert_eq!(put_with_ttl(&gw, "/metrics/job/short", "700ms").status, 200);
+    assert_eq!(put_with_ttl(&gw, "/metrics/job/long", "1h").status, 200);
+    assert_eq!(gw.put("/metrics/job/plain", "m 1\n").status, 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    gw.wait_exit(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
+    let snapshot = fs::read_to_string(&file).expect("snapshot written");
+    assert!(snapshot.contains("\nttl 3600000000000\n"), "{snapshot}");
+    assert_eq!(snapshot.matches("\nttl ").count(), 2, "{snapshot}");
+    thread::sleep(Duration::from_millis(800));
+    // `short` expired while the gateway was down; `plain` follows the
+    // flag, which a restart may change.
+    let gw = Gateway::start(&ours(), &[&flag, "--push.group-ttl=1h"]);
+    assert_eq!(groups(&gw), ["long/", "plain/"]);
+    assert!(
+        gw.log()
+            .contains("groups expired while the gateway was down"),
+        "{}",
+        gw.log()
+    );
+    let text = gw.get("/metrics").text();
+    assert!(
+        text.contains("pushgateway_groups_expired_total 1\n"),
+        "{text}"
+    );
 }

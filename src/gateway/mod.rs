@@ -32,9 +32,20 @@ pub(crate) struct Gateway {
     /// `--push.enable-utf8-names`: with `Legacy`, every stored name is
     /// classic and scrapes skip looking for names to escape.
     pub names: NameScheme,
+    /// `--push.max-groups`, `--push.max-series`.
+    pub limits: store::Limits,
+    /// When a refused push was last logged, and how many since.
+    limit_log: (Option<Instant>, u64),
     /// Size of the last scrape, to allocate the next one in one go.
     last_scrape_len: usize,
 }
+
+/// Refused pushes are logged at most this often (a job retrying in a
+/// loop against a full store would flood the log otherwise).
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest the loop spends deleting expired groups in one go.
+const EXPIRY_BUDGET: Duration = Duration::from_millis(2);
 
 impl Gateway {
     pub(crate) fn new(
@@ -50,6 +61,8 @@ impl Gateway {
             persistence: None,
             flags,
             names: NameScheme::Utf8,
+            limits: store::Limits::default(),
+            limit_log: (None, 0),
             last_scrape_len: 4096,
         }
     }
@@ -58,10 +71,14 @@ impl Gateway {
     /// The receive timeout doubles as the persistence timer.
     pub(crate) fn run(&mut self, events: &Receiver<Event>) {
         loop {
-            let deadline = self
+            let write = self
                 .persistence
                 .as_ref()
                 .and_then(|p| p.deadline(&self.store));
+            let deadline = match (write, self.expiry_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let ev = match deadline {
                 Some(d) => match events.recv_timeout(d.saturating_duration_since(Instant::now())) {
                     Ok(ev) => Some(ev),
@@ -85,10 +102,32 @@ impl Gateway {
                     return;
                 }
             }
+            self.expire();
             if let Some(p) = &mut self.persistence {
                 p.tick(&self.store);
             }
         }
+    }
+
+    /// When the next group expires, on the monotonic clock.
+    fn expiry_deadline(&self) -> Option<Instant> {
+        let due = self.store.next_deadline()?;
+        let wait = u64::try_from(due.saturating_sub(now_nanos())).unwrap_or(0);
+        Some(Instant::now() + Duration::from_nanos(wait))
+    }
+
+    /// Deletes groups whose TTL ran out, for at most `EXPIRY_BUDGET` at a
+    /// time: the loop answers waiting requests between two rounds, so a
+    /// mass expiry never holds pushes up for long.
+    fn expire(&mut self) {
+        let expired = self.store.expire_due(now_nanos(), EXPIRY_BUDGET);
+        if expired.is_empty() {
+            return;
+        }
+        for key in &expired {
+            log::info!(group = store::show_labels(key); "group expired (TTL ran out); deleted");
+        }
+        self.telemetry.count_expired(expired.len());
     }
 
     /// After the listeners are closed: answers requests still in flight,
@@ -264,6 +303,11 @@ impl Gateway {
             }
             Ok(p)
         });
+        if let Ok(p) = &checked
+            && let Err(e) = self.store.check_limits(p, self.limits)
+        {
+            return self.refuse_over_limit(&p.key, &e, source, now);
+        }
         match checked {
             Ok(p) => {
                 log::debug!(group = store::show_labels(&p.key), method = method; "push accepted");
@@ -285,6 +329,31 @@ impl Gateway {
         }
     }
 
+    /// A push that would take the store past a limit: 429, the failure
+    /// recorded on its group only if the group exists (creating one would
+    /// break the group limit), a warning at most every `LIMIT_LOG_EVERY`.
+    fn refuse_over_limit(
+        &mut self,
+        key: &store::GroupKey,
+        e: &store::LimitError,
+        source: &str,
+        now: crate::time::Nanos,
+    ) -> Reply {
+        if self.store.group(key).is_some() {
+            self.store.record_failure(key, now);
+        }
+        self.telemetry.count_refused(e.label());
+        let (last, suppressed) = &mut self.limit_log;
+        if last.is_none_or(|t| t.elapsed() >= LIMIT_LOG_EVERY) {
+            log::warn!(source = source, group = store::show_labels(key), refused_since_last_warning = *suppressed, err:display = e; "push refused: store limit reached");
+            *last = Some(Instant::now());
+            *suppressed = 0;
+        } else {
+            *suppressed += 1;
+        }
+        Reply::error(429, e.to_string())
+    }
+
     fn scrape(&mut self, format: ScrapeFormat, escaping: Escaping, gzip: bool) -> Reply {
         if !self.check_consistency {
             let problems = self.store.inconsistencies(&Own);
@@ -301,6 +370,13 @@ impl Gateway {
                 return Reply::error(500, msg);
             }
         }
+        self.telemetry
+            .set_store_usage(crate::telemetry::StoreUsage {
+                groups: self.store.group_count(),
+                series: self.store.sample_count(),
+                max_groups: self.limits.max_groups,
+                max_series: self.limits.max_series,
+            });
         let body = match format {
             ScrapeFormat::Text => self.render_metrics(escaping),
             ScrapeFormat::Protobuf => self.render_protobuf(escaping),

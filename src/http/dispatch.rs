@@ -99,13 +99,21 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
     match route {
         Route::Push { key, replace } => {
             let key: GroupKey = key.into();
+            let ttl = match group_ttl(req.header(TTL_HEADER)) {
+                Ok(ttl) => ttl,
+                Err(msg) => {
+                    log::warn!(source = req.source(), group = store::show_labels(&key), err = msg.as_str(); "rejected push");
+                    return direct(req, Reply::error(400, msg));
+                }
+            };
             let inline = body.data.len() <= INLINE_PUSH && req.header("Content-Encoding").is_none();
+            let target = Target { key, replace, ttl };
             if inline {
-                read_push(req, body, key, replace, ctx);
+                read_push(req, body, target, ctx);
             } else {
                 let ctx2 = ctx.clone();
                 ctx.pool
-                    .execute(move || read_push(req, body, key, replace, &ctx2));
+                    .execute(move || read_push(req, body, target, &ctx2));
             }
         }
         Route::Delete { key } => {
@@ -225,8 +233,30 @@ fn send(ctx: &Context, ev: Event) {
     let _ = ctx.events.send(ev);
 }
 
+/// The request header that sets a group's own TTL (see `store::expiry`).
+pub(super) const TTL_HEADER: &str = "Pushgateway-Group-TTL";
+
+/// The TTL a push sets, in Go's duration syntax (`30m`, `1h30m`; `0` is
+/// never); an absent header keeps the group's.
+fn group_ttl(header: Option<&str>) -> Result<Option<std::time::Duration>, String> {
+    let Some(v) = header else {
+        return Ok(None);
+    };
+    crate::cli::parse_duration(v.trim())
+        .map(Some)
+        .map_err(|why| format!("invalid {TTL_HEADER} header {v:?}: {why} (a duration like 30m or 1h30m; 0 is never)"))
+}
+
+/// Where a push goes and what it sets besides its metrics.
+struct Target {
+    key: GroupKey,
+    replace: bool,
+    ttl: Option<std::time::Duration>,
+}
+
 /// Decompresses and parses a push, then hands it to the loop.
-fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Context) {
+fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
+    let Target { key, replace, ttl } = target;
     let Body { data: raw, charge } = raw;
     let started = Instant::now();
     let fail = |req: Request, status: u16, msg: String| {
@@ -278,7 +308,12 @@ fn read_push(req: Request, raw: Body, key: GroupKey, replace: bool, ctx: &Contex
             // small by comparison and belongs to the store from here on.
             drop(body);
             drop((charge, out_charge));
-            store::prepare_push(key.clone(), families, replace).map_err(|e| (key, e))
+            store::prepare_push(key.clone(), families, replace)
+                .map(|mut p| {
+                    p.ttl = ttl;
+                    p
+                })
+                .map_err(|e| (key, e))
         }
         Err(Ok(e)) => return fail(req, 400, e),
         Err(Err(inconsistent)) => Err((key, inconsistent)),

@@ -426,6 +426,7 @@ fn group(c: &mut Cursor, shape: &Shape) -> Res<RestoredGroup> {
         key: Vec::new(),
         push_time: None,
         failure_time: None,
+        ttl: None,
         families: Vec::new(),
         family_times: Vec::new(),
     };

@@ -39,8 +39,8 @@ use super::extras;
 
 /// The first line of every snapshot; the number is the format version.
 pub(crate) const MAGIC: &str = "pushgateway-snapshot";
-/// Version 2 added the `created` and `exemplar` records and the end
-/// record's checksum; version 1 files are read as they are.
+/// Version 2 added the `created`, `exemplar` and `ttl` records and the
+/// end record's checksum; version 1 files are read as they are.
 pub(crate) const VERSION: u32 = 2;
 
 /// One group as read back from a snapshot.
@@ -52,6 +52,8 @@ pub(crate) struct RestoredGroup {
     pub key: Vec<Label>,
     pub push_time: Option<Nanos>,
     pub failure_time: Option<Nanos>,
+    /// The group's own TTL (`Pushgateway-Group-TTL`), if a push set one.
+    pub ttl: Option<std::time::Duration>,
     pub families: Vec<MetricFamily>,
     /// When each family was last pushed, by name.
     pub family_times: Vec<(Box<str>, Nanos)>,
@@ -145,6 +147,7 @@ impl RestoredGroup {
     /// the same consistency rules as a push.
     pub(crate) fn restore_into(self, store: &mut Store) -> Result<(), PushError> {
         let mut push = store::prepare_push(self.key.into(), self.families, true)?;
+        push.ttl = self.ttl;
         for f in &mut push.families {
             f.pushed_at = self
                 .family_times
@@ -219,6 +222,9 @@ fn write_groups(
         line.push(b' ');
         write_time(&mut line, group.failure_time);
         line.push(b'\n');
+        if let Some(ttl) = group.ttl {
+            line.extend_from_slice(format!("ttl {}\n", ttl.as_nanos()).as_bytes());
+        }
         out.write_all(&line)?;
         for (name, fam) in &group.families {
             line.clear();
@@ -425,9 +431,19 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                     key,
                     push_time: None,
                     failure_time: None,
+                    ttl: None,
                     families: Vec::new(),
                     family_times: Vec::new(),
                 });
+            }
+            "ttl" => {
+                let g = groups
+                    .last_mut()
+                    .ok_or(err(n, SnapshotErrorKind::OutsideGroup("ttl")))?;
+                let nanos: u64 = rest.parse().map_err(|_| {
+                    malformed("ttl", format!("{rest:?} is not a duration in nanoseconds"))
+                })?;
+                g.ttl = Some(std::time::Duration::from_nanos(nanos));
             }
             "times" => {
                 let g = groups

@@ -19,6 +19,11 @@ pub(crate) struct Group {
     pub failure_time: Option<Nanos>,
     /// When the group came into being (by a push or a failed push).
     pub created: Nanos,
+    /// Its own TTL, from the `Pushgateway-Group-TTL` header; `None`
+    /// follows `--push.group-ttl`, zero is never.
+    pub ttl: Option<std::time::Duration>,
+    /// When it expires, if ever (see `expiry`).
+    pub deadline: Option<Nanos>,
 }
 
 impl Group {
@@ -54,4 +59,6 @@ pub(crate) struct StoredFamily {
     pub metrics: Vec<Metric>,
     /// When this family was last pushed (shown by the JSON API).
     pub pushed_at: Nanos,
+    /// Its sample lines in the exposition (see `limits`).
+    pub samples: usize,
 }

@@ -25,15 +25,18 @@ use crate::wire::exposition;
 
 mod check;
 mod error;
+mod expiry;
 mod group;
 mod index;
 mod intern;
+mod limits;
 mod prepare;
 
 pub(crate) use error::*;
 pub(crate) use group::*;
 pub(crate) use index::*;
 use intern::Interner;
+pub(crate) use limits::{LimitError, Limits};
 pub(crate) use prepare::*;
 
 pub(crate) const PUSH_TIME: &str = "push_time_seconds";
@@ -61,6 +64,9 @@ pub(crate) struct Store {
     families: BTreeMap<Box<str>, FamilyIndex>,
     next_id: u64,
     series_count: usize,
+    /// Sample lines stored (see `limits`), kept as series come and go.
+    samples: usize,
+    deadlines: expiry::Deadlines,
     /// Bumped on every change, so persistence knows when to write.
     generation: u64,
     interner: Interner,
@@ -79,6 +85,8 @@ impl Store {
             families: BTreeMap::new(),
             next_id: 1,
             series_count: 0,
+            samples: 0,
+            deadlines: expiry::Deadlines::default(),
             generation: 0,
             interner: Interner::default(),
         }
@@ -119,6 +127,7 @@ impl Store {
     /// Applies a checked push. `now` becomes the group's push time.
     pub(crate) fn apply(&mut self, push: PreparedPush, now: Nanos) {
         let key = push.key.clone();
+        let ttl = push.ttl;
         let gid = self.ensure_group(&key, now);
         self.generation += 1;
         let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) else {
@@ -135,12 +144,14 @@ impl Store {
         for (name, fam) in &removed {
             unindex_family(&mut self.families, name, fam, gid);
             self.series_count -= fam.metrics.len();
+            self.samples -= fam.samples;
         }
         for fam in push.families {
             let idx = self.families.entry(fam.name.clone()).or_default();
             idx.type_counts[type_slot(fam.metric_type)] += 1;
             idx.add_help(fam.help.as_deref());
             let mut metrics = Vec::with_capacity(fam.metrics.len());
+            let samples = limits::prepared_samples(&fam);
             for mut pm in fam.metrics {
                 pm.metric.labels = self.interner.labels(&pm.metric.labels);
                 idx.series
@@ -148,19 +159,25 @@ impl Store {
                 metrics.push(pm.metric);
             }
             self.series_count += metrics.len();
+            self.samples += samples;
             let stored = StoredFamily {
                 help: fam.help,
                 metric_type: fam.metric_type,
                 metrics,
                 pushed_at: fam.pushed_at.unwrap_or(now),
+                samples,
             };
             group.families.insert(fam.name, stored);
         }
         group.push_time = Some(now);
+        if ttl.is_some() {
+            group.ttl = ttl;
+        }
         let (labels, ft) = (group.time_labels.clone(), group.failure_time);
         self.interner.sweep_if_due();
         self.set_time_series(PUSH_TIME, &labels, gid, Some(now));
         self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, ft);
+        self.reschedule(&key);
     }
 
     /// Records a rejected push: the group's failure time becomes `now`,
@@ -177,6 +194,8 @@ impl Store {
             let labels = group.time_labels.clone();
             self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, Some(now));
         }
+        // A new group is due from its creation; a failure never refreshes.
+        self.reschedule(key);
     }
 
     /// Puts back a group read from a snapshot, with its recorded times.
@@ -201,6 +220,7 @@ impl Store {
             self.set_time_series(PUSH_TIME, &labels, gid, push_time);
             self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, failure_time);
         }
+        self.reschedule(&key);
         Ok(())
     }
 
@@ -209,10 +229,12 @@ impl Store {
         let Some(group) = self.groups.remove(key) else {
             return false;
         };
+        self.unschedule(key, group.deadline);
         self.generation += 1;
         for (name, fam) in &group.families {
             unindex_family(&mut self.families, name, fam, group.id);
             self.series_count -= fam.metrics.len();
+            self.samples -= fam.samples;
         }
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             if let Some(idx) = self.families.get_mut(name) {
@@ -234,8 +256,10 @@ impl Store {
             self.generation += 1;
         }
         self.groups.clear();
+        self.deadlines.due.clear();
         self.families.clear();
         self.series_count = 0;
+        self.samples = 0;
         n
     }
 
@@ -255,6 +279,8 @@ impl Store {
                 push_time: None,
                 failure_time: None,
                 created: now,
+                ttl: None,
+                deadline: None,
             }),
         );
         for (name, help) in [

@@ -63,6 +63,9 @@ pub(crate) struct PreparedPush {
     pub families: Vec<PreparedFamily>,
     /// PUT replaces the whole group; POST only the families it carries.
     pub replace: bool,
+    /// The group's TTL from the `Pushgateway-Group-TTL` header, kept with
+    /// the group until a later push with the header changes it.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// Applies the grouping labels to every series (overriding same-named body
@@ -135,6 +138,7 @@ pub(crate) fn prepare_push(
         key,
         families: out,
         replace,
+        ttl: None,
     })
 }
 
