@@ -342,3 +342,16 @@ fn deadlines_survive_a_restart() {
         "{text}"
     );
 }
+
+#[test]
+fn the_json_api_carries_the_deadline() {
+    let gw = Gateway::start(&ours(), &["--push.group-ttl=1h"]);
+    assert_eq!(gw.put("/metrics/job/a", "m 1\n").status, 200);
+    assert_eq!(put_with_ttl(&gw, "/metrics/job/b", "0").status, 200);
+    let json = gw.get("/api/v1/metrics").text();
+    assert_eq!(json.matches("\"expires_at\":\"").count(), 1, "{json}");
+    let at = json.split("\"expires_at\":\"").nth(1).unwrap();
+    assert!(at.starts_with("20") && at[..30].contains('T'), "{json}");
+    let page = gw.get("/").text();
+    assert_eq!(page.matches("expires in 59 minutes").count(), 1, "{page}");
+}

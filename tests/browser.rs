@@ -426,3 +426,43 @@ fn opened_group_shows_its_native_histogram() {
         "{text}"
     );
 }
+
+#[test]
+fn expiry_shown_and_a_whole_job_deleted_from_the_page() {
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api", "--push.group-ttl=2h"]);
+    for i in 0..3 {
+        let path = format!("/metrics/job/nightly/instance/n{i}");
+        assert_eq!(gw.put(&path, "nightly_ok 1\n").status, 200);
+    }
+    assert_eq!(gw.put("/metrics/job/other", "other_ok 1\n").status, 200);
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    let expiry = b.text(&b.find("tr.group small.expiry"));
+    assert_eq!(expiry, "expires in 1 hour", "{expiry}");
+    let button = b.find("button.deljob");
+    assert_eq!(b.text(&button), "Delete all 3 groups of job nightly");
+    b.click(&button);
+    b.session_call("POST", "/alert/accept", "{}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get("/metrics").text().contains("nightly_ok") {
+        assert!(
+            Instant::now() < deadline,
+            "job not deleted through the page"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gw.get("/metrics").text().contains("other_ok"),
+        "other jobs stay"
+    );
+    // The page reloads without the job.
+    let rows = "document.querySelectorAll('tr.group').length";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.eval_number(rows) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the page still shows the deleted job"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

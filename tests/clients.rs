@@ -505,3 +505,52 @@ fn node_client_pushes_chunked_on_keep_alive_after_a_rejected_push() {
         assert!(scrape.contains(&line), "{line} missing:\n{scrape}");
     }
 }
+
+/// Waits (bounded) until the gateway no longer has a group of `job`.
+fn expires(gw: &Gateway, job: &str) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let needle = format!("job=\"{job}\"");
+    while std::time::Instant::now() < end {
+        if !gw.get("/metrics").text().contains(&needle) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// The `Pushgateway-Group-TTL` header from client_golang (through its
+/// HTTPDoer) and from the Python client (through a handler): the group
+/// is there after the push, and gone once its TTL has run out.
+#[test]
+fn client_libraries_set_a_group_ttl() {
+    let gw = Gateway::start(&ours(), &[]);
+    go("ttl", &[&gw]);
+    assert!(
+        gw.get("/metrics")
+            .text()
+            .contains("cg_ttl_probe{instance=\"\",job=\"go_ttl\"} 1")
+    );
+    assert!(
+        expires(&gw, "go_ttl"),
+        "the Go client's group never expired"
+    );
+    python(
+        gw.port,
+        "from prometheus_client.exposition import default_handler\n\
+         def ttl(url, method, timeout, headers, data):\n\
+         \x20   return default_handler(url, method, timeout, headers + [('Pushgateway-Group-TTL', '500ms')], data)\n\
+         r = CollectorRegistry()\n\
+         Gauge('py_ttl_probe', 'Expires soon.', registry=r).set(1)\n\
+         push_to_gateway(GW, job='py_ttl', registry=r, handler=ttl)\n",
+    );
+    assert!(
+        gw.get("/metrics")
+            .text()
+            .contains("py_ttl_probe{instance=\"\",job=\"py_ttl\"} 1")
+    );
+    assert!(
+        expires(&gw, "py_ttl"),
+        "the Python client's group never expired"
+    );
+}

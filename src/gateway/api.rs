@@ -234,6 +234,12 @@ fn group_json(key: &[crate::model::Label], group: &Group) -> String {
             &[time_gauge(group, group.failure_time)],
         ),
     ));
+    // Ours alone (expiry is opt-in): absent unless the group expires.
+    if let Some(d) = group.deadline {
+        let mut at = String::new();
+        json_string(&mut at, &rfc3339_nanos(d));
+        pairs.push(("expires_at".into(), at));
+    }
     let mut out = String::new();
     object(&mut out, pairs);
     out

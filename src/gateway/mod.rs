@@ -218,6 +218,10 @@ impl Gateway {
                     build: &crate::telemetry::build_info(),
                     start_time: self.telemetry.start_nanos(),
                     now: now_nanos(),
+                    admin_api: self
+                        .flags
+                        .iter()
+                        .any(|(k, v)| k == "web.enable-admin-api" && v == "true"),
                 };
                 let html = ui::status_page(&self.store, &info);
                 let mut reply = Reply::text(200, html);

@@ -26,6 +26,8 @@ pub(crate) struct PageInfo<'a> {
     pub build: &'a [(&'static str, String)],
     pub start_time: Nanos,
     pub now: Nanos,
+    /// `--web.enable-admin-api`: offer deleting a whole job's groups.
+    pub admin_api: bool,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -64,6 +66,12 @@ pub(crate) fn ago(t: Option<Nanos>, now: Nanos) -> String {
         _ => (secs / 86_400, "day"),
     };
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// "expires in 3 minutes" style time until `t` at `now`.
+fn expires_in(t: Nanos, now: Nanos) -> String {
+    let left = ago(Some(now.max(1)), t.max(now));
+    format!("expires in {}", left.trim_end_matches(" ago"))
 }
 
 /// The URL path (relative to the page) that deletes this group. Every
@@ -110,8 +118,9 @@ summary:before{content:'\\25B8';display:inline-block;width:14px;color:var(--mute
 pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:10px;margin:8px 0 0;overflow:auto;max-height:420px;font:12px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace}
 .ok{color:var(--ok);font-weight:600}.failed{color:var(--bad);font-weight:600}
 .when small{display:block;color:var(--muted);font:12px ui-monospace,monospace}
-button.delete{border:1px solid #e0b4b4;background:#fff;color:var(--bad);border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}
+button.delete,button.deljob{border:1px solid #e0b4b4;background:#fff;color:var(--bad);border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}
 button.delete:hover{background:#fdecea}
+.when small.expiry{color:var(--accent)}tr.job td{background:#fbfcfd;padding:5px 12px}
 .empty{padding:28px;text-align:center;color:var(--muted)}
 h2{font-size:15px;margin:28px 0 10px}
 td.k{font-family:ui-monospace,monospace;width:320px;color:var(--muted)}";
@@ -131,7 +140,11 @@ if(!confirm('Delete group '+b.dataset.name+' and all its metrics?'))return;
 const r=await fetch(b.dataset.path,{method:'DELETE'});
 if(r.status===202){sessionStorage.removeItem('coll_'+b.dataset.path);const row=b.closest('tr');row.parentNode.removeChild(row);
 const c=document.getElementById('count');c.textContent=Number(c.textContent)-1;}
-else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}";
+else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}
+for(const b of document.querySelectorAll('button.deljob')){b.addEventListener('click',async()=>{
+if(!confirm('Delete all '+b.dataset.n+' groups of job '+b.dataset.job+' and all their metrics?'))return;
+const r=await fetch('api/v1/admin/delete?match[]='+encodeURIComponent('{job='+JSON.stringify(b.dataset.job)+'}'),{method:'POST'});
+if(r.ok)location.reload();else alert('Delete failed: HTTP '+r.status+' '+await r.text());});}";
 
 /// The positions of the group's metric names in the store's sorted list
 /// of names (`Store::family_names`), space-separated. The page carries
@@ -188,9 +201,12 @@ fn group_row(
     // Filled in when the row is expanded, so the page stays small however
     // many series the groups hold.
     h.push_str("loading\u{2026}</pre></details></td>");
+    let expiry = group.deadline.map_or(String::new(), |d| {
+        format!("<small class=\"expiry\">{}</small>", expires_in(d, now))
+    });
     let _ = write!(
         h,
-        "<td class=\"when\">{}<small>{}</small></td>",
+        "<td class=\"when\">{}<small>{}</small>{expiry}</td>",
         ago(group.push_time, now),
         time(group.push_time)
     );
@@ -241,6 +257,19 @@ pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<S
     Some(String::from_utf8_lossy(&exp).into_owned())
 }
 
+/// A row before a job's groups offering to delete them all at once
+/// (`/api/v1/admin/delete` with `{job="..."}`), for jobs with several.
+fn job_row(h: &mut String, job: &str, n: usize) {
+    if n < 2 {
+        return;
+    }
+    let job = escape(job);
+    let _ = write!(
+        h,
+        "<tr class=\"job\"><td colspan=\"4\"><button class=\"deljob\" data-job=\"{job}\" data-n=\"{n}\">Delete all {n} groups of job {job}</button></td></tr>"
+    );
+}
+
 /// The whole page.
 pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
     let mut h = String::with_capacity(8192 + store.series_count() * 80);
@@ -277,7 +306,15 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
     };
     groups.sort_by(|(a, _), (b, _)| job(a).cmp(&job(b)).then_with(|| a.cmp(b)));
     let names: Vec<&str> = store.family_names().collect();
-    for (key, group) in groups {
+    for (i, (key, group)) in groups.iter().enumerate() {
+        let this = job(key);
+        if info.admin_api && (i == 0 || job(groups[i - 1].0) != this) {
+            let n = groups[i..]
+                .iter()
+                .take_while(|(k, _)| job(k) == this)
+                .count();
+            job_row(&mut h, this.as_deref().unwrap_or(""), n);
+        }
         group_row(&mut h, key, group, info.now, &names);
     }
     h.push_str("</tbody></table><h2 id=\"status\">Status</h2><table><tbody>");
@@ -323,6 +360,42 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
 mod tests {
     use super::*;
     use crate::model::Label;
+
+    #[test]
+    fn expiry_and_job_deletes_on_the_page() {
+        let s = 1_000_000_000;
+        assert_eq!(
+            expires_in(1000 * s + 90 * s, 1000 * s),
+            "expires in 1 minute"
+        );
+        assert_eq!(expires_in(5, 1000 * s), "expires in 0 seconds");
+        let mut store = Store::new();
+        store.set_default_ttl(Duration::from_secs(7200));
+        for i in 0..3 {
+            let key: Vec<Label> =
+                vec![Label::new("job", "a\"<b>"), Label::new("i", &i.to_string())];
+            let fams = crate::wire::text_format::parse(b"m 1\n").unwrap();
+            let push = crate::store::prepare_push(key.into(), fams, true).unwrap();
+            store.apply(push, 5 * s);
+        }
+        let mut info = PageInfo {
+            flags: &[],
+            build: &[],
+            start_time: 0,
+            now: 6 * s,
+            admin_api: false,
+        };
+        let page = status_page(&store, &info);
+        assert_eq!(page.matches("expires in 1 hour").count(), 3, "{page}");
+        assert!(
+            !page.contains("class=\"deljob\""),
+            "no job delete without the admin API"
+        );
+        info.admin_api = true;
+        let page = status_page(&store, &info);
+        assert_eq!(page.matches("class=\"deljob\"").count(), 1);
+        assert!(page.contains("data-job=\"a&quot;&lt;b&gt;\" data-n=\"3\">Delete all 3 groups of job a&quot;&lt;b&gt;</button>"), "{page}");
+    }
 
     #[test]
     fn escapes_markup() {
@@ -390,6 +463,7 @@ mod tests {
             build: &[],
             start_time: 0,
             now: 10,
+            admin_api: false,
         };
         let page = status_page(&store, &info);
         // The store's names once (in its order, lower-cased like the
@@ -466,6 +540,7 @@ mod tests {
             build: &[],
             start_time: 0,
             now: 10,
+            admin_api: false,
         };
         let page = status_page(&store, &info);
         assert!(!page.contains("<script>alert"), "job label escaped");

@@ -68,12 +68,33 @@ func pusher(url, job string) *push.Pusher {
 	return push.New(url, job).Client(httpClient)
 }
 
+// headerDoer adds one header to every request of the bounded client.
+type headerDoer struct{ name, value string }
+
+func (d headerDoer) Do(r *http.Request) (*http.Response, error) {
+	r.Header.Set(d.name, d.value)
+	return httpClient.Do(r)
+}
+
 // An action against one gateway URL: one Push, Add or Delete.
 type action func(url string) error
 
 // Each scenario builds its registries once and returns its actions, which
 // main runs against every URL.
 var scenarios = map[string]func() []action{
+	// A push that sets its group's TTL with the Pushgateway-Group-TTL
+	// header. client_golang 1.15+ has Pusher.Header for this; Debian's
+	// 1.14 takes the header through its HTTPDoer, which works everywhere.
+	"ttl": func() []action {
+		reg := prometheus.NewRegistry()
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cg_ttl_probe", Help: "Expires soon."})
+		g.Set(1)
+		reg.MustRegister(g)
+		return []action{func(url string) error {
+			doer := headerDoer{name: "Pushgateway-Group-TTL", value: "500ms"}
+			return push.New(url, "go_ttl").Client(doer).Gatherer(reg).Push()
+		}}
+	},
 	// Push (PUT) a gauge, a counter vector, a classic histogram and a
 	// summary to job go_batch, instance x.
 	"push": func() []action {
