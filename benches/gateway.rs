@@ -9,6 +9,9 @@
 //! 3. 20 scrapes of the full store,
 //! 4. 200 small PUTs to existing groups (latency per push).
 //!
+//! Then the extras: durable mode, idle memory, the static build, the HTTP
+//! front against nginx, TLS, and a mass expiry (ours only).
+//!
 //! Every request uses its own connection (`Connection: close`) on both
 //! servers. `BENCH_SCALE` (default 1.0) scales the number of groups (1,000);
 //! `PUSHGATEWAY_BIN` overrides our binary (default `target/release/pushgateway`).
@@ -459,6 +462,7 @@ fn main() {
     print_table(&plan, &ours, &reference);
     print_extras(bench_mode, &ours_bin, &reference_bin);
     http_bench::print(bench_mode, &ours_bin, &reference_bin);
+    expiry_bench::print(bench_mode, &ours_bin);
     #[cfg(feature = "tls")]
     tls_bench::print(bench_mode, &ours_bin, &reference_bin);
 }
@@ -838,5 +842,99 @@ mod http_bench {
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
             }
         }
+    }
+}
+
+/// Mass expiry: `groups` groups pushed with `Pushgateway-Group-TTL`
+/// headers chosen so that they all fall due at the same instant, while a
+/// client keeps pushing to another group; the pushes' latency around that
+/// instant against before it. Expiry runs in 2 ms rounds between requests,
+/// so the worst push should wait a few milliseconds, not the whole purge.
+mod expiry_bench {
+    use super::{Gateway, percentile, support};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    fn body(g: usize) -> String {
+        let mut b = String::from("# TYPE expiring_bytes gauge\n");
+        for s in 0..10 {
+            b.push_str(&format!(
+                "expiring_bytes{{shard=\"s{s}\"}} {}\n",
+                g * 10 + s
+            ));
+        }
+        b
+    }
+
+    pub fn print(bench_mode: bool, ours_bin: &str) {
+        let groups = if bench_mode { 10_000 } else { 50 };
+        let gw = Gateway::start(ours_bin, &["--persistence.file="]);
+        // One instant for every deadline, far enough ahead for the fill.
+        let due = Instant::now() + Duration::from_millis(2000 + groups as u64);
+        for g in 0..groups {
+            let left = due.saturating_duration_since(Instant::now());
+            assert!(
+                left > Duration::from_millis(300),
+                "the fill is too slow to finish before the deadline"
+            );
+            let ttl = format!("{}ms", left.as_millis());
+            let r = support::request(
+                gw.port,
+                "PUT",
+                &format!("/metrics/job/expiring/instance/i{g}"),
+                &[("Pushgateway-Group-TTL", &ttl)],
+                body(g).as_bytes(),
+            );
+            assert_eq!(r.status, 200, "fill push: {}", r.text());
+        }
+        // Push to a group that never expires until well after the instant.
+        let end = due + Duration::from_secs(3);
+        let mut before = Vec::new();
+        let mut around = Vec::new();
+        while Instant::now() < end {
+            let t = Instant::now();
+            let r = support::request(
+                gw.port,
+                "PUT",
+                "/metrics/job/probe",
+                &[("Pushgateway-Group-TTL", "0")],
+                super::small_body(before.len() + around.len()).as_bytes(),
+            );
+            assert_eq!(r.status, 200, "probe push: {}", r.text());
+            if t + Duration::from_millis(100) < due {
+                before.push(t.elapsed());
+            } else {
+                around.push(t.elapsed());
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        let text = gw.get("/metrics").text();
+        let expired = text
+            .lines()
+            .find_map(|l| l.strip_prefix("pushgateway_groups_expired_total "))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert_eq!(expired, Some(groups as f64), "every group expired");
+        assert!(!text.contains("job=\"expiring\""), "no expiring group left");
+        before.sort();
+        around.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        report!();
+        report!(
+            "mass expiry: {groups} groups (10 series each) due at one instant, pushes meanwhile (ours only; the reference has no expiry):"
+        );
+        report!(
+            "  push latency before: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} pushes)",
+            ms(percentile(&before, 0.5)),
+            ms(percentile(&before, 0.99)),
+            ms(before.last().copied().unwrap_or_default()),
+            before.len()
+        );
+        report!(
+            "  push latency from 100 ms before the instant to 3 s after: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} pushes)",
+            ms(percentile(&around, 0.5)),
+            ms(percentile(&around, 0.99)),
+            ms(around.last().copied().unwrap_or_default()),
+            around.len()
+        );
     }
 }
