@@ -655,3 +655,24 @@ fn damaged_gob_files_refuse_start_and_stay_untouched() {
         gw.log()
     );
 }
+
+/// One changed byte in a snapshot (a bit flip on disk, a bad copy) fails
+/// its checksum: the start is refused with the file and line, and the file
+/// is left as it is.
+#[test]
+fn a_changed_byte_in_the_snapshot_refuses_start() {
+    let dir = TempDir::new("checksum");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let mut gw = Gateway::start(&ours(), &[&flag]);
+    assert_eq!(gw.put("/metrics/job/a", "m 12345\n").status, 200);
+    sigterm(&mut gw);
+    let good = fs::read_to_string(&file).expect("snapshot");
+    let bad = good.replacen("12345", "12346", 1);
+    assert_ne!(good, bad);
+    fs::write(&file, &bad).unwrap();
+    let err = refuses_to_start(&[&flag]);
+    assert!(err.contains("damaged") && err.contains("crc32="), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), bad, "left untouched");
+}
