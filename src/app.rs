@@ -168,7 +168,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         names,
         web: web_reloader,
         limiter: web.rate_limit.map(|limit| {
-            log::info!(burst = limit.burst, interval = format!("{:?}", limit.interval); "Rate Limiter is enabled.");
+            log::info!(burst = limit.burst, interval = crate::time::go_duration(limit.interval); "Rate Limiter is enabled.");
             Arc::new(crate::web::rate_limit::RateLimiter::new(limit))
         }),
     };
@@ -282,7 +282,7 @@ fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std:
     let started = std::time::Instant::now();
     match persist::restore(path, store) {
         Ok(groups) => {
-            log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = format!("{:?}", started.elapsed()); "metrics restored");
+            log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = crate::time::go_duration(started.elapsed()); "metrics restored");
             Ok(())
         }
         // Not an unreadable file: moving it aside would not help.
@@ -339,6 +339,6 @@ fn flag_list(c: &Config) -> Vec<(String, String)> {
         f("web.memory-budget", c.memory_budget.to_string()),
         f("web.max-connections", c.max_connections.to_string()),
         f("log.level", c.log_level.to_string().to_lowercase()),
-        f("log.format", format!("{:?}", c.log_format).to_lowercase()),
+        f("log.format", c.log_format.as_str().into()),
     ]
 }

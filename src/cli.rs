@@ -18,6 +18,15 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Logfmt => "logfmt",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// Everything the flags decide.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Config {

@@ -13,18 +13,36 @@ use std::time::SystemTime;
 use crate::cli::LogFormat;
 use crate::wire::json::json_string;
 
+/// Writes each record as one line to stderr, in one write, so lines from
+/// several threads never interleave. All a logger needs to do here; a
+/// logging framework would add filters by module and colours nobody uses.
+struct Stderr {
+    format: LogFormat,
+}
+
+impl log::Log for Stderr {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format_record(record, self.format, SystemTime::now());
+            // Nowhere to report a failed log write to.
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 /// Installs the logger. `RUST_LOG` is not consulted: `--log.level` decides,
 /// as with the reference.
 pub(crate) fn init(level: log::LevelFilter, format: LogFormat) {
-    let mut b = env_logger::Builder::new();
-    b.filter_level(level);
-    b.format(move |buf, record| {
-        let line = format_record(record, format, SystemTime::now());
-        buf.write_all(line.as_bytes())
-    });
-    b.target(env_logger::Target::Stderr);
     // A second init (as in tests) keeps the first logger; nothing to do.
-    let _ = b.try_init();
+    if log::set_boxed_logger(Box::new(Stderr { format })).is_ok() {
+        log::set_max_level(level);
+    }
 }
 
 fn level_name(l: log::Level) -> &'static str {

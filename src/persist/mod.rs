@@ -177,8 +177,8 @@ impl Persistence {
                     file:display = self.path.display(),
                     groups = stats.groups,
                     bytes = stats.bytes,
-                    duration = format!("{:?}", stats.duration),
-                    loop_pause = format!("{:?}", outcome.pause);
+                    duration = crate::time::go_duration(stats.duration),
+                    loop_pause = crate::time::go_duration(outcome.pause);
                     "metrics persisted"
                 );
             }
@@ -213,7 +213,7 @@ impl Persistence {
         }
         match result {
             Ok(stats) => {
-                log::info!(file:display = self.path.display(), groups = stats.groups, duration = format!("{:?}", started.elapsed()); "final snapshot written");
+                log::info!(file:display = self.path.display(), groups = stats.groups, duration = crate::time::go_duration(started.elapsed()); "final snapshot written");
                 Ok(())
             }
             Err(e) => Err(e),
