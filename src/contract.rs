@@ -131,6 +131,24 @@ pub(crate) struct Reply {
     pub body: Vec<u8>,
     /// Compress the body with gzip before sending (done off the loop).
     pub gzip: bool,
+    /// The body, when it is built off the loop (a scrape): run on a pool
+    /// thread before compression. Replaces `body`.
+    pub deferred: Option<Deferred>,
+}
+
+/// A body built off the request loop, from data the loop shared.
+pub(crate) struct Deferred(Box<dyn FnOnce() -> Vec<u8> + Send>);
+
+impl Deferred {
+    pub(crate) fn new(build: impl FnOnce() -> Vec<u8> + Send + 'static) -> Deferred {
+        Deferred(Box::new(build))
+    }
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 impl Reply {
@@ -142,6 +160,7 @@ impl Reply {
             headers: Vec::new(),
             body: body.into().into_bytes(),
             gzip: false,
+            deferred: None,
         }
     }
 
@@ -167,7 +186,17 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             gzip: false,
+            deferred: None,
         }
+    }
+
+    /// Builds a deferred body now; a no-op for a reply that has none. The
+    /// HTTP front calls it on a pool thread, tests wherever they are.
+    pub(crate) fn build_body(mut self) -> Reply {
+        if let Some(Deferred(build)) = self.deferred.take() {
+            self.body = build();
+        }
+        self
     }
 
     pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {

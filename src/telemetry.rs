@@ -93,6 +93,11 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "Pushes refused because they would take the store past a limit (--push.max-groups, --push.max-series), by limit.",
     ),
     (
+        "pushgateway_scrape_loop_pause_seconds",
+        MetricType::Summary,
+        "Time the request loop spent on a scrape before a pool thread rendered it: how long a scrape held pushes up.",
+    ),
+    (
         "pushgateway_store_groups",
         MetricType::Gauge,
         "Groups stored.",
@@ -187,6 +192,7 @@ struct Counters {
     /// Refused pushes by the limit they hit.
     refused: BTreeMap<&'static str, u64>,
     expired: u64,
+    scrape_pause: Observations,
     store: StoreUsage,
 }
 
@@ -301,6 +307,13 @@ impl Telemetry {
         self.lock().expired += groups as u64;
     }
 
+    /// Records how long the loop spent on one scrape.
+    pub(crate) fn observe_scrape_pause(&self, pause: Duration) {
+        self.lock()
+            .scrape_pause
+            .observe(pause.as_secs_f64(), Instant::now());
+    }
+
     /// Sets what the store gauges show; the loop calls it before a scrape.
     pub(crate) fn set_store_usage(&self, usage: StoreUsage) {
         self.lock().store = usage;
@@ -380,6 +393,13 @@ impl Telemetry {
                 "pushgateway_pushes_refused_total",
                 labels,
                 Value::Counter(*n as f64),
+            );
+        }
+        if c.scrape_pause.count > 0 {
+            add(
+                "pushgateway_scrape_loop_pause_seconds",
+                vec![],
+                Value::Summary(c.scrape_pause.summary(now)),
             );
         }
         let s = c.store;

@@ -14,7 +14,10 @@ pub(crate) mod ui;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::contract::{Event, Reply, Responder, ScrapeFormat};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use crate::contract::{Deferred, Event, Reply, Responder, ScrapeFormat};
 use crate::model::NameScheme;
 use crate::persist::Persistence;
 use crate::store::{self, Store};
@@ -36,8 +39,9 @@ pub(crate) struct Gateway {
     pub limits: store::Limits,
     /// When a refused push was last logged, and how many since.
     limit_log: (Option<Instant>, u64),
-    /// Size of the last scrape, to allocate the next one in one go.
-    last_scrape_len: usize,
+    /// Size of the last scrape, to allocate the next one in one go; set
+    /// by the renderer on its pool thread.
+    last_scrape_len: Arc<AtomicUsize>,
 }
 
 /// Refused pushes are logged at most this often (a job retrying in a
@@ -63,7 +67,7 @@ impl Gateway {
             names: NameScheme::Utf8,
             limits: store::Limits::default(),
             limit_log: (None, 0),
-            last_scrape_len: 4096,
+            last_scrape_len: Arc::new(AtomicUsize::new(4096)),
         }
     }
 
@@ -381,13 +385,20 @@ impl Gateway {
                 max_groups: self.limits.max_groups,
                 max_series: self.limits.max_series,
             });
-        let body = match format {
-            ScrapeFormat::Text => self.render_metrics(escaping),
-            ScrapeFormat::Protobuf => self.render_protobuf(escaping),
+        let started = Instant::now();
+        let view = render::ScrapeView {
+            families: self.store.family_metas(&Own),
+            groups: self.store.snapshot(),
+            telemetry: self.telemetry.clone(),
+            names: self.names,
+            escaping,
+            size_hint: self.last_scrape_len.clone(),
         };
-        self.last_scrape_len = body.len();
-        let mut reply = Reply::text(200, String::new());
-        reply.body = body;
+        let pause = started.elapsed();
+        self.telemetry.observe_scrape_pause(pause);
+        log::debug!(loop_pause = crate::time::go_duration(pause), groups = view.groups.len(); "scrape handed to the pool");
+        let mut reply = Reply::empty(200);
+        reply.deferred = Some(Deferred::new(move || view.render(format)));
         reply.content_type = Some(format.content_type(escaping));
         reply.gzip = gzip;
         reply
@@ -432,6 +443,8 @@ mod tests {
         fn send(&mut self, ev: Event) -> (Reply, bool) {
             let go_on = self.gw.handle(ev);
             let reply = self.rx.try_recv().expect("the loop answered at once");
+            // What the HTTP front does on a pool thread.
+            let reply = reply.build_body();
             (reply, go_on)
         }
 

@@ -1,207 +1,213 @@
-//! Scrapes rendered from the store: the text exposition concatenates the
-//! pre-rendered series lines with the gateway's own families, merged by
-//! name; the protobuf exposition is built from the groups.
+//! Scrapes, rendered off the request loop.
+//!
+//! The loop only takes a [`ScrapeView`]: the families' names, HELP texts
+//! and types, and the groups as shared immutable snapshots (`Arc<Group>`,
+//! changed copy-on-write by later pushes). That costs O(groups + names),
+//! not O(series), so a scrape of a million series holds pushes up for a
+//! fraction of a millisecond; a pool thread then concatenates the groups'
+//! pre-rendered pieces (one per group and family, rendered when pushed)
+//! and compresses them. The view is one point in time: never half of a
+//! push.
+//!
+//! Families are sorted by name and contiguous. Within a family, series
+//! come group by group (groups in the order of their push-time gauges'
+//! labels, which is the reference's order for those), each group's in
+//! label order; the reference sorts the whole family instead, which only
+//! differs when a family's series carry labels that sort before the
+//! grouping labels. Protobuf scrapes are sorted as the reference sorts.
 //!
 //! Names that are not classic (pushed with `--push.enable-utf8-names`) are
-//! escaped as the scraper asked ([`Escaping`]); only their families are
-//! rendered again from the groups, so a store of classic names costs the
+//! escaped as the scraper asked ([`Escaping`]): only the pieces that hold
+//! such names are rendered again, so a store of classic names costs the
 //! same whatever the scheme.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::Gateway;
-use crate::model::{
-    Label, Labels, Metric, MetricType, NameScheme, Value, is_valid_label_name, is_valid_metric_name,
-};
-use crate::store::{self, Nanos, SeriesKey};
-use crate::telemetry::Own;
+use crate::contract::ScrapeFormat;
+use crate::model::{Label, Metric, MetricType, NameScheme, is_valid_label_name};
+use crate::store::{self, FamilyMeta, Group, GroupKey, SeriesKey, StoredFamily};
+use crate::telemetry::{Own, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::{exposition, protobuf};
 
-impl Gateway {
-    /// The whole text exposition: pushed families and the gateway's own,
-    /// merged by name; a name in both gets one header and both sets of
-    /// series, in series order.
-    pub(super) fn render_metrics(&self, escaping: Escaping) -> Vec<u8> {
-        let escaped = self.escaped_families(escaping);
-        let own: Vec<(&str, RenderedSeries)> = self
-            .telemetry
-            .families()
-            .into_iter()
-            .map(|(name, metrics)| {
-                let series = metrics
-                    .iter()
-                    .map(|m| {
-                        let mut text = Vec::new();
-                        exposition::write_metric(&mut text, name, m);
-                        (SeriesKey(m.labels.clone()), text)
-                    })
-                    .collect();
-                (name, series)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(self.last_scrape_len + self.last_scrape_len / 8);
-        let mut own_iter = own.into_iter().peekable();
-        let write_own = |out: &mut Vec<u8>, name: &str, series: &[(SeriesKey, Vec<u8>)]| {
-            if let Some((t, help)) = store::OwnFamilies::own_family(&Own, name) {
-                exposition::write_header(out, name, Some(help), t);
-            }
-            for (_, text) in series {
-                out.extend_from_slice(text);
-            }
+/// What a scrape renders from, taken from the loop in O(groups + names).
+pub(crate) struct ScrapeView {
+    pub families: Vec<FamilyMeta>,
+    pub groups: Vec<(GroupKey, Arc<Group>)>,
+    pub telemetry: Telemetry,
+    /// With `Legacy`, every stored name is classic: nothing to escape.
+    pub names: NameScheme,
+    pub escaping: Escaping,
+    /// The last scrape's size, to allocate the next one in one go.
+    pub size_hint: Arc<AtomicUsize>,
+}
+
+impl ScrapeView {
+    /// Renders the scrape in `format`; runs on a pool thread.
+    pub(crate) fn render(mut self, format: ScrapeFormat) -> Vec<u8> {
+        // The push-time gauges' order, as the reference sorts them.
+        self.groups
+            .sort_by_cached_key(|(_, g)| SeriesKey(g.time_labels()));
+        let out = match format {
+            ScrapeFormat::Text => self.render_text(),
+            ScrapeFormat::Protobuf => self.render_protobuf(),
         };
-        for fam in self.store.families(&Own) {
-            while let Some((name, series)) = own_iter.next_if(|(n, _)| *n < fam.name) {
-                write_own(&mut out, name, &series);
+        self.size_hint.store(out.len(), Ordering::Relaxed);
+        out
+    }
+
+    /// Whether names must be looked at for escaping at all.
+    fn escapes(&self) -> bool {
+        self.escaping != Escaping::AllowUtf8 && self.names == NameScheme::Utf8
+    }
+
+    /// Every (family name, group) pair, grouped by name, groups in order.
+    fn pieces(&self) -> BTreeMap<&str, Vec<&StoredFamily>> {
+        let mut out: BTreeMap<&str, Vec<&StoredFamily>> = BTreeMap::new();
+        for (_, g) in &self.groups {
+            for (name, fam) in &g.families {
+                out.entry(&**name).or_default().push(fam);
             }
-            let name = escape::metric_name(fam.name, escaping);
-            exposition::write_header(&mut out, &name, fam.help, fam.metric_type);
-            let own_series = own_iter
-                .next_if(|(n, _)| *n == fam.name)
-                .map(|(_, s)| s)
-                .unwrap_or_default();
-            let series: Box<dyn Iterator<Item = (&SeriesKey, &[u8])>> = match escaped.get(fam.name)
-            {
-                Some(lines) => Box::new(lines.iter().map(|(k, t)| (k, &t[..]))),
-                None => fam.series,
-            };
-            let mut a = series.peekable();
-            let mut b = own_series.iter().peekable();
-            loop {
-                let take_a = match (a.peek(), b.peek()) {
-                    (Some((ka, _)), Some((kb, _))) => *ka <= kb,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                let text = if take_a {
-                    a.next().map(|(_, t)| t)
-                } else {
-                    b.next().map(|(_, t)| &t[..])
-                };
-                out.extend_from_slice(text.unwrap_or_default());
+        }
+        out
+    }
+
+    /// The text exposition: pushed families and the gateway's own, merged
+    /// by name; a name in both gets one header and both sets of series.
+    fn render_text(&self) -> Vec<u8> {
+        let hint = self.size_hint.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(hint + hint / 8);
+        let pieces = self.pieces();
+        let own = own_families(&self.telemetry);
+        let mut own_iter = own.iter().peekable();
+        for meta in &self.families {
+            while let Some((name, series)) = own_iter.next_if(|(n, _)| **n < *meta.name) {
+                write_own(&mut out, name, series);
+            }
+            let name = escape::metric_name(&meta.name, self.escaping);
+            let help = meta.help.as_deref();
+            exposition::write_header(&mut out, &name, help, meta.metric_type);
+            if &*meta.name == store::PUSH_TIME || &*meta.name == store::PUSH_FAILURE_TIME {
+                self.write_times(&mut out, &meta.name, &name);
+            }
+            for fam in pieces.get(&*meta.name).into_iter().flatten() {
+                self.write_piece(&mut out, &meta.name, fam);
+            }
+            if let Some((_, series)) = own_iter.next_if(|(n, _)| **n == *meta.name) {
+                for m in series {
+                    exposition::write_metric(&mut out, &name, m);
+                }
             }
         }
         for (name, series) in own_iter {
-            write_own(&mut out, name, &series);
+            write_own(&mut out, name, series);
         }
         out
     }
 
-    /// The families whose names the scraper cannot take as they are,
-    /// rendered again with escaped names; empty when every name is
-    /// classic, or the scraper takes UTF-8 (`allow-utf-8`).
-    fn escaped_families(&self, escaping: Escaping) -> BTreeMap<&str, RenderedSeries> {
-        let mut out: BTreeMap<&str, RenderedSeries> = BTreeMap::new();
-        if escaping == Escaping::AllowUtf8 || self.names == NameScheme::Legacy {
-            return out;
+    /// One group's piece of a family: as rendered when pushed, or again
+    /// with escaped names when the scraper cannot take them as they are.
+    fn write_piece(&self, out: &mut Vec<u8>, name: &str, fam: &StoredFamily) {
+        let needs = self.escapes()
+            && fam
+                .metrics
+                .iter()
+                .any(|m| escape::needs_escaping(name, &m.labels));
+        if !needs {
+            out.extend_from_slice(&fam.text);
+            return;
         }
-        let needs: Vec<&str> = self
-            .store
-            .families(&Own)
-            .filter_map(|mut f| {
-                let needs = !is_valid_metric_name(f.name)
-                    || f.series.any(|(k, _)| escape::needs_escaping(f.name, &k.0));
-                needs.then_some(f.name)
-            })
-            .collect();
-        if needs.is_empty() {
-            return out;
+        let escaped = escape::metric_name(name, self.escaping);
+        for m in &fam.metrics {
+            exposition::write_metric(out, &escaped, &escape_labels(m.clone(), self.escaping));
         }
-        for (name, mut metrics) in self.family_metrics(&needs) {
-            metrics.sort_by_key(|a| SeriesKey(a.labels.clone()));
-            let escaped = escape::metric_name(name, escaping);
-            let lines = metrics
-                .into_iter()
-                .map(|m| {
-                    let key = SeriesKey(m.labels.clone());
-                    let mut text = Vec::new();
-                    exposition::write_metric(&mut text, &escaped, &escape_labels(m, escaping));
-                    (key, text)
-                })
-                .collect();
-            out.insert(name, lines);
-        }
-        out
     }
 
-    /// Every series of the named families, from the groups (with the
-    /// push-time gauges), in group order: callers sort once, after adding
-    /// whatever else they merge in.
-    fn family_metrics<'a>(&'a self, names: &[&'a str]) -> BTreeMap<&'a str, Vec<Metric>> {
-        let mut fams: BTreeMap<&str, Vec<Metric>> =
-            names.iter().map(|n| (*n, Vec::new())).collect();
-        let gauge = |labels: Labels, t: Option<Nanos>| {
-            Metric::new(
-                labels,
-                Value::Gauge(t.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
-            )
-        };
-        for (_, g) in self.store.groups() {
+    /// Every group's push-time or failure-time gauge.
+    fn write_times(&self, out: &mut Vec<u8>, name: &str, shown: &str) {
+        for (_, g) in &self.groups {
+            let t = if name == store::PUSH_TIME {
+                g.push_time
+            } else {
+                g.failure_time
+            };
+            let labels = g.time_labels();
+            if self.escapes() && labels.iter().any(|l| !is_valid_label_name(&l.name)) {
+                let m = escape_labels(Metric::new(labels, time_value(t)), self.escaping);
+                exposition::write_metric(out, shown, &m);
+            } else {
+                store::render_time(out, shown, &labels, t);
+            }
+        }
+    }
+
+    /// The delimited protobuf exposition, every family's series sorted as
+    /// the reference sorts them. Prometheus asks for it only when native
+    /// histograms are enabled.
+    fn render_protobuf(&self) -> Vec<u8> {
+        let mut fams: BTreeMap<&str, (Option<&str>, MetricType, Vec<Metric>)> = BTreeMap::new();
+        for meta in &self.families {
+            let entry = (meta.help.as_deref(), meta.metric_type, Vec::new());
+            fams.insert(&meta.name, entry);
+        }
+        for (_, g) in &self.groups {
             for (name, fam) in &g.families {
-                if let Some(f) = fams.get_mut(&**name) {
-                    f.extend(fam.metrics.iter().cloned());
+                if let Some((_, _, metrics)) = fams.get_mut(&**name) {
+                    metrics.extend(fam.metrics.iter().cloned());
                 }
             }
-            if let Some(f) = fams.get_mut(store::PUSH_TIME) {
-                f.push(gauge(g.time_labels(), g.push_time));
-            }
-            if let Some(f) = fams.get_mut(store::PUSH_FAILURE_TIME) {
-                f.push(gauge(g.time_labels(), g.failure_time));
+            for (name, t) in [
+                (store::PUSH_TIME, g.push_time),
+                (store::PUSH_FAILURE_TIME, g.failure_time),
+            ] {
+                if let Some((_, _, metrics)) = fams.get_mut(name) {
+                    metrics.push(Metric::new(g.time_labels(), time_value(t)));
+                }
             }
         }
-        fams
-    }
-
-    /// The delimited protobuf exposition. Built from the groups rather than
-    /// the pre-rendered text, so it costs a sort; Prometheus asks for it
-    /// only when native histograms are enabled.
-    pub(super) fn render_protobuf(&self, escaping: Escaping) -> Vec<u8> {
-        struct Fam<'a> {
-            help: Option<&'a str>,
-            metric_type: MetricType,
-            metrics: Vec<Metric>,
-        }
-        let views: Vec<_> = self.store.families(&Own).collect();
-        let names: Vec<&str> = views.iter().map(|f| f.name).collect();
-        let mut metrics = self.family_metrics(&names);
-        let mut fams: BTreeMap<&str, Fam> = views
-            .into_iter()
-            .map(|f| {
-                let fam = Fam {
-                    help: f.help,
-                    metric_type: f.metric_type,
-                    metrics: metrics.remove(f.name).unwrap_or_default(),
-                };
-                (f.name, fam)
-            })
-            .collect();
-        for (name, metrics) in self.telemetry.families() {
+        let own = own_families(&self.telemetry);
+        for (name, metrics) in &own {
             let (t, help) =
                 store::OwnFamilies::own_family(&Own, name).unwrap_or((MetricType::Untyped, ""));
             fams.entry(name)
-                .or_insert(Fam {
-                    help: Some(help),
-                    metric_type: t,
-                    metrics: Vec::new(),
-                })
-                .metrics
-                .extend(metrics);
+                .or_insert((Some(help), t, Vec::new()))
+                .2
+                .extend(metrics.iter().cloned());
         }
-        let mut out = Vec::with_capacity(self.last_scrape_len);
-        for (name, mut f) in fams {
-            f.metrics.sort_by_key(|a| SeriesKey(a.labels.clone()));
-            if escaping != Escaping::AllowUtf8 && self.names == NameScheme::Utf8 {
-                f.metrics = f
-                    .metrics
+        let hint = self.size_hint.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(hint);
+        for (name, (help, t, mut metrics)) in fams {
+            metrics.sort_by_cached_key(|m| SeriesKey(m.labels.clone()));
+            if self.escapes() {
+                metrics = metrics
                     .into_iter()
-                    .map(|m| escape_labels(m, escaping))
+                    .map(|m| escape_labels(m, self.escaping))
                     .collect();
             }
-            let name = escape::metric_name(name, escaping);
-            protobuf::encode_family(&mut out, &name, f.help, f.metric_type, f.metrics.iter());
+            let name = escape::metric_name(name, self.escaping);
+            protobuf::encode_family(&mut out, &name, help, t, metrics.iter());
         }
         out
+    }
+}
+
+fn time_value(t: Option<store::Nanos>) -> crate::model::Value {
+    crate::model::Value::Gauge(t.map(|n| n as f64 / 1e9).unwrap_or(0.0))
+}
+
+/// The gateway's own families, each family's series in label order.
+fn own_families(telemetry: &Telemetry) -> Vec<(&'static str, Vec<Metric>)> {
+    telemetry.families()
+}
+
+fn write_own(out: &mut Vec<u8>, name: &str, series: &[Metric]) {
+    if let Some((t, help)) = store::OwnFamilies::own_family(&Own, name) {
+        exposition::write_header(out, name, Some(help), t);
+    }
+    for m in series {
+        exposition::write_metric(out, name, m);
     }
 }
 
@@ -217,6 +223,3 @@ fn escape_labels(mut m: Metric, escaping: Escaping) -> Metric {
     }
     m
 }
-
-/// Series with their exposition lines, in exposition order.
-type RenderedSeries = Vec<(SeriesKey, Vec<u8>)>;

@@ -155,8 +155,16 @@ impl ConnResponder {
         if let Some(c) = &self.count {
             c.telemetry.count_request(reply.status, c.handler, c.method);
         }
-        if reply.gzip {
-            pool.execute(move || self.send(body::gzip_reply(reply)));
+        if reply.deferred.is_some() || reply.gzip {
+            pool.execute(move || {
+                let reply = reply.build_body();
+                let reply = if reply.gzip {
+                    body::gzip_reply(reply)
+                } else {
+                    reply
+                };
+                self.send(reply)
+            });
         } else {
             self.send(reply);
         }

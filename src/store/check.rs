@@ -46,7 +46,7 @@ impl Store {
         };
         let k = SeriesKey(time_labels(key));
         match idx.series.range((k.clone(), 0)..=(k, u64::MAX)).next() {
-            Some(((_, owner), _)) => Err(PushError::GroupCollision {
+            Some((_, owner)) => Err(PushError::GroupCollision {
                 group: show_labels(key),
                 other: self.describe_group(*owner),
             }),
@@ -139,11 +139,7 @@ impl Check<'_> {
         for m in &fam.metrics {
             let key = SeriesKey(m.metric.labels.clone());
             let (lo, hi) = ((key.clone(), 0), (key, u64::MAX));
-            if let Some(((_, owner), _)) = idx
-                .series
-                .range(lo..=hi)
-                .find(|((_, o), _)| Some(*o) != gid)
-            {
+            if let Some((_, owner)) = idx.series.range(lo..=hi).find(|(_, o)| Some(*o) != gid) {
                 return Err(PushError::SeriesInOtherGroup {
                     metric: fam.name.to_string(),
                     labels: show_labels(&m.metric.labels),

@@ -57,6 +57,9 @@ pub(crate) struct StoredFamily {
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
     pub metrics: Vec<Metric>,
+    /// Its series' exposition lines, in label order: this group's piece of
+    /// the family in a text scrape, rendered once when pushed.
+    pub text: Box<[u8]>,
     /// When this family was last pushed (shown by the JSON API).
     pub pushed_at: Nanos,
     /// Its sample lines in the exposition (see `limits`).

@@ -1,7 +1,7 @@
 //! The index over all groups: per metric name, the types, HELP texts and
 //! series every group contributes, kept up to date incrementally.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::model::MetricType;
@@ -16,8 +16,9 @@ pub(super) struct FamilyIndex {
     /// HELP texts pushed for this name and how many groups pushed each; the
     /// most recently pushed one is last and is the one exposed.
     pub(super) helps: Vec<(Option<Box<str>>, u32)>,
-    /// Every series with its owning group and its rendered lines.
-    pub(super) series: BTreeMap<(SeriesKey, u64), Box<[u8]>>,
+    /// Every series with its owning group, for the consistency check (a
+    /// series may not be in two groups). Its lines live with the group.
+    pub(super) series: BTreeSet<(SeriesKey, u64)>,
 }
 
 pub(super) fn type_slot(t: MetricType) -> usize {
@@ -66,13 +67,13 @@ impl FamilyIndex {
     }
 }
 
-/// A family as the exposition writer sees it.
-pub(crate) struct FamilyView<'a> {
-    pub name: &'a str,
-    pub help: Option<&'a str>,
+/// A family's name, HELP and type as a scrape exposes them; shared with
+/// the scrape's renderer off the loop.
+#[derive(Clone, Debug)]
+pub(crate) struct FamilyMeta {
+    pub name: Arc<str>,
+    pub help: Option<Arc<str>>,
     pub metric_type: MetricType,
-    /// Every series with its rendered lines, in exposition order.
-    pub series: Box<dyn Iterator<Item = (&'a SeriesKey, &'a [u8])> + 'a>,
 }
 
 pub(super) fn unindex_family(

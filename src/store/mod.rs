@@ -152,10 +152,12 @@ impl Store {
             idx.add_help(fam.help.as_deref());
             let mut metrics = Vec::with_capacity(fam.metrics.len());
             let samples = limits::prepared_samples(&fam);
+            let mut text = Vec::with_capacity(fam.metrics.iter().map(|m| m.text.len()).sum());
             for mut pm in fam.metrics {
                 pm.metric.labels = self.interner.labels(&pm.metric.labels);
                 idx.series
-                    .insert((SeriesKey(pm.metric.labels.clone()), gid), pm.text);
+                    .insert((SeriesKey(pm.metric.labels.clone()), gid));
+                text.extend_from_slice(&pm.text);
                 metrics.push(pm.metric);
             }
             self.series_count += metrics.len();
@@ -164,6 +166,7 @@ impl Store {
                 help: fam.help,
                 metric_type: fam.metric_type,
                 metrics,
+                text: text.into_boxed_slice(),
                 pushed_at: fam.pushed_at.unwrap_or(now),
                 samples,
             };
@@ -173,10 +176,7 @@ impl Store {
         if ttl.is_some() {
             group.ttl = ttl;
         }
-        let (labels, ft) = (group.time_labels.clone(), group.failure_time);
         self.interner.sweep_if_due();
-        self.set_time_series(PUSH_TIME, &labels, gid, Some(now));
-        self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, ft);
         self.reschedule(&key);
     }
 
@@ -187,12 +187,10 @@ impl Store {
         if !self.groups.contains_key(key) && self.check_group_collision(key).is_err() {
             return;
         }
-        let gid = self.ensure_group(key, now);
+        self.ensure_group(key, now);
         self.generation += 1;
         if let Some(group) = self.groups.get_mut(key).map(Arc::make_mut) {
             group.failure_time = Some(now);
-            let labels = group.time_labels.clone();
-            self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, Some(now));
         }
         // A new group is due from its creation; a failure never refreshes.
         self.reschedule(key);
@@ -212,13 +210,9 @@ impl Store {
         let key = push.key.clone();
         let created = push_time.or(failure_time).unwrap_or(0);
         self.apply(push, created);
-        let gid = self.ensure_group(&key, created);
         if let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) {
             group.push_time = push_time;
             group.failure_time = failure_time;
-            let labels = group.time_labels.clone();
-            self.set_time_series(PUSH_TIME, &labels, gid, push_time);
-            self.set_time_series(PUSH_FAILURE_TIME, &labels, gid, failure_time);
         }
         self.reschedule(&key);
         Ok(())
@@ -292,19 +286,9 @@ impl Store {
                 idx.helps.push((Some(help.into()), 1));
             }
             idx.type_counts[type_slot(MetricType::Gauge)] += 1;
-            idx.series.insert(
-                (SeriesKey(labels.clone()), id),
-                render_time(name, &labels, None),
-            );
+            idx.series.insert((SeriesKey(labels.clone()), id));
         }
         id
-    }
-
-    fn set_time_series(&mut self, name: &str, labels: &Labels, gid: u64, t: Option<Nanos>) {
-        if let Some(idx) = self.families.get_mut(name) {
-            let text = render_time(name, labels, t);
-            idx.series.insert((SeriesKey(labels.clone()), gid), text);
-        }
     }
 
     /// Every family name in the store (the grouping-time families
@@ -313,24 +297,24 @@ impl Store {
         self.families.keys().map(|k| &**k)
     }
 
-    /// Every family in name order, for the exposition writer. `own` supplies
-    /// the HELP text of names the gateway itself exposes.
-    pub(crate) fn families<'a>(
-        &'a self,
-        own: &'a dyn OwnFamilies,
-    ) -> impl Iterator<Item = FamilyView<'a>> + 'a {
-        self.families.iter().map(move |(name, idx)| {
-            let (metric_type, help) = match own.own_family(name) {
-                Some((t, h)) => (t, Some(h)),
-                None => (idx.metric_type(), idx.help()),
-            };
-            FamilyView {
-                name,
-                help,
-                metric_type,
-                series: Box::new(idx.series.iter().map(|((k, _), t)| (k, &t[..]))),
-            }
-        })
+    /// Every family's name, HELP and type in name order, for a scrape;
+    /// `own` supplies the HELP text of names the gateway itself exposes.
+    /// O(names), not O(series): the series stay with the groups.
+    pub(crate) fn family_metas(&self, own: &dyn OwnFamilies) -> Vec<FamilyMeta> {
+        self.families
+            .iter()
+            .map(|(name, idx)| {
+                let (metric_type, help) = match own.own_family(name) {
+                    Some((t, h)) => (t, Some(h)),
+                    None => (idx.metric_type(), idx.help()),
+                };
+                FamilyMeta {
+                    name: (&**name).into(),
+                    help: help.map(Into::into),
+                    metric_type,
+                }
+            })
+            .collect()
     }
 
     /// Problems that make the store inconsistent; only possible when pushes
@@ -355,7 +339,7 @@ impl Store {
                 ));
             }
             let mut prev: Option<&SeriesKey> = None;
-            for (k, _) in idx.series.keys() {
+            for (k, _) in &idx.series {
                 if prev == Some(k) {
                     out.push(format!(
                         "metric {name:?} with labels {} was pushed by more than one group",
@@ -373,12 +357,11 @@ pub(super) fn time_labels(key: &[Label]) -> Labels {
     sanitize_labels(&[], key)
 }
 
-fn render_time(name: &str, labels: &Labels, t: Option<Nanos>) -> Box<[u8]> {
+/// A group's push-time or failure-time gauge line, rendered when scraped:
+/// the times change on every push, the rest of the group does not.
+pub(crate) fn render_time(out: &mut Vec<u8>, name: &str, labels: &Labels, t: Option<Nanos>) {
     let secs = t.map(|n| n as f64 / 1e9).unwrap_or(0.0);
-    let m = Metric::new(labels.clone(), Value::Gauge(secs));
-    let mut text = Vec::with_capacity(64);
-    exposition::write_metric(&mut text, name, &m);
-    text.into_boxed_slice()
+    exposition::write_metric(out, name, &Metric::new(labels.clone(), Value::Gauge(secs)));
 }
 
 #[cfg(test)]
@@ -448,7 +431,7 @@ mod tests {
         assert_eq!(s.series_count(), 1);
         assert!(s.delete(&Arc::from(vec![Label::new("job", "a")])));
         assert_eq!(s.series_count(), 0);
-        assert!(s.families(&Own).next().is_none(), "index emptied");
+        assert!(s.family_metas(&Own).is_empty(), "index emptied");
     }
 
     #[test]

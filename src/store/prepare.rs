@@ -126,6 +126,10 @@ pub(crate) fn prepare_push(
                 text: text.into_boxed_slice(),
             });
         }
+        // In exposition order: the group's piece of a text scrape.
+        metrics.sort_by(|a, b| {
+            SeriesKey(a.metric.labels.clone()).cmp(&SeriesKey(b.metric.labels.clone()))
+        });
         out.push(PreparedFamily {
             name: fam.name,
             help: fam.help,
