@@ -14,7 +14,8 @@
 //!
 //! Every request uses its own connection (`Connection: close`) on both
 //! servers. `BENCH_SCALE` (default 1.0) scales the number of groups (1,000);
-//! `PUSHGATEWAY_BIN` overrides our binary (default `target/release/pushgateway`).
+//! `PUSHGATEWAY_BIN` overrides our binary (default `target/release/pushgateway`);
+//! `BENCH_ONLY=million` runs only the 1,000,000-series scenario.
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) the same code runs
 //! as a quick smoke test at a tiny scale against the test build of ours, so
@@ -452,6 +453,12 @@ fn main() {
         Err(_) => support::ours(),
     };
     let reference_bin = support::reference();
+    // BENCH_ONLY=million: just the 1M-series scenario (issue 15's table),
+    // for iterating on it.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("million") {
+        million_bench::print(bench_mode, &[("ours", ours_bin.as_str())]);
+        return;
+    }
     report!(
         "{} mode: ours = {ours_bin}, reference = {reference_bin}, {} groups",
         if bench_mode { "bench" } else { "smoke" },
@@ -463,6 +470,15 @@ fn main() {
     print_extras(bench_mode, &ours_bin, &reference_bin);
     http_bench::print(bench_mode, &ours_bin, &reference_bin);
     expiry_bench::print(bench_mode, &ours_bin);
+    let musl = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/x86_64-unknown-linux-musl/release/pushgateway"
+    );
+    let mut million = vec![("ours", ours_bin.as_str())];
+    if bench_mode && Path::new(musl).exists() {
+        million.push(("ours (musl static)", musl));
+    }
+    million_bench::print(bench_mode, &million);
     #[cfg(feature = "tls")]
     tls_bench::print(bench_mode, &ours_bin, &reference_bin);
 }
@@ -935,6 +951,234 @@ mod expiry_bench {
             ms(percentile(&around, 0.99)),
             ms(around.last().copied().unwrap_or_default()),
             around.len()
+        );
+    }
+}
+
+/// A million series (10,000 groups × 100 series, `host` labels), ours
+/// alone: fill, pushes with and without a scraper running back to back
+/// (gzip), the scrape itself, memory, the snapshot and a restart. Issue
+/// 15's table; run for the glibc build and the static musl build.
+mod million_bench {
+    use super::{Gateway, percentile, support};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    /// One keep-alive connection; answers framed by Content-Length.
+    struct Client {
+        stream: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Client {
+        fn new(port: u16) -> Client {
+            let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            Client {
+                stream,
+                buf: Vec::new(),
+            }
+        }
+
+        /// Sends one request; returns the status and the body's length.
+        fn request(&mut self, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, usize) {
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n{headers}\r\n",
+                body.len()
+            );
+            self.stream.write_all(head.as_bytes()).expect("write head");
+            self.stream.write_all(body).expect("write body");
+            let end = loop {
+                if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                self.fill();
+            };
+            let text = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+            let status = text[9..12].parse().expect("status");
+            let len: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().expect("length"))
+                .expect("answers carry Content-Length");
+            while self.buf.len() < end + len {
+                self.fill();
+            }
+            self.buf.drain(..end + len);
+            (status, len)
+        }
+
+        fn fill(&mut self) {
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn body(g: usize) -> String {
+        let mut b = String::new();
+        for f in 0..10 {
+            b.push_str(&format!("# TYPE big_metric_{f} gauge\n"));
+            for s in 0..10 {
+                b.push_str(&format!(
+                    "big_metric_{f}{{host=\"host-{g}.example.org\",shard=\"s{s}\"}} {}\n",
+                    g * 100 + f * 10 + s
+                ));
+            }
+        }
+        b
+    }
+
+    fn status_kib(pid: u32, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Small pushes on one keep-alive connection for `n` pushes or until
+    /// `stop`; their latencies, sorted.
+    fn pushes(port: u16, n: usize, stop: Option<&AtomicBool>) -> Vec<Duration> {
+        let mut c = Client::new(port);
+        let mut out = Vec::new();
+        for i in 0..n {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break;
+            }
+            let t = Instant::now();
+            let (status, _) = c.request(
+                "PUT",
+                &format!("/metrics/job/probe/instance/p{}", i % 10),
+                "",
+                super::small_body(i).as_bytes(),
+            );
+            assert_eq!(status, 200, "probe push");
+            out.push(t.elapsed());
+            thread::sleep(Duration::from_millis(2));
+        }
+        out.sort();
+        out
+    }
+
+    pub fn print(bench_mode: bool, bins: &[(&str, &str)]) {
+        let groups = if bench_mode { 10_000 } else { 20 };
+        for (who, bin) in bins {
+            run(who, bin, groups);
+        }
+    }
+
+    fn run(who: &str, bin: &str, groups: usize) {
+        let dir = support::TempDir::new("million");
+        let file = dir.file("metric.store");
+        let flag = format!("--persistence.file={}", file.display());
+        let mut gw = Gateway::start(bin, &[&flag, "--persistence.interval=1h"]);
+        let started = Instant::now();
+        let workers = 2;
+        thread::scope(|s| {
+            for w in 0..workers {
+                let port = gw.port;
+                s.spawn(move || {
+                    let mut c = Client::new(port);
+                    for g in (w..groups).step_by(workers) {
+                        let path = format!("/metrics/job/million/instance/i{g}");
+                        let (status, _) = c.request("PUT", &path, "", body(g).as_bytes());
+                        assert_eq!(status, 200, "fill push");
+                    }
+                });
+            }
+        });
+        let fill = started.elapsed();
+        let rss_fill = gw.rss_kib().unwrap_or(0);
+        let quiet = pushes(gw.port, 300, None);
+        // A scraper back to back, pushes meanwhile.
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = gw.port;
+        let stop2 = Arc::clone(&stop);
+        let scraper = thread::spawn(move || {
+            let mut c = Client::new(port);
+            let mut times = Vec::new();
+            let mut size = 0;
+            while !stop2.load(Ordering::Relaxed) || times.is_empty() {
+                let t = Instant::now();
+                let (status, len) = c.request("GET", "/metrics", "Accept-Encoding: gzip\r\n", b"");
+                assert_eq!(status, 200, "scrape");
+                times.push(t.elapsed());
+                size = len;
+            }
+            times.sort();
+            (times, size)
+        });
+        thread::sleep(Duration::from_millis(200));
+        let busy = pushes(gw.port, 1500, None);
+        stop.store(true, Ordering::Relaxed);
+        let (scrapes, gz_size) = scraper.join().expect("scraper");
+        let peak = status_kib(gw.pid(), "VmHWM:");
+        let pause = gw
+            .get("/metrics")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("pushgateway_scrape_loop_pause_seconds{quantile=\"0.9\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        // The final snapshot at SIGTERM, then a restart from it.
+        let t = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(gw.pid() as libc::pid_t, libc::SIGTERM) };
+        gw.wait_exit(Duration::from_secs(120)).expect("exits");
+        let stop_time = t.elapsed();
+        let snapshot = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let t = Instant::now();
+        let gw = Gateway::start(bin, &[&flag, "--persistence.interval=1h"]);
+        let restart = t.elapsed();
+        let rss_restart = gw.rss_kib().unwrap_or(0);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let series = groups * 100;
+        report!();
+        report!("{series} series ({groups} groups x 100), {who} ({bin}):");
+        report!("  fill ({groups} PUTs, 2 keep-alive clients)     {:>9.0} ms", ms(fill));
+        report!(
+            "  small push, no scraper: p50 / p99           {:.2} / {:.2} ms",
+            ms(percentile(&quiet, 0.5)),
+            ms(percentile(&quiet, 0.99))
+        );
+        report!(
+            "  small push, scraper back to back: p50 / p99 / max  {:.2} / {:.2} / {:.2} ms ({} pushes)",
+            ms(percentile(&busy, 0.5)),
+            ms(percentile(&busy, 0.99)),
+            ms(busy.last().copied().unwrap_or_default()),
+            busy.len()
+        );
+        report!(
+            "  gzip scrape: median / max                   {:.0} / {:.0} ms ({} scrapes, {:.1} MB compressed)",
+            ms(percentile(&scrapes, 0.5)),
+            ms(scrapes.last().copied().unwrap_or_default()),
+            scrapes.len(),
+            gz_size as f64 / 1e6
+        );
+        report!("  loop time per scrape (p90)                  {:.3} ms", pause * 1e3);
+        report!(
+            "  RSS after fill / peak                       {:.0} / {:.0} MB",
+            rss_fill as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+        report!(
+            "  snapshot file, final write at SIGTERM       {:.1} MB, stop took {:.0} ms",
+            snapshot as f64 / 1e6,
+            ms(stop_time)
+        );
+        report!(
+            "  restart from the file (to ready) / RSS      {:.0} ms / {:.0} MB",
+            ms(restart),
+            rss_restart as f64 / 1024.0
         );
     }
 }
