@@ -100,6 +100,9 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     // Groups that expired while the gateway was down go now; the file is
     // rewritten without them at the next write (the generation before
     // expiry is what the file holds).
+    // The file's bytes and the parser's buffers are gone: give the memory
+    // back rather than keep the restore's peak as the idle RSS.
+    crate::sys::trim_heap();
     let restored_generation = store.generation();
     let expired = store.expire_due(crate::time::now_nanos(), Duration::MAX);
     if !expired.is_empty() {

@@ -402,11 +402,45 @@ pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreEr
     if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
         return import::import(path, &data, store);
     }
-    let groups = snapshot::read(&data).map_err(|err| RestoreError::Format {
-        path: path.into(),
-        err,
-    })?;
-    restore_groups(path, groups, store, Place::Line)
+    restore_streaming(path, &data, store)
+}
+
+/// Parses and prepares groups on one thread while this one puts them into
+/// the store: a restart costs about the slower of the two, not their sum,
+/// and never holds the parsed form of the whole file.
+fn restore_streaming(path: &Path, data: &[u8], store: &mut Store) -> Result<usize, RestoreError> {
+    type Item = (usize, String, snapshot::PreparedGroup);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(256);
+    std::thread::scope(|s| {
+        let parser = s.spawn(move || {
+            snapshot::read_each(data, |g| {
+                let (line, shown) = (g.line, store::show_labels(&g.key));
+                tx.send((line, shown, g.prepare())).is_ok()
+            })
+        });
+        let mut applied = Ok(0);
+        for (line, group, ready) in rx.iter() {
+            if let Err(err) = ready.apply(store) {
+                applied = Err(RestoreError::Inconsistent {
+                    path: path.into(),
+                    place: Place::Line(line),
+                    group,
+                    err: Box::new(err),
+                });
+                break;
+            }
+            applied = applied.map(|n| n + 1);
+        }
+        // Dropping the receiver stops a parser still sending.
+        drop(rx);
+        let parsed = parser.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let count = applied?;
+        parsed.map_err(|err| RestoreError::Format {
+            path: path.into(),
+            err,
+        })?;
+        Ok(count)
+    })
 }
 
 /// Puts restored groups into `store`; `place` says where each one started

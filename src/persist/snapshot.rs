@@ -146,16 +146,41 @@ impl RestoredGroup {
     /// Puts this group back into `store`, with its recorded times, under
     /// the same consistency rules as a push.
     pub(crate) fn restore_into(self, store: &mut Store) -> Result<(), PushError> {
-        let mut push = store::prepare_push(self.key.into(), self.families, true)?;
-        push.ttl = self.ttl;
-        for f in &mut push.families {
-            f.pushed_at = self
-                .family_times
-                .iter()
-                .find(|(n, _)| *n == f.name)
-                .map(|(_, t)| *t);
+        self.prepare().apply(store)
+    }
+
+    /// The part of a restore that needs no store (labels, rendering), so
+    /// it can run on another thread than the one filling the store.
+    pub(crate) fn prepare(self) -> PreparedGroup {
+        let push = store::prepare_push(self.key.into(), self.families, true).map(|mut push| {
+            push.ttl = self.ttl;
+            for f in &mut push.families {
+                f.pushed_at = self
+                    .family_times
+                    .iter()
+                    .find(|(n, _)| *n == f.name)
+                    .map(|(_, t)| *t);
+            }
+            push
+        });
+        PreparedGroup {
+            push,
+            push_time: self.push_time,
+            failure_time: self.failure_time,
         }
-        store.restore_group(push, self.push_time, self.failure_time, &Own)
+    }
+}
+
+/// A restored group, prepared; [`PreparedGroup::apply`] puts it back.
+pub(crate) struct PreparedGroup {
+    push: Result<store::PreparedPush, PushError>,
+    push_time: Option<Nanos>,
+    failure_time: Option<Nanos>,
+}
+
+impl PreparedGroup {
+    pub(crate) fn apply(self, store: &mut Store) -> Result<(), PushError> {
+        store.restore_group(self.push?, self.push_time, self.failure_time, &Own)
     }
 }
 
@@ -356,7 +381,26 @@ fn write_sum_count(out: &mut Vec<u8>, sum: f64, count: u64) {
 }
 
 /// Reads a whole snapshot.
+/// Every group at once: for tests and the fuzz checks; a restore uses
+/// [`read_each`].
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
+    let mut out = Vec::new();
+    read_each(data, |g| {
+        out.push(g);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Reads a snapshot, handing each group to `each` as soon as it is
+/// complete, so a restore can apply groups while the rest is parsed and
+/// never holds the parsed form of the whole file. `each` returns false to
+/// stop (its consumer failed); the count of groups handed over is returned.
+pub(crate) fn read_each(
+    data: &[u8],
+    mut each: impl FnMut(RestoredGroup) -> bool,
+) -> Result<usize, SnapshotError> {
     let err = |line: usize, kind| SnapshotError { line, kind };
     if data.is_empty() {
         return Err(err(1, SnapshotErrorKind::Empty));
@@ -380,7 +424,9 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
         err(line, SnapshotErrorKind::NotUtf8)
     })?;
     verify_checksum(data)?;
+    // The group being read (at most one); `done` counts those handed over.
     let mut groups: Vec<RestoredGroup> = Vec::new();
+    let mut done = 0usize;
     let mut ended = false;
     let mut series_total = 0usize;
     let lines = text.split_inclusive('\n');
@@ -425,6 +471,12 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                         "group",
                         "the grouping key needs a non-empty job label".into(),
                     ));
+                }
+                if let Some(prev) = groups.pop() {
+                    done += 1;
+                    if !each(prev) {
+                        return Ok(done);
+                    }
                 }
                 groups.push(RestoredGroup {
                     line: n,
@@ -546,7 +598,7 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
                     }
                 }
                 for (what, stated, found) in [
-                    ("groups", stated_groups, groups.len()),
+                    ("groups", stated_groups, done + groups.len()),
                     ("series", stated_series, series_total),
                 ] {
                     let stated =
@@ -571,7 +623,13 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
         let last = text.lines().count();
         return Err(err(last, SnapshotErrorKind::Truncated));
     }
-    Ok(groups)
+    for g in groups {
+        done += 1;
+        if !each(g) {
+            break;
+        }
+    }
+    Ok(done)
 }
 
 /// Checks the end record's CRC-32 before anything is parsed, so that a
