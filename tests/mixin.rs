@@ -263,14 +263,40 @@ fn firing(alerts: &[String], name: &str, job: &str) -> bool {
     })
 }
 
+/// A script that runs our binary with `ulimit -f 8`: any file it writes
+/// beyond 8 blocks fails, a stand-in for a full disk that needs no root and
+/// no mount (the pattern of tests/persistence.rs).
+fn disk_limited_binary(dir: &TempDir) -> String {
+    let wrapper = dir.file("limited.sh");
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -f 8\nexec {} \"$@\"\n", ours()),
+    )
+    .expect("write wrapper");
+    let chmod = Command::new("chmod").arg("+x").arg(&wrapper).status();
+    assert!(chmod.expect("chmod").success());
+    wrapper.display().to_string()
+}
+
+/// A push too big for the disk-limited binary to persist.
+fn too_big_to_persist() -> String {
+    format!("big{{i=\"{}\"}} 1\n", "y".repeat(20_000))
+}
+
 /// The real push pattern: a job that declared a 2 s interval and stopped,
 /// one that declared an hour, a group whose last push failed and one that
-/// failed before it succeeded. With the `for:` durations shortened to 0s
-/// (and the 1 s evaluation), the stale and failed-push alerts fire for
-/// exactly the first and the third.
+/// failed before it succeeded, then a push the (full) disk cannot take.
+/// With the `for:` durations shortened to 0s (and the 1 s evaluation), the
+/// stale and failed-push alerts fire for exactly the first and the third,
+/// and the persistence alert for the gateway.
 #[test]
-fn prometheus_fires_the_stale_and_failed_push_alerts() {
-    let gw = Gateway::start(&ours(), &[]);
+fn prometheus_fires_the_stale_failed_push_and_persistence_alerts() {
+    let dir = TempDir::new("mixin-e2e");
+    let file = format!("--persistence.file={}", dir.file("metric.store").display());
+    let gw = Gateway::start(
+        &disk_limited_binary(&dir),
+        &[&file, "--persistence.interval=1s"],
+    );
     let declare = |job: &str, seconds: u32| {
         let body =
             format!("pushgateway_expected_push_interval_seconds {seconds}\n{job}_last_run 1\n");
@@ -288,16 +314,21 @@ fn prometheus_fires_the_stale_and_failed_push_alerts() {
     assert_eq!(gw.put("/metrics/job/recovered", conflicting).status, 400);
     thread::sleep(Duration::from_millis(20));
     assert_eq!(gw.put("/metrics/job/recovered", "ok 1\n").status, 200);
+    assert_eq!(
+        gw.put("/metrics/job/big", &too_big_to_persist()).status,
+        200
+    );
 
     let rules = fs::read_to_string(mixin("alerts.yml"))
         .expect("read alerts.yml")
         .replace("for: 5m", "for: 0s")
         .replace("for: 15m", "for: 0s");
     let prom = Prometheus::start(gw.port, &rules);
-    prom.wait_until("the stale-job and failed-push alerts", || {
+    prom.wait_until("the stale-job, failed-push and persistence alerts", || {
         let alerts = prom.alerts();
         firing(&alerts, "PushgatewayGroupStale", "stale_job")
             && firing(&alerts, "PushgatewayPushFailed", "broken")
+            && firing(&alerts, "PushgatewayPersistenceWriteFailing", "pushgateway")
     });
     // A few more evaluations: the others stay quiet.
     thread::sleep(Duration::from_secs(3));
@@ -308,13 +339,11 @@ fn prometheus_fires_the_stale_and_failed_push_alerts() {
         ("PushgatewayPushFailed", "recovered"),
         ("PushgatewayPushFailed", "typed"),
         ("PushgatewayDown", "pushgateway"),
+        // Behind only after twice the interval and a minute.
+        ("PushgatewayPersistenceNotWritten", "pushgateway"),
     ] {
         assert!(!firing(&alerts, name, job), "{name} for {job}: {alerts:?}");
     }
-    assert!(
-        alerts.iter().all(|a| !a.contains("Persistence")),
-        "no persistence alert without a file: {alerts:?}"
-    );
 }
 
 /// The value of the unlabelled series `name` in a text scrape.
@@ -346,24 +375,16 @@ fn no_persistence_metrics_without_a_file() {
     assert!(!text.contains("pushgateway_persistence_"), "{text}");
 }
 
-/// The full-disk pattern of tests/persistence.rs (`ulimit -f` in a
-/// wrapper): the write metrics appear after the first write, and a failed
-/// write counts as a failure while the last success stays as it was.
+/// On a "full disk" (`disk_limited_binary`): the write metrics appear after
+/// the first write, and a failed write counts as a failure while the last
+/// success stays as it was.
 #[test]
 fn write_metrics_change_after_a_write_and_after_a_failed_write() {
     let dir = TempDir::new("mixin-full");
     let file = dir.file("metric.store");
-    let wrapper = dir.file("limited.sh");
-    fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nulimit -f 8\nexec {} \"$@\"\n", ours()),
-    )
-    .expect("write wrapper");
-    let chmod = Command::new("chmod").arg("+x").arg(&wrapper).status();
-    assert!(chmod.expect("chmod").success());
     let flag = format!("--persistence.file={}", file.display());
     let gw = Gateway::start(
-        &wrapper.display().to_string(),
+        &disk_limited_binary(&dir),
         &[&flag, "--persistence.interval=0"],
     );
 
@@ -383,8 +404,10 @@ fn write_metrics_change_after_a_write_and_after_a_failed_write() {
     assert!(sample(&written, DURATION).is_some_and(|d| (0.0..10.0).contains(&d)));
     assert_eq!(sample(&written, UNWRITTEN), Some(0.0));
 
-    let big = format!("big{{i=\"{}\"}} 1\n", "y".repeat(20_000));
-    assert_eq!(gw.put("/metrics/job/big", &big).status, 500);
+    assert_eq!(
+        gw.put("/metrics/job/big", &too_big_to_persist()).status,
+        500
+    );
     let failed = gw.get("/metrics").text();
     assert!(
         sample(&failed, FAILURES).is_some_and(|n| n >= 1.0),
