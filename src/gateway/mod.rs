@@ -381,7 +381,10 @@ impl Gateway {
                 series: self.store.sample_count(),
                 max_groups: self.limits.max_groups,
                 max_series: self.limits.max_series,
-                unwritten: (self.persistence.as_ref()).is_some_and(|p| p.unwritten(&self.store)),
+                unwritten: self
+                    .persistence
+                    .as_ref()
+                    .is_some_and(|p| p.unwritten(&self.store)),
             });
         let body = match format {
             ScrapeFormat::Text => self.render_metrics(escaping),
