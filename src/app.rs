@@ -94,9 +94,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut store = store::Store::new();
     store.set_default_ttl(config.group_ttl);
-    if !config.persistence_file.is_empty() {
-        restore(config, &mut store)?;
-    }
+    let restored = !config.persistence_file.is_empty() && restore(config, &mut store)?;
     // Groups that expired while the gateway was down go now; the file is
     // rewritten without them at the next write (the generation before
     // expiry is what the file holds).
@@ -137,6 +135,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             restored_generation,
         )?;
         gw.persistence = Some(p);
+        gw.telemetry
+            .enable_persistence(config.persistence_interval, restored);
     }
     signals::forward(tx.clone())?;
 
@@ -280,13 +280,15 @@ fn tls_setup(
 
 /// Loads the persistence file, or with
 /// `--persistence.start-empty-if-unreadable` moves a bad one aside.
-fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std::error::Error>> {
+/// True if it loaded (or there was none yet), for
+/// `pushgateway_persistence_last_restore_timestamp_seconds`.
+fn restore(config: &Config, store: &mut store::Store) -> Result<bool, Box<dyn std::error::Error>> {
     let path = std::path::Path::new(&config.persistence_file);
     let started = std::time::Instant::now();
     match persist::restore(path, store) {
         Ok(groups) => {
             log::info!(file:display = path.display(), groups = groups, series = store.series_count(), duration = crate::time::go_duration(started.elapsed()); "metrics restored");
-            Ok(())
+            Ok(true)
         }
         // Not an unreadable file: moving it aside would not help.
         Err(
@@ -298,7 +300,7 @@ fn restore(config: &Config, store: &mut store::Store) -> Result<(), Box<dyn std:
             log::warn!(err:display = e, moved_to:display = aside.display(); "persistence file unreadable; moved aside, starting empty");
             *store = store::Store::new();
             store.set_default_ttl(config.group_ttl);
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(format!(
             "{e}; refusing to start so the file is not overwritten (fix or move it, or pass --persistence.start-empty-if-unreadable)"

@@ -1,5 +1,6 @@
 //! The gateway's own metrics: build info, HTTP request counts, push
-//! duration and size summaries, and `process_*` read from /proc.
+//! duration and size summaries, store and persistence health, and
+//! `process_*` read from /proc.
 //!
 //! Operators alert on these with the reference's names and labels, so both
 //! are kept. They are shared between the request loop and the worker threads
@@ -10,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::contract::WriteStats;
 use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, SeriesKey};
 
@@ -86,6 +88,41 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "pushgateway_http_requests_total",
         MetricType::Counter,
         "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
+    ),
+    (
+        "pushgateway_persistence_interval_seconds",
+        MetricType::Gauge,
+        "The --persistence.interval: the longest a change waits before it is written (0: durable mode).",
+    ),
+    (
+        "pushgateway_persistence_last_restore_timestamp_seconds",
+        MetricType::Gauge,
+        "Unix time the store was restored from the persistence file at start-up; absent if the file was unreadable and moved aside.",
+    ),
+    (
+        "pushgateway_persistence_last_write_duration_seconds",
+        MetricType::Gauge,
+        "How long the last successful write of the persistence file took.",
+    ),
+    (
+        "pushgateway_persistence_last_write_size_bytes",
+        MetricType::Gauge,
+        "Size of the persistence file at its last successful write.",
+    ),
+    (
+        "pushgateway_persistence_last_write_success_timestamp_seconds",
+        MetricType::Gauge,
+        "Unix time of the last successful write of the persistence file; absent before the first one.",
+    ),
+    (
+        "pushgateway_persistence_unwritten_changes",
+        MetricType::Gauge,
+        "1 while the store holds changes not yet written to the persistence file, else 0.",
+    ),
+    (
+        "pushgateway_persistence_write_failures_total",
+        MetricType::Counter,
+        "Writes of the persistence file that failed (the old file was kept and the write is retried).",
     ),
     (
         "pushgateway_pushes_refused_total",
@@ -194,6 +231,19 @@ struct Counters {
     expired: u64,
     scrape_pause: Observations,
     store: StoreUsage,
+    /// None without `--persistence.file`: the families are absent then,
+    /// not zero, so no alert mistakes "not configured" for "failing".
+    persistence: Option<PersistenceHealth>,
+}
+
+/// What the persistence families show.
+#[derive(Clone, Copy, Debug, Default)]
+struct PersistenceHealth {
+    interval: f64,
+    restored_at: Option<f64>,
+    /// Unix time, duration (seconds) and size of the last successful write.
+    last_write: Option<(f64, f64, u64)>,
+    failures: u64,
 }
 
 /// The store's size and limits (0: unlimited), as the loop last saw them.
@@ -203,6 +253,16 @@ pub(crate) struct StoreUsage {
     pub series: usize,
     pub max_groups: usize,
     pub max_series: usize,
+    /// Changes not yet in the persistence file (shown only with one).
+    pub unwritten: bool,
+}
+
+/// Unix time now, in seconds.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The architecture in Go's spelling (`amd64`, `arm64`), as dashboards
@@ -266,13 +326,9 @@ impl Default for Telemetry {
 
 impl Telemetry {
     pub(crate) fn new() -> Telemetry {
-        let start_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         Telemetry {
             inner: Arc::default(),
-            start_time: process_start_time().unwrap_or(start_time),
+            start_time: process_start_time().unwrap_or_else(unix_now),
         }
     }
 
@@ -317,6 +373,27 @@ impl Telemetry {
     /// Sets what the store gauges show; the loop calls it before a scrape.
     pub(crate) fn set_store_usage(&self, usage: StoreUsage) {
         self.lock().store = usage;
+    }
+
+    /// Turns the persistence families on (`--persistence.file` is set).
+    /// `restored`: whether the start-up load succeeded, just now.
+    pub(crate) fn enable_persistence(&self, interval: Duration, restored: bool) {
+        self.lock().persistence = Some(PersistenceHealth {
+            interval: interval.as_secs_f64(),
+            restored_at: restored.then(unix_now),
+            ..PersistenceHealth::default()
+        });
+    }
+
+    /// Records a snapshot write's outcome, as the writer reported it to
+    /// the loop: alerts need to see failures and how stale the file is.
+    pub(crate) fn count_write(&self, result: &Result<WriteStats, String>) {
+        if let Some(p) = &mut self.lock().persistence {
+            match result {
+                Ok(s) => p.last_write = Some((unix_now(), s.duration.as_secs_f64(), s.bytes)),
+                Err(_) => p.failures += 1,
+            }
+        }
     }
 
     /// Records one push's duration and body size.
@@ -387,6 +464,9 @@ impl Telemetry {
             vec![],
             Value::Counter(c.expired as f64),
         );
+        if let Some(p) = c.persistence {
+            persistence_families(&p, c.store.unwritten, &mut add);
+        }
         for (limit, n) in &c.refused {
             let labels = vec![Label::new("limit", limit)];
             add(
@@ -457,6 +537,39 @@ impl Telemetry {
         out.sort_by(|a, b| a.0.cmp(b.0));
         out
     }
+}
+
+/// The persistence families, through `families`' `add`.
+fn persistence_families(
+    p: &PersistenceHealth,
+    unwritten: bool,
+    add: &mut impl FnMut(&'static str, Vec<Label>, Value),
+) {
+    let mut gauge = |name, v| add(name, vec![], Value::Gauge(v));
+    gauge("pushgateway_persistence_interval_seconds", p.interval);
+    if let Some(t) = p.restored_at {
+        gauge("pushgateway_persistence_last_restore_timestamp_seconds", t);
+    }
+    if let Some((at, secs, bytes)) = p.last_write {
+        gauge("pushgateway_persistence_last_write_duration_seconds", secs);
+        gauge(
+            "pushgateway_persistence_last_write_size_bytes",
+            bytes as f64,
+        );
+        gauge(
+            "pushgateway_persistence_last_write_success_timestamp_seconds",
+            at,
+        );
+    }
+    gauge(
+        "pushgateway_persistence_unwritten_changes",
+        f64::from(u8::from(unwritten)),
+    );
+    add(
+        "pushgateway_persistence_write_failures_total",
+        vec![],
+        Value::Counter(p.failures as f64),
+    );
 }
 
 /// What /proc says about this process; fields are None where it could not
@@ -563,6 +676,63 @@ mod tests {
         assert_eq!(s.count, 10);
         assert_eq!(s.sum, 55.0);
         assert_eq!(s.quantiles, vec![(0.1, 1.0), (0.5, 5.0), (0.9, 9.0)]);
+    }
+
+    /// The value of an unlabelled series of `name`, if exposed.
+    fn value_of(t: &Telemetry, name: &str) -> Option<f64> {
+        let families = t.families();
+        let (_, series) = families.iter().find(|(n, _)| *n == name)?;
+        match series[0].value {
+            Value::Gauge(v) | Value::Counter(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn persistence_families_follow_writes_and_only_with_a_file() {
+        let t = Telemetry::new();
+        let interval = "pushgateway_persistence_interval_seconds";
+        assert_eq!(value_of(&t, interval), None, "absent without a file");
+        t.count_write(&Err("ignored".into()));
+        assert_eq!(
+            value_of(&t, "pushgateway_persistence_write_failures_total"),
+            None
+        );
+
+        t.enable_persistence(Duration::from_secs(300), true);
+        assert_eq!(value_of(&t, interval), Some(300.0));
+        let restored = value_of(&t, "pushgateway_persistence_last_restore_timestamp_seconds");
+        assert!(restored.is_some_and(|r| (r - unix_now()).abs() < 60.0));
+        let success = "pushgateway_persistence_last_write_success_timestamp_seconds";
+        assert_eq!(value_of(&t, success), None, "no write yet");
+
+        t.count_write(&Ok(WriteStats {
+            groups: 2,
+            bytes: 1234,
+            duration: Duration::from_millis(250),
+        }));
+        assert!(value_of(&t, success).is_some_and(|s| s >= restored.unwrap_or(0.0)));
+        let size = "pushgateway_persistence_last_write_size_bytes";
+        assert_eq!(value_of(&t, size), Some(1234.0));
+        let duration = "pushgateway_persistence_last_write_duration_seconds";
+        assert_eq!(value_of(&t, duration), Some(0.25));
+
+        t.count_write(&Err("disk full".into()));
+        let failures = "pushgateway_persistence_write_failures_total";
+        assert_eq!(value_of(&t, failures), Some(1.0));
+        assert_eq!(
+            value_of(&t, size),
+            Some(1234.0),
+            "a failure keeps the last success"
+        );
+
+        let unwritten = "pushgateway_persistence_unwritten_changes";
+        assert_eq!(value_of(&t, unwritten), Some(0.0));
+        t.set_store_usage(StoreUsage {
+            unwritten: true,
+            ..StoreUsage::default()
+        });
+        assert_eq!(value_of(&t, unwritten), Some(1.0));
     }
 
     #[test]

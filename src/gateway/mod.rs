@@ -290,6 +290,7 @@ impl Gateway {
                 return false;
             }
             Event::Persisted(outcome) => {
+                self.telemetry.count_write(&outcome.result);
                 if let Some(p) = &mut self.persistence {
                     p.finished(outcome);
                 }
@@ -384,6 +385,10 @@ impl Gateway {
                 series: self.store.sample_count(),
                 max_groups: self.limits.max_groups,
                 max_series: self.limits.max_series,
+                unwritten: self
+                    .persistence
+                    .as_ref()
+                    .is_some_and(|p| p.unwritten(&self.store)),
             });
         let started = Instant::now();
         let view = render::ScrapeView {

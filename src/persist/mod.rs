@@ -129,6 +129,13 @@ impl Persistence {
         Some(self.last_start + wait)
     }
 
+    /// Whether the store holds changes the file does not (yet): the
+    /// `pushgateway_persistence_unwritten_changes` gauge, which tells an
+    /// idle gateway (nothing to write) from a stuck one.
+    pub(crate) fn unwritten(&self, store: &Store) -> bool {
+        self.dirty(store)
+    }
+
     fn dirty(&self, store: &Store) -> bool {
         store.generation() != self.persisted_generation || !self.deferred.is_empty()
     }
