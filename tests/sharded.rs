@@ -269,14 +269,16 @@ fn jobs_are_sharded_by_haproxy_and_survive_a_shard_restart() {
         )
     };
     let args = |i: usize| [store(i), "--web.enable-admin-api".to_string()];
-    let ports: Vec<u16> = (0..SHARDS).map(|_| free_port()).collect();
+    // Gateway::start finds free ports (retrying if one is taken); a
+    // restarted shard comes back on its own port with Gateway::start_on.
     let mut shards: Vec<Option<Gateway>> = (0..SHARDS)
         .map(|i| {
             let a = args(i);
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            Some(Gateway::start_on(&ours(), ports[i], &a))
+            Some(Gateway::start(&ours(), &a))
         })
         .collect();
+    let ports: Vec<u16> = shards.iter().map(|s| s.as_ref().unwrap().port).collect();
     let proxy = Haproxy::start(&dir, &ports);
     let p = proxy.port;
 
