@@ -247,8 +247,8 @@ fn json_label(labels: &str, name: &str) -> String {
 }
 
 /// A raw push body of `sharded_value`, typed and described as the Python
-/// client pushes it: a shard refuses a metric whose type or help differs
-/// from the other groups' (the check is per shard, see README).
+/// client pushes it: a shard refuses a metric whose type differs from the
+/// other groups' (the check is per shard, see README).
 fn body(value: u32) -> String {
     format!(
         "# HELP sharded_value A value per job.\n# TYPE sharded_value gauge\nsharded_value {value}\n"
@@ -337,7 +337,8 @@ fn jobs_are_sharded_by_haproxy_and_survive_a_shard_restart() {
     }
 
     // The other spellings of a job hash alike: URL-safe base64 with and
-    // without padding, and percent-encoding.
+    // without padding, and percent-encoded (a plain job's first byte, a
+    // base64 job's `=` padding as %3D).
     for job in &jobs {
         let forms = [
             ("b64pad", format!("/metrics/job@base64/{}", b64(job, true))),
@@ -346,10 +347,7 @@ fn jobs_are_sharded_by_haproxy_and_survive_a_shard_restart() {
                 "pct",
                 if job.contains('/') {
                     // %2F would split the path at the gateway: base64 only.
-                    format!(
-                        "/metrics/job@base64/{}",
-                        b64(job, false).replace('=', "%3D")
-                    )
+                    format!("/metrics/job@base64/{}", b64(job, true).replace('=', "%3D"))
                 } else {
                     format!("/metrics/job/%{:02X}{}", job.as_bytes()[0], &job[1..])
                 },
