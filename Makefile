@@ -3,7 +3,7 @@
 # tests with Prometheus and the Python client, and the client library tests
 # (Python, Go, Node) against both gateways (`make deps` installs those).
 
-.PHONY: build static static-notls deps test test-notls conformance bench lint run e2e clients fuzz
+.PHONY: build static static-notls deps test test-notls conformance bench lint run e2e clients deploy-tests fuzz
 
 build:
 	cargo build --release
@@ -45,17 +45,21 @@ static-notls:
 # and curl (TLS tests make their certificates and use curl as a client),
 # Node with prom-client (tests/node: the client tests), Go with Debian's
 # client_golang source (tests/go, built offline in GOPATH mode by the client
-# tests), and for the benchmark wrk (load) and nginx (the HTTP ceiling).
+# tests), haproxy (tests/sharded.rs, deploy/sharded/), kubernetes-validate
+# (tests/kubernetes.rs: the Kubernetes schemas, offline), and for the
+# benchmark wrk (load) and nginx (the HTTP ceiling).
 CLIENT_GOLANG := /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push
 deps:
 	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver \
 		&& command -v openssl && command -v curl && command -v node && command -v npm \
 		&& command -v go && test -d $(CLIENT_GOLANG) \
-		&& command -v wrk && command -v nginx; } >/dev/null 2>&1 || \
+		&& command -v wrk && command -v nginx && command -v haproxy; } >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver \
-		openssl curl nodejs npm golang-go golang-github-prometheus-client-golang-dev wrk nginx-light >/dev/null; }
+		openssl curl nodejs npm golang-go golang-github-prometheus-client-golang-dev wrk nginx-light haproxy >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
-		python3 -m pip install -q prometheus_client
+		python3 -m pip install -q --root-user-action=ignore prometheus_client
+	@python3 -c 'import kubernetes_validate' 2>/dev/null || \
+		python3 -m pip install -q --root-user-action=ignore kubernetes-validate
 	@test -d tests/node/node_modules/prom-client || npm install --silent --no-audit --no-fund --prefix tests/node
 
 test: deps
@@ -73,6 +77,11 @@ e2e: deps
 
 clients: deps
 	cargo test --test clients
+
+# The sharded recipe (HAProxy, three gateways, Prometheus) and the
+# Kubernetes manifests.
+deploy-tests: deps
+	cargo test --test sharded --test kubernetes
 
 # BENCH_SCALE=0.1 for a quick run; PUSHGATEWAY_BIN to bench another binary.
 bench: deps static

@@ -9,108 +9,29 @@
 mod support;
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use support::{Gateway, TempDir, ours};
+use support::{Gateway, Prometheus, TempDir, ours};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// A Prometheus server scraping one target every second; killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+/// A Prometheus server scraping one target every second.
+fn prometheus(target_port: u16) -> Prometheus {
+    prometheus_with(target_port, "")
 }
 
-impl Prometheus {
-    fn start(target_port: u16) -> Prometheus {
-        Prometheus::start_with(target_port, "")
-    }
-
-    /// Like `start`, with `extra` lines (indented four spaces) added to the
-    /// scrape job: `scheme`, `tls_config`, `basic_auth`...
-    fn start_with(target_port: u16, extra: &str) -> Prometheus {
-        assert!(
-            std::path::Path::new(PROMETHEUS).exists(),
-            "prometheus not installed: apt-get install -y prometheus (or make deps)"
-        );
-        let dir = TempDir::new("e2e-prometheus");
-        let port = support::free_port();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n{extra}    \
-             static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-        );
-        let config_path = dir.file("prometheus.yml");
-        fs::write(&config_path, config).expect("write prometheus.yml");
-        let log = fs::File::create(dir.file("prometheus.log")).expect("log file");
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.file("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let p = Prometheus { child, port, dir };
-        p.wait_until("Prometheus ready", || {
-            support::try_request(port, "GET", "/-/ready", &[], b"", Duration::from_secs(1))
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        });
-        p
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.file("prometheus.log")).unwrap_or_default()
-    }
-
-    /// Polls `cond` every 200 ms for up to 60 s.
-    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The raw JSON answer of an instant query.
-    fn query(&self, promql: &str) -> String {
-        let mut q = String::new();
-        for b in promql.bytes() {
-            if b.is_ascii_alphanumeric() || b == b'_' {
-                q.push(b as char);
-            } else {
-                q.push_str(&format!("%{b:02X}"));
-            }
-        }
-        let r = support::get(self.port, &format!("/api/v1/query?query={q}"));
-        assert_eq!(r.status, 200, "query {promql}: {}", r.text());
-        r.text()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Like `prometheus`, with `extra` lines (indented four spaces) added to the
+/// scrape job: `scheme`, `tls_config`, `basic_auth`...
+fn prometheus_with(target_port: u16, extra: &str) -> Prometheus {
+    Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n{extra}    \
+         static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+    ))
 }
 
 #[test]
 fn prometheus_scrapes_the_tutorial_pushes_and_sees_the_delete() {
     let gw = Gateway::start(&ours(), &[]);
-    let prom = Prometheus::start(gw.port);
+    let prom = prometheus(gw.port);
 
     assert_eq!(
         gw.post("/metrics/job/some_job", "second_metric 99\n")
@@ -170,7 +91,7 @@ fn prometheus_2_scrapes_utf8_names_escaped() {
     let gw = Gateway::start(&ours(), &["--push.enable-utf8-names"]);
     let body = "{\"my.metric\",\"a.b\"=\"1\"} 7\nclassic_metric 3\n";
     assert_eq!(gw.put("/metrics/job/utf8", body).status, 200);
-    let prom = Prometheus::start(gw.port);
+    let prom = prometheus(gw.port);
     prom.wait_until("my_metric in Prometheus", || {
         let r = prom.query("my_metric");
         r.contains("\"a_b\":\"1\"") && r.contains("\"7\"")
@@ -232,7 +153,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         String::from_utf8_lossy(&good.stderr)
     );
 
-    let prom = Prometheus::start_with(
+    let prom = prometheus_with(
         gw.port,
         &format!(
             "    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n\

@@ -3,7 +3,8 @@
 //! (a tiny HTTP/1.1 client, gzip), `exposition` (normalized scrapes to
 //! compare two servers), `pki` (certificates and curl), `raw` (raw-socket
 //! requests for the hostile suite), `proto` (protobuf bodies with
-//! exemplars, decoded protobuf scrapes), `temp` (temporary directories that
+//! exemplars, decoded protobuf scrapes), `prometheus` (a real Prometheus
+//! server with a given configuration), `temp` (temporary directories that
 //! clean up after themselves).
 //!
 //! Each test binary includes this module with `mod support;` and uses a
@@ -14,6 +15,7 @@ pub mod client;
 pub mod exposition;
 pub mod pki;
 pub mod process;
+pub mod prometheus;
 pub mod proto;
 pub mod raw;
 pub mod temp;
@@ -27,5 +29,7 @@ pub use exposition::*;
 pub use pki::*;
 #[allow(unused_imports)]
 pub use process::*;
+#[allow(unused_imports)]
+pub use prometheus::*;
 #[allow(unused_imports)]
 pub use temp::*;

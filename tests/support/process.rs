@@ -87,31 +87,7 @@ impl Gateway {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let n = LOG_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let log_path = std::env::temp_dir().join(format!(
-                "pushgateway-test-{}-{}-{}.log",
-                std::process::id(),
-                port,
-                n
-            ));
-            let log = File::create(&log_path).expect("create gateway log file in temp dir");
-            let log_err = log.try_clone().expect("clone gateway log file handle");
-            let child = Command::new(bin)
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .args(args)
-                .envs(env.iter().copied())
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {bin}: {e}"));
-            let mut gw = Gateway {
-                child,
-                port,
-                prefix: prefix.clone(),
-                bin: bin.to_string(),
-                log_path,
-            };
+            let mut gw = Gateway::spawn(bin, port, &prefix, args, env);
             match gw.wait_healthy() {
                 Ok(()) => return gw,
                 // Somebody else took the port: try again with another one.
@@ -131,6 +107,55 @@ impl Gateway {
         panic!(
             "{bin} {args:?}: no usable port after {START_ATTEMPTS} attempts\n--- last log ---\n{last_log}"
         );
+    }
+
+    /// Starts `bin` on the given loopback `port` (e.g. again where a stopped
+    /// gateway listened) with the extra `args`, exactly as given (no
+    /// `--persistence.file=` added), and waits until it is healthy. Panics
+    /// with the log if it is not, including when the port is taken.
+    pub fn start_on(bin: &str, port: u16, args: &[&str]) -> Gateway {
+        let mut gw = Gateway::spawn(bin, port, &route_prefix(args), args, &[]);
+        if let Err(e) = gw.wait_healthy() {
+            let why = match e {
+                StartError::PortStolen => "port taken by another process".to_string(),
+                StartError::Failed(why) => why,
+            };
+            panic!(
+                "{bin} {args:?} on port {port} did not become healthy: {why}\n--- log {} ---\n{}",
+                gw.log_path.display(),
+                gw.log()
+            );
+        }
+        gw
+    }
+
+    /// Spawns `bin` on `port`, its output going to a fresh log file.
+    fn spawn(bin: &str, port: u16, prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let n = LOG_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let log_path = std::env::temp_dir().join(format!(
+            "pushgateway-test-{}-{}-{}.log",
+            std::process::id(),
+            port,
+            n
+        ));
+        let log = File::create(&log_path).expect("create gateway log file in temp dir");
+        let log_err = log.try_clone().expect("clone gateway log file handle");
+        let child = Command::new(bin)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {bin}: {e}"));
+        Gateway {
+            child,
+            port,
+            prefix: prefix.to_string(),
+            bin: bin.to_string(),
+            log_path,
+        }
     }
 
     /// Polls the health endpoint until it answers 200 *from our child*:
