@@ -985,7 +985,13 @@ mod million_bench {
         }
 
         /// Sends one request; returns the status and the body's length.
-        fn request(&mut self, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, usize) {
+        fn request(
+            &mut self,
+            method: &str,
+            path: &str,
+            headers: &str,
+            body: &[u8],
+        ) -> (u16, usize) {
             let head = format!(
                 "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n{headers}\r\n",
                 body.len()
@@ -1126,7 +1132,9 @@ mod million_bench {
             .get("/metrics")
             .text()
             .lines()
-            .find_map(|l| l.strip_prefix("pushgateway_scrape_loop_pause_seconds{quantile=\"0.9\"} "))
+            .find_map(|l| {
+                l.strip_prefix("pushgateway_scrape_loop_pause_seconds{quantile=\"0.9\"} ")
+            })
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(f64::NAN);
         // The final snapshot at SIGTERM, then a restart from it.
@@ -1144,7 +1152,10 @@ mod million_bench {
         let series = groups * 100;
         report!();
         report!("{series} series ({groups} groups x 100), {who} ({bin}):");
-        report!("  fill ({groups} PUTs, 2 keep-alive clients)     {:>9.0} ms", ms(fill));
+        report!(
+            "  fill ({groups} PUTs, 2 keep-alive clients)     {:>9.0} ms",
+            ms(fill)
+        );
         report!(
             "  small push, no scraper: p50 / p99           {:.2} / {:.2} ms",
             ms(percentile(&quiet, 0.5)),
@@ -1164,7 +1175,10 @@ mod million_bench {
             scrapes.len(),
             gz_size as f64 / 1e6
         );
-        report!("  loop time per scrape (p90)                  {:.3} ms", pause * 1e3);
+        report!(
+            "  loop time per scrape (p90)                  {:.3} ms",
+            pause * 1e3
+        );
         report!(
             "  RSS after fill / peak                       {:.0} / {:.0} MB",
             rss_fill as f64 / 1024.0,

@@ -440,7 +440,9 @@ fn restore_streaming(path: &Path, data: &[u8], store: &mut Store) -> Result<usiz
         }
         // Dropping the receiver stops a parser still sending.
         drop(rx);
-        let parsed = parser.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let parsed = parser
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         let count = applied?;
         parsed.map_err(|err| RestoreError::Format {
             path: path.into(),

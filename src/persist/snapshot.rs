@@ -424,6 +424,7 @@ pub(crate) fn read_each(
         err(line, SnapshotErrorKind::NotUtf8)
     })?;
     verify_checksum(data)?;
+    let mut strings = Strings::default();
     // The group being read (at most one); `done` counts those handed over.
     let mut groups: Vec<RestoredGroup> = Vec::new();
     let mut done = 0usize;
@@ -520,7 +521,7 @@ pub(crate) fn read_each(
                     .ok_or(err(n, SnapshotErrorKind::OutsideGroup("family")))?;
                 let (name, after) = read_name(rest).map_err(|why| malformed("family", why))?;
                 let mut parts = after.trim_start_matches(' ').split(' ');
-                let name = name.as_str();
+                let name = &*name;
                 let (Some(t), stamp, None) = (parts.next(), parts.next(), parts.next()) else {
                     return Err(malformed(
                         "family",
@@ -563,7 +564,8 @@ pub(crate) fn read_each(
             "series" => {
                 let fam = last_family(&mut groups)
                     .ok_or(err(n, SnapshotErrorKind::OutsideFamily("series")))?;
-                let (labels, tail) = parse_labels(rest).map_err(|why| malformed("series", why))?;
+                let (labels, tail) = parse_labels_shared(rest, &mut strings)
+                    .map_err(|why| malformed("series", why))?;
                 let value = parse_value(fam.metric_type, tail.trim_start())
                     .map_err(|why| malformed("series", why))?;
                 fam.metrics.push(Metric::new(labels.into(), value));
@@ -698,18 +700,18 @@ fn unescape_help(s: &str) -> Result<String, String> {
 /// rest of the line.
 /// A name at the start of `s`: classic characters as they are, anything
 /// else quoted and escaped. Returns the name and the rest.
-fn read_name(s: &str) -> Result<(String, &str), String> {
+fn read_name(s: &str) -> Result<(std::borrow::Cow<'_, str>, &str), String> {
     let Some(quoted) = s.strip_prefix('"') else {
         let end = s
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
             .unwrap_or(s.len());
-        return Ok((s[..end].to_owned(), &s[end..]));
+        return Ok((s[..end].into(), &s[end..]));
     };
     let mut name = String::new();
     let mut chars = quoted.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Ok((name, &quoted[i + 1..])),
+            '"' => return Ok((name.into(), &quoted[i + 1..])),
             '\\' => match chars.next() {
                 Some((_, '\\')) => name.push('\\'),
                 Some((_, '"')) => name.push('"'),
@@ -734,6 +736,39 @@ fn write_name(out: &mut Vec<u8>, name: &str) {
 }
 
 pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
+    parse_labels_shared(s, &mut Strings::default())
+}
+
+/// Label names and values already seen in this file, shared instead of
+/// allocated again: a snapshot repeats them on every series (`job`, one
+/// `instance` per group, one value per shard), and a restore of a million
+/// series otherwise spends its time in the allocator.
+#[derive(Default)]
+pub(super) struct Strings(std::collections::HashSet<Arc<str>>);
+
+impl Strings {
+    /// Past this many distinct strings the set starts over, so a file of
+    /// unique values does not keep a second copy of them all.
+    const MAX: usize = 1 << 16;
+
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(s) {
+            return Arc::clone(shared);
+        }
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        let new: Arc<str> = s.into();
+        self.0.insert(Arc::clone(&new));
+        new
+    }
+}
+
+/// [`parse_labels`] sharing strings through `strings`.
+pub(super) fn parse_labels_shared<'a>(
+    s: &'a str,
+    strings: &mut Strings,
+) -> Result<(Vec<Label>, &'a str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected '{'")?;
     let mut labels = Vec::new();
     if let Some(r) = rest.strip_prefix('}') {
@@ -741,11 +776,30 @@ pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
     }
     loop {
         let (name, after) = read_name(rest)?;
-        let name = name.as_str();
+        let name = &*name;
         if name.is_empty() {
             return Err("empty label name".into());
         }
         rest = after.strip_prefix("=\"").ok_or("expected name=\"value\"")?;
+        // Most values hold no escapes: take them as they are.
+        if let Some(end) = rest
+            .find(['"', '\\'])
+            .filter(|&i| rest.as_bytes()[i] == b'"')
+        {
+            let value = &rest[..end];
+            labels.push(Label {
+                name: strings.get(name),
+                value: strings.get(value),
+            });
+            rest = &rest[end + 1..];
+            if let Some(r) = rest.strip_prefix(',') {
+                rest = r;
+                continue;
+            } else if let Some(r) = rest.strip_prefix('}') {
+                return Ok((labels, r));
+            }
+            return Err("expected ',' or '}' after a label".into());
+        }
         let mut value = String::new();
         let mut chars = rest.char_indices();
         let end = loop {
@@ -761,7 +815,10 @@ pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
                 Some((_, c)) => value.push(c),
             }
         };
-        labels.push(Label::new(name, &value));
+        labels.push(Label {
+            name: strings.get(name),
+            value: strings.get(&value),
+        });
         rest = &rest[end + 1..];
         if let Some(r) = rest.strip_prefix(',') {
             rest = r;

@@ -137,12 +137,12 @@ impl Check<'_> {
         };
         let gid = self.group.map(|g| g.id);
         for m in &fam.metrics {
-            let key = SeriesKey(m.metric.labels.clone());
+            let key = SeriesKey(m.labels.clone());
             let (lo, hi) = ((key.clone(), 0), (key, u64::MAX));
             if let Some((_, owner)) = idx.series.range(lo..=hi).find(|(_, o)| Some(*o) != gid) {
                 return Err(PushError::SeriesInOtherGroup {
                     metric: fam.name.to_string(),
-                    labels: show_labels(&m.metric.labels),
+                    labels: show_labels(&m.labels),
                     group: self.store.describe_group(*owner),
                 });
             }

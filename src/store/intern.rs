@@ -25,7 +25,16 @@ impl Interner {
         Arc::clone(s)
     }
 
-    pub(super) fn labels(&mut self, labels: &[Label]) -> Labels {
+    /// `labels` with every name and value interned; in place when the
+    /// set is not shared (a fresh push's), so no new slice is allocated.
+    pub(super) fn labels(&mut self, mut labels: Labels) -> Labels {
+        if let Some(slice) = Arc::get_mut(&mut labels) {
+            for l in slice.iter_mut() {
+                l.name = self.intern(&l.name);
+                l.value = self.intern(&l.value);
+            }
+            return labels;
+        }
         labels
             .iter()
             .map(|l| Label {

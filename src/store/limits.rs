@@ -56,7 +56,7 @@ impl std::error::Error for LimitError {}
 
 /// Sample lines of a prepared family.
 pub(super) fn prepared_samples(f: &PreparedFamily) -> usize {
-    f.metrics.iter().map(|m| lines(&m.text)).sum()
+    lines(&f.text)
 }
 
 /// Sample lines of a stored family, kept beside it.

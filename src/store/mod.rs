@@ -152,13 +152,10 @@ impl Store {
             idx.add_help(fam.help.as_deref());
             let mut metrics = Vec::with_capacity(fam.metrics.len());
             let samples = limits::prepared_samples(&fam);
-            let mut text = Vec::with_capacity(fam.metrics.iter().map(|m| m.text.len()).sum());
-            for mut pm in fam.metrics {
-                pm.metric.labels = self.interner.labels(&pm.metric.labels);
-                idx.series
-                    .insert((SeriesKey(pm.metric.labels.clone()), gid));
-                text.extend_from_slice(&pm.text);
-                metrics.push(pm.metric);
+            for mut m in fam.metrics {
+                m.labels = self.interner.labels(m.labels);
+                idx.series.insert((SeriesKey(m.labels.clone()), gid));
+                metrics.push(m);
             }
             self.series_count += metrics.len();
             self.samples += samples;
@@ -166,7 +163,7 @@ impl Store {
                 help: fam.help,
                 metric_type: fam.metric_type,
                 metrics,
-                text: text.into_boxed_slice(),
+                text: fam.text,
                 pushed_at: fam.pushed_at.unwrap_or(now),
                 samples,
             };

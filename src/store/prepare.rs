@@ -2,7 +2,6 @@
 //! keys, exposition lines rendered once.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 use super::*;
 use crate::model::{Label, Labels, Metric, MetricFamily, MetricType};
@@ -16,12 +15,16 @@ pub(crate) struct SeriesKey(pub Labels);
 
 impl Ord for SeriesKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (&self.0, &other.0);
-        a.len()
-            .cmp(&b.len())
-            .then_with(|| a.iter().map(|l| &l.value).cmp(b.iter().map(|l| &l.value)))
-            .then_with(|| a.iter().map(|l| &l.name).cmp(b.iter().map(|l| &l.name)))
+        series_order(&self.0, &other.0)
     }
+}
+
+/// The reference's series order (see [`SeriesKey`]), on bare label sets.
+pub(crate) fn series_order(a: &[Label], b: &[Label]) -> Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.iter().map(|l| &l.value).cmp(b.iter().map(|l| &l.value)))
+        .then_with(|| a.iter().map(|l| &l.name).cmp(b.iter().map(|l| &l.name)))
 }
 
 impl PartialOrd for SeriesKey {
@@ -38,19 +41,16 @@ impl PartialEq for SeriesKey {
 
 impl Eq for SeriesKey {}
 
-/// A series ready to be stored: its data and its exposition lines.
-#[derive(Clone, Debug)]
-pub(crate) struct PreparedMetric {
-    pub metric: Metric,
-    pub text: Box<[u8]>,
-}
-
 #[derive(Clone, Debug)]
 pub(crate) struct PreparedFamily {
     pub name: Box<str>,
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
-    pub metrics: Vec<PreparedMetric>,
+    /// The series, in label order (exposition order).
+    pub metrics: Vec<Metric>,
+    /// Their exposition lines, rendered here, off the loop: the group's
+    /// piece of this family in a text scrape.
+    pub text: Box<[u8]>,
     /// Set when restoring; a push stamps its families with the push time.
     pub pushed_at: Option<Nanos>,
 }
@@ -85,7 +85,6 @@ pub(crate) fn prepare_push(
         // One family per name: a later one replaces an earlier one, as in
         // the reference's map of families (the text parser never repeats).
         out.retain(|f| f.name != fam.name);
-        let mut seen: HashSet<SeriesKey> = HashSet::new();
         let mut metrics = Vec::with_capacity(fam.metrics.len());
         for m in fam.metrics {
             if m.timestamp_ms.is_some() {
@@ -107,34 +106,35 @@ pub(crate) fn prepare_push(
                     });
                 }
             }
-            if !seen.insert(SeriesKey(labels.clone())) {
-                return Err(PushError::DuplicateSeries {
-                    metric: fam.name.to_string(),
-                    labels: show_labels(&labels),
-                });
-            }
-            let metric = Metric {
+            metrics.push(Metric {
                 labels,
                 value: m.value,
                 timestamp_ms: None,
                 extra: m.extra,
-            };
-            let mut text = Vec::with_capacity(64);
-            exposition::write_metric(&mut text, &fam.name, &metric);
-            metrics.push(PreparedMetric {
-                metric,
-                text: text.into_boxed_slice(),
             });
         }
-        // In exposition order: the group's piece of a text scrape.
-        metrics.sort_by(|a, b| {
-            SeriesKey(a.metric.labels.clone()).cmp(&SeriesKey(b.metric.labels.clone()))
-        });
+        // In exposition order: the group's piece of a text scrape. Sorted,
+        // a duplicate series sits next to its twin.
+        metrics.sort_by(|a, b| series_order(&a.labels, &b.labels));
+        if let Some(w) = metrics
+            .windows(2)
+            .find(|w| series_order(&w[0].labels, &w[1].labels).is_eq())
+        {
+            return Err(PushError::DuplicateSeries {
+                metric: fam.name.to_string(),
+                labels: show_labels(&w[0].labels),
+            });
+        }
+        let mut text = Vec::with_capacity(metrics.len() * 64);
+        for m in &metrics {
+            exposition::write_metric(&mut text, &fam.name, m);
+        }
         out.push(PreparedFamily {
             name: fam.name,
             help: fam.help,
             metric_type: fam.metric_type,
             metrics,
+            text: text.into_boxed_slice(),
             pushed_at: None,
         });
     }
