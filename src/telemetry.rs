@@ -479,7 +479,7 @@ impl Telemetry {
             add(
                 "pushgateway_scrape_loop_pause_seconds",
                 vec![],
-                Value::Summary(c.scrape_pause.summary(now)),
+                Value::Summary(Box::new(c.scrape_pause.summary(now))),
             );
         }
         let s = c.store;
@@ -507,7 +507,7 @@ impl Telemetry {
             add(
                 "pushgateway_http_push_duration_seconds",
                 labels,
-                Value::Summary(obs.summary(now)),
+                Value::Summary(Box::new(obs.summary(now))),
             );
         }
         for (method, obs) in &c.push_size {
@@ -515,7 +515,7 @@ impl Telemetry {
             add(
                 "pushgateway_http_push_size_bytes",
                 labels,
-                Value::Summary(obs.summary(now)),
+                Value::Summary(Box::new(obs.summary(now))),
             );
         }
         for ((code, handler, method), n) in &c.requests {

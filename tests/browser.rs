@@ -395,7 +395,7 @@ fn opened_group_shows_its_native_histogram() {
     };
     let series = [Metric {
         labels: Vec::new().into(),
-        value: Value::Histogram(h),
+        value: Value::Histogram(Box::new(h)),
         timestamp_ms: None,
         extra: None,
     }];

@@ -301,7 +301,7 @@ fn utf8_names_are_escaped_as_the_scraper_asks() {
 fn histogram_series(h: pushgateway::model::Histogram) -> pushgateway::model::Metric {
     pushgateway::model::Metric {
         labels: Vec::new().into(),
-        value: pushgateway::model::Value::Histogram(h),
+        value: pushgateway::model::Value::Histogram(Box::new(h)),
         timestamp_ms: None,
         extra: None,
     }

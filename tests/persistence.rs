@@ -419,13 +419,13 @@ fn protobuf_body() -> Vec<u8> {
     };
     let h = Metric {
         labels: vec![Label::new("le_kind", "native")].into(),
-        value: Value::Histogram(Histogram {
+        value: Value::Histogram(Box::new(Histogram {
             count: 7,
             sum: 12.5,
             buckets: vec![Bucket::new(1.0, 3)],
             native: Some(Box::new(native)),
             ..Histogram::default()
-        }),
+        })),
         timestamp_ms: None,
         extra: None,
     };

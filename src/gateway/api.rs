@@ -286,7 +286,10 @@ mod tests {
             name: "h".into(),
             help: None,
             metric_type: MetricType::Histogram,
-            metrics: vec![Metric::new(Vec::new().into(), Value::Histogram(h))],
+            metrics: vec![Metric::new(
+                Vec::new().into(),
+                Value::Histogram(Box::new(h)),
+            )],
         };
         let key: Vec<Label> = vec![Label::new("job", "t")];
         let push = prepare_push(key.into(), vec![fam], true).unwrap();

@@ -517,7 +517,10 @@ mod tests {
             name: "lat".into(),
             help: None,
             metric_type: MetricType::Histogram,
-            metrics: vec![Metric::new(Vec::new().into(), Value::Histogram(h))],
+            metrics: vec![Metric::new(
+                Vec::new().into(),
+                Value::Histogram(Box::new(h)),
+            )],
         };
         let push = crate::store::prepare_push(key.clone().into(), vec![fam], true).unwrap();
         store.apply(push, 5);

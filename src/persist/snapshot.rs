@@ -861,11 +861,11 @@ fn parse_value(t: MetricType, s: &str) -> Result<Value, String> {
                         .ok_or_else(|| format!("expected quantile:value, got {p:?}"))?;
                     quantiles.push((parse_f64(q)?, parse_f64(v)?));
                 }
-                return Ok(Value::Summary(Summary {
+                return Ok(Value::Summary(Box::new(Summary {
                     count,
                     sum,
                     quantiles,
-                }));
+                })));
             }
             let mut h = Histogram {
                 count,
@@ -889,7 +889,7 @@ fn parse_value(t: MetricType, s: &str) -> Result<Value, String> {
                     count_float: f.map(parse_f64).transpose()?,
                 });
             }
-            Ok(Value::Histogram(h))
+            Ok(Value::Histogram(Box::new(h)))
         }
     }
 }
@@ -1115,7 +1115,7 @@ mod tests {
                 help: None,
                 metric_type: MetricType::Histogram,
                 metrics: vec![metric(
-                    Value::Histogram(h),
+                    Value::Histogram(Box::new(h)),
                     Extra {
                         bucket_exemplars: vec![(1, ex("t2", None))],
                         exemplars: vec![ex("t3", None), ex("t4", created)],

@@ -282,7 +282,7 @@ mod tests {
         write_metric(
             &mut out,
             "my.metric",
-            &metric(&[("a.b", "x"), ("job", "j")], Value::Summary(s)),
+            &metric(&[("a.b", "x"), ("job", "j")], Value::Summary(Box::new(s))),
         );
         write_metric(
             &mut out,
@@ -313,14 +313,18 @@ mod tests {
             sum: 2.5,
             quantiles: vec![(0.5, 1.0)],
         };
-        write_metric(&mut out, "s", &metric(&[("j", "x")], Value::Summary(s)));
+        write_metric(
+            &mut out,
+            "s",
+            &metric(&[("j", "x")], Value::Summary(Box::new(s))),
+        );
         let h = Histogram {
             count: 3,
             sum: 0.25,
             buckets: vec![Bucket::new(0.1, 1)],
             ..Histogram::default()
         };
-        write_metric(&mut out, "h", &metric(&[], Value::Histogram(h)));
+        write_metric(&mut out, "h", &metric(&[], Value::Histogram(Box::new(h))));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "s{j=\"x\",quantile=\"0.5\"} 1\ns_sum{j=\"x\"} 2.5\ns_count{j=\"x\"} 5\n\

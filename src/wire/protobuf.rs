@@ -277,8 +277,8 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
             MetricType::Counter => m.counter.map(|(v, e)| (Value::Counter(v), e)),
             MetricType::Gauge => m.gauge.map(|v| (Value::Gauge(v), none())),
             MetricType::Untyped => m.untyped.map(|v| (Value::Untyped(v), none())),
-            MetricType::Summary => m.summary.map(|(s, e)| (Value::Summary(s), e)),
-            MetricType::Histogram => m.histogram.map(|(h, e)| (Value::Histogram(h), e)),
+            MetricType::Summary => m.summary.map(|(s, e)| (Value::Summary(Box::new(s)), e)),
+            MetricType::Histogram => m.histogram.map(|(h, e)| (Value::Histogram(Box::new(h)), e)),
         };
         let Some((value, extra)) = value else {
             return Err(ProtoError {
@@ -824,13 +824,13 @@ mod tests {
             (MetricType::Untyped, Value::Untyped(42.0)),
             (
                 MetricType::Summary,
-                Value::Summary(Summary {
+                Value::Summary(Box::new(Summary {
                     count: 7,
                     sum: 2.5,
                     quantiles: vec![(0.5, 1.0), (0.99, 2.0)],
-                }),
+                })),
             ),
-            (MetricType::Histogram, Value::Histogram(h)),
+            (MetricType::Histogram, Value::Histogram(Box::new(h))),
         ];
         let mut body = Vec::new();
         for (i, (t, v)) in cases.iter().enumerate() {
@@ -882,7 +882,7 @@ mod tests {
             },
         );
         let summary = with(
-            Value::Summary(Summary::default()),
+            Value::Summary(Box::default()),
             Extra {
                 created: Some(created),
                 ..Extra::default()
@@ -898,7 +898,7 @@ mod tests {
             ..Histogram::default()
         };
         let histogram = with(
-            Value::Histogram(h),
+            Value::Histogram(Box::new(h)),
             Extra {
                 created: None,
                 exemplar: None,

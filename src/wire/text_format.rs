@@ -1135,11 +1135,11 @@ mod tests {
         assert_eq!(f[0].metrics.len(), 2);
         assert_eq!(
             f[0].metrics[0].value,
-            Value::Summary(Summary {
+            Value::Summary(Box::new(Summary {
                 count: 5,
                 sum: 10.0,
                 quantiles: vec![(0.5, 1.0), (0.9, 2.0)],
-            })
+            }))
         );
         assert_eq!(
             labels(&f[0].metrics[1]),
@@ -1153,12 +1153,12 @@ mod tests {
                     h_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 3\nh_sum 1.5\nh_count 3\n");
         assert_eq!(
             f[0].metrics[0].value,
-            Value::Histogram(Histogram {
+            Value::Histogram(Box::new(Histogram {
                 count: 3,
                 sum: 1.5,
                 buckets: vec![Bucket::new(0.1, 1), Bucket::new(f64::INFINITY, 3)],
                 ..Histogram::default()
-            })
+            }))
         );
     }
 

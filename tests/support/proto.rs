@@ -52,11 +52,11 @@ pub fn body_with_extras() -> Vec<u8> {
             "ex_summary",
             MetricType::Summary,
             metric(
-                Value::Summary(Summary {
+                Value::Summary(Box::new(Summary {
                     count: 1,
                     sum: 0.5,
                     quantiles: vec![(0.5, 0.5)],
-                }),
+                })),
                 Extra {
                     created: ts(1_600_000_000, 0),
                     ..Extra::default()
@@ -67,7 +67,7 @@ pub fn body_with_extras() -> Vec<u8> {
             "ex_histogram",
             MetricType::Histogram,
             metric(
-                Value::Histogram(histogram),
+                Value::Histogram(Box::new(histogram)),
                 Extra {
                     created: ts(1_500_000_000, 1),
                     bucket_exemplars: vec![(0, ex("b0", 0.25, None)), (2, ex("b2", 3.5, ts(1, 2)))],
