@@ -45,10 +45,10 @@ impl Store {
             return Ok(());
         };
         let k = SeriesKey(time_labels(key));
-        match idx.series.range((k.clone(), 0)..=(k, u64::MAX)).next() {
-            Some((_, owner)) => Err(PushError::GroupCollision {
+        match idx.series.other_owner(&k, None) {
+            Some(owner) => Err(PushError::GroupCollision {
                 group: show_labels(key),
-                other: self.describe_group(*owner),
+                other: self.describe_group(owner),
             }),
             None => Ok(()),
         }
@@ -138,12 +138,11 @@ impl Check<'_> {
         let gid = self.group.map(|g| g.id);
         for m in &fam.metrics {
             let key = SeriesKey(m.labels.clone());
-            let (lo, hi) = ((key.clone(), 0), (key, u64::MAX));
-            if let Some((_, owner)) = idx.series.range(lo..=hi).find(|(_, o)| Some(*o) != gid) {
+            if let Some(owner) = idx.series.other_owner(&key, gid) {
                 return Err(PushError::SeriesInOtherGroup {
                     metric: fam.name.to_string(),
                     labels: show_labels(&m.labels),
-                    group: self.store.describe_group(*owner),
+                    group: self.store.describe_group(owner),
                 });
             }
         }

@@ -1,7 +1,9 @@
 //! The index over all groups: per metric name, the types, HELP texts and
 //! series every group contributes, kept up to date incrementally.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::*;
 use crate::model::MetricType;
@@ -18,7 +20,69 @@ pub(super) struct FamilyIndex {
     pub(super) helps: Vec<(Option<Box<str>>, u32)>,
     /// Every series with its owning group, for the consistency check (a
     /// series may not be in two groups). Its lines live with the group.
-    pub(super) series: BTreeSet<(SeriesKey, u64)>,
+    pub(super) series: Owners,
+}
+
+/// Which group owns each series of a family: a hash map, so a push or a
+/// restore of a million series costs a hash per series, not a walk down a
+/// tree of label comparisons. With the consistency check on, a series has
+/// one owner; pushes that skip the check can give it more, kept in
+/// `more` (empty otherwise) and reported by `Store::inconsistencies`.
+#[derive(Debug, Default)]
+pub(super) struct Owners {
+    first: HashMap<SeriesKey, u64>,
+    more: Vec<(SeriesKey, u64)>,
+}
+
+impl Owners {
+    pub(super) fn insert(&mut self, key: SeriesKey, gid: u64) {
+        match self.first.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(gid);
+            }
+            Entry::Occupied(o) => {
+                if *o.get() != gid && !self.more.iter().any(|(k, g)| *g == gid && k == o.key()) {
+                    self.more.push((o.key().clone(), gid));
+                }
+            }
+        }
+    }
+
+    pub(super) fn remove(&mut self, key: &SeriesKey, gid: u64) {
+        if let Some(i) = self.more.iter().position(|(k, g)| *g == gid && k == key) {
+            self.more.swap_remove(i);
+            return;
+        }
+        if self.first.get(key) == Some(&gid) {
+            match self.more.iter().position(|(k, _)| k == key) {
+                // Another group still has it: it becomes the owner.
+                Some(i) => {
+                    let (_, g) = self.more.swap_remove(i);
+                    self.first.insert(key.clone(), g);
+                }
+                None => {
+                    self.first.remove(key);
+                }
+            }
+        }
+    }
+
+    /// An owner of `key` other than `gid`, if there is one.
+    pub(super) fn other_owner(&self, key: &SeriesKey, gid: Option<u64>) -> Option<u64> {
+        match self.first.get(key) {
+            Some(&o) if Some(o) != gid => Some(o),
+            _ => self
+                .more
+                .iter()
+                .find(|(k, g)| k == key && Some(*g) != gid)
+                .map(|(_, g)| *g),
+        }
+    }
+
+    /// Series owned by more than one group (unchecked pushes only).
+    pub(super) fn shared(&self) -> impl Iterator<Item = &SeriesKey> {
+        self.more.iter().map(|(k, _)| k)
+    }
 }
 
 pub(super) fn type_slot(t: MetricType) -> usize {
@@ -88,9 +152,35 @@ pub(super) fn unindex_family(
     idx.type_counts[type_slot(fam.metric_type)] -= 1;
     idx.remove_help(fam.help.as_deref());
     for m in &fam.metrics {
-        idx.series.remove(&(SeriesKey(m.labels.clone()), gid));
+        idx.series.remove(&SeriesKey(m.labels.clone()), gid);
     }
     if idx.groups() == 0 {
         families.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Label;
+
+    #[test]
+    fn owners_keep_extra_owners_of_unchecked_pushes() {
+        let k = SeriesKey(vec![Label::new("job", "a")].into());
+        let mut o = Owners::default();
+        o.insert(k.clone(), 1);
+        o.insert(k.clone(), 1);
+        assert_eq!(o.other_owner(&k, Some(1)), None);
+        assert_eq!(o.other_owner(&k, None), Some(1));
+        o.insert(k.clone(), 2);
+        assert_eq!(o.other_owner(&k, Some(1)), Some(2));
+        assert_eq!(o.shared().count(), 1);
+        // The first owner goes: the second takes over.
+        o.remove(&k, 1);
+        assert_eq!(o.other_owner(&k, None), Some(2));
+        assert_eq!(o.shared().count(), 0);
+        o.remove(&k, 2);
+        assert_eq!(o.other_owner(&k, None), None);
+        assert!(o.first.is_empty());
     }
 }

@@ -154,7 +154,7 @@ impl Store {
             let samples = limits::prepared_samples(&fam);
             for mut m in fam.metrics {
                 m.labels = self.interner.labels(m.labels);
-                idx.series.insert((SeriesKey(m.labels.clone()), gid));
+                idx.series.insert(SeriesKey(m.labels.clone()), gid);
                 metrics.push(m);
             }
             self.series_count += metrics.len();
@@ -230,7 +230,7 @@ impl Store {
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             if let Some(idx) = self.families.get_mut(name) {
                 idx.series
-                    .remove(&(SeriesKey(group.time_labels.clone()), group.id));
+                    .remove(&SeriesKey(group.time_labels.clone()), group.id);
                 idx.type_counts[type_slot(MetricType::Gauge)] -= 1;
                 if idx.groups() == 0 {
                     self.families.remove(name);
@@ -283,7 +283,7 @@ impl Store {
                 idx.helps.push((Some(help.into()), 1));
             }
             idx.type_counts[type_slot(MetricType::Gauge)] += 1;
-            idx.series.insert((SeriesKey(labels.clone()), id));
+            idx.series.insert(SeriesKey(labels.clone()), id);
         }
         id
     }
@@ -335,15 +335,14 @@ impl Store {
                     "metric {name:?} has a type other than the gateway's own {t}"
                 ));
             }
-            let mut prev: Option<&SeriesKey> = None;
-            for (k, _) in &idx.series {
-                if prev == Some(k) {
-                    out.push(format!(
-                        "metric {name:?} with labels {} was pushed by more than one group",
-                        show_labels(&k.0)
-                    ));
-                }
-                prev = Some(k);
+            let mut shared: Vec<&SeriesKey> = idx.series.shared().collect();
+            // One line per owner beyond the first, as before.
+            shared.sort();
+            for k in shared {
+                out.push(format!(
+                    "metric {name:?} with labels {} was pushed by more than one group",
+                    show_labels(&k.0)
+                ));
             }
         }
         out
