@@ -6,8 +6,10 @@
 
 use super::native::{self, Native};
 use crate::model::{Histogram, Metric, MetricType, Value};
+use std::sync::Arc;
+
 use crate::store::{
-    Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
+    Group, GroupKey, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP,
 };
 use crate::time::rfc3339_nanos;
 use crate::wire::json::json_string;
@@ -246,8 +248,8 @@ fn group_json(key: &[crate::model::Label], group: &Group) -> String {
 }
 
 /// `GET /api/v1/metrics`: every group with its families.
-pub(crate) fn metrics(store: &Store) -> String {
-    let groups: Vec<String> = store.groups().map(|(k, g)| group_json(k, g)).collect();
+pub(crate) fn metrics(groups: &[(GroupKey, Arc<Group>)]) -> String {
+    let groups: Vec<String> = groups.iter().map(|(k, g)| group_json(k, g)).collect();
     success(&format!("[{}]", groups.join(",")))
 }
 
@@ -255,7 +257,7 @@ pub(crate) fn metrics(store: &Store) -> String {
 mod tests {
     use super::*;
     use crate::model::Label;
-    use crate::store::prepare_push;
+    use crate::store::{Store, prepare_push};
     use crate::telemetry::Own;
 
     #[test]
@@ -271,7 +273,7 @@ mod tests {
         .unwrap();
         store.check(&push, &Own).unwrap();
         store.apply(push, 1_795_580_287_542_346_203);
-        let json = metrics(&store);
+        let json = metrics(&store.snapshot());
         assert!(json.starts_with("{\"status\":\"success\",\"data\":[{\"c\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"COUNTER\",\"help\":\"Say \\\"\\u003chi\\u003e\\\".\",\"metrics\":[{\"labels\":{\"a\":\"x\\\"y\",\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1e-07\"}]},\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"last_push_successful\":true,"), "{json}");
         assert!(json.contains("\"s\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"SUMMARY\",\"metrics\":[{\"count\":\"3\",\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"quantiles\":{\"0.5\":\"1\"},\"sum\":\"2\"}]}"), "{json}");
         assert!(json.contains("\"push_time_seconds\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"GAUGE\",\"help\":\"Last Unix time when changing this group in the Pushgateway succeeded.\",\"metrics\":[{\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1.7955802875423462e+09\"}]}"), "{json}");
@@ -295,7 +297,7 @@ mod tests {
         let push = prepare_push(key.into(), vec![fam], true).unwrap();
         store.check(&push, &Own).unwrap();
         store.apply(push, 1_795_580_287_542_346_203);
-        let json = metrics(&store);
+        let json = metrics(&store.snapshot());
         let start = json.find("\"metrics\":[").unwrap() + 11;
         let end = json[start..].find("]}").unwrap() + start;
         json[start..end].to_owned()

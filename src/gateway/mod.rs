@@ -216,22 +216,7 @@ impl Gateway {
                 gzip,
                 reply_to,
             } => reply_to.send(self.scrape(format, escaping, gzip)),
-            Event::Status { reply_to } => {
-                let info = ui::PageInfo {
-                    flags: &self.flags,
-                    build: &crate::telemetry::build_info(),
-                    start_time: self.telemetry.start_nanos(),
-                    now: now_nanos(),
-                    admin_api: self
-                        .flags
-                        .iter()
-                        .any(|(k, v)| k == "web.enable-admin-api" && v == "true"),
-                };
-                let html = ui::status_page(&self.store, &info);
-                let mut reply = Reply::text(200, html);
-                reply.content_type = Some("text/html; charset=utf-8");
-                reply_to.send(reply);
-            }
+            Event::Status { reply_to } => reply_to.send(self.status_page()),
             Event::GroupText { key, reply_to } => {
                 let reply = match ui::group_text(&self.store, &key) {
                     Some(text) => Reply::text(200, text),
@@ -240,16 +225,18 @@ impl Gateway {
                 reply_to.send(reply);
             }
             Event::Api { metrics, reply_to } => {
-                let body = if metrics {
-                    api::metrics(&self.store)
+                let mut reply = if metrics {
+                    // Every series as JSON: rendered off the loop from
+                    // shared group snapshots, like a scrape.
+                    let groups = self.store.snapshot();
+                    let mut r = Reply::empty(200);
+                    r.deferred = Some(Deferred::new(move || api::metrics(&groups).into_bytes()));
+                    r
                 } else {
-                    api::status(
-                        &self.flags,
-                        self.telemetry.start_nanos(),
-                        &crate::telemetry::build_info(),
-                    )
+                    let start = self.telemetry.start_nanos();
+                    let build = crate::telemetry::build_info();
+                    Reply::text(200, api::status(&self.flags, start, &build))
                 };
-                let mut reply = Reply::text(200, body);
                 reply.content_type = Some("application/json");
                 reply_to.send(reply);
             }
@@ -361,6 +348,30 @@ impl Gateway {
             *suppressed += 1;
         }
         Reply::error(429, e.to_string())
+    }
+
+    /// The web page, rendered off the loop from a [`store::StoreView`]:
+    /// thousands of groups make a page of megabytes.
+    fn status_page(&self) -> Reply {
+        let view = self.store.view();
+        let flags = self.flags.clone();
+        let (start_time, now) = (self.telemetry.start_nanos(), now_nanos());
+        let admin_api = flags
+            .iter()
+            .any(|(k, v)| k == "web.enable-admin-api" && v == "true");
+        let mut reply = Reply::empty(200);
+        reply.deferred = Some(Deferred::new(move || {
+            let info = ui::PageInfo {
+                flags: &flags,
+                build: &crate::telemetry::build_info(),
+                start_time,
+                now,
+                admin_api,
+            };
+            ui::status_page(&view, &info).into_bytes()
+        }));
+        reply.content_type = Some("text/html; charset=utf-8");
+        reply
     }
 
     fn scrape(&mut self, format: ScrapeFormat, escaping: Escaping, gzip: bool) -> Reply {

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::native;
 use crate::model::Value;
-use crate::store::{Group, Nanos, Store};
+use crate::store::{Group, Nanos, Store, StoreView};
 use crate::time::rfc3339_millis;
 use crate::wire::exposition;
 use crate::wire::json::json_string;
@@ -271,8 +271,8 @@ fn job_row(h: &mut String, job: &str, n: usize) {
 }
 
 /// The whole page.
-pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
-    let mut h = String::with_capacity(8192 + store.series_count() * 80);
+pub(crate) fn status_page(store: &StoreView, info: &PageInfo) -> String {
+    let mut h = String::with_capacity(8192 + store.groups.len() * 400);
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -281,31 +281,33 @@ pub(crate) fn status_page(store: &Store, info: &PageInfo) -> String {
          <header><h1><span>&#9650;</span> Pushgateway</h1><nav><a href=\"#groups\">Metrics</a><a href=\"#status\">Status</a></nav></header><main>"
     );
     let failed = store
-        .groups()
+        .groups
+        .iter()
         .filter(|(_, g)| !g.last_push_successful())
         .count();
     let _ = write!(
         h,
         "<p class=\"summary\" id=\"groups\"><span id=\"count\">{}</span> groups, {} series, {} with a failed last push. Showing <span id=\"shown\">{}</span>.</p>\
          <input id=\"filter\" type=\"search\" placeholder=\"Filter groups by label or metric name, e.g. job=&quot;backup&quot;\" autocomplete=\"off\">",
-        store.group_count(),
-        store.series_count(),
+        store.groups.len(),
+        store.series,
         failed,
-        store.group_count()
+        store.groups.len()
     );
     h.push_str("<table><thead><tr><th>Group</th><th>Last push</th><th>Status</th><th></th></tr></thead><tbody>");
-    if store.group_count() == 0 {
+    if store.groups.is_empty() {
         h.push_str("<tr><td colspan=\"4\" class=\"empty\">No metrics pushed yet. Try:<pre>echo \"some_metric 3.14\" | curl --data-binary @- http://HOST:9091/metrics/job/some_job</pre></td></tr>");
     }
     // People look for a job first, then its instances.
-    let mut groups: Vec<_> = store.groups().collect();
+    let mut groups: Vec<(&[crate::model::Label], &Group)> =
+        store.groups.iter().map(|(k, g)| (&**k, &**g)).collect();
     let job = |k: &[crate::model::Label]| {
         k.iter()
             .find(|l| &*l.name == "job")
             .map(|l| l.value.clone())
     };
     groups.sort_by(|(a, _), (b, _)| job(a).cmp(&job(b)).then_with(|| a.cmp(b)));
-    let names: Vec<&str> = store.family_names().collect();
+    let names: Vec<&str> = store.names.iter().map(|n| &**n).collect();
     for (i, (key, group)) in groups.iter().enumerate() {
         let this = job(key);
         if info.admin_api && (i == 0 || job(groups[i - 1].0) != this) {
@@ -385,14 +387,14 @@ mod tests {
             now: 6 * s,
             admin_api: false,
         };
-        let page = status_page(&store, &info);
+        let page = status_page(&store.view(), &info);
         assert_eq!(page.matches("expires in 1 hour").count(), 3, "{page}");
         assert!(
             !page.contains("class=\"deljob\""),
             "no job delete without the admin API"
         );
         info.admin_api = true;
-        let page = status_page(&store, &info);
+        let page = status_page(&store.view(), &info);
         assert_eq!(page.matches("class=\"deljob\"").count(), 1);
         assert!(page.contains("data-job=\"a&quot;&lt;b&gt;\" data-n=\"3\">Delete all 3 groups of job a&quot;&lt;b&gt;</button>"), "{page}");
     }
@@ -465,7 +467,7 @@ mod tests {
             now: 10,
             admin_api: false,
         };
-        let page = status_page(&store, &info);
+        let page = status_page(&store.view(), &info);
         // The store's names once (in its order, lower-cased like the
         // query); the row points at its own.
         assert!(
@@ -488,7 +490,7 @@ mod tests {
         let key: Vec<Label> = vec![Label::new("job", "evil")];
         let push = crate::store::prepare_push(key.into(), vec![fam], true).unwrap();
         store.apply(push, 6);
-        let page = status_page(&store, &info);
+        let page = status_page(&store.view(), &info);
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(
             page.contains("[\"\\\"\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\",")
@@ -545,7 +547,7 @@ mod tests {
             now: 10,
             admin_api: false,
         };
-        let page = status_page(&store, &info);
+        let page = status_page(&store.view(), &info);
         assert!(!page.contains("<script>alert"), "job label escaped");
         assert!(!page.contains("</pre><b>"), "label value escaped");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

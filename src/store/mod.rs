@@ -46,6 +46,14 @@ pub(crate) const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
 pub(crate) const PUSH_FAILURE_TIME_HELP: &str =
     "Last Unix time when changing this group in the Pushgateway failed.";
 
+/// The store as the web page sees it, detached from the loop.
+pub(crate) struct StoreView {
+    pub groups: Vec<(GroupKey, Arc<Group>)>,
+    /// Every family name, sorted (the page's filter table).
+    pub names: Vec<Box<str>>,
+    pub series: usize,
+}
+
 /// A grouping key: `job` plus the URL's label pairs, sorted by name.
 pub(crate) type GroupKey = Arc<[Label]>;
 
@@ -103,6 +111,17 @@ impl Store {
             .iter()
             .map(|(k, g)| (k.clone(), Arc::clone(g)))
             .collect()
+    }
+
+    /// What the web page reads, shared: the groups (as for a snapshot), the
+    /// family names and the series count, in O(groups + names), so the page
+    /// renders off the loop.
+    pub(crate) fn view(&self) -> StoreView {
+        StoreView {
+            groups: self.snapshot(),
+            names: self.families.keys().cloned().collect(),
+            series: self.series_count,
+        }
     }
 
     /// Changes so far; compare two readings to see whether anything changed.
@@ -286,12 +305,6 @@ impl Store {
             idx.series.insert(SeriesKey(labels.clone()), id);
         }
         id
-    }
-
-    /// Every family name in the store (the grouping-time families
-    /// included), sorted: the web page's table for its filter.
-    pub(crate) fn family_names(&self) -> impl Iterator<Item = &str> {
-        self.families.keys().map(|k| &**k)
     }
 
     /// Every family's name, HELP and type in name order, for a scrape;
