@@ -265,9 +265,17 @@ impl Store {
         if n > 0 {
             self.generation += 1;
         }
-        self.groups.clear();
-        self.deadlines.due.clear();
-        self.families.clear();
+        // Freeing a million series takes a while: done on a thread of its
+        // own, so the loop answers the next request at once.
+        let groups = std::mem::take(&mut self.groups);
+        let families = std::mem::take(&mut self.families);
+        let due = std::mem::take(&mut self.deadlines.due);
+        let freed = std::thread::Builder::new()
+            .name("wipe".into())
+            .spawn(move || drop((groups, families, due)));
+        if let Err(e) = freed {
+            log::warn!(err:display = e; "no thread to free the wiped store on; it is freed on the request loop");
+        }
         self.series_count = 0;
         self.samples = 0;
         n
