@@ -10,13 +10,12 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Gateway, TempDir, ours};
+use support::{Gateway, Prometheus, TempDir, ours};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 fn mixin(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -169,89 +168,28 @@ print(len(exprs))
     }
 }
 
-/// A Prometheus server scraping one target every second and evaluating
-/// `rules` every second; killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+/// A Prometheus server scraping `target_port` every second and evaluating
+/// `rules` (written into `dir`) every second.
+fn prometheus(dir: &TempDir, target_port: u16, rules: &str) -> Prometheus {
+    let rules_path = dir.write("alerts.yml", rules);
+    Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - {}\n\
+         scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
+         static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n",
+        rules_path.display()
+    ))
 }
 
-impl Prometheus {
-    fn start(target_port: u16, rules: &str) -> Prometheus {
-        assert!(
-            Path::new(PROMETHEUS).exists(),
-            "prometheus not installed: apt-get install -y prometheus (or make deps)"
-        );
-        let dir = TempDir::new("mixin-prometheus");
-        let port = support::free_port();
-        let rules_path = dir.file("alerts.yml");
-        fs::write(&rules_path, rules).expect("write rules");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    \
-             static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n",
-            rules_path.display()
-        );
-        let config_path = dir.file("prometheus.yml");
-        fs::write(&config_path, config).expect("write prometheus.yml");
-        let log = fs::File::create(dir.file("prometheus.log")).expect("log file");
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.file("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let p = Prometheus { child, port, dir };
-        p.wait_until("Prometheus ready", || {
-            support::try_request(port, "GET", "/-/ready", &[], b"", Duration::from_secs(1))
-                .map(|r| r.status == 200)
-                .unwrap_or(false)
-        });
-        p
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.file("prometheus.log")).unwrap_or_default()
-    }
-
-    /// Polls `cond` every 200 ms for up to 60 s.
-    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The active alerts, one JSON object's text each.
-    fn alerts(&self) -> Vec<String> {
-        let r = support::get(self.port, "/api/v1/alerts");
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.text()
-            .split("{\"labels\":")
-            .skip(1)
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The active alerts, one JSON object's text each.
+fn active_alerts(prom: &Prometheus) -> Vec<String> {
+    let r = support::get(prom.port, "/api/v1/alerts");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+        .split("{\"labels\":")
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Whether `alerts` has `name` firing for the pushing job `job`.
@@ -323,16 +261,17 @@ fn prometheus_fires_the_stale_failed_push_and_persistence_alerts() {
         .expect("read alerts.yml")
         .replace("for: 5m", "for: 0s")
         .replace("for: 15m", "for: 0s");
-    let prom = Prometheus::start(gw.port, &rules);
+    let rules_dir = TempDir::new("mixin-rules");
+    let prom = prometheus(&rules_dir, gw.port, &rules);
     prom.wait_until("the stale-job, failed-push and persistence alerts", || {
-        let alerts = prom.alerts();
+        let alerts = active_alerts(&prom);
         firing(&alerts, "PushgatewayGroupStale", "stale_job")
             && firing(&alerts, "PushgatewayPushFailed", "broken")
             && firing(&alerts, "PushgatewayPersistenceWriteFailing", "pushgateway")
     });
     // A few more evaluations: the others stay quiet.
     thread::sleep(Duration::from_secs(3));
-    let alerts = prom.alerts();
+    let alerts = active_alerts(&prom);
     for (name, job) in [
         ("PushgatewayGroupStale", "hourly_job"),
         ("PushgatewayGroupStale", "typed"),
