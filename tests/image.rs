@@ -210,6 +210,13 @@ fn chown(p: &Path) {
 /// a tmpfs /dev/shm, `data` on /data, `etc` read-only on /etc/pushgateway,
 /// then chroot as 65534:65534.
 fn wrapper(image: &TempDir, data: &Path, etc: Option<&Path>) -> String {
+    wrapper_in(image, data, etc, false)
+}
+
+/// [`wrapper`], optionally in a network namespace of its own (loopback
+/// only), as a container has: there the gateway can keep its default
+/// listen address, :9091.
+fn wrapper_in(image: &TempDir, data: &Path, etc: Option<&Path>, own_net: bool) -> String {
     let root = image.file("rootfs");
     for dir in ["proc", "dev/shm", "etc/pushgateway"] {
         fs::create_dir_all(root.join(dir)).expect("mount point");
@@ -227,13 +234,18 @@ fn wrapper(image: &TempDir, data: &Path, etc: Option<&Path>) -> String {
             etc.display()
         ));
     }
+    let (net, lo) = if own_net {
+        ("--net ", "ip link set lo up\n")
+    } else {
+        ("", "")
+    };
     let script = format!(
         "#!/bin/sh\n\
          # The image run as a scratch container, with the arguments given.\n\
-         exec unshare --mount --pid --fork --kill-child sh -c '\n\
+         exec unshare {net}--mount --pid --fork --kill-child sh -c '\n\
          set -e\n\
          root=$0\n\
-         {mounts}\
+         {lo}{mounts}\
          exec chroot --userspec=65534:65534 \"$root\" /pushgateway \"$@\"\n\
          ' '{}' \"$@\"\n",
         root.display()
@@ -362,4 +374,97 @@ fn serves_tls_from_a_mounted_web_config() {
     );
     stop(&mut gw);
     assert!(data.file("metric.store").exists(), "{}", gw.log());
+}
+
+/// A child process killed (by its id) and reaped when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// curl inside the network namespace of process `pid`.
+fn curl_in(pid: u32, args: &[&str]) -> support::Curl {
+    let out = Command::new("nsenter")
+        .args(["--target", &pid.to_string(), "--net", "curl", "-sS"])
+        .args(["--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run nsenter (util-linux) and curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    support::Curl {
+        exit: out.status.code().unwrap_or(-1),
+        status: code.trim().parse().unwrap_or(0),
+        body: body.to_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Exactly what `docker run IMAGE` starts: the entrypoint with the default
+/// command and nothing else, in a network namespace of its own, where it
+/// listens on the exposed port, 9091.
+#[test]
+fn the_default_command_serves_on_9091() {
+    let image = unpack("amd64");
+    let data = owned_dir("image-default-data");
+    let run = wrapper_in(&image, data.path(), None, true);
+    let log = image.file("gateway.log");
+    let out = fs::File::create(&log).unwrap();
+    let err = out.try_clone().unwrap();
+    let mut child = Running(
+        Command::new(&run)
+            .args(CMD)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start the wrapper"),
+    );
+    let show_log = || fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let found = descendants(child.0.id()).into_iter().find(|p| {
+            fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "pushgateway")
+        });
+        if let Some(pid) = found
+            && curl_in(pid, &["http://127.0.0.1:9091/-/healthy"]).status == 200
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not healthy on :9091 within 10 s\n{}",
+            show_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let put = curl_in(
+        pid,
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "image_default 9091\n",
+            "http://127.0.0.1:9091/metrics/job/default",
+        ],
+    );
+    assert_eq!((put.exit, put.status), (0, 200), "{put:?}");
+    let get = curl_in(pid, &["http://127.0.0.1:9091/metrics"]);
+    assert!(
+        get.body
+            .contains("image_default{instance=\"\",job=\"default\"} 9091"),
+        "{get:?}"
+    );
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success());
+    let exit = child.0.wait().expect("wait for the wrapper");
+    assert!(exit.success(), "exit status {exit:?}\n{}", show_log());
+    assert!(data.file("metric.store").exists(), "{}", show_log());
 }
