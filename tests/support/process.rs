@@ -285,9 +285,10 @@ pub fn free_port() -> u16 {
 /// process's open file descriptors. Descendants count for gateways started
 /// through a wrapper that forks (tests/image.rs: unshare, then chroot).
 fn pid_listens_on(pid: u32, port: u16) -> bool {
-    let mut pids = vec![pid];
-    pids.extend(descendants(pid));
-    pids.into_iter().any(|p| one_pid_listens_on(p, port))
+    one_pid_listens_on(pid, port)
+        || descendants(pid)
+            .into_iter()
+            .any(|p| one_pid_listens_on(p, port))
 }
 
 /// The process ids of all descendants of `pid` (children, their children...),
