@@ -73,7 +73,7 @@ TAG ?= latest
 IMAGE_ARCHS ?= amd64 arm64
 image: static $(if $(filter arm64,$(IMAGE_ARCHS)),static-arm64)
 	@command -v podman >/dev/null 2>&1 || command -v buildah >/dev/null 2>&1 || \
-		command -v docker >/dev/null 2>&1 || \
+		docker info >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq podman >/dev/null; }
 	IMAGE=$(IMAGE) TAG=$(TAG) ARCHS="$(IMAGE_ARCHS)" deploy/image.sh
 

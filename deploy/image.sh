@@ -12,9 +12,10 @@
 #
 # Environment: IMAGE (pushgateway), TAG (latest), ARCHS ("amd64 arm64"),
 # ENGINE (podman, buildah or docker; default: the first one present, in
-# that order), IMAGE_STORE (podman and buildah as root: a storage root,
-# default target/containers, kept with the vfs driver, which works without
-# a daemon and inside containers; empty: the engine's own storage).
+# that order, docker only with a running daemon), IMAGE_STORE (podman and
+# buildah as root: a storage root, default target/containers, kept with
+# the vfs driver, which works without a daemon and inside containers;
+# empty: the engine's own storage).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -22,12 +23,14 @@ IMAGE=${IMAGE:-pushgateway}
 TAG=${TAG:-latest}
 ARCHS=${ARCHS:-amd64 arm64}
 
+# docker counts only with a daemon to talk to.
 if [ -z "${ENGINE:-}" ]; then
-	for e in podman buildah docker; do
+	for e in podman buildah; do
 		if command -v "$e" >/dev/null 2>&1; then ENGINE=$e; break; fi
 	done
+	if [ -z "${ENGINE:-}" ] && docker info >/dev/null 2>&1; then ENGINE=docker; fi
 fi
-[ -n "${ENGINE:-}" ] || { echo "image.sh: no podman, buildah or docker (apt-get install podman)" >&2; exit 1; }
+[ -n "${ENGINE:-}" ] || { echo "image.sh: no podman, buildah or docker daemon (apt-get install podman)" >&2; exit 1; }
 
 # podman and buildah keep images in a storage; as root, ours lives under
 # target/ unless IMAGE_STORE is set empty.
@@ -89,14 +92,22 @@ else
 	done
 	echo "manifest $IMAGE:$TAG: $ARCHS"
 fi
-for arch in $ARCHS; do
+if [ "$ENGINE" = buildah ]; then
 	# shellcheck disable=SC2086
-	size=$("$ENGINE" $STORE image inspect --format '{{.Size}}' "$IMAGE:$TAG-$arch")
-	echo "$IMAGE:$TAG-$arch: $size bytes"
-done
+	"$ENGINE" $STORE images | grep -F "/$IMAGE " || true
+else
+	for arch in $ARCHS; do
+		# shellcheck disable=SC2086
+		size=$("$ENGINE" $STORE image inspect --format '{{.Size}}' "$IMAGE:$TAG-$arch")
+		echo "$IMAGE:$TAG-$arch: $size bytes"
+	done
+fi
 if [ -n "$STORE" ]; then
 	# Our own storage: drop the images the tags above replaced.
 	# shellcheck disable=SC2086
-	"$ENGINE" $STORE image prune -f >/dev/null
+	case $ENGINE in
+	buildah) "$ENGINE" $STORE rmi --prune >/dev/null ;;
+	*) "$ENGINE" $STORE image prune -f >/dev/null ;;
+	esac
 	echo "storage: $ENGINE $STORE"
 fi
