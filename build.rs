@@ -28,10 +28,21 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     // A new commit or checkout changes HEAD or the ref it points to.
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
+    // `--git-path` finds them where git keeps them: in a linked worktree
+    // HEAD is the worktree's, the branch is in the common directory. A
+    // path that does not exist would rerun this script (and relink the
+    // binary) on every build, so a packed ref watches packed-refs.
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={head}");
         if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{head_ref}");
+            let loose = git(&["rev-parse", "--git-path", &head_ref]);
+            let packed = git(&["rev-parse", "--git-path", "packed-refs"]);
+            for path in [loose, packed].into_iter().flatten() {
+                if std::path::Path::new(&path).exists() {
+                    println!("cargo:rerun-if-changed={path}");
+                    break;
+                }
+            }
         }
     }
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]);

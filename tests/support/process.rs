@@ -305,9 +305,51 @@ pub fn free_port() -> u16 {
     panic!("the OS kept handing out ports this process already uses");
 }
 
-/// Whether process `pid` owns the listening TCP socket on `port`: the inode
-/// from /proc/net/tcp{,6} must be among the process's open file descriptors.
+/// Whether process `pid`, or one of its descendants, owns the listening TCP
+/// socket on `port`: the inode from /proc/net/tcp{,6} must be among the
+/// process's open file descriptors. Descendants count for gateways started
+/// through a wrapper that forks (tests/image.rs: unshare, then chroot).
 fn pid_listens_on(pid: u32, port: u16) -> bool {
+    one_pid_listens_on(pid, port)
+        || descendants(pid)
+            .into_iter()
+            .any(|p| one_pid_listens_on(p, port))
+}
+
+/// The process ids of all descendants of `pid` (children, their children...),
+/// from the parent ids in /proc/*/stat.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, then the parent id.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((p, ppid));
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp) in &parents {
+            if pp == parent && !found.contains(&p) {
+                found.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn one_pid_listens_on(pid: u32, port: u16) -> bool {
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = fs::read_to_string(table) else {

@@ -1,0 +1,155 @@
+//! Smoke test of the arm64 static binary (`make static-arm64`) under
+//! qemu-user (`qemu-aarch64-static`): `make arm64-test` builds it and runs
+//! this with PUSHGATEWAY_ARM64_BIN set. The gateway starts, takes pushes,
+//! serves scrapes, serves TLS, writes its final snapshot on SIGTERM
+//! (exit 0) and restores it after a restart.
+//!
+//! A missing binary or a missing qemu fails the test: nothing is skipped.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Gateway, Pki, TempDir, curl};
+
+const QEMU: &str = "qemu-aarch64-static";
+
+/// The arm64 binary, checked to be an aarch64 ELF executable.
+fn arm64_bin() -> String {
+    let bin = std::env::var("PUSHGATEWAY_ARM64_BIN")
+        .expect("PUSHGATEWAY_ARM64_BIN unset: run `make arm64-test`");
+    let head = fs::read(&bin).unwrap_or_else(|e| panic!("{bin}: {e} (make static-arm64)"));
+    assert_eq!(&head[..4], b"\x7fELF", "{bin} is not an ELF file");
+    // e_machine at offset 18, little endian: 183 is EM_AARCH64.
+    assert_eq!(
+        u16::from_le_bytes([head[18], head[19]]),
+        183,
+        "{bin} is not an aarch64 binary"
+    );
+    // No program interpreter (PT_INTERP): statically linked.
+    assert!(
+        !head.windows(b"ld-linux".len()).any(|w| w == b"ld-linux"),
+        "{bin} names a dynamic loader"
+    );
+    bin
+}
+
+/// A script that runs the arm64 binary under qemu with the arguments it
+/// gets; `exec` keeps the process id, so the test support sees the
+/// listening socket in the process it started.
+fn qemu_wrapper(dir: &TempDir) -> String {
+    let qemu = Command::new("sh")
+        .args(["-c", &format!("command -v {QEMU}")])
+        .output()
+        .expect("run sh");
+    assert!(
+        qemu.status.success(),
+        "{QEMU} missing: apt-get install qemu-user-static (make arm64-test does)"
+    );
+    let path = dir.write(
+        "pushgateway-arm64",
+        format!("#!/bin/sh\nexec {QEMU} {} \"$@\"\n", arm64_bin()),
+    );
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+    path.display().to_string()
+}
+
+fn sigterm(gw: &mut Gateway) {
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = gw
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits after SIGTERM");
+    assert!(exit.success(), "exit status {exit:?}\n{}", gw.log());
+}
+
+#[test]
+fn runs_under_qemu_and_persists_across_a_restart() {
+    let dir = TempDir::new("arm64");
+    let bin = qemu_wrapper(&dir);
+    let version = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .expect("run the arm64 binary under qemu");
+    assert!(version.status.success(), "{version:?}");
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("pushgateway, version "),
+        "{version:?}"
+    );
+
+    let store = dir.file("metric.store");
+    let persist = format!("--persistence.file={}", store.display());
+    let args = [persist.as_str(), "--persistence.interval=5m"];
+    let mut gw = Gateway::start(&bin, &args);
+    let r = gw.put(
+        "/metrics/job/arm64/instance/qemu",
+        "# TYPE arm64_smoke gauge\narm64_smoke{case=\"push\"} 64\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = gw.post("/metrics/job/arm64/instance/qemu", "arm64_other 1.5\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let scrape = gw.get("/metrics").text();
+    assert!(
+        scrape.contains("arm64_smoke{case=\"push\",instance=\"qemu\",job=\"arm64\"} 64"),
+        "{scrape}"
+    );
+    assert!(scrape.contains("push_time_seconds{"), "{scrape}");
+    let r = gw.get("/api/v1/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("arm64_smoke"), "{}", r.text());
+
+    assert!(!store.exists(), "nothing written before the interval");
+    sigterm(&mut gw);
+    assert!(
+        fs::metadata(&store).map(|m| m.len() > 0).unwrap_or(false),
+        "no final snapshot at {}\n{}",
+        store.display(),
+        gw.log()
+    );
+    drop(gw);
+
+    let gw = Gateway::start(&bin, &args);
+    let scrape = gw.get("/metrics").text();
+    assert!(
+        scrape.contains("arm64_smoke{case=\"push\",instance=\"qemu\",job=\"arm64\"} 64"),
+        "restored after restart: {scrape}"
+    );
+    assert!(scrape.contains("arm64_other{"), "{scrape}");
+}
+
+/// The arm64 build includes TLS (ring cross-compiled with clang).
+#[test]
+fn serves_tls_under_qemu() {
+    let dir = TempDir::new("arm64-tls");
+    let bin = qemu_wrapper(&dir);
+    let pki = Pki::new("arm64");
+    let cfg = pki.web_config(
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    let gw = Gateway::start(&bin, &[&format!("--web.config.file={cfg}")]);
+    let base = format!("https://localhost:{}", gw.port);
+    let put = curl(&[
+        "--cacert",
+        &pki.path("ca.crt"),
+        "-X",
+        "PUT",
+        "--data-binary",
+        "arm64_tls 1\n",
+        &format!("{base}/metrics/job/tls"),
+    ]);
+    assert_eq!((put.exit, put.status), (0, 200), "{put:?}");
+    let get = curl(&["--cacert", &pki.path("ca.crt"), &format!("{base}/metrics")]);
+    assert_eq!((get.exit, get.status), (0, 200), "{get:?}");
+    assert!(
+        get.body.contains("arm64_tls{instance=\"\",job=\"tls\"} 1"),
+        "{}",
+        get.body
+    );
+}
