@@ -368,8 +368,21 @@ fn expanded_groups_stay_expanded_across_a_reload() {
         "{text}"
     );
 
-    // Closing is remembered too.
+    // Closing is remembered too. The page records it in its (async)
+    // toggle handler: wait for that before reloading.
     b.click(&b.find(&format!("{} summary", row("alpha"))));
+    let stored = format!(
+        "sessionStorage.getItem('coll_' + document.querySelector(\"{} details\").dataset.path) === 'false' ? 1 : 0",
+        row("alpha")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.eval_number(&stored) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the page never recorded the close"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
     b.session_call("POST", "/refresh", "{}");
     assert_eq!((open("alpha"), open("beta")), (0, 0));
 }
