@@ -11,7 +11,6 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::Duration;
 
 use support::{Gateway, Pki, TempDir, curl};
 
@@ -57,18 +56,6 @@ fn qemu_wrapper(dir: &TempDir) -> String {
     path.display().to_string()
 }
 
-fn sigterm(gw: &mut Gateway) {
-    let status = Command::new("kill")
-        .args(["-TERM", &gw.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let exit = gw
-        .wait_exit(Duration::from_secs(30))
-        .expect("exits after SIGTERM");
-    assert!(exit.success(), "exit status {exit:?}\n{}", gw.log());
-}
-
 #[test]
 fn runs_under_qemu_and_persists_across_a_restart() {
     let dir = TempDir::new("arm64");
@@ -105,7 +92,7 @@ fn runs_under_qemu_and_persists_across_a_restart() {
     assert!(r.text().contains("arm64_smoke"), "{}", r.text());
 
     assert!(!store.exists(), "nothing written before the interval");
-    sigterm(&mut gw);
+    gw.stop();
     assert!(
         fs::metadata(&store).map(|m| m.len() > 0).unwrap_or(false),
         "no final snapshot at {}\n{}",

@@ -6,7 +6,6 @@
 mod support;
 
 use std::fs;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -315,13 +314,7 @@ fn deadlines_survive_a_restart() {
     assert_eq!(put_with_ttl(&gw, "/metrics/job/short", "700ms").status, 200);
     assert_eq!(put_with_ttl(&gw, "/metrics/job/long", "1h").status, 200);
     assert_eq!(gw.put("/metrics/job/plain", "m 1\n").status, 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &gw.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    gw.wait_exit(Duration::from_secs(20))
-        .expect("exits after SIGTERM");
+    gw.stop();
     let snapshot = fs::read_to_string(&file).expect("snapshot written");
     assert!(snapshot.contains("\nttl 3600000000000\n"), "{snapshot}");
     assert_eq!(snapshot.matches("\nttl ").count(), 2, "{snapshot}");

@@ -289,15 +289,7 @@ fn check_process(gw: &Gateway, image: &TempDir) {
 /// graceful stop with exit status 0, which the wrapper passes on.
 fn stop(gw: &mut Gateway) {
     let pid = gateway_pid(gw);
-    let st = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(st.success());
-    let exit = gw
-        .wait_exit(Duration::from_secs(20))
-        .expect("exits after SIGTERM");
-    assert!(exit.success(), "exit status {exit:?}\n{}", gw.log());
+    gw.terminate(pid, Duration::from_secs(20));
 }
 
 #[test]
@@ -459,11 +451,7 @@ fn the_default_command_serves_on_9091() {
             .contains("image_default{instance=\"\",job=\"default\"} 9091"),
         "{get:?}"
     );
-    let st = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(st.success());
+    support::send_sigterm(pid);
     let exit = child.0.wait().expect("wait for the wrapper");
     assert!(exit.success(), "exit status {exit:?}\n{}", show_log());
     assert!(data.file("metric.store").exists(), "{}", show_log());

@@ -41,18 +41,6 @@ fn pushed_exposition(gw: &Gateway) -> String {
     out
 }
 
-fn sigterm(gw: &mut Gateway) {
-    let status = Command::new("kill")
-        .args(["-TERM", &gw.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let exit = gw
-        .wait_exit(Duration::from_secs(20))
-        .expect("exits after SIGTERM");
-    assert!(exit.success(), "exit status {exit:?}\n{}", gw.log());
-}
-
 fn sigkill(gw: &Gateway) {
     let _ = Command::new("kill")
         .args(["-KILL", &gw.pid().to_string()])
@@ -103,7 +91,7 @@ fn restart_gives_byte_identical_metrics() {
         "{before}"
     );
     assert!(extras_before.contains("exemplar: Some"), "{extras_before}");
-    sigterm(&mut gw);
+    gw.stop();
     assert!(gw.log().contains("final snapshot written"), "{}", gw.log());
     let text = fs::read_to_string(&file).expect("snapshot written at shutdown");
     assert!(text.starts_with("pushgateway-snapshot 2\n"), "{text}");
@@ -519,7 +507,7 @@ fn reference_writes(file: &Path) -> (support::Exposition, Vec<pushgateway::model
             .count();
         assert_eq!(n, nonzero, "{f:?}");
     }
-    sigterm(&mut go);
+    go.stop();
     (scrape, families)
 }
 
@@ -590,7 +578,7 @@ fn the_go_gateways_file_is_imported_once_and_kept() {
     assert!(ours_now.starts_with(b"pushgateway-snapshot 2\n"));
 
     // From now on it is our format, and it reads back the same.
-    sigterm(&mut gw);
+    gw.stop();
     drop(gw);
     let gw = Gateway::start(&ours(), &[&file_flag(&file)]);
     assert_same_scrape(&gw, &want, &want_proto);
@@ -666,7 +654,7 @@ fn a_changed_byte_in_the_snapshot_refuses_start() {
     let flag = file_flag(&file);
     let mut gw = Gateway::start(&ours(), &[&flag]);
     assert_eq!(gw.put("/metrics/job/a", "m 12345\n").status, 200);
-    sigterm(&mut gw);
+    gw.stop();
     let good = fs::read_to_string(&file).expect("snapshot");
     let bad = good.replacen("12345", "12346", 1);
     assert_ne!(good, bad);

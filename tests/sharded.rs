@@ -451,13 +451,7 @@ fn jobs_are_sharded_by_haproxy_and_survive_a_shard_restart() {
         .max_by_key(|i| owner.values().filter(|o| *o == i).count())
         .unwrap();
     let mut gw = shards[down].take().unwrap();
-    let kill = Command::new("kill")
-        .args(["-TERM", &gw.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(kill.success());
-    gw.wait_exit(Duration::from_secs(10))
-        .expect("the shard exits after SIGTERM");
+    gw.stop();
     drop(gw);
     for job in &jobs {
         let r = through(p, "PUT", &job_path(job, ""), &body(2));

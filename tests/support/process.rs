@@ -192,6 +192,22 @@ impl Gateway {
         )))
     }
 
+    /// Sends SIGTERM to `pid` (the gateway's own, or a process inside
+    /// it such as a chrooted gateway's) and requires a clean exit of this
+    /// process within `timeout`: the graceful stop every restart test needs.
+    pub fn terminate(&mut self, pid: u32, timeout: Duration) {
+        send_sigterm(pid);
+        let exit = self
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("no exit within {timeout:?} after SIGTERM\n{}", self.log()));
+        assert!(exit.success(), "exit status {exit:?}\n{}", self.log());
+    }
+
+    /// [`Gateway::terminate`] on the gateway's own process.
+    pub fn stop(&mut self) {
+        self.terminate(self.pid(), Duration::from_secs(30));
+    }
+
     /// The process id, e.g. to read `/proc/PID/status`.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -378,4 +394,13 @@ fn one_pid_listens_on(pid: u32, port: u16) -> bool {
             .map(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
             .unwrap_or(false)
     })
+}
+
+/// `kill -TERM pid`, required to succeed.
+pub fn send_sigterm(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid} failed");
 }
