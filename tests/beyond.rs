@@ -348,3 +348,33 @@ fn the_json_api_carries_the_deadline() {
     let page = gw.get("/").text();
     assert_eq!(page.matches("expires in 59 minutes").count(), 1, "{page}");
 }
+
+/// A delete carrying as many costly regular expressions as a request head
+/// holds: refused past 64 selectors, and compiled off the I/O loop, so
+/// other clients are answered meanwhile.
+#[test]
+fn a_head_full_of_costly_selectors_stalls_nobody() {
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api"]);
+    push_all(&gw);
+    let costly = r#"{job=~"(a|b|c|d|e|f|g|h){200}{50}"}"#;
+    let url = delete_url(&vec![costly; 65], false);
+    let port = gw.port;
+    let hostile = thread::spawn(move || support::post(port, &url, ""));
+    for _ in 0..20 {
+        let r = support::try_request(port, "GET", "/-/healthy", &[], b"", Duration::from_secs(1))
+            .expect("other clients are served while the selectors compile");
+        assert_eq!(r.status, 200);
+    }
+    let r = hostile.join().expect("hostile request");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("more than 64"), "{}", r.text());
+    let too_big = r#"{job=~"[a-z]{1000}{1000}"}"#;
+    let r = gw.post(&delete_url(&[too_big], false), "");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("invalid regular expression"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(groups(&gw).len(), 6, "nothing deleted");
+}

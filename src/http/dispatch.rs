@@ -160,27 +160,10 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 reply_to: req.reply_to(&ctx.pool),
             },
         ),
+        // Compiling regular expressions is CPU work: on the pool.
         Route::DeleteMatching => {
-            let query = req.url().split_once('?').map_or("", |(_, q)| q);
-            match DeleteQuery::parse(query) {
-                Ok(query) => {
-                    let meta = req.meta();
-                    let reply_to = req.reply_to_with_cors(&ctx.pool);
-                    send(
-                        ctx,
-                        Event::DeleteMatching {
-                            query,
-                            meta,
-                            reply_to,
-                        },
-                    );
-                }
-                Err(e) => {
-                    log::warn!(source = req.source(), url = req.url(), err = e; "invalid delete selector");
-                    let reply = Reply::json(400, crate::gateway::admin::error_json(&e));
-                    direct(req, super::cors::with_cors(reply));
-                }
-            }
+            let ctx2 = ctx.clone();
+            ctx.pool.execute(move || delete_matching(req, &ctx2));
         }
         Route::GroupText { key } => {
             let reply_to = req.reply_to(&ctx.pool);
@@ -224,6 +207,31 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             req,
             Reply::error(400, "400 Bad Request: the URL could not be decoded"),
         ),
+    }
+}
+
+/// Parses a delete's selectors (on the pool) and hands it to the loop, or
+/// answers 400 in the API's JSON envelope.
+fn delete_matching(req: Request, ctx: &Context) {
+    let query = req.url().split_once('?').map_or("", |(_, q)| q);
+    match DeleteQuery::parse(query) {
+        Ok(query) => {
+            let meta = req.meta();
+            let reply_to = req.reply_to_with_cors(&ctx.pool);
+            send(
+                ctx,
+                Event::DeleteMatching {
+                    query,
+                    meta,
+                    reply_to,
+                },
+            );
+        }
+        Err(e) => {
+            log::warn!(source = req.source(), url = req.url(), err = e; "invalid delete selector");
+            let reply = Reply::json(400, crate::gateway::admin::error_json(&e));
+            respond(&ctx.pool, req, super::cors::with_cors(reply));
+        }
     }
 }
 

@@ -129,6 +129,11 @@ impl fmt::Display for SelectorError {
 
 impl std::error::Error for SelectorError {}
 
+/// The most `match[]` a delete may carry: each is compiled, and matched
+/// against every group, so a request head of a megabyte must not carry
+/// thousands.
+pub const MAX_SELECTORS: usize = 64;
+
 /// The query of `/api/v1/admin/delete`: one or more `match[]` selectors
 /// (their union is deleted) and `dry_run`.
 #[derive(Debug)]
@@ -154,6 +159,11 @@ impl DeleteQuery {
             };
             match decode(k)?.as_str() {
                 "match[]" => {
+                    if q.selectors.len() == MAX_SELECTORS {
+                        return Err(format!(
+                            "more than {MAX_SELECTORS} match[] selectors in one request"
+                        ));
+                    }
                     let text = decode(v)?;
                     let sel = parse(&text).map_err(|e| format!("match[]={text}: {e}"))?;
                     q.selectors.push(sel);
@@ -437,6 +447,9 @@ mod tests {
         assert!(!q.matches(&labels(&[("job", "c")])));
         let err = |s: &str| DeleteQuery::parse(s).unwrap_err();
         assert!(err("dry_run=true").contains("no match[]"));
+        let many = "match[]={job=\"a\"}&".repeat(MAX_SELECTORS + 1);
+        assert!(err(&many).contains("more than 64"));
+        assert!(DeleteQuery::parse(&many[..many.len() - 15]).is_ok());
         assert!(err("match[]={}").contains("every matcher matches the empty string"));
         assert!(err("match[]=%7").contains("match[]"));
         assert!(err("match[]={job=\"a\"}&dry_run=yes").contains("dry_run"));
