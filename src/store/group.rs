@@ -27,6 +27,21 @@ pub(crate) struct Group {
 }
 
 impl Group {
+    /// This group with the same key and times but no families: what a PUT
+    /// starts from.
+    pub(super) fn without_families(&self) -> Group {
+        Group {
+            id: self.id,
+            time_labels: self.time_labels.clone(),
+            families: BTreeMap::new(),
+            push_time: self.push_time,
+            failure_time: self.failure_time,
+            created: self.created,
+            ttl: self.ttl,
+            deadline: self.deadline,
+        }
+    }
+
     /// The grouping labels plus `instance=""` if absent.
     pub(crate) fn time_labels(&self) -> Labels {
         self.time_labels.clone()

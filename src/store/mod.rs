@@ -149,10 +149,22 @@ impl Store {
         let ttl = push.ttl;
         let gid = self.ensure_group(&key, now);
         self.generation += 1;
-        let Some(group) = self.groups.get_mut(&key).map(Arc::make_mut) else {
+        let Some(entry) = self.groups.get_mut(&key) else {
             return;
         };
-        let removed: Vec<(Box<str>, StoredFamily)> = if push.replace {
+        // A PUT replaces every family. When a reader (a scrape, a snapshot
+        // write) shares the group, start from a copy without families
+        // rather than clone them all only to drop them; the reader frees
+        // the old ones when it is done, off the loop.
+        let replaced = (push.replace && Arc::strong_count(entry) > 1).then(|| {
+            let old = Arc::clone(entry);
+            *entry = Arc::new(old.without_families());
+            old
+        });
+        let group = Arc::make_mut(entry);
+        let removed: Vec<(Box<str>, StoredFamily)> = if replaced.is_some() {
+            Vec::new()
+        } else if push.replace {
             std::mem::take(&mut group.families).into_iter().collect()
         } else {
             push.families
@@ -160,7 +172,8 @@ impl Store {
                 .filter_map(|f| group.families.remove_entry(&f.name))
                 .collect()
         };
-        for (name, fam) in &removed {
+        let old_families = replaced.iter().flat_map(|g| g.families.iter());
+        for (name, fam) in removed.iter().map(|(n, f)| (n, f)).chain(old_families) {
             unindex_family(&mut self.families, name, fam, gid);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
@@ -403,6 +416,40 @@ mod tests {
         store.check(&p, &Own)?;
         store.apply(p, 1);
         Ok(())
+    }
+
+    /// A PUT to a group a reader shares (a scrape in flight) leaves the
+    /// reader's copy whole and the store and its index exactly as after
+    /// an unshared PUT.
+    #[test]
+    fn replacing_a_shared_group_keeps_the_readers_copy() {
+        let mut s = Store::new();
+        push(&mut s, &[("job", "a")], "x{instance=\"i\"} 1\ny 2\n").unwrap();
+        push(&mut s, &[("job", "b")], "z 3\n").unwrap();
+        // Group a's x is the series another group, {instance="i",job="a"},
+        // would push as x: refused while a has it.
+        assert!(push(&mut s, &[("job", "a"), ("instance", "i")], "x 1\n").is_err());
+        let reader = s.snapshot();
+        push(&mut s, &[("job", "a")], "w 4\n").unwrap();
+        let (_, old) = &reader[0];
+        assert_eq!(
+            old.families.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        let now = s.group(&[Label::new("job", "a")]).unwrap();
+        assert_eq!(now.families.keys().map(|k| &**k).collect::<Vec<_>>(), ["w"]);
+        assert_eq!((s.series_count(), s.sample_count()), (2, 2));
+        let names: Vec<String> = s
+            .family_metas(&Own)
+            .iter()
+            .map(|m| m.name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["push_failure_time_seconds", "push_time_seconds", "w", "z"]
+        );
+        // The old series are gone from the index: the other group may push x.
+        push(&mut s, &[("job", "a"), ("instance", "i")], "x 1\n").unwrap();
     }
 
     #[test]
