@@ -37,6 +37,8 @@ pub(crate) struct Gateway {
     pub names: NameScheme,
     /// `--push.max-groups`, `--push.max-series`.
     pub limits: store::Limits,
+    /// `--web.enable-admin-api`: the page offers deleting a job's groups.
+    pub admin_api: bool,
     /// When a refused push was last logged, and how many since.
     limit_log: (Option<Instant>, u64),
     /// Size of the last scrape, to allocate the next one in one go; set
@@ -66,6 +68,7 @@ impl Gateway {
             flags,
             names: NameScheme::Utf8,
             limits: store::Limits::default(),
+            admin_api: false,
             limit_log: (None, 0),
             last_scrape_len: Arc::new(AtomicUsize::new(4096)),
         }
@@ -356,9 +359,7 @@ impl Gateway {
         let view = self.store.view();
         let flags = self.flags.clone();
         let (start_time, now) = (self.telemetry.start_nanos(), now_nanos());
-        let admin_api = flags
-            .iter()
-            .any(|(k, v)| k == "web.enable-admin-api" && v == "true");
+        let admin_api = self.admin_api;
         let mut reply = Reply::empty(200);
         reply.deferred = Some(Deferred::new(move || {
             let info = ui::PageInfo {
