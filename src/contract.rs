@@ -192,8 +192,15 @@ impl Reply {
 
     /// Builds a deferred body now; a no-op for a reply that has none. The
     /// HTTP front calls it on a pool thread, tests wherever they are.
+    ///
+    /// One body is built at a time, as when the loop built them: a body
+    /// under construction is not yet charged to the memory budget, and a
+    /// scrape of a million series is a hundred megabytes, so eight
+    /// concurrent scrapes must not build eight at once.
     pub(crate) fn build_body(mut self) -> Reply {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         if let Some(Deferred(build)) = self.deferred.take() {
+            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
             self.body = build();
         }
         self
