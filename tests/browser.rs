@@ -409,7 +409,6 @@ fn opened_group_shows_its_native_histogram() {
     let series = [Metric {
         labels: Vec::new().into(),
         value: Value::Histogram(Box::new(h)),
-        timestamp_ms: None,
         extra: None,
     }];
     let mut body = Vec::new();

@@ -302,7 +302,6 @@ fn histogram_series(h: pushgateway::model::Histogram) -> pushgateway::model::Met
     pushgateway::model::Metric {
         labels: Vec::new().into(),
         value: pushgateway::model::Value::Histogram(Box::new(h)),
-        timestamp_ms: None,
         extra: None,
     }
 }

@@ -414,13 +414,11 @@ fn protobuf_body() -> Vec<u8> {
             native: Some(Box::new(native)),
             ..Histogram::default()
         })),
-        timestamp_ms: None,
         extra: None,
     };
     let g = Metric {
         labels: vec![Label::new("via", "protobuf")].into(),
         value: Value::Gauge(-2.5),
-        timestamp_ms: None,
         extra: None,
     };
     let mut body = Vec::new();

@@ -28,8 +28,8 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use crate::model::{
-    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, Span, Summary,
-    Value,
+    Bucket, Histogram, Label, LabelPair, Metric, MetricFamily, MetricType, NativeHistogram, Span,
+    Summary, Value,
 };
 use crate::store::{self, Group, GroupKey, Nanos, PushError, Store};
 use crate::telemetry::Own;
@@ -739,27 +739,48 @@ pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
     parse_labels_shared(s, &mut Strings::default())
 }
 
-/// Label names and values already seen in this file, shared instead of
-/// allocated again: a snapshot repeats them on every series (`job`, one
-/// `instance` per group, one value per shard), and a restore of a million
-/// series otherwise spends its time in the allocator.
+/// Labels already seen in this file, shared instead of allocated again:
+/// a snapshot repeats them on every series (`job`, one `instance` per
+/// group, one value per shard), and a restore of a million series
+/// otherwise spends its time in the allocator. Pairs are shared whole, as
+/// the store's interner shares them, so a restored store has the layout of
+/// a filled one.
 #[derive(Default)]
-pub(super) struct Strings(std::collections::HashSet<Arc<str>>);
+pub(super) struct Strings {
+    strings: std::collections::HashSet<Arc<str>>,
+    pairs: std::collections::HashSet<Label>,
+}
 
 impl Strings {
-    /// Past this many distinct strings the set starts over, so a file of
-    /// unique values does not keep a second copy of them all.
+    /// Past this many distinct strings (or pairs) the sets start over, so
+    /// a file of unique values does not keep a second copy of them all.
     const MAX: usize = 1 << 16;
 
     fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(s) {
+        if let Some(shared) = self.strings.get(s) {
             return Arc::clone(shared);
         }
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
+        if self.strings.len() >= Self::MAX {
+            self.strings.clear();
         }
         let new: Arc<str> = s.into();
-        self.0.insert(Arc::clone(&new));
+        self.strings.insert(Arc::clone(&new));
+        new
+    }
+
+    fn label(&mut self, name: &str, value: &str) -> Label {
+        let pair = LabelPair {
+            name: self.get(name),
+            value: self.get(value),
+        };
+        if let Some(shared) = self.pairs.get(&pair) {
+            return shared.clone();
+        }
+        if self.pairs.len() >= Self::MAX {
+            self.pairs.clear();
+        }
+        let new = Label::from_parts(pair.name, pair.value);
+        self.pairs.insert(new.clone());
         new
     }
 }
@@ -787,10 +808,7 @@ pub(super) fn parse_labels_shared<'a>(
             .filter(|&i| rest.as_bytes()[i] == b'"')
         {
             let value = &rest[..end];
-            labels.push(Label {
-                name: strings.get(name),
-                value: strings.get(value),
-            });
+            labels.push(strings.label(name, value));
             rest = &rest[end + 1..];
             if let Some(r) = rest.strip_prefix(',') {
                 rest = r;
@@ -815,10 +833,7 @@ pub(super) fn parse_labels_shared<'a>(
                 Some((_, c)) => value.push(c),
             }
         };
-        labels.push(Label {
-            name: strings.get(name),
-            value: strings.get(&value),
-        });
+        labels.push(strings.label(name, &value));
         rest = &rest[end + 1..];
         if let Some(r) = rest.strip_prefix(',') {
             rest = r;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::model::{Label, Labels};
+use crate::model::{Label, LabelPair, Labels};
 
 /// Shares equal label names and values between series: most are repeated
 /// (`job`, `instance`, one value per shard or region), so one allocation
@@ -12,6 +12,8 @@ use crate::model::{Label, Labels};
 #[derive(Default)]
 pub(super) struct Interner {
     pub(super) strings: HashSet<Arc<str>>,
+    /// Whole labels, so that a series' slice points at shared pairs.
+    pub(super) pairs: HashSet<Label>,
     /// Size at which unused strings are next swept out.
     pub(super) high_water: usize,
 }
@@ -25,31 +27,42 @@ impl Interner {
         Arc::clone(s)
     }
 
-    /// `labels` with every name and value interned; in place when the
-    /// set is not shared (a fresh push's), so no new slice is allocated.
+    /// One label, shared with every equal label in the store.
+    pub(super) fn label(&mut self, l: &Label) -> Label {
+        if let Some(shared) = self.pairs.get::<LabelPair>(l) {
+            return shared.clone();
+        }
+        let shared = Label::from_parts(self.intern(&l.name), self.intern(&l.value));
+        self.pairs.insert(shared.clone());
+        shared
+    }
+
+    /// `labels` with every label interned; in place when the set is not
+    /// shared (a fresh push's), so no new slice is allocated.
     pub(super) fn labels(&mut self, mut labels: Labels) -> Labels {
         if let Some(slice) = Arc::get_mut(&mut labels) {
             for l in slice.iter_mut() {
-                l.name = self.intern(&l.name);
-                l.value = self.intern(&l.value);
+                if !self
+                    .pairs
+                    .get::<LabelPair>(l)
+                    .is_some_and(|s| s.same_pair(l))
+                {
+                    *l = self.label(l);
+                }
             }
             return labels;
         }
-        labels
-            .iter()
-            .map(|l| Label {
-                name: self.intern(&l.name),
-                value: self.intern(&l.value),
-            })
-            .collect()
+        labels.iter().map(|l| self.label(l)).collect()
     }
 
     /// Drops strings no series uses any more, once they could make up half
     /// of the set: the sweep is O(set), so it runs rarely.
     pub(super) fn sweep_if_due(&mut self) {
-        if self.strings.len() > self.high_water {
+        if self.pairs.len() + self.strings.len() > self.high_water {
+            // Pairs first: they hold references to the strings.
+            self.pairs.retain(Label::is_shared);
             self.strings.retain(|s| Arc::strong_count(s) > 1);
-            self.high_water = (self.strings.len() * 2).max(1024);
+            self.high_water = ((self.pairs.len() + self.strings.len()) * 2).max(1024);
         }
     }
 }

@@ -503,7 +503,7 @@ mod tests {
         let mut s = Store::new();
         push(&mut s, &[("job", "a")], "m{region=\"eu-west-1\"} 1\n").unwrap();
         push(&mut s, &[("job", "b")], "m{region=\"eu-west-1\"} 1\n").unwrap();
-        let values: Vec<Arc<str>> = s
+        let values: Vec<Label> = s
             .groups()
             .map(|(_, g)| {
                 g.families["m"].metrics[0]
@@ -511,12 +511,12 @@ mod tests {
                     .iter()
                     .find(|l| &*l.name == "region")
                     .unwrap()
-                    .value
                     .clone()
             })
             .collect();
+        assert!(values[0].same_pair(&values[1]), "one pair for both");
         assert!(
-            Arc::ptr_eq(&values[0], &values[1]),
+            Arc::ptr_eq(&values[0].name, &values[1].name),
             "one allocation for both"
         );
         drop(values);
@@ -529,9 +529,10 @@ mod tests {
             .unwrap();
         }
         assert!(
-            s.interner.strings.len() < 2100,
-            "unused strings are swept: {}",
-            s.interner.strings.len()
+            s.interner.strings.len() < 2100 && s.interner.pairs.len() < 2100,
+            "unused strings and pairs are swept: {} / {}",
+            s.interner.strings.len(),
+            s.interner.pairs.len()
         );
     }
 }

@@ -87,7 +87,7 @@ pub(crate) fn prepare_push(
         out.retain(|f| f.name != fam.name);
         let mut metrics = Vec::with_capacity(fam.metrics.len());
         for m in fam.metrics {
-            if m.timestamp_ms.is_some() {
+            if m.timestamp_ms().is_some() {
                 return Err(PushError::Timestamp {
                     metric: fam.name.to_string(),
                 });
@@ -109,7 +109,6 @@ pub(crate) fn prepare_push(
             metrics.push(Metric {
                 labels,
                 value: m.value,
-                timestamp_ms: None,
                 extra: m.extra,
             });
         }

@@ -280,7 +280,7 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
             MetricType::Summary => m.summary.map(|(s, e)| (Value::Summary(Box::new(s)), e)),
             MetricType::Histogram => m.histogram.map(|(h, e)| (Value::Histogram(Box::new(h)), e)),
         };
-        let Some((value, extra)) = value else {
+        let Some((value, mut extra)) = value else {
             return Err(ProtoError {
                 offset: m.offset,
                 kind: ProtoErrorKind::MissingValue {
@@ -289,10 +289,10 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
                 },
             });
         };
+        extra.timestamp_ms = m.timestamp_ms;
         metrics.push(Metric {
             labels: m.labels.into(),
             value,
-            timestamp_ms: m.timestamp_ms,
             extra: (!extra.is_empty()).then(|| Box::new(extra)),
         });
     }
@@ -665,7 +665,7 @@ fn encode_metric(out: &mut Vec<u8>, m: &Metric) {
             }
         }),
     }
-    if let Some(ts) = m.timestamp_ms {
+    if let Some(ts) = m.timestamp_ms() {
         // int64: negative values are ten-byte two's-complement varints.
         put_uint(out, 6, ts as u64);
     }
@@ -907,6 +907,7 @@ mod tests {
                     (2, exemplar("b2", 4.0, Some(created))),
                 ],
                 exemplars: vec![exemplar("n", 0.5, None)],
+                timestamp_ms: None,
             },
         );
         let mut body = Vec::new();

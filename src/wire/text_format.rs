@@ -297,6 +297,8 @@ struct Parser<'a> {
     family: usize,
     part: Part,
     labels: Vec<Label>,
+    /// The name of the label whose value is being read.
+    label_name: String,
     quantile: Option<f64>,
     bucket: Option<f64>,
     /// Index of the metric the current sample writes to.
@@ -340,6 +342,7 @@ impl<'a> Parser<'a> {
             family: 0,
             part: Part::Plain,
             labels: Vec::new(),
+            label_name: String::new(),
             quantile: None,
             bucket: None,
             metric: 0,
@@ -384,8 +387,7 @@ impl<'a> Parser<'a> {
                     .map(|m| Metric {
                         labels: m.labels.into(),
                         value: m.value,
-                        timestamp_ms: m.timestamp_ms,
-                        extra: None,
+                        extra: m.timestamp_ms.map(crate::model::Extra::with_timestamp),
                     })
                     .collect(),
             });
@@ -762,19 +764,15 @@ impl<'a> Parser<'a> {
         let t = self.current_type();
         let special = (t == MetricType::Summary && name == "quantile")
             || (t == MetricType::Histogram && name == "le");
-        if !special {
-            if self.labels.iter().any(|l| *l.name == *name) {
-                let metric = self.families[self.family].name.clone();
-                return Err(self.err(ErrorKind::DuplicateLabelName {
-                    metric,
-                    label: name,
-                }));
-            }
-            self.labels.push(Label::new(&name, ""));
-        } else {
-            // Remember which special label is being read.
-            self.labels.push(Label::new(&name, ""));
+        if !special && self.labels.iter().any(|l| *l.name == *name) {
+            let metric = self.families[self.family].name.clone();
+            return Err(self.err(ErrorKind::DuplicateLabelName {
+                metric,
+                label: name,
+            }));
         }
+        // Remember which label (perhaps a special one) is being read.
+        self.label_name = name;
         Ok(State::StartLabelValue)
     }
 
@@ -796,23 +794,20 @@ impl<'a> Parser<'a> {
             }
         };
         let t = self.current_type();
-        let Some(label) = self.labels.last_mut() else {
-            unreachable!("start_label_name always pushes the label being read");
-        };
-        if t == MetricType::Summary && &*label.name == "quantile" {
-            self.labels.pop();
+        let name = &*self.label_name;
+        if t == MetricType::Summary && name == "quantile" {
             match parse_go_float(&value) {
                 Some(q) => self.quantile = Some(q),
                 None => return Err(self.err(ErrorKind::InvalidQuantile { value })),
             }
-        } else if t == MetricType::Histogram && &*label.name == "le" {
-            self.labels.pop();
+        } else if t == MetricType::Histogram && name == "le" {
             match parse_go_float(&value) {
                 Some(b) => self.bucket = Some(b),
                 None => return Err(self.err(ErrorKind::InvalidBucket { value })),
             }
         } else {
-            label.value = value.into();
+            self.labels
+                .push(Label::from_parts(name.into(), value.into()));
         }
         if !self.skip_blank_tab() {
             return Err(self.eof_err());
@@ -1218,7 +1213,7 @@ mod tests {
     #[test]
     fn timestamps_are_kept_for_the_store_to_reject() {
         let f = ok("m 1 1700000000000\n");
-        assert_eq!(f[0].metrics[0].timestamp_ms, Some(1_700_000_000_000));
+        assert_eq!(f[0].metrics[0].timestamp_ms(), Some(1_700_000_000_000));
     }
 
     #[test]
