@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::{
-    FamilyIndex, Group, GroupKey, OwnFamilies, PUSH_TIME, PreparedFamily, PreparedPush, PushError,
-    SLOT_TYPES, SeriesKey, Store, show_labels, time_labels, type_slot,
+    FamilyIndex, Group, GroupKey, OwnFamilies, Owners, PUSH_TIME, PreparedFamily, PreparedPush,
+    PushError, SLOT_TYPES, Store, series_hash, show_labels, time_labels, type_slot,
 };
-use crate::model::MetricType;
+use crate::model::{Labels, MetricType};
 
 impl Store {
     /// Checks a prepared push against the store without changing anything.
@@ -44,8 +44,8 @@ impl Store {
         let Some(idx) = self.families.get(PUSH_TIME) else {
             return Ok(());
         };
-        let k = SeriesKey(time_labels(key));
-        match idx.series.other_owner(&k, None) {
+        let labels = time_labels(key);
+        match self.owner_of(PUSH_TIME, &labels, &idx.series, None) {
             Some(owner) => Err(PushError::GroupCollision {
                 group: show_labels(key),
                 other: self.describe_group(owner),
@@ -54,10 +54,23 @@ impl Store {
         }
     }
 
+    /// A group other than `gid` that has this series of family `name`:
+    /// the index's candidates by hash, confirmed by their labels.
+    fn owner_of(
+        &self,
+        name: &str,
+        labels: &Labels,
+        owners: &Owners,
+        gid: Option<u64>,
+    ) -> Option<u64> {
+        let h = series_hash(labels);
+        owners
+            .other_owners(h, gid)
+            .find(|&o| self.series_labels(o, name, h).as_ref() == Some(labels))
+    }
+
     fn describe_group(&self, id: u64) -> String {
-        self.groups
-            .iter()
-            .find(|(_, g)| g.id == id)
+        self.group_by_id(id)
             .map(|(k, _)| show_labels(k))
             .unwrap_or_else(|| format!("#{id}"))
     }
@@ -137,8 +150,7 @@ impl Check<'_> {
         };
         let gid = self.group.map(|g| g.id);
         for m in &fam.metrics {
-            let key = SeriesKey(m.labels.clone());
-            if let Some(owner) = idx.series.other_owner(&key, gid) {
+            if let Some(owner) = self.store.owner_of(&fam.name, &m.labels, &idx.series, gid) {
                 return Err(PushError::SeriesInOtherGroup {
                     metric: fam.name.to_string(),
                     labels: show_labels(&m.labels),

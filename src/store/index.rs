@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{Entry, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use super::*;
-use crate::model::MetricType;
+use crate::model::{Label, MetricType};
 
 /// Index entry for one metric name across all groups.
 #[derive(Debug, Default)]
@@ -23,65 +25,106 @@ pub(super) struct FamilyIndex {
     pub(super) series: Owners,
 }
 
-/// Which group owns each series of a family: a hash map, so a push or a
-/// restore of a million series costs a hash per series, not a walk down a
-/// tree of label comparisons. With the consistency check on, a series has
-/// one owner; pushes that skip the check can give it more, kept in
-/// `more` (empty otherwise) and reported by `Store::inconsistencies`.
+/// A series' identity in the index: a 64-bit hash of its labels, keyed
+/// at random per process so that no client can aim collisions.
+///
+/// The index keeps this hash, not the labels (8 bytes a series, not a
+/// 16-byte label pointer), and a hit against another group is confirmed
+/// against that group's own series before a push is refused (see
+/// `Check::no_series_in_other_group`). Two distinct series of one family
+/// sharing a hash (about one chance in 10^7 with a million of them) can
+/// therefore never refuse a good push; at worst one conflicting push
+/// after such a pair's removal goes unnoticed, as with the check off.
+pub(super) fn series_hash(labels: &[Label]) -> u64 {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one(labels)
+}
+
+/// The identity hasher for keys that already are hashes.
+#[derive(Default)]
+pub(super) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Which group owns each series of a family, by [`series_hash`]: a hash
+/// map, so a push or a restore of a million series costs a hash per
+/// series, not a walk down a tree of label comparisons. With the
+/// consistency check on, a series has one owner; pushes that skip the
+/// check can give it more, kept in `more` (empty otherwise) and reported
+/// by `Store::inconsistencies`.
 #[derive(Debug, Default)]
 pub(super) struct Owners {
-    first: HashMap<SeriesKey, u64>,
-    more: Vec<(SeriesKey, u64)>,
+    first: HashMap<u64, u64, BuildHasherDefault<Prehashed>>,
+    more: Vec<(u64, u64)>,
 }
 
 impl Owners {
-    pub(super) fn insert(&mut self, key: SeriesKey, gid: u64) {
+    pub(super) fn insert(&mut self, key: u64, gid: u64) {
         match self.first.entry(key) {
             Entry::Vacant(v) => {
                 v.insert(gid);
             }
             Entry::Occupied(o) => {
-                if *o.get() != gid && !self.more.iter().any(|(k, g)| *g == gid && k == o.key()) {
-                    self.more.push((o.key().clone(), gid));
+                if *o.get() != gid && !self.more.contains(&(key, gid)) {
+                    self.more.push((key, gid));
                 }
             }
         }
     }
 
-    pub(super) fn remove(&mut self, key: &SeriesKey, gid: u64) {
-        if let Some(i) = self.more.iter().position(|(k, g)| *g == gid && k == key) {
+    pub(super) fn remove(&mut self, key: u64, gid: u64) {
+        if let Some(i) = self.more.iter().position(|e| *e == (key, gid)) {
             self.more.swap_remove(i);
             return;
         }
-        if self.first.get(key) == Some(&gid) {
-            match self.more.iter().position(|(k, _)| k == key) {
+        if self.first.get(&key) == Some(&gid) {
+            match self.more.iter().position(|(k, _)| *k == key) {
                 // Another group still has it: it becomes the owner.
                 Some(i) => {
                     let (_, g) = self.more.swap_remove(i);
-                    self.first.insert(key.clone(), g);
+                    self.first.insert(key, g);
                 }
                 None => {
-                    self.first.remove(key);
+                    self.first.remove(&key);
                 }
             }
         }
     }
 
-    /// An owner of `key` other than `gid`, if there is one.
-    pub(super) fn other_owner(&self, key: &SeriesKey, gid: Option<u64>) -> Option<u64> {
-        match self.first.get(key) {
-            Some(&o) if Some(o) != gid => Some(o),
-            _ => self
-                .more
-                .iter()
-                .find(|(k, g)| k == key && Some(*g) != gid)
-                .map(|(_, g)| *g),
-        }
+    /// Every group other than `gid` that has a series with this hash:
+    /// candidates, to be confirmed against their labels.
+    pub(super) fn other_owners(&self, key: u64, gid: Option<u64>) -> impl Iterator<Item = u64> {
+        let first = self.first.get(&key).copied();
+        let more = self.more.iter().filter(move |(k, _)| *k == key);
+        first
+            .into_iter()
+            .chain(more.map(|(_, g)| *g))
+            .filter(move |g| Some(*g) != gid)
     }
 
-    /// Series owned by more than one group (unchecked pushes only).
-    pub(super) fn shared(&self) -> impl Iterator<Item = &SeriesKey> {
-        self.more.iter().map(|(k, _)| k)
+    /// (hash, extra owner) of series with more than one owner (unchecked
+    /// pushes only).
+    pub(super) fn shared(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.more.iter().copied()
+    }
+
+    /// The first owner of a series with this hash.
+    pub(super) fn owner(&self, key: u64) -> Option<u64> {
+        self.first.get(&key).copied()
     }
 }
 
@@ -152,7 +195,7 @@ pub(super) fn unindex_family(
     idx.type_counts[type_slot(fam.metric_type)] -= 1;
     idx.remove_help(fam.help.as_deref());
     for m in &fam.metrics {
-        idx.series.remove(&SeriesKey(m.labels.clone()), gid);
+        idx.series.remove(series_hash(&m.labels), gid);
     }
     if idx.groups() == 0 {
         families.remove(name);
@@ -166,21 +209,34 @@ mod tests {
 
     #[test]
     fn owners_keep_extra_owners_of_unchecked_pushes() {
-        let k = SeriesKey(vec![Label::new("job", "a")].into());
+        let k = series_hash(&[Label::new("job", "a")]);
+        let others = |o: &Owners, gid| o.other_owners(k, gid).collect::<Vec<_>>();
         let mut o = Owners::default();
-        o.insert(k.clone(), 1);
-        o.insert(k.clone(), 1);
-        assert_eq!(o.other_owner(&k, Some(1)), None);
-        assert_eq!(o.other_owner(&k, None), Some(1));
-        o.insert(k.clone(), 2);
-        assert_eq!(o.other_owner(&k, Some(1)), Some(2));
+        o.insert(k, 1);
+        o.insert(k, 1);
+        assert_eq!(others(&o, Some(1)), []);
+        assert_eq!(others(&o, None), [1]);
+        o.insert(k, 2);
+        assert_eq!(others(&o, Some(1)), [2]);
         assert_eq!(o.shared().count(), 1);
         // The first owner goes: the second takes over.
-        o.remove(&k, 1);
-        assert_eq!(o.other_owner(&k, None), Some(2));
+        o.remove(k, 1);
+        assert_eq!(others(&o, None), [2]);
         assert_eq!(o.shared().count(), 0);
-        o.remove(&k, 2);
-        assert_eq!(o.other_owner(&k, None), None);
+        o.remove(k, 2);
+        assert_eq!(others(&o, None), []);
         assert!(o.first.is_empty());
+    }
+
+    #[test]
+    fn series_hashes_follow_the_labels() {
+        let a = [Label::new("job", "a"), Label::new("x", "1")];
+        let b = [Label::new("job", "a"), Label::new("x", "1")];
+        let c = [Label::new("job", "a"), Label::new("x", "2")];
+        assert_eq!(series_hash(&a), series_hash(&b));
+        assert_ne!(series_hash(&a), series_hash(&c));
+        // Moving a character between name and value is another series.
+        let d = [Label::new("joba", ""), Label::new("x", "1")];
+        assert_ne!(series_hash(&a), series_hash(&d));
     }
 }

@@ -186,7 +186,7 @@ impl Store {
             let samples = limits::prepared_samples(&fam);
             for mut m in fam.metrics {
                 m.labels = self.interner.labels(m.labels);
-                idx.series.insert(SeriesKey(m.labels.clone()), gid);
+                idx.series.insert(series_hash(&m.labels), gid);
                 metrics.push(m);
             }
             self.series_count += metrics.len();
@@ -261,8 +261,7 @@ impl Store {
         }
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             if let Some(idx) = self.families.get_mut(name) {
-                idx.series
-                    .remove(&SeriesKey(group.time_labels.clone()), group.id);
+                idx.series.remove(series_hash(&group.time_labels), group.id);
                 idx.type_counts[type_slot(MetricType::Gauge)] -= 1;
                 if idx.groups() == 0 {
                     self.families.remove(name);
@@ -323,7 +322,7 @@ impl Store {
                 idx.helps.push((Some(help.into()), 1));
             }
             idx.type_counts[type_slot(MetricType::Gauge)] += 1;
-            idx.series.insert(SeriesKey(labels.clone()), id);
+            idx.series.insert(series_hash(&labels), id);
         }
         id
     }
@@ -369,8 +368,17 @@ impl Store {
                     "metric {name:?} has a type other than the gateway's own {t}"
                 ));
             }
-            let mut shared: Vec<&SeriesKey> = idx.series.shared().collect();
-            // One line per owner beyond the first, as before.
+            // One line per owner beyond the first, as before; confirmed
+            // by the labels (the index holds hashes).
+            let mut shared: Vec<SeriesKey> = idx
+                .series
+                .shared()
+                .filter_map(|(h, extra)| {
+                    let labels = self.series_labels(extra, name, h)?;
+                    let first = self.series_labels(idx.series.owner(h)?, name, h)?;
+                    (labels == first).then_some(SeriesKey(labels))
+                })
+                .collect();
             shared.sort();
             for k in shared {
                 out.push(format!(
@@ -380,6 +388,29 @@ impl Store {
             }
         }
         out
+    }
+}
+
+impl Store {
+    /// The group with this id: a walk over all groups, for the rare paths
+    /// that follow the index from a series to its owner (conflicts).
+    pub(super) fn group_by_id(&self, id: u64) -> Option<(&GroupKey, &Group)> {
+        self.groups().find(|(_, g)| g.id == id)
+    }
+
+    /// The labels of group `gid`'s series of family `name` whose
+    /// [`series_hash`] is `h`, if it has one: the push-time gauges'
+    /// labels for those two names.
+    pub(super) fn series_labels(&self, gid: u64, name: &str, h: u64) -> Option<Labels> {
+        let (_, group) = self.group_by_id(gid)?;
+        if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
+            return (series_hash(&group.time_labels) == h).then(|| group.time_labels.clone());
+        }
+        let fam = group.families.get(name)?;
+        fam.metrics
+            .iter()
+            .find(|m| series_hash(&m.labels) == h)
+            .map(|m| m.labels.clone())
     }
 }
 
