@@ -67,8 +67,14 @@ impl fmt::Debug for Label {
     }
 }
 
-/// The label set of one series, sorted by label name once it is in the store.
+/// A shared label set: a grouping key, a group's push-time labels.
 pub type Labels = Arc<[Label]>;
+
+/// The label set of one series, sorted by label name once it is in the
+/// store. Owned, not shared: nothing else holds a series' slice (the
+/// store's index keeps a hash), and an `Arc` header would cost each of a
+/// million series 16 bytes.
+pub type SeriesLabels = Box<[Label]>;
 
 /// The five metric types of the text exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -237,7 +243,7 @@ pub struct NativeHistogram {
 /// are stored).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
-    pub labels: Labels,
+    pub labels: SeriesLabels,
     pub value: Value,
     /// Exemplars and created timestamps, which only protobuf carries.
     /// Boxed and optional: most series have neither, and a million series
@@ -247,7 +253,7 @@ pub struct Metric {
 
 impl Metric {
     /// A series with nothing but labels and a value.
-    pub fn new(labels: Labels, value: Value) -> Metric {
+    pub fn new(labels: SeriesLabels, value: Value) -> Metric {
         Metric {
             labels,
             value,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::contract::WriteStats;
 use crate::model::{Label, Metric, MetricType, Summary, Value};
-use crate::store::{OwnFamilies, SeriesKey};
+use crate::store::{OwnFamilies, series_order};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where the reference names its Go version: there is no Go runtime.
@@ -532,7 +532,7 @@ impl Telemetry {
         }
         drop(c);
         for (_, series) in &mut out {
-            series.sort_by_key(|a| SeriesKey(a.labels.clone()));
+            series.sort_by(|a, b| series_order(&a.labels, &b.labels));
         }
         out.sort_by(|a, b| a.0.cmp(b.0));
         out

@@ -184,7 +184,7 @@ fn family_json(stamp: Nanos, t: MetricType, help: Option<&str>, metrics: &[Strin
 
 fn time_gauge(group: &Group, value: Option<Nanos>) -> String {
     let m = Metric::new(
-        group.time_labels(),
+        group.time_labels().to_vec().into(),
         Value::Gauge(value.map(|n| n as f64 / 1e9).unwrap_or(0.0)),
     );
     metric_json(&m)

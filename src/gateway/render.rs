@@ -135,7 +135,10 @@ impl ScrapeView {
             };
             let labels = g.time_labels();
             if self.escapes() && labels.iter().any(|l| !is_valid_label_name(&l.name)) {
-                let m = escape_labels(Metric::new(labels, time_value(t)), self.escaping);
+                let m = escape_labels(
+                    Metric::new(labels.to_vec().into(), time_value(t)),
+                    self.escaping,
+                );
                 exposition::write_metric(out, shown, &m);
             } else {
                 store::render_time(out, shown, &labels, t);
@@ -163,7 +166,7 @@ impl ScrapeView {
                 (store::PUSH_FAILURE_TIME, g.failure_time),
             ] {
                 if let Some((_, _, metrics)) = fams.get_mut(name) {
-                    metrics.push(Metric::new(g.time_labels(), time_value(t)));
+                    metrics.push(Metric::new(g.time_labels().to_vec().into(), time_value(t)));
                 }
             }
         }
@@ -179,7 +182,7 @@ impl ScrapeView {
         let hint = self.size_hint.load(Ordering::Relaxed);
         let mut out = Vec::with_capacity(hint);
         for (name, (help, t, mut metrics)) in fams {
-            metrics.sort_by_cached_key(|m| SeriesKey(m.labels.clone()));
+            metrics.sort_by(|a, b| store::series_order(&a.labels, &b.labels));
             if self.escapes() {
                 metrics = metrics
                     .into_iter()

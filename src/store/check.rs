@@ -8,7 +8,7 @@ use super::{
     FamilyIndex, Group, GroupKey, OwnFamilies, Owners, PUSH_TIME, PreparedFamily, PreparedPush,
     PushError, SLOT_TYPES, Store, series_hash, show_labels, time_labels, type_slot,
 };
-use crate::model::{Labels, MetricType};
+use crate::model::{Label, MetricType};
 
 impl Store {
     /// Checks a prepared push against the store without changing anything.
@@ -59,14 +59,14 @@ impl Store {
     fn owner_of(
         &self,
         name: &str,
-        labels: &Labels,
+        labels: &[Label],
         owners: &Owners,
         gid: Option<u64>,
     ) -> Option<u64> {
         let h = series_hash(labels);
         owners
             .other_owners(h, gid)
-            .find(|&o| self.series_labels(o, name, h).as_ref() == Some(labels))
+            .find(|&o| self.series_labels(o, name, h).as_deref() == Some(labels))
     }
 
     fn describe_group(&self, id: u64) -> String {

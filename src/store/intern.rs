@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::model::{Label, LabelPair, Labels};
+use crate::model::{Label, LabelPair};
 
 /// Shares equal label names and values between series: most are repeated
 /// (`job`, `instance`, one value per shard or region), so one allocation
@@ -37,22 +37,14 @@ impl Interner {
         shared
     }
 
-    /// `labels` with every label interned; in place when the set is not
-    /// shared (a fresh push's), so no new slice is allocated.
-    pub(super) fn labels(&mut self, mut labels: Labels) -> Labels {
-        if let Some(slice) = Arc::get_mut(&mut labels) {
-            for l in slice.iter_mut() {
-                if !self
-                    .pairs
-                    .get::<LabelPair>(l)
-                    .is_some_and(|s| s.same_pair(l))
-                {
-                    *l = self.label(l);
-                }
+    /// Interns every label of a series, in place.
+    pub(super) fn labels(&mut self, labels: &mut [Label]) {
+        for l in labels.iter_mut() {
+            let shared = self.pairs.get::<LabelPair>(l);
+            if !shared.is_some_and(|s| s.same_pair(l)) {
+                *l = self.label(l);
             }
-            return labels;
         }
-        labels.iter().map(|l| self.label(l)).collect()
     }
 
     /// Drops strings no series uses any more, once they could make up half

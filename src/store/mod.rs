@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::model::{Label, Labels, Metric, MetricType, Value};
+use crate::model::{Label, Labels, Metric, MetricType, SeriesLabels, Value};
 use crate::wire::exposition;
 
 mod check;
@@ -185,7 +185,7 @@ impl Store {
             let mut metrics = Vec::with_capacity(fam.metrics.len());
             let samples = limits::prepared_samples(&fam);
             for mut m in fam.metrics {
-                m.labels = self.interner.labels(m.labels);
+                self.interner.labels(&mut m.labels);
                 idx.series.insert(series_hash(&m.labels), gid);
                 metrics.push(m);
             }
@@ -376,7 +376,7 @@ impl Store {
                 .filter_map(|(h, extra)| {
                     let labels = self.series_labels(extra, name, h)?;
                     let first = self.series_labels(idx.series.owner(h)?, name, h)?;
-                    (labels == first).then_some(SeriesKey(labels))
+                    (labels == first).then_some(SeriesKey(labels.into()))
                 })
                 .collect();
             shared.sort();
@@ -401,10 +401,11 @@ impl Store {
     /// The labels of group `gid`'s series of family `name` whose
     /// [`series_hash`] is `h`, if it has one: the push-time gauges'
     /// labels for those two names.
-    pub(super) fn series_labels(&self, gid: u64, name: &str, h: u64) -> Option<Labels> {
+    pub(super) fn series_labels(&self, gid: u64, name: &str, h: u64) -> Option<SeriesLabels> {
         let (_, group) = self.group_by_id(gid)?;
         if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
-            return (series_hash(&group.time_labels) == h).then(|| group.time_labels.clone());
+            let labels = &group.time_labels;
+            return (series_hash(labels) == h).then(|| labels.to_vec().into());
         }
         let fam = group.families.get(name)?;
         fam.metrics
@@ -415,14 +416,18 @@ impl Store {
 }
 
 pub(super) fn time_labels(key: &[Label]) -> Labels {
-    sanitize_labels(&[], key)
+    sanitize_labels(&[], key).into()
 }
 
 /// A group's push-time or failure-time gauge line, rendered when scraped:
 /// the times change on every push, the rest of the group does not.
 pub(crate) fn render_time(out: &mut Vec<u8>, name: &str, labels: &Labels, t: Option<Nanos>) {
     let secs = t.map(|n| n as f64 / 1e9).unwrap_or(0.0);
-    exposition::write_metric(out, name, &Metric::new(labels.clone(), Value::Gauge(secs)));
+    exposition::write_metric(
+        out,
+        name,
+        &Metric::new(labels.to_vec().into(), Value::Gauge(secs)),
+    );
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use super::*;
-use crate::model::{Label, Labels, Metric, MetricFamily, MetricType};
+use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, SeriesLabels};
 use crate::wire::exposition;
 
 /// Orders series as the reference's exposition does: by number of labels,
@@ -145,24 +145,21 @@ pub(crate) fn prepare_push(
     })
 }
 
-impl std::hash::Hash for SeriesKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
 /// The labels of a pushed series once the grouping key is applied.
-pub(super) fn sanitize_labels(labels: &[Label], key: &[Label]) -> Labels {
-    let mut out: Vec<Label> = Vec::with_capacity(labels.len() + key.len() + 1);
-    for l in labels {
-        if !key.iter().any(|k| k.name == l.name) {
-            out.push(l.clone());
-        }
-    }
+/// Allocated at their exact size: a boxed slice shrunk from a larger
+/// vector leaves a hole behind every stored series.
+pub(super) fn sanitize_labels(labels: &[Label], key: &[Label]) -> SeriesLabels {
+    let in_key = |l: &Label| key.iter().any(|k| k.name == l.name);
+    let own = labels.iter().filter(|l| !in_key(l));
+    let has_instance = labels.iter().chain(key).any(|l| &*l.name == "instance");
+    let len = own.clone().count() + key.len() + usize::from(!has_instance);
+    let mut out: Vec<Label> = Vec::with_capacity(len);
+    out.extend(own.cloned());
     out.extend(key.iter().cloned());
-    if !out.iter().any(|l| &*l.name == "instance") {
+    if !has_instance {
         out.push(Label::new("instance", ""));
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out.into()
+    debug_assert_eq!(out.len(), out.capacity());
+    out.into_boxed_slice()
 }

@@ -202,7 +202,6 @@ pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
 mod tests {
     use super::*;
     use crate::model::{Bucket, Histogram, Summary};
-    use std::sync::Arc;
 
     fn g(f: f64) -> String {
         let mut v = Vec::new();
@@ -255,7 +254,7 @@ mod tests {
 
     fn metric(labels: &[(&str, &str)], value: Value) -> Metric {
         let labels: Vec<Label> = labels.iter().map(|(n, v)| Label::new(n, v)).collect();
-        Metric::new(Arc::from(labels), value)
+        Metric::new(labels.into(), value)
     }
 
     #[test]
