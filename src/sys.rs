@@ -237,6 +237,31 @@ pub(crate) fn trim_heap() {
     }
 }
 
+/// How much nicer background threads are than the process: enough that
+/// a push's threads preempt them at once on a busy machine, as they must
+/// for a push never to wait on a scrape.
+pub(crate) const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority by [`BACKGROUND_NICE`] (to 19 at
+/// most). On Linux the nice value is per thread, and threads it starts
+/// inherit it. It cannot be raised back without privileges, so only
+/// threads that do nothing but background work call this.
+pub(crate) fn lower_thread_priority() {
+    let nice = (thread_nice() + BACKGROUND_NICE).min(19);
+    // SAFETY: no pointers; who = 0 is the calling thread.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        log::debug!(err:display = e; "cannot lower a background thread's priority");
+    }
+}
+
+/// The calling thread's nice value.
+pub(crate) fn thread_nice() -> i32 {
+    // SAFETY: no pointers; who = 0 is the calling thread.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
 /// The signals that ask for a graceful shutdown.
 fn shutdown_signals() -> libc::sigset_t {
     // SAFETY: all-zero is a valid bit pattern for sigset_t, and the libc

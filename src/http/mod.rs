@@ -156,7 +156,7 @@ impl ConnResponder {
             c.telemetry.count_request(reply.status, c.handler, c.method);
         }
         if reply.deferred.is_some() || reply.gzip {
-            pool.execute(move || {
+            pool.execute_background(move || {
                 let reply = reply.build_body();
                 let reply = if reply.gzip {
                     body::gzip_reply(reply)
