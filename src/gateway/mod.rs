@@ -44,6 +44,8 @@ pub(crate) struct Gateway {
     /// Size of the last scrape, to allocate the next one in one go; set
     /// by the renderer on its pool thread.
     last_scrape_len: Arc<AtomicUsize>,
+    /// The pushed families as the last gzip scrape compressed them.
+    gzip_cache: Arc<std::sync::Mutex<render::GzipCache>>,
 }
 
 /// Refused pushes are logged at most this often (a job retrying in a
@@ -71,6 +73,7 @@ impl Gateway {
             admin_api: false,
             limit_log: (None, 0),
             last_scrape_len: Arc::new(AtomicUsize::new(4096)),
+            gzip_cache: Arc::default(),
         }
     }
 
@@ -415,9 +418,17 @@ impl Gateway {
         self.telemetry.observe_scrape_pause(pause);
         log::debug!(loop_pause = crate::time::go_duration(pause), groups = view.groups.len(); "scrape handed to the pool");
         let mut reply = Reply::empty(200);
-        reply.deferred = Some(Deferred::new(move || view.render(format)));
         reply.content_type = Some(format.content_type(escaping));
-        reply.gzip = gzip;
+        if gzip && format == ScrapeFormat::Text {
+            // Compressed as it is rendered, family by family, reusing the
+            // families unchanged since the last gzip scrape.
+            let cache = Arc::clone(&self.gzip_cache);
+            reply.deferred = Some(Deferred::new(move || view.render_gzip(&cache)));
+            reply.headers.push(("Content-Encoding", "gzip".into()));
+        } else {
+            reply.deferred = Some(Deferred::new(move || view.render(format)));
+            reply.gzip = gzip;
+        }
         reply
     }
 }

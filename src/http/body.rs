@@ -105,113 +105,17 @@ pub(crate) fn is_protobuf(content_type: Option<&str>) -> bool {
         && encoding.as_deref() == Some("delimited")
 }
 
-/// `reply` with its body gzipped (on a pool thread); sent uncompressed if
-/// compression fails.
+/// `reply` with its body gzipped (on a pool thread).
 pub(super) fn gzip_reply(mut reply: Reply) -> Reply {
-    match gzip(&reply.body) {
-        Ok(z) => {
-            reply.body = z;
-            reply.headers.push(("Content-Encoding", "gzip".into()));
-        }
-        Err(e) => log::warn!(err:display = e; "gzip failed; sending uncompressed"),
-    }
+    reply.body = crate::wire::gzip::gzip(&reply.body);
+    reply.headers.push(("Content-Encoding", "gzip".into()));
     reply.gzip = false;
     reply
-}
-
-/// Bodies at least this large are compressed on several cores.
-const PARALLEL_GZIP: usize = 8 << 20;
-
-/// Gzip at the fastest level: scrapes are large and compressed per request.
-/// A large body is cut into one part per core, each deflated on its own
-/// thread, as pigz does: every part but the last ends with a sync flush (so
-/// it ends on a byte boundary, without a final block), and the parts are
-/// joined into ONE gzip member with the CRC-32 of the whole. One member,
-/// because not every reader takes several (curl 7.88 stops after the
-/// first, silently); parts, because a scrape of a million series then
-/// compresses in a fraction of the time.
-pub(crate) fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = if data.len() < PARALLEL_GZIP { 1 } else { cores };
-    let size = data.len().div_ceil(parts.max(1)).max(1);
-    let chunks: Vec<&[u8]> = data.chunks(size).collect();
-    let last = chunks.len().saturating_sub(1);
-    let deflated: Vec<io::Result<(Vec<u8>, crc32fast::Hasher)>> = std::thread::scope(|s| {
-        let jobs: Vec<_> = chunks
-            .iter()
-            .enumerate()
-            .map(|(i, chunk)| s.spawn(move || deflate_part(chunk, i == last)))
-            .collect();
-        jobs.into_iter()
-            .map(|j| j.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    // Header: magic, deflate, no flags, no time, fastest, unknown OS.
-    let mut out = Vec::with_capacity(data.len() / 8 + 32);
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255]);
-    let mut crc = crc32fast::Hasher::new();
-    for part in deflated {
-        let (bytes, part_crc) = part?;
-        out.extend_from_slice(&bytes);
-        crc.combine(&part_crc);
-    }
-    if data.is_empty() {
-        out.extend_from_slice(&deflate_part(&[], true)?.0);
-    }
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    Ok(out)
-}
-
-/// Raw deflate of one part and its CRC-32: finished if it is the last,
-/// else sync-flushed so the next part's blocks can follow it.
-fn deflate_part(part: &[u8], last: bool) -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
-    use std::io::Write as _;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(part);
-    let mut enc = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(part.len() / 8),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(part)?;
-    if last {
-        return Ok((enc.finish()?, crc));
-    }
-    enc.flush()?;
-    // Taken before the encoder's drop writes its final block (into the
-    // emptied buffer, then discarded).
-    Ok((std::mem::take(enc.get_mut()), crc))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A body large enough to be compressed in parts reads back whole
-    /// through a reader that takes one gzip member only.
-    #[test]
-    fn large_bodies_compress_in_members_that_read_back_whole() {
-        use std::io::Read as _;
-        let mut data = Vec::new();
-        let mut i = 0u64;
-        while data.len() < PARALLEL_GZIP + 12345 {
-            data.extend_from_slice(format!("metric{{shard=\"{i}\"}} {}\n", i * 7).as_bytes());
-            i += 1;
-        }
-        let z = gzip(&data).unwrap();
-        let mut back = Vec::new();
-        // A single-member reader: every part must be in the one member.
-        flate2::read::GzDecoder::new(&z[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, data);
-        assert!(
-            z.len() < data.len() / 3,
-            "compressed: {} of {}",
-            z.len(),
-            data.len()
-        );
-    }
 
     #[test]
     fn protobuf_content_types() {
@@ -230,7 +134,7 @@ mod tests {
     fn decompression_is_capped() {
         use std::io::Write as _;
         let zeros = vec![0u8; 1 << 20];
-        let z = gzip(&zeros).unwrap();
+        let z = crate::wire::gzip::gzip(&zeros);
         assert!(z.len() < 10_000);
         assert!(matches!(
             decode_body(Some("gzip"), z.clone(), 1000),

@@ -23,6 +23,10 @@ pub(super) struct FamilyIndex {
     /// Every series with its owning group, for the consistency check (a
     /// series may not be in two groups). Its lines live with the group.
     pub(super) series: Owners,
+    /// The store's generation when any group's part of this family last
+    /// changed: a scrape's cached rendering of the family is good while
+    /// this stays the same.
+    pub(super) version: u64,
 }
 
 /// A series' identity in the index: a 64-bit hash of its labels, keyed
@@ -181,6 +185,8 @@ pub(crate) struct FamilyMeta {
     pub name: Arc<str>,
     pub help: Option<Arc<str>>,
     pub metric_type: MetricType,
+    /// Changes whenever the family's series, HELP or type change.
+    pub version: u64,
 }
 
 pub(super) fn unindex_family(
@@ -188,10 +194,12 @@ pub(super) fn unindex_family(
     name: &str,
     fam: &StoredFamily,
     gid: u64,
+    generation: u64,
 ) {
     let Some(idx) = families.get_mut(name) else {
         return;
     };
+    idx.version = generation;
     idx.type_counts[type_slot(fam.metric_type)] -= 1;
     idx.remove_help(fam.help.as_deref());
     for m in &fam.metrics {

@@ -174,12 +174,13 @@ impl Store {
         };
         let old_families = replaced.iter().flat_map(|g| g.families.iter());
         for (name, fam) in removed.iter().map(|(n, f)| (n, f)).chain(old_families) {
-            unindex_family(&mut self.families, name, fam, gid);
+            unindex_family(&mut self.families, name, fam, gid, self.generation);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
         }
         for fam in push.families {
             let idx = self.families.entry(fam.name.clone()).or_default();
+            idx.version = self.generation;
             idx.type_counts[type_slot(fam.metric_type)] += 1;
             idx.add_help(fam.help.as_deref());
             let mut metrics = Vec::with_capacity(fam.metrics.len());
@@ -255,7 +256,7 @@ impl Store {
         self.unschedule(key, group.deadline);
         self.generation += 1;
         for (name, fam) in &group.families {
-            unindex_family(&mut self.families, name, fam, group.id);
+            unindex_family(&mut self.families, name, fam, group.id, self.generation);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
         }
@@ -342,6 +343,7 @@ impl Store {
                     name: (&**name).into(),
                     help: help.map(Into::into),
                     metric_type,
+                    version: idx.version,
                 }
             })
             .collect()

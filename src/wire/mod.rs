@@ -1,9 +1,11 @@
 //! The wire formats, written by hand as pure functions over bytes: URL
 //! grouping keys, the text exposition (parser and writer), delimited
-//! protobuf, JSON, and the selectors of deletes by selector.
+//! protobuf, JSON, the selectors of deletes by selector, and gzip as
+//! scrapes are compressed.
 
 pub mod escape;
 pub mod exposition;
+pub mod gzip;
 pub mod json;
 pub mod path;
 pub mod protobuf;
