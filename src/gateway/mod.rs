@@ -266,11 +266,11 @@ impl Gateway {
         log::info!(requests = handled; "in-flight requests answered");
     }
 
-    /// Finishes selector deletes still under way, at once: their answers
-    /// then come with the final snapshot, like any change. Waits for a
-    /// write under way, then writes the final snapshot.
+    /// Waits for a write under way, finishes selector deletes still under
+    /// way at once (the requests that wait for them are owed an answer,
+    /// and no push is left to hold up), then writes the final snapshot,
+    /// which answers them in durable mode like any change.
     pub(crate) fn finish(&mut self, events: &Receiver<Event>) -> Result<(), String> {
-        self.delete_rounds(None);
         while self.persistence.as_ref().is_some_and(|p| p.busy()) {
             match events.recv_timeout(Duration::from_secs(60)) {
                 Ok(Event::Shutdown { .. }) => {}
@@ -280,6 +280,7 @@ impl Gateway {
                 Err(_) => break,
             }
         }
+        self.delete_rounds(None);
         match self.persistence.as_mut() {
             Some(p) => p.shutdown(&self.store),
             None => Ok(()),
