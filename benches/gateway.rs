@@ -957,8 +957,10 @@ mod expiry_bench {
 
 /// A million series (10,000 groups × 100 series, `host` labels), ours
 /// alone: fill, pushes with and without a scraper running back to back
-/// (gzip), the scrape itself, memory, the snapshot and a restart. Issue
-/// 15's table; run for the glibc build and the static musl build.
+/// (gzip), the scrape itself, memory, the snapshot, a restart, and last
+/// (on the restarted gateway, after its memory is read) a selector delete
+/// of every group with pushes meanwhile. Issue 15's table; run for the
+/// glibc build and the static musl build.
 mod million_bench {
     use super::{Gateway, percentile, support};
     use std::io::{Read, Write};
@@ -1145,9 +1147,34 @@ mod million_bench {
         let stop_time = t.elapsed();
         let snapshot = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         let t = Instant::now();
-        let gw = Gateway::start(bin, &[&flag, "--persistence.interval=1h"]);
+        let gw = Gateway::start(
+            bin,
+            &[&flag, "--persistence.interval=1h", "--web.enable-admin-api"],
+        );
         let restart = t.elapsed();
         let rss_restart = gw.rss_kib().unwrap_or(0);
+        // Every group deleted by one selector, small pushes meanwhile
+        // (the delete goes in rounds; the pushes must not wait for it).
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let port = gw.port;
+        let pusher = thread::spawn(move || pushes(port, usize::MAX, Some(&stop2)));
+        let t = Instant::now();
+        let (status, answer_len) = Client::new(gw.port).request(
+            "POST",
+            "/api/v1/admin/delete?match[]=%7Bjob%3D%22million%22%7D",
+            "",
+            b"",
+        );
+        let delete = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let during_delete = pusher.join().expect("pusher");
+        assert_eq!(status, 200, "selector delete");
+        assert!(answer_len > groups * 20, "the answer lists every group");
+        assert!(
+            !gw.get("/metrics").text().contains("job=\"million\""),
+            "every group deleted"
+        );
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let series = groups * 100;
         report!();
@@ -1193,6 +1220,17 @@ mod million_bench {
             "  restart from the file (to ready) / RSS      {:.0} ms / {:.0} MB",
             ms(restart),
             rss_restart as f64 / 1024.0
+        );
+        report!(
+            "  selector delete of all {groups} groups         {:>9.0} ms",
+            ms(delete)
+        );
+        report!(
+            "  small push during it: p50 / p99 / max       {:.2} / {:.2} / {:.2} ms ({} pushes)",
+            ms(percentile(&during_delete, 0.5)),
+            ms(percentile(&during_delete, 0.99)),
+            ms(during_delete.last().copied().unwrap_or_default()),
+            during_delete.len()
         );
     }
 }

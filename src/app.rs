@@ -124,6 +124,10 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     gw.names = names;
     gw.telemetry.count_expired(expired.len());
     gw.admin_api = config.enable_admin_api;
+    gw.offload = Some(gateway::Offload {
+        pool: pool.clone(),
+        events: tx.clone(),
+    });
     gw.limits = store::Limits {
         max_groups: config.max_groups,
         max_series: config.max_series,

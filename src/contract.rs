@@ -57,6 +57,14 @@ pub(crate) enum Event {
         meta: Meta,
         reply_to: Responder,
     },
+    /// A selector delete's match, done on a pool thread: the groups to
+    /// delete (list, with `dry_run`), in rounds (`gateway::admin`).
+    DeleteMatched {
+        query: DeleteQuery,
+        meta: Meta,
+        keys: Vec<GroupKey>,
+        reply_to: Responder,
+    },
     /// One group's metrics as text, for the web page.
     GroupText {
         key: GroupKey,

@@ -6,6 +6,7 @@
 mod support;
 
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -377,4 +378,164 @@ fn a_head_full_of_costly_selectors_stalls_nobody() {
         r.text()
     );
     assert_eq!(groups(&gw).len(), 6, "nothing deleted");
+}
+
+/// PUTs `groups` groups of `job` with `series` series each, on two
+/// keep-alive connections.
+fn fill(gw: &Gateway, job: &str, groups: usize, series: usize) {
+    thread::scope(|s| {
+        for w in 0..2 {
+            let port = gw.port;
+            s.spawn(move || {
+                let mut c = support::raw::connect(port);
+                for g in (w..groups).step_by(2) {
+                    let mut body = String::from("# TYPE fill_metric gauge\n");
+                    for i in 0..series {
+                        body.push_str(&format!("fill_metric{{shard=\"s{i}\"}} {g}\n"));
+                    }
+                    let head = format!(
+                        "PUT /metrics/job/{job}/instance/i{g} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    c.send_ok(format!("{head}{body}").as_bytes());
+                    c.expect_status("fill push", 200);
+                }
+            });
+        }
+    });
+}
+
+/// The `"groups":[...]` of a delete's answer, one `{...}` per group.
+fn listed(answer: &str) -> Vec<String> {
+    let list = answer
+        .split_once("\"groups\":[")
+        .and_then(|(_, rest)| rest.strip_suffix("]}}"))
+        .unwrap_or_else(|| panic!("not a delete answer: {answer}"));
+    list.split("},")
+        .filter(|g| !g.is_empty())
+        .map(|g| g.trim_end_matches('}').to_string())
+        .collect()
+}
+
+/// A selector delete of thousands of groups is done in rounds of a couple
+/// of milliseconds: pushes on another connection are answered while it
+/// is under way. Were the groups deleted in one loop turn, every push sent
+/// meanwhile would wait for that turn and be answered after the delete
+/// (bar the one or two while the selectors are parsed and matched).
+#[test]
+fn a_delete_of_thousands_of_groups_holds_no_push_up() {
+    const GROUPS: usize = 4000;
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api"]);
+    fill(&gw, "fill", GROUPS, 50);
+    let port = gw.port;
+    let stop = AtomicBool::new(false);
+    let (r, sent, answered, probes) = thread::scope(|s| {
+        let pusher = s.spawn(|| {
+            let mut c = support::raw::connect(port);
+            let mut answers = Vec::new();
+            let body = "probe_metric 1\n";
+            let put = format!(
+                "PUT /metrics/job/probe HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            while !stop.load(Ordering::Relaxed) {
+                c.send_ok(put.as_bytes());
+                c.expect_status("probe push", 200);
+                answers.push(Instant::now());
+            }
+            answers
+        });
+        thread::sleep(Duration::from_millis(100));
+        let sent = Instant::now();
+        let r = support::post(port, &delete_url(&[r#"{job="fill"}"#], false), "");
+        let answered = Instant::now();
+        stop.store(true, Ordering::Relaxed);
+        (r, sent, answered, pusher.join().expect("pusher"))
+    });
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains(&format!("\"count\":{GROUPS},")), "{text}");
+    assert_eq!(listed(&text).len(), GROUPS);
+    let during = probes
+        .iter()
+        .filter(|t| **t > sent && **t < answered)
+        .count();
+    assert!(
+        probes.iter().any(|t| *t < sent),
+        "the pusher was under way before the delete"
+    );
+    assert!(
+        during >= 30,
+        "only {during} pushes answered during the delete's {:?}: it held the loop",
+        answered - sent
+    );
+    assert_eq!(groups(&gw), ["probe/"], "all of job fill deleted");
+}
+
+/// Selector deletes in flight together each answer with the groups they
+/// deleted themselves: overlapping selectors list each group once, in
+/// whichever answer deleted it.
+#[test]
+fn concurrent_selector_deletes_share_out_the_groups() {
+    const GROUPS: usize = 1000;
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api"]);
+    fill(&gw, "fill", GROUPS, 10);
+    let port = gw.port;
+    let answers: Vec<String> = thread::scope(|s| {
+        let threads: Vec<_> = [
+            r#"{job="fill",instance=~"i1.*"}"#,
+            r#"{job="fill"}"#,
+            r#"{instance=~"i.*5"}"#,
+        ]
+        .into_iter()
+        .map(|sel| {
+            s.spawn(move || {
+                let r = support::post(port, &delete_url(&[sel], false), "");
+                assert_eq!(r.status, 200, "{}", r.text());
+                r.text()
+            })
+        })
+        .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("delete"))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for a in &answers {
+        let groups = listed(a);
+        assert!(a.contains(&format!("\"count\":{},", groups.len())), "{a}");
+        all.extend(groups);
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "no group listed twice: {answers:?}");
+    assert_eq!(total, GROUPS, "every group listed once: {answers:?}");
+    assert!(groups(&gw).is_empty());
+}
+
+/// A SIGTERM while a selector delete is under way: the delete is finished
+/// and answered, the gateway exits cleanly, and the final snapshot holds
+/// the store without the deleted groups.
+#[test]
+fn a_stop_during_a_selector_delete_finishes_it() {
+    const GROUPS: usize = 3000;
+    let dir = TempDir::new("delete-at-stop");
+    let file = dir.file("store");
+    let flag = format!("--persistence.file={}", file.display());
+    let args = ["--web.enable-admin-api", &flag, "--persistence.interval=1h"];
+    let mut gw = Gateway::start(&ours(), &args);
+    fill(&gw, "fill", GROUPS, 50);
+    assert_eq!(gw.put("/metrics/job/keep", "m 1\n").status, 200);
+    let port = gw.port;
+    let delete =
+        thread::spawn(move || support::post(port, &delete_url(&[r#"{job="fill"}"#], false), ""));
+    thread::sleep(Duration::from_millis(30));
+    gw.stop();
+    let r = delete.join().expect("delete");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(listed(&r.text()).len(), GROUPS, "{}", r.text());
+    let gw = Gateway::start(&ours(), &args);
+    assert_eq!(groups(&gw), ["keep/"], "the final snapshot has the delete");
 }

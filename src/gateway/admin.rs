@@ -1,20 +1,91 @@
 //! Deletes by selector (`/api/v1/admin/delete?match[]=...`), which the
 //! reference does not have: users otherwise run sidecars that list groups
 //! and send one DELETE each.
+//!
+//! A delete runs in three steps, so that deleting ten thousand groups
+//! never holds a push up for more than a round:
+//!
+//! 1. The loop copies the grouping keys (pointer copies, what a scrape
+//!    costs it) and hands them to a pool thread.
+//! 2. The pool thread matches them against the selectors ([`matching`])
+//!    and reports back to the loop. Matching is the costly part (up to 64
+//!    selectors with regexes against every group), so it runs beside the
+//!    loop rather than in budgeted rounds on it: the loop spends no time
+//!    per group on it at all, and the match sees the store as it was when
+//!    the request arrived, not one that changed between two rounds.
+//! 3. The loop deletes the matched groups in [`Rounds`], a couple of
+//!    milliseconds' worth per turn, answering other requests in between,
+//!    and answers the delete after its last round.
+//!
+//! Between the match and a group's round the store may change, and the
+//! delete then does what `kubectl delete -l` does with what it listed: a
+//! group already gone (a DELETE, expiry, a wipe, another selector delete)
+//! is skipped and not listed in the answer; a group pushed to since is
+//! still deleted, whatever the push brought (its grouping key, which is all
+//! a selector sees, cannot have changed); a group created after the match
+//! is left alone. Each group is deleted atomically, so every outcome is
+//! one a DELETE per group, sent in some order among the pushes, would give.
+
+use std::time::Instant;
 
 use crate::model::Label;
 use crate::store::{self, GroupKey, Store};
 use crate::wire::json::json_string;
 use crate::wire::selector::DeleteQuery;
 
-/// The groups `query` matches, in key order. An admin call walks every
-/// group once: O(groups), like the wipe, never on a push's path.
-pub(crate) fn matching(store: &Store, query: &DeleteQuery) -> Vec<GroupKey> {
-    store
-        .groups()
-        .filter(|(k, _)| query.matches(k))
-        .map(|(k, _)| k.clone())
-        .collect()
+/// The keys `query` matches, in the order given (key order, from the
+/// store). Runs on a pool thread, over keys the loop copied.
+pub(crate) fn matching(keys: Vec<GroupKey>, query: &DeleteQuery) -> Vec<GroupKey> {
+    keys.into_iter().filter(|k| query.matches(k)).collect()
+}
+
+/// A selector delete's matched groups, deleted a round at a time.
+pub(crate) struct Rounds {
+    /// The matched keys; the first `deleted` are those deleted so far, in
+    /// match order, and the answer lists exactly them.
+    keys: Vec<GroupKey>,
+    /// The next key to delete.
+    next: usize,
+    deleted: usize,
+}
+
+impl Rounds {
+    pub(crate) fn new(keys: Vec<GroupKey>) -> Rounds {
+        Rounds {
+            keys,
+            next: 0,
+            deleted: 0,
+        }
+    }
+
+    /// Deletes the next matched groups until `until` has passed (`None`:
+    /// all of them), skipping groups that no longer exist. At least one
+    /// group per call, so every round makes progress. True when done.
+    pub(crate) fn run(&mut self, store: &mut Store, until: Option<Instant>) -> bool {
+        let mut first = true;
+        while self.next < self.keys.len() {
+            if !first && until.is_some_and(|u| Instant::now() >= u) {
+                return false;
+            }
+            first = false;
+            let i = self.next;
+            self.next += 1;
+            if store.delete(&self.keys[i]) {
+                log::debug!(group = store::show_labels(&self.keys[i]); "deleted group by selector");
+                // Deleted keys gather at the front, in order; the skipped
+                // ones they displace are never listed.
+                self.keys.swap(self.deleted, i);
+                self.deleted += 1;
+            }
+        }
+        true
+    }
+
+    /// The groups actually deleted, in match order.
+    pub(crate) fn into_deleted(mut self) -> Vec<GroupKey> {
+        self.keys.truncate(self.deleted);
+        self.keys
+    }
 }
 
 /// The answer: the matched grouping keys (deleted unless `dry_run`) and
@@ -54,18 +125,6 @@ pub(crate) fn error_json(msg: &str) -> String {
     out
 }
 
-/// Deletes what `query` matches (unless a dry run); returns the keys.
-pub(crate) fn delete_matching(store: &mut Store, query: &DeleteQuery) -> Vec<GroupKey> {
-    let keys = matching(store, query);
-    if !query.dry_run {
-        for k in &keys {
-            store.delete(k);
-            log::debug!(group = store::show_labels(k); "deleted group by selector");
-        }
-    }
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +140,51 @@ mod tests {
             error_json("bad \"x\""),
             r#"{"status":"error","errorType":"bad_data","error":"bad \"x\""}"#
         );
+    }
+
+    fn key(job: &str) -> GroupKey {
+        vec![Label::new("job", job)].into()
+    }
+
+    fn push(store: &mut Store, job: &str) {
+        let fams = crate::wire::text_format::parse(b"m 1\n").expect("body parses");
+        let p = store::prepare_push(key(job), fams, true).expect("push prepares");
+        store
+            .check(&p, &crate::telemetry::Own)
+            .expect("push checks");
+        store.apply(p, 0);
+    }
+
+    fn jobs(keys: &[GroupKey]) -> Vec<String> {
+        keys.iter().map(|k| k[0].value.to_string()).collect()
+    }
+
+    #[test]
+    fn rounds_delete_what_still_exists_one_group_at_least_per_round() {
+        let mut store = Store::new();
+        for job in ["a", "b", "c", "d", "e"] {
+            push(&mut store, job);
+        }
+        let query = DeleteQuery::parse("match[]=%7Bjob%3D~%22%5Ba-d%5D%22%7D").expect("parses");
+        let keys = store.groups().map(|(k, _)| k.clone()).collect();
+        let mut rounds = Rounds::new(matching(keys, &query));
+        // A budget already spent still deletes one group per round.
+        let spent = Some(Instant::now());
+        assert!(!rounds.run(&mut store, spent));
+        assert_eq!(store.group_count(), 4, "a is gone");
+        // Between rounds: b is deleted by someone else, c is pushed to
+        // again, f is created.
+        assert!(store.delete(&key("b")));
+        push(&mut store, "c");
+        push(&mut store, "f");
+        assert!(!rounds.run(&mut store, spent), "b skipped, c deleted");
+        assert!(rounds.run(&mut store, None), "d deleted, done");
+        assert!(rounds.run(&mut store, spent), "done stays done");
+        assert_eq!(jobs(&rounds.into_deleted()), ["a", "c", "d"]);
+        let left: Vec<String> = store
+            .groups()
+            .map(|(k, _)| k[0].value.to_string())
+            .collect();
+        assert_eq!(left, ["e", "f"], "created after the match: kept");
     }
 }

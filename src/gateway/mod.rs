@@ -11,7 +11,8 @@ mod native;
 mod render;
 pub(crate) mod ui;
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -20,10 +21,12 @@ use std::sync::atomic::AtomicUsize;
 use crate::contract::{Deferred, Event, Reply, Responder, ScrapeFormat};
 use crate::model::NameScheme;
 use crate::persist::Persistence;
+use crate::pool::Pool;
 use crate::store::{self, Store};
 use crate::telemetry::{Own, Telemetry};
 use crate::time::now_nanos;
 use crate::wire::escape::Escaping;
+use crate::wire::selector::DeleteQuery;
 
 pub(crate) struct Gateway {
     pub store: Store,
@@ -46,14 +49,39 @@ pub(crate) struct Gateway {
     last_scrape_len: Arc<AtomicUsize>,
     /// The pushed families as the last gzip scrape compressed them.
     gzip_cache: Arc<std::sync::Mutex<render::GzipCache>>,
+    /// Where selector deletes are matched (see [`admin`]); without it
+    /// (unit tests) they are matched on the loop.
+    pub offload: Option<Offload>,
+    /// Selector deletes out for matching on the pool, which the shutdown
+    /// waits for.
+    matching: usize,
+    /// Matched selector deletes, deleted in rounds, oldest first.
+    deletes: VecDeque<SelectorDelete>,
+}
+
+/// A pool thread to match on, and the way back to the loop.
+pub(crate) struct Offload {
+    pub pool: Pool,
+    pub events: Sender<Event>,
+}
+
+/// A selector delete between its match and its answer.
+struct SelectorDelete {
+    query: DeleteQuery,
+    meta: crate::contract::Meta,
+    rounds: admin::Rounds,
+    reply_to: Responder,
 }
 
 /// Refused pushes are logged at most this often (a job retrying in a
 /// loop against a full store would flood the log otherwise).
 const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// The longest the loop spends deleting expired groups in one go.
-const EXPIRY_BUDGET: Duration = Duration::from_millis(2);
+/// The longest one round of a mass change (expiring groups, deleting the
+/// groups a selector matched) keeps waiting requests from the loop: a
+/// push waits for at most one round of each, a few milliseconds, however
+/// many groups go.
+const ROUND_BUDGET: Duration = Duration::from_millis(2);
 
 impl Gateway {
     pub(crate) fn new(
@@ -74,6 +102,9 @@ impl Gateway {
             limit_log: (None, 0),
             last_scrape_len: Arc::new(AtomicUsize::new(4096)),
             gzip_cache: Arc::default(),
+            offload: None,
+            matching: 0,
+            deletes: VecDeque::new(),
         }
     }
 
@@ -85,10 +116,14 @@ impl Gateway {
                 .persistence
                 .as_ref()
                 .and_then(|p| p.deadline(&self.store));
-            let deadline = match (write, self.expiry_deadline()) {
+            let mut deadline = match (write, self.expiry_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            if !self.deletes.is_empty() {
+                // The next round is due at once, after what is waiting.
+                deadline = Some(Instant::now());
+            }
             let ev = match deadline {
                 Some(d) => match events.recv_timeout(d.saturating_duration_since(Instant::now())) {
                     Ok(ev) => Some(ev),
@@ -113,6 +148,7 @@ impl Gateway {
                 }
             }
             self.expire();
+            self.delete_rounds(Some(Instant::now() + ROUND_BUDGET));
             if let Some(p) = &mut self.persistence {
                 p.tick(&self.store);
             }
@@ -126,11 +162,11 @@ impl Gateway {
         Some(Instant::now() + Duration::from_nanos(wait))
     }
 
-    /// Deletes groups whose TTL ran out, for at most `EXPIRY_BUDGET` at a
+    /// Deletes groups whose TTL ran out, for at most `ROUND_BUDGET` at a
     /// time: the loop answers waiting requests between two rounds, so a
     /// mass expiry never holds pushes up for long.
     fn expire(&mut self) {
-        let expired = self.store.expire_due(now_nanos(), EXPIRY_BUDGET);
+        let expired = self.store.expire_due(now_nanos(), ROUND_BUDGET);
         if expired.is_empty() {
             return;
         }
@@ -140,25 +176,103 @@ impl Gateway {
         self.telemetry.count_expired(expired.len());
     }
 
+    /// Deletes the groups matched by the oldest selector deletes until
+    /// `until` (`None`: all of them), answering each after its last round.
+    fn delete_rounds(&mut self, until: Option<Instant>) {
+        while let Some(d) = self.deletes.front_mut() {
+            if !d.rounds.run(&mut self.store, until) {
+                return;
+            }
+            if let Some(d) = self.deletes.pop_front() {
+                let keys = d.rounds.into_deleted();
+                self.answer_delete(d.query, d.meta, keys, d.reply_to);
+            }
+        }
+    }
+
+    /// A selector delete's match is in: a dry run is answered at once, a
+    /// delete waits for its rounds.
+    fn matched(
+        &mut self,
+        query: DeleteQuery,
+        meta: crate::contract::Meta,
+        keys: Vec<store::GroupKey>,
+        reply_to: Responder,
+    ) {
+        if query.dry_run || keys.is_empty() {
+            self.answer_delete(query, meta, keys, reply_to);
+        } else {
+            self.deletes.push_back(SelectorDelete {
+                query,
+                meta,
+                rounds: admin::Rounds::new(keys),
+                reply_to,
+            });
+        }
+    }
+
+    /// Logs a finished selector delete (or dry run) and answers it with
+    /// the groups it deleted (or listed).
+    fn answer_delete(
+        &mut self,
+        query: DeleteQuery,
+        meta: crate::contract::Meta,
+        keys: Vec<store::GroupKey>,
+        reply_to: Responder,
+    ) {
+        let selectors: Vec<String> = query.selectors.iter().map(|s| s.to_string()).collect();
+        let (selectors, groups) = (selectors.join(" or "), keys.len());
+        if query.dry_run {
+            log::info!(source = meta.source, selectors = selectors, groups = groups; "dry run: groups matching the selectors listed, none deleted");
+        } else {
+            log::info!(source = meta.source, selectors = selectors, groups = groups; "deleted groups by selector");
+        }
+        // Thousands of groups make an answer of hundreds of kilobytes:
+        // written off the loop, like a scrape.
+        let (dry_run, empty) = (query.dry_run, keys.is_empty());
+        let mut reply = Reply::json(200, String::new());
+        reply.deferred = Some(Deferred::new(move || {
+            admin::answer_json(&keys, dry_run).into_bytes()
+        }));
+        if dry_run || empty {
+            reply_to.send(reply);
+        } else {
+            self.answer_change(reply_to, reply);
+        }
+    }
+
     /// After the listeners are closed: answers requests still in flight,
-    /// until none has arrived for `quiet` or `max` has passed.
+    /// until none has arrived for `quiet` (and no selector delete is still
+    /// matching or deleting) or `max` has passed.
     pub(crate) fn drain(&mut self, events: &Receiver<Event>, quiet: Duration, max: Duration) {
         let end = Instant::now() + max;
         let mut handled = 0;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match events.recv_timeout(quiet.min(left)) {
+            let wait = if !self.deletes.is_empty() {
+                Duration::ZERO
+            } else if self.matching > 0 {
+                left
+            } else {
+                quiet.min(left)
+            };
+            match events.recv_timeout(wait) {
                 Ok(Event::Shutdown { .. }) => {}
                 Ok(ev) => {
                     self.handle(ev);
                     handled += 1;
                 }
+                Err(RecvTimeoutError::Timeout) if !self.deletes.is_empty() => {}
                 Err(_) => break,
             }
+            self.delete_rounds(Some(Instant::now() + ROUND_BUDGET));
         }
         log::info!(requests = handled; "in-flight requests answered");
     }
 
-    /// Waits for a write under way, then writes the final snapshot.
+    /// Waits for a write under way, finishes selector deletes still under
+    /// way at once (the requests that wait for them are owed an answer,
+    /// and no push is left to hold up), then writes the final snapshot,
+    /// which answers them in durable mode like any change.
     pub(crate) fn finish(&mut self, events: &Receiver<Event>) -> Result<(), String> {
         while self.persistence.as_ref().is_some_and(|p| p.busy()) {
             match events.recv_timeout(Duration::from_secs(60)) {
@@ -169,6 +283,7 @@ impl Gateway {
                 Err(_) => break,
             }
         }
+        self.delete_rounds(None);
         match self.persistence.as_mut() {
             Some(p) => p.shutdown(&self.store),
             None => Ok(()),
@@ -251,21 +366,40 @@ impl Gateway {
                 meta,
                 reply_to,
             } => {
-                let keys = admin::delete_matching(&mut self.store, &query);
-                let selectors: Vec<String> =
-                    query.selectors.iter().map(|s| s.to_string()).collect();
-                let (selectors, groups) = (selectors.join(" or "), keys.len());
-                if query.dry_run {
-                    log::info!(source = meta.source, selectors = selectors, groups = groups; "dry run: groups matching the selectors listed, none deleted");
-                } else {
-                    log::info!(source = meta.source, selectors = selectors, groups = groups; "deleted groups by selector");
+                // Pointer copies, as for a scrape; the matching is done
+                // beside the loop (see `admin`).
+                let keys: Vec<store::GroupKey> =
+                    self.store.groups().map(|(k, _)| k.clone()).collect();
+                match &self.offload {
+                    Some(o) => {
+                        let events = o.events.clone();
+                        self.matching += 1;
+                        o.pool.execute(move || {
+                            let keys = admin::matching(keys, &query);
+                            // The loop only goes away at shutdown, which
+                            // waits for matches out (`drain`).
+                            let _ = events.send(Event::DeleteMatched {
+                                query,
+                                meta,
+                                keys,
+                                reply_to,
+                            });
+                        });
+                    }
+                    None => {
+                        let keys = admin::matching(keys, &query);
+                        self.matched(query, meta, keys, reply_to);
+                    }
                 }
-                let reply = Reply::json(200, admin::answer_json(&keys, query.dry_run));
-                if query.dry_run || keys.is_empty() {
-                    reply_to.send(reply);
-                } else {
-                    self.answer_change(reply_to, reply);
-                }
+            }
+            Event::DeleteMatched {
+                query,
+                meta,
+                keys,
+                reply_to,
+            } => {
+                self.matching = self.matching.saturating_sub(1);
+                self.matched(query, meta, keys, reply_to);
             }
             Event::Wipe { reply_to } => {
                 let groups = self.store.wipe();
@@ -544,6 +678,44 @@ mod tests {
         let (reply, go_on) = h.send(quit);
         assert_eq!(reply.status, 200);
         assert!(!go_on, "quit stops the loop");
+    }
+
+    #[test]
+    fn concurrent_selector_deletes_each_answer_what_they_deleted() {
+        let mut h = Harness::new();
+        for job in ["a", "b", "c"] {
+            assert_eq!(h.push(job, "m 1\n").status, 200);
+        }
+        let delete = |h: &Harness, query: &str| Event::DeleteMatching {
+            query: DeleteQuery::parse(query).expect("parses"),
+            meta: meta("POST"),
+            reply_to: h.reply_to(),
+        };
+        // {job=~"a|b"}, then {job=~"b|c"}, then a dry run of {job="a"}.
+        let first = delete(&h, "match[]=%7Bjob%3D~%22a%7Cb%22%7D");
+        let second = delete(&h, "match[]=%7Bjob%3D~%22b%7Cc%22%7D");
+        assert!(h.gw.handle(first) && h.gw.handle(second));
+        assert!(h.rx.try_recv().is_err(), "deletes wait for their rounds");
+        let (dry, _) = h.send(delete(&h, "match[]=%7Bjob%3D%22a%22%7D&dry_run=true"));
+        assert!(String::from_utf8_lossy(&dry.body).contains(r#""dry_run":true,"count":1,"#));
+        // A spent budget: one group per round.
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            h.gw.delete_rounds(Some(Instant::now()));
+            answers.extend(
+                h.rx.try_iter()
+                    .map(|r| String::from_utf8_lossy(&r.build_body().body).into_owned()),
+            );
+        }
+        assert_eq!(
+            answers,
+            [
+                r#"{"status":"success","data":{"dry_run":false,"count":2,"groups":[{"job":"a"},{"job":"b"}]}}"#,
+                r#"{"status":"success","data":{"dry_run":false,"count":1,"groups":[{"job":"c"}]}}"#,
+            ],
+            "b, deleted by the first, is not listed by the second"
+        );
+        assert_eq!(h.gw.store.group_count(), 0);
     }
 
     #[test]
