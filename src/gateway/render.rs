@@ -133,8 +133,16 @@ impl ScrapeView {
             let deflated = match old.0.get(&meta.name) {
                 Some((v, d)) if *v == meta.version => Arc::clone(d),
                 _ => {
-                    self.write_family(out, meta, pieces, None);
-                    Arc::new(compress(out))
+                    // Compressed as it is rendered, a few megabytes at a
+                    // time, however large the family.
+                    let mut parts = Vec::new();
+                    self.write_family(out, meta, pieces, None, &mut |out| {
+                        if out.len() >= gzip::PARALLEL_GZIP {
+                            parts.push(compress(out));
+                        }
+                    });
+                    parts.push(compress(out));
+                    Arc::new(Deflated::join(parts))
                 }
             };
             text_len += deflated.len();
@@ -172,7 +180,10 @@ impl ScrapeView {
                 Some(keep) if own_series.is_none() && !is_time && !self.escapes() => {
                     keep(out, meta, &pieces)
                 }
-                _ => self.write_family(out, meta, &pieces, own_series.map(|(_, s)| &s[..])),
+                _ => {
+                    let own_series = own_series.map(|(_, s)| &s[..]);
+                    self.write_family(out, meta, &pieces, own_series, &mut |_| {});
+                }
             }
         }
         for (name, series) in own_iter {
@@ -181,13 +192,16 @@ impl ScrapeView {
     }
 
     /// One family: its header, every group's piece (or push-time gauge),
-    /// and the gateway's own series of that name, if any.
+    /// and the gateway's own series of that name, if any. `cut` sees `out`
+    /// after every piece, to take what is there (a compressor keeping
+    /// memory bounded however large the family).
     fn write_family(
         &self,
         out: &mut Vec<u8>,
         meta: &FamilyMeta,
         pieces: &Pieces,
         own_series: Option<&[Metric]>,
+        cut: &mut dyn FnMut(&mut Vec<u8>),
     ) {
         let name = escape::metric_name(&meta.name, self.escaping);
         let help = meta.help.as_deref();
@@ -197,6 +211,7 @@ impl ScrapeView {
         }
         for fam in pieces.get(&*meta.name).into_iter().flatten() {
             self.write_piece(out, &meta.name, fam);
+            cut(out);
         }
         for m in own_series.into_iter().flatten() {
             exposition::write_metric(out, &name, m);
@@ -424,5 +439,32 @@ mod tests {
         let text = gunzip(&view(&store).render_gzip(&cache));
         assert!(!text.contains("x_kept"), "{text}");
         assert!(text.contains("x{instance=\"\",job=\"a\"} 2\n"), "{text}");
+    }
+
+    /// A family larger than one compression batch is compressed in parts
+    /// as it is rendered, and reads back whole.
+    #[test]
+    fn a_family_larger_than_a_batch_reads_back_whole() {
+        let cache = Mutex::new(GzipCache::default());
+        let mut store = Store::new();
+        let mut body = String::new();
+        for i in 0..2_000 {
+            body.push_str(&format!(
+                "big{{host=\"host-{i}.example.org\",x=\"{i:048}\"}} {i}\n"
+            ));
+        }
+        let mut text_len = 0;
+        for g in 0..100 {
+            push(&mut store, &format!("job-{g}"), &body, g);
+            text_len += body.len();
+        }
+        assert!(text_len > 2 * gzip::PARALLEL_GZIP, "{text_len}");
+        let plain = String::from_utf8(view(&store).render(ScrapeFormat::Text)).unwrap();
+        let zipped = gunzip(&view(&store).render_gzip(&cache));
+        assert_eq!(pushed(&zipped), pushed(&plain));
+        let kept = cache.lock().unwrap();
+        let family = plain.lines().filter(|l| l.starts_with("big")).count();
+        assert_eq!(family, 200_000);
+        assert!(kept.0["big"].1.len() > text_len as u64);
     }
 }
