@@ -33,12 +33,9 @@ use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
 use crate::wire::{exposition, protobuf};
 
-/// Every (family name, group) pair, grouped by name, groups in order.
-type Pieces<'a> = BTreeMap<&'a str, Vec<&'a StoredFamily>>;
-
 /// Takes over a pushed family that can be kept compressed (see
 /// [`ScrapeView::walk`]).
-type KeepFamily<'a> = dyn FnMut(&mut Vec<u8>, &FamilyMeta, &Pieces) + 'a;
+type KeepFamily<'a> = dyn FnMut(&mut Vec<u8>, &FamilyMeta) + 'a;
 
 /// Deflates and empties `text` (on every core when it is large).
 fn compress(text: &mut Vec<u8>) -> Deflated {
@@ -89,17 +86,6 @@ impl ScrapeView {
         self.escaping != Escaping::AllowUtf8 && self.names == NameScheme::Utf8
     }
 
-    /// Every (family name, group) pair, grouped by name, groups in order.
-    fn pieces(&self) -> Pieces<'_> {
-        let mut out: BTreeMap<&str, Vec<&StoredFamily>> = BTreeMap::new();
-        for (_, g) in &self.groups {
-            for (name, fam) in &g.families {
-                out.entry(&**name).or_default().push(fam);
-            }
-        }
-        out
-    }
-
     /// The text exposition: pushed families and the gateway's own, merged
     /// by name; a name in both gets one header and both sets of series.
     fn render_text(&self) -> Vec<u8> {
@@ -126,7 +112,7 @@ impl ScrapeView {
         let mut member = gzip::Member::new(hint / 8);
         let mut text_len = 0u64;
         let mut out = Vec::with_capacity(1 << 16);
-        let mut keep = |out: &mut Vec<u8>, meta: &FamilyMeta, pieces: &Pieces| {
+        let mut keep = |out: &mut Vec<u8>, meta: &FamilyMeta| {
             // What came before this family (own metrics, push times).
             text_len += out.len() as u64;
             member.push(&compress(out));
@@ -136,7 +122,7 @@ impl ScrapeView {
                     // Compressed as it is rendered, a few megabytes at a
                     // time, however large the family.
                     let mut parts = Vec::new();
-                    self.write_family(out, meta, pieces, None, &mut |out| {
+                    self.write_family(out, meta, None, &mut |out| {
                         if out.len() >= gzip::PARALLEL_GZIP {
                             parts.push(compress(out));
                         }
@@ -166,7 +152,6 @@ impl ScrapeView {
     /// gateway's own metrics on every scrape, and escaped names depend on
     /// the scraper).
     fn walk(&self, out: &mut Vec<u8>, mut keep: Option<&mut KeepFamily<'_>>) {
-        let pieces = self.pieces();
         let own = own_families(&self.telemetry);
         let mut own_iter = own.iter().peekable();
         for meta in &self.families {
@@ -178,11 +163,11 @@ impl ScrapeView {
                 &*meta.name == store::PUSH_TIME || &*meta.name == store::PUSH_FAILURE_TIME;
             match keep.as_mut() {
                 Some(keep) if own_series.is_none() && !is_time && !self.escapes() => {
-                    keep(out, meta, &pieces)
+                    keep(out, meta)
                 }
                 _ => {
                     let own_series = own_series.map(|(_, s)| &s[..]);
-                    self.write_family(out, meta, &pieces, own_series, &mut |_| {});
+                    self.write_family(out, meta, own_series, &mut |_| {});
                 }
             }
         }
@@ -199,7 +184,6 @@ impl ScrapeView {
         &self,
         out: &mut Vec<u8>,
         meta: &FamilyMeta,
-        pieces: &Pieces,
         own_series: Option<&[Metric]>,
         cut: &mut dyn FnMut(&mut Vec<u8>),
     ) {
@@ -207,14 +191,31 @@ impl ScrapeView {
         let help = meta.help.as_deref();
         exposition::write_header(out, &name, help, meta.metric_type);
         if &*meta.name == store::PUSH_TIME || &*meta.name == store::PUSH_FAILURE_TIME {
+            // Groups never store these two: they are rendered from the
+            // groups' times.
             self.write_times(out, &meta.name, &name);
-        }
-        for fam in pieces.get(&*meta.name).into_iter().flatten() {
-            self.write_piece(out, &meta.name, fam);
-            cut(out);
+        } else {
+            self.write_pieces(out, meta, cut);
         }
         for m in own_series.into_iter().flatten() {
             exposition::write_metric(out, &name, m);
+        }
+    }
+
+    /// Each group's piece of a family, looked up when the family is
+    /// written: a gzip scrape that reuses a kept family never visits its
+    /// groups.
+    fn write_pieces(
+        &self,
+        out: &mut Vec<u8>,
+        meta: &FamilyMeta,
+        cut: &mut dyn FnMut(&mut Vec<u8>),
+    ) {
+        for (_, g) in &self.groups {
+            if let Some(fam) = g.families.get(&*meta.name) {
+                self.write_piece(out, &meta.name, fam);
+                cut(out);
+            }
         }
     }
 

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::model::{Label, Labels, Metric, MetricType, SeriesLabels, Value};
+use crate::model::{Label, Labels, MetricType, SeriesLabels};
 use crate::wire::exposition;
 
 mod check;
@@ -425,11 +425,7 @@ pub(super) fn time_labels(key: &[Label]) -> Labels {
 /// the times change on every push, the rest of the group does not.
 pub(crate) fn render_time(out: &mut Vec<u8>, name: &str, labels: &Labels, t: Option<Nanos>) {
     let secs = t.map(|n| n as f64 / 1e9).unwrap_or(0.0);
-    exposition::write_metric(
-        out,
-        name,
-        &Metric::new(labels.to_vec().into(), Value::Gauge(secs)),
-    );
+    exposition::write_gauge(out, name, labels, secs);
 }
 
 #[cfg(test)]

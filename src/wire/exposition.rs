@@ -8,6 +8,8 @@
 //! two exponent digits), histograms get the implicit `+Inf` bucket, and
 //! escaping follows the reference exactly.
 
+use std::io;
+
 use crate::model::{Label, Metric, MetricType, Value, is_valid_label_name, is_valid_metric_name};
 
 /// The content type of the text format, as the reference sends it.
@@ -58,6 +60,11 @@ pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
             write_sample(out, name, "_count", labels, None, h.exposed_count());
         }
     }
+}
+
+/// Appends one gauge line from bare labels and a value.
+pub fn write_gauge(out: &mut Vec<u8>, name: &str, labels: &[Label], value: f64) {
+    write_sample(out, name, "", labels, None, value);
 }
 
 fn write_sample(
@@ -151,12 +158,34 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
 /// Rust's `{:e}` yields the same shortest round-trip digits; only the layout
 /// differs, so the digits and exponent are taken from it and laid out again
 /// by Go's rules (`%e` when the exponent is < -4 or >= 6, else `%f`).
+/// Without allocating: every stored series' line is rendered here, and a
+/// restore renders a million of them.
 pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: Vec<u8> = mantissa.bytes().filter(|b| b.is_ascii_digit()).collect();
-    let nd = digits.len() as i32;
+    // Integers below 10^6 (counts, most gauges) print as integers.
+    if f.fract() == 0.0 && f.abs() < 1e6 {
+        write_int(out, f as i64);
+        return;
+    }
+    let mut buf = [0u8; 48];
+    let len = {
+        let mut cur = &mut buf[..];
+        // Cannot fail: the shortest form of an f64 takes at most 24 bytes.
+        let _ = io::Write::write_fmt(&mut cur, format_args!("{:e}", f.abs()));
+        48 - cur.len()
+    };
+    let sci = &buf[..len];
+    let e_at = sci.iter().position(|&b| b == b'e').unwrap_or(len);
+    let exp = parse_exp(sci.get(e_at + 1..).unwrap_or_default());
+    let mut digits = [0u8; 24];
+    let mut nd = 0usize;
+    for &b in sci[..e_at].iter().filter(|b| b.is_ascii_digit()) {
+        if nd < digits.len() {
+            digits[nd] = b;
+            nd += 1;
+        }
+    }
+    let digits = &digits[..nd];
+    let nd = nd as i32;
     if f < 0.0 {
         out.push(b'-');
     }
@@ -172,7 +201,7 @@ pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
         if e < 10 {
             out.push(b'0');
         }
-        out.extend_from_slice(e.to_string().as_bytes());
+        write_int(out, i64::from(e));
         return;
     }
     // Fixed notation; `dp` is the position of the decimal point in `digits`.
@@ -196,6 +225,37 @@ pub fn write_go_g(out: &mut Vec<u8>, f: f64) {
             });
         }
     }
+}
+
+/// The exponent after `e` in Rust's `{:e}` output (`-7`, `12`).
+fn parse_exp(s: &[u8]) -> i32 {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let n = digits
+        .iter()
+        .fold(0i32, |n, d| n * 10 + i32::from(d.wrapping_sub(b'0')));
+    if neg { -n } else { n }
+}
+
+/// An integer in decimal.
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -223,6 +283,11 @@ mod tests {
             (0.00012345, "0.00012345"),
             (100000.0, "100000"),
             (999999.0, "999999"),
+            (-999999.0, "-999999"),
+            (-1000000.0, "-1e+06"),
+            (7.0, "7"),
+            (1e-320, "1e-320"),
+            (-1.25e-10, "-1.25e-10"),
             (1000000.0, "1e+06"),
             (123456789.0, "1.23456789e+08"),
             (1.7955782728786948e9, "1.7955782728786948e+09"),
