@@ -61,6 +61,48 @@ impl std::borrow::Borrow<LabelPair> for Label {
     }
 }
 
+/// A label's name and value as borrowed strings: looks a [`Label`] up in a
+/// set (`set.get(&("job", "a") as &dyn PairKey)`) with one hash and no
+/// allocation, which a restore of a million series does four million times.
+pub trait PairKey {
+    fn pair(&self) -> (&str, &str);
+}
+
+impl PairKey for LabelPair {
+    fn pair(&self) -> (&str, &str) {
+        (&self.name, &self.value)
+    }
+}
+
+impl PairKey for (&str, &str) {
+    fn pair(&self) -> (&str, &str) {
+        *self
+    }
+}
+
+/// Hashes as `LabelPair`'s derived `Hash` does: name, then value.
+impl std::hash::Hash for dyn PairKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (name, value) = self.pair();
+        name.hash(state);
+        value.hash(state);
+    }
+}
+
+impl PartialEq for dyn PairKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for dyn PairKey + '_ {}
+
+impl<'a> std::borrow::Borrow<dyn PairKey + 'a> for Label {
+    fn borrow(&self) -> &(dyn PairKey + 'a) {
+        &*self.0
+    }
+}
+
 impl fmt::Debug for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

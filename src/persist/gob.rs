@@ -429,6 +429,7 @@ fn group(c: &mut Cursor, shape: &Shape) -> Res<RestoredGroup> {
         ttl: None,
         families: Vec::new(),
         family_times: Vec::new(),
+        labels_shared: false,
     };
     c.fields(2, &mut |c, n| {
         for _ in 0..c.uint()? {

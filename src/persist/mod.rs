@@ -420,10 +420,12 @@ fn restore_streaming(path: &Path, data: &[u8], store: &mut Store) -> Result<usiz
     let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(256);
     std::thread::scope(|s| {
         let parser = s.spawn(move || {
-            snapshot::read_each(data, |g| {
+            let mut strings = snapshot::Strings::default();
+            let read = snapshot::read_each(data, &mut strings, |g| {
                 let (line, shown) = (g.line, store::show_labels(&g.key));
                 tx.send((line, shown, g.prepare())).is_ok()
-            })
+            });
+            (read, strings)
         });
         let mut applied = Ok(0);
         for (line, group, ready) in rx.iter() {
@@ -440,10 +442,13 @@ fn restore_streaming(path: &Path, data: &[u8], store: &mut Store) -> Result<usiz
         }
         // Dropping the receiver stops a parser still sending.
         drop(rx);
-        let parsed = parser
+        let (parsed, strings) = parser
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         let count = applied?;
+        // Restored labels went past the interner: it learns them now, so
+        // that later pushes share them.
+        store.adopt_labels(strings.into_labels());
         parsed.map_err(|err| RestoreError::Format {
             path: path.into(),
             err,

@@ -28,7 +28,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use crate::model::{
-    Bucket, Histogram, Label, LabelPair, Metric, MetricFamily, MetricType, NativeHistogram, Span,
+    Bucket, Histogram, Label, Metric, MetricFamily, MetricType, NativeHistogram, PairKey, Span,
     Summary, Value,
 };
 use crate::store::{self, Group, GroupKey, Nanos, PushError, Store};
@@ -57,6 +57,8 @@ pub(crate) struct RestoredGroup {
     pub families: Vec<MetricFamily>,
     /// When each family was last pushed, by name.
     pub family_times: Vec<(Box<str>, Nanos)>,
+    /// Its labels share their pairs already (see `Strings`).
+    pub labels_shared: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -154,6 +156,7 @@ impl RestoredGroup {
     pub(crate) fn prepare(self) -> PreparedGroup {
         let push = store::prepare_push(self.key.into(), self.families, true).map(|mut push| {
             push.ttl = self.ttl;
+            push.labels_shared = self.labels_shared;
             for f in &mut push.families {
                 f.pushed_at = self
                     .family_times
@@ -386,7 +389,7 @@ fn write_sum_count(out: &mut Vec<u8>, sum: f64, count: u64) {
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
     let mut out = Vec::new();
-    read_each(data, |g| {
+    read_each(data, &mut Strings::default(), |g| {
         out.push(g);
         true
     })?;
@@ -397,8 +400,11 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
 /// complete, so a restore can apply groups while the rest is parsed and
 /// never holds the parsed form of the whole file. `each` returns false to
 /// stop (its consumer failed); the count of groups handed over is returned.
+/// Labels are shared through `strings`, which the caller can hand to the
+/// store's interner afterwards.
 pub(crate) fn read_each(
     data: &[u8],
+    strings: &mut Strings,
     mut each: impl FnMut(RestoredGroup) -> bool,
 ) -> Result<usize, SnapshotError> {
     let err = |line: usize, kind| SnapshotError { line, kind };
@@ -424,7 +430,6 @@ pub(crate) fn read_each(
         err(line, SnapshotErrorKind::NotUtf8)
     })?;
     verify_checksum(data)?;
-    let mut strings = Strings::default();
     // The group being read (at most one); `done` counts those handed over.
     let mut groups: Vec<RestoredGroup> = Vec::new();
     let mut done = 0usize;
@@ -456,7 +461,8 @@ pub(crate) fn read_each(
         };
         match record {
             "group" => {
-                let (mut key, tail) = parse_labels(rest).map_err(|why| malformed("group", why))?;
+                let (mut key, tail) =
+                    parse_labels_shared(rest, strings).map_err(|why| malformed("group", why))?;
                 if !tail.is_empty() {
                     return Err(malformed(
                         "group",
@@ -487,6 +493,7 @@ pub(crate) fn read_each(
                     ttl: None,
                     families: Vec::new(),
                     family_times: Vec::new(),
+                    labels_shared: true,
                 });
             }
             "ttl" => {
@@ -564,8 +571,8 @@ pub(crate) fn read_each(
             "series" => {
                 let fam = last_family(&mut groups)
                     .ok_or(err(n, SnapshotErrorKind::OutsideFamily("series")))?;
-                let (labels, tail) = parse_labels_shared(rest, &mut strings)
-                    .map_err(|why| malformed("series", why))?;
+                let (labels, tail) =
+                    parse_labels_shared(rest, strings).map_err(|why| malformed("series", why))?;
                 let value = parse_value(fam.metric_type, tail.trim_start())
                     .map_err(|why| malformed("series", why))?;
                 fam.metrics.push(Metric::new(labels.into(), value));
@@ -746,7 +753,7 @@ pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
 /// the store's interner shares them, so a restored store has the layout of
 /// a filled one.
 #[derive(Default)]
-pub(super) struct Strings {
+pub(crate) struct Strings {
     strings: std::collections::HashSet<Arc<str>>,
     pairs: std::collections::HashSet<Label>,
 }
@@ -769,19 +776,20 @@ impl Strings {
     }
 
     fn label(&mut self, name: &str, value: &str) -> Label {
-        let pair = LabelPair {
-            name: self.get(name),
-            value: self.get(value),
-        };
-        if let Some(shared) = self.pairs.get(&pair) {
+        if let Some(shared) = self.pairs.get(&(name, value) as &dyn PairKey) {
             return shared.clone();
         }
         if self.pairs.len() >= Self::MAX {
             self.pairs.clear();
         }
-        let new = Label::from_parts(pair.name, pair.value);
+        let new = Label::from_parts(self.get(name), self.get(value));
         self.pairs.insert(new.clone());
         new
+    }
+
+    /// The labels shared so far, for the store's interner to adopt.
+    pub(crate) fn into_labels(self) -> impl Iterator<Item = Label> {
+        self.pairs.into_iter()
     }
 }
 

@@ -63,7 +63,18 @@ impl Store {
         owners: &Owners,
         gid: Option<u64>,
     ) -> Option<u64> {
-        let h = series_hash(labels);
+        self.owner_by_hash(name, labels, series_hash(labels), owners, gid)
+    }
+
+    /// [`Store::owner_of`] with the series' hash already known.
+    fn owner_by_hash(
+        &self,
+        name: &str,
+        labels: &[Label],
+        h: u64,
+        owners: &Owners,
+        gid: Option<u64>,
+    ) -> Option<u64> {
         owners
             .other_owners(h, gid)
             .find(|&o| self.series_labels(o, name, h).as_deref() == Some(labels))
@@ -149,8 +160,11 @@ impl Check<'_> {
             return Ok(());
         };
         let gid = self.group.map(|g| g.id);
-        for m in &fam.metrics {
-            if let Some(owner) = self.store.owner_of(&fam.name, &m.labels, &idx.series, gid) {
+        for (m, &h) in fam.metrics.iter().zip(&fam.hashes) {
+            if let Some(owner) = self
+                .store
+                .owner_by_hash(&fam.name, &m.labels, h, &idx.series, gid)
+            {
                 return Err(PushError::SeriesInOtherGroup {
                     metric: fam.name.to_string(),
                     labels: show_labels(&m.labels),

@@ -37,6 +37,16 @@ impl Interner {
         shared
     }
 
+    /// Takes `l` as the shared pair for its name and value, unless there
+    /// is one already.
+    pub(super) fn adopt(&mut self, l: Label) {
+        if !self.pairs.contains::<LabelPair>(&l) {
+            self.intern(&l.name);
+            self.intern(&l.value);
+            self.pairs.insert(l);
+        }
+    }
+
     /// Interns every label of a series, in place.
     pub(super) fn labels(&mut self, labels: &mut [Label]) {
         for l in labels.iter_mut() {

@@ -147,6 +147,7 @@ impl Store {
     pub(crate) fn apply(&mut self, push: PreparedPush, now: Nanos) {
         let key = push.key.clone();
         let ttl = push.ttl;
+        let intern = !push.labels_shared;
         let gid = self.ensure_group(&key, now);
         self.generation += 1;
         let Some(entry) = self.groups.get_mut(&key) else {
@@ -185,9 +186,11 @@ impl Store {
             idx.add_help(fam.help.as_deref());
             let mut metrics = Vec::with_capacity(fam.metrics.len());
             let samples = limits::prepared_samples(&fam);
-            for mut m in fam.metrics {
-                self.interner.labels(&mut m.labels);
-                idx.series.insert(series_hash(&m.labels), gid);
+            for (mut m, h) in fam.metrics.into_iter().zip(fam.hashes) {
+                if intern {
+                    self.interner.labels(&mut m.labels);
+                }
+                idx.series.insert(h, gid);
                 metrics.push(m);
             }
             self.series_count += metrics.len();
@@ -246,6 +249,14 @@ impl Store {
         }
         self.reschedule(&key);
         Ok(())
+    }
+
+    /// Makes labels already in the store (a restore's, which skipped the
+    /// interner) the ones later pushes share.
+    pub(crate) fn adopt_labels(&mut self, labels: impl Iterator<Item = Label>) {
+        for l in labels {
+            self.interner.adopt(l);
+        }
     }
 
     /// Deletes exactly the group with this key; true if it existed.
@@ -568,5 +579,22 @@ mod tests {
             s.interner.strings.len(),
             s.interner.pairs.len()
         );
+    }
+
+    /// Labels a restore put in past the interner are the ones later
+    /// pushes share once adopted.
+    #[test]
+    fn adopted_labels_are_shared_with_later_pushes() {
+        let mut s = Store::new();
+        let restored = Label::new("region", "eu-west-1");
+        s.adopt_labels([restored.clone()].into_iter());
+        push(&mut s, &[("job", "a")], "m{region=\"eu-west-1\"} 1\n").unwrap();
+        let (_, g) = s.groups().next().unwrap();
+        let label = g.families["m"].metrics[0]
+            .labels
+            .iter()
+            .find(|l| &*l.name == "region")
+            .unwrap();
+        assert!(label.same_pair(&restored));
     }
 }

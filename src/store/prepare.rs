@@ -48,6 +48,9 @@ pub(crate) struct PreparedFamily {
     pub metric_type: MetricType,
     /// The series, in label order (exposition order).
     pub metrics: Vec<Metric>,
+    /// Their [`series_hash`]es, computed here so that the loop only looks
+    /// them up in the index.
+    pub hashes: Vec<u64>,
     /// Their exposition lines, rendered here, off the loop: the group's
     /// piece of this family in a text scrape.
     pub text: Box<[u8]>,
@@ -66,6 +69,9 @@ pub(crate) struct PreparedPush {
     /// The group's TTL from the `Pushgateway-Group-TTL` header, kept with
     /// the group until a later push with the header changes it.
     pub ttl: Option<std::time::Duration>,
+    /// The series' labels already share their pairs (a restore's parser
+    /// shares them as it reads): the store's interner is skipped.
+    pub labels_shared: bool,
 }
 
 /// Applies the grouping labels to every series (overriding same-named body
@@ -128,11 +134,13 @@ pub(crate) fn prepare_push(
         for m in &metrics {
             exposition::write_metric(&mut text, &fam.name, m);
         }
+        let hashes = metrics.iter().map(|m| series_hash(&m.labels)).collect();
         out.push(PreparedFamily {
             name: fam.name,
             help: fam.help,
             metric_type: fam.metric_type,
             metrics,
+            hashes,
             text: text.into_boxed_slice(),
             pushed_at: None,
         });
@@ -142,6 +150,7 @@ pub(crate) fn prepare_push(
         families: out,
         replace,
         ttl: None,
+        labels_shared: false,
     })
 }
 
