@@ -16,6 +16,7 @@
 mod extras;
 pub(crate) mod gob;
 mod import;
+mod restore;
 pub(crate) mod snapshot;
 
 use std::fs::{self, File};
@@ -409,52 +410,7 @@ pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreEr
     if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
         return import::import(path, &data, store);
     }
-    restore_streaming(path, &data, store)
-}
-
-/// Parses and prepares groups on one thread while this one puts them into
-/// the store: a restart costs about the slower of the two, not their sum,
-/// and never holds the parsed form of the whole file.
-fn restore_streaming(path: &Path, data: &[u8], store: &mut Store) -> Result<usize, RestoreError> {
-    type Item = (usize, String, snapshot::PreparedGroup);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(256);
-    std::thread::scope(|s| {
-        let parser = s.spawn(move || {
-            let mut strings = snapshot::Strings::default();
-            let read = snapshot::read_each(data, &mut strings, |g| {
-                let (line, shown) = (g.line, store::show_labels(&g.key));
-                tx.send((line, shown, g.prepare())).is_ok()
-            });
-            (read, strings)
-        });
-        let mut applied = Ok(0);
-        for (line, group, ready) in rx.iter() {
-            if let Err(err) = ready.apply(store) {
-                applied = Err(RestoreError::Inconsistent {
-                    path: path.into(),
-                    place: Place::Line(line),
-                    group,
-                    err: Box::new(err),
-                });
-                break;
-            }
-            applied = applied.map(|n| n + 1);
-        }
-        // Dropping the receiver stops a parser still sending.
-        drop(rx);
-        let (parsed, strings) = parser
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let count = applied?;
-        // Restored labels went past the interner: it learns them now, so
-        // that later pushes share them.
-        store.adopt_labels(strings.into_labels());
-        parsed.map_err(|err| RestoreError::Format {
-            path: path.into(),
-            err,
-        })?;
-        Ok(count)
-    })
+    restore::restore_parallel(path, &data, store)
 }
 
 /// Puts restored groups into `store`; `place` says where each one started

@@ -25,6 +25,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::model::{
@@ -61,13 +62,13 @@ pub(crate) struct RestoredGroup {
     pub labels_shared: bool,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct SnapshotError {
     pub line: usize,
     pub kind: SnapshotErrorKind,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum SnapshotErrorKind {
     Empty,
     GoGobFile,
@@ -401,15 +402,35 @@ pub(crate) fn read(data: &[u8]) -> Result<Vec<RestoredGroup>, SnapshotError> {
 /// never holds the parsed form of the whole file. `each` returns false to
 /// stop (its consumer failed); the count of groups handed over is returned.
 /// Labels are shared through `strings`, which the caller can hand to the
-/// store's interner afterwards.
+/// store's interner afterwards. A restore reads by stretches on several
+/// threads instead (`persist::restore`); this is the one-threaded reference
+/// for tests and the fuzz checks.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn read_each(
     data: &[u8],
     strings: &mut Strings,
     mut each: impl FnMut(RestoredGroup) -> bool,
 ) -> Result<usize, SnapshotError> {
-    let err = |line: usize, kind| SnapshotError { line, kind };
+    let body = body_start(data)?;
+    std::str::from_utf8(data).map_err(|e| not_utf8(data, e.valid_up_to()))?;
+    verify_checksum(data)?;
+    let stretch = read_stretch(data, body..data.len(), strings, &mut |mut g| {
+        g.line += 1;
+        each(g)
+    })
+    .map_err(|mut e| {
+        e.line += 1;
+        e
+    })?;
+    finish(data, &[(body..data.len(), stretch)])
+}
+
+/// Where the records start: after the first line, once it is known to be
+/// a snapshot header of a version this reader knows.
+pub(crate) fn body_start(data: &[u8]) -> Result<usize, SnapshotError> {
+    let err = |kind| SnapshotError { line: 1, kind };
     if data.is_empty() {
-        return Err(err(1, SnapshotErrorKind::Empty));
+        return Err(err(SnapshotErrorKind::Empty));
     }
     if !data.starts_with(MAGIC.as_bytes()) {
         // Go's gob streams start with a length byte and type definitions,
@@ -419,38 +440,174 @@ pub(crate) fn read_each(
         } else {
             SnapshotErrorKind::NotASnapshot
         };
-        return Err(err(1, kind));
+        return Err(err(kind));
     }
-    let text = std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1;
-        err(line, SnapshotErrorKind::NotUtf8)
-    })?;
-    verify_checksum(data)?;
+    let Some(end) = data.iter().position(|b| *b == b'\n') else {
+        return Err(err(SnapshotErrorKind::Truncated));
+    };
+    let first = std::str::from_utf8(&data[..end]).map_err(|e| not_utf8(data, e.valid_up_to()))?;
+    match first[MAGIC.len()..].trim().parse::<u32>() {
+        Ok(1 | VERSION) => Ok(end + 1),
+        Ok(v) if v > VERSION => Err(err(SnapshotErrorKind::FutureVersion(v))),
+        _ => Err(err(SnapshotErrorKind::NotASnapshot)),
+    }
+}
+
+fn not_utf8(data: &[u8], valid_up_to: usize) -> SnapshotError {
+    SnapshotError {
+        line: lines_before(data, valid_up_to) + 1,
+        kind: SnapshotErrorKind::NotUtf8,
+    }
+}
+
+/// How many lines end before byte `pos`.
+pub(crate) fn lines_before(data: &[u8], pos: usize) -> usize {
+    data[..pos].iter().filter(|b| **b == b'\n').count()
+}
+
+/// The records from `body` on, cut into at most `n` stretches of whole
+/// groups (each but the first starts at a `group` record), to be read on
+/// `n` threads. Small files are one stretch.
+pub(crate) fn cut(data: &[u8], body: usize, n: usize) -> Vec<Range<usize>> {
+    const MIN_STRETCH: usize = 1 << 20;
+    let n = n.min((data.len() - body) / MIN_STRETCH).max(1);
+    let mut starts = vec![body];
+    for k in 1..n {
+        let target = body + (data.len() - body) * k / n;
+        let from = target.max(*starts.last().unwrap_or(&body));
+        let next = data[from..]
+            .windows(7)
+            .position(|w| w == b"\ngroup ")
+            .map(|i| from + i + 1);
+        match next {
+            Some(at) if at > *starts.last().unwrap_or(&body) => starts.push(at),
+            _ => break,
+        }
+    }
+    let mut ends: Vec<usize> = starts[1..].to_vec();
+    ends.push(data.len());
+    starts.into_iter().zip(ends).map(|(a, b)| a..b).collect()
+}
+
+/// What one stretch of a snapshot held.
+pub(crate) struct Stretch {
+    /// Groups handed to `each`.
+    pub groups: usize,
+    series: usize,
+    end: Option<EndRecord>,
+    lines: usize,
+    /// `each` asked to stop.
+    stopped: bool,
+}
+
+impl Stretch {
+    fn stopped(groups: usize) -> Stretch {
+        Stretch {
+            groups,
+            series: 0,
+            end: None,
+            lines: 0,
+            stopped: true,
+        }
+    }
+}
+
+/// The end record: its line (in its stretch) and the counts it states.
+struct EndRecord {
+    line: usize,
+    groups: usize,
+    series: usize,
+}
+
+/// Reads the records of `range` of `data`, whole lines: UTF-8 checked,
+/// lines counted from 1 at the stretch's start (see [`lines_before`]).
+pub(crate) fn read_stretch(
+    data: &[u8],
+    range: Range<usize>,
+    strings: &mut Strings,
+    each: &mut dyn FnMut(RestoredGroup) -> bool,
+) -> Result<Stretch, SnapshotError> {
+    let bytes = &data[range];
+    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, e.valid_up_to()))?;
+    read_records(text, 1, strings, each)
+}
+
+/// Checks the stretches of a whole file, read in order: the end record
+/// closes the last one and states the right counts. Lines in `stretches`
+/// count from their stretch's start. Returns the groups read.
+pub(crate) fn finish(
+    data: &[u8],
+    stretches: &[(Range<usize>, Stretch)],
+) -> Result<usize, SnapshotError> {
+    let line = |range: &Range<usize>, rel: usize| lines_before(data, range.start) + rel;
+    let groups = stretches.iter().map(|(_, s)| s.groups).sum();
+    let series = stretches.iter().map(|(_, s)| s.series).sum();
+    if stretches.iter().any(|(_, s)| s.stopped) {
+        // Its reader's consumer failed, and reports why.
+        return Ok(groups);
+    }
+    let last = stretches.len().saturating_sub(1);
+    for (i, (range, s)) in stretches.iter().enumerate() {
+        match &s.end {
+            Some(end) if i < last => {
+                let kind = SnapshotErrorKind::DataAfterEnd;
+                return Err(SnapshotError {
+                    line: line(range, end.line + 1),
+                    kind,
+                });
+            }
+            Some(end) if i == last => {
+                for (what, stated, found) in [
+                    ("groups", end.groups, groups),
+                    ("series", end.series, series),
+                ] {
+                    if stated != found {
+                        let kind = SnapshotErrorKind::CountMismatch {
+                            what,
+                            stated,
+                            found,
+                        };
+                        return Err(SnapshotError {
+                            line: line(range, end.line),
+                            kind,
+                        });
+                    }
+                }
+                return Ok(groups);
+            }
+            _ => {}
+        }
+    }
+    let (range, s) = stretches.last().expect("at least one stretch");
+    Err(SnapshotError {
+        line: line(range, s.lines.max(1)),
+        kind: SnapshotErrorKind::Truncated,
+    })
+}
+
+/// Reads the records of `text`, whole lines, the first of which is line
+/// `first_line`: whole groups, and the end record only last.
+fn read_records(
+    text: &str,
+    first_line: usize,
+    strings: &mut Strings,
+    each: &mut dyn FnMut(RestoredGroup) -> bool,
+) -> Result<Stretch, SnapshotError> {
+    let err = |line: usize, kind| SnapshotError { line, kind };
     // The group being read (at most one); `done` counts those handed over.
     let mut groups: Vec<RestoredGroup> = Vec::new();
     let mut done = 0usize;
-    let mut ended = false;
     let mut series_total = 0usize;
-    let lines = text.split_inclusive('\n');
-    for (i, raw) in lines.enumerate() {
-        let n = i + 1;
+    let mut end = None;
+    let mut lines = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let n = first_line + i;
+        lines = i + 1;
         let Some(line) = raw.strip_suffix('\n') else {
             return Err(err(n, SnapshotErrorKind::Truncated));
         };
-        if ended {
+        if end.is_some() {
             return Err(err(n, SnapshotErrorKind::DataAfterEnd));
-        }
-        if n == 1 {
-            let version = line[MAGIC.len()..].trim();
-            match version.parse::<u32>() {
-                Ok(1 | VERSION) => continue,
-                Ok(v) if v > VERSION => return Err(err(n, SnapshotErrorKind::FutureVersion(v))),
-                _ => return Err(err(n, SnapshotErrorKind::NotASnapshot)),
-            }
         }
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -482,7 +639,7 @@ pub(crate) fn read_each(
                 if let Some(prev) = groups.pop() {
                     done += 1;
                     if !each(prev) {
-                        return Ok(done);
+                        return Ok(Stretch::stopped(done));
                     }
                 }
                 groups.push(RestoredGroup {
@@ -606,39 +763,31 @@ pub(crate) fn read_each(
                         _ => return Err(malformed("end", format!("unexpected {part:?}"))),
                     }
                 }
-                for (what, stated, found) in [
-                    ("groups", stated_groups, done + groups.len()),
-                    ("series", stated_series, series_total),
-                ] {
-                    let stated =
-                        stated.ok_or_else(|| malformed("end", format!("missing {what}=")))?;
-                    if stated != found {
-                        return Err(err(
-                            n,
-                            SnapshotErrorKind::CountMismatch {
-                                what,
-                                stated,
-                                found,
-                            },
-                        ));
-                    }
-                }
-                ended = true;
+                let stated = |what, v: Option<usize>| {
+                    v.ok_or_else(|| malformed("end", format!("missing {what}=")))
+                };
+                end = Some(EndRecord {
+                    line: n,
+                    groups: stated("groups", stated_groups)?,
+                    series: stated("series", stated_series)?,
+                });
             }
             other => return Err(err(n, SnapshotErrorKind::UnknownRecord(other.to_owned()))),
         }
     }
-    if !ended {
-        let last = text.lines().count();
-        return Err(err(last, SnapshotErrorKind::Truncated));
-    }
     for g in groups {
         done += 1;
         if !each(g) {
-            break;
+            return Ok(Stretch::stopped(done));
         }
     }
-    Ok(done)
+    Ok(Stretch {
+        groups: done,
+        series: series_total,
+        end,
+        lines,
+        stopped: false,
+    })
 }
 
 /// Checks the end record's CRC-32 before anything is parsed, so that a
@@ -647,7 +796,7 @@ pub(crate) fn read_each(
 /// version has the checksum: version 1 files have none, and a future
 /// version is reported as such by the parser, as is a file without an end
 /// record (truncated).
-fn verify_checksum(data: &[u8]) -> Result<(), SnapshotError> {
+pub(crate) fn verify_checksum(data: &[u8]) -> Result<(), SnapshotError> {
     if !data.starts_with(format!("{MAGIC} {VERSION}\n").as_bytes()) {
         return Ok(());
     }
