@@ -118,6 +118,12 @@ pub type Labels = Arc<[Label]>;
 /// million series 16 bytes.
 pub type SeriesLabels = Box<[Label]>;
 
+/// Sorts labels by name (names are unique in a label set). One function
+/// for every caller, as each sort call is its own code.
+pub fn sort_by_name(labels: &mut [Label]) {
+    labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+}
+
 /// The five metric types of the text exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricType {

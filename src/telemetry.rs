@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::contract::WriteStats;
 use crate::model::{Label, Metric, MetricType, Summary, Value};
-use crate::store::{OwnFamilies, series_order};
+use crate::store::{OwnFamilies, sort_series};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where the reference names its Go version: there is no Go runtime.
@@ -199,7 +199,7 @@ impl Observations {
             .filter(|(t, _)| now.duration_since(*t) <= SUMMARY_MAX_AGE)
             .map(|(_, v)| *v)
             .collect();
-        vals.sort_by(f64::total_cmp);
+        vals.sort_unstable_by(f64::total_cmp);
         let quantiles = QUANTILES
             .iter()
             .map(|&q| {
@@ -532,9 +532,9 @@ impl Telemetry {
         }
         drop(c);
         for (_, series) in &mut out {
-            series.sort_by(|a, b| series_order(&a.labels, &b.labels));
+            sort_series(series);
         }
-        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
 }

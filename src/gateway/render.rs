@@ -21,13 +21,13 @@
 //! such names are rendered again, so a store of classic names costs the
 //! same whatever the scheme.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::contract::ScrapeFormat;
 use crate::model::{Label, Metric, MetricType, NameScheme, is_valid_label_name};
-use crate::store::{self, FamilyMeta, Group, GroupKey, SeriesKey, StoredFamily};
+use crate::store::{self, FamilyMeta, Group, GroupKey, StoredFamily};
 use crate::telemetry::{Own, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
@@ -46,10 +46,20 @@ fn compress(text: &mut Vec<u8>) -> Deflated {
 }
 
 /// The compressed form of the pushed families the last gzip scrape sent,
-/// by name, with the version of the family it was made from
-/// (`FamilyMeta::version`). About a fifteenth of the text's size.
+/// in name order (the order scrapes walk them in), with the version of the
+/// family each was made from (`FamilyMeta::version`). About a fifteenth
+/// of the text's size.
 #[derive(Default)]
-pub(crate) struct GzipCache(HashMap<Arc<str>, (u64, Arc<Deflated>)>);
+pub(crate) struct GzipCache(Vec<(Arc<str>, u64, Arc<Deflated>)>);
+
+impl GzipCache {
+    /// The kept form of family `name` at `version`, if it is kept.
+    fn get(&self, name: &str, version: u64) -> Option<&Arc<Deflated>> {
+        let i = self.0.binary_search_by(|(n, _, _)| (**n).cmp(name)).ok()?;
+        let (_, v, deflated) = &self.0[i];
+        (*v == version).then_some(deflated)
+    }
+}
 
 /// What a scrape renders from, taken from the loop in O(groups + names).
 pub(crate) struct ScrapeView {
@@ -77,8 +87,9 @@ impl ScrapeView {
 
     /// Groups in the push-time gauges' order, as the reference sorts them.
     fn sort_groups(&mut self) {
-        self.groups
-            .sort_by_cached_key(|(_, g)| SeriesKey(g.time_labels()));
+        self.groups.sort_unstable_by(|(_, a), (_, b)| {
+            store::series_order(&a.time_labels(), &b.time_labels())
+        });
     }
 
     /// Whether names must be looked at for escaping at all.
@@ -116,9 +127,9 @@ impl ScrapeView {
             // What came before this family (own metrics, push times).
             text_len += out.len() as u64;
             member.push(&compress(out));
-            let deflated = match old.0.get(&meta.name) {
-                Some((v, d)) if *v == meta.version => Arc::clone(d),
-                _ => {
+            let deflated = match old.get(&meta.name, meta.version) {
+                Some(d) => Arc::clone(d),
+                None => {
                     // Compressed as it is rendered, a few megabytes at a
                     // time, however large the family.
                     let mut parts = Vec::new();
@@ -133,8 +144,9 @@ impl ScrapeView {
             };
             text_len += deflated.len();
             member.push(&deflated);
+            // Families come in name order: `kept` stays sorted.
             kept.0
-                .insert(Arc::clone(&meta.name), (meta.version, deflated));
+                .push((Arc::clone(&meta.name), meta.version, deflated));
         };
         self.walk(&mut out, Some(&mut keep));
         text_len += out.len() as u64;
@@ -294,7 +306,7 @@ impl ScrapeView {
         let hint = self.size_hint.load(Ordering::Relaxed);
         let mut out = Vec::with_capacity(hint);
         for (name, (help, t, mut metrics)) in fams {
-            metrics.sort_by(|a, b| store::series_order(&a.labels, &b.labels));
+            store::sort_series(&mut metrics);
             if self.escapes() {
                 metrics = metrics
                     .into_iter()
@@ -405,11 +417,7 @@ mod tests {
             assert_eq!(pushed(&zipped), pushed(&plain), "step {step}");
             scrapes.push(pushed(&plain));
             let kept = cache.lock().unwrap();
-            let names: Vec<&str> = {
-                let mut n: Vec<&str> = kept.0.keys().map(|k| &**k).collect();
-                n.sort();
-                n
-            };
+            let names: Vec<&str> = kept.0.iter().map(|(n, _, _)| &**n).collect();
             assert_eq!(names, ["x", "y"], "step {step}: push times are not kept");
         }
         assert!(scrapes[1].contains("x{instance=\"\",job=\"b\"} 4"));
@@ -431,8 +439,8 @@ mod tests {
         let marker = Deflated::new(b"x_kept 7\n");
         {
             let mut kept = cache.lock().unwrap();
-            let entry = kept.0.get_mut("x").unwrap();
-            entry.1 = Arc::new(marker);
+            let entry = kept.0.iter_mut().find(|(n, _, _)| &**n == "x").unwrap();
+            entry.2 = Arc::new(marker);
         }
         let text = gunzip(&view(&store).render_gzip(&cache));
         assert!(text.contains("x_kept 7\n"), "{text}");
@@ -466,6 +474,7 @@ mod tests {
         let kept = cache.lock().unwrap();
         let family = plain.lines().filter(|l| l.starts_with("big")).count();
         assert_eq!(family, 200_000);
-        assert!(kept.0["big"].1.len() > text_len as u64);
+        let (_, _, big) = kept.0.iter().find(|(n, _, _)| &**n == "big").unwrap();
+        assert!(big.len() > text_len as u64);
     }
 }

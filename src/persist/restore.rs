@@ -92,28 +92,31 @@ fn restore_in(
         let checksum = checksum
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let absolute = |k: usize, mut e: SnapshotError| {
-            e.line = line(k, e.line);
-            e
-        };
-        let first_err = |utf8: bool| {
-            read.iter().enumerate().find_map(|(k, (_, r))| match r {
-                Err(e) if (e.kind == SnapshotErrorKind::NotUtf8) == utf8 => Some((k, e)),
-                _ => None,
-            })
-        };
-        if let Some((k, e)) = first_err(true) {
-            return Err(format(absolute(k, e.clone())));
+        // The first error of each kind, its line made absolute.
+        let mut stretches: Vec<(Range<usize>, Stretch)> = Vec::new();
+        let (mut utf8, mut malformed) = (None, None);
+        for (k, (range, r)) in read.into_iter().enumerate() {
+            match r {
+                Ok(s) => stretches.push((range, s)),
+                Err(mut e) => {
+                    e.line = line(k, e.line);
+                    let first = if e.kind == SnapshotErrorKind::NotUtf8 {
+                        &mut utf8
+                    } else {
+                        &mut malformed
+                    };
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = utf8 {
+            return Err(format(e));
         }
         checksum.map_err(format)?;
-        if let Some((k, e)) = first_err(false) {
-            return Err(format(absolute(k, e.clone())));
+        if let Some(e) = malformed {
+            return Err(format(e));
         }
         let count = applied?;
-        let stretches: Vec<(Range<usize>, Stretch)> = read
-            .into_iter()
-            .filter_map(|(range, r)| r.ok().map(|s| (range, s)))
-            .collect();
         snapshot::finish(data, &stretches).map_err(format)?;
         Ok(count)
     })

@@ -62,13 +62,13 @@ pub(crate) struct RestoredGroup {
     pub labels_shared: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct SnapshotError {
     pub line: usize,
     pub kind: SnapshotErrorKind,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum SnapshotErrorKind {
     Empty,
     GoGobFile,
@@ -626,7 +626,7 @@ fn read_records(
                         format!("unexpected {tail:?} after the labels"),
                     ));
                 }
-                key.sort_by(|a, b| a.name.cmp(&b.name));
+                crate::model::sort_by_name(&mut key);
                 if key.windows(2).any(|w| w[0].name == w[1].name) {
                     return Err(malformed("group", "a label name appears twice".into()));
                 }
@@ -905,6 +905,10 @@ pub(super) fn parse_labels(s: &str) -> Result<(Vec<Label>, &str), String> {
 pub(crate) struct Strings {
     strings: std::collections::HashSet<Arc<str>>,
     pairs: std::collections::HashSet<Label>,
+    /// The labels of the last series read, by position: most series
+    /// repeat most of the previous one's (the grouping labels, a host),
+    /// and comparing is cheaper than hashing.
+    recent: Vec<Label>,
 }
 
 impl Strings {
@@ -936,6 +940,22 @@ impl Strings {
         new
     }
 
+    /// [`Strings::label`] for the label at `position` in its series.
+    fn label_at(&mut self, position: usize, name: &str, value: &str) -> Label {
+        if let Some(l) = self.recent.get(position)
+            && *l.name == *name
+            && *l.value == *value
+        {
+            return l.clone();
+        }
+        let l = self.label(name, value);
+        match self.recent.get_mut(position) {
+            Some(slot) => *slot = l.clone(),
+            None => self.recent.push(l.clone()),
+        }
+        l
+    }
+
     /// The labels shared so far, for the store's interner to adopt.
     pub(crate) fn into_labels(self) -> impl Iterator<Item = Label> {
         self.pairs.into_iter()
@@ -965,7 +985,7 @@ pub(super) fn parse_labels_shared<'a>(
             .filter(|&i| rest.as_bytes()[i] == b'"')
         {
             let value = &rest[..end];
-            labels.push(strings.label(name, value));
+            labels.push(strings.label_at(labels.len(), name, value));
             rest = &rest[end + 1..];
             if let Some(r) = rest.strip_prefix(',') {
                 rest = r;
@@ -990,7 +1010,7 @@ pub(super) fn parse_labels_shared<'a>(
                 Some((_, c)) => value.push(c),
             }
         };
-        labels.push(strings.label(name, &value));
+        labels.push(strings.label_at(labels.len(), name, &value));
         rest = &rest[end + 1..];
         if let Some(r) = rest.strip_prefix(',') {
             rest = r;

@@ -392,7 +392,7 @@ impl Store {
                     (labels == first).then_some(SeriesKey(labels.into()))
                 })
                 .collect();
-            shared.sort();
+            shared.sort_unstable();
             for k in shared {
                 out.push(format!(
                     "metric {name:?} with labels {} was pushed by more than one group",

@@ -9,6 +9,7 @@
 //! takes several: curl 7.88 stops after the first, silently.
 
 use std::io::{self, Write};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bodies at least this large are compressed on several cores.
@@ -114,29 +115,25 @@ pub(crate) fn deflate_all(parts: &[&[u8]]) -> Vec<Deflated> {
     if threads == 1 {
         return parts.iter().map(|p| Deflated::new(p)).collect();
     }
+    // Each part's result goes to its own slot: no sorting afterwards.
     let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, Deflated)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(part) = parts.get(i) else {
-                            return mine;
-                        };
-                        mine.push((i, Deflated::new(part)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let slots: Vec<OnceLock<Deflated>> = parts.iter().map(|_| OnceLock::new()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(part) = parts.get(i) else {
+                        return;
+                    };
+                    let _ = slots[i].set(Deflated::new(part));
+                }
+            });
+        }
     });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, d)| d).collect()
+    // The scope joined every thread (and passed on a panic): every slot
+    // is set.
+    slots.into_iter().filter_map(OnceLock::into_inner).collect()
 }
 
 /// One gzip member, assembled part by part.

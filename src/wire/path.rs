@@ -311,7 +311,7 @@ pub fn grouping_key(
     }
     pairs.retain(|(n, _)| n != "job");
     pairs.push(("job".to_owned(), job));
-    pairs.sort();
+    pairs.sort_unstable();
     Ok(pairs.iter().map(|(n, v)| Label::new(n, v)).collect())
 }
 
