@@ -26,10 +26,11 @@
 //! is left alone. Each group is deleted atomically, so every outcome is
 //! one a DELETE per group, sent in some order among the pushes, would give.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::model::Label;
-use crate::store::{self, GroupKey, Store};
+use crate::store::{self, Group, GroupKey, Store};
 use crate::wire::json::json_string;
 use crate::wire::selector::DeleteQuery;
 
@@ -61,7 +62,14 @@ impl Rounds {
     /// Deletes the next matched groups until `until` has passed (`None`:
     /// all of them), skipping groups that no longer exist. At least one
     /// group per call, so every round makes progress. True when done.
-    pub(crate) fn run(&mut self, store: &mut Store, until: Option<Instant>) -> bool {
+    /// The deleted groups go to `freed`, for the caller to free off the
+    /// loop.
+    pub(crate) fn run(
+        &mut self,
+        store: &mut Store,
+        until: Option<Instant>,
+        freed: &mut Vec<Arc<Group>>,
+    ) -> bool {
         let mut first = true;
         while self.next < self.keys.len() {
             if !first && until.is_some_and(|u| Instant::now() >= u) {
@@ -70,7 +78,8 @@ impl Rounds {
             first = false;
             let i = self.next;
             self.next += 1;
-            if store.delete(&self.keys[i]) {
+            if let Some(group) = store.take(&self.keys[i]) {
+                freed.push(group);
                 log::debug!(group = store::show_labels(&self.keys[i]); "deleted group by selector");
                 // Deleted keys gather at the front, in order; the skipped
                 // ones they displace are never listed.
@@ -170,16 +179,25 @@ mod tests {
         let mut rounds = Rounds::new(matching(keys, &query));
         // A budget already spent still deletes one group per round.
         let spent = Some(Instant::now());
-        assert!(!rounds.run(&mut store, spent));
+        let mut freed = Vec::new();
+        assert!(!rounds.run(&mut store, spent, &mut freed));
         assert_eq!(store.group_count(), 4, "a is gone");
+        assert_eq!(freed.len(), 1, "a is handed over to be freed");
         // Between rounds: b is deleted by someone else, c is pushed to
         // again, f is created.
         assert!(store.delete(&key("b")));
         push(&mut store, "c");
         push(&mut store, "f");
-        assert!(!rounds.run(&mut store, spent), "b skipped, c deleted");
-        assert!(rounds.run(&mut store, None), "d deleted, done");
-        assert!(rounds.run(&mut store, spent), "done stays done");
+        assert!(
+            !rounds.run(&mut store, spent, &mut Vec::new()),
+            "b skipped, c deleted"
+        );
+        assert!(rounds.run(&mut store, None, &mut freed), "d deleted, done");
+        assert_eq!(freed.len(), 3, "c and d too");
+        assert!(
+            rounds.run(&mut store, spent, &mut Vec::new()),
+            "done stays done"
+        );
         assert_eq!(jobs(&rounds.into_deleted()), ["a", "c", "d"]);
         let left: Vec<String> = store
             .groups()

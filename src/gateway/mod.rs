@@ -179,14 +179,21 @@ impl Gateway {
     /// Deletes the groups matched by the oldest selector deletes until
     /// `until` (`None`: all of them), answering each after its last round.
     fn delete_rounds(&mut self, until: Option<Instant>) {
+        let mut freed = Vec::new();
         while let Some(d) = self.deletes.front_mut() {
-            if !d.rounds.run(&mut self.store, until) {
-                return;
+            if !d.rounds.run(&mut self.store, until, &mut freed) {
+                break;
             }
             if let Some(d) = self.deletes.pop_front() {
                 let keys = d.rounds.into_deleted();
                 self.answer_delete(d.query, d.meta, keys, d.reply_to);
             }
+        }
+        // Freeing thousands of series (and the allocator handing pages
+        // back) is no work for the loop.
+        match &self.offload {
+            Some(o) if !freed.is_empty() => o.pool.execute_background(move || drop(freed)),
+            _ => drop(freed),
         }
     }
 

@@ -261,9 +261,13 @@ impl Store {
 
     /// Deletes exactly the group with this key; true if it existed.
     pub(crate) fn delete(&mut self, key: &GroupKey) -> bool {
-        let Some(group) = self.groups.remove(key) else {
-            return false;
-        };
+        self.take(key).is_some()
+    }
+
+    /// Deletes exactly the group with this key and hands it over: a mass
+    /// delete frees its groups off the loop.
+    pub(crate) fn take(&mut self, key: &GroupKey) -> Option<Arc<Group>> {
+        let group = self.groups.remove(key)?;
         self.unschedule(key, group.deadline);
         self.generation += 1;
         for (name, fam) in &group.families {
@@ -280,7 +284,7 @@ impl Store {
                 }
             }
         }
-        true
+        Some(group)
     }
 
     /// Deletes every group; returns how many there were.
