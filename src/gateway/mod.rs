@@ -166,10 +166,14 @@ impl Gateway {
     /// time: the loop answers waiting requests between two rounds, so a
     /// mass expiry never holds pushes up for long.
     fn expire(&mut self) {
-        let expired = self.store.expire_due(now_nanos(), ROUND_BUDGET);
+        let mut freed = Vec::new();
+        let expired = self
+            .store
+            .expire_due_into(now_nanos(), ROUND_BUDGET, &mut freed);
         if expired.is_empty() {
             return;
         }
+        self.free_off_loop(freed);
         for key in &expired {
             log::info!(group = store::show_labels(key); "group expired (TTL ran out); deleted");
         }
@@ -189,8 +193,13 @@ impl Gateway {
                 self.answer_delete(d.query, d.meta, keys, d.reply_to);
             }
         }
-        // Freeing thousands of series (and the allocator handing pages
-        // back) is no work for the loop.
+        self.free_off_loop(freed);
+    }
+
+    /// Frees deleted groups on a low-priority thread: freeing thousands of
+    /// series (and the allocator handing pages back) is no work for the
+    /// loop.
+    fn free_off_loop(&self, freed: Vec<Arc<store::Group>>) {
         match &self.offload {
             Some(o) if !freed.is_empty() => o.pool.execute_background(move || drop(freed)),
             _ => drop(freed),

@@ -10,6 +10,7 @@
 //! the due groups, never a scan of the store.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Group, GroupKey, Nanos, Store};
@@ -75,13 +76,24 @@ impl Store {
     /// `budget` has passed (the loop then answers waiting requests before
     /// it goes on). Returns the deleted keys.
     pub(crate) fn expire_due(&mut self, now: Nanos, budget: Duration) -> Vec<GroupKey> {
+        self.expire_due_into(now, budget, &mut Vec::new())
+    }
+
+    /// [`Store::expire_due`], handing the deleted groups to `freed`, for
+    /// the caller to free off the loop.
+    pub(crate) fn expire_due_into(
+        &mut self,
+        now: Nanos,
+        budget: Duration,
+        freed: &mut Vec<Arc<Group>>,
+    ) -> Vec<GroupKey> {
         let started = Instant::now();
         let mut expired = Vec::new();
         while let Some((d, key)) = self.deadlines.due.first().cloned() {
             if d > now || (!expired.is_empty() && started.elapsed() >= budget) {
                 break;
             }
-            self.delete(&key);
+            freed.extend(self.take(&key));
             expired.push(key);
         }
         expired
