@@ -36,6 +36,7 @@ pub mod wire;
 mod cli;
 mod contract;
 mod gateway;
+mod heapsort;
 mod http;
 mod logging;
 mod persist;

@@ -121,7 +121,7 @@ pub type SeriesLabels = Box<[Label]>;
 /// Sorts labels by name (names are unique in a label set). One function
 /// for every caller, as each sort call is its own code.
 pub fn sort_by_name(labels: &mut [Label]) {
-    labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    crate::heapsort::sort_by(labels, &|a, b| a.name.cmp(&b.name));
 }
 
 /// The five metric types of the text exposition format.

@@ -199,7 +199,7 @@ impl Observations {
             .filter(|(t, _)| now.duration_since(*t) <= SUMMARY_MAX_AGE)
             .map(|(_, v)| *v)
             .collect();
-        vals.sort_unstable_by(f64::total_cmp);
+        crate::heapsort::sort_by(&mut vals, &f64::total_cmp);
         let quantiles = QUANTILES
             .iter()
             .map(|&q| {
@@ -534,7 +534,7 @@ impl Telemetry {
         for (_, series) in &mut out {
             sort_series(series);
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        crate::heapsort::sort_by(&mut out, &|a, b| a.0.cmp(b.0));
         out
     }
 }

@@ -87,8 +87,8 @@ impl ScrapeView {
 
     /// Groups in the push-time gauges' order, as the reference sorts them.
     fn sort_groups(&mut self) {
-        self.groups.sort_unstable_by(|(_, a), (_, b)| {
-            store::series_order(&a.time_labels(), &b.time_labels())
+        crate::heapsort::sort_by(&mut self.groups, &|(_, a), (_, b)| {
+            store::series_order(a.time_label_slice(), b.time_label_slice())
         });
     }
 

@@ -47,6 +47,11 @@ impl Group {
         self.time_labels.clone()
     }
 
+    /// [`Group::time_labels`], borrowed.
+    pub(crate) fn time_label_slice(&self) -> &[crate::model::Label] {
+        &self.time_labels
+    }
+
     /// Whether the last change was a success, as the reference's
     /// `last_push_successful`: no failure after the last push.
     pub(crate) fn last_push_successful(&self) -> bool {

@@ -396,7 +396,7 @@ impl Store {
                     (labels == first).then_some(SeriesKey(labels.into()))
                 })
                 .collect();
-            shared.sort_unstable();
+            crate::heapsort::sort_by(&mut shared, &|a, b| a.cmp(b));
             for k in shared {
                 out.push(format!(
                     "metric {name:?} with labels {} was pushed by more than one group",

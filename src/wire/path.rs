@@ -311,7 +311,7 @@ pub fn grouping_key(
     }
     pairs.retain(|(n, _)| n != "job");
     pairs.push(("job".to_owned(), job));
-    pairs.sort_unstable();
+    crate::heapsort::sort_by(&mut pairs, &|a, b| a.cmp(b));
     Ok(pairs.iter().map(|(n, v)| Label::new(n, v)).collect())
 }
 

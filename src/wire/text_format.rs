@@ -842,7 +842,7 @@ impl<'a> Parser<'a> {
                 .iter()
                 .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect();
-            signature.sort_unstable();
+            crate::heapsort::sort_by(&mut signature, &|a, b| a.cmp(b));
             if let Some(&i) = fam.by_signature.get(&signature) {
                 self.metric = i;
             } else {
