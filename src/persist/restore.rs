@@ -141,6 +141,7 @@ fn read(
 mod tests {
     use super::*;
     use crate::model::Label;
+    use crate::persist::snapshot::reseal;
     use crate::telemetry::Own;
 
     /// A store of `groups` groups of 40 series each: about 2.3 kB of
@@ -172,16 +173,6 @@ mod tests {
         let mut buf = Vec::new();
         snapshot::write(&mut buf, &store.snapshot()).unwrap();
         String::from_utf8(buf).unwrap()
-    }
-
-    fn reseal(text: &str) -> String {
-        let start = text.trim_end().rfind('\n').unwrap() + 1;
-        let (body, end) = text.split_at(start);
-        let end = end.split(" crc32=").next().unwrap().trim_end();
-        format!(
-            "{body}{end} crc32={:08x}\n",
-            crc32fast::hash(body.as_bytes())
-        )
     }
 
     fn restore(text: &[u8]) -> Result<Store, RestoreError> {

@@ -1124,6 +1124,19 @@ fn read_histogram_field(h: &mut Histogram, key: &str, v: &str) -> Result<(), Str
     Ok(())
 }
 
+/// `text` with its end record's checksum recomputed, as after a
+/// deliberate edit: what is left to find is the edit itself.
+#[cfg(test)]
+pub(super) fn reseal(text: &str) -> String {
+    let start = text.trim_end().rfind('\n').unwrap() + 1;
+    let (body, end) = text.split_at(start);
+    let end = end.split(" crc32=").next().unwrap().trim_end();
+    format!(
+        "{body}{end} crc32={:08x}\n",
+        crc32fast::hash(body.as_bytes())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1145,18 +1158,6 @@ mod tests {
             store.apply(push, 1_700_000_000_123_456_789 + i as i64);
         }
         store
-    }
-
-    /// `text` with its end record's checksum recomputed, as after a
-    /// deliberate edit: what is left to find is the edit itself.
-    fn reseal(text: &str) -> String {
-        let start = text.trim_end().rfind('\n').unwrap() + 1;
-        let (body, end) = text.split_at(start);
-        let end = end.split(" crc32=").next().unwrap().trim_end();
-        format!(
-            "{body}{end} crc32={:08x}\n",
-            crc32fast::hash(body.as_bytes())
-        )
     }
 
     #[test]
