@@ -118,18 +118,22 @@ pub(crate) fn deflate_all(parts: &[&[u8]]) -> Vec<Deflated> {
     // Each part's result goes to its own slot: no sorting afterwards.
     let next = AtomicUsize::new(0);
     let slots: Vec<OnceLock<Deflated>> = parts.iter().map(|_| OnceLock::new()).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(part) = parts.get(i) else {
-                        return;
-                    };
-                    let _ = slots[i].set(Deflated::new(part));
-                }
-            });
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(part) = parts.get(i) else {
+                return;
+            };
+            let _ = slots[i].set(Deflated::new(part));
         }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            // A thread that cannot be started (a thread limit reached)
+            // leaves its share to the others: no panic, same answer.
+            let _ = std::thread::Builder::new().spawn_scoped(s, work);
+        }
+        work();
     });
     // The scope joined every thread (and passed on a panic): every slot
     // is set.
