@@ -150,6 +150,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
+/// `p50 / p99 / max ms (n pushes)` of sorted push latencies, as every
+/// latency row prints them.
+fn latencies(sorted: &[Duration]) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{:.2} / {:.2} / {:.2} ms ({} pushes)",
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.99)),
+        ms(sorted.last().copied().unwrap_or_default()),
+        sorted.len()
+    )
+}
+
 fn run(who: &str, bin: &str, plan: &Plan) -> Results {
     let gw = Gateway::start(bin, &["--persistence.file="]);
 
@@ -867,7 +880,7 @@ mod http_bench {
 /// instant against before it. Expiry runs in 2 ms rounds between requests,
 /// so the worst push should wait a few milliseconds, not the whole purge.
 mod expiry_bench {
-    use super::{Gateway, percentile, support};
+    use super::{Gateway, support};
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -933,24 +946,17 @@ mod expiry_bench {
         assert!(!text.contains("job=\"expiring\""), "no expiring group left");
         before.sort();
         around.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         report!();
         report!(
             "mass expiry: {groups} groups (10 series each) due at one instant, pushes meanwhile (ours only; the reference has no expiry):"
         );
         report!(
-            "  push latency before: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} pushes)",
-            ms(percentile(&before, 0.5)),
-            ms(percentile(&before, 0.99)),
-            ms(before.last().copied().unwrap_or_default()),
-            before.len()
+            "  push latency before: p50 / p99 / max {}",
+            super::latencies(&before)
         );
         report!(
-            "  push latency from 100 ms before the instant to 3 s after: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} pushes)",
-            ms(percentile(&around, 0.5)),
-            ms(percentile(&around, 0.99)),
-            ms(around.last().copied().unwrap_or_default()),
-            around.len()
+            "  push latency from 100 ms before the instant to 3 s after: p50 / p99 / max {}",
+            super::latencies(&around)
         );
     }
 }
@@ -1189,11 +1195,8 @@ mod million_bench {
             ms(percentile(&quiet, 0.99))
         );
         report!(
-            "  small push, scraper back to back: p50 / p99 / max  {:.2} / {:.2} / {:.2} ms ({} pushes)",
-            ms(percentile(&busy, 0.5)),
-            ms(percentile(&busy, 0.99)),
-            ms(busy.last().copied().unwrap_or_default()),
-            busy.len()
+            "  small push, scraper back to back: p50 / p99 / max  {}",
+            super::latencies(&busy)
         );
         report!(
             "  gzip scrape: median / max                   {:.0} / {:.0} ms ({} scrapes, {:.1} MB compressed)",
@@ -1226,11 +1229,8 @@ mod million_bench {
             ms(delete)
         );
         report!(
-            "  small push during it: p50 / p99 / max       {:.2} / {:.2} / {:.2} ms ({} pushes)",
-            ms(percentile(&during_delete, 0.5)),
-            ms(percentile(&during_delete, 0.99)),
-            ms(during_delete.last().copied().unwrap_or_default()),
-            during_delete.len()
+            "  small push during it: p50 / p99 / max       {}",
+            super::latencies(&during_delete)
         );
     }
 }
