@@ -578,9 +578,12 @@ pub(crate) fn finish(
             _ => {}
         }
     }
-    let (range, s) = stretches.last().expect("at least one stretch");
+    // No end record: the file stops at the last line of the last stretch.
+    let last_line = stretches
+        .last()
+        .map_or(1, |(range, s)| line(range, s.lines.max(1)));
     Err(SnapshotError {
-        line: line(range, s.lines.max(1)),
+        line: last_line,
         kind: SnapshotErrorKind::Truncated,
     })
 }
