@@ -1,17 +1,74 @@
-//! One memory budget for what connections hold privately: request bodies
-//! being read, bodies being decompressed, and answers waiting for a client
-//! that reads slowly.
+//! One memory budget for what requests in flight hold, charged by the
+//! stage that holds it, before the memory is allocated.
 //!
 //! Per-request limits (`--push.max-body-size`) bound one request; this
-//! bounds them all together, so any number of concurrent gzip bombs or
-//! non-reading scrapers cannot take more than `--web.memory-budget`. A
-//! request that would go over it gets 503 and may retry.
+//! bounds them all together, so any number of concurrent gzip bombs,
+//! endless heads or non-reading scrapers cannot take more than
+//! `--web.memory-budget`. A request that would go over it gets 503 and may
+//! retry.
+//!
+//! The cost model, one class per stage of a request:
+//!
+//! | class | what is charged | when |
+//! |---|---|---|
+//! | [`Class::Head`] | request head bytes buffered | as they are read |
+//! | [`Class::Body`] | the raw body, then the decoded body | as each grows |
+//! | [`Class::Parse`] | parsed records, the prepared group | per record, at an upper bound, as each is created |
+//! | [`Class::Answer`] | answers held for a client | when the answer is built |
+//!
+//! Readers cannot starve writers: answers may hold at most
+//! [`READ_SHARE`] of the budget, so pushes, deletes and health checks
+//! always keep the rest. A read over its share is refused (503) before
+//! anything is built; a write is refused only when writes themselves used
+//! up what readers leave.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The stage of a request that holds memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Request heads being read.
+    Head,
+    /// Request bodies: as read from the socket, then decompressed.
+    Body,
+    /// Parsed records and prepared groups of a push.
+    Parse,
+    /// Answers built for clients and waiting to be written.
+    Answer,
+}
+
+impl Class {
+    pub(crate) const ALL: [Class; 4] = [Class::Head, Class::Body, Class::Parse, Class::Answer];
+
+    /// The label value of `pushgateway_memory_budget_used_bytes`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Class::Head => "head",
+            Class::Body => "body",
+            Class::Parse => "parse",
+            Class::Answer => "answer",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn is_read(self) -> bool {
+        self == Class::Answer
+    }
+}
+
+/// The part of the budget that answers (reads) may hold: a half. The
+/// other half is the writers' reserve.
+pub(crate) const READ_SHARE: (usize, usize) = (1, 2);
+
 pub(crate) struct Budget {
+    /// All classes together.
     used: AtomicUsize,
+    /// Each class's part of `used`, for the metrics and the read share.
+    by_class: [AtomicUsize; 4],
     limit: usize,
 }
 
@@ -19,50 +76,99 @@ impl Budget {
     pub(crate) fn new(limit: usize) -> Arc<Budget> {
         Arc::new(Budget {
             used: AtomicUsize::new(0),
+            by_class: Default::default(),
             limit,
         })
     }
 
-    /// Bytes charged now.
+    /// Bytes charged now, all classes.
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn exhausted(&self) -> bool {
-        self.used() >= self.limit
+    /// Bytes charged now by one class.
+    pub(crate) fn used_by(&self, class: Class) -> usize {
+        self.by_class[class.index()].load(Ordering::Relaxed)
     }
 
-    /// An empty charge to grow as memory is taken.
-    pub(crate) fn charge(self: &Arc<Budget>) -> Charge {
+    /// `--web.memory-budget`.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Most bytes that `class` may hold together.
+    fn limit_of(&self, class: Class) -> usize {
+        if class.is_read() {
+            self.limit / READ_SHARE.1 * READ_SHARE.0
+        } else {
+            self.limit
+        }
+    }
+
+    /// Whether a new request of `class` should be refused before it
+    /// starts: its class has used its share, or the whole budget is spent.
+    pub(crate) fn exhausted_for(&self, class: Class) -> bool {
+        self.used_by(class) >= self.limit_of(class) || self.used() >= self.limit
+    }
+
+    /// An empty charge of `class` to grow as memory is taken.
+    pub(crate) fn charge(self: &Arc<Budget>, class: Class) -> Charge {
         Charge {
             budget: Arc::clone(self),
+            class,
             bytes: 0,
         }
     }
 
-    fn take(&self, n: usize) -> bool {
-        self.used
+    fn take(&self, class: Class, n: usize) -> bool {
+        let mine = &self.by_class[class.index()];
+        let class_limit = self.limit_of(class);
+        if mine
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= class_limit)
+            })
+            .is_err()
+        {
+            return false;
+        }
+        let whole = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(n).filter(|&total| total <= self.limit)
-            })
-            .is_ok()
+            });
+        if whole.is_err() {
+            mine.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Charges `n` bytes even past the limit: for memory that already
-    /// exists (an answer rendered by the loop), so that it is counted
-    /// against new requests while it waits for its client.
-    fn force(&self, n: usize) {
+    /// exists, so that it is counted against new requests while it lives.
+    fn force(&self, class: Class, n: usize) {
+        self.by_class[class.index()].fetch_add(n, Ordering::AcqRel);
         self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn give_back(&self, class: Class, n: usize) {
+        self.by_class[class.index()].fetch_sub(n, Ordering::AcqRel);
+        self.used.fetch_sub(n, Ordering::AcqRel);
     }
 }
 
 /// Bytes charged to the budget, given back when dropped.
 pub(crate) struct Charge {
     budget: Arc<Budget>,
+    class: Class,
     bytes: usize,
 }
 
 impl Charge {
+    /// Bytes held by this charge.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Raises the charge to `total` bytes; false (and unchanged) when the
     /// budget cannot cover it.
     #[must_use]
@@ -70,17 +176,35 @@ impl Charge {
         if total <= self.bytes {
             return true;
         }
-        if !self.budget.take(total - self.bytes) {
+        self.grow_by(total - self.bytes)
+    }
+
+    /// Raises the charge by `n` bytes; false (and unchanged) when the
+    /// budget cannot cover it.
+    #[must_use]
+    pub(crate) fn grow_by(&mut self, n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        if !self.budget.take(self.class, n) {
             return false;
         }
-        self.bytes = total;
+        self.bytes += n;
         true
     }
 
     /// Raises the charge to `total` whatever the budget says.
     pub(crate) fn force_to(&mut self, total: usize) {
         if total > self.bytes {
-            self.budget.force(total - self.bytes);
+            self.budget.force(self.class, total - self.bytes);
+            self.bytes = total;
+        }
+    }
+
+    /// Lowers the charge to `total` bytes, giving the rest back.
+    pub(crate) fn shrink_to(&mut self, total: usize) {
+        if total < self.bytes {
+            self.budget.give_back(self.class, self.bytes - total);
             self.bytes = total;
         }
     }
@@ -88,7 +212,7 @@ impl Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.give_back(self.class, self.bytes);
     }
 }
 
@@ -99,18 +223,39 @@ mod tests {
     #[test]
     fn charges_are_bounded_and_given_back() {
         let b = Budget::new(100);
-        let mut a = b.charge();
+        let mut a = b.charge(Class::Body);
         assert!(a.grow_to(60));
-        let mut c = b.charge();
+        let mut c = b.charge(Class::Parse);
         assert!(!c.grow_to(50), "60 + 50 is over 100");
         assert!(c.grow_to(40));
-        assert!(b.exhausted());
+        assert!(b.exhausted_for(Class::Head));
         drop(a);
         assert_eq!(b.used(), 40);
         assert!(c.grow_to(90));
         c.force_to(150);
         assert_eq!(b.used(), 150);
+        c.shrink_to(10);
+        assert_eq!((b.used(), b.used_by(Class::Parse)), (10, 10));
         drop(c);
         assert_eq!(b.used(), 0);
+        assert_eq!(b.used_by(Class::Parse), 0);
+    }
+
+    #[test]
+    fn readers_keep_to_their_share_and_writers_keep_theirs() {
+        let b = Budget::new(100);
+        let mut read = b.charge(Class::Answer);
+        assert!(!read.grow_to(51), "answers may hold half");
+        assert!(read.grow_to(50));
+        assert!(b.exhausted_for(Class::Answer));
+        assert!(!b.exhausted_for(Class::Body), "writers still have their half");
+        let mut write = b.charge(Class::Body);
+        assert!(write.grow_to(50), "the writers' half is whole");
+        assert!(!write.grow_by(1));
+        drop(read);
+        assert!(write.grow_to(100), "writers may use what readers leave");
+        let mut late = b.charge(Class::Answer);
+        assert!(!late.grow_by(1), "and then readers wait");
+        assert_eq!(b.used_by(Class::Answer), 0, "a refused charge leaves nothing");
     }
 }

@@ -18,7 +18,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::budget::Charge;
+use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
 use super::dispatch::{self, Body, Gate};
 use super::head::{self, Framing, Head};
@@ -39,23 +39,23 @@ pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
 /// lose the answer) while the client is still sending.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Routes whose handling takes memory in proportion to the data: refused
-/// with 503 while the budget is used up.
-fn needs_memory(route: &Route) -> bool {
-    matches!(
-        route,
-        Route::Push { .. }
-            | Route::Scrape
-            | Route::Status
-            | Route::ApiMetrics
-            | Route::GroupText { .. }
-    )
+/// Routes whose handling takes memory in proportion to the data, and the
+/// class that memory is charged to: refused with 503 while that class has
+/// used its share of the budget.
+fn needs_memory(route: &Route) -> Option<Class> {
+    match route {
+        Route::Push { .. } => Some(Class::Body),
+        Route::Scrape | Route::Status | Route::ApiMetrics | Route::GroupText { .. } => {
+            Some(Class::Answer)
+        }
+        _ => None,
+    }
 }
 
 fn no_body(env: &Env<'_>) -> Body {
     Body {
         data: Vec::new(),
-        charge: env.ctx.budget.charge(),
+        charge: env.ctx.budget.charge(Class::Body),
     }
 }
 
@@ -355,7 +355,7 @@ impl Conn {
         let route = env.ctx.routes.route(&head.method, &head.target);
         let source = self.peer.to_string();
         let mut gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
-        if matches!(gate, Gate::Pass) && needs_memory(&route) && env.ctx.budget.exhausted() {
+        if matches!(gate, Gate::Pass) && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c)) {
             gate = Gate::Refuse(dispatch::busy(&source, &head.target));
         }
         let mut pending = Pending {
@@ -436,7 +436,7 @@ impl Conn {
             Framing::Length(n) if keep => n.min(64 * 1024) as usize,
             _ => 0,
         };
-        let mut charge = env.ctx.budget.charge();
+        let mut charge = env.ctx.budget.charge(Class::Body);
         if !charge.grow_to(capacity) {
             let reply = dispatch::busy(&self.peer.to_string(), &pending.head.target);
             self.close_after = true;
@@ -635,7 +635,7 @@ impl Conn {
         if !body.is_empty() {
             // Counted while it waits for the client, so slow readers make
             // new requests wait instead of growing memory without bound.
-            let mut charge = env.ctx.budget.charge();
+            let mut charge = env.ctx.budget.charge(Class::Answer);
             charge.force_to(head.len() + body.len());
             self.out_charge = Some(charge);
         }

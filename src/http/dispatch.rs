@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::budget::Charge;
+use super::budget::{Charge, Class};
 use super::negotiate::{gzip_accepted, negotiate};
 use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::contract::Event;
@@ -272,7 +272,7 @@ fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
         respond(&ctx.pool, req, Reply::error(status, msg));
     };
     let size = raw.len();
-    let mut out_charge = ctx.budget.charge();
+    let mut out_charge = ctx.budget.charge(Class::Body);
     let decoded = decode_body_within(
         req.header("Content-Encoding"),
         raw,
