@@ -12,10 +12,12 @@
 //!
 //! The parser is a pure function over bytes: no store, no I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
-use crate::model::{Bucket, Label, Metric, MetricFamily, MetricType, NameScheme, Value};
+use super::{Meter, Unmetered, cost};
+use crate::model::{Bucket, Extra, Label, Metric, MetricFamily, MetricType, NameScheme, Value};
 
 /// A body the text format cannot accept, with the 1-based line it was found on.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +91,8 @@ pub enum ErrorKind {
     },
     UnescapedNewlineInName,
     MetricNameInsideBraces(&'static str),
+    /// The meter refused the memory for the next parsed record.
+    OverBudget,
 }
 
 impl fmt::Display for ParseError {
@@ -186,6 +190,9 @@ impl fmt::Display for ParseError {
                 f.write_str("quoted name contains an unescaped new-line")
             }
             ErrorKind::MetricNameInsideBraces(why) => write!(f, "metric name inside braces: {why}"),
+            ErrorKind::OverBudget => f.write_str(
+                "the parsed body needs more memory than is left for requests in flight",
+            ),
         }
     }
 }
@@ -215,9 +222,21 @@ pub fn parse(input: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
 /// `NameScheme::Utf8` (`--push.enable-utf8-names`) quoted names such as
 /// `{"my.metric", "label.name"="v"} 1` may hold any UTF-8.
 pub fn parse_with(input: &[u8], scheme: NameScheme) -> Result<Vec<MetricFamily>, ParseError> {
-    let mut p = Parser::new(input, scheme);
+    parse_metered(input, scheme, &mut Unmetered)
+}
+
+/// Like [`parse_with`], asking `meter` for an upper bound of each record's
+/// memory before creating it: a refusal ends the parse with
+/// [`ErrorKind::OverBudget`], so a body's parsed form never outgrows what
+/// the meter allows.
+pub fn parse_metered(
+    input: &[u8],
+    scheme: NameScheme,
+    meter: &mut dyn Meter,
+) -> Result<Vec<MetricFamily>, ParseError> {
+    let mut p = Parser::new(input, scheme, meter);
     p.run()?;
-    p.finish()
+    Ok(p.finish())
 }
 
 /// Parses a float the way Go's `strconv.ParseFloat` does after expfmt has
@@ -266,21 +285,19 @@ enum Part {
     Sum,
 }
 
-/// Per-family parse state: the family and, for summaries and histograms, the
-/// series already seen, keyed by their labels without `quantile`/`le`.
+/// Per-family parse state. Its series are already in their final form,
+/// so that finishing the parse copies nothing.
 struct FamilyState {
     name: String,
     help: Option<String>,
     metric_type: Option<MetricType>,
-    metrics: Vec<PendingMetric>,
-    by_signature: HashMap<Vec<(String, String)>, usize>,
+    metrics: Vec<Metric>,
 }
 
-struct PendingMetric {
-    labels: Vec<Label>,
-    value: Value,
-    timestamp_ms: Option<i64>,
-}
+/// Above this many labels on one line, duplicate label names are looked
+/// up in a set instead of the line's labels: a line of a hundred thousand
+/// labels costs a hash each, not a scan of the ones before.
+const LINEAR_LABELS: usize = 8;
 
 struct Parser<'a> {
     input: &'a [u8],
@@ -293,6 +310,17 @@ struct Parser<'a> {
     token: Vec<u8>,
     families: Vec<FamilyState>,
     by_name: HashMap<String, usize>,
+    /// The series of summaries and histograms seen so far, by family and
+    /// labels (sorted, without `quantile`/`le`): their lines are collected
+    /// into one series each.
+    by_signature: HashMap<(usize, Box<[Label]>), usize>,
+    /// Label names as shared strings: a name repeated on every line is
+    /// allocated once per body.
+    names: HashSet<Arc<str>>,
+    /// The names of the current line's labels, once it has more than
+    /// [`LINEAR_LABELS`] (empty before).
+    seen: HashSet<Arc<str>>,
+    meter: &'a mut dyn Meter,
     // The sample being parsed.
     family: usize,
     part: Part,
@@ -329,7 +357,7 @@ enum State {
 }
 
 impl<'a> Parser<'a> {
-    fn new(input: &'a [u8], scheme: NameScheme) -> Parser<'a> {
+    fn new(input: &'a [u8], scheme: NameScheme, meter: &'a mut dyn Meter) -> Parser<'a> {
         Parser {
             input,
             pos: 0,
@@ -339,6 +367,10 @@ impl<'a> Parser<'a> {
             token: Vec::new(),
             families: Vec::new(),
             by_name: HashMap::new(),
+            by_signature: HashMap::new(),
+            names: HashSet::new(),
+            seen: HashSet::new(),
+            meter,
             family: 0,
             part: Part::Plain,
             labels: Vec::new(),
@@ -371,7 +403,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn finish(self) -> Result<Vec<MetricFamily>, ParseError> {
+    fn finish(self) -> Vec<MetricFamily> {
         let mut out = Vec::with_capacity(self.families.len());
         for fam in self.families {
             if fam.metrics.is_empty() {
@@ -381,18 +413,57 @@ impl<'a> Parser<'a> {
                 name: fam.name.into(),
                 help: fam.help.map(Into::into),
                 metric_type: fam.metric_type.unwrap_or(MetricType::Untyped),
-                metrics: fam
-                    .metrics
-                    .into_iter()
-                    .map(|m| Metric {
-                        labels: m.labels.into(),
-                        value: m.value,
-                        extra: m.timestamp_ms.map(crate::model::Extra::with_timestamp),
-                    })
-                    .collect(),
+                metrics: fam.metrics,
             });
         }
-        Ok(out)
+        out
+    }
+
+    /// Asks the meter for `bytes` before a record of that size is made.
+    fn charge(&mut self, bytes: usize) -> Result<(), ParseError> {
+        if self.meter.take(bytes) {
+            Ok(())
+        } else {
+            Err(self.err(ErrorKind::OverBudget))
+        }
+    }
+
+    /// Forgets the current line's labels.
+    fn clear_labels(&mut self) {
+        self.labels.clear();
+        self.seen.clear();
+    }
+
+    /// Whether the current line already has a label called `name`: a scan
+    /// while the line has few labels, a set lookup beyond.
+    fn has_label(&mut self, name: &str) -> bool {
+        if self.labels.len() < LINEAR_LABELS {
+            return self.labels.iter().any(|l| *l.name == *name);
+        }
+        if self.seen.is_empty() {
+            let names = self.labels.iter().map(|l| Arc::clone(&l.name));
+            self.seen.extend(names);
+        }
+        self.seen.contains(name)
+    }
+
+    /// Adds a label to the current line, its name shared with earlier
+    /// lines'.
+    fn push_label(&mut self, name: &str, value: String) -> Result<(), ParseError> {
+        self.charge(cost::label(name.len(), value.len()))?;
+        let name = match self.names.get(name) {
+            Some(n) => Arc::clone(n),
+            None => {
+                let n: Arc<str> = name.into();
+                self.names.insert(Arc::clone(&n));
+                n
+            }
+        };
+        if !self.seen.is_empty() {
+            self.seen.insert(Arc::clone(&name));
+        }
+        self.labels.push(Label::from_parts(name, value.into()));
+        Ok(())
     }
 
     fn err(&self, kind: ErrorKind) -> ParseError {
@@ -603,7 +674,7 @@ impl<'a> Parser<'a> {
             b'\n' => Ok(State::StartOfLine),
             b'{' => {
                 self.inside_braces = true;
-                self.labels.clear();
+                self.clear_labels();
                 self.quantile = None;
                 self.bucket = None;
                 Ok(State::StartLabelName)
@@ -648,7 +719,7 @@ impl<'a> Parser<'a> {
             return Err(self.err(ErrorKind::InvalidMetricNameInComment));
         }
         self.check_name(true)?;
-        self.set_or_create_current_family();
+        self.set_or_create_current_family()?;
         if !self.skip_blank_tab() {
             return Err(self.eof_err());
         }
@@ -670,12 +741,12 @@ impl<'a> Parser<'a> {
             return Err(self.err(ErrorKind::InvalidMetricName));
         }
         self.check_name(true)?;
-        self.set_or_create_current_family();
+        self.set_or_create_current_family()?;
         let fam = &mut self.families[self.family];
         if fam.metric_type.is_none() {
             fam.metric_type = Some(MetricType::Untyped);
         }
-        self.labels.clear();
+        self.clear_labels();
         if !self.skip_blank_tab_if_current_blank_tab() {
             return Err(self.eof_err());
         }
@@ -732,7 +803,7 @@ impl<'a> Parser<'a> {
                 )));
             }
             self.check_name(true)?;
-            self.set_or_create_current_family();
+            self.set_or_create_current_family()?;
             let fam = &mut self.families[self.family];
             if fam.metric_type.is_none() {
                 fam.metric_type = Some(MetricType::Untyped);
@@ -764,7 +835,7 @@ impl<'a> Parser<'a> {
         let t = self.current_type();
         let special = (t == MetricType::Summary && name == "quantile")
             || (t == MetricType::Histogram && name == "le");
-        if !special && self.labels.iter().any(|l| *l.name == *name) {
+        if !special && self.has_label(&name) {
             let metric = self.families[self.family].name.clone();
             return Err(self.err(ErrorKind::DuplicateLabelName {
                 metric,
@@ -806,8 +877,10 @@ impl<'a> Parser<'a> {
                 None => return Err(self.err(ErrorKind::InvalidBucket { value })),
             }
         } else {
-            self.labels
-                .push(Label::from_parts(name.into(), value.into()));
+            let name = std::mem::take(&mut self.label_name);
+            let pushed = self.push_label(&name, value);
+            self.label_name = name;
+            pushed?;
         }
         if !self.skip_blank_tab() {
             return Err(self.eof_err());
@@ -831,37 +904,50 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn reading_value(&mut self) -> Step {
+    /// The series the current line's sample belongs to: a new one, or for
+    /// summaries and histograms the one whose other lines had the same
+    /// labels (all but quantile/le), collected into one series.
+    fn current_series(&mut self) -> Result<usize, ParseError> {
         let t = self.current_type();
-        let labels = std::mem::take(&mut self.labels);
-        let fam = &mut self.families[self.family];
-        if matches!(t, MetricType::Summary | MetricType::Histogram) {
-            // All lines of one summary or histogram series share the labels
-            // other than quantile/le; they are collected into one metric.
-            let mut signature: Vec<(String, String)> = labels
-                .iter()
-                .map(|l| (l.name.to_string(), l.value.to_string()))
-                .collect();
-            crate::heapsort::sort_by(&mut signature, &|a, b| a.cmp(b));
-            if let Some(&i) = fam.by_signature.get(&signature) {
-                self.metric = i;
-            } else {
-                fam.by_signature.insert(signature, fam.metrics.len());
-                self.metric = fam.metrics.len();
-                fam.metrics.push(PendingMetric {
-                    labels,
-                    value: Value::empty(t),
-                    timestamp_ms: None,
-                });
+        let collected = matches!(t, MetricType::Summary | MetricType::Histogram);
+        let mut signature = None;
+        if collected {
+            let mut labels: Box<[Label]> = self.labels.iter().cloned().collect();
+            crate::model::sort_by_name(&mut labels);
+            let key = (self.family, labels);
+            if let Some(&i) = self.by_signature.get(&key) {
+                self.clear_labels();
+                return Ok(i);
             }
-        } else {
-            self.metric = fam.metrics.len();
-            fam.metrics.push(PendingMetric {
-                labels,
-                value: Value::empty(t),
-                timestamp_ms: None,
-            });
+            signature = Some(key);
         }
+        let mut bytes = cost::metric() + cost::items(self.labels.len(), 8) + cost::ALLOC;
+        if let Some((_, labels)) = &signature {
+            bytes += cost::items(labels.len() + 4, 8) + cost::ALLOC;
+        }
+        bytes += match t {
+            MetricType::Summary => cost::summary(),
+            MetricType::Histogram => cost::histogram(),
+            _ => 0,
+        };
+        self.charge(bytes)?;
+        let labels: Box<[Label]> = self.labels.drain(..).collect();
+        self.seen.clear();
+        let metrics = &mut self.families[self.family].metrics;
+        let i = metrics.len();
+        if let Some(key) = signature {
+            self.by_signature.insert(key, i);
+        }
+        if metrics.is_empty() {
+            // Most families hold one series: no room for three more.
+            metrics.reserve_exact(1);
+        }
+        metrics.push(Metric::new(labels, Value::empty(t)));
+        Ok(i)
+    }
+
+    fn reading_value(&mut self) -> Step {
+        self.metric = self.current_series()?;
         if !self.read_token_until_whitespace() {
             return Err(self.eof_err());
         }
@@ -870,6 +956,9 @@ impl<'a> Parser<'a> {
             return Err(self.err(ErrorKind::InvalidValue { token }));
         };
         let (part, quantile, bucket) = (self.part, self.quantile, self.bucket);
+        if part == Part::Plain && (quantile.is_some() || bucket.is_some()) {
+            self.charge(cost::items(1, std::mem::size_of::<Bucket>()))?;
+        }
         let metric = &mut self.families[self.family].metrics[self.metric];
         match &mut metric.value {
             Value::Counter(x) | Value::Gauge(x) | Value::Untyped(x) => *x = v,
@@ -909,7 +998,8 @@ impl<'a> Parser<'a> {
         let Some(ts) = parse_go_int(&token) else {
             return Err(self.err(ErrorKind::InvalidTimestamp { token }));
         };
-        self.families[self.family].metrics[self.metric].timestamp_ms = Some(ts);
+        self.charge(cost::extra())?;
+        self.families[self.family].metrics[self.metric].extra = Some(Extra::with_timestamp(ts));
         if !self.read_token_until_newline(false)? {
             return Err(self.eof_err());
         }
@@ -928,6 +1018,7 @@ impl<'a> Parser<'a> {
         if !self.read_token_until_newline(true)? {
             return Err(self.eof_err());
         }
+        self.charge(cost::string(self.token.len()))?;
         let help = match String::from_utf8(self.token.clone()) {
             Ok(h) => h,
             Err(_) => {
@@ -958,12 +1049,12 @@ impl<'a> Parser<'a> {
     /// Finds the family a name belongs to: itself, or the summary or
     /// histogram it is the `_count`/`_sum`/`_bucket` line of; otherwise
     /// creates a new family for it.
-    fn set_or_create_current_family(&mut self) {
+    fn set_or_create_current_family(&mut self) -> Result<(), ParseError> {
         self.part = Part::Plain;
         let name = self.token_str();
         if let Some(&i) = self.by_name.get(&name) {
             self.family = i;
-            return;
+            return Ok(());
         }
         let is_count = name.len() > 6 && name.ends_with("_count");
         let is_sum = name.len() > 4 && name.ends_with("_sum");
@@ -987,7 +1078,7 @@ impl<'a> Parser<'a> {
         {
             self.family = i;
             self.part = part;
-            return;
+            return Ok(());
         }
         let histogram_name = if is_bucket {
             &name[..name.len() - 7]
@@ -999,8 +1090,15 @@ impl<'a> Parser<'a> {
         {
             self.family = i;
             self.part = part;
-            return;
+            return Ok(());
         }
+        // The state, the name twice (the state's, the map's) and the map's
+        // entry, then the family it becomes.
+        let bytes = cost::items(1, std::mem::size_of::<FamilyState>() + 48)
+            + 2 * cost::string(name.len())
+            + cost::items(1, std::mem::size_of::<MetricFamily>())
+            + cost::string(name.len());
+        self.charge(bytes)?;
         self.family = self.families.len();
         self.by_name.insert(name.clone(), self.family);
         self.families.push(FamilyState {
@@ -1008,8 +1106,8 @@ impl<'a> Parser<'a> {
             help: None,
             metric_type: None,
             metrics: Vec::new(),
-            by_signature: HashMap::new(),
         });
+        Ok(())
     }
 }
 
