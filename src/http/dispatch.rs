@@ -16,6 +16,7 @@ use crate::store::{self, GroupKey, PushError};
 use crate::web::auth::Auth;
 use crate::wire::protobuf::{self, ProtoErrorKind};
 use crate::wire::selector::DeleteQuery;
+use crate::wire::Meter;
 use crate::wire::text_format;
 
 /// Pushes at most this large and not compressed are parsed right on the
@@ -297,34 +298,39 @@ fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
             );
         }
     };
-    let parsed = if is_protobuf(req.header("Content-Type")) {
-        protobuf::decode_with(&body, ctx.names).map_err(|e| match e.kind {
-            // A consistency failure in the reference, recorded for the
-            // group: the loop's business.
-            ProtoErrorKind::MissingValue { family, expected } => Err(PushError::MissingValue {
-                metric: family,
-                expected,
-            }),
-            _ => Ok(e.to_string()),
-        })
-    } else {
-        text_format::parse_with(&body, ctx.names).map_err(|e| Ok(e.to_string()))
-    };
+    // The decoded body stays charged while it is parsed; the records are
+    // charged as they are made.
+    let mut parse_charge = ctx.budget.charge(Class::Parse);
+    let parsed = parse_push(&req, &body, ctx, &mut parse_charge);
     let push = match parsed {
         Ok(families) => {
-            // The raw and decoded bodies are gone now; the parsed push is
-            // small by comparison and belongs to the store from here on.
+            // The raw and decoded bodies are gone now.
             drop(body);
             drop((charge, out_charge));
-            store::prepare_push(key.clone(), families, replace)
+            // What preparing allocates is charged before it runs: every
+            // series gets a copy of the grouping key.
+            let cost = store::prepared_cost(&key, &families);
+            if !parse_charge.grow_by(cost) {
+                let reply = busy(&req.source(), req.url());
+                return respond(&ctx.pool, req, reply);
+            }
+            let prepared = store::prepare_push(key.clone(), families, replace)
                 .map(|mut p| {
                     p.ttl = ttl;
                     p
                 })
-                .map_err(|e| (key, e))
+                .map_err(|e| (key, e));
+            // The parsed records are gone too; the prepared push holds
+            // at most `cost`.
+            parse_charge.shrink_to(cost);
+            prepared
         }
-        Err(Ok(e)) => return fail(req, 400, e),
-        Err(Err(inconsistent)) => Err((key, inconsistent)),
+        Err(Refusal::Invalid(e)) => return fail(req, 400, e),
+        Err(Refusal::Busy) => {
+            let reply = busy(&req.source(), req.url());
+            return respond(&ctx.pool, req, reply);
+        }
+        Err(Refusal::Inconsistent(inconsistent)) => Err((key, inconsistent)),
     };
     let meta = req.meta();
     let reply_to = req.reply_to(&ctx.pool);
@@ -338,4 +344,79 @@ fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
             reply_to,
         },
     );
+    // The store owns the push now.
+    drop(parse_charge);
+}
+
+/// Why a push body yields no families.
+enum Refusal {
+    /// Malformed: 400 with this message.
+    Invalid(String),
+    /// The memory budget cannot cover its records: 503.
+    Busy,
+    /// Well-formed but inconsistent: recorded for the group by the loop.
+    Inconsistent(PushError),
+}
+
+/// Parses a decoded push body in the format its Content-Type names,
+/// charging every record to `charge`.
+fn parse_push(
+    req: &Request,
+    body: &[u8],
+    ctx: &Context,
+    charge: &mut Charge,
+) -> Result<Vec<crate::model::MetricFamily>, Refusal> {
+    let mut meter = ParseMeter { charge, credit: 0 };
+    if is_protobuf(req.header("Content-Type")) {
+        protobuf::decode_metered(body, ctx.names, &mut meter).map_err(|e| match e.kind {
+            // A consistency failure in the reference, recorded for the
+            // group: the loop's business.
+            ProtoErrorKind::MissingValue { family, expected } => {
+                Refusal::Inconsistent(PushError::MissingValue {
+                    metric: family,
+                    expected,
+                })
+            }
+            ProtoErrorKind::OverBudget => Refusal::Busy,
+            _ => Refusal::Invalid(e.to_string()),
+        })
+    } else {
+        text_format::parse_metered(body, ctx.names, &mut meter).map_err(|e| match e.kind {
+            text_format::ErrorKind::OverBudget => Refusal::Busy,
+            _ => Refusal::Invalid(e.to_string()),
+        })
+    }
+}
+
+/// How much a parse meter takes from the budget at a time: one atomic
+/// update per 64 KiB of records, not per label.
+const METER_CHUNK: usize = 64 * 1024;
+
+/// The parsers' meter on the memory budget: takes chunks of
+/// [`METER_CHUNK`] and hands them out record by record; near the end of
+/// the budget, exactly what a record needs.
+struct ParseMeter<'c> {
+    charge: &'c mut Charge,
+    /// Taken from the budget, not yet handed out.
+    credit: usize,
+}
+
+impl Meter for ParseMeter<'_> {
+    fn take(&mut self, bytes: usize) -> bool {
+        if bytes <= self.credit {
+            self.credit -= bytes;
+            return true;
+        }
+        let need = bytes - self.credit;
+        let chunk = need.max(METER_CHUNK);
+        if self.charge.grow_by(chunk) {
+            self.credit = chunk - need;
+            return true;
+        }
+        if self.charge.grow_by(need) {
+            self.credit = 0;
+            return true;
+        }
+        false
+    }
 }

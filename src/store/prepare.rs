@@ -90,14 +90,13 @@ pub(crate) fn prepare_push(
     families: Vec<MetricFamily>,
     replace: bool,
 ) -> Result<PreparedPush, PushError> {
+    let key = sorted_key(key);
+    let sanitizer = Sanitizer::new(&key);
     let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
     for fam in families {
         if &*fam.name == PUSH_TIME || &*fam.name == PUSH_FAILURE_TIME {
             continue;
         }
-        // One family per name: a later one replaces an earlier one, as in
-        // the reference's map of families (the text parser never repeats).
-        out.retain(|f| f.name != fam.name);
         let mut metrics = Vec::with_capacity(fam.metrics.len());
         for m in fam.metrics {
             if m.timestamp_ms().is_some() {
@@ -105,7 +104,7 @@ pub(crate) fn prepare_push(
                     metric: fam.name.to_string(),
                 });
             }
-            let labels = sanitize_owned(m.labels, &key);
+            let labels = sanitizer.owned(m.labels);
             for l in labels.iter() {
                 if l.name.starts_with("__") {
                     return Err(PushError::ReservedLabel {
@@ -152,6 +151,7 @@ pub(crate) fn prepare_push(
             pushed_at: None,
         });
     }
+    keep_last_of_each_name(&mut out);
     Ok(PreparedPush {
         key,
         families: out,
@@ -161,37 +161,146 @@ pub(crate) fn prepare_push(
     })
 }
 
-/// [`sanitize_labels`], keeping `labels` as they are when they already are
-/// the result (a restored series': sorted, with the key's labels and an
-/// instance), so that nothing is copied or allocated.
-fn sanitize_owned(labels: SeriesLabels, key: &[Label]) -> SeriesLabels {
-    let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
-    let has_key = key.iter().all(|k| {
-        labels
-            .binary_search_by(|l| l.name.cmp(&k.name))
-            .is_ok_and(|i| labels[i].value == k.value)
-    });
-    if sorted && has_key && labels.iter().any(|l| &*l.name == "instance") {
-        return labels;
+/// One family per name: a later one replaces an earlier one, as in the
+/// reference's map of families (the text parser never repeats a name).
+/// The survivors keep the order of their last appearance. A set of names
+/// seen from the end, not a scan of the families kept so far.
+fn keep_last_of_each_name(out: &mut Vec<PreparedFamily>) {
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    let mut keep: Vec<bool> = out.iter().rev().map(|f| seen.insert(f.name.clone())).collect();
+    if keep.iter().all(|k| *k) {
+        return;
     }
-    sanitize_labels(&labels, key)
+    keep.reverse();
+    let mut i = 0;
+    out.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
-/// The labels of a pushed series once the grouping key is applied.
-/// Allocated at their exact size: a boxed slice shrunk from a larger
-/// vector leaves a hole behind every stored series.
-pub(super) fn sanitize_labels(labels: &[Label], key: &[Label]) -> SeriesLabels {
-    let in_key = |l: &Label| key.iter().any(|k| k.name == l.name);
-    let own = labels.iter().filter(|l| !in_key(l));
-    let has_instance = labels.iter().chain(key).any(|l| &*l.name == "instance");
-    let len = own.clone().count() + key.len() + usize::from(!has_instance);
-    let mut out: Vec<Label> = Vec::with_capacity(len);
-    out.extend(own.cloned());
-    out.extend(key.iter().cloned());
-    if !has_instance {
-        out.push(Label::new("instance", ""));
+/// The key sorted by label name, as the lookups below need; a key from the
+/// URL parser already is, so it is kept as it is.
+fn sorted_key(key: GroupKey) -> GroupKey {
+    if key.windows(2).all(|w| w[0].name < w[1].name) {
+        return key;
     }
-    crate::model::sort_by_name(&mut out);
-    debug_assert_eq!(out.len(), out.capacity());
-    out.into_boxed_slice()
+    let mut sorted = key.to_vec();
+    crate::model::sort_by_name(&mut sorted);
+    sorted.into()
+}
+
+/// Applies one grouping key to every series of a push. The `instance=""`
+/// label is allocated once and shared by every series that lacks one.
+struct Sanitizer<'k> {
+    /// Sorted by name.
+    key: &'k [Label],
+    key_has_instance: bool,
+    instance: Label,
+}
+
+impl<'k> Sanitizer<'k> {
+    fn new(key: &'k [Label]) -> Sanitizer<'k> {
+        Sanitizer {
+            key,
+            key_has_instance: key.iter().any(|l| &*l.name == "instance"),
+            instance: Label::new("instance", ""),
+        }
+    }
+
+    /// [`Sanitizer::labels`], keeping `labels` as they are when they
+    /// already are the result (a restored series': sorted, with the key's
+    /// labels and an instance), so that nothing is copied or allocated.
+    fn owned(&self, labels: SeriesLabels) -> SeriesLabels {
+        let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
+        if sorted && self.has_key(&labels) && has_instance(&labels) {
+            return labels;
+        }
+        self.labels(&labels)
+    }
+
+    /// Whether sorted `labels` hold every pair of the key: a merge of two
+    /// sorted lists.
+    fn has_key(&self, labels: &[Label]) -> bool {
+        let mut rest = labels.iter();
+        self.key.iter().all(|k| {
+            rest.find(|l| l.name >= k.name)
+                .is_some_and(|l| l.name == k.name && l.value == k.value)
+        })
+    }
+
+    fn in_key(&self, l: &Label) -> bool {
+        self.key.binary_search_by(|k| k.name.cmp(&l.name)).is_ok()
+    }
+
+    /// The labels of a pushed series once the grouping key is applied.
+    /// Allocated at their exact size: a boxed slice shrunk from a larger
+    /// vector leaves a hole behind every stored series.
+    fn labels(&self, labels: &[Label]) -> SeriesLabels {
+        let own = labels.iter().filter(|l| !self.in_key(l));
+        let missing_instance = !self.key_has_instance && !has_instance(labels);
+        let len = own.clone().count() + self.key.len() + usize::from(missing_instance);
+        let mut out: Vec<Label> = Vec::with_capacity(len);
+        out.extend(own.cloned());
+        out.extend(self.key.iter().cloned());
+        if missing_instance {
+            out.push(self.instance.clone());
+        }
+        crate::model::sort_by_name(&mut out);
+        debug_assert_eq!(out.len(), out.capacity());
+        out.into_boxed_slice()
+    }
+}
+
+fn has_instance(labels: &[Label]) -> bool {
+    labels.iter().any(|l| &*l.name == "instance")
+}
+
+/// The labels of a series pushed with no labels of its own: the key's
+/// and `instance=""` unless the key has one.
+pub(super) fn sanitize_labels(labels: &[Label], key: &[Label]) -> SeriesLabels {
+    let key = sorted_key(key.into());
+    Sanitizer::new(&key).labels(labels)
+}
+
+/// An upper bound of the memory [`prepare_push`] allocates for these
+/// families under `key`, to charge before it runs: every series gets a
+/// copy of the key's labels, so a key of a hundred thousand pairs makes
+/// even a small body costly. Linear in the families' labels.
+pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
+    use crate::wire::cost;
+    // A series' exposition line repeats the key: names, values (escaped,
+    // at most doubled), quotes, `=` and `,`.
+    let key_text: usize = key.iter().map(text_len).sum();
+    let key_labels = key.len() + 1;
+    let mut total = cost::items(families.len(), std::mem::size_of::<PreparedFamily>() + 16);
+    for fam in families {
+        total = total
+            .saturating_add(cost::string(fam.name.len()))
+            .saturating_add(3 * cost::ALLOC);
+        for m in &fam.metrics {
+            let own_text: usize = m.labels.iter().map(text_len).sum();
+            let labels = m.labels.len() + key_labels;
+            let line = 2 * fam.name.len() + 64 + key_text + own_text;
+            // A summary or histogram writes a line per quantile or bucket.
+            let lines = match &m.value {
+                crate::model::Value::Summary(s) => s.quantiles.len() + 2,
+                crate::model::Value::Histogram(h) => h.buckets.len() + 3,
+                _ => 1,
+            };
+            let per_series = std::mem::size_of::<crate::model::Metric>()
+                + 8 * labels
+                + cost::ALLOC
+                + 8
+                + lines.saturating_mul(line + 16 * labels);
+            total = total.saturating_add(per_series);
+        }
+    }
+    total
+}
+
+/// At most what one label takes in an exposition line: name and value
+/// escaped (each escape doubles a byte at most), quotes, `=` and `,`.
+fn text_len(l: &Label) -> usize {
+    2 * (l.name.len() + l.value.len()) + 6
 }

@@ -277,14 +277,14 @@ pub fn grouping_key(
     };
     let mut pairs: Vec<(String, String)> = Vec::new();
     if rest.len() > 1 {
-        let components: Vec<&str> = rest[1..].split('/').collect();
-        if !components.len().is_multiple_of(2) {
+        let components = rest[1..].split('/');
+        if !components.clone().count().is_multiple_of(2) {
             return Err(PathError::OddComponents {
                 labels: rest.to_owned(),
             });
         }
-        for pair in components.chunks(2) {
-            let (name, value) = (pair[0], pair[1]);
+        let mut components = components;
+        while let (Some(name), Some(value)) = (components.next(), components.next()) {
             let raw = name.strip_suffix(BASE64_SUFFIX).unwrap_or(name);
             let is_base64 = raw.len() != name.len();
             let unescaped = match scheme {
@@ -302,17 +302,36 @@ pub fn grouping_key(
             } else {
                 value.to_owned()
             };
-            pairs.retain(|(n, _)| n != trimmed);
             pairs.push((trimmed.to_owned(), value));
         }
     }
     if job.is_empty() {
         return Err(PathError::EmptyJob);
     }
-    pairs.retain(|(n, _)| n != "job");
     pairs.push(("job".to_owned(), job));
-    crate::heapsort::sort_by(&mut pairs, &|a, b| a.cmp(b));
-    Ok(pairs.iter().map(|(n, v)| Label::new(n, v)).collect())
+    Ok(last_of_each_name(pairs)
+        .iter()
+        .map(|(n, v)| Label::new(n, v))
+        .collect())
+}
+
+/// The pairs sorted by name, keeping for each name the one given last (a
+/// later pair overrides an earlier one, the job segment every `job`
+/// pair). A sort, not a scan of the pairs kept so far: a URL of a hundred
+/// thousand pairs costs O(n log n).
+fn last_of_each_name(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut numbered: Vec<(usize, (String, String))> = pairs.into_iter().enumerate().collect();
+    // By name, the latest first within a name.
+    crate::heapsort::sort_by(&mut numbered, &|a, b| {
+        a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(&a.0))
+    });
+    let mut out: Vec<(String, String)> = Vec::with_capacity(numbered.len());
+    for (_, pair) in numbered {
+        if out.last().is_none_or(|last| last.0 != pair.0) {
+            out.push(pair);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 
 use std::fmt;
 
+use super::{Meter, Unmetered, cost};
 use crate::model::{
     Bucket, Exemplar, Extra, Histogram, Label, Metric, MetricFamily, MetricType, NameScheme,
     NativeHistogram, Span, Summary, Timestamp, Value,
@@ -52,6 +53,8 @@ pub enum ProtoErrorKind {
     InvalidMetricName(String),
     InvalidLabelName(String),
     UnknownType(u64),
+    /// The meter refused the memory for the next decoded record.
+    OverBudget,
     MissingValue {
         family: String,
         expected: MetricType,
@@ -70,6 +73,9 @@ impl fmt::Display for ProtoError {
             ProtoErrorKind::InvalidMetricName(n) => write!(f, "invalid metric name {n:?}"),
             ProtoErrorKind::InvalidLabelName(n) => write!(f, "invalid label name {n:?}"),
             ProtoErrorKind::UnknownType(t) => write!(f, "unknown metric type {t}"),
+            ProtoErrorKind::OverBudget => f.write_str(
+                "the decoded body needs more memory than is left for requests in flight",
+            ),
             ProtoErrorKind::MissingValue { family, expected } => {
                 write!(f, "a metric of family {family:?} has no {expected} value")
             }
@@ -215,52 +221,114 @@ pub fn decode(body: &[u8]) -> Result<Vec<MetricFamily>, ProtoError> {
 
 /// Like [`decode`], with the name rules of `scheme`.
 pub fn decode_with(body: &[u8], scheme: NameScheme) -> Result<Vec<MetricFamily>, ProtoError> {
+    decode_metered(body, scheme, &mut Unmetered)
+}
+
+/// Like [`decode_with`], asking `meter` for an upper bound of each record's
+/// memory before creating it: a refusal ends the decoding with
+/// [`ProtoErrorKind::OverBudget`].
+pub fn decode_metered(
+    body: &[u8],
+    scheme: NameScheme,
+    meter: &mut dyn Meter,
+) -> Result<Vec<MetricFamily>, ProtoError> {
     let mut r = Reader::new(body, 0, scheme);
     let mut out = Vec::new();
     while !r.done() {
         let len = r.varint()?;
         let len = usize::try_from(len).map_err(|_| r.err(ProtoErrorKind::Truncated))?;
         let msg = r.take(len)?;
-        let fam = family(&mut r.sub(msg, 1)?)?;
+        let fam = family(&mut r.sub(msg, 1)?, meter)?;
         if !fam.metrics.is_empty() {
+            charge(&r, meter, cost::items(1, std::mem::size_of::<MetricFamily>()))?;
             out.push(fam);
         }
     }
     Ok(out)
 }
 
-/// A `Metric` message as read: every value it carries, each with the
-/// extras of its own sub-message, until the family's type picks one.
-struct RawMetric {
-    labels: Vec<Label>,
-    counter: Option<(f64, Extra)>,
-    gauge: Option<f64>,
-    untyped: Option<f64>,
-    summary: Option<(Summary, Extra)>,
-    histogram: Option<(Histogram, Extra)>,
-    timestamp_ms: Option<i64>,
-    offset: usize,
+/// Asks the meter for `bytes`; the refusal names where decoding stopped.
+fn charge(r: &Reader, meter: &mut dyn Meter, bytes: usize) -> Result<(), ProtoError> {
+    if meter.take(bytes) {
+        Ok(())
+    } else {
+        Err(r.err(ProtoErrorKind::OverBudget))
+    }
 }
 
-fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
-    let start = r.base;
-    let (mut name, mut help, mut t) = (String::new(), None, MetricType::Counter);
-    let mut raw = Vec::new();
-    while !r.done() {
-        match r.field()? {
-            (1, Field::Bytes(b)) => name = r.string(b, "metric name")?,
-            (2, Field::Bytes(b)) => help = Some(r.string(b, "help text")?),
-            (3, Field::Varint(v)) => {
-                t = match v {
-                    0 => MetricType::Counter,
-                    1 => MetricType::Gauge,
-                    2 => MetricType::Summary,
-                    3 => MetricType::Untyped,
-                    4 | 5 => MetricType::Histogram, // 5: gauge histogram.
-                    _ => return Err(r.err(ProtoErrorKind::UnknownType(v))),
+/// The type a `MetricFamily` message declares (its last `type` field),
+/// read ahead of its metrics so that each metric keeps only the value of
+/// that type and a metric without one is known as soon as it is read.
+/// Stops quietly at anything malformed: the decoding proper reports it.
+fn declared_type(r: &Reader) -> MetricType {
+    let mut ahead = Reader::new(r.data, r.base, r.scheme);
+    let mut t = MetricType::Counter;
+    while !ahead.done() {
+        match ahead.field() {
+            Ok((3, Field::Varint(v))) => {
+                if let Some(known) = type_of(v) {
+                    t = known;
                 }
             }
-            (4, Field::Bytes(b)) => raw.push(metric(&mut r.sub(b, 2)?)?),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    t
+}
+
+fn type_of(v: u64) -> Option<MetricType> {
+    Some(match v {
+        0 => MetricType::Counter,
+        1 => MetricType::Gauge,
+        2 => MetricType::Summary,
+        3 => MetricType::Untyped,
+        4 | 5 => MetricType::Histogram, // 5: gauge histogram.
+        _ => return None,
+    })
+}
+
+fn family(r: &mut Reader, meter: &mut dyn Meter) -> Result<MetricFamily, ProtoError> {
+    let start = r.base;
+    let (mut name, mut help) = (String::new(), None);
+    let t = declared_type(r);
+    let mut metrics = Vec::new();
+    // The offset of the first metric without a value of the family's
+    // type: reported once the whole family has been read, as the other
+    // errors of the family come first. Later metrics are still checked,
+    // but not kept.
+    let mut missing = None;
+    while !r.done() {
+        match r.field()? {
+            (1, Field::Bytes(b)) => {
+                charge(r, meter, cost::string(b.len()))?;
+                name = r.string(b, "metric name")?;
+            }
+            (2, Field::Bytes(b)) => {
+                charge(r, meter, cost::string(b.len()))?;
+                help = Some(r.string(b, "help text")?);
+            }
+            (3, Field::Varint(v)) => {
+                if type_of(v).is_none() {
+                    return Err(r.err(ProtoErrorKind::UnknownType(v)));
+                }
+            }
+            (4, Field::Bytes(b)) => {
+                let mut sub = r.sub(b, 2)?;
+                let offset = sub.base;
+                match metric(&mut sub, t, meter)? {
+                    Some(m) if missing.is_none() => {
+                        charge(r, meter, cost::metric())?;
+                        metrics.push(m);
+                    }
+                    Some(_) => {}
+                    None => {
+                        missing.get_or_insert(offset);
+                        // Nothing of this family is kept any more.
+                        metrics = Vec::new();
+                    }
+                }
+            }
             _ => {} // Unknown fields (unit, ...) are skipped.
         }
     }
@@ -270,32 +338,16 @@ fn family(r: &mut Reader) -> Result<MetricFamily, ProtoError> {
             kind: ProtoErrorKind::InvalidMetricName(name),
         });
     }
-    let mut metrics = Vec::with_capacity(raw.len());
-    for m in raw {
-        let none = Extra::default;
-        let value = match t {
-            MetricType::Counter => m.counter.map(|(v, e)| (Value::Counter(v), e)),
-            MetricType::Gauge => m.gauge.map(|v| (Value::Gauge(v), none())),
-            MetricType::Untyped => m.untyped.map(|v| (Value::Untyped(v), none())),
-            MetricType::Summary => m.summary.map(|(s, e)| (Value::Summary(Box::new(s)), e)),
-            MetricType::Histogram => m.histogram.map(|(h, e)| (Value::Histogram(Box::new(h)), e)),
-        };
-        let Some((value, mut extra)) = value else {
-            return Err(ProtoError {
-                offset: m.offset,
-                kind: ProtoErrorKind::MissingValue {
-                    family: name,
-                    expected: t,
-                },
-            });
-        };
-        extra.timestamp_ms = m.timestamp_ms;
-        metrics.push(Metric {
-            labels: m.labels.into(),
-            value,
-            extra: (!extra.is_empty()).then(|| Box::new(extra)),
+    if let Some(offset) = missing {
+        return Err(ProtoError {
+            offset,
+            kind: ProtoErrorKind::MissingValue {
+                family: name,
+                expected: t,
+            },
         });
     }
+    metrics.shrink_to_fit();
     Ok(MetricFamily {
         name: name.into(),
         help: help.map(Into::into),
@@ -315,30 +367,79 @@ fn single_value(r: &mut Reader) -> Result<f64, ProtoError> {
     Ok(v)
 }
 
-fn metric(r: &mut Reader) -> Result<RawMetric, ProtoError> {
-    let mut m = RawMetric {
-        labels: Vec::new(),
-        counter: None,
-        gauge: None,
-        untyped: None,
-        summary: None,
-        histogram: None,
-        timestamp_ms: None,
-        offset: r.base,
-    };
+/// Reads a `Metric` message of a family of type `t`: its labels and its
+/// value of that type, with that value's extras. The values of other
+/// types are read (a malformed one fails the push) but not kept. `None`
+/// when it has no value of type `t`, having allocated nothing lasting.
+fn metric(
+    r: &mut Reader,
+    t: MetricType,
+    meter: &mut dyn Meter,
+) -> Result<Option<Metric>, ProtoError> {
+    let mut labels = Vec::new();
+    let mut value = None;
+    let mut extra = Extra::default();
+    let mut timestamp_ms = None;
     while !r.done() {
-        match r.field()? {
-            (1, Field::Bytes(b)) => m.labels.push(label(&mut r.sub(b, 3)?)?),
-            (2, Field::Bytes(b)) => m.gauge = Some(single_value(&mut r.sub(b, 3)?)?),
-            (3, Field::Bytes(b)) => m.counter = Some(counter(&mut r.sub(b, 3)?)?),
-            (4, Field::Bytes(b)) => m.summary = Some(summary(&mut r.sub(b, 3)?)?),
-            (5, Field::Bytes(b)) => m.untyped = Some(single_value(&mut r.sub(b, 3)?)?),
-            (6, Field::Varint(v)) => m.timestamp_ms = Some(v as i64),
-            (7, Field::Bytes(b)) => m.histogram = Some(histogram(&mut r.sub(b, 3)?)?),
+        let (num, f) = r.field()?;
+        let Field::Bytes(b) = f else {
+            if let (6, Field::Varint(v)) = (num, f) {
+                timestamp_ms = Some(v as i64);
+            }
+            continue;
+        };
+        let mut sub = r.sub(b, 3)?;
+        match num {
+            1 => {
+                charge(r, meter, cost::label(0, b.len()))?;
+                labels.push(label(&mut sub)?);
+            }
+            2 | 5 => {
+                let v = single_value(&mut sub)?;
+                match (num, t) {
+                    (2, MetricType::Gauge) => value = Some(Value::Gauge(v)),
+                    (5, MetricType::Untyped) => value = Some(Value::Untyped(v)),
+                    _ => {}
+                }
+            }
+            3 => {
+                let (v, e) = counter(&mut sub, meter)?;
+                if t == MetricType::Counter {
+                    (value, extra) = (Some(Value::Counter(v)), e);
+                }
+            }
+            4 => {
+                let (s, e) = summary(&mut sub, meter)?;
+                if t == MetricType::Summary {
+                    charge(r, meter, cost::summary())?;
+                    (value, extra) = (Some(Value::Summary(Box::new(s))), e);
+                }
+            }
+            7 => {
+                let (h, e) = histogram(&mut sub, meter)?;
+                if t == MetricType::Histogram {
+                    charge(r, meter, cost::histogram())?;
+                    (value, extra) = (Some(Value::Histogram(Box::new(h))), e);
+                }
+            }
             _ => {}
         }
     }
-    Ok(m)
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    extra.timestamp_ms = timestamp_ms;
+    let extra = if extra.is_empty() {
+        None
+    } else {
+        charge(r, meter, cost::extra())?;
+        Some(Box::new(extra))
+    };
+    Ok(Some(Metric {
+        labels: labels.into(),
+        value,
+        extra,
+    }))
 }
 
 fn label(r: &mut Reader) -> Result<Label, ProtoError> {
@@ -363,12 +464,14 @@ fn any_label(r: &mut Reader) -> Result<Label, ProtoError> {
     Ok(Label::new(&name, &value))
 }
 
-fn counter(r: &mut Reader) -> Result<(f64, Extra), ProtoError> {
+fn counter(r: &mut Reader, meter: &mut dyn Meter) -> Result<(f64, Extra), ProtoError> {
     let (mut v, mut extra) = (0.0, Extra::default());
     while !r.done() {
         match r.field()? {
             (1, f) => v = f64_of(&f),
-            (2, Field::Bytes(b)) => extra.exemplar = Some(exemplar(&mut r.sub(b, 4)?)?),
+            (2, Field::Bytes(b)) => {
+                extra.exemplar = Some(exemplar(&mut r.sub(b, 4)?, meter)?);
+            }
             (3, Field::Bytes(b)) => extra.created = Some(timestamp(&mut r.sub(b, 4)?)?),
             _ => {}
         }
@@ -376,16 +479,20 @@ fn counter(r: &mut Reader) -> Result<(f64, Extra), ProtoError> {
     Ok((v, extra))
 }
 
-fn exemplar(r: &mut Reader) -> Result<Exemplar, ProtoError> {
+fn exemplar(r: &mut Reader, meter: &mut dyn Meter) -> Result<Exemplar, ProtoError> {
     let (mut labels, mut value, mut ts) = (Vec::new(), 0.0, None);
     while !r.done() {
         match r.field()? {
-            (1, Field::Bytes(b)) => labels.push(any_label(&mut r.sub(b, 5)?)?),
+            (1, Field::Bytes(b)) => {
+                charge(r, meter, cost::label(0, b.len()))?;
+                labels.push(any_label(&mut r.sub(b, 5)?)?);
+            }
             (2, f) => value = f64_of(&f),
             (3, Field::Bytes(b)) => ts = Some(timestamp(&mut r.sub(b, 5)?)?),
             _ => {}
         }
     }
+    charge(r, meter, cost::items(1, std::mem::size_of::<Exemplar>()))?;
     Ok(Exemplar {
         labels: labels.into(),
         value,
@@ -407,13 +514,14 @@ fn timestamp(r: &mut Reader) -> Result<Timestamp, ProtoError> {
     Ok(t)
 }
 
-fn summary(r: &mut Reader) -> Result<(Summary, Extra), ProtoError> {
+fn summary(r: &mut Reader, meter: &mut dyn Meter) -> Result<(Summary, Extra), ProtoError> {
     let (mut s, mut extra) = (Summary::default(), Extra::default());
     while !r.done() {
         match r.field()? {
             (1, f) => s.count = u64_of(&f),
             (2, f) => s.sum = f64_of(&f),
             (3, Field::Bytes(b)) => {
+                charge(r, meter, cost::items(1, 16))?;
                 let mut q = r.sub(b, 4)?;
                 let (mut quantile, mut value) = (0.0, 0.0);
                 while !q.done() {
@@ -432,7 +540,7 @@ fn summary(r: &mut Reader) -> Result<(Summary, Extra), ProtoError> {
     Ok((s, extra))
 }
 
-fn histogram(r: &mut Reader) -> Result<(Histogram, Extra), ProtoError> {
+fn histogram(r: &mut Reader, meter: &mut dyn Meter) -> Result<(Histogram, Extra), ProtoError> {
     let (mut h, mut extra) = (Histogram::default(), Extra::default());
     let mut n = NativeHistogram::default();
     let mut native = false;
@@ -443,14 +551,15 @@ fn histogram(r: &mut Reader) -> Result<(Histogram, Extra), ProtoError> {
             (4, f) => h.count_float = Some(f64_of(&f)),
             (2, f) => h.sum = f64_of(&f),
             (3, Field::Bytes(b)) => {
-                let (bk, ex) = bucket(&mut r.sub(b, 4)?)?;
+                charge(r, meter, cost::items(1, std::mem::size_of::<Bucket>() + 24))?;
+                let (bk, ex) = bucket(&mut r.sub(b, 4)?, meter)?;
                 if let Some(ex) = ex {
                     extra.bucket_exemplars.push((h.buckets.len() as u32, ex));
                 }
                 h.buckets.push(bk);
             }
             (15, Field::Bytes(b)) => extra.created = Some(timestamp(&mut r.sub(b, 4)?)?),
-            (16, Field::Bytes(b)) => extra.exemplars.push(exemplar(&mut r.sub(b, 4)?)?),
+            (16, Field::Bytes(b)) => extra.exemplars.push(exemplar(&mut r.sub(b, 4)?, meter)?),
             (5, f) => {
                 native = true;
                 n.schema = zigzag(u64_of(&f)) as i32;
@@ -469,39 +578,53 @@ fn histogram(r: &mut Reader) -> Result<(Histogram, Extra), ProtoError> {
             }
             (9, Field::Bytes(b)) => {
                 native = true;
+                charge(r, meter, cost::items(1, std::mem::size_of::<Span>()))?;
                 n.negative_spans.push(span(&mut r.sub(b, 4)?)?);
             }
             (12, Field::Bytes(b)) => {
                 native = true;
+                charge(r, meter, cost::items(1, std::mem::size_of::<Span>()))?;
                 n.positive_spans.push(span(&mut r.sub(b, 4)?)?);
             }
             (10, f) => {
                 native = true;
-                repeated_varints(r, f, &mut n.negative_deltas)?;
+                repeated_varints(r, meter, f, &mut n.negative_deltas)?;
             }
             (13, f) => {
                 native = true;
-                repeated_varints(r, f, &mut n.positive_deltas)?;
+                repeated_varints(r, meter, f, &mut n.positive_deltas)?;
             }
             (11, f) => {
                 native = true;
-                repeated_doubles(r, f, &mut n.negative_counts)?;
+                repeated_doubles(r, meter, f, &mut n.negative_counts)?;
             }
             (14, f) => {
                 native = true;
-                repeated_doubles(r, f, &mut n.positive_counts)?;
+                repeated_doubles(r, meter, f, &mut n.positive_counts)?;
             }
             _ => {}
         }
     }
     if native {
+        charge(r, meter, cost::items(1, std::mem::size_of::<NativeHistogram>()))?;
         h.native = Some(Box::new(n));
     }
     Ok((h, extra))
 }
 
-/// A repeated sint64 field, packed or not.
-fn repeated_varints(r: &Reader, f: Field, out: &mut Vec<i64>) -> Result<(), ProtoError> {
+/// A repeated sint64 field, packed or not. A packed run is charged at
+/// once, as if each of its bytes were a value.
+fn repeated_varints(
+    r: &Reader,
+    meter: &mut dyn Meter,
+    f: Field,
+    out: &mut Vec<i64>,
+) -> Result<(), ProtoError> {
+    let n = match &f {
+        Field::Bytes(b) => b.len(),
+        _ => 1,
+    };
+    charge(r, meter, cost::items(n, 8))?;
     match f {
         Field::Varint(v) => out.push(zigzag(v)),
         Field::Bytes(b) => {
@@ -515,8 +638,18 @@ fn repeated_varints(r: &Reader, f: Field, out: &mut Vec<i64>) -> Result<(), Prot
     Ok(())
 }
 
-/// A repeated double field, packed or not.
-fn repeated_doubles(r: &Reader, f: Field, out: &mut Vec<f64>) -> Result<(), ProtoError> {
+/// A repeated double field, packed or not, charged as its bytes.
+fn repeated_doubles(
+    r: &Reader,
+    meter: &mut dyn Meter,
+    f: Field,
+    out: &mut Vec<f64>,
+) -> Result<(), ProtoError> {
+    let n = match &f {
+        Field::Bytes(b) => b.len() / 8,
+        _ => 1,
+    };
+    charge(r, meter, cost::items(n, 8))?;
     match f {
         Field::Fixed64(v) => out.push(f64::from_bits(v)),
         Field::Bytes(b) => {
@@ -531,14 +664,14 @@ fn repeated_doubles(r: &Reader, f: Field, out: &mut Vec<f64>) -> Result<(), Prot
     Ok(())
 }
 
-fn bucket(r: &mut Reader) -> Result<(Bucket, Option<Exemplar>), ProtoError> {
+fn bucket(r: &mut Reader, meter: &mut dyn Meter) -> Result<(Bucket, Option<Exemplar>), ProtoError> {
     let (mut b, mut ex) = (Bucket::new(0.0, 0), None);
     while !r.done() {
         match r.field()? {
             (1, f) => b.count = u64_of(&f),
             (4, f) => b.count_float = Some(f64_of(&f)),
             (2, f) => b.upper_bound = f64_of(&f),
-            (3, Field::Bytes(e)) => ex = Some(exemplar(&mut r.sub(e, 5)?)?),
+            (3, Field::Bytes(e)) => ex = Some(exemplar(&mut r.sub(e, 5)?, meter)?),
             _ => {}
         }
     }
@@ -760,7 +893,7 @@ fn encode_histogram(b: &mut Vec<u8>, h: &Histogram, extra: Option<&Extra>) {
 /// is `proto.Marshal`). Unlike [`decode`], a family without metrics is
 /// returned as it is; the caller decides.
 pub(crate) fn decode_one(msg: &[u8], scheme: NameScheme) -> Result<MetricFamily, ProtoError> {
-    family(&mut Reader::new(msg, 0, scheme))
+    family(&mut Reader::new(msg, 0, scheme), &mut Unmetered)
 }
 
 #[cfg(test)]

@@ -104,6 +104,8 @@ pub enum SelectorErrorKind {
     MetricName,
     BadString(&'static str),
     BadRegex(String),
+    /// The expression compiles to more than [`REGEX_SIZE_LIMIT`] bytes.
+    RegexTooBig,
     MatchesEverything,
     TrailingInput,
 }
@@ -118,6 +120,11 @@ impl fmt::Display for SelectorError {
             ),
             SelectorErrorKind::BadString(why) => write!(f, "invalid string: {why}"),
             SelectorErrorKind::BadRegex(why) => write!(f, "invalid regular expression: {why}"),
+            SelectorErrorKind::RegexTooBig => write!(
+                f,
+                "regular expression too large: it compiles to more than {} KiB",
+                REGEX_SIZE_LIMIT / 1024
+            ),
             SelectorErrorKind::MatchesEverything => f.write_str(
                 "every matcher matches the empty string, so this would select every group \
                  (use the wipe to delete everything)",
@@ -191,6 +198,27 @@ impl DeleteQuery {
     pub fn matches(&self, labels: &[Label]) -> bool {
         self.selectors.iter().any(|s| s.matches(labels))
     }
+}
+
+/// The most memory one compiled expression may take: a delete carries up
+/// to [`MAX_SELECTORS`] selectors of several matchers each, and counted
+/// repetitions (`a{1000}{1000}`) compile to far more than they spell.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Compiles a matcher's expression, anchored as Prometheus anchors it,
+/// within [`REGEX_SIZE_LIMIT`].
+fn compile(value: &str) -> Result<Regex, SelectorErrorKind> {
+    regex_lite::RegexBuilder::new(&format!("^(?s:{value})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            let why = e.to_string();
+            if why.contains("size limit") {
+                SelectorErrorKind::RegexTooBig
+            } else {
+                SelectorErrorKind::BadRegex(why.replace('\n', " "))
+            }
+        })
 }
 
 /// Parses one selector.
@@ -294,12 +322,10 @@ impl Parser<'_> {
         let value_at = self.pos;
         let value = self.string()?;
         let re = match op {
-            Op::Matches | Op::NotMatches => Some(Regex::new(&format!("^(?s:{value})$")).map_err(
-                |e| SelectorError {
-                    offset: value_at,
-                    kind: SelectorErrorKind::BadRegex(e.to_string().replace('\n', " ")),
-                },
-            )?),
+            Op::Matches | Op::NotMatches => Some(compile(&value).map_err(|kind| SelectorError {
+                offset: value_at,
+                kind,
+            })?),
             _ => None,
         };
         Ok(Matcher {
@@ -501,5 +527,15 @@ mod tests {
             SelectorErrorKind::Expected("',' or '}'")
         );
         assert_eq!(e("").kind, SelectorErrorKind::Expected("'{'"));
+    }
+
+    /// A short expression that compiles to a huge program is refused,
+    /// with a message that says so.
+    #[test]
+    fn huge_compiled_expressions_are_refused() {
+        let big = parse(r#"{job=~"(a{100}){100}"}"#).unwrap_err();
+        assert_eq!(big.kind, SelectorErrorKind::RegexTooBig, "{big}");
+        assert!(big.to_string().contains("too large"), "{big}");
+        assert!(parse(r#"{job=~"(a{10}){10}"}"#).is_ok());
     }
 }
