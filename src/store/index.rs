@@ -1,9 +1,8 @@
 //! The index over all groups: per metric name, the types, HELP texts and
 //! series every group contributes, kept up to date incrementally.
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
@@ -68,55 +67,117 @@ impl Hasher for Prehashed {
 /// map, so a push or a restore of a million series costs a hash per
 /// series, not a walk down a tree of label comparisons. With the
 /// consistency check on, a series has one owner; pushes that skip the
-/// check can give it more, kept in `more` (empty otherwise) and reported
-/// by `Store::inconsistencies`.
+/// check can give it more, kept in `more` (empty otherwise, and ordered,
+/// so that a push of many shared series stays O(n log n)) and reported by
+/// `Store::inconsistencies`.
 #[derive(Debug, Default)]
 pub(super) struct Owners {
-    first: HashMap<u64, u64, BuildHasherDefault<Prehashed>>,
-    more: Vec<(u64, u64)>,
+    first: First,
+    more: BTreeSet<(u64, u64)>,
+}
+
+type HashToGroup = HashMap<u64, u64, BuildHasherDefault<Prehashed>>;
+
+/// The first owner of each series. Most families of most groups hold one
+/// series: that one is kept inline, without a map's allocation.
+#[derive(Debug, Default)]
+enum First {
+    #[default]
+    Empty,
+    One(u64, u64),
+    Map(HashToGroup),
+}
+
+impl First {
+    fn get(&self, key: u64) -> Option<u64> {
+        match self {
+            First::Empty => None,
+            First::One(k, g) => (*k == key).then_some(*g),
+            First::Map(m) => m.get(&key).copied(),
+        }
+    }
+
+    /// Sets the owner of `key`, whether it had one or not.
+    fn set(&mut self, key: u64, gid: u64) {
+        match self {
+            First::Empty => *self = First::One(key, gid),
+            First::One(k, g) if *k == key => *g = gid,
+            First::One(k, g) => {
+                let mut m = HashToGroup::default();
+                m.insert(*k, *g);
+                m.insert(key, gid);
+                *self = First::Map(m);
+            }
+            First::Map(m) => {
+                m.insert(key, gid);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: u64) {
+        match self {
+            First::One(k, _) if *k == key => *self = First::Empty,
+            First::Map(m) => {
+                m.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        match self {
+            First::Empty => true,
+            First::One(..) => false,
+            First::Map(m) => m.is_empty(),
+        }
+    }
 }
 
 impl Owners {
     pub(super) fn insert(&mut self, key: u64, gid: u64) {
-        match self.first.entry(key) {
-            Entry::Vacant(v) => {
-                v.insert(gid);
+        match self.first.get(key) {
+            None => self.first.set(key, gid),
+            Some(owner) if owner != gid => {
+                self.more.insert((key, gid));
             }
-            Entry::Occupied(o) => {
-                if *o.get() != gid && !self.more.contains(&(key, gid)) {
-                    self.more.push((key, gid));
-                }
-            }
+            Some(_) => {}
         }
     }
 
     pub(super) fn remove(&mut self, key: u64, gid: u64) {
-        if let Some(i) = self.more.iter().position(|e| *e == (key, gid)) {
-            self.more.swap_remove(i);
+        if self.more.remove(&(key, gid)) {
             return;
         }
-        if self.first.get(&key) == Some(&gid) {
-            match self.more.iter().position(|(k, _)| *k == key) {
+        if self.first.get(key) == Some(gid) {
+            let next = self.extra_owners(key).next();
+            match next {
                 // Another group still has it: it becomes the owner.
-                Some(i) => {
-                    let (_, g) = self.more.swap_remove(i);
-                    self.first.insert(key, g);
+                Some(g) => {
+                    self.more.remove(&(key, g));
+                    self.first.set(key, g);
                 }
-                None => {
-                    self.first.remove(&key);
-                }
+                None => self.first.remove(key),
             }
         }
     }
 
+    /// The owners of `key` beyond the first.
+    fn extra_owners(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
+        self.more.range((key, 0)..=(key, u64::MAX)).map(|(_, g)| *g)
+    }
+
     /// Every group other than `gid` that has a series with this hash:
     /// candidates, to be confirmed against their labels.
-    pub(super) fn other_owners(&self, key: u64, gid: Option<u64>) -> impl Iterator<Item = u64> {
-        let first = self.first.get(&key).copied();
-        let more = self.more.iter().filter(move |(k, _)| *k == key);
+    pub(super) fn other_owners(
+        &self,
+        key: u64,
+        gid: Option<u64>,
+    ) -> impl Iterator<Item = u64> + '_ {
+        let first = self.first.get(key);
         first
             .into_iter()
-            .chain(more.map(|(_, g)| *g))
+            .chain(self.extra_owners(key))
             .filter(move |g| Some(*g) != gid)
     }
 
@@ -128,7 +189,7 @@ impl Owners {
 
     /// The first owner of a series with this hash.
     pub(super) fn owner(&self, key: u64) -> Option<u64> {
-        self.first.get(&key).copied()
+        self.first.get(key)
     }
 }
 
@@ -164,6 +225,10 @@ impl FamilyIndex {
             e.1 += 1;
             self.helps.push(e);
         } else {
+            if self.helps.is_empty() {
+                // One HELP text is the rule: no room for three more.
+                self.helps.reserve_exact(1);
+            }
             self.helps.push((help.map(Into::into), 1));
         }
     }
