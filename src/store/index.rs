@@ -17,7 +17,9 @@ pub(super) struct FamilyIndex {
     /// non-zero.
     pub(super) type_counts: [u32; 5],
     /// HELP texts pushed for this name and how many groups pushed each; the
-    /// most recently pushed one is last and is the one exposed.
+    /// most recently pushed one is last and is the one exposed. Families
+    /// pushed without HELP are not counted: they never decide what is
+    /// exposed, and most big pushes have none.
     pub(super) helps: Vec<(Option<Box<str>>, u32)>,
     /// Every series with its owning group, for the consistency check (a
     /// series may not be in two groups). Its lines live with the group.
@@ -73,7 +75,8 @@ impl Hasher for Prehashed {
 #[derive(Debug, Default)]
 pub(super) struct Owners {
     first: First,
-    more: BTreeSet<(u64, u64)>,
+    /// Boxed: every family's index entry has one, few ever fill it.
+    more: Option<Box<BTreeSet<(u64, u64)>>>,
 }
 
 type HashToGroup = HashMap<u64, u64, BuildHasherDefault<Prehashed>>;
@@ -85,7 +88,8 @@ enum First {
     #[default]
     Empty,
     One(u64, u64),
-    Map(HashToGroup),
+    /// Boxed, so that the common cases stay two words.
+    Map(Box<HashToGroup>),
 }
 
 impl First {
@@ -103,7 +107,7 @@ impl First {
             First::Empty => *self = First::One(key, gid),
             First::One(k, g) if *k == key => *g = gid,
             First::One(k, g) => {
-                let mut m = HashToGroup::default();
+                let mut m = Box::<HashToGroup>::default();
                 m.insert(*k, *g);
                 m.insert(key, gid);
                 *self = First::Map(m);
@@ -139,14 +143,14 @@ impl Owners {
         match self.first.get(key) {
             None => self.first.set(key, gid),
             Some(owner) if owner != gid => {
-                self.more.insert((key, gid));
+                self.more.get_or_insert_default().insert((key, gid));
             }
             Some(_) => {}
         }
     }
 
     pub(super) fn remove(&mut self, key: u64, gid: u64) {
-        if self.more.remove(&(key, gid)) {
+        if self.more_remove(key, gid) {
             return;
         }
         if self.first.get(key) == Some(gid) {
@@ -154,7 +158,7 @@ impl Owners {
             match next {
                 // Another group still has it: it becomes the owner.
                 Some(g) => {
-                    self.more.remove(&(key, g));
+                    self.more_remove(key, g);
                     self.first.set(key, g);
                 }
                 None => self.first.remove(key),
@@ -162,9 +166,22 @@ impl Owners {
         }
     }
 
+    /// Removes an extra owner; false if `gid` was not one of `key`.
+    fn more_remove(&mut self, key: u64, gid: u64) -> bool {
+        let Some(more) = &mut self.more else {
+            return false;
+        };
+        let removed = more.remove(&(key, gid));
+        if more.is_empty() {
+            self.more = None;
+        }
+        removed
+    }
+
     /// The owners of `key` beyond the first.
     fn extra_owners(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
-        self.more.range((key, 0)..=(key, u64::MAX)).map(|(_, g)| *g)
+        let more = self.more.iter().flat_map(move |m| m.range((key, 0)..=(key, u64::MAX)));
+        more.map(|(_, g)| *g)
     }
 
     /// Every group other than `gid` that has a series with this hash:
@@ -184,7 +201,7 @@ impl Owners {
     /// (hash, extra owner) of series with more than one owner (unchecked
     /// pushes only).
     pub(super) fn shared(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.more.iter().copied()
+        self.more.iter().flat_map(|m| m.iter().copied())
     }
 
     /// The first owner of a series with this hash.
@@ -220,6 +237,9 @@ impl FamilyIndex {
     }
 
     pub(super) fn add_help(&mut self, help: Option<&str>) {
+        if help.is_none() {
+            return;
+        }
         if let Some(i) = self.helps.iter().position(|(h, _)| h.as_deref() == help) {
             let mut e = self.helps.remove(i);
             e.1 += 1;
@@ -234,6 +254,9 @@ impl FamilyIndex {
     }
 
     pub(super) fn remove_help(&mut self, help: Option<&str>) {
+        if help.is_none() {
+            return;
+        }
         if let Some(i) = self.helps.iter().position(|(h, _)| h.as_deref() == help) {
             self.helps[i].1 -= 1;
             if self.helps[i].1 == 0 {

@@ -184,14 +184,15 @@ impl Store {
             idx.version = self.generation;
             idx.type_counts[type_slot(fam.metric_type)] += 1;
             idx.add_help(fam.help.as_deref());
-            let mut metrics = Vec::with_capacity(fam.metrics.len());
             let samples = limits::prepared_samples(&fam);
-            for (mut m, h) in fam.metrics.into_iter().zip(fam.hashes) {
+            // The prepared series are stored as they are, interned in
+            // place: no second vector while the push is applied.
+            let mut metrics = fam.metrics;
+            for (m, &h) in metrics.iter_mut().zip(&fam.hashes) {
                 if intern {
                     self.interner.labels(&mut m.labels);
                 }
                 idx.series.insert(h, gid);
-                metrics.push(m);
             }
             self.series_count += metrics.len();
             self.samples += samples;

@@ -92,6 +92,7 @@ pub(crate) fn prepare_push(
 ) -> Result<PreparedPush, PushError> {
     let key = sorted_key(key);
     let sanitizer = Sanitizer::new(&key);
+    let mut scratch = Vec::new();
     let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
     for fam in families {
         if &*fam.name == PUSH_TIME || &*fam.name == PUSH_FAILURE_TIME {
@@ -136,10 +137,14 @@ pub(crate) fn prepare_push(
                 labels: show_labels(&w[0].labels),
             });
         }
-        let mut text = Vec::with_capacity(metrics.len() * 64);
+        // Rendered into one buffer reused for every family, then copied
+        // at its exact size: no shrinking reallocation leaving a hole
+        // behind each family.
+        scratch.clear();
         for m in &metrics {
-            exposition::write_metric(&mut text, &fam.name, m);
+            exposition::write_metric(&mut scratch, &fam.name, m);
         }
+        let text: Box<[u8]> = scratch.as_slice().into();
         let hashes = metrics.iter().map(|m| series_hash(&m.labels)).collect();
         out.push(PreparedFamily {
             name: fam.name,
@@ -147,7 +152,7 @@ pub(crate) fn prepare_push(
             metric_type: fam.metric_type,
             metrics,
             hashes,
-            text: text.into_boxed_slice(),
+            text,
             pushed_at: None,
         });
     }

@@ -403,9 +403,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn finish(self) -> Vec<MetricFamily> {
-        let mut out = Vec::with_capacity(self.families.len());
-        for fam in self.families {
+    fn finish(mut self) -> Vec<MetricFamily> {
+        // The lookups go first, before the families are copied out.
+        let families = std::mem::take(&mut self.families);
+        drop(self);
+        let mut out = Vec::with_capacity(families.len());
+        for fam in families {
             if fam.metrics.is_empty() {
                 continue;
             }
