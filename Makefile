@@ -162,10 +162,17 @@ run:
 # needs a nightly toolchain: make fuzz FUZZ_TARGET=protobuf
 # Targets: text_format protobuf url_path body_encoding snapshot http_request. A crash
 # input goes into tests/fuzz/regressions/<target>-<what> once fixed.
+# Amplification and slowness are findings too: an input of at most 64 KiB
+# that makes a run take more than FUZZ_RSS_MB of memory or one input take
+# more than FUZZ_TIMEOUT seconds fails like a crash (every byte a client
+# sends has a bounded price).
 FUZZ_TARGET ?= text_format
 FUZZ_SECONDS ?= 600
+FUZZ_RSS_MB ?= 512
+FUZZ_TIMEOUT ?= 10
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 	mkdir -p tests/fuzz/corpus/$(FUZZ_TARGET)
 	cd tests/fuzz && cargo +nightly fuzz run --fuzz-dir . $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) -- \
-		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536
+		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
+		-timeout=$(FUZZ_TIMEOUT) -max_len=65536

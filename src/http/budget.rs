@@ -248,7 +248,10 @@ mod tests {
         assert!(!read.grow_to(51), "answers may hold half");
         assert!(read.grow_to(50));
         assert!(b.exhausted_for(Class::Answer));
-        assert!(!b.exhausted_for(Class::Body), "writers still have their half");
+        assert!(
+            !b.exhausted_for(Class::Body),
+            "writers still have their half"
+        );
         let mut write = b.charge(Class::Body);
         assert!(write.grow_to(50), "the writers' half is whole");
         assert!(!write.grow_by(1));
@@ -256,6 +259,10 @@ mod tests {
         assert!(write.grow_to(100), "writers may use what readers leave");
         let mut late = b.charge(Class::Answer);
         assert!(!late.grow_by(1), "and then readers wait");
-        assert_eq!(b.used_by(Class::Answer), 0, "a refused charge leaves nothing");
+        assert_eq!(
+            b.used_by(Class::Answer),
+            0,
+            "a refused charge leaves nothing"
+        );
     }
 }

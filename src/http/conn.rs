@@ -355,7 +355,9 @@ impl Conn {
         let route = env.ctx.routes.route(&head.method, &head.target);
         let source = self.peer.to_string();
         let mut gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
-        if matches!(gate, Gate::Pass) && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c)) {
+        if matches!(gate, Gate::Pass)
+            && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c))
+        {
             gate = Gate::Refuse(dispatch::busy(&source, &head.target));
         }
         let mut pending = Pending {

@@ -14,9 +14,9 @@ use crate::http::BodyError;
 use crate::http::router::Route;
 use crate::store::{self, GroupKey, PushError};
 use crate::web::auth::Auth;
+use crate::wire::Meter;
 use crate::wire::protobuf::{self, ProtoErrorKind};
 use crate::wire::selector::DeleteQuery;
-use crate::wire::Meter;
 use crate::wire::text_format;
 
 /// Pushes at most this large and not compressed are parsed right on the

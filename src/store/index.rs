@@ -180,7 +180,10 @@ impl Owners {
 
     /// The owners of `key` beyond the first.
     fn extra_owners(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
-        let more = self.more.iter().flat_map(move |m| m.range((key, 0)..=(key, u64::MAX)));
+        let more = self
+            .more
+            .iter()
+            .flat_map(move |m| m.range((key, 0)..=(key, u64::MAX)));
         more.map(|(_, g)| *g)
     }
 

@@ -172,7 +172,11 @@ pub(crate) fn prepare_push(
 /// seen from the end, not a scan of the families kept so far.
 fn keep_last_of_each_name(out: &mut Vec<PreparedFamily>) {
     let mut seen = std::collections::HashSet::with_capacity(out.len());
-    let mut keep: Vec<bool> = out.iter().rev().map(|f| seen.insert(f.name.clone())).collect();
+    let mut keep: Vec<bool> = out
+        .iter()
+        .rev()
+        .map(|f| seen.insert(f.name.clone()))
+        .collect();
     if keep.iter().all(|k| *k) {
         return;
     }
@@ -308,4 +312,88 @@ pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
 /// escaped (each escape doubles a byte at most), quotes, `=` and `,`.
 fn text_len(l: &Label) -> usize {
     2 * (l.name.len() + l.value.len()) + 6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pairs: &[(&str, &str)]) -> GroupKey {
+        pairs.iter().map(|(n, v)| Label::new(n, v)).collect()
+    }
+
+    /// Protobuf may repeat a family name: the last one wins, and the
+    /// survivors keep the order of their last appearance.
+    #[test]
+    fn the_last_family_of_a_name_wins() {
+        let fam = |name: &str, v: f64| MetricFamily {
+            name: name.into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            metrics: vec![Metric::new(Box::new([]), crate::model::Value::Gauge(v))],
+        };
+        let fams = vec![fam("a", 1.0), fam("b", 2.0), fam("a", 3.0), fam("c", 4.0)];
+        let p = prepare_push(key(&[("job", "j")]), fams, true).unwrap();
+        let names: Vec<&str> = p.families.iter().map(|f| &*f.name).collect();
+        assert_eq!(names, ["b", "a", "c"]);
+        assert_eq!(
+            p.families[1].metrics[0].value,
+            crate::model::Value::Gauge(3.0)
+        );
+    }
+
+    /// The key's labels replace the series' own, `instance=""` is added
+    /// (one shared pair) and an unsorted key is sorted first.
+    #[test]
+    fn the_key_is_applied_to_every_series() {
+        let own = [
+            Label::new("z", "1"),
+            Label::new("job", "own"),
+            Label::new("a", "2"),
+        ];
+        let k = sorted_key(key(&[("job", "j"), ("b", "3")]));
+        let s = Sanitizer::new(&k);
+        let got: Vec<(String, String)> = s
+            .labels(&own)
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect();
+        let want = [
+            ("a", "2"),
+            ("b", "3"),
+            ("instance", ""),
+            ("job", "j"),
+            ("z", "1"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        let (one, two) = (s.labels(&[]), s.labels(&[]));
+        let instance =
+            |l: &SeriesLabels| l.iter().find(|l| &*l.name == "instance").cloned().unwrap();
+        assert!(instance(&one).same_pair(&instance(&two)));
+    }
+
+    /// The up-front charge grows with series times key labels.
+    #[test]
+    fn the_prepared_cost_counts_the_key_in_every_series() {
+        let fams = crate::wire::text_format::parse(b"m{i=\"1\"} 1\nm{i=\"2\"} 1\n").unwrap();
+        let small = prepared_cost(&key(&[("job", "j")]), &fams);
+        let pairs: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        let big_key: GroupKey = pairs.iter().map(|(n, v)| Label::new(n, v)).collect();
+        let big = prepared_cost(&big_key, &fams);
+        assert!(big > small + 2 * 1000 * 8, "{small} {big}");
+        let p = prepare_push(sorted_key(big_key), fams, true).unwrap();
+        let held: usize = p.families[0].text.len()
+            + p.families[0]
+                .metrics
+                .iter()
+                .map(|m| m.labels.len() * 8)
+                .sum::<usize>();
+        assert!(big >= held, "charged {big}, holds at least {held}");
+    }
 }

@@ -463,4 +463,18 @@ mod tests {
         assert_eq!(clean_path("/"), "/");
         assert_eq!(clean_path("/.."), "/");
     }
+
+    /// A later pair overrides an earlier one of the same name, whatever
+    /// the number of pairs; job from the path overrides them all.
+    #[test]
+    fn later_pairs_override_earlier_ones() {
+        let rest: String = (0..2000).map(|i| format!("/k{}/{i}", i % 7)).collect();
+        let got = key("j", false, &format!("{rest}/job/x"));
+        let mut want: Vec<(String, String)> = (1993..2000)
+            .map(|i| (format!("k{}", i % 7), i.to_string()))
+            .collect();
+        want.push(("job".into(), "j".into()));
+        want.sort();
+        assert_eq!(got, want);
+    }
 }

@@ -240,7 +240,11 @@ pub fn decode_metered(
         let msg = r.take(len)?;
         let fam = family(&mut r.sub(msg, 1)?, meter)?;
         if !fam.metrics.is_empty() {
-            charge(&r, meter, cost::items(1, std::mem::size_of::<MetricFamily>()))?;
+            charge(
+                &r,
+                meter,
+                cost::items(1, std::mem::size_of::<MetricFamily>()),
+            )?;
             out.push(fam);
         }
     }
@@ -606,7 +610,11 @@ fn histogram(r: &mut Reader, meter: &mut dyn Meter) -> Result<(Histogram, Extra)
         }
     }
     if native {
-        charge(r, meter, cost::items(1, std::mem::size_of::<NativeHistogram>()))?;
+        charge(
+            r,
+            meter,
+            cost::items(1, std::mem::size_of::<NativeHistogram>()),
+        )?;
         h.native = Some(Box::new(n));
     }
     Ok((h, extra))
@@ -1165,5 +1173,77 @@ mod tests {
         put_varint(&mut body, u64::MAX >> 1);
         assert_eq!(decode(&body).unwrap_err().kind, ProtoErrorKind::Truncated);
         assert!(decode(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_refusing_meter_stops_the_decoding_midway() {
+        let metrics: Vec<Metric> = (0..1000)
+            .map(|i| metric(&[("i", &i.to_string())], Value::Gauge(1.0)))
+            .collect();
+        let body = family_of("m", MetricType::Gauge, metrics, None);
+        let mut total = 0;
+        decode_metered(&body, NameScheme::Legacy, &mut |n| {
+            total += n;
+            true
+        })
+        .unwrap();
+        assert!(total >= 1000 * std::mem::size_of::<Metric>(), "{total}");
+        let mut left = total / 2;
+        let e = decode_metered(&body, NameScheme::Legacy, &mut |n: usize| {
+            let ok = n <= left;
+            left = left.saturating_sub(n);
+            ok
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, ProtoErrorKind::OverBudget);
+        assert!(
+            e.offset > body.len() / 4 && e.offset < body.len() * 3 / 4,
+            "refused about half-way: at byte {} of {}",
+            e.offset,
+            body.len()
+        );
+    }
+
+    /// Empty `Metric` messages (two bytes each) cost nothing: the first
+    /// one without a value of the family's type ends what is kept.
+    #[test]
+    fn metrics_without_a_value_are_not_kept() {
+        let mut fam = Vec::new();
+        put_bytes(&mut fam, 1, b"m");
+        put_uint(&mut fam, 3, 1);
+        for _ in 0..10_000 {
+            put_bytes(&mut fam, 4, b"");
+        }
+        let mut body = Vec::new();
+        put_varint(&mut body, fam.len() as u64);
+        body.extend_from_slice(&fam);
+        let mut total = 0;
+        let e = decode_metered(&body, NameScheme::Legacy, &mut |n| {
+            total += n;
+            true
+        })
+        .unwrap_err();
+        assert!(matches!(e.kind, ProtoErrorKind::MissingValue { .. }), "{e}");
+        assert_eq!(e.offset, 10, "the first empty metric: {e}");
+        assert!(total < 1024, "charged {total} bytes for nothing kept");
+    }
+
+    /// The type may come after the metrics; each metric keeps the value
+    /// of the family's type whatever the order.
+    #[test]
+    fn the_type_after_the_metrics_decides_the_value_kept() {
+        let mut m = Vec::new();
+        put_message(&mut m, 3, |b| put_double(b, 1, 1.0));
+        put_message(&mut m, 2, |b| put_double(b, 1, 2.0));
+        let mut fam = Vec::new();
+        put_bytes(&mut fam, 1, b"g");
+        put_bytes(&mut fam, 4, &m);
+        put_uint(&mut fam, 3, 1);
+        let mut body = Vec::new();
+        put_varint(&mut body, fam.len() as u64);
+        body.extend_from_slice(&fam);
+        let f = decode(&body).unwrap();
+        assert_eq!(f[0].metric_type, MetricType::Gauge);
+        assert_eq!(f[0].metrics[0].value, Value::Gauge(2.0));
     }
 }

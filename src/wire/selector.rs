@@ -322,10 +322,12 @@ impl Parser<'_> {
         let value_at = self.pos;
         let value = self.string()?;
         let re = match op {
-            Op::Matches | Op::NotMatches => Some(compile(&value).map_err(|kind| SelectorError {
-                offset: value_at,
-                kind,
-            })?),
+            Op::Matches | Op::NotMatches => {
+                Some(compile(&value).map_err(|kind| SelectorError {
+                    offset: value_at,
+                    kind,
+                })?)
+            }
             _ => None,
         };
         Ok(Matcher {

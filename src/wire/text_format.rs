@@ -190,9 +190,9 @@ impl fmt::Display for ParseError {
                 f.write_str("quoted name contains an unescaped new-line")
             }
             ErrorKind::MetricNameInsideBraces(why) => write!(f, "metric name inside braces: {why}"),
-            ErrorKind::OverBudget => f.write_str(
-                "the parsed body needs more memory than is left for requests in flight",
-            ),
+            ErrorKind::OverBudget => {
+                f.write_str("the parsed body needs more memory than is left for requests in flight")
+            }
         }
     }
 }
@@ -1399,5 +1399,56 @@ mod tests {
         assert_eq!(go_float_to_u64(f64::NAN), 1 << 63);
         assert_eq!(go_float_to_u64(f64::INFINITY), 1 << 63);
         assert_eq!(go_float_to_u64(1e19), 10_000_000_000_000_000_000);
+    }
+
+    /// A meter allowing `limit` bytes in all, and what it was asked for.
+    fn allowing(limit: usize) -> impl FnMut(usize) -> bool {
+        let mut used = 0;
+        move |n| {
+            used += n;
+            used <= limit
+        }
+    }
+
+    #[test]
+    fn a_refusing_meter_stops_the_parse_midway() {
+        let body: String = (0..1000).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+        let mut total = 0;
+        parse_metered(body.as_bytes(), NameScheme::Legacy, &mut |n| {
+            total += n;
+            true
+        })
+        .unwrap();
+        assert!(total >= 1000 * std::mem::size_of::<Metric>(), "{total}");
+        let e = parse_metered(
+            body.as_bytes(),
+            NameScheme::Legacy,
+            &mut allowing(total / 2),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::OverBudget);
+        assert!(
+            (400..=600).contains(&e.line),
+            "refused about half-way, not at the end: line {}",
+            e.line
+        );
+        assert!(e.to_string().contains("memory"), "{e}");
+        assert!(parse_metered(body.as_bytes(), NameScheme::Legacy, &mut allowing(total)).is_ok());
+    }
+
+    /// Many labels on a line, and a duplicate after many: found by the set.
+    #[test]
+    fn duplicate_labels_on_long_lines() {
+        let labels: Vec<String> = (0..100).map(|i| format!("l{i}=\"v\"")).collect();
+        let line = format!("m{{{}}} 1\n", labels.join(","));
+        assert_eq!(ok(&line)[0].metrics[0].labels.len(), 100);
+        let dup = format!("m{{{},l57=\"w\"}} 1\n", labels.join(","));
+        assert!(matches!(
+            fails(&dup).kind,
+            ErrorKind::DuplicateLabelName { ref label, .. } if label == "l57"
+        ));
+        // The set is per line: the next line may use the same names.
+        let two = format!("{line}{}", line.replace("m{", "n{"));
+        assert_eq!(ok(&two).len(), 2);
     }
 }
