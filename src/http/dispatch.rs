@@ -263,16 +263,53 @@ struct Target {
     ttl: Option<std::time::Duration>,
 }
 
-/// Decompresses and parses a push, then hands it to the loop.
+/// Decompresses, parses and prepares a push, then hands it to the loop.
 fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
+    let started = Instant::now();
+    let size = raw.data.len();
+    match prepare(&req, raw, target, ctx) {
+        Ok((push, charge)) => {
+            let meta = req.meta();
+            let reply_to = req.reply_to(&ctx.pool);
+            send(
+                ctx,
+                Event::Push {
+                    push,
+                    meta,
+                    started,
+                    size,
+                    reply_to,
+                },
+            );
+            // The store owns the push now.
+            drop(charge);
+        }
+        // Every charge of the push was given back before the answer goes
+        // out: a client that goes on at once finds the budget free.
+        Err(reply) => respond(&ctx.pool, req, reply),
+    }
+}
+
+/// A prepared push, or the inconsistency the loop records for its group.
+type Prepared = Result<store::PreparedPush, (GroupKey, PushError)>;
+
+/// The body of a push decompressed, parsed and prepared, with the charge
+/// that covers the prepared push; the answer instead when it is refused.
+/// The decoded body stays charged while it is parsed, each record is
+/// charged as it is made, and the prepared push before it is built.
+fn prepare(
+    req: &Request,
+    raw: Body,
+    target: Target,
+    ctx: &Context,
+) -> Result<(Prepared, Charge), Reply> {
     let Target { key, replace, ttl } = target;
     let Body { data: raw, charge } = raw;
-    let started = Instant::now();
-    let fail = |req: Request, status: u16, msg: String| {
+    let invalid = |msg: String| {
         log::warn!(source = req.source(), group = store::show_labels(&key), err = msg.as_str(); "rejected push");
-        respond(&ctx.pool, req, Reply::error(status, msg));
+        Reply::error(400, msg)
     };
-    let size = raw.len();
+    let refused = || busy(&req.source(), req.url());
     let mut out_charge = ctx.budget.charge(Class::Body);
     let decoded = decode_body_within(
         req.header("Content-Encoding"),
@@ -282,70 +319,39 @@ fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
     );
     let body = match decoded {
         Ok(b) => b,
-        Err(BodyError::Busy) => {
-            let reply = busy(&req.source(), req.url());
-            return respond(&ctx.pool, req, reply);
-        }
-        Err(BodyError::TooLarge) => {
-            let reply = too_large(ctx, None, &req.source(), req.url());
-            return respond(&ctx.pool, req, reply);
-        }
+        Err(BodyError::Busy) => return Err(refused()),
+        Err(BodyError::TooLarge) => return Err(too_large(ctx, None, &req.source(), req.url())),
         Err(BodyError::Decompress { encoding, err }) => {
-            return fail(
-                req,
-                400,
-                format!("cannot decompress {encoding} request body: {err}"),
-            );
+            return Err(invalid(format!(
+                "cannot decompress {encoding} request body: {err}"
+            )));
         }
     };
-    // The decoded body stays charged while it is parsed; the records are
-    // charged as they are made.
     let mut parse_charge = ctx.budget.charge(Class::Parse);
-    let parsed = parse_push(&req, &body, ctx, &mut parse_charge);
-    let push = match parsed {
-        Ok(families) => {
-            // The raw and decoded bodies are gone now.
-            drop(body);
-            drop((charge, out_charge));
-            // What preparing allocates is charged before it runs: every
-            // series gets a copy of the grouping key.
-            let cost = store::prepared_cost(&key, &families);
-            if !parse_charge.grow_by(cost) {
-                let reply = busy(&req.source(), req.url());
-                return respond(&ctx.pool, req, reply);
-            }
-            let prepared = store::prepare_push(key.clone(), families, replace)
-                .map(|mut p| {
-                    p.ttl = ttl;
-                    p
-                })
-                .map_err(|e| (key, e));
-            // The parsed records are gone too; the prepared push holds
-            // at most `cost`.
-            parse_charge.shrink_to(cost);
-            prepared
-        }
-        Err(Refusal::Invalid(e)) => return fail(req, 400, e),
-        Err(Refusal::Busy) => {
-            let reply = busy(&req.source(), req.url());
-            return respond(&ctx.pool, req, reply);
-        }
-        Err(Refusal::Inconsistent(inconsistent)) => Err((key, inconsistent)),
+    let families = match parse_push(req, &body, ctx, &mut parse_charge) {
+        Ok(families) => families,
+        Err(Refusal::Invalid(e)) => return Err(invalid(e)),
+        Err(Refusal::Busy) => return Err(refused()),
+        Err(Refusal::Inconsistent(e)) => return Ok((Err((key, e)), parse_charge)),
     };
-    let meta = req.meta();
-    let reply_to = req.reply_to(&ctx.pool);
-    send(
-        ctx,
-        Event::Push {
-            push,
-            meta,
-            started,
-            size,
-            reply_to,
-        },
-    );
-    // The store owns the push now.
-    drop(parse_charge);
+    // The raw and decoded bodies are gone now.
+    drop(body);
+    drop((charge, out_charge));
+    // Every series gets a copy of the grouping key.
+    let cost = store::prepared_cost(&key, &families);
+    if !parse_charge.grow_by(cost) {
+        return Err(refused());
+    }
+    let prepared = store::prepare_push(key.clone(), families, replace)
+        .map(|mut p| {
+            p.ttl = ttl;
+            p
+        })
+        .map_err(|e| (key, e));
+    // The parsed records are gone too; the prepared push holds at most
+    // `cost`.
+    parse_charge.shrink_to(cost);
+    Ok((prepared, parse_charge))
 }
 
 /// Why a push body yields no families.

@@ -245,17 +245,25 @@ impl<'k> Sanitizer<'k> {
     /// The labels of a pushed series once the grouping key is applied.
     /// Allocated at their exact size: a boxed slice shrunk from a larger
     /// vector leaves a hole behind every stored series.
+    ///
+    /// The series' own labels (few, as a rule) are sorted and merged
+    /// into the key (sorted already, and perhaps a hundred thousand
+    /// long): linear in the key, not a sort of it per series.
     fn labels(&self, labels: &[Label]) -> SeriesLabels {
-        let own = labels.iter().filter(|l| !self.in_key(l));
-        let missing_instance = !self.key_has_instance && !has_instance(labels);
-        let len = own.clone().count() + self.key.len() + usize::from(missing_instance);
-        let mut out: Vec<Label> = Vec::with_capacity(len);
-        out.extend(own.cloned());
-        out.extend(self.key.iter().cloned());
-        if missing_instance {
-            out.push(self.instance.clone());
+        let mut own: Vec<Label> = labels.iter().filter(|l| !self.in_key(l)).cloned().collect();
+        if !self.key_has_instance && !has_instance(labels) {
+            own.push(self.instance.clone());
         }
-        crate::model::sort_by_name(&mut out);
+        crate::model::sort_by_name(&mut own);
+        let mut out: Vec<Label> = Vec::with_capacity(own.len() + self.key.len());
+        let mut key = self.key.iter().peekable();
+        for l in own {
+            while let Some(k) = key.next_if(|k| k.name < l.name) {
+                out.push(k.clone());
+            }
+            out.push(l);
+        }
+        out.extend(key.cloned());
         debug_assert_eq!(out.len(), out.capacity());
         out.into_boxed_slice()
     }

@@ -1,0 +1,563 @@
+//! What a push costs to parse and prepare, against the real binary on
+//! 127.0.0.1: every byte a client sends has a bounded price.
+//!
+//! Time: each adversarial shape (many families, many labels on one series,
+//! many series, HELP and TYPE lines, collected summaries, protobuf nesting
+//! and repeated fields, long grouping keys in the URL, many matchers in a
+//! delete) is pushed at size n and 8n on the same gateway; the ratio of
+//! the CPU time the gateway spends on them must stay under 24 (linear is
+//! about 8, quadratic 64). CPU time, summed over the gateway's threads
+//! from /proc, rather than wall time: other processes on a busy machine
+//! delay an answer, they do not add to its CPU time. Only ratios are
+//! compared.
+//!
+//! Memory: one push's peak (VmHWM) may grow by at most 32 times its
+//! decoded size for text and 16 times for protobuf, and a push the memory
+//! budget cannot cover is refused with 503 while it is parsed or prepared,
+//! before it is allocated.
+//!
+//! After each case the process is alive, `/-/healthy` answers and a
+//! sentinel group pushed first still scrapes. The tests take a lock, so
+//! that no two of them measure each other's load.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use pushgateway::model::{Bucket, Histogram, Label, Metric, MetricType, Value};
+use pushgateway::wire::protobuf;
+use support::raw::{self, connect};
+use support::{Gateway, Response, gzip, ours, request};
+
+const SENTINEL_BODY: &str = "sentinel_metric 1\n";
+const SENTINEL_SERIES: &str = "sentinel_metric{instance=\"\",job=\"sentinel\"} 1";
+
+/// Linear work at 8n takes about 8 times as long as at n, quadratic 64.
+const MAX_RATIO: f64 = 24.0;
+/// Peak memory of one push, as a multiple of its decoded size.
+const TEXT_AMPLIFICATION: u64 = 32;
+const PROTOBUF_AMPLIFICATION: u64 = 16;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A gateway with its sentinel group pushed.
+fn start(args: &[&str]) -> Gateway {
+    let gw = Gateway::start(&ours(), args);
+    let r = gw.put("/metrics/job/sentinel", SENTINEL_BODY);
+    assert_eq!(r.status, 200, "sentinel push: {}", r.text());
+    sentinel_scrapes(&gw, "right after the sentinel push");
+    gw
+}
+
+fn sentinel_scrapes(gw: &Gateway, what: &str) {
+    let r = gw.get("/metrics");
+    assert_eq!(r.status, 200, "{what}: scrape");
+    assert!(
+        r.text().contains(SENTINEL_SERIES),
+        "{what}: the sentinel is missing from the scrape"
+    );
+}
+
+/// After a case: alive, healthy, the sentinel intact.
+fn assert_survived(gw: &Gateway, what: &str) {
+    assert!(
+        raw::alive(gw.pid()),
+        "{what}: the gateway is gone\n--- log ---\n{}",
+        gw.log()
+    );
+    assert_eq!(gw.get("/-/healthy").status, 200, "{what}: healthy");
+    sentinel_scrapes(gw, &format!("{what}: afterwards"));
+}
+
+/// One request of a shape: method, path, headers and body.
+struct Push {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, &'static str)>,
+    body: Vec<u8>,
+}
+
+impl Push {
+    fn text(body: Vec<u8>) -> Push {
+        Push {
+            method: "PUT",
+            path: "/metrics/job/shape".into(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    fn protobuf(body: Vec<u8>) -> Push {
+        Push {
+            headers: vec![("Content-Type", protobuf::CONTENT_TYPE)],
+            ..Push::text(body)
+        }
+    }
+
+    fn gzipped(mut self) -> Push {
+        self.body = gzip(&self.body);
+        self.headers.push(("Content-Encoding", "gzip"));
+        self
+    }
+
+    /// Sends the push; its answer and the CPU time the gateway spent
+    /// until then.
+    fn send(&self, gw: &Gateway) -> (Response, Duration) {
+        let before = cpu_time(gw.pid());
+        let r = request(gw.port, self.method, &self.path, &self.headers, &self.body);
+        (r, cpu_time(gw.pid()).saturating_sub(before))
+    }
+}
+
+/// CPU time of all threads of `pid` so far (the first field of each
+/// thread's schedstat, in nanoseconds).
+fn cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("cannot list the threads of {pid}: {e}"));
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// The least CPU time of `runs` sends of `push`, each answered `want`.
+fn fastest(gw: &Gateway, what: &str, push: &Push, runs: usize, want: u16) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        let (r, took) = push.send(gw);
+        assert_eq!(r.status, want, "{what}: {}", r.text());
+        best = best.min(took);
+    }
+    best
+}
+
+/// Pushes `shape(n)` and `shape(8n)` to one gateway; the second may take
+/// at most [`MAX_RATIO`] times as long as the first.
+fn assert_near_linear(
+    what: &str,
+    args: &[&str],
+    n: usize,
+    want: u16,
+    shape: impl Fn(usize) -> Push,
+) {
+    let _serial = serial();
+    let gw = start(args);
+    let (small, big) = (shape(n), shape(8 * n));
+    // Warm up: the first push of a shape creates what later ones replace.
+    fastest(&gw, what, &small, 1, want);
+    let t_small = fastest(&gw, &format!("{what} at n={n}"), &small, 5, want);
+    let t_big = fastest(&gw, &format!("{what} at 8n={}", 8 * n), &big, 3, want);
+    let ratio = t_big.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
+    eprintln!(
+        "{what}: n={n} {:.1} ms CPU ({} bytes), 8n {:.1} ms CPU ({} bytes), ratio {ratio:.1}",
+        t_small.as_secs_f64() * 1e3,
+        small.body.len() + small.path.len(),
+        t_big.as_secs_f64() * 1e3,
+        big.body.len() + big.path.len(),
+    );
+    assert!(
+        ratio < MAX_RATIO,
+        "{what}: 8n took {ratio:.1} times as long as n ({t_small:?} -> {t_big:?}); linear is about 8"
+    );
+    assert_survived(&gw, what);
+}
+
+fn lines(n: usize, line: impl Fn(usize) -> String) -> Vec<u8> {
+    (0..n).map(line).collect::<String>().into_bytes()
+}
+
+fn gauge(labels: &[(&str, &str)], v: f64) -> Metric {
+    let labels: Vec<Label> = labels.iter().map(|(n, v)| Label::new(n, v)).collect();
+    Metric::new(labels.into(), Value::Gauge(v))
+}
+
+fn family(out: &mut Vec<u8>, name: &str, t: MetricType, metrics: &[Metric]) {
+    protobuf::encode_family(out, name, None, t, metrics.iter());
+}
+
+// ---------------------------------------------------------------------------
+// Time: text bodies
+
+#[test]
+fn text_distinct_families_are_linear() {
+    assert_near_linear("text: one-sample families", &[], 12_000, 200, |n| {
+        Push::text(lines(n, |i| format!("family_{i} 1\n")))
+    });
+}
+
+#[test]
+fn text_labels_of_one_series_are_linear() {
+    assert_near_linear("text: labels of one series", &[], 30_000, 200, |n| {
+        let labels: Vec<String> = (0..n).map(|i| format!("l{i}=\"v\"")).collect();
+        Push::text(format!("m{{{}}} 1\n", labels.join(",")).into_bytes())
+    });
+}
+
+#[test]
+fn text_series_of_one_family_are_linear() {
+    assert_near_linear("text: series of one family", &[], 15_000, 200, |n| {
+        Push::text(lines(n, |i| format!("m{{i=\"{i}\"}} 1\n")))
+    });
+}
+
+#[test]
+fn text_help_and_type_lines_are_linear() {
+    assert_near_linear("text: HELP and TYPE per family", &[], 8_000, 200, |n| {
+        Push::text(lines(n, |i| {
+            format!("# HELP f{i} Help of f{i}.\n# TYPE f{i} counter\nf{i} 1\n")
+        }))
+    });
+}
+
+#[test]
+fn text_summaries_collected_over_lines_are_linear() {
+    assert_near_linear("text: summaries over lines", &[], 6_000, 200, |n| {
+        let mut body = b"# TYPE s summary\n".to_vec();
+        body.extend(lines(n, |i| {
+            format!(
+                "s{{i=\"{i}\",quantile=\"0.5\"}} 1\ns_sum{{i=\"{i}\"}} 2\ns_count{{i=\"{i}\"}} 3\n"
+            )
+        }));
+        Push::text(body)
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Time: protobuf bodies
+
+#[test]
+fn protobuf_distinct_families_are_linear() {
+    assert_near_linear("protobuf: one-series families", &[], 12_000, 200, |n| {
+        let mut body = Vec::new();
+        let one = [gauge(&[], 1.0)];
+        for i in 0..n {
+            family(&mut body, &format!("family_{i}"), MetricType::Gauge, &one);
+        }
+        Push::protobuf(body)
+    });
+}
+
+/// Protobuf may repeat a family name; the last one wins.
+#[test]
+fn protobuf_repeated_family_names_are_linear() {
+    assert_near_linear("protobuf: one name repeated", &[], 12_000, 200, |n| {
+        let mut body = Vec::new();
+        for i in 0..n {
+            let one = [gauge(&[], i as f64)];
+            family(&mut body, "m", MetricType::Gauge, &one);
+        }
+        Push::protobuf(body)
+    });
+}
+
+#[test]
+fn protobuf_labels_of_one_series_are_linear() {
+    assert_near_linear("protobuf: labels of one series", &[], 30_000, 200, |n| {
+        let names: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        let pairs: Vec<(&str, &str)> = names.iter().map(|l| (l.as_str(), "v")).collect();
+        let mut body = Vec::new();
+        family(&mut body, "m", MetricType::Gauge, &[gauge(&pairs, 1.0)]);
+        Push::protobuf(body)
+    });
+}
+
+#[test]
+fn protobuf_series_of_one_family_are_linear() {
+    assert_near_linear("protobuf: series of one family", &[], 15_000, 200, |n| {
+        let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let metrics: Vec<Metric> = values.iter().map(|v| gauge(&[("i", v)], 1.0)).collect();
+        let mut body = Vec::new();
+        family(&mut body, "m", MetricType::Gauge, &metrics);
+        Push::protobuf(body)
+    });
+}
+
+/// Repeated fields inside one message: classic buckets of one histogram.
+#[test]
+fn protobuf_repeated_buckets_are_linear() {
+    assert_near_linear(
+        "protobuf: buckets of one histogram",
+        &[],
+        20_000,
+        200,
+        |n| {
+            let h = Histogram {
+                count: n as u64,
+                sum: 1.0,
+                buckets: (0..n).map(|i| Bucket::new(i as f64, i as u64)).collect(),
+                ..Histogram::default()
+            };
+            let m = Metric::new(Box::new([]), Value::Histogram(Box::new(h)));
+            let mut body = Vec::new();
+            family(&mut body, "h", MetricType::Histogram, &[m]);
+            Push::protobuf(body)
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Time: URLs and selectors
+
+/// `/metrics/job/j/k0/1/k1/1/...`: parsed on the I/O loop.
+#[test]
+fn grouping_key_pairs_are_linear() {
+    assert_near_linear("URL: grouping key pairs", &[], 12_000, 200, |n| {
+        let pairs: String = (0..n).map(|i| format!("/k{i}/1")).collect();
+        Push {
+            path: format!("/metrics/job/j{pairs}"),
+            ..Push::text(b"m 1\n".to_vec())
+        }
+    });
+}
+
+/// One label name given again and again: the last value wins.
+#[test]
+fn repeated_grouping_label_names_are_linear() {
+    assert_near_linear("URL: one label name repeated", &[], 12_000, 200, |n| {
+        let pairs: String = (0..n).map(|i| format!("/k/{i}")).collect();
+        Push {
+            path: format!("/metrics/job/j{pairs}"),
+            ..Push::text(b"m 1\n".to_vec())
+        }
+    });
+}
+
+/// A delete by selector with many matchers.
+#[test]
+fn delete_selector_matchers_are_linear() {
+    assert_near_linear(
+        "delete: matchers of one selector",
+        &["--web.enable-admin-api"],
+        6_000,
+        200,
+        |n| {
+            let matchers: Vec<String> = (0..n).map(|i| format!("k{i}%3D%221%22")).collect();
+            Push {
+                method: "POST",
+                path: format!("/api/v1/admin/delete?match[]=%7B{}%7D", matchers.join(",")),
+                ..Push::text(Vec::new())
+            }
+        },
+    );
+}
+
+/// A counted repetition compiles to far more than it spells: refused.
+#[test]
+fn huge_compiled_regex_is_refused_with_400() {
+    let _serial = serial();
+    let gw = start(&["--web.enable-admin-api"]);
+    let matchers = ["job=~%22(a%7B100%7D)%7B100%7D%22"; 64];
+    let query: String = matchers
+        .iter()
+        .map(|m| format!("match[]=%7B{m}%7D&"))
+        .collect();
+    let r = request(
+        gw.port,
+        "POST",
+        &format!("/api/v1/admin/delete?{query}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("too large"), "{}", r.text());
+    assert_survived(&gw, "huge regex");
+}
+
+// ---------------------------------------------------------------------------
+// The I/O loop stays responsive
+
+/// While big bodies and long URLs are parsed, `/-/healthy` answers within
+/// a second on another connection.
+#[test]
+fn healthy_answers_while_big_pushes_are_parsed() {
+    let _serial = serial();
+    let gw = start(&[]);
+    let port = gw.port;
+    let done = Arc::new(AtomicBool::new(false));
+    let pusher = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let pairs: String = (0..100_000).map(|i| format!("/k{i}/1")).collect();
+            let url = format!("/metrics/job/j{pairs}");
+            let text = lines(400_000, |i| format!("m{{i=\"{i}\"}} 1\n"));
+            for _ in 0..3 {
+                let r = request(port, "PUT", &url, &[], b"m 1\n");
+                assert_eq!(r.status, 200, "long URL: {}", r.text());
+                let r = request(port, "PUT", "/metrics/job/big", &[], &text);
+                assert_eq!(r.status, 200, "big body: {}", r.text());
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut checks = 0;
+    while !done.load(Ordering::SeqCst) {
+        let mut c = connect(port);
+        c.send_ok(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        c.expect_status_within("healthy during big pushes", 200, Duration::from_secs(1));
+        checks += 1;
+        thread::sleep(Duration::from_millis(20));
+    }
+    pusher.join().expect("the pushes succeed");
+    assert!(checks > 0, "no health check ran during the pushes");
+    assert_survived(&gw, "big pushes");
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+
+/// The peak resident memory a push adds, in KiB, and its answer.
+fn peak_of(gw: &Gateway, push: &Push) -> (Response, u64) {
+    thread::sleep(Duration::from_millis(200));
+    let before = raw::peak_rss_kib(gw.pid()).max(raw::rss_kib(gw.pid()));
+    let (r, _) = push.send(gw);
+    let after = raw::peak_rss_kib(gw.pid());
+    (r, after.saturating_sub(before))
+}
+
+fn assert_amplification(what: &str, push: &Push, decoded: usize, factor: u64, want: u16) {
+    let _serial = serial();
+    let gw = start(&[]);
+    let (r, grown_kib) = peak_of(&gw, push);
+    assert_eq!(r.status, want, "{what}: {}", r.text());
+    let limit_kib = factor * decoded as u64 / 1024;
+    eprintln!(
+        "{what}: {decoded} bytes decoded, peak +{grown_kib} KiB ({:.1}x, limit {factor}x)",
+        grown_kib as f64 * 1024.0 / decoded as f64
+    );
+    assert!(
+        grown_kib <= limit_kib,
+        "{what}: the peak grew by {grown_kib} KiB for {decoded} decoded bytes (at most {factor}x: {limit_kib} KiB)"
+    );
+    assert_survived(&gw, what);
+}
+
+/// Four MiB of `m{i="<n>"} 1` lines.
+#[test]
+fn text_series_peak_is_bounded() {
+    let body = lines(260_000, |i| format!("m{{i=\"{i}\"}} 1\n"));
+    let size = body.len();
+    assert_amplification(
+        "text: 4 MiB of series",
+        &Push::text(body),
+        size,
+        TEXT_AMPLIFICATION,
+        200,
+    );
+}
+
+/// Three MiB of distinct one-sample families.
+#[test]
+fn text_families_peak_is_bounded() {
+    let body = lines(125_000, |i| format!("some_family_name_{i} 1\n"));
+    let size = body.len();
+    assert_amplification(
+        "text: 3 MiB of families",
+        &Push::text(body),
+        size,
+        TEXT_AMPLIFICATION,
+        200,
+    );
+}
+
+/// One family of `n` `Metric` messages of two bytes each (`22 00`): no
+/// value, so the push is refused; nothing is built for them meanwhile.
+fn empty_metrics_bomb(n: usize) -> Vec<u8> {
+    gauge_family_of(n, &[0x22, 0x00])
+}
+
+/// A delimited gauge family named `g` of `n` copies of `metric`.
+fn gauge_family_of(n: usize, metric: &[u8]) -> Vec<u8> {
+    let mut fam = vec![0x0a, 0x01, b'g', 0x18, 0x01];
+    for _ in 0..n {
+        fam.extend_from_slice(metric);
+    }
+    let mut body = Vec::new();
+    let mut len = fam.len();
+    while len >= 0x80 {
+        body.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    body.push(len as u8);
+    body.extend_from_slice(&fam);
+    body
+}
+
+#[test]
+fn protobuf_empty_metrics_bomb_peak_is_bounded() {
+    let body = empty_metrics_bomb(2_000_000);
+    let size = body.len();
+    let push = Push::protobuf(body).gzipped();
+    assert!(
+        push.body.len() < 16 * 1024,
+        "the bomb is {} bytes",
+        push.body.len()
+    );
+    assert_amplification(
+        "protobuf: 2M empty metrics (gzip)",
+        &push,
+        size,
+        PROTOBUF_AMPLIFICATION,
+        400,
+    );
+}
+
+/// The same bomb against a budget smaller than its decoded size.
+#[test]
+fn protobuf_empty_metrics_bomb_over_the_budget_is_503() {
+    let _serial = serial();
+    let gw = start(&["--web.memory-budget=2MiB"]);
+    let push = Push::protobuf(empty_metrics_bomb(2_000_000)).gzipped();
+    let (r, _) = push.send(&gw);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_survived(&gw, "bomb over the budget");
+}
+
+/// Valid records the budget cannot cover: the parse stops with 503 as
+/// soon as it runs out, the peak stays near the budget.
+#[test]
+fn records_over_the_budget_are_503_while_parsed() {
+    let _serial = serial();
+    let gw = start(&["--web.memory-budget=24MiB"]);
+    // A million gauges of value 0 (`22 02 12 00`), 4 MiB decoded.
+    let push = Push::protobuf(gauge_family_of(1_000_000, &[0x22, 0x02, 0x12, 0x00])).gzipped();
+    let (r, grown) = peak_of(&gw, &push);
+    assert_eq!(r.status, 503, "protobuf records: {}", r.text());
+    assert!(
+        grown < 64 * 1024,
+        "protobuf records: the peak grew by {grown} KiB"
+    );
+    let text = Push::text(lines(300_000, |i| format!("m{{i=\"{i}\"}} 1\n"))).gzipped();
+    let (r, grown) = peak_of(&gw, &text);
+    assert_eq!(r.status, 503, "text records: {}", r.text());
+    assert!(
+        grown < 64 * 1024,
+        "text records: the peak grew by {grown} KiB"
+    );
+    assert_survived(&gw, "records over the budget");
+}
+
+/// A grouping key of 100,000 pairs is copied into every series: a body of
+/// a thousand series would need gigabytes once prepared, and is refused
+/// before they are allocated.
+#[test]
+fn long_grouping_key_times_many_series_is_503() {
+    let _serial = serial();
+    let gw = start(&[]);
+    let pairs: String = (0..100_000).map(|i| format!("/k{i}/1")).collect();
+    let push = Push {
+        path: format!("/metrics/job/j{pairs}"),
+        ..Push::text(lines(1_000, |i| format!("m{{i=\"{i}\"}} 1\n")))
+    };
+    let (r, grown) = peak_of(&gw, &push);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(grown < 256 * 1024, "the peak grew by {grown} KiB");
+    assert_survived(&gw, "long key times many series");
+}
