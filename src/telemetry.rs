@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::contract::WriteStats;
+use crate::http::budget::{Budget, Class};
 use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, sort_series};
 
@@ -88,6 +89,16 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "pushgateway_http_requests_total",
         MetricType::Counter,
         "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
+    ),
+    (
+        "pushgateway_memory_budget_bytes",
+        MetricType::Gauge,
+        "The --web.memory-budget: what requests in flight may hold together.",
+    ),
+    (
+        "pushgateway_memory_budget_used_bytes",
+        MetricType::Gauge,
+        "Memory requests in flight hold now, charged to --web.memory-budget, by stage (head, body, parse, answer).",
     ),
     (
         "pushgateway_persistence_interval_seconds",
@@ -316,6 +327,8 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 pub(crate) struct Telemetry {
     inner: Arc<Mutex<Counters>>,
     start_time: f64,
+    /// The front's memory budget, shown by class once the front is up.
+    budget: Arc<std::sync::OnceLock<Arc<Budget>>>,
 }
 
 impl Default for Telemetry {
@@ -329,7 +342,13 @@ impl Telemetry {
         Telemetry {
             inner: Arc::default(),
             start_time: process_start_time().unwrap_or_else(unix_now),
+            budget: Arc::default(),
         }
+    }
+
+    /// Shows `budget` in `pushgateway_memory_budget_*`.
+    pub(crate) fn show_budget(&self, budget: &Arc<Budget>) {
+        let _ = self.budget.set(Arc::clone(budget));
     }
 
     /// Process start time in nanoseconds since the epoch.
@@ -458,6 +477,20 @@ impl Telemetry {
             ],
             Value::Gauge(1.0),
         );
+        if let Some(b) = self.budget.get() {
+            add(
+                "pushgateway_memory_budget_bytes",
+                vec![],
+                Value::Gauge(b.limit() as f64),
+            );
+            for class in Class::ALL {
+                add(
+                    "pushgateway_memory_budget_used_bytes",
+                    vec![Label::new("class", class.as_str())],
+                    Value::Gauge(b.used_by(class) as f64),
+                );
+            }
+        }
         let c = self.lock();
         add(
             "pushgateway_groups_expired_total",

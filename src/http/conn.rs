@@ -26,6 +26,7 @@ use super::response::{self, Reply};
 use super::server::Limits;
 use super::transport::{Received, Transport};
 use super::{Completion, ConnResponder, Context, Count, Request, Shared};
+use crate::contract::Payload;
 use crate::http::router::Route;
 use crate::sys::Interest;
 
@@ -128,7 +129,7 @@ pub(super) struct Conn {
     inbuf: Vec<u8>,
     /// How far `inbuf` was searched for the end of a head.
     scanned: usize,
-    out: VecDeque<Vec<u8>>,
+    out: VecDeque<Payload>,
     out_pos: usize,
     /// Close once `out` is written.
     close_after: bool,
@@ -355,7 +356,9 @@ impl Conn {
         let route = env.ctx.routes.route(&head.method, &head.target);
         let source = self.peer.to_string();
         let mut gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
-        if matches!(gate, Gate::Pass) && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c)) {
+        if matches!(gate, Gate::Pass)
+            && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c))
+        {
             gate = Gate::Refuse(dispatch::busy(&source, &head.target));
         }
         let mut pending = Pending {
@@ -429,7 +432,7 @@ impl Conn {
         };
         if keep && expect {
             self.out
-                .push_back(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                .push_back(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec().into());
         }
         // Grown as bytes arrive: a declared length costs nothing until sent.
         let capacity = match framing {
@@ -612,8 +615,8 @@ impl Conn {
         self.queue(head, body);
     }
 
-    fn queue(&mut self, head: Vec<u8>, body: Vec<u8>) {
-        self.out.push_back(head);
+    fn queue(&mut self, head: Vec<u8>, body: Payload) {
+        self.out.push_back(head.into());
         if !body.is_empty() {
             self.out.push_back(body);
         }
@@ -626,15 +629,16 @@ impl Conn {
         &mut self,
         env: &Env<'_>,
         head: Vec<u8>,
-        body: Vec<u8>,
+        body: Payload,
         keep_alive: bool,
     ) {
         if !matches!(self.state, State::Waiting(None)) {
             return;
         }
-        if !body.is_empty() {
+        if !body.is_empty() && !body.is_charged() {
             // Counted while it waits for the client, so slow readers make
             // new requests wait instead of growing memory without bound.
+            // A shared body is charged once, by whoever built it.
             let mut charge = env.ctx.budget.charge(Class::Answer);
             charge.force_to(head.len() + body.len());
             self.out_charge = Some(charge);
