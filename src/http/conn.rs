@@ -28,6 +28,7 @@ use super::transport::{Received, Transport};
 use super::{Completion, ConnResponder, Context, Count, Request, Shared};
 use crate::contract::Payload;
 use crate::http::router::Route;
+use crate::pool::Kind;
 use crate::sys::Interest;
 
 /// A body the handler does not want (a GET with a body, a refused push) is
@@ -372,9 +373,19 @@ impl Conn {
                 self.begin_body(env, pending);
             }
             Gate::Check(auth) => {
+                if !env.ctx.pool.has_room(Kind::Auth) {
+                    let source = self.peer.to_string();
+                    let reply = dispatch::queue_full_reply(
+                        "credential checks",
+                        &source,
+                        &pending.head.target,
+                    );
+                    pending.action = Action::Answer(reply);
+                    return self.begin_body(env, pending);
+                }
                 let authorization = pending.head.header("Authorization").map(str::to_owned);
                 let (shared, conn) = (Arc::clone(env.shared), self.id);
-                env.ctx.pool.execute(move || {
+                env.ctx.pool.execute_as(Kind::Auth, move || {
                     let ok = auth.check(authorization.as_deref());
                     shared.complete(Completion::Verdict { conn, ok });
                 });
