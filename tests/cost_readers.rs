@@ -111,6 +111,7 @@ fn non_reading_scrapers_share_one_body_and_leave_writers_their_share() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     raw::raise_nofile_limit();
     let gw = Gateway::start(&ours(), &["--web.memory-budget=256MiB"]);
+    let start = raw::rss_kib(gw.pid());
     fill(&gw, 100);
     let body_kib = scrape_len(&gw) / 1024;
     assert!(
@@ -140,4 +141,14 @@ fn non_reading_scrapers_share_one_body_and_leave_writers_their_share() {
     assert!(raw::alive(gw.pid()), "the gateway died");
     drop(readers);
     writes_keep_answering(&gw, "after the readers left");
+    // The answers' memory goes back to the system once the burst is over.
+    let limit = 4 * start + 64 * MIB;
+    let now = raw::settle_at_most(Duration::from_secs(20), limit, || raw::rss_kib(gw.pid()));
+    assert!(
+        now <= limit,
+        "20 s after the readers left RSS is {} MiB; it started at {} MiB (a {} MiB store held since)",
+        now / MIB,
+        start / MIB,
+        (base - start) / MIB
+    );
 }
