@@ -17,6 +17,8 @@ build:
 # executable (relocation-model=static: 41 KB of relocations and
 # position-independent code less), as Go links the reference: the image
 # is at a fixed address, stack, heap and mmap stay randomised.
+TLS_BIN := target/x86_64-unknown-linux-musl/release/pushgateway
+TLS_LIMIT := 3000000
 STATIC_PROFILE := --release --config 'profile.release.package."*".opt-level="z"'
 STATIC_FLAGS := $(STATIC_PROFILE) --target x86_64-unknown-linux-musl
 STATIC_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
@@ -27,12 +29,13 @@ static:
 	rustup target add x86_64-unknown-linux-musl
 	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS)
-	@ls -l target/x86_64-unknown-linux-musl/release/pushgateway
+	@size=$$(stat -c %s $(TLS_BIN)); echo "$(TLS_BIN): $$size bytes (limit $(TLS_LIMIT))"; \
+		test $$size -lt $(TLS_LIMIT) || { echo "the static binary with TLS outgrew its limit" >&2; exit 1; }
 
-# The binary without TLS must stay under 1.5 MB (1,500,000 bytes); CI
+# The binary without TLS must stay under 2 MB (2,000,000 bytes); CI
 # builds it and fails beyond that.
 NOTLS_BIN := target/notls/x86_64-unknown-linux-musl/release/pushgateway
-NOTLS_LIMIT := 1500000
+NOTLS_LIMIT := 2000000
 static-notls:
 	rustup target add x86_64-unknown-linux-musl
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS) --no-default-features --target-dir target/notls
