@@ -41,6 +41,16 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "Maximum number of open file descriptors.",
     ),
     (
+        "process_network_receive_bytes_total",
+        MetricType::Counter,
+        "Number of bytes received by the process over the network.",
+    ),
+    (
+        "process_network_transmit_bytes_total",
+        MetricType::Counter,
+        "Number of bytes sent by the process over the network.",
+    ),
+    (
         "process_open_fds",
         MetricType::Gauge,
         "Number of open file descriptors.",
@@ -448,6 +458,18 @@ impl Telemetry {
         if let Some(v) = proc.max_fds {
             add("process_max_fds", vec![], Value::Gauge(v));
         }
+        if let Some((received, sent)) = proc.network_bytes {
+            add(
+                "process_network_receive_bytes_total",
+                vec![],
+                Value::Counter(received),
+            );
+            add(
+                "process_network_transmit_bytes_total",
+                vec![],
+                Value::Counter(sent),
+            );
+        }
         if let Some(v) = proc.open_fds {
             add("process_open_fds", vec![], Value::Gauge(v));
         }
@@ -473,6 +495,7 @@ impl Telemetry {
                 Label::new("goos", std::env::consts::OS),
                 Label::new("goversion", "rust"),
                 Label::new("revision", REVISION),
+                Label::new("tags", build_tags()),
                 Label::new("version", VERSION),
             ],
             Value::Gauge(1.0),
@@ -615,6 +638,8 @@ struct ProcessStats {
     resident_bytes: Option<f64>,
     virtual_bytes: Option<f64>,
     virtual_max_bytes: Option<f64>,
+    /// Bytes received and sent (see [`network_bytes`]).
+    network_bytes: Option<(f64, f64)>,
 }
 
 /// Clock ticks per second for /proc/self/stat; 100 on every Linux we target.
@@ -633,6 +658,9 @@ impl ProcessStats {
             s.virtual_bytes = num(20);
             s.resident_bytes = num(21).map(|p| p * 4096.0);
         }
+        s.network_bytes = std::fs::read_to_string("/proc/self/net/netstat")
+            .ok()
+            .and_then(|t| network_bytes(&t));
         if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
             s.open_fds = Some(entries.count() as f64);
         }
@@ -652,6 +680,32 @@ impl ProcessStats {
             }
         }
         s
+    }
+}
+
+/// `InOctets` and `OutOctets` of the `IpExt` lines in
+/// `/proc/<pid>/net/netstat`, as client_golang's process collector reads
+/// them for `process_network_*_bytes_total` (the counters of the network
+/// namespace the process is in). The file pairs a line of names with a
+/// line of values under the same prefix.
+fn network_bytes(netstat: &str) -> Option<(f64, f64)> {
+    let mut ip_ext = netstat.lines().filter(|l| l.starts_with("IpExt:"));
+    let (names, values) = (ip_ext.next()?, ip_ext.next()?);
+    let field = |want: &str| {
+        let i = names.split_whitespace().position(|n| n == want)?;
+        values.split_whitespace().nth(i)?.parse::<f64>().ok()
+    };
+    Some((field("InOctets")?, field("OutOctets")?))
+}
+
+/// The `tags` label of `pushgateway_build_info`: the Cargo features built
+/// in, where Go names its build tags (`unknown` when there are none, as
+/// Go's `version.GetTags`).
+fn build_tags() -> &'static str {
+    if cfg!(feature = "tls") {
+        "tls"
+    } else {
+        "unknown"
     }
 }
 
@@ -679,6 +733,16 @@ fn process_start_time() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_bytes_come_from_the_ip_ext_lines() {
+        let netstat = "TcpExt: SyncookiesSent InOctets\nTcpExt: 9 9\n\
+                       IpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 1234 5678\n";
+        assert_eq!(network_bytes(netstat), Some((1234.0, 5678.0)));
+        assert_eq!(network_bytes("IpExt: InOctets\n"), None, "no values line");
+        let own = std::fs::read_to_string("/proc/self/net/netstat").unwrap();
+        assert!(network_bytes(&own).is_some(), "this machine's file parses");
+    }
 
     #[test]
     fn method_labels_as_promhttp() {
