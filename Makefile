@@ -17,6 +17,8 @@ build:
 # executable (relocation-model=static: 41 KB of relocations and
 # position-independent code less), as Go links the reference: the image
 # is at a fixed address, stack, heap and mmap stay randomised.
+TLS_BIN := target/x86_64-unknown-linux-musl/release/pushgateway
+TLS_LIMIT := 3000000
 STATIC_PROFILE := --release --config 'profile.release.package."*".opt-level="z"'
 STATIC_FLAGS := $(STATIC_PROFILE) --target x86_64-unknown-linux-musl
 STATIC_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
@@ -27,12 +29,13 @@ static:
 	rustup target add x86_64-unknown-linux-musl
 	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS)
-	@ls -l target/x86_64-unknown-linux-musl/release/pushgateway
+	@size=$$(stat -c %s $(TLS_BIN)); echo "$(TLS_BIN): $$size bytes (limit $(TLS_LIMIT))"; \
+		test $$size -lt $(TLS_LIMIT) || { echo "the static binary with TLS outgrew its limit" >&2; exit 1; }
 
-# The binary without TLS must stay under 1.5 MB (1,500,000 bytes); CI
+# The binary without TLS must stay under 2 MB (2,000,000 bytes); CI
 # builds it and fails beyond that.
 NOTLS_BIN := target/notls/x86_64-unknown-linux-musl/release/pushgateway
-NOTLS_LIMIT := 1500000
+NOTLS_LIMIT := 2000000
 static-notls:
 	rustup target add x86_64-unknown-linux-musl
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS) --no-default-features --target-dir target/notls
@@ -100,13 +103,23 @@ image-test:
 # (tests/kubernetes.rs: the Kubernetes schemas, offline), and for the
 # benchmark wrk (load) and nginx (the HTTP ceiling).
 CLIENT_GOLANG := /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push
+# What each Debian package provides, as "test:package": only the packages
+# whose test fails are installed, so a machine whose Node.js comes from
+# NodeSource (whose nodejs conflicts with Debian's npm) is never asked to
+# take Debian's nodejs or npm, and a second run installs nothing.
+DEPS := "command -v prometheus-pushgateway:prometheus-pushgateway" \
+	"command -v prometheus:prometheus" \
+	"command -v chromium:chromium" "command -v chromedriver:chromium-driver" \
+	"command -v openssl:openssl" "command -v curl:curl" \
+	"command -v node:nodejs" "command -v npm:npm" \
+	"command -v go:golang-go" "test -d $(CLIENT_GOLANG):golang-github-prometheus-client-golang-dev" \
+	"command -v wrk:wrk" "command -v nginx:nginx-light" "command -v haproxy:haproxy"
 deps:
-	@{ command -v prometheus-pushgateway && command -v prometheus && command -v chromedriver \
-		&& command -v openssl && command -v curl && command -v node && command -v npm \
-		&& command -v go && test -d $(CLIENT_GOLANG) \
-		&& command -v wrk && command -v nginx && command -v haproxy; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq prometheus-pushgateway prometheus chromium chromium-driver \
-		openssl curl nodejs npm golang-go golang-github-prometheus-client-golang-dev wrk nginx-light haproxy >/dev/null; }
+	@missing=""; for d in $(DEPS); do sh -c "$${d%%:*}" >/dev/null 2>&1 || missing="$$missing $${d##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$missing"; \
+		apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	else echo "make deps: every system package is there"; fi
 	@python3 -c 'import prometheus_client' 2>/dev/null || \
 		python3 -m pip install -q --root-user-action=ignore prometheus_client
 	@python3 -c 'import kubernetes_validate' 2>/dev/null || \

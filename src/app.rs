@@ -158,6 +158,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         )));
     }
     let tls = tls_setup(config, &web)?;
+    let budget = http::budget::Budget::new(config.memory_budget as usize);
+    telemetry.show_budget(&budget);
     let ctx = http::Context {
         routes: Arc::new(
             router::Routes::new(
@@ -171,7 +173,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         events: tx,
         telemetry,
         max_body_bytes: config.max_body_bytes,
-        budget: http::budget::Budget::new(config.memory_budget as usize),
+        budget: Arc::clone(&budget),
         enable_lifecycle: config.enable_lifecycle,
         names,
         web: web_reloader,

@@ -10,7 +10,10 @@
 //! sockets. The snapshot writer only reports [`WriteOutcome`]s; durable
 //! answers wait in the loop as [`Ack`]s until their write is on disk.
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::http::budget::{Budget, Charge, Class};
 
 use crate::store::{GroupKey, PreparedPush, PushError};
 use crate::wire::escape::Escaping;
@@ -136,7 +139,7 @@ pub(crate) struct Reply {
     pub status: u16,
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    pub body: Payload,
     /// Compress the body with gzip before sending (done off the loop).
     pub gzip: bool,
     /// The body, when it is built off the loop (a scrape): run on a pool
@@ -145,11 +148,16 @@ pub(crate) struct Reply {
 }
 
 /// A body built off the request loop, from data the loop shared.
-pub(crate) struct Deferred(Box<dyn FnOnce() -> Vec<u8> + Send>);
+pub(crate) enum Deferred {
+    /// Built for this answer alone.
+    Own(Box<dyn FnOnce() -> Vec<u8> + Send>),
+    /// Built once for every answer holding the same [`SharedBody`].
+    Shared(Arc<SharedBody>),
+}
 
 impl Deferred {
     pub(crate) fn new(build: impl FnOnce() -> Vec<u8> + Send + 'static) -> Deferred {
-        Deferred(Box::new(build))
+        Deferred::Own(Box::new(build))
     }
 }
 
@@ -159,6 +167,131 @@ impl std::fmt::Debug for Deferred {
     }
 }
 
+/// One body for many answers: concurrent scrapes of one store state in one
+/// format. The first answer to be sent builds it; the others wait for it
+/// and send the same bytes, so a thousand scrapers that never read hold
+/// one body between them, charged to the budget once.
+pub(crate) struct SharedBody {
+    build: Mutex<Option<Box<dyn FnOnce() -> Vec<u8> + Send>>>,
+    /// The bytes, or `None` when the budget could not cover them.
+    built: OnceLock<Option<Arc<Built>>>,
+    /// The expected size, charged before the body is built.
+    hint: usize,
+    created: Instant,
+}
+
+/// A shared body's bytes and the budget charge that covers them, given
+/// back when the last answer holding them is written.
+pub(crate) struct Built {
+    bytes: Vec<u8>,
+    _charge: Option<Charge>,
+}
+
+impl SharedBody {
+    pub(crate) fn new(
+        hint: usize,
+        build: impl FnOnce() -> Vec<u8> + Send + 'static,
+    ) -> Arc<SharedBody> {
+        Arc::new(SharedBody {
+            build: Mutex::new(Some(Box::new(build))),
+            built: OnceLock::new(),
+            hint,
+            created: Instant::now(),
+        })
+    }
+
+    /// How long ago the body was asked for first.
+    pub(crate) fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+
+    /// The bytes, built now by the first caller (the others wait), charged
+    /// to `budget` when there is one. `None`: the budget cannot cover them.
+    fn get(&self, budget: Option<&Arc<Budget>>) -> Option<Arc<Built>> {
+        let built = self.built.get_or_init(|| {
+            let charge = match budget {
+                Some(b) => {
+                    let mut c = b.charge(Class::Answer);
+                    if !c.grow_to(self.hint) {
+                        return None;
+                    }
+                    Some(c)
+                }
+                None => None,
+            };
+            let build = self
+                .build
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()?;
+            let bytes = one_at_a_time(build);
+            let charge = charge.map(|mut c| {
+                c.force_to(bytes.len());
+                c.shrink_to(bytes.len());
+                c
+            });
+            Some(Arc::new(Built {
+                bytes,
+                _charge: charge,
+            }))
+        });
+        built.clone()
+    }
+}
+
+/// A body's bytes: the answer's own, or shared with other answers.
+#[derive(Clone)]
+pub(crate) enum Payload {
+    Owned(Vec<u8>),
+    Shared(Arc<Built>),
+}
+
+impl Payload {
+    /// Whether the bytes are charged already (shared bodies are, once).
+    pub(crate) fn is_charged(&self) -> bool {
+        matches!(self, Payload::Shared(_))
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Owned(v) => v,
+            Payload::Shared(b) => &b.bytes,
+        }
+    }
+}
+
+impl Default for Payload {
+    fn default() -> Payload {
+        Payload::Owned(Vec::new())
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Payload {
+        Payload::Owned(v)
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload({} bytes)", self.len())
+    }
+}
+
+/// Runs `build`, one at a time across the process: a body under
+/// construction is not yet charged to the memory budget, and a scrape of
+/// a million series is a hundred megabytes, so eight concurrent scrapes
+/// must not build eight at once.
+fn one_at_a_time(build: Box<dyn FnOnce() -> Vec<u8> + Send>) -> Vec<u8> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    build()
+}
+
 impl Reply {
     /// A text/plain answer with exactly `body`, as Go's `w.Write`.
     pub(crate) fn text(status: u16, body: impl Into<String>) -> Reply {
@@ -166,7 +299,7 @@ impl Reply {
             status,
             content_type: Some("text/plain; charset=utf-8"),
             headers: Vec::new(),
-            body: body.into().into_bytes(),
+            body: body.into().into_bytes().into(),
             gzip: false,
             deferred: None,
         }
@@ -192,26 +325,30 @@ impl Reply {
             status,
             content_type: None,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Payload::default(),
             gzip: false,
             deferred: None,
         }
     }
 
-    /// Builds a deferred body now; a no-op for a reply that has none. The
-    /// HTTP front calls it on a pool thread, tests wherever they are.
-    ///
-    /// One body is built at a time, as when the loop built them: a body
-    /// under construction is not yet charged to the memory budget, and a
-    /// scrape of a million series is a hundred megabytes, so eight
-    /// concurrent scrapes must not build eight at once.
-    pub(crate) fn build_body(mut self) -> Reply {
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        if let Some(Deferred(build)) = self.deferred.take() {
-            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-            self.body = build();
+    /// Builds a deferred body now, without a budget; a no-op for a reply
+    /// that has none. Tests call it wherever they are.
+    #[cfg(test)]
+    pub(crate) fn build_body(self) -> Reply {
+        self.build_body_within(None)
+            .expect("without a budget a body is always built")
+    }
+
+    /// Builds a deferred body now (the HTTP front calls it on a pool
+    /// thread), a shared body charged to `budget`. `None` when the budget
+    /// cannot cover it: the caller answers 503 instead.
+    pub(crate) fn build_body_within(mut self, budget: Option<&Arc<Budget>>) -> Option<Reply> {
+        match self.deferred.take() {
+            None => {}
+            Some(Deferred::Own(build)) => self.body = Payload::Owned(one_at_a_time(build)),
+            Some(Deferred::Shared(shared)) => self.body = Payload::Shared(shared.get(budget)?),
         }
-        self
+        Some(self)
     }
 
     pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {

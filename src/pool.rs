@@ -23,11 +23,84 @@ const MIN_THREADS: usize = 4;
 /// How long a thread beyond the minimum waits for work before it exits.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The kinds of work that share the pool. Each kind may hold only its
+/// share of the threads and queue only so many jobs, so a flood of one
+/// kind (a thousand wrong passwords, a burst of huge pushes, costly
+/// selectors) leaves threads for the others; past its queue, a kind's new
+/// jobs are refused and the client gets 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Decompressing, parsing and preparing pushes.
+    Push,
+    /// Checking credentials (bcrypt).
+    Auth,
+    /// Parsing selectors and matching them against the store's keys.
+    Match,
+    /// Work the loop hands off after accepting a request: never refused.
+    Loop,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Push, Kind::Auth, Kind::Match, Kind::Loop];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Most threads of the kind at once, out of `max`: every kind leaves
+    /// at least one thread to the others.
+    fn share(self, max: usize) -> usize {
+        match self {
+            Kind::Push | Kind::Loop => max.saturating_sub(1).max(1),
+            Kind::Auth | Kind::Match => (max / 2).max(1),
+        }
+    }
+
+    /// Most jobs of the kind waiting for a thread.
+    fn queue_limit(self) -> usize {
+        match self {
+            // Each queued push holds its body, charged to the memory
+            // budget; this bounds how long the last of them waits.
+            Kind::Push => 1024,
+            Kind::Auth => 256,
+            Kind::Match => 64,
+            Kind::Loop => usize::MAX,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    jobs: VecDeque<Job>,
+    /// Waiting jobs, one queue per [`Kind`].
+    queues: [VecDeque<Job>; 4],
+    /// Jobs running, per kind.
+    running: [usize; 4],
+    /// Where the next search for a job starts: kinds take turns.
+    turn: usize,
     threads: usize,
     idle: usize,
+}
+
+impl State {
+    fn queued(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    /// The next job whose kind is under its share, kinds taking turns.
+    fn next_job(&mut self, max: usize) -> Option<(Kind, Job)> {
+        for i in 0..Kind::ALL.len() {
+            let kind = Kind::ALL[(self.turn + i) % Kind::ALL.len()];
+            let k = kind.index();
+            if self.running[k] < kind.share(max)
+                && let Some(job) = self.queues[k].pop_front()
+            {
+                self.turn = (k + 1) % Kind::ALL.len();
+                self.running[k] += 1;
+                return Some((kind, job));
+            }
+        }
+        None
+    }
 }
 
 struct Shared {
@@ -67,42 +140,54 @@ impl Pool {
         }
     }
 
-    /// Runs `job` on a pool thread, starting a new thread if all are busy.
+    /// Runs `job` on a pool thread, starting a new thread if all are busy:
+    /// for work the loop hands off, which is never refused.
     pub(crate) fn execute<F: FnOnce() + Send + 'static>(&self, job: F) {
-        submit(&self.shared, Box::new(job));
+        submit(&self.shared, Kind::Loop, Box::new(job));
+    }
+
+    /// Whether `kind` may queue another job; when not, the caller
+    /// answers 503 instead of calling [`Pool::execute_as`]. Jobs of a
+    /// kind are submitted by one thread (the I/O loop), and workers only
+    /// shorten the queues, so the answer still holds when it submits.
+    pub(crate) fn has_room(&self, kind: Kind) -> bool {
+        lock(&self.shared.state).queues[kind.index()].len() < kind.queue_limit()
+    }
+
+    /// Runs `job` of `kind` within the kind's share of the threads.
+    pub(crate) fn execute_as<F: FnOnce() + Send + 'static>(&self, kind: Kind, job: F) {
+        submit(&self.shared, kind, Box::new(job));
     }
 
     /// Runs `job` on a low-priority thread: for long work no client is
     /// waiting on the loop for (building and compressing large answers).
     pub(crate) fn execute_background<F: FnOnce() + Send + 'static>(&self, job: F) {
-        submit(&self.background, Box::new(job));
+        submit(&self.background, Kind::Loop, Box::new(job));
     }
 }
 
-fn submit(shared: &Arc<Shared>, job: Job) {
+fn submit(shared: &Arc<Shared>, kind: Kind, job: Job) {
     let mut st = lock(&shared.state);
-    st.jobs.push_back(job);
-    if st.idle >= st.jobs.len() {
+    st.queues[kind.index()].push_back(job);
+    if st.idle >= st.queued() || st.threads >= shared.max_threads {
         shared.ready.notify_one();
         return;
     }
-    if st.threads < shared.max_threads {
-        st.threads += 1;
-        let shared2 = Arc::clone(shared);
-        drop(st);
-        let name = if shared.background {
-            "background"
-        } else {
-            "worker"
-        };
-        let spawned = thread::Builder::new()
-            .name(name.into())
-            .spawn(move || worker(shared2));
-        if let Err(e) = spawned {
-            log::error!(err:display = e; "cannot start worker thread");
-            lock(&shared.state).threads -= 1;
-        }
+    st.threads += 1;
+    let shared2 = Arc::clone(shared);
+    drop(st);
+    let name = if shared.background {
+        "background"
     } else {
+        "worker"
+    };
+    let spawned = thread::Builder::new()
+        .name(name.into())
+        .spawn(move || worker(shared2));
+    if let Err(e) = spawned {
+        log::error!(err:display = e; "cannot start worker thread");
+        lock(&shared.state).threads -= 1;
+        // The job waits for a thread that is running already.
         shared.ready.notify_one();
     }
 }
@@ -119,11 +204,16 @@ fn worker(shared: Arc<Shared>) {
     }
     let mut st = lock(&shared.state);
     loop {
-        if let Some(job) = st.jobs.pop_front() {
+        if let Some((kind, job)) = st.next_job(shared.max_threads) {
             drop(st);
             // A panicking job must not take the thread's accounting with it.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             st = lock(&shared.state);
+            st.running[kind.index()] -= 1;
+            // A job of this kind held back by its share may run now.
+            if st.queues[kind.index()].len() > 0 {
+                shared.ready.notify_one();
+            }
             continue;
         }
         st.idle += 1;
@@ -133,7 +223,7 @@ fn worker(shared: Arc<Shared>) {
             .unwrap_or_else(|e| e.into_inner());
         st = guard;
         st.idle -= 1;
-        if timeout.timed_out() && st.jobs.is_empty() && st.threads > MIN_THREADS {
+        if timeout.timed_out() && st.queued() == 0 && st.threads > MIN_THREADS {
             st.threads -= 1;
             return;
         }
@@ -174,6 +264,66 @@ mod tests {
         let base = crate::sys::thread_nice();
         let lowered = (base + crate::sys::BACKGROUND_NICE).min(19);
         assert_eq!(got, [("background", lowered), ("normal", base)]);
+    }
+
+    #[test]
+    fn a_flood_of_one_kind_leaves_a_thread_to_the_others() {
+        let pool = Pool::new(4);
+        let (block_tx, block_rx) = mpsc::channel::<()>();
+        let block_rx = Arc::new(Mutex::new(block_rx));
+        let (started_tx, started_rx) = mpsc::channel();
+        for _ in 0..20 {
+            let (rx, started) = (Arc::clone(&block_rx), started_tx.clone());
+            let job = move || {
+                started.send(()).unwrap();
+                let _ = rx.lock().unwrap().recv();
+            };
+            pool.execute_as(Kind::Auth, job);
+        }
+        for _ in 0..2 {
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        assert!(
+            started_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "credential checks hold at most half of 4 threads"
+        );
+        let (tx, rx) = mpsc::channel();
+        pool.execute_as(Kind::Push, move || tx.send(7).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(7));
+        drop(block_tx);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_its_kind_only() {
+        let pool = Pool::new(2);
+        let (block_tx, block_rx) = mpsc::channel::<()>();
+        let block_rx = Arc::new(Mutex::new(block_rx));
+        let limit = Kind::Match.queue_limit();
+        let (started_tx, started_rx) = mpsc::channel();
+        let rx = Arc::clone(&block_rx);
+        let first = move || {
+            started_tx.send(()).unwrap();
+            drop(rx.lock().unwrap().recv());
+        };
+        pool.execute_as(Kind::Match, first);
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let mut refused = 0;
+        for _ in 0..limit + 4 {
+            let rx = Arc::clone(&block_rx);
+            let job = move || drop(rx.lock().unwrap().recv());
+            if pool.has_room(Kind::Match) {
+                pool.execute_as(Kind::Match, job);
+            } else {
+                refused += 1;
+            }
+        }
+        // One runs (its share of 2 threads), `limit` wait, 4 are refused.
+        assert_eq!(refused, 4);
+        let (tx, rx) = mpsc::channel();
+        assert!(pool.has_room(Kind::Push));
+        pool.execute_as(Kind::Push, move || tx.send(1).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(1));
+        drop(block_tx);
     }
 
     #[test]

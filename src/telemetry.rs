@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::contract::WriteStats;
+use crate::http::budget::{Budget, Class};
 use crate::model::{Label, Metric, MetricType, Summary, Value};
 use crate::store::{OwnFamilies, sort_series};
 
@@ -38,6 +39,16 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "process_max_fds",
         MetricType::Gauge,
         "Maximum number of open file descriptors.",
+    ),
+    (
+        "process_network_receive_bytes_total",
+        MetricType::Counter,
+        "Number of bytes received by the process over the network.",
+    ),
+    (
+        "process_network_transmit_bytes_total",
+        MetricType::Counter,
+        "Number of bytes sent by the process over the network.",
     ),
     (
         "process_open_fds",
@@ -88,6 +99,16 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
         "pushgateway_http_requests_total",
         MetricType::Counter,
         "Total HTTP requests processed by the Pushgateway, excluding scrapes.",
+    ),
+    (
+        "pushgateway_memory_budget_bytes",
+        MetricType::Gauge,
+        "The --web.memory-budget: what requests in flight may hold together.",
+    ),
+    (
+        "pushgateway_memory_budget_used_bytes",
+        MetricType::Gauge,
+        "Memory requests in flight hold now, charged to --web.memory-budget, by stage (head, body, parse, answer).",
     ),
     (
         "pushgateway_persistence_interval_seconds",
@@ -316,6 +337,8 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 pub(crate) struct Telemetry {
     inner: Arc<Mutex<Counters>>,
     start_time: f64,
+    /// The front's memory budget, shown by class once the front is up.
+    budget: Arc<std::sync::OnceLock<Arc<Budget>>>,
 }
 
 impl Default for Telemetry {
@@ -329,7 +352,13 @@ impl Telemetry {
         Telemetry {
             inner: Arc::default(),
             start_time: process_start_time().unwrap_or_else(unix_now),
+            budget: Arc::default(),
         }
+    }
+
+    /// Shows `budget` in `pushgateway_memory_budget_*`.
+    pub(crate) fn show_budget(&self, budget: &Arc<Budget>) {
+        let _ = self.budget.set(Arc::clone(budget));
     }
 
     /// Process start time in nanoseconds since the epoch.
@@ -429,6 +458,18 @@ impl Telemetry {
         if let Some(v) = proc.max_fds {
             add("process_max_fds", vec![], Value::Gauge(v));
         }
+        if let Some((received, sent)) = proc.network_bytes {
+            add(
+                "process_network_receive_bytes_total",
+                vec![],
+                Value::Counter(received),
+            );
+            add(
+                "process_network_transmit_bytes_total",
+                vec![],
+                Value::Counter(sent),
+            );
+        }
         if let Some(v) = proc.open_fds {
             add("process_open_fds", vec![], Value::Gauge(v));
         }
@@ -454,10 +495,25 @@ impl Telemetry {
                 Label::new("goos", std::env::consts::OS),
                 Label::new("goversion", "rust"),
                 Label::new("revision", REVISION),
+                Label::new("tags", build_tags()),
                 Label::new("version", VERSION),
             ],
             Value::Gauge(1.0),
         );
+        if let Some(b) = self.budget.get() {
+            add(
+                "pushgateway_memory_budget_bytes",
+                vec![],
+                Value::Gauge(b.limit() as f64),
+            );
+            for class in Class::ALL {
+                add(
+                    "pushgateway_memory_budget_used_bytes",
+                    vec![Label::new("class", class.as_str())],
+                    Value::Gauge(b.used_by(class) as f64),
+                );
+            }
+        }
         let c = self.lock();
         add(
             "pushgateway_groups_expired_total",
@@ -582,6 +638,8 @@ struct ProcessStats {
     resident_bytes: Option<f64>,
     virtual_bytes: Option<f64>,
     virtual_max_bytes: Option<f64>,
+    /// Bytes received and sent (see [`network_bytes`]).
+    network_bytes: Option<(f64, f64)>,
 }
 
 /// Clock ticks per second for /proc/self/stat; 100 on every Linux we target.
@@ -600,6 +658,9 @@ impl ProcessStats {
             s.virtual_bytes = num(20);
             s.resident_bytes = num(21).map(|p| p * 4096.0);
         }
+        s.network_bytes = std::fs::read_to_string("/proc/self/net/netstat")
+            .ok()
+            .and_then(|t| network_bytes(&t));
         if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
             s.open_fds = Some(entries.count() as f64);
         }
@@ -619,6 +680,32 @@ impl ProcessStats {
             }
         }
         s
+    }
+}
+
+/// `InOctets` and `OutOctets` of the `IpExt` lines in
+/// `/proc/<pid>/net/netstat`, as client_golang's process collector reads
+/// them for `process_network_*_bytes_total` (the counters of the network
+/// namespace the process is in). The file pairs a line of names with a
+/// line of values under the same prefix.
+fn network_bytes(netstat: &str) -> Option<(f64, f64)> {
+    let mut ip_ext = netstat.lines().filter(|l| l.starts_with("IpExt:"));
+    let (names, values) = (ip_ext.next()?, ip_ext.next()?);
+    let field = |want: &str| {
+        let i = names.split_whitespace().position(|n| n == want)?;
+        values.split_whitespace().nth(i)?.parse::<f64>().ok()
+    };
+    Some((field("InOctets")?, field("OutOctets")?))
+}
+
+/// The `tags` label of `pushgateway_build_info`: the Cargo features built
+/// in, where Go names its build tags (`unknown` when there are none, as
+/// Go's `version.GetTags`).
+fn build_tags() -> &'static str {
+    if cfg!(feature = "tls") {
+        "tls"
+    } else {
+        "unknown"
     }
 }
 
@@ -646,6 +733,16 @@ fn process_start_time() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_bytes_come_from_the_ip_ext_lines() {
+        let netstat = "TcpExt: SyncookiesSent InOctets\nTcpExt: 9 9\n\
+                       IpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 1234 5678\n";
+        assert_eq!(network_bytes(netstat), Some((1234.0, 5678.0)));
+        assert_eq!(network_bytes("IpExt: InOctets\n"), None, "no values line");
+        let own = std::fs::read_to_string("/proc/self/net/netstat").unwrap();
+        assert!(network_bytes(&own).is_some(), "this machine's file parses");
+    }
 
     #[test]
     fn method_labels_as_promhttp() {

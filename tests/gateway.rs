@@ -319,6 +319,22 @@ fn build_information_comes_from_the_build() {
         .find(|l| l.starts_with("pushgateway_build_info{"))
         .expect("pushgateway_build_info");
     assert!(info.contains(&format!("revision=\"{head}\"")), "{info}");
+    // 1.11's labels: the build tags too (our Cargo features).
+    assert!(info.contains(",tags=\""), "{info}");
+    // client_golang's process collector reads these from /proc (1.11).
+    for counter in [
+        "process_network_receive_bytes_total ",
+        "process_network_transmit_bytes_total ",
+    ] {
+        let value = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(counter))
+            .unwrap_or_else(|| panic!("no {counter}in the scrape"));
+        assert!(
+            value.parse::<f64>().is_ok_and(|v| v > 0.0),
+            "{counter}{value}"
+        );
+    }
     let status = gw.get("/api/v1/status").text();
     assert!(
         status.contains(&format!("\"revision\":\"{head}\"")),

@@ -15,10 +15,10 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Weak};
 
-use crate::contract::{Deferred, Event, Reply, Responder, ScrapeFormat};
+use crate::contract::{Deferred, Event, Reply, Responder, ScrapeFormat, SharedBody};
 use crate::model::NameScheme;
 use crate::persist::Persistence;
 use crate::pool::Pool;
@@ -49,6 +49,8 @@ pub(crate) struct Gateway {
     last_scrape_len: Arc<AtomicUsize>,
     /// The pushed families as the last gzip scrape compressed them.
     gzip_cache: Arc<std::sync::Mutex<render::GzipCache>>,
+    /// Scrape bodies being built or sent, for scrapes that can share them.
+    shared_scrapes: Vec<(ScrapeKey, Weak<SharedBody>)>,
     /// Where selector deletes are matched (see [`admin`]); without it
     /// (unit tests) they are matched on the loop.
     pub offload: Option<Offload>,
@@ -72,6 +74,23 @@ struct SelectorDelete {
     rounds: admin::Rounds,
     reply_to: Responder,
 }
+
+/// What makes two scrapes' bodies the same bytes: the store's state and
+/// the answer's shape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ScrapeKey {
+    generation: u64,
+    format: ScrapeFormat,
+    escaping: Escaping,
+    gzip: bool,
+}
+
+/// How long a scrape body is offered to later scrapes of the same store
+/// state. Our own metrics (request counts, process figures) in a shared
+/// body are as old as the body, so it is not shared for longer: a
+/// thousand scrapers arriving together get one body, a scraper every few
+/// seconds still sees fresh figures.
+const SHARE_SCRAPES_FOR: Duration = Duration::from_secs(1);
 
 /// Refused pushes are logged at most this often (a job retrying in a
 /// loop against a full store would flood the log otherwise).
@@ -102,6 +121,7 @@ impl Gateway {
             limit_log: (None, 0),
             last_scrape_len: Arc::new(AtomicUsize::new(4096)),
             gzip_cache: Arc::default(),
+            shared_scrapes: Vec::new(),
             offload: None,
             matching: 0,
             deletes: VecDeque::new(),
@@ -555,31 +575,69 @@ impl Gateway {
                     .as_ref()
                     .is_some_and(|p| p.unwritten(&self.store)),
             });
+        let key = ScrapeKey {
+            generation: self.store.generation(),
+            format,
+            escaping,
+            gzip,
+        };
+        let mut reply = Reply::empty(200);
+        reply.content_type = Some(format.content_type(escaping));
+        if gzip {
+            reply.headers.push(("Content-Encoding", "gzip".into()));
+        }
+        let body = match self.shared_scrape(key) {
+            Some(body) => body,
+            None => self.new_scrape(key),
+        };
+        reply.deferred = Some(Deferred::Shared(body));
+        reply
+    }
+
+    /// A body of scrape `key` that is still being built or sent, and young
+    /// enough to share.
+    fn shared_scrape(&mut self, key: ScrapeKey) -> Option<Arc<SharedBody>> {
+        self.shared_scrapes
+            .retain(|(_, body)| body.upgrade().is_some_and(|b| b.age() < SHARE_SCRAPES_FOR));
+        self.shared_scrapes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, body)| body.upgrade())
+    }
+
+    /// Shares the store's state with a body to be built off the loop, and
+    /// offers that body to the scrapes that follow.
+    fn new_scrape(&mut self, key: ScrapeKey) -> Arc<SharedBody> {
         let started = Instant::now();
         let view = render::ScrapeView {
             families: self.store.family_metas(&Own),
             groups: self.store.snapshot(),
             telemetry: self.telemetry.clone(),
             names: self.names,
-            escaping,
+            escaping: key.escaping,
             size_hint: self.last_scrape_len.clone(),
         };
         let pause = started.elapsed();
         self.telemetry.observe_scrape_pause(pause);
         log::debug!(loop_pause = crate::time::go_duration(pause), groups = view.groups.len(); "scrape handed to the pool");
-        let mut reply = Reply::empty(200);
-        reply.content_type = Some(format.content_type(escaping));
-        if gzip && format == ScrapeFormat::Text {
+        let hint = self
+            .last_scrape_len
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let format = key.format;
+        let body = if key.gzip && format == ScrapeFormat::Text {
             // Compressed as it is rendered, family by family, reusing the
             // families unchanged since the last gzip scrape.
             let cache = Arc::clone(&self.gzip_cache);
-            reply.deferred = Some(Deferred::new(move || view.render_gzip(&cache)));
-            reply.headers.push(("Content-Encoding", "gzip".into()));
+            SharedBody::new(hint / 4, move || view.render_gzip(&cache))
+        } else if key.gzip {
+            SharedBody::new(hint / 4, move || {
+                crate::wire::gzip::gzip(&view.render(format))
+            })
         } else {
-            reply.deferred = Some(Deferred::new(move || view.render(format)));
-            reply.gzip = gzip;
-        }
-        reply
+            SharedBody::new(hint, move || view.render(format))
+        };
+        self.shared_scrapes.push((key, Arc::downgrade(&body)));
+        body
     }
 }
 
@@ -649,7 +707,7 @@ mod tests {
             };
             let (reply, _) = self.send(ev);
             assert_eq!(reply.status, 200);
-            String::from_utf8(reply.body).expect("text scrape")
+            String::from_utf8(reply.body.to_vec()).expect("text scrape")
         }
     }
 
@@ -658,6 +716,49 @@ mod tests {
             method: method.into(),
             source: "in-process".into(),
         }
+    }
+
+    /// The body a scrape's reply will be built from, unbuilt.
+    fn shared_body(h: &mut Harness, gzip: bool) -> Arc<SharedBody> {
+        let ev = Event::Scrape {
+            format: ScrapeFormat::Text,
+            escaping: Escaping::Underscores,
+            gzip,
+            reply_to: h.reply_to(),
+        };
+        h.gw.handle(ev);
+        match h.rx.try_recv().expect("answered at once").deferred {
+            Some(Deferred::Shared(body)) => body,
+            _ => panic!("a scrape's body is built off the loop, shared"),
+        }
+    }
+
+    #[test]
+    fn concurrent_scrapes_of_one_state_share_one_body() {
+        let mut h = Harness::new();
+        h.push("a", "m 1\n");
+        let first = shared_body(&mut h, false);
+        let second = shared_body(&mut h, false);
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "same state, same format: one body"
+        );
+        let zipped = shared_body(&mut h, true);
+        assert!(!Arc::ptr_eq(&first, &zipped), "gzip is another body");
+        h.push("a", "m 2\n");
+        let after = shared_body(&mut h, false);
+        assert!(!Arc::ptr_eq(&first, &after), "a push changes the state");
+        drop((first, second, after));
+        let fresh = shared_body(&mut h, false);
+        let again = shared_body(&mut h, false);
+        assert!(Arc::ptr_eq(&fresh, &again));
+        drop((fresh, again));
+        let alone = shared_body(&mut h, false);
+        assert_eq!(
+            Arc::strong_count(&alone),
+            1,
+            "a body nobody holds any more is not kept for later scrapes"
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub(crate) fn is_protobuf(content_type: Option<&str>) -> bool {
 
 /// `reply` with its body gzipped (on a pool thread).
 pub(super) fn gzip_reply(mut reply: Reply) -> Reply {
-    reply.body = crate::wire::gzip::gzip(&reply.body);
+    reply.body = crate::wire::gzip::gzip(&reply.body).into();
     reply.headers.push(("Content-Encoding", "gzip".into()));
     reply.gzip = false;
     reply

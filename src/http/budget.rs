@@ -65,25 +65,26 @@ impl Class {
 pub(crate) const READ_SHARE: (usize, usize) = (1, 2);
 
 pub(crate) struct Budget {
-    /// All classes together.
-    used: AtomicUsize,
-    /// Each class's part of `used`, for the metrics and the read share.
+    /// Each class's bytes.
     by_class: [AtomicUsize; 4],
+    /// The writing classes' bytes together (head, body, parse).
+    writes: AtomicUsize,
     limit: usize,
 }
 
 impl Budget {
     pub(crate) fn new(limit: usize) -> Arc<Budget> {
         Arc::new(Budget {
-            used: AtomicUsize::new(0),
             by_class: Default::default(),
+            writes: AtomicUsize::new(0),
             limit,
         })
     }
 
     /// Bytes charged now, all classes.
+    #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
+        self.writes.load(Ordering::Relaxed) + self.used_by(Class::Answer)
     }
 
     /// Bytes charged now by one class.
@@ -96,19 +97,41 @@ impl Budget {
         self.limit
     }
 
-    /// Most bytes that `class` may hold together.
-    fn limit_of(&self, class: Class) -> usize {
+    /// Most bytes answers may hold together.
+    fn read_limit(&self) -> usize {
+        self.limit / READ_SHARE.1 * READ_SHARE.0
+    }
+
+    /// How many bytes `class` may hold now: answers their share of what
+    /// writes leave; writes everything but what answers hold within their
+    /// share. Answers forced past their share (bodies that exist already)
+    /// thus never shrink the writers' reserve.
+    fn ceiling(&self, class: Class) -> usize {
         if class.is_read() {
-            self.limit / READ_SHARE.1 * READ_SHARE.0
+            let left = self
+                .limit
+                .saturating_sub(self.writes.load(Ordering::Acquire));
+            self.read_limit().min(left)
         } else {
-            self.limit
+            let reads = self.used_by(Class::Answer).min(self.read_limit());
+            self.limit - reads
+        }
+    }
+
+    /// What `ceiling` is compared with: the class's own bytes for
+    /// answers, all writes' bytes for a writing class.
+    fn counter(&self, class: Class) -> &AtomicUsize {
+        if class.is_read() {
+            &self.by_class[class.index()]
+        } else {
+            &self.writes
         }
     }
 
     /// Whether a new request of `class` should be refused before it
-    /// starts: its class has used its share, or the whole budget is spent.
+    /// starts: what its class may hold is used up.
     pub(crate) fn exhausted_for(&self, class: Class) -> bool {
-        self.used_by(class) >= self.limit_of(class) || self.used() >= self.limit
+        self.counter(class).load(Ordering::Relaxed) >= self.ceiling(class)
     }
 
     /// An empty charge of `class` to grow as memory is taken.
@@ -121,24 +144,17 @@ impl Budget {
     }
 
     fn take(&self, class: Class, n: usize) -> bool {
-        let mine = &self.by_class[class.index()];
-        let class_limit = self.limit_of(class);
-        if mine
+        let ceiling = self.ceiling(class);
+        let taken = self
+            .counter(class)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&total| total <= class_limit)
-            })
-            .is_err()
-        {
+                used.checked_add(n).filter(|&total| total <= ceiling)
+            });
+        if taken.is_err() {
             return false;
         }
-        let whole = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&total| total <= self.limit)
-            });
-        if whole.is_err() {
-            mine.fetch_sub(n, Ordering::AcqRel);
-            return false;
+        if !class.is_read() {
+            self.by_class[class.index()].fetch_add(n, Ordering::AcqRel);
         }
         true
     }
@@ -147,12 +163,16 @@ impl Budget {
     /// exists, so that it is counted against new requests while it lives.
     fn force(&self, class: Class, n: usize) {
         self.by_class[class.index()].fetch_add(n, Ordering::AcqRel);
-        self.used.fetch_add(n, Ordering::AcqRel);
+        if !class.is_read() {
+            self.writes.fetch_add(n, Ordering::AcqRel);
+        }
     }
 
     fn give_back(&self, class: Class, n: usize) {
         self.by_class[class.index()].fetch_sub(n, Ordering::AcqRel);
-        self.used.fetch_sub(n, Ordering::AcqRel);
+        if !class.is_read() {
+            self.writes.fetch_sub(n, Ordering::AcqRel);
+        }
     }
 }
 
@@ -164,11 +184,6 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
-    /// Bytes held by this charge.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
     /// Raises the charge to `total` bytes; false (and unchanged) when the
     /// budget cannot cover it.
     #[must_use]
@@ -234,6 +249,7 @@ mod tests {
         assert!(c.grow_to(90));
         c.force_to(150);
         assert_eq!(b.used(), 150);
+        assert!(b.exhausted_for(Class::Answer));
         c.shrink_to(10);
         assert_eq!((b.used(), b.used_by(Class::Parse)), (10, 10));
         drop(c);
@@ -264,5 +280,14 @@ mod tests {
             0,
             "a refused charge leaves nothing"
         );
+        drop(write);
+        late.force_to(400);
+        assert!(b.exhausted_for(Class::Answer));
+        let mut after = b.charge(Class::Parse);
+        assert!(
+            after.grow_to(50),
+            "answers forced past their share leave writers their half"
+        );
+        assert!(!after.grow_to(51));
     }
 }

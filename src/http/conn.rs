@@ -26,7 +26,9 @@ use super::response::{self, Reply};
 use super::server::Limits;
 use super::transport::{Received, Transport};
 use super::{Completion, ConnResponder, Context, Count, Request, Shared};
+use crate::contract::Payload;
 use crate::http::router::Route;
+use crate::pool::Kind;
 use crate::sys::Interest;
 
 /// A body the handler does not want (a GET with a body, a refused push) is
@@ -128,7 +130,7 @@ pub(super) struct Conn {
     inbuf: Vec<u8>,
     /// How far `inbuf` was searched for the end of a head.
     scanned: usize,
-    out: VecDeque<Vec<u8>>,
+    out: VecDeque<Payload>,
     out_pos: usize,
     /// Close once `out` is written.
     close_after: bool,
@@ -371,9 +373,19 @@ impl Conn {
                 self.begin_body(env, pending);
             }
             Gate::Check(auth) => {
+                if !env.ctx.pool.has_room(Kind::Auth) {
+                    let source = self.peer.to_string();
+                    let reply = dispatch::queue_full_reply(
+                        "credential checks",
+                        &source,
+                        &pending.head.target,
+                    );
+                    pending.action = Action::Answer(reply);
+                    return self.begin_body(env, pending);
+                }
                 let authorization = pending.head.header("Authorization").map(str::to_owned);
                 let (shared, conn) = (Arc::clone(env.shared), self.id);
-                env.ctx.pool.execute(move || {
+                env.ctx.pool.execute_as(Kind::Auth, move || {
                     let ok = auth.check(authorization.as_deref());
                     shared.complete(Completion::Verdict { conn, ok });
                 });
@@ -431,7 +443,7 @@ impl Conn {
         };
         if keep && expect {
             self.out
-                .push_back(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                .push_back(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec().into());
         }
         // Grown as bytes arrive: a declared length costs nothing until sent.
         let capacity = match framing {
@@ -614,8 +626,8 @@ impl Conn {
         self.queue(head, body);
     }
 
-    fn queue(&mut self, head: Vec<u8>, body: Vec<u8>) {
-        self.out.push_back(head);
+    fn queue(&mut self, head: Vec<u8>, body: Payload) {
+        self.out.push_back(head.into());
         if !body.is_empty() {
             self.out.push_back(body);
         }
@@ -628,15 +640,16 @@ impl Conn {
         &mut self,
         env: &Env<'_>,
         head: Vec<u8>,
-        body: Vec<u8>,
+        body: Payload,
         keep_alive: bool,
     ) {
         if !matches!(self.state, State::Waiting(None)) {
             return;
         }
-        if !body.is_empty() {
+        if !body.is_empty() && !body.is_charged() {
             // Counted while it waits for the client, so slow readers make
             // new requests wait instead of growing memory without bound.
+            // A shared body is charged once, by whoever built it.
             let mut charge = env.ctx.budget.charge(Class::Answer);
             charge.force_to(head.len() + body.len());
             self.out_charge = Some(charge);

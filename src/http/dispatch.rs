@@ -12,6 +12,7 @@ use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::contract::Event;
 use crate::http::BodyError;
 use crate::http::router::Route;
+use crate::pool::Kind;
 use crate::store::{self, GroupKey, PushError};
 use crate::web::auth::Auth;
 use crate::wire::Meter;
@@ -87,6 +88,17 @@ pub(super) fn busy(source: &str, url: &str) -> Reply {
     .with_header("Retry-After", "1")
 }
 
+/// The 503 for a request whose kind of work has filled its queue on the
+/// pool (see `pool::Kind`): other kinds are still served.
+pub(super) fn queue_full_reply(what: &str, source: &str, url: &str) -> Reply {
+    log::warn!(source = source, url = url; "too many {what} waiting for a worker thread; answering 503");
+    Reply::error(
+        503,
+        format!("Service Unavailable: too many {what} are waiting to be processed; retry shortly"),
+    )
+    .with_header("Retry-After", "1")
+}
+
 /// A request body with the budget charge that covers it.
 pub(super) struct Body {
     pub data: Vec<u8>,
@@ -112,9 +124,13 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             if inline {
                 read_push(req, body, target, ctx);
             } else {
+                if !ctx.pool.has_room(Kind::Push) {
+                    let reply = queue_full_reply("pushes", &req.source(), req.url());
+                    return direct(req, reply);
+                }
                 let ctx2 = ctx.clone();
-                ctx.pool
-                    .execute(move || read_push(req, body, target, &ctx2));
+                let job = move || read_push(req, body, target, &ctx2);
+                ctx.pool.execute_as(Kind::Push, job);
             }
         }
         Route::Delete { key } => {
@@ -163,8 +179,13 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
         ),
         // Compiling regular expressions is CPU work: on the pool.
         Route::DeleteMatching => {
+            if !ctx.pool.has_room(Kind::Match) {
+                let reply = queue_full_reply("selector deletes", &req.source(), req.url());
+                return direct(req, reply);
+            }
             let ctx2 = ctx.clone();
-            ctx.pool.execute(move || delete_matching(req, &ctx2));
+            ctx.pool
+                .execute_as(Kind::Match, move || delete_matching(req, &ctx2));
         }
         Route::GroupText { key } => {
             let reply_to = req.reply_to(&ctx.pool);

@@ -157,7 +157,11 @@ impl ConnResponder {
         }
         if reply.deferred.is_some() || reply.gzip {
             pool.execute_background(move || {
-                let reply = reply.build_body();
+                let built = reply.build_body_within(Some(&self.shared.budget));
+                let Some(reply) = built else {
+                    let reply = dispatch::busy("(answer)", "(built off the loop)");
+                    return self.send(reply);
+                };
                 let reply = if reply.gzip {
                     body::gzip_reply(reply)
                 } else {
@@ -188,7 +192,7 @@ enum Completion {
     Reply {
         conn: u64,
         head: Vec<u8>,
-        body: Vec<u8>,
+        body: contract::Payload,
         keep_alive: bool,
     },
     /// The pool checked a request's credentials.
@@ -201,11 +205,13 @@ struct Shared {
     wake: sys::EventFd,
     /// `http_server_config.headers` go on every response.
     web: Option<Arc<WebReloader>>,
+    /// Charged for the answers built off the loop.
+    budget: Arc<budget::Budget>,
 }
 
 impl Shared {
     /// An answer's bytes, with the web configuration's headers.
-    fn encode(&self, reply: Reply, how: response::Framing) -> (Vec<u8>, Vec<u8>) {
+    fn encode(&self, reply: Reply, how: response::Framing) -> (Vec<u8>, contract::Payload) {
         let extra = self.web.as_ref().map(|w| w.headers());
         let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
         response::encode(reply, how, extra)

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use crate::contract::Payload;
 pub(crate) use crate::contract::Reply;
 
 /// The answer to a request the front refuses before any handler sees
@@ -72,15 +73,15 @@ pub(crate) fn encode_head(
 /// The bytes of an answer: head, and the body when it is worth a write of
 /// its own (over 16 KiB); a small body rides with the head, and a HEAD
 /// request gets none (its Content-Length still says what GET would send).
-pub(crate) fn encode(reply: Reply, how: Framing, extra: &[(String, String)]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn encode(reply: Reply, how: Framing, extra: &[(String, String)]) -> (Vec<u8>, Payload) {
     let mut head = encode_head(&reply, reply.body.len(), how, extra);
     let body = reply.body;
     if how.head_only {
-        return (head, Vec::new());
+        return (head, Payload::default());
     }
     if body.len() <= 16 * 1024 {
         head.extend_from_slice(&body);
-        return (head, Vec::new());
+        return (head, Payload::default());
     }
     (head, body)
 }
@@ -204,7 +205,7 @@ mod tests {
                 .contains("Connection: keep-alive\r\n")
         );
         assert_eq!(
-            refusal(431, "too big").body,
+            &*refusal(431, "too big").body,
             b"431 Request Header Fields Too Large: too big"
         );
     }

@@ -91,6 +91,7 @@ impl Front {
             queue: Mutex::new(Vec::new()),
             wake: sys::EventFd::new()?,
             web: ctx.web.clone(),
+            budget: Arc::clone(&ctx.budget),
         });
         let state = Arc::new(AtomicU8::new(RUNNING));
         let epoll = Epoll::new()?;

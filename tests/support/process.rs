@@ -27,9 +27,11 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// and the child's own bind.
 const START_ATTEMPTS: usize = 5;
 
-/// Our binary as built by cargo for this test run.
+/// Our binary as built by cargo for this test run, or the one named by
+/// `PUSHGATEWAY_BIN` (to run a suite against the static build).
 pub fn ours() -> String {
-    env!("CARGO_BIN_EXE_pushgateway").to_string()
+    std::env::var("PUSHGATEWAY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pushgateway").to_string())
 }
 
 /// The reference binary. Panics (the test must fail, not silently skip) when
