@@ -171,8 +171,11 @@ impl std::fmt::Debug for Deferred {
 /// format. The first answer to be sent builds it; the others wait for it
 /// and send the same bytes, so a thousand scrapers that never read hold
 /// one body between them, charged to the budget once.
+/// What builds a shared body, taken by the first answer to be sent.
+type BuildBody = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 pub(crate) struct SharedBody {
-    build: Mutex<Option<Box<dyn FnOnce() -> Vec<u8> + Send>>>,
+    build: Mutex<Option<BuildBody>>,
     /// The bytes, or `None` when the budget could not cover them.
     built: OnceLock<Option<Arc<Built>>>,
     /// The expected size, charged before the body is built.
