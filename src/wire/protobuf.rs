@@ -312,10 +312,8 @@ fn family(r: &mut Reader, meter: &mut dyn Meter) -> Result<MetricFamily, ProtoEr
                 charge(r, meter, cost::string(b.len()))?;
                 help = Some(r.string(b, "help text")?);
             }
-            (3, Field::Varint(v)) => {
-                if type_of(v).is_none() {
-                    return Err(r.err(ProtoErrorKind::UnknownType(v)));
-                }
+            (3, Field::Varint(v)) if type_of(v).is_none() => {
+                return Err(r.err(ProtoErrorKind::UnknownType(v)));
             }
             (4, Field::Bytes(b)) => {
                 let mut sub = r.sub(b, 2)?;
