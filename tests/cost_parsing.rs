@@ -188,7 +188,7 @@ fn family(out: &mut Vec<u8>, name: &str, t: MetricType, metrics: &[Metric]) {
 
 #[test]
 fn text_distinct_families_are_linear() {
-    assert_near_linear("text: one-sample families", &[], 12_000, 200, |n| {
+    assert_near_linear("text: one-sample families", &[], 20_000, 200, |n| {
         Push::text(lines(n, |i| format!("family_{i} 1\n")))
     });
 }
@@ -203,7 +203,7 @@ fn text_labels_of_one_series_are_linear() {
 
 #[test]
 fn text_series_of_one_family_are_linear() {
-    assert_near_linear("text: series of one family", &[], 15_000, 200, |n| {
+    assert_near_linear("text: series of one family", &[], 40_000, 200, |n| {
         Push::text(lines(n, |i| format!("m{{i=\"{i}\"}} 1\n")))
     });
 }
@@ -260,7 +260,7 @@ fn protobuf_repeated_family_names_are_linear() {
 
 #[test]
 fn protobuf_labels_of_one_series_are_linear() {
-    assert_near_linear("protobuf: labels of one series", &[], 30_000, 200, |n| {
+    assert_near_linear("protobuf: labels of one series", &[], 60_000, 200, |n| {
         let names: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
         let pairs: Vec<(&str, &str)> = names.iter().map(|l| (l.as_str(), "v")).collect();
         let mut body = Vec::new();
@@ -271,7 +271,7 @@ fn protobuf_labels_of_one_series_are_linear() {
 
 #[test]
 fn protobuf_series_of_one_family_are_linear() {
-    assert_near_linear("protobuf: series of one family", &[], 15_000, 200, |n| {
+    assert_near_linear("protobuf: series of one family", &[], 40_000, 200, |n| {
         let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
         let metrics: Vec<Metric> = values.iter().map(|v| gauge(&[("i", v)], 1.0)).collect();
         let mut body = Vec::new();
@@ -286,7 +286,7 @@ fn protobuf_repeated_buckets_are_linear() {
     assert_near_linear(
         "protobuf: buckets of one histogram",
         &[],
-        20_000,
+        60_000,
         200,
         |n| {
             let h = Histogram {
