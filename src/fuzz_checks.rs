@@ -161,7 +161,12 @@ pub fn url_path(data: &[u8]) -> bool {
     for names in [NameScheme::Legacy, NameScheme::Utf8] {
         let routes = Routes::new("/pre", "/metrics", true).with_names(names);
         for method in ["PUT", "DELETE", "GET"] {
-            if let Route::Push { key, .. } | Route::Delete { key } = routes.route(method, url) {
+            let key = match routes.route(method, url) {
+                Route::Push { key, .. } => key.parse(names).ok(),
+                Route::Delete { key } => Some(key),
+                _ => None,
+            };
+            if let Some(key) = key {
                 assert!(key.windows(2).all(|w| w[0].name < w[1].name), "{key:?}");
                 assert!(key.iter().any(|l| &*l.name == "job" && !l.value.is_empty()));
                 keys += 1;

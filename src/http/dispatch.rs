@@ -11,11 +11,13 @@ use super::negotiate::{gzip_accepted, negotiate};
 use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::contract::Event;
 use crate::http::BodyError;
-use crate::http::router::Route;
+use crate::http::router::{PushKey, Route};
+use crate::model::Label;
 use crate::pool::Kind;
 use crate::store::{self, GroupKey, PushError};
 use crate::web::auth::Auth;
 use crate::wire::Meter;
+use crate::wire::path::PathError;
 use crate::wire::protobuf::{self, ProtoErrorKind};
 use crate::wire::selector::DeleteQuery;
 use crate::wire::text_format;
@@ -23,6 +25,11 @@ use crate::wire::text_format;
 /// Pushes at most this large and not compressed are parsed right on the
 /// I/O loop: tens of microseconds, cheaper than a hop to the pool.
 const INLINE_PUSH: usize = 16 * 1024;
+
+/// ... and only with a grouping key at most this long: every series gets a
+/// copy of the key, so a small body under a key of a hundred thousand
+/// pairs is a lot of work, for the pool.
+const INLINE_KEY_LABELS: usize = 64;
 
 /// What the gate decided about a request, before its body is read.
 pub(super) enum Gate {
@@ -110,17 +117,16 @@ pub(super) struct Body {
 pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
     let direct = |req: Request, reply: Reply| respond(&ctx.pool, req, reply);
     match route {
-        Route::Push { key, replace } => {
-            let key: GroupKey = key.into();
-            let ttl = match group_ttl(req.header(TTL_HEADER)) {
-                Ok(ttl) => ttl,
-                Err(msg) => {
-                    log::warn!(source = req.source(), group = store::show_labels(&key), err = msg.as_str(); "rejected push");
-                    return direct(req, Reply::error(400, msg));
-                }
+        Route::Push {
+            key: PushKey::Parsed(key),
+            replace,
+        } => {
+            let Some((req, target)) = target(ctx, req, key, replace) else {
+                return;
             };
-            let inline = body.data.len() <= INLINE_PUSH && req.header("Content-Encoding").is_none();
-            let target = Target { key, replace, ttl };
+            let inline = body.data.len() <= INLINE_PUSH
+                && target.key.len() <= INLINE_KEY_LABELS
+                && req.header("Content-Encoding").is_none();
             if inline {
                 read_push(req, body, target, ctx);
             } else {
@@ -132,6 +138,23 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 let job = move || read_push(req, body, target, &ctx2);
                 ctx.pool.execute_as(Kind::Push, job);
             }
+        }
+        // A long grouping key is parsed by the worker that reads the push.
+        Route::Push { key, replace } => {
+            if !ctx.pool.has_room(Kind::Push) {
+                let reply = queue_full_reply("pushes", &req.source(), req.url());
+                return direct(req, reply);
+            }
+            let ctx2 = ctx.clone();
+            let job = move || match key.parse(ctx2.names) {
+                Ok(key) => {
+                    if let Some((req, target)) = target(&ctx2, req, key, replace) {
+                        read_push(req, body, target, &ctx2);
+                    }
+                }
+                Err(e) => bad_path(&ctx2, req, e),
+            };
+            ctx.pool.execute_as(Kind::Push, job);
         }
         Route::Delete { key } => {
             let meta = req.meta();
@@ -211,10 +234,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
         }
         Route::QuitByGet => direct(req, Reply::text(405, "Only POST or PUT requests allowed.")),
         Route::Quit => direct(req, Reply::text(403, "Lifecycle API is not enabled.")),
-        Route::BadPath(e) => {
-            log::warn!(source = req.source(), url = req.url(), err:display = e; "invalid push URL");
-            direct(req, Reply::error(400, e.to_string()));
-        }
+        Route::BadPath(e) => bad_path(ctx, req, e),
         Route::NotFound => direct(req, Reply::error(404, "404 page not found")),
         Route::MethodNotAllowed { allow } => direct(
             req,
@@ -229,6 +249,31 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             req,
             Reply::error(400, "400 Bad Request: the URL could not be decoded"),
         ),
+    }
+}
+
+/// The 400 for a push or delete URL that names no valid group.
+fn bad_path(ctx: &Context, req: Request, e: PathError) {
+    log::warn!(source = req.source(), url = req.url(), err:display = e; "invalid push URL");
+    respond(&ctx.pool, req, Reply::error(400, e.to_string()));
+}
+
+/// Where a push goes, with the TTL its header sets; `None` once a bad
+/// header has been answered with 400.
+fn target(
+    ctx: &Context,
+    req: Request,
+    key: Vec<Label>,
+    replace: bool,
+) -> Option<(Request, Target)> {
+    let key: GroupKey = key.into();
+    match group_ttl(req.header(TTL_HEADER)) {
+        Ok(ttl) => Some((req, Target { key, replace, ttl })),
+        Err(msg) => {
+            log::warn!(source = req.source(), group = store::show_labels(&key), err = msg.as_str(); "rejected push");
+            respond(&ctx.pool, req, Reply::error(400, msg));
+            None
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::wire::path::{self, PathError};
 pub(crate) enum Route {
     /// PUT (replace) or POST (merge) to a group.
     Push {
-        key: Vec<Label>,
+        key: PushKey,
         replace: bool,
     },
     Delete {
@@ -238,9 +238,17 @@ impl Routes {
             };
             let key = || path::grouping_key(job, b64, labels, self.names);
             return match method {
+                "PUT" | "POST" if labels.len() > LONG_KEY => Route::Push {
+                    key: PushKey::Unparsed {
+                        job: job.to_owned(),
+                        base64: b64,
+                        labels: labels.to_owned(),
+                    },
+                    replace: method == "PUT",
+                },
                 "PUT" | "POST" => match key() {
                     Ok(key) => Route::Push {
-                        key,
+                        key: PushKey::Parsed(key),
                         replace: method == "PUT",
                     },
                     Err(e) => Route::BadPath(e),
@@ -290,6 +298,39 @@ fn join_path(prefix: &str, p: &str) -> String {
     }
 }
 
+/// Grouping pairs of a push longer than this (bytes of the path after the
+/// job) are parsed by the worker that reads the push, not on the I/O loop:
+/// a URL of a megabyte holds a hundred thousand pairs, tens of
+/// milliseconds of sorting that other connections would wait for.
+const LONG_KEY: usize = 4096;
+
+/// The grouping key of a push: parsed while routing, or for a long one
+/// (see [`LONG_KEY`]) the parts of the path to parse it from off the loop.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum PushKey {
+    Parsed(Vec<Label>),
+    Unparsed {
+        job: String,
+        base64: bool,
+        labels: String,
+    },
+}
+
+impl PushKey {
+    /// The key, parsed now if it was not, under the name rules `names`;
+    /// a bad one is the same 400 as when parsed while routing.
+    pub(crate) fn parse(self, names: NameScheme) -> Result<Vec<Label>, PathError> {
+        match self {
+            PushKey::Parsed(key) => Ok(key),
+            PushKey::Unparsed {
+                job,
+                base64,
+                labels,
+            } => path::grouping_key(&job, base64, &labels, names),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +348,7 @@ mod tests {
         assert_eq!(
             r().route("POST", "/metrics/job/some_job"),
             Route::Push {
-                key: key(&[("job", "some_job")]),
+                key: PushKey::Parsed(key(&[("job", "some_job")])),
                 replace: false
             }
         );
@@ -403,5 +444,31 @@ mod tests {
             Routes::new("", "/metrics", false).route("PUT", "/api/v1/admin/wipe"),
             Route::NotFound
         );
+    }
+
+    /// A long grouping key is left for the worker, which parses it as the
+    /// router would have, errors included.
+    #[test]
+    fn long_push_keys_are_parsed_off_the_loop() {
+        let pairs: String = (0..1000).map(|i| format!("/k{i}/{i}")).collect();
+        let url = format!("/metrics/job/j{pairs}");
+        let Route::Push { key, replace: true } = r().route("PUT", &url) else {
+            panic!("a push");
+        };
+        assert!(matches!(key, PushKey::Unparsed { .. }));
+        let parsed = key.parse(NameScheme::Legacy).unwrap();
+        assert_eq!(parsed.len(), 1001);
+        let Route::Delete { key: deleted } = r().route("DELETE", &url) else {
+            panic!("a delete");
+        };
+        assert_eq!(parsed, deleted, "the same key either way");
+        let bad = format!("/metrics/job/j{pairs}/__x/1");
+        let Route::Push { key, .. } = r().route("POST", &bad) else {
+            panic!("a push, its key not parsed yet");
+        };
+        assert!(matches!(
+            key.parse(NameScheme::Legacy),
+            Err(PathError::InvalidLabelName { .. })
+        ));
     }
 }
