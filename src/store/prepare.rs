@@ -98,33 +98,15 @@ pub(crate) fn prepare_push(
         if &*fam.name == PUSH_TIME || &*fam.name == PUSH_FAILURE_TIME {
             continue;
         }
-        let mut metrics = Vec::with_capacity(fam.metrics.len());
-        for m in fam.metrics {
-            if m.timestamp_ms().is_some() {
-                return Err(PushError::Timestamp {
-                    metric: fam.name.to_string(),
-                });
-            }
-            let labels = sanitizer.owned(m.labels);
-            for l in labels.iter() {
-                if l.name.starts_with("__") {
-                    return Err(PushError::ReservedLabel {
-                        metric: fam.name.to_string(),
-                        label: l.name.to_string(),
-                    });
-                }
-                if &*l.name == "quantile" && fam.metric_type == MetricType::Summary {
-                    return Err(PushError::QuantileLabel {
-                        metric: fam.name.to_string(),
-                    });
-                }
-            }
-            metrics.push(Metric {
-                labels,
-                value: m.value,
-                extra: m.extra,
-            });
-        }
+        // Series by series into the parsed vector itself (a map of a
+        // vector into one of the same type reuses its allocation): a push
+        // of a million series never holds two vectors of them.
+        let (name, t) = (&fam.name, fam.metric_type);
+        let mut metrics = fam
+            .metrics
+            .into_iter()
+            .map(|m| prepare_series(m, name, t, &sanitizer))
+            .collect::<Result<Vec<Metric>, PushError>>()?;
         // In exposition order: the group's piece of a text scrape. Sorted,
         // a duplicate series sits next to its twin.
         sort_series(&mut metrics);
@@ -163,6 +145,41 @@ pub(crate) fn prepare_push(
         replace,
         ttl: None,
         labels_shared: false,
+    })
+}
+
+/// One series with the grouping key applied, checked for what a pushed
+/// series may not carry: a timestamp, a reserved label name, a `quantile`
+/// label on a summary.
+fn prepare_series(
+    m: Metric,
+    family: &str,
+    t: MetricType,
+    sanitizer: &Sanitizer,
+) -> Result<Metric, PushError> {
+    if m.timestamp_ms().is_some() {
+        return Err(PushError::Timestamp {
+            metric: family.to_string(),
+        });
+    }
+    let labels = sanitizer.owned(m.labels);
+    for l in labels.iter() {
+        if l.name.starts_with("__") {
+            return Err(PushError::ReservedLabel {
+                metric: family.to_string(),
+                label: l.name.to_string(),
+            });
+        }
+        if &*l.name == "quantile" && t == MetricType::Summary {
+            return Err(PushError::QuantileLabel {
+                metric: family.to_string(),
+            });
+        }
+    }
+    Ok(Metric {
+        labels,
+        value: m.value,
+        extra: m.extra,
     })
 }
 
