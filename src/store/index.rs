@@ -17,10 +17,10 @@ pub(super) struct FamilyIndex {
     /// non-zero.
     pub(super) type_counts: [u32; 5],
     /// HELP texts pushed for this name and how many groups pushed each; the
-    /// most recently pushed one is last and is the one exposed. Families
-    /// pushed without HELP are not counted: they never decide what is
-    /// exposed, and most big pushes have none.
-    pub(super) helps: Vec<(Option<Box<str>>, u32)>,
+    /// most recently pushed one is exposed. Families pushed without HELP
+    /// are not counted: they never decide what is exposed, and most big
+    /// pushes have none.
+    pub(super) helps: Helps,
     /// Every series with its owning group, for the consistency check (a
     /// series may not be in two groups). Its lines live with the group.
     pub(super) series: Owners,
@@ -237,36 +237,134 @@ impl FamilyIndex {
     }
 
     pub(super) fn help(&self) -> Option<&str> {
-        self.helps.iter().rev().find_map(|(h, _)| h.as_deref())
+        self.helps.latest()
     }
 
     pub(super) fn add_help(&mut self, help: Option<&str>) {
-        if help.is_none() {
-            return;
-        }
-        if let Some(i) = self.helps.iter().position(|(h, _)| h.as_deref() == help) {
-            let mut e = self.helps.remove(i);
-            e.1 += 1;
-            self.helps.push(e);
-        } else {
-            if self.helps.is_empty() {
-                // One HELP text is the rule: no room for three more.
-                self.helps.reserve_exact(1);
-            }
-            self.helps.push((help.map(Into::into), 1));
+        if let Some(help) = help {
+            self.helps.add(help);
         }
     }
 
     pub(super) fn remove_help(&mut self, help: Option<&str>) {
-        if help.is_none() {
-            return;
+        if let Some(help) = help {
+            self.helps.remove(help);
         }
-        if let Some(i) = self.helps.iter().position(|(h, _)| h.as_deref() == help) {
-            self.helps[i].1 -= 1;
-            if self.helps[i].1 == 0 {
-                self.helps.remove(i);
+    }
+}
+
+/// Up to this many distinct HELP texts of one name are kept in a list;
+/// more (one per group, pushed on purpose) go to maps, so that a push
+/// costs a lookup per family, not a scan of every group's text.
+const FEW_HELPS: usize = 8;
+
+/// The HELP texts of one name with how many groups pushed each, the most
+/// recent exposed.
+#[derive(Debug)]
+pub(super) enum Helps {
+    /// Oldest first.
+    Few(Vec<(Box<str>, u32)>),
+    Many(Box<ManyHelps>),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct ManyHelps {
+    /// Each text's count and the sequence number of its latest push.
+    by_text: HashMap<Box<str>, (u32, u64)>,
+    /// The texts by the sequence number of their latest push.
+    by_seq: BTreeMap<u64, Box<str>>,
+    next: u64,
+}
+
+impl Default for Helps {
+    fn default() -> Self {
+        Helps::Few(Vec::new())
+    }
+}
+
+impl Helps {
+    pub(super) fn is_empty(&self) -> bool {
+        match self {
+            Helps::Few(v) => v.is_empty(),
+            Helps::Many(m) => m.by_text.is_empty(),
+        }
+    }
+
+    /// The most recently pushed text.
+    fn latest(&self) -> Option<&str> {
+        match self {
+            Helps::Few(v) => v.last().map(|(h, _)| &**h),
+            Helps::Many(m) => m.by_seq.last_key_value().map(|(_, h)| &**h),
+        }
+    }
+
+    /// One more group pushed `help`: it becomes the latest.
+    pub(super) fn add(&mut self, help: &str) {
+        match self {
+            Helps::Few(v) => {
+                if let Some(i) = v.iter().position(|(h, _)| &**h == help) {
+                    let mut e = v.remove(i);
+                    e.1 += 1;
+                    v.push(e);
+                } else if v.len() < FEW_HELPS {
+                    if v.is_empty() {
+                        // One HELP text is the rule: no room for three more.
+                        v.reserve_exact(1);
+                    }
+                    v.push((help.into(), 1));
+                } else {
+                    let mut many = Box::<ManyHelps>::default();
+                    for (h, n) in v.drain(..) {
+                        many.push(h, n);
+                    }
+                    many.push(help.into(), 1);
+                    *self = Helps::Many(many);
+                }
+            }
+            Helps::Many(m) => match m.by_text.get(help).copied() {
+                Some((n, seq)) => {
+                    let text = m.by_seq.remove(&seq).unwrap_or_else(|| help.into());
+                    m.by_text.remove(help);
+                    m.push(text, n + 1);
+                }
+                None => m.push(help.into(), 1),
+            },
+        }
+    }
+
+    /// One group less has `help`.
+    fn remove(&mut self, help: &str) {
+        match self {
+            Helps::Few(v) => {
+                if let Some(i) = v.iter().position(|(h, _)| &**h == help) {
+                    v[i].1 -= 1;
+                    if v[i].1 == 0 {
+                        v.remove(i);
+                    }
+                }
+            }
+            Helps::Many(m) => {
+                let Some(e) = m.by_text.get_mut(help) else {
+                    return;
+                };
+                e.0 -= 1;
+                if e.0 == 0 {
+                    let seq = e.1;
+                    m.by_text.remove(help);
+                    m.by_seq.remove(&seq);
+                }
             }
         }
+    }
+}
+
+impl ManyHelps {
+    /// Adds `help` as the latest, pushed by `n` groups.
+    fn push(&mut self, help: Box<str>, n: u32) {
+        let seq = self.next;
+        self.next += 1;
+        self.by_text.insert(help.clone(), (n, seq));
+        self.by_seq.insert(seq, help);
     }
 }
 
@@ -338,5 +436,30 @@ mod tests {
         // Moving a character between name and value is another series.
         let d = [Label::new("joba", ""), Label::new("x", "1")];
         assert_ne!(series_hash(&a), series_hash(&d));
+    }
+
+    /// Many groups with their own HELP text for one name: the latest
+    /// pushed is exposed, and removing groups brings back the latest of
+    /// those left, as with few.
+    #[test]
+    fn many_help_texts_keep_the_latest() {
+        let mut idx = FamilyIndex::default();
+        for i in 0..100 {
+            idx.add_help(Some(&format!("help {i}")));
+        }
+        assert!(matches!(idx.helps, Helps::Many(_)));
+        assert_eq!(idx.help(), Some("help 99"));
+        idx.add_help(Some("help 5"));
+        idx.add_help(None);
+        assert_eq!(idx.help(), Some("help 5"));
+        idx.remove_help(Some("help 5"));
+        assert_eq!(idx.help(), Some("help 5"), "another group still has it");
+        idx.remove_help(Some("help 5"));
+        assert_eq!(idx.help(), Some("help 99"));
+        for i in 0..100 {
+            idx.remove_help(Some(&format!("help {i}")));
+        }
+        assert!(idx.helps.is_empty());
+        assert_eq!(idx.help(), None);
     }
 }

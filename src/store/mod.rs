@@ -336,7 +336,7 @@ impl Store {
         ] {
             let idx = self.families.entry(name.into()).or_default();
             if idx.helps.is_empty() {
-                idx.helps.push((Some(help.into()), 1));
+                idx.helps.add(help);
             }
             idx.type_counts[type_slot(MetricType::Gauge)] += 1;
             idx.series.insert(series_hash(&labels), id);
