@@ -17,7 +17,7 @@
 //! that read the body; the loop only checks it against the index
 //! (`check.rs`, one function per rule) and applies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::model::{Label, Labels, MetricType, SeriesLabels};
@@ -369,6 +369,7 @@ impl Store {
     /// skip the consistency check. The reference fails scrapes in that state.
     pub(crate) fn inconsistencies(&self, own: &dyn OwnFamilies) -> Vec<String> {
         let mut out = Vec::new();
+        let mut lookup = SeriesLookup::new(self);
         for (name, idx) in &self.families {
             let types: Vec<MetricType> = (0..5)
                 .filter(|&i| idx.type_counts[i] > 0)
@@ -387,16 +388,18 @@ impl Store {
                 ));
             }
             // One line per owner beyond the first, as before; confirmed
-            // by the labels (the index holds hashes).
-            let mut shared: Vec<SeriesKey> = idx
-                .series
-                .shared()
-                .filter_map(|(h, extra)| {
-                    let labels = self.series_labels(extra, name, h)?;
-                    let first = self.series_labels(idx.series.owner(h)?, name, h)?;
-                    (labels == first).then_some(SeriesKey(labels.into()))
-                })
-                .collect();
+            // by the labels (the index holds hashes), looked up in maps
+            // built once per scrape, not by a walk per shared series.
+            let mut shared: Vec<SeriesKey> = Vec::new();
+            for (h, extra) in idx.series.shared() {
+                let Some(first) = idx.series.owner(h) else {
+                    continue;
+                };
+                let labels = lookup.labels(extra, name, h);
+                if labels.is_some() && labels == lookup.labels(first, name, h) {
+                    shared.extend(labels.map(|l| SeriesKey(l.into())));
+                }
+            }
             crate::heapsort::sort_by(&mut shared, &|a, b| a.cmp(b));
             for k in shared {
                 out.push(format!(
@@ -430,6 +433,46 @@ impl Store {
             .iter()
             .find(|m| series_hash(&m.labels) == h)
             .map(|m| m.labels.clone())
+    }
+}
+
+/// The series of groups by id and hash, for confirming many index hits
+/// at once (the inconsistencies of an unchecked store): each group's
+/// family is hashed once, when first asked about.
+struct SeriesLookup<'s> {
+    store: &'s Store,
+    groups: Option<HashMap<u64, &'s Group>>,
+    series: HashMap<(u64, &'s str), HashMap<u64, &'s [Label]>>,
+}
+
+impl<'s> SeriesLookup<'s> {
+    fn new(store: &'s Store) -> SeriesLookup<'s> {
+        SeriesLookup {
+            store,
+            groups: None,
+            series: HashMap::new(),
+        }
+    }
+
+    /// What [`Store::series_labels`] finds, in O(1) once built.
+    fn labels(&mut self, gid: u64, name: &'s str, h: u64) -> Option<&'s [Label]> {
+        let store = self.store;
+        let groups = self
+            .groups
+            .get_or_insert_with(|| store.groups.values().map(|g| (g.id, &**g)).collect());
+        let group = *groups.get(&gid)?;
+        if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
+            let labels = &group.time_labels;
+            return (series_hash(labels) == h).then_some(&**labels);
+        }
+        let by_hash = self.series.entry((gid, name)).or_insert_with(|| {
+            let metrics = group.families.get(name).map(|f| &f.metrics[..]);
+            let metrics = metrics.unwrap_or_default().iter();
+            metrics
+                .map(|m| (series_hash(&m.labels), &*m.labels))
+                .collect()
+        });
+        by_hash.get(&h).copied()
     }
 }
 
