@@ -160,7 +160,9 @@ fn assert_near_linear(
     // Warm up: the first push of a shape creates what later ones replace.
     fastest(&gw, what, &small, 1, want);
     let t_small = fastest(&gw, &format!("{what} at n={n}"), &small, 5, want);
-    let t_big = fastest(&gw, &format!("{what} at 8n={}", 8 * n), &big, 3, want);
+    // The least of several: a big working set is what other processes'
+    // cache traffic slows down.
+    let t_big = fastest(&gw, &format!("{what} at 8n={}", 8 * n), &big, 5, want);
     let ratio = t_big.as_secs_f64() / t_small.as_secs_f64().max(1e-6);
     eprintln!(
         "{what}: n={n} {:.1} ms CPU ({} bytes), 8n {:.1} ms CPU ({} bytes), ratio {ratio:.1}",
@@ -201,7 +203,7 @@ fn text_distinct_families_are_linear() {
 
 #[test]
 fn text_labels_of_one_series_are_linear() {
-    assert_near_linear("text: labels of one series", &[], 30_000, 200, |n| {
+    assert_near_linear("text: labels of one series", &[], 20_000, 200, |n| {
         let labels: Vec<String> = (0..n).map(|i| format!("l{i}=\"v\"")).collect();
         Push::text(format!("m{{{}}} 1\n", labels.join(",")).into_bytes())
     });
@@ -575,7 +577,10 @@ fn long_grouping_key_times_many_series_is_503() {
 fn series_shared_by_unchecked_pushes_are_listed_in_linear_time() {
     let _serial = serial();
     let gw = start(&["--push.disable-consistency-check"]);
-    let n = 10_000;
+    // Small enough that 8n still fits in a last-level cache: listing the
+    // series sorts them, and a sort that leaves the cache half-way pays
+    // its misses on top of its log n.
+    let n = 6_000;
     let mut times = Vec::new();
     for size in [n, 8 * n] {
         let body = lines(size, |i| format!("shared{{i=\"{i}\"}} 1\n"));

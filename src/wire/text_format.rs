@@ -12,7 +12,8 @@
 //!
 //! The parser is a pure function over bytes: no store, no I/O.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -294,11 +295,6 @@ struct FamilyState {
     metrics: Vec<Metric>,
 }
 
-/// Above this many labels on one line, duplicate label names are looked
-/// up in a set instead of the line's labels: a line of a hundred thousand
-/// labels costs a hash each, not a scan of the ones before.
-const LINEAR_LABELS: usize = 8;
-
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
@@ -314,12 +310,14 @@ struct Parser<'a> {
     /// labels (sorted, without `quantile`/`le`): their lines are collected
     /// into one series each.
     by_signature: HashMap<(usize, Box<[Label]>), usize>,
-    /// Label names as shared strings: a name repeated on every line is
-    /// allocated once per body.
-    names: HashSet<Arc<str>>,
-    /// The names of the current line's labels, once it has more than
-    /// [`LINEAR_LABELS`] (empty before).
-    seen: HashSet<Arc<str>>,
+    /// Label names as shared strings, each with the number of the label
+    /// set that last used it: a name repeated on every line is allocated
+    /// once per body, and a name given twice in one label set is found by
+    /// one lookup, not a scan of the labels before it (a line may carry a
+    /// hundred thousand).
+    names: HashMap<Arc<str>, Cell<u64>>,
+    /// The number of the current line's label set, for `names`.
+    label_set: u64,
     meter: &'a mut dyn Meter,
     // The sample being parsed.
     family: usize,
@@ -368,8 +366,8 @@ impl<'a> Parser<'a> {
             families: Vec::new(),
             by_name: HashMap::new(),
             by_signature: HashMap::new(),
-            names: HashSet::new(),
-            seen: HashSet::new(),
+            names: HashMap::new(),
+            label_set: 0,
             meter,
             family: 0,
             part: Part::Plain,
@@ -431,40 +429,34 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Forgets the current line's labels.
+    /// Forgets the current line's labels: a new label set begins.
     fn clear_labels(&mut self) {
         self.labels.clear();
-        self.seen.clear();
+        self.label_set += 1;
     }
 
-    /// Whether the current line already has a label called `name`: a scan
-    /// while the line has few labels, a set lookup beyond.
-    fn has_label(&mut self, name: &str) -> bool {
-        if self.labels.len() < LINEAR_LABELS {
-            return self.labels.iter().any(|l| *l.name == *name);
-        }
-        if self.seen.is_empty() {
-            let names = self.labels.iter().map(|l| Arc::clone(&l.name));
-            self.seen.extend(names);
-        }
-        self.seen.contains(name)
+    /// Whether the current line already has a label called `name`.
+    fn has_label(&self, name: &str) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|set| set.get() == self.label_set)
     }
 
     /// Adds a label to the current line, its name shared with earlier
-    /// lines'.
+    /// lines' and marked as used by this one.
     fn push_label(&mut self, name: &str, value: String) -> Result<(), ParseError> {
         self.charge(cost::label(name.len(), value.len()))?;
-        let name = match self.names.get(name) {
-            Some(n) => Arc::clone(n),
+        let name = match self.names.get_key_value(name) {
+            Some((n, set)) => {
+                set.set(self.label_set);
+                Arc::clone(n)
+            }
             None => {
                 let n: Arc<str> = name.into();
-                self.names.insert(Arc::clone(&n));
+                self.names.insert(Arc::clone(&n), Cell::new(self.label_set));
                 n
             }
         };
-        if !self.seen.is_empty() {
-            self.seen.insert(Arc::clone(&name));
-        }
         self.labels.push(Label::from_parts(name, value.into()));
         Ok(())
     }
@@ -935,7 +927,7 @@ impl<'a> Parser<'a> {
         };
         self.charge(bytes)?;
         let labels: Box<[Label]> = self.labels.drain(..).collect();
-        self.seen.clear();
+        self.clear_labels();
         let metrics = &mut self.families[self.family].metrics;
         let i = metrics.len();
         if let Some(key) = signature {
@@ -1447,7 +1439,7 @@ mod tests {
             fails(&dup).kind,
             ErrorKind::DuplicateLabelName { ref label, .. } if label == "l57"
         ));
-        // The set is per line: the next line may use the same names.
+        // Per line: the next line may use the same names.
         let two = format!("{line}{}", line.replace("m{", "n{"));
         assert_eq!(ok(&two).len(), 2);
     }
