@@ -211,7 +211,7 @@ fn worker(shared: Arc<Shared>) {
             st = lock(&shared.state);
             st.running[kind.index()] -= 1;
             // A job of this kind held back by its share may run now.
-            if st.queues[kind.index()].len() > 0 {
+            if !st.queues[kind.index()].is_empty() {
                 shared.ready.notify_one();
             }
             continue;
@@ -303,14 +303,16 @@ mod tests {
         let rx = Arc::clone(&block_rx);
         let first = move || {
             started_tx.send(()).unwrap();
-            drop(rx.lock().unwrap().recv());
+            let _ = rx.lock().unwrap().recv();
         };
         pool.execute_as(Kind::Match, first);
         started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
         let mut refused = 0;
         for _ in 0..limit + 4 {
             let rx = Arc::clone(&block_rx);
-            let job = move || drop(rx.lock().unwrap().recv());
+            let job = move || {
+                let _ = rx.lock().unwrap().recv();
+            };
             if pool.has_room(Kind::Match) {
                 pool.execute_as(Kind::Match, job);
             } else {
