@@ -360,12 +360,27 @@ fn a_head_full_of_costly_selectors_stalls_nobody() {
     let costly = r#"{job=~"(a|b|c|d|e|f|g|h){200}{50}"}"#;
     let url = delete_url(&vec![costly; 65], false);
     let port = gw.port;
+    let started = Instant::now();
     let hostile = thread::spawn(move || support::post(port, &url, ""));
-    for _ in 0..20 {
-        let r = support::try_request(port, "GET", "/-/healthy", &[], b"", Duration::from_secs(1))
-            .expect("other clients are served while the selectors compile");
+    // Probes for as long as the hostile request is out. Compiled on the
+    // loop, the selectors would hold one probe for about as long as the
+    // whole request takes; off it, every probe is quick beside it. A
+    // ratio, so a slow machine slows both sides alike.
+    let (mut probes, mut slowest) = (0, Duration::ZERO);
+    while !hostile.is_finished() {
+        let sent = Instant::now();
+        let r = support::get(port, "/-/healthy");
         assert_eq!(r.status, 200);
+        slowest = slowest.max(sent.elapsed());
+        probes += 1;
+        // Leaves the compiling thread its share of a small machine.
+        thread::sleep(Duration::from_millis(10));
     }
+    let took = started.elapsed();
+    assert!(
+        probes >= 2 && slowest < took / 4,
+        "{probes} probes beside a {took:?} request, the slowest took {slowest:?}: the selectors stalled the others"
+    );
     let r = hostile.join().expect("hostile request");
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("more than 64"), "{}", r.text());
