@@ -509,7 +509,7 @@ fn five_hundred_wedged_bodies_do_not_starve_others() {
     h.assert_survived("500 wedged pushes");
 }
 
-/// How long an answer may take beside wedged or idle connections: wide
+/// How long an answer may take beside wedged connections: wide
 /// for a loaded machine, yet far below the 5-minute default timeouts
 /// that would free a server those connections had starved.
 const ANSWER_BESIDE_WEDGED: Duration = Duration::from_secs(20);
