@@ -154,7 +154,11 @@ fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
                     ("GET /-/healthy", get_request("/-/healthy", None)),
                     (
                         "a small push",
-                        push_request(&format!("/metrics/job/probe/instance/{probes}"), "probe 1\n", None),
+                        push_request(
+                            &format!("/metrics/job/probe/instance/{probes}"),
+                            "probe 1\n",
+                            None,
+                        ),
                     ),
                 ] {
                     let (got, took) = timed(port, &req, Duration::from_secs(5));
@@ -205,8 +209,15 @@ fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
         unexpected.is_empty(),
         "hogs should get nothing or 503 with Retry-After, got {unexpected:?}"
     );
-    assert!(!answers.is_empty(), "no hog was refused: the heads were not charged");
-    let (got, _) = timed(port, &get_request("/-/healthy", None), Duration::from_secs(5));
+    assert!(
+        !answers.is_empty(),
+        "no hog was refused: the heads were not charged"
+    );
+    let (got, _) = timed(
+        port,
+        &get_request("/-/healthy", None),
+        Duration::from_secs(5),
+    );
     assert_eq!(got, Ok(200), "healthy after the flood\n{}", gw.log());
 }
 
@@ -325,7 +336,11 @@ fn a_reset_while_the_handler_runs_does_not_spin_the_io_loop() {
         "the I/O loop used {cpu:.2} s of CPU in {wall:.2} s after a client reset its waiting connection"
     );
     let ok = raw::basic_auth("alice", "secret");
-    let (got, _) = timed(gw.port, &get_request("/-/healthy", Some(&ok)), Duration::from_secs(10));
+    let (got, _) = timed(
+        gw.port,
+        &get_request("/-/healthy", Some(&ok)),
+        Duration::from_secs(10),
+    );
     assert_eq!(got, Ok(200), "{}", gw.log());
 }
 
@@ -342,7 +357,11 @@ fn a_flood_of_wrong_passwords_does_not_hold_up_pushes() {
     let ok = raw::basic_auth("alice", "secret");
     // Checked once, then remembered: the pushes below pass the gate
     // without bcrypt.
-    let (got, _) = timed(port, &get_request("/-/healthy", Some(&ok)), Duration::from_secs(10));
+    let (got, _) = timed(
+        port,
+        &get_request("/-/healthy", Some(&ok)),
+        Duration::from_secs(10),
+    );
     assert_eq!(got, Ok(200), "{}", gw.log());
     let wrong = raw::basic_auth("alice", "wrong");
     let flood: Vec<TcpStream> = (0..1000)
@@ -365,12 +384,21 @@ fn a_flood_of_wrong_passwords_does_not_hold_up_pushes() {
         for (what, req) in [
             (
                 "a large push",
-                push_request(&format!("/metrics/job/big/instance/{round}"), &body, Some(&ok)),
+                push_request(
+                    &format!("/metrics/job/big/instance/{round}"),
+                    &body,
+                    Some(&ok),
+                ),
             ),
             ("GET /-/healthy", get_request("/-/healthy", Some(&ok))),
         ] {
             let (got, took) = timed(port, &req, Duration::from_secs(10));
-            assert_eq!(got, Ok(200), "{what} during 1,000 wrong passwords\n{}", gw.log());
+            assert_eq!(
+                got,
+                Ok(200),
+                "{what} during 1,000 wrong passwords\n{}",
+                gw.log()
+            );
             assert!(
                 took <= Duration::from_secs(2),
                 "{what} during 1,000 wrong passwords took {took:?}"

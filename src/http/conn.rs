@@ -586,6 +586,7 @@ impl Conn {
                 shared: Arc::clone(env.shared),
                 how,
                 count,
+                answered: false,
             },
         };
         self.deadline = None;
