@@ -186,6 +186,13 @@ fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
     let peak = raw::peak_rss_kib(pid);
     let answers: Vec<(String, bool)> = hogs.iter().filter_map(hog_answer).collect();
     drop(hogs);
+    eprintln!(
+        "{HOGS} unfinished heads: peak RSS {} -> {} MiB, {} hogs answered 503, {} probes",
+        base / 1024,
+        peak / 1024,
+        answers.len(),
+        probes * 2
+    );
     assert!(
         failures.is_empty(),
         "{} of {} probes failed beside {HOGS} unfinished heads:\n{}",

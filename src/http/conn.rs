@@ -5,6 +5,9 @@
 //! reads nothing more, and bytes already read wait in `inbuf`. Every state
 //! has a bound: heads [`head::MAX_HEAD`], bodies `--push.max-body-size`
 //! (or [`DRAIN_LIMIT`] when the body is not wanted), and a deadline.
+//! Buffered input is charged to the memory budget before it grows; a
+//! head the budget cannot cover is answered 503 and the connection
+//! closed (see [`Conn::over_budget`]).
 //!
 //! ```text
 //! Handshake (TLS) ─▶ Head ─▶ Body ─▶ Waiting ─▶ Writing ─▶ Head …
@@ -22,6 +25,7 @@ use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
 use super::dispatch::{self, Body, Gate};
 use super::head::{self, Framing, Head};
+use super::inbuf::InBuf;
 use super::response::{self, Reply};
 use super::server::Limits;
 use super::transport::{Received, Transport};
@@ -35,6 +39,9 @@ use crate::sys::Interest;
 /// read and thrown away up to this many bytes to keep the connection; past
 /// it the answer says `Connection: close`. Go's server uses the same bound.
 pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
+
+/// Why a read failed when the budget could not buffer its bytes.
+const OVER_BUDGET: &str = "the memory budget cannot buffer more input";
 
 /// After the last answer on a closing connection, how long input is still
 /// read and discarded, so the kernel does not reset the connection (and
@@ -127,8 +134,9 @@ pub(super) struct Conn {
     pub id: u64,
     transport: Transport,
     state: State,
-    inbuf: Vec<u8>,
-    /// How far `inbuf` was searched for the end of a head.
+    /// Bytes read and not yet consumed, charged to the budget.
+    inbuf: InBuf,
+    /// How far the unread input was searched for the end of a head.
     scanned: usize,
     out: VecDeque<Payload>,
     out_pos: usize,
@@ -146,15 +154,16 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn plain(sock: TcpStream, peer: SocketAddr, id: u64, limits: &Limits) -> Conn {
-        Conn::new(
-            sock,
-            peer,
-            id,
-            Transport::Plain,
-            State::Head { started: false },
-            limits,
-        )
+    /// `charge` pays for the input buffer (see [`Class::Head`]).
+    pub(super) fn plain(
+        sock: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        limits: &Limits,
+        charge: Charge,
+    ) -> Conn {
+        let state = State::Head { started: false };
+        Conn::new(sock, peer, id, Transport::Plain, state, limits, charge)
     }
 
     #[cfg(feature = "tls")]
@@ -164,6 +173,7 @@ impl Conn {
         id: u64,
         tls: rustls::ServerConnection,
         limits: &Limits,
+        charge: Charge,
     ) -> Conn {
         let mut c = Conn::new(
             sock,
@@ -172,6 +182,7 @@ impl Conn {
             Transport::Tls(Box::new(tls)),
             State::Handshake,
             limits,
+            charge,
         );
         // As Go: the handshake is bounded by the header timeout too.
         let limit = crate::web::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
@@ -186,6 +197,7 @@ impl Conn {
         transport: Transport,
         state: State,
         limits: &Limits,
+        charge: Charge,
     ) -> Conn {
         Conn {
             sock,
@@ -193,7 +205,7 @@ impl Conn {
             id,
             transport,
             state,
-            inbuf: Vec::new(),
+            inbuf: InBuf::new(charge),
             scanned: 0,
             out: VecDeque::new(),
             out_pos: 0,
@@ -249,6 +261,10 @@ impl Conn {
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                    self.over_budget(env);
+                    break;
+                }
                 Err(e) => {
                     log::debug!(source:display = self.peer, err:display = e; "connection read failed");
                     self.close();
@@ -278,6 +294,9 @@ impl Conn {
         Ok(match got {
             Received::End => 0,
             Received::Some => 1,
+            Received::OverBudget => {
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, OVER_BUDGET));
+            }
         })
     }
 
@@ -311,7 +330,7 @@ impl Conn {
                         *started = true;
                         self.deadline = Some(Instant::now() + env.limits.header_timeout);
                     }
-                    let Some(end) = head::find_end(&self.inbuf, self.scanned) else {
+                    let Some(end) = head::find_end(self.inbuf.unread(), self.scanned) else {
                         self.scanned = self.inbuf.len();
                         if self.inbuf.len() > head::MAX_HEAD {
                             self.refuse(&head::HeadError::TooLarge.to_string(), 431);
@@ -322,9 +341,11 @@ impl Conn {
                     let parsed = if end > head::MAX_HEAD {
                         Err(head::HeadError::TooLarge)
                     } else {
-                        head::parse(&self.inbuf[..end])
+                        head::parse(&self.inbuf.unread()[..end])
                     };
-                    self.inbuf.drain(..end);
+                    self.inbuf.consume(end);
+                    // The head is parsed: its bytes are given back.
+                    self.inbuf.shrink_idle();
                     match parsed {
                         Ok(h) => self.start_request(env, h),
                         Err(e) => {
@@ -491,11 +512,11 @@ impl Conn {
         let used = match &mut body.reader {
             BodyReader::Length(left) => {
                 let take = (self.inbuf.len() as u64).min(*left) as usize;
-                sink(&self.inbuf[..take]);
+                sink(&self.inbuf.unread()[..take]);
                 *left -= take as u64;
                 Ok(take)
             }
-            BodyReader::Chunked(dec) => dec.feed(&self.inbuf, &mut sink),
+            BodyReader::Chunked(dec) => dec.feed(self.inbuf.unread(), &mut sink),
         };
         let done = match &body.reader {
             BodyReader::Length(left) => *left == 0,
@@ -512,7 +533,7 @@ impl Conn {
             return true;
         }
         match used {
-            Ok(n) => drop(self.inbuf.drain(..n)),
+            Ok(n) => self.inbuf.consume(n),
             Err(e) => {
                 self.body_error(env, e);
                 return true;
@@ -614,7 +635,11 @@ impl Conn {
 
     /// Answers a request whose head could not be read, and closes.
     fn refuse(&mut self, reason: &str, status: u16) {
-        let reply = response::refusal(status, reason);
+        self.refuse_with(response::refusal(status, reason));
+    }
+
+    /// Sends `reply` for a request whose head could not be read, and closes.
+    fn refuse_with(&mut self, reply: Reply) {
         let how = response::Framing {
             head_only: false,
             keep_alive: false,
@@ -708,10 +733,8 @@ impl Conn {
         if self.close_after {
             return self.linger();
         }
-        if self.inbuf.is_empty() && self.inbuf.capacity() > 16 * 1024 {
-            // An idle connection keeps no large buffer from its last request.
-            self.inbuf = Vec::new();
-        }
+        // An idle connection keeps no large buffer from its last request.
+        self.inbuf.shrink_idle();
         self.state = State::Head { started: false };
         self.deadline = None;
     }
@@ -732,7 +755,7 @@ impl Conn {
     fn linger(&mut self) {
         self.transport.close_notify(&mut self.sock);
         let _ = self.sock.shutdown(Shutdown::Write);
-        self.inbuf = Vec::new();
+        self.inbuf.free();
         self.state = State::Lingering;
         self.deadline = Some(Instant::now() + LINGER);
     }
@@ -741,6 +764,42 @@ impl Conn {
         self.state = State::Closed;
         self.out.clear();
         self.out_charge = None;
+        self.inbuf.free();
+    }
+
+    /// The peer reset the connection, or it failed (EPOLLHUP, EPOLLERR).
+    /// epoll reports these even without read interest, level-triggered:
+    /// a connection that reads nothing now (waiting for its answer) would
+    /// be woken again at once, for ever, and its answer can no longer
+    /// reach anyone. It is closed; a late answer finds no connection.
+    /// Connections still reading or writing learn of it from the socket.
+    pub(super) fn on_hangup(&mut self) {
+        if !self.interest().read && !self.interest().write {
+            log::debug!(source:display = self.peer; "connection reset while its request was handled");
+            self.close();
+        }
+    }
+
+    /// The budget cannot cover more buffered input. A head gets 503 with
+    /// Retry-After and the connection is closed: its bytes are given back
+    /// at once, where a paused connection would keep them (and its
+    /// descriptor) until the header timeout, and with every head paused
+    /// none could finish to free anything. A legitimate head is far
+    /// smaller than what the budget leaves; one that keeps growing while
+    /// the budget is spent is the one to shed. A body gets the same 503
+    /// as when its own growth is refused.
+    fn over_budget(&mut self, env: &Env<'_>) {
+        match &mut self.state {
+            State::Head { .. } => {
+                let reply = dispatch::busy(&self.peer.to_string(), "(request head)");
+                self.refuse_with(reply);
+            }
+            State::Body(body) => {
+                body.busy = true;
+                self.feed_body(env);
+            }
+            _ => self.close(),
+        }
     }
 
     /// The deadline passed: a slow head or body gets 408, anything else

@@ -25,6 +25,7 @@ mod conn;
 mod cors;
 mod dispatch;
 pub(crate) mod head;
+mod inbuf;
 pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::budget::Class;
 use super::conn::{Conn, Env};
 use super::{Completion, Context, Shared};
 use crate::sys::{self, Epoll, Interest, Ready};
@@ -310,6 +311,9 @@ impl Server {
         let Some(conn) = conns.get(id) else {
             return;
         };
+        if r.hangup {
+            conn.on_hangup();
+        }
         if r.writable {
             conn.flush();
         }
@@ -457,15 +461,16 @@ impl Server {
 
     #[cfg(feature = "tls")]
     fn new_conn(&self, sock: TcpStream, peer: SocketAddr, id: u64) -> Option<Conn> {
+        let charge = self.ctx.budget.charge(Class::Head);
         let Some(tls) = &self.tls else {
-            return Some(Conn::plain(sock, peer, id, &self.limits));
+            return Some(Conn::plain(sock, peer, id, &self.limits, charge));
         };
         // Already logged when a reload failed: new handshakes are refused.
         let config = tls.current().ok()?;
         match rustls::ServerConnection::new(config) {
             Ok(mut t) => {
                 t.set_buffer_limit(Some(256 * 1024));
-                Some(Conn::tls(sock, peer, id, t, &self.limits))
+                Some(Conn::tls(sock, peer, id, t, &self.limits, charge))
             }
             Err(e) => {
                 log::warn!(err:display = e; "cannot start a TLS connection");
@@ -479,7 +484,8 @@ impl Server {
         if let Some(never) = &self.tls {
             match *never {}
         }
-        Some(Conn::plain(sock, peer, id, &self.limits))
+        let charge = self.ctx.budget.charge(Class::Head);
+        Some(Conn::plain(sock, peer, id, &self.limits, charge))
     }
 
     /// A connection past the cap: a one-line 503 if it is plain HTTP, then

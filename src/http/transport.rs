@@ -8,6 +8,8 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
+use super::inbuf::InBuf;
+
 /// What Go's `net/http` answers plain HTTP on a TLS port: a hint, no data.
 #[cfg(feature = "tls")]
 const PLAIN_HTTP_REPLY: &[u8] =
@@ -25,6 +27,9 @@ pub(super) enum Received {
     End,
     /// Something arrived, possibly only handshake records (no plaintext).
     Some,
+    /// Plaintext arrived that the memory budget cannot buffer now; it is
+    /// lost, so the connection cannot go on.
+    OverBudget,
 }
 
 /// What the first byte on a TLS port says.
@@ -66,14 +71,17 @@ impl Transport {
         sock: &mut TcpStream,
         peer: SocketAddr,
         scratch: &mut [u8],
-        inbuf: &mut Vec<u8>,
+        inbuf: &mut InBuf,
     ) -> io::Result<Received> {
         match self {
             Transport::Plain => {
+                // Read into the loop's scratch first: the connection's own
+                // buffer grows only once the budget has covered it.
                 let n = sock.read(scratch)?;
-                inbuf.extend_from_slice(&scratch[..n]);
                 Ok(if n == 0 {
                     Received::End
+                } else if inbuf.append(&scratch[..n]).is_err() {
+                    Received::OverBudget
                 } else {
                     Received::Some
                 })
@@ -149,7 +157,7 @@ fn read_tls(
     sock: &mut TcpStream,
     peer: SocketAddr,
     scratch: &mut [u8],
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
 ) -> io::Result<Received> {
     let n = tls.read_tls(sock)?;
     if let Err(e) = tls.process_new_packets() {
@@ -162,7 +170,11 @@ fn read_tls(
     loop {
         match tls.reader().read(scratch) {
             Ok(0) => return Ok(Received::End),
-            Ok(m) => inbuf.extend_from_slice(&scratch[..m]),
+            Ok(m) => {
+                if inbuf.append(&scratch[..m]).is_err() {
+                    return Ok(Received::OverBudget);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
