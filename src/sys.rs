@@ -285,6 +285,17 @@ fn check_listener(fd: RawFd) -> Result<(), NotAListener> {
     Ok(())
 }
 
+/// Raises the accept queue of a listening socket to the system's limit
+/// (`net.core.somaxconn`, 4096 on current kernels), as Go does; std
+/// listens with 128. During a burst of connections (a thousand clients
+/// connecting at once) a full queue drops SYNs, and a client that happens
+/// to connect then waits a second or three for the retransmission. Linux
+/// lets `listen` be called again on a listening socket to change it.
+pub(crate) fn raise_backlog(listener: &TcpListener) -> io::Result<()> {
+    // SAFETY: no pointers; the kernel caps the backlog at somaxconn.
+    cvt(unsafe { libc::listen(listener.as_raw_fd(), libc::c_int::MAX) }).map(drop)
+}
+
 /// Takes ownership of descriptor `fd`, inherited from systemd, after
 /// checking that it is a listening TCP socket; marks it close-on-exec.
 /// On an error the descriptor is left alone.

@@ -142,14 +142,16 @@ fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
     let (port, pid) = (gw.port, gw.pid());
     let base = raw::peak_rss_kib(pid);
     let flooding = Arc::new(AtomicBool::new(true));
-    // Other clients all along: a health check and a small push, each on
-    // a fresh connection, each answered within a second.
+    // Other clients all along, and for a second after while the hogs
+    // that were not refused still hold their heads: a health check and a
+    // small push, each on a fresh connection, each answered within a
+    // second.
     let prober = {
         let flooding = Arc::clone(&flooding);
         thread::spawn(move || {
             let mut failures = Vec::new();
             let mut probes = 0;
-            while flooding.load(Ordering::SeqCst) || probes < 4 {
+            while flooding.load(Ordering::SeqCst) || probes < 10 {
                 for (what, req) in [
                     ("GET /-/healthy", get_request("/-/healthy", None)),
                     (

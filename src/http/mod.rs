@@ -296,6 +296,9 @@ pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
         TcpListener::bind(&addrs[..])?
     };
     nodelay(&listener);
+    if let Err(e) = sys::raise_backlog(&listener) {
+        log::warn!(err:display = e; "cannot raise the listen backlog; bursts of new connections may wait");
+    }
     Ok(listener)
 }
 
