@@ -29,7 +29,7 @@ use super::inbuf::InBuf;
 use super::response::{self, Reply};
 use super::server::Limits;
 use super::transport::{Received, Transport};
-use super::{Completion, ConnResponder, Context, Count, Request, Shared};
+use super::{ConnResponder, Context, Count, Request, Shared, VerdictTo};
 use crate::contract::Payload;
 use crate::http::router::Route;
 use crate::pool::Kind;
@@ -405,10 +405,14 @@ impl Conn {
                     return self.begin_body(env, pending);
                 }
                 let authorization = pending.head.header("Authorization").map(str::to_owned);
-                let (shared, conn) = (Arc::clone(env.shared), self.id);
+                // A check that panics still answers through `to`'s drop.
+                let to = VerdictTo {
+                    conn: self.id,
+                    shared: Arc::clone(env.shared),
+                    sent: false,
+                };
                 env.ctx.pool.execute_as(Kind::Auth, move || {
-                    let ok = auth.check(authorization.as_deref());
-                    shared.complete(Completion::Verdict { conn, ok });
+                    to.send(auth.check(authorization.as_deref()));
                 });
                 self.deadline = None;
                 self.state = State::Waiting(Some(Box::new(pending)));

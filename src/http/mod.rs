@@ -219,6 +219,36 @@ impl Drop for ConnResponder {
     }
 }
 
+/// The way back from a credential check to the connection that waits for
+/// it. Dropped without a verdict (a check that panicked), it sends a
+/// refusal: the waiting connection has no deadline.
+struct VerdictTo {
+    conn: u64,
+    shared: Arc<Shared>,
+    sent: bool,
+}
+
+impl VerdictTo {
+    fn send(mut self, ok: bool) {
+        self.sent = true;
+        self.shared.complete(Completion::Verdict {
+            conn: self.conn,
+            ok,
+        });
+    }
+}
+
+impl Drop for VerdictTo {
+    fn drop(&mut self) {
+        if !self.sent {
+            log::error!(conn = self.conn; "a password check ended without a verdict; refusing the request");
+            let conn = self.conn;
+            self.shared
+                .complete(Completion::Verdict { conn, ok: false });
+        }
+    }
+}
+
 /// What other threads hand back to the I/O loop.
 enum Completion {
     /// An answer's bytes, ready to write.
@@ -413,6 +443,27 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].1.starts_with("HTTP/1.1 200"), "{got:?}");
         assert!(got[0].2);
+    }
+
+    #[test]
+    fn a_check_that_ends_without_a_verdict_refuses() {
+        let shared = shared();
+        let to = |conn| VerdictTo {
+            conn,
+            shared: Arc::clone(&shared),
+            sent: false,
+        };
+        to(1).send(true);
+        drop(to(2));
+        let got: Vec<_> = shared
+            .take()
+            .into_iter()
+            .map(|c| match c {
+                Completion::Verdict { conn, ok } => (conn, ok),
+                Completion::Reply { conn, .. } => (conn, true),
+            })
+            .collect();
+        assert_eq!(got, [(1, true), (2, false)]);
     }
 
     /// The case the drop is for: a handler job that panics on the pool.
