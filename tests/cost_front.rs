@@ -442,3 +442,196 @@ fn a_flood_of_wrong_passwords_does_not_hold_up_pushes() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// 8. TLS handshakes do their crypto off the I/O loop
+// ---------------------------------------------------------------------------
+
+/// CPU time (user + system, in clock ticks) of the whole gateway process.
+#[cfg(feature = "tls")]
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read process stat");
+    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    f[11] + f[12]
+}
+
+/// A server certificate with an RSA-4096 key (a signature costs
+/// milliseconds), signed by the test CA, in `pki`'s directory.
+#[cfg(feature = "tls")]
+fn rsa_server_cert(pki: &support::Pki) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&pki.dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:4096",
+        "-nodes",
+        "-keyout",
+        "rsa.key",
+        "-out",
+        "rsa.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "rsa.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "rsa.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+/// A TLS client that trusts the test CA.
+#[cfg(feature = "tls")]
+fn tls_client(pki: &support::Pki) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(pki.path("ca.crt")).expect("read ca.crt");
+    roots.add(ca).expect("add the CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// One TLS connection to 127.0.0.1:`port`, handshake done.
+#[cfg(feature = "tls")]
+fn tls_connect(
+    port: u16,
+    config: &Arc<rustls::ClientConfig>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+    let conn =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(std::io::Error::other)?;
+    let sock = TcpStream::connect(("127.0.0.1", port))?;
+    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+    sock.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
+/// Sends a keep-alive GET /-/healthy on `s` and reads its answer (a
+/// small one, in one read or a few); the status line.
+#[cfg(feature = "tls")]
+fn tls_healthy(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+) -> std::io::Result<String> {
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"OK") {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_handshakes_do_their_crypto_off_the_io_loop() {
+    let _serial = serial();
+    let pki = support::Pki::new("cost-front-handshakes");
+    rsa_server_cert(&pki);
+    let cfg = pki.web_config(
+        "web.yml",
+        "tls_server_config:\n  cert_file: rsa.crt\n  key_file: rsa.key\n",
+    );
+    let gw = start(&[&format!("--web.config.file={cfg}")]);
+    let (port, pid) = (gw.port, gw.pid());
+    let client = tls_client(&pki);
+    let mut kept = tls_connect(port, &client).expect("a first TLS connection");
+    assert_eq!(
+        tls_healthy(&mut kept).expect("healthy over TLS"),
+        "HTTP/1.1 200 OK"
+    );
+    const HANDSHAKES: usize = 400;
+    let (io0, all0) = (io_thread_ticks(pid), process_ticks(pid));
+    let go = Arc::new(std::sync::Barrier::new(HANDSHAKES + 1));
+    let clients: Vec<_> = (0..HANDSHAKES)
+        .map(|_| {
+            let (go, client) = (Arc::clone(&go), Arc::clone(&client));
+            thread::spawn(move || {
+                go.wait();
+                tls_connect(port, &client)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    go.wait();
+    // A client with its session already set up, all along: answered
+    // within a second each time.
+    let mut slowest = Duration::ZERO;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        let status = tls_healthy(&mut kept).expect("healthy over TLS during the handshakes");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        slowest = slowest.max(t.elapsed());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let failed: Vec<String> = clients
+        .into_iter()
+        .filter_map(|c| c.join().expect("client thread").err())
+        .collect();
+    let (io, all) = (io_thread_ticks(pid) - io0, process_ticks(pid) - all0);
+    eprintln!(
+        "{HANDSHAKES} RSA-4096 handshakes: I/O thread {io} of {all} ticks of the process's CPU; \
+         slowest health check on a kept connection {slowest:?}; {} handshakes failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} handshakes failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        all >= 20,
+        "the handshakes cost only {all} ticks: too cheap to tell"
+    );
+    assert!(
+        (io as f64) < 0.25 * all as f64,
+        "the I/O thread spent {io} of the process's {all} ticks during {HANDSHAKES} handshakes"
+    );
+    assert!(
+        slowest <= Duration::from_secs(1),
+        "a kept TLS connection waited {slowest:?} for a health check during {HANDSHAKES} handshakes"
+    );
+}
