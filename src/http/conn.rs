@@ -40,9 +40,6 @@ use crate::sys::Interest;
 /// it the answer says `Connection: close`. Go's server uses the same bound.
 pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
 
-/// Why a read failed when the budget could not buffer its bytes.
-const OVER_BUDGET: &str = "the memory budget cannot buffer more input";
-
 /// After the last answer on a closing connection, how long input is still
 /// read and discarded, so the kernel does not reset the connection (and
 /// lose the answer) while the client is still sending.
@@ -75,6 +72,9 @@ pub(super) struct Env<'a> {
     pub limits: &'a Limits,
     /// The front is shutting down: no more keep-alive.
     pub stopping: bool,
+    /// Where TLS handshake steps run, off the loop.
+    #[cfg(feature = "tls")]
+    pub handshakes: &'a crate::pool::Pool,
 }
 
 /// A request whose head is read, on its way to its handler.
@@ -232,7 +232,9 @@ impl Conn {
     /// What to ask epoll for in the current state.
     pub(super) fn interest(&self) -> Interest {
         let read = match self.state {
-            State::Handshake | State::Body(_) | State::Lingering => true,
+            // Nothing to read into while the session is on a handshake thread.
+            State::Handshake => !self.transport.is_away(),
+            State::Body(_) | State::Lingering => true,
             State::Head { .. } => self.inbuf.len() <= head::MAX_HEAD,
             State::Waiting(_) | State::Writing | State::Closed => false,
         };
@@ -253,18 +255,23 @@ impl Conn {
                 break;
             }
             match self.read_some(scratch) {
-                Ok(0) => {
+                Ok(Received::End) => {
                     // The client is gone, or half-closed before a request
                     // was complete: nothing to answer.
                     self.close();
                     return;
                 }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                Ok(Received::Some) => {}
+                Ok(Received::OverBudget) => {
                     self.over_budget(env);
                     break;
                 }
+                #[cfg(feature = "tls")]
+                Ok(Received::Handshake) => {
+                    self.offload_handshake(env);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     log::debug!(source:display = self.peer, err:display = e; "connection read failed");
                     self.close();
@@ -279,25 +286,82 @@ impl Conn {
         self.flush();
     }
 
-    /// Reads once into `inbuf`; 0 means end of input.
-    fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+    /// Reads once into `inbuf`.
+    fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<Received> {
         if matches!(self.state, State::Lingering) {
             // Raw bytes, thrown away: TLS is over (or never began).
-            return self.sock.read(scratch);
+            let n = self.sock.read(scratch)?;
+            return Ok(if n == 0 {
+                Received::End
+            } else {
+                Received::Some
+            });
         }
         let got = self
             .transport
             .read(&mut self.sock, self.peer, scratch, &mut self.inbuf)?;
+        self.after_handshake();
+        Ok(got)
+    }
+
+    /// The handshake is over: requests may come.
+    fn after_handshake(&mut self) {
         if matches!(self.state, State::Handshake) && !self.transport.is_handshaking() {
             self.state = State::Head { started: false };
         }
-        Ok(match got {
-            Received::End => 0,
-            Received::Some => 1,
-            Received::OverBudget => {
-                return Err(io::Error::new(io::ErrorKind::OutOfMemory, OVER_BUDGET));
+    }
+
+    /// Sends the TLS session to a handshake thread for the crypto the
+    /// records just read call for. The connection reads nothing until it
+    /// is back ([`Conn::on_handshake_step`]); its handshake deadline runs
+    /// on, so a session lost to a panic costs the connection, no more.
+    #[cfg(feature = "tls")]
+    fn offload_handshake(&mut self, env: &Env<'_>) {
+        let Some(mut tls) = self.transport.take_for_handshake() else {
+            return;
+        };
+        let (shared, conn) = (Arc::clone(env.shared), self.id);
+        env.handshakes.execute(move || {
+            let processed = super::transport::handshake_step(&mut tls);
+            shared.complete(super::Completion::Handshake {
+                conn,
+                tls,
+                processed,
+            });
+        });
+    }
+
+    /// A handshake thread did its step: the session is back. Sends what
+    /// the step produced, and serves a request that came right behind
+    /// the handshake.
+    #[cfg(feature = "tls")]
+    pub(super) fn on_handshake_step(
+        &mut self,
+        env: &Env<'_>,
+        tls: super::transport::Session,
+        processed: Result<(), rustls::Error>,
+    ) {
+        if !self.transport.is_away() {
+            return;
+        }
+        let got = self.transport.resume_handshake(
+            tls,
+            processed,
+            &mut self.sock,
+            self.peer,
+            &mut self.inbuf,
+        );
+        self.after_handshake();
+        match got {
+            Ok(Received::Some) => self.process(env),
+            Ok(Received::OverBudget) => self.over_budget(env),
+            Ok(_) => return self.close(),
+            Err(e) => {
+                log::debug!(source:display = self.peer, err:display = e; "TLS handshake step failed");
+                return self.close();
             }
-        })
+        }
+        self.flush();
     }
 
     /// Plain HTTP on a TLS port gets Go's hint and is closed.

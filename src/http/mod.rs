@@ -260,6 +260,13 @@ enum Completion {
     },
     /// The pool checked a request's credentials.
     Verdict { conn: u64, ok: bool },
+    /// A handshake thread did a step of a TLS handshake.
+    #[cfg(feature = "tls")]
+    Handshake {
+        conn: u64,
+        tls: transport::Session,
+        processed: Result<(), rustls::Error>,
+    },
 }
 
 /// The I/O loop's inbox, shared with every thread that answers requests.
@@ -420,6 +427,8 @@ mod tests {
                     (conn, status, keep_alive)
                 }
                 Completion::Verdict { conn, .. } => (conn, "verdict".into(), true),
+                #[cfg(feature = "tls")]
+                Completion::Handshake { conn, .. } => (conn, "handshake".into(), true),
             })
             .collect()
     }
@@ -461,6 +470,8 @@ mod tests {
             .map(|c| match c {
                 Completion::Verdict { conn, ok } => (conn, ok),
                 Completion::Reply { conn, .. } => (conn, true),
+                #[cfg(feature = "tls")]
+                Completion::Handshake { conn, .. } => (conn, true),
             })
             .collect();
         assert_eq!(got, [(1, true), (2, false)]);

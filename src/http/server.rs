@@ -117,6 +117,8 @@ impl Front {
             spare: File::open("/dev/null").ok(),
             last_warning: None,
             state: Arc::clone(&state),
+            #[cfg(feature = "tls")]
+            handshakes: crate::pool::Pool::new(handshake_threads()),
         };
         let thread = thread::Builder::new()
             .name("http-io".into())
@@ -226,6 +228,20 @@ struct Server {
     spare: Option<File>,
     last_warning: Option<Instant>,
     state: Arc<AtomicU8>,
+    /// Threads for the crypto of TLS handshakes (see `transport`).
+    #[cfg(feature = "tls")]
+    handshakes: crate::pool::Pool,
+}
+
+/// Threads for TLS handshakes: half the cores, so a flood of handshakes
+/// leaves the other half to pushes and the I/O loop. Each connection has
+/// at most one step queued, so the queue is bounded by the connections.
+#[cfg(feature = "tls")]
+fn handshake_threads() -> usize {
+    thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .div_ceil(2)
 }
 
 impl Server {
@@ -282,6 +298,8 @@ impl Server {
             shared: &self.shared,
             limits: &self.limits,
             stopping: self.state.load(Ordering::Relaxed) != RUNNING,
+            #[cfg(feature = "tls")]
+            handshakes: &self.handshakes,
         };
         (env, &mut self.conns)
     }
@@ -371,6 +389,18 @@ impl Server {
                         let (env, conns) = self.split();
                         if let Some(c) = conns.get(conn) {
                             c.on_verdict(&env, ok);
+                        }
+                        conn
+                    }
+                    #[cfg(feature = "tls")]
+                    Completion::Handshake {
+                        conn,
+                        tls,
+                        processed,
+                    } => {
+                        let (env, conns) = self.split();
+                        if let Some(c) = conns.get(conn) {
+                            c.on_handshake_step(&env, tls, processed);
                         }
                         conn
                     }
