@@ -9,6 +9,9 @@
 //! head the budget cannot cover is answered 503 and the connection
 //! closed (see [`Conn::over_budget`]).
 //!
+//! A TLS handshake's crypto runs on a handshake thread: meanwhile the
+//! connection stays in `Handshake` and reads nothing (see `transport`).
+//!
 //! ```text
 //! Handshake (TLS) ─▶ Head ─▶ Body ─▶ Waiting ─▶ Writing ─▶ Head …
 //!                     │        └──────(early answer)──▶ Writing
