@@ -478,3 +478,40 @@ fn expiry_shown_and_a_whole_job_deleted_from_the_page() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// 1.11's page offers deleting every group (the admin API's wipe), after
+/// a confirmation, when the admin API is on.
+#[test]
+fn every_group_deleted_from_the_page() {
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api"]);
+    for job in ["a", "b"] {
+        assert_eq!(
+            gw.put(&format!("/metrics/job/{job}"), "wiped_ok 1\n")
+                .status,
+            200
+        );
+    }
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    let button = b.find("button.wipe");
+    assert_eq!(b.text(&button), "Delete all groups");
+    b.click(&button);
+    b.session_call("POST", "/alert/accept", "{}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.get("/metrics").text().contains("wiped_ok") {
+        assert!(
+            Instant::now() < deadline,
+            "groups not wiped through the page"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let rows = "document.querySelectorAll('tr.group').length";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.eval_number(rows) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the page still shows wiped groups"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

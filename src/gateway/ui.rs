@@ -118,7 +118,7 @@ summary:before{content:'\\25B8';display:inline-block;width:14px;color:var(--mute
 pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:10px;margin:8px 0 0;overflow:auto;max-height:420px;font:12px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace}
 .ok{color:var(--ok);font-weight:600}.failed{color:var(--bad);font-weight:600}
 .when small{display:block;color:var(--muted);font:12px ui-monospace,monospace}
-button.delete,button.deljob{border:1px solid #e0b4b4;background:#fff;color:var(--bad);border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}
+button.delete,button.deljob,button.wipe{border:1px solid #e0b4b4;background:#fff;color:var(--bad);border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}
 button.delete:hover{background:#fdecea}
 .when small.expiry{color:var(--accent)}tr.job td{background:#fbfcfd;padding:5px 12px}
 .empty{padding:28px;text-align:center;color:var(--muted)}
@@ -144,6 +144,10 @@ else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}
 for(const b of document.querySelectorAll('button.deljob')){b.addEventListener('click',async()=>{
 if(!confirm('Delete all '+b.dataset.n+' groups of job '+b.dataset.job+' and all their metrics?'))return;
 const r=await fetch('api/v1/admin/delete?match[]='+encodeURIComponent('{job='+JSON.stringify(b.dataset.job)+'}'),{method:'POST'});
+if(r.ok)location.reload();else alert('Delete failed: HTTP '+r.status+' '+await r.text());});}
+for(const b of document.querySelectorAll('button.wipe')){b.addEventListener('click',async()=>{
+if(!confirm('Delete all '+b.dataset.n+' groups and all their metrics?'))return;
+const r=await fetch('api/v1/admin/wipe',{method:'PUT'});
 if(r.ok)location.reload();else alert('Delete failed: HTTP '+r.status+' '+await r.text());});}";
 
 /// The positions of the group's metric names in the store's sorted list
@@ -294,6 +298,14 @@ pub(crate) fn status_page(store: &StoreView, info: &PageInfo) -> String {
         failed,
         store.groups.len()
     );
+    if info.admin_api && !store.groups.is_empty() {
+        // Upstream's page has the same button, calling the same wipe.
+        let _ = write!(
+            h,
+            "<p><button class=\"wipe\" data-n=\"{}\">Delete all groups</button></p>",
+            store.groups.len()
+        );
+    }
     h.push_str("<table><thead><tr><th>Group</th><th>Last push</th><th>Status</th><th></th></tr></thead><tbody>");
     if store.groups.is_empty() {
         h.push_str("<tr><td colspan=\"4\" class=\"empty\">No metrics pushed yet. Try:<pre>echo \"some_metric 3.14\" | curl --data-binary @- http://HOST:9091/metrics/job/some_job</pre></td></tr>");
@@ -395,10 +407,15 @@ mod tests {
             !page.contains("class=\"deljob\""),
             "no job delete without the admin API"
         );
+        assert!(
+            !page.contains("button class=\"wipe\""),
+            "no wipe without the admin API"
+        );
         info.admin_api = true;
         let page = status_page(&store.view(), &info);
         assert_eq!(page.matches("class=\"deljob\"").count(), 1);
         assert!(page.contains("data-job=\"a&quot;&lt;b&gt;\" data-n=\"3\">Delete all 3 groups of job a&quot;&lt;b&gt;</button>"), "{page}");
+        assert!(page.contains("<button class=\"wipe\" data-n=\""), "{page}");
     }
 
     #[test]
