@@ -1,5 +1,5 @@
 //! What the Go Pushgateway declines and we offer, opt-in: deletes by
-//! selector, store limits and group expiry (README, "Beyond the Go
+//! selector, store limits and group expiry (docs/beyond-upstream.md, "Beyond the Go
 //! Pushgateway"). Each test starts the real binary on a free loopback
 //! port and speaks HTTP to it.
 

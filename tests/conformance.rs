@@ -1677,7 +1677,7 @@ fn api_cors_headers_match_the_reference() {
 /// Malformed and unusual requests, sent as raw bytes on a fresh connection
 /// to both servers: the status line must agree. The cases are those where
 /// Go's answer did not change between the reference's Go (1.19) and the
-/// Go that builds upstream 1.11 (README, "HTTP front", lists the few that
+/// Go that builds upstream 1.11 (docs/http.md lists the few that
 /// did and what we answer there).
 #[test]
 fn malformed_requests_get_the_references_status() {

@@ -16,7 +16,7 @@
 //! allocated whatever Content-Length a client declared, leaked a thread per
 //! HTTP/2 request line, stopped accepting for good after one EMFILE, let
 //! requests be smuggled through bad Content-Lengths, and needed a thread
-//! per slow client (README, "How it works").
+//! per slow client (docs/http.md).
 
 mod body;
 pub(crate) mod budget;

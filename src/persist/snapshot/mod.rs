@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! pushgateway-snapshot 2
-//! # Written by pushgateway 0.1.0. Format: see README, "Persistence file".
+//! # Written by pushgateway 0.1.0. Format: see docs/persistence.md.
 //! group {instance="some_instance",job="some_job"}
 //! times 1795578956809069400 -
 //! family another_metric gauge 1795578956809069400

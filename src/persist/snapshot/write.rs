@@ -51,7 +51,7 @@ fn write_groups(
     writeln!(out, "{MAGIC} {VERSION}")?;
     writeln!(
         out,
-        "# Written by pushgateway {}. Format: see README, \"Persistence file\".",
+        "# Written by pushgateway {}. Format: see docs/persistence.md.",
         env!("CARGO_PKG_VERSION")
     )?;
     let mut series = 0usize;
