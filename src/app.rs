@@ -115,13 +115,25 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         model::NameScheme::Legacy
     };
+    // A file written with --push.enable-utf8-names may hold names a
+    // gateway started without it would not take: they are kept, and
+    // scrapes escape them as they would with the flag (as 1.11 does).
+    let rendered_names = if names == model::NameScheme::Legacy
+        && restored
+        && holds_utf8_names(&store)
+    {
+        log::warn!(file = config.persistence_file.as_str(); "the persistence file holds names that are not classic (written with --push.enable-utf8-names); they are kept and escaped in scrapes, but pushes of such names are refused without the flag");
+        model::NameScheme::Utf8
+    } else {
+        names
+    };
     let mut gw = gateway::Gateway::new(
         store,
         telemetry.clone(),
         !config.disable_consistency_check,
         flag_list(config),
     );
-    gw.names = names;
+    gw.names = rendered_names;
     gw.telemetry.count_expired(expired.len());
     gw.admin_api = config.enable_admin_api;
     gw.offload = Some(gateway::Offload {
@@ -314,6 +326,20 @@ fn restore(config: &Config, store: &mut store::Store) -> Result<bool, Box<dyn st
         )
         .into()),
     }
+}
+
+/// Whether any stored metric or label name is not classic: one pass over
+/// the store, at start-up only.
+fn holds_utf8_names(store: &store::Store) -> bool {
+    let classic_labels =
+        |labels: &[model::Label]| labels.iter().all(|l| model::is_valid_label_name(&l.name));
+    store.groups().any(|(key, group)| {
+        !classic_labels(key)
+            || group.families.iter().any(|(name, family)| {
+                !model::is_valid_metric_name(name)
+                    || family.metrics.iter().any(|m| !classic_labels(&m.labels))
+            })
+    })
 }
 
 /// The flags and their values, for the status page.

@@ -198,9 +198,9 @@ Flags:
                                  reserve (the soft limit is raised to the hard
                                  one at start, as Go does).
       --web.memory-budget=1GiB   Memory all requests in flight may hold together:
-                                 bodies being read or decompressed, answers
-                                 waiting for slow clients. Past it, requests get
-                                 503 and may retry.
+                                 heads and bodies being read or decompressed,
+                                 answers waiting for slow clients. Past it,
+                                 requests get 503 and may retry.
       --log.level=info           Only log messages with the given severity or
                                  above. One of: [debug, info, warn, error]
       --log.format=logfmt        Output format of log messages. One of:

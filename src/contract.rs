@@ -150,7 +150,7 @@ pub(crate) struct Reply {
 /// A body built off the request loop, from data the loop shared.
 pub(crate) enum Deferred {
     /// Built for this answer alone.
-    Own(Box<dyn FnOnce() -> Vec<u8> + Send>),
+    Own(Build),
     /// Built once for every answer holding the same [`SharedBody`].
     Shared(Arc<SharedBody>),
 }
@@ -167,15 +167,15 @@ impl std::fmt::Debug for Deferred {
     }
 }
 
+/// What builds a body off the loop.
+type Build = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 /// One body for many answers: concurrent scrapes of one store state in one
 /// format. The first answer to be sent builds it; the others wait for it
 /// and send the same bytes, so a thousand scrapers that never read hold
 /// one body between them, charged to the budget once.
-/// What builds a shared body, taken by the first answer to be sent.
-type BuildBody = Box<dyn FnOnce() -> Vec<u8> + Send>;
-
 pub(crate) struct SharedBody {
-    build: Mutex<Option<BuildBody>>,
+    build: Mutex<Option<Build>>,
     /// The bytes, or `None` when the budget could not cover them.
     built: OnceLock<Option<Arc<Built>>>,
     /// The expected size, charged before the body is built.
@@ -289,7 +289,7 @@ impl std::fmt::Debug for Payload {
 /// construction is not yet charged to the memory budget, and a scrape of
 /// a million series is a hundred megabytes, so eight concurrent scrapes
 /// must not build eight at once.
-fn one_at_a_time(build: Box<dyn FnOnce() -> Vec<u8> + Send>) -> Vec<u8> {
+fn one_at_a_time(build: Build) -> Vec<u8> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     build()

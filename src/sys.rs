@@ -207,20 +207,103 @@ pub(crate) fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
     .map(drop)
 }
 
-/// Takes ownership of descriptor `fd`, inherited from systemd, after
-/// checking that it is an open socket; marks it close-on-exec.
-pub(crate) fn inherited_listener(fd: RawFd) -> Result<TcpListener, String> {
+/// Why an inherited descriptor cannot serve as a listener.
+#[derive(Debug)]
+pub(crate) enum NotAListener {
+    /// Not open, or open but not a socket (a file, a pipe, a terminal).
+    NotASocket,
+    /// A socket, but not a stream one (UDP, a datagram Unix socket).
+    NotStream,
+    /// A stream socket of another family than IPv4 or IPv6 (Unix).
+    NotInet,
+    /// A TCP socket on which `listen` was never called (a connection, or
+    /// one bound but not listening): `accept` would fail for ever.
+    NotListening,
+    /// The kernel would not say.
+    Query(io::Error),
+}
+
+impl std::fmt::Display for NotAListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotAListener::NotASocket => f.write_str("is not an open socket"),
+            NotAListener::NotStream => f.write_str("is not a stream (TCP) socket"),
+            NotAListener::NotInet => f.write_str("is not an IPv4 or IPv6 socket"),
+            NotAListener::NotListening => {
+                f.write_str("is a TCP socket that is not listening (no listen() was called on it)")
+            }
+            NotAListener::Query(e) => write!(f, "cannot be inspected: {e}"),
+        }
+    }
+}
+
+/// An integer socket option of `fd` (SOL_SOCKET level).
+fn socket_option(fd: RawFd, name: libc::c_int) -> Result<libc::c_int, NotAListener> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live, and `len` is the size of `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(NotAListener::Query(io::Error::last_os_error()));
+    }
+    Ok(value)
+}
+
+/// Checks that `fd` is a listening TCP socket, without taking it: a
+/// socket unit with `ListenDatagram=`, a `ListenStream=` on a Unix path or
+/// `Accept=yes` (a connection per instance) must stop the start with a
+/// clear error instead of an accept loop that fails for ever.
+fn check_listener(fd: RawFd) -> Result<(), NotAListener> {
     // SAFETY: fstat only fills the zeroed struct.
     let is_socket = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
     };
     if !is_socket {
-        return Err(format!("file descriptor {fd} from systemd is not a socket"));
+        return Err(NotAListener::NotASocket);
     }
-    // SAFETY: no pointers. The fd was checked to be an open socket, and
-    // systemd's protocol hands it to this process once; it is taken here
-    // exactly once.
+    if socket_option(fd, libc::SO_TYPE)? != libc::SOCK_STREAM {
+        return Err(NotAListener::NotStream);
+    }
+    if !matches!(
+        socket_option(fd, libc::SO_DOMAIN)?,
+        libc::AF_INET | libc::AF_INET6
+    ) {
+        return Err(NotAListener::NotInet);
+    }
+    if socket_option(fd, libc::SO_ACCEPTCONN)? == 0 {
+        return Err(NotAListener::NotListening);
+    }
+    Ok(())
+}
+
+/// Raises the accept queue of a listening socket to the system's limit
+/// (`net.core.somaxconn`, 4096 on current kernels), as Go does; std
+/// listens with 128. During a burst of connections (a thousand clients
+/// connecting at once) a full queue drops SYNs, and a client that happens
+/// to connect then waits a second or three for the retransmission. Linux
+/// lets `listen` be called again on a listening socket to change it.
+pub(crate) fn raise_backlog(listener: &TcpListener) -> io::Result<()> {
+    // SAFETY: no pointers; the kernel caps the backlog at somaxconn.
+    cvt(unsafe { libc::listen(listener.as_raw_fd(), libc::c_int::MAX) }).map(drop)
+}
+
+/// Takes ownership of descriptor `fd`, inherited from systemd, after
+/// checking that it is a listening TCP socket; marks it close-on-exec.
+/// On an error the descriptor is left alone.
+pub(crate) fn inherited_listener(fd: RawFd) -> Result<TcpListener, NotAListener> {
+    check_listener(fd)?;
+    // SAFETY: no pointers. The fd was checked to be an open, listening
+    // TCP socket, and systemd's protocol hands it to this process once;
+    // it is taken here exactly once.
     unsafe {
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         Ok(TcpListener::from_raw_fd(fd))
@@ -298,4 +381,41 @@ pub(crate) fn wait_shutdown_signal() -> Result<i32, i32> {
     // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
     let rc = unsafe { libc::sigwait(&set, &mut sig) };
     if rc == 0 { Ok(sig) } else { Err(rc) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpStream, UdpSocket};
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn only_a_listening_tcp_socket_is_taken_as_a_listener() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let conn = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!("pgw-sys-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let unix = UnixListener::bind(dir.join("s")).unwrap();
+        let cases = [
+            (file.as_raw_fd(), "is not an open socket"),
+            (udp.as_raw_fd(), "is not a stream (TCP) socket"),
+            (conn.as_raw_fd(), "is a TCP socket that is not listening"),
+            (unix.as_raw_fd(), "is not an IPv4 or IPv6 socket"),
+            (-1, "is not an open socket"),
+        ];
+        for (fd, want) in cases {
+            let err = inherited_listener(fd).expect_err(want).to_string();
+            assert!(err.starts_with(want), "fd {fd}: {err}");
+        }
+        // Refused descriptors are left open for their owners.
+        assert!(conn.peer_addr().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+        let addr = listener.local_addr().unwrap();
+        let taken = inherited_listener(listener.into_raw_fd()).expect("a listening TCP socket");
+        assert_eq!(taken.local_addr().unwrap(), addr);
+    }
 }

@@ -1,5 +1,5 @@
 //! What the Go Pushgateway declines and we offer, opt-in: deletes by
-//! selector, store limits and group expiry (README, "Beyond the Go
+//! selector, store limits and group expiry (docs/beyond-upstream.md, "Beyond the Go
 //! Pushgateway"). Each test starts the real binary on a free loopback
 //! port and speaks HTTP to it.
 
@@ -360,12 +360,27 @@ fn a_head_full_of_costly_selectors_stalls_nobody() {
     let costly = r#"{job=~"(a|b|c|d|e|f|g|h){200}{50}"}"#;
     let url = delete_url(&vec![costly; 65], false);
     let port = gw.port;
+    let started = Instant::now();
     let hostile = thread::spawn(move || support::post(port, &url, ""));
-    for _ in 0..20 {
-        let r = support::try_request(port, "GET", "/-/healthy", &[], b"", Duration::from_secs(1))
-            .expect("other clients are served while the selectors compile");
+    // Probes for as long as the hostile request is out. Compiled on the
+    // loop, the selectors would hold one probe for about as long as the
+    // whole request takes; off it, every probe is quick beside it. A
+    // ratio, so a slow machine slows both sides alike.
+    let (mut probes, mut slowest) = (0, Duration::ZERO);
+    while !hostile.is_finished() {
+        let sent = Instant::now();
+        let r = support::get(port, "/-/healthy");
         assert_eq!(r.status, 200);
+        slowest = slowest.max(sent.elapsed());
+        probes += 1;
+        // Leaves the compiling thread its share of a small machine.
+        thread::sleep(Duration::from_millis(10));
     }
+    let took = started.elapsed();
+    assert!(
+        probes >= 2 && slowest < took / 4,
+        "{probes} probes beside a {took:?} request, the slowest took {slowest:?}: the selectors stalled the others"
+    );
     let r = hostile.join().expect("hostile request");
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("more than 64"), "{}", r.text());
@@ -422,14 +437,18 @@ fn listed(answer: &str) -> Vec<String> {
 /// is under way. Were the groups deleted in one loop turn, every push sent
 /// meanwhile would wait for that turn and be answered after the delete
 /// (bar the one or two while the selectors are parsed and matched).
+///
+/// The debug log, written by the loop thread alone, shows the order in
+/// which the loop did things: pushes accepted between the delete's first
+/// and last group are pushes it did not hold up, however slow the machine.
 #[test]
 fn a_delete_of_thousands_of_groups_holds_no_push_up() {
     const GROUPS: usize = 4000;
-    let gw = Gateway::start(&ours(), &["--web.enable-admin-api"]);
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api", "--log.level=debug"]);
     fill(&gw, "fill", GROUPS, 50);
     let port = gw.port;
     let stop = AtomicBool::new(false);
-    let (r, sent, answered, probes) = thread::scope(|s| {
+    let (r, sent, probes) = thread::scope(|s| {
         let pusher = s.spawn(|| {
             let mut c = support::raw::connect(port);
             let mut answers = Vec::new();
@@ -448,28 +467,35 @@ fn a_delete_of_thousands_of_groups_holds_no_push_up() {
         thread::sleep(Duration::from_millis(100));
         let sent = Instant::now();
         let r = support::post(port, &delete_url(&[r#"{job="fill"}"#], false), "");
-        let answered = Instant::now();
         stop.store(true, Ordering::Relaxed);
-        (r, sent, answered, pusher.join().expect("pusher"))
+        (r, sent, pusher.join().expect("pusher"))
     });
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     assert!(text.contains(&format!("\"count\":{GROUPS},")), "{text}");
     assert_eq!(listed(&text).len(), GROUPS);
-    let during = probes
-        .iter()
-        .filter(|t| **t > sent && **t < answered)
-        .count();
     assert!(
         probes.iter().any(|t| *t < sent),
         "the pusher was under way before the delete"
     );
+    let during = pushes_between_rounds(&gw.log(), r#"{job=\"probe\"}"#);
     assert!(
-        during >= 30,
-        "only {during} pushes answered during the delete's {:?}: it held the loop",
-        answered - sent
+        during >= 10,
+        "only {during} probe pushes accepted between the delete's first and last group: it held the loop"
     );
     assert_eq!(groups(&gw), ["probe/"], "all of job fill deleted");
+}
+
+/// How many "push accepted" debug lines whose group contains `group` lie
+/// between the first and the last [`ROUND_LINE`] of `log`.
+fn pushes_between_rounds(log: &str, group: &str) -> usize {
+    let (Some(first), Some(last)) = (log.find(ROUND_LINE), log.rfind(ROUND_LINE)) else {
+        panic!("no selector delete round in the log:\n{log}");
+    };
+    log[first..last]
+        .lines()
+        .filter(|l| l.contains("push accepted") && l.contains(group))
+        .count()
 }
 
 /// Selector deletes in flight together each answer with the groups they
@@ -518,6 +544,11 @@ fn concurrent_selector_deletes_share_out_the_groups() {
 /// A SIGTERM while a selector delete is under way: the delete is finished
 /// and answered, the gateway exits cleanly, and the final snapshot holds
 /// the store without the deleted groups.
+///
+/// The debug log shows the delete's rounds (one line per group deleted),
+/// the signal and the delete's end, all written by the gateway's one loop
+/// thread: the signal is sent once a round has begun, and the log's order
+/// proves that the delete was still running when the signal arrived.
 #[test]
 fn a_stop_during_a_selector_delete_finishes_it() {
     const GROUPS: usize = 3000;
@@ -525,17 +556,49 @@ fn a_stop_during_a_selector_delete_finishes_it() {
     let file = dir.file("store");
     let flag = format!("--persistence.file={}", file.display());
     let args = ["--web.enable-admin-api", &flag, "--persistence.interval=1h"];
-    let mut gw = Gateway::start(&ours(), &args);
+    let mut gw = Gateway::start(&ours(), &[&args[..], &["--log.level=debug"]].concat());
     fill(&gw, "fill", GROUPS, 50);
     assert_eq!(gw.put("/metrics/job/keep", "m 1\n").status, 200);
     let port = gw.port;
     let delete =
         thread::spawn(move || support::post(port, &delete_url(&[r#"{job="fill"}"#], false), ""));
-    thread::sleep(Duration::from_millis(30));
+    assert!(
+        eventually(Duration::from_secs(30), || gw.log().contains(ROUND_LINE)),
+        "the delete never began:\n{}",
+        gw.log()
+    );
     gw.stop();
     let r = delete.join().expect("delete");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(listed(&r.text()).len(), GROUPS, "{}", r.text());
+    let (before, after) = rounds_around_the_signal(&gw.log());
+    assert!(
+        before > 0 && after > 0,
+        "the delete was not under way at the signal: {before} groups deleted before it, {after} after"
+    );
     let gw = Gateway::start(&ours(), &args);
     assert_eq!(groups(&gw), ["keep/"], "the final snapshot has the delete");
+}
+
+/// The debug line of one group deleted in a selector delete's round.
+const ROUND_LINE: &str = "deleted group by selector";
+
+/// How many groups the log shows deleted before the signal's line and
+/// after it; panics unless the delete's closing line follows the signal.
+fn rounds_around_the_signal(log: &str) -> (usize, usize) {
+    let signal = log
+        .find("received signal, exiting gracefully")
+        .unwrap_or_else(|| panic!("no signal in the log:\n{log}"));
+    let done = log
+        .find("deleted groups by selector")
+        .unwrap_or_else(|| panic!("the delete never ended in the log:\n{log}"));
+    assert!(
+        done > signal,
+        "the delete ended before the signal arrived:\n{log}"
+    );
+    let (head, tail) = log.split_at(signal);
+    (
+        head.matches(ROUND_LINE).count(),
+        tail.matches(ROUND_LINE).count(),
+    )
 }

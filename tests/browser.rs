@@ -439,6 +439,15 @@ fn opened_group_shows_its_native_histogram() {
     );
 }
 
+/// Waits until `done` holds, failing with `what` after ten seconds.
+fn within_ten_seconds(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn expiry_shown_and_a_whole_job_deleted_from_the_page() {
     let gw = Gateway::start(&ours(), &["--web.enable-admin-api", "--push.group-ttl=2h"]);
@@ -455,26 +464,43 @@ fn expiry_shown_and_a_whole_job_deleted_from_the_page() {
     assert_eq!(b.text(&button), "Delete all 3 groups of job nightly");
     b.click(&button);
     b.session_call("POST", "/alert/accept", "{}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.get("/metrics").text().contains("nightly_ok") {
-        assert!(
-            Instant::now() < deadline,
-            "job not deleted through the page"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    within_ten_seconds("job not deleted through the page", || {
+        !gw.get("/metrics").text().contains("nightly_ok")
+    });
     assert!(
         gw.get("/metrics").text().contains("other_ok"),
         "other jobs stay"
     );
     // The page reloads without the job.
     let rows = "document.querySelectorAll('tr.group').length";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.eval_number(rows) != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the page still shows the deleted job"
+    within_ten_seconds("the page still shows the deleted job", || {
+        b.eval_number(rows) == 1
+    });
+}
+
+/// 1.11's page offers deleting every group (the admin API's wipe), after
+/// a confirmation, when the admin API is on.
+#[test]
+fn every_group_deleted_from_the_page() {
+    let gw = Gateway::start(&ours(), &["--web.enable-admin-api"]);
+    for job in ["a", "b"] {
+        assert_eq!(
+            gw.put(&format!("/metrics/job/{job}"), "wiped_ok 1\n")
+                .status,
+            200
         );
-        thread::sleep(Duration::from_millis(100));
     }
+    let b = Browser::start();
+    b.goto(&format!("http://127.0.0.1:{}/", gw.port));
+    let button = b.find("button.wipe");
+    assert_eq!(b.text(&button), "Delete all groups");
+    b.click(&button);
+    b.session_call("POST", "/alert/accept", "{}");
+    within_ten_seconds("groups not wiped through the page", || {
+        !gw.get("/metrics").text().contains("wiped_ok")
+    });
+    let rows = "document.querySelectorAll('tr.group').length";
+    within_ten_seconds("the page still shows wiped groups", || {
+        b.eval_number(rows) == 0
+    });
 }

@@ -7,6 +7,11 @@
 //! Error bodies are shown in failure messages but not compared: the contract
 //! only asks for a one-line reason, not Go's exact wording.
 //!
+//! Agreement alone would let two servers that fail alike pass (a wrong URL
+//! is 404 on both): every scenario also states the reference's answers it
+//! means to get, stored or refused (`Pair::expect_answers`), and a pair that
+//! sent requests without stating them fails.
+//!
 //! Set `PUSHGATEWAY_UNDER_TEST=/usr/bin/prometheus-pushgateway` to run the
 //! reference against itself, which checks that the harness is sound, and
 //! `CONFORMANCE_TRACE=1` to print every request with the reference's answer
@@ -48,6 +53,12 @@ struct Pair {
     failures: Vec<String>,
     /// Last scrape difference recorded, so a lasting one is reported once.
     last_diff: String,
+    /// The reference's status for every request sent through the pair, in
+    /// order: what the scenario really did (see [`Pair::expect_answers`]).
+    answers: Vec<u16>,
+    /// Whether the scenario compared `answers` with what it meant to do;
+    /// a pair that sent requests without doing so fails when dropped.
+    answers_checked: bool,
 }
 
 impl Pair {
@@ -77,6 +88,8 @@ impl Pair {
             history: Vec::new(),
             failures: Vec::new(),
             last_diff: String::new(),
+            answers: Vec::new(),
+            answers_checked: false,
         }
     }
 
@@ -101,6 +114,7 @@ impl Pair {
                 o.text(),
             ));
         }
+        self.answers.push(r.status);
         let line = format!("{method} {path} {shown:?} -> {}", r.status);
         if std::env::var_os("CONFORMANCE_TRACE").is_some() {
             println!("{line} {:?}", r.text());
@@ -160,11 +174,31 @@ impl Pair {
                     truncate(&o.text())
                 );
             }
+            self.answers.push(r.status);
             self.history
                 .push(format!("{method} {path} -> {}", r.status));
         }
         if !mismatches.is_empty() {
             self.fail(format!("status codes differ:\n{mismatches}"));
+        }
+    }
+
+    /// Requires the reference's answers to every request sent so far to be
+    /// `want`, written as space-separated status codes with an optional
+    /// repeat count (`"200x3 400 202"`).
+    ///
+    /// Equal answers from both servers prove nothing when both fail alike
+    /// (a wrong URL is 404 on both, a body that does not parse is 400 on
+    /// both): stating what each request was meant to get, stored (200,
+    /// 202) or refused (400...), is what makes a scenario able to fail.
+    fn expect_answers(&mut self, want: &str) {
+        self.answers_checked = true;
+        let got = compact_statuses(&self.answers);
+        if got != compact_statuses(&expand_statuses(want)) {
+            self.fail(format!(
+                "the reference's answers are not what the scenario meant to get\n\
+                 expected: {want}\ngot:      {got}"
+            ));
         }
     }
 
@@ -275,7 +309,18 @@ fn harness_normalization_self_check() {
 impl Drop for Pair {
     /// Reports what keep-going mode collected (unless already failing).
     fn drop(&mut self) {
-        if !self.failures.is_empty() && !thread::panicking() {
+        if thread::panicking() {
+            return;
+        }
+        if !self.answers.is_empty() && !self.answers_checked {
+            panic!(
+                "the scenario never said what its requests should get; add\n  \
+                 p.expect_answers(\"{}\");\nafter checking that this is what it means to do\n{}",
+                compact_statuses(&self.answers),
+                self.context()
+            );
+        }
+        if !self.failures.is_empty() {
             panic!(
                 "{} mismatch(es):\n{}\n{}",
                 self.failures.len(),
@@ -284,6 +329,50 @@ impl Drop for Pair {
             );
         }
     }
+}
+
+/// Status codes written compactly, runs as `CODExN` (`[200, 200, 400]`
+/// becomes `"200x2 400"`), the form [`Pair::expect_answers`] takes.
+fn compact_statuses(statuses: &[u16]) -> String {
+    let mut runs: Vec<(u16, usize)> = Vec::new();
+    for &s in statuses {
+        match runs.last_mut() {
+            Some((code, n)) if *code == s => *n += 1,
+            _ => runs.push((s, 1)),
+        }
+    }
+    let words: Vec<String> = runs
+        .iter()
+        .map(|&(code, n)| match n {
+            1 => code.to_string(),
+            _ => format!("{code}x{n}"),
+        })
+        .collect();
+    words.join(" ")
+}
+
+/// The status codes a compact form such as `"200x2 400"` stands for.
+fn expand_statuses(compact: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for word in compact.split_whitespace() {
+        let (code, n) = word.split_once('x').unwrap_or((word, "1"));
+        let code: u16 = code.parse().expect("a status code");
+        let n: usize = n.parse().expect("a repeat count");
+        out.extend(std::iter::repeat_n(code, n));
+    }
+    out
+}
+
+#[test]
+fn compact_statuses_round_trip() {
+    let statuses = [200, 200, 400, 202, 202, 202, 200];
+    assert_eq!(compact_statuses(&statuses), "200x2 400 202x3 200");
+    assert_eq!(expand_statuses("200x2 400 202x3 200"), statuses);
+    // Two ways of writing the same answers compare equal.
+    assert_eq!(
+        compact_statuses(&expand_statuses("200 200x1 400")),
+        "200x2 400"
+    );
 }
 
 /// First 200 characters, for one-line failure reports.
@@ -324,6 +413,7 @@ fn tutorial_flow() {
     );
     p.delete("/metrics/job/some_job/instance/some_instance");
     p.delete("/metrics/job/some_job");
+    p.expect_answers("200x2 202x2");
 }
 
 /// Clients such as curl (large bodies) and some libraries ask for
@@ -341,13 +431,13 @@ fn request_header_variants() {
         "PUT",
         "/metrics/job/hdr/instance/i",
         &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-        "e 2\n",
+        "# TYPE e gauge\ne 2\n",
     );
     p.step_with(
         "POST",
         "/metrics/job/hdr/instance/j",
         &[("Content-Type", "application/json")],
-        "e 3\n",
+        "# TYPE e gauge\ne 3\n",
     );
     p.step_with(
         "POST",
@@ -356,8 +446,9 @@ fn request_header_variants() {
             "Content-Type",
             "application/vnd.google.protobuf; proto=other.Message; encoding=delimited",
         )],
-        "e 4\n",
+        "# TYPE e gauge\ne 4\n",
     );
+    p.expect_answers("200x4");
 }
 
 #[test]
@@ -374,6 +465,7 @@ fn put_replaces_group_post_replaces_families() {
     p.put("/metrics/job/sem/instance/i2", "a 100\n");
     p.put(g, "a 7\n");
     p.post("/metrics/job/sem/instance/i2", "a 101\n");
+    p.expect_answers("200x7");
 }
 
 #[test]
@@ -388,6 +480,7 @@ fn empty_bodies() {
     p.post("/metrics/job/empty_post_new", "");
     // A body of only comments and blank lines is empty as well.
     p.put(g, "# just a comment\n\n");
+    p.expect_answers("200x7");
 }
 
 #[test]
@@ -409,6 +502,7 @@ fn delete_semantics() {
     p.delete("/metrics/job/d3");
     p.delete("/metrics/job/d/odd");
     p.delete("/metrics/job/d/__bad/x");
+    p.expect_answers("202x2 200x3 202x3 200 202 200 202 400x2");
 }
 
 // ---------------------------------------------------------------------------
@@ -435,6 +529,7 @@ fn grouping_key_base64() {
     p.put("/metrics/job/j/v@base64/Zm=9v", "b 9\n");
     p.put("/metrics/job/j/__v@base64/Zm9v", "b 9\n");
     p.delete("/metrics/job@base64/Zm9v");
+    p.expect_answers("200x8 400x5 200 400x2 202");
 }
 
 #[test]
@@ -450,6 +545,7 @@ fn grouping_key_percent_encoding() {
     p.put("/metrics/job/j/x/a%2fb/c", "pe 7\n");
     p.put("/metrics/job/j/x/bad%zz", "pe 8\n");
     p.delete("/metrics/job/a%20b");
+    p.expect_answers("200x5 400 200 400 202");
 }
 
 #[test]
@@ -469,6 +565,7 @@ fn grouping_key_errors() {
     p.post("/metrics/job/ok/x/y/z", "g 1\n");
     p.post("/metrics/job@base64/=", "g 1\n");
     p.put("/metrics/job", "g 1\n");
+    p.expect_answers("200 400x8 200x2 400x2 404");
 }
 
 /// Trailing slashes and empty components, where Go's router redirects.
@@ -482,6 +579,7 @@ fn grouping_key_path_shapes() {
     p.status("PUT", "/metrics/job//x/y");
     p.status("GET", "/metrics/");
     p.check_metrics();
+    p.expect_answers("200 400 200 307 301x2");
 }
 
 #[test]
@@ -505,6 +603,7 @@ fn grouping_labels_override_body_labels() {
         "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
     );
     p.put("/metrics/job/j8/instance/", "m 1\n");
+    p.expect_answers("200x4 400x2 200x2");
 }
 
 // ---------------------------------------------------------------------------
@@ -549,6 +648,7 @@ fn metric_types() {
         "/metrics/job/types6",
         "# TYPE unsorted histogram\nunsorted_bucket{le=\"+Inf\"} 3\nunsorted_bucket{le=\"1\"} 1\nunsorted_count 3\nunsorted_sum 1\n",
     );
+    p.expect_answers("200x6");
 }
 
 #[test]
@@ -584,6 +684,7 @@ fn help_type_order_comments_blank_lines() {
         "# TYPE i summary\ni_count 1\n# HELP i late help\n",
     );
     p.put("/metrics/job/o9", "# TYPE j gauge\nk 1\nj 2\n");
+    p.expect_answers("200x9");
 }
 
 #[test]
@@ -604,6 +705,7 @@ fn escapes() {
     p.put("/metrics/job/esc3", "esc3{a=\"tab\\t\"} 1\n");
     p.put("/metrics/job/esc3", "esc3{a=\"trailing\\\"} 1\n");
     p.put("/metrics/job/esc3", "esc3{a=\"raw\ttab\"} 1\n");
+    p.expect_answers("200x2 400x4 200");
 }
 
 #[test]
@@ -649,6 +751,7 @@ fn special_floats() {
             format!("f{{v=\"{v}\"}} {v}\n"),
         );
     }
+    p.expect_answers("200x12 400 200x12 400x5 200x2");
 }
 
 #[test]
@@ -671,6 +774,7 @@ fn whitespace_variants() {
     for (i, b) in bodies.iter().enumerate() {
         p.put(&format!("/metrics/job/ws/case/c{i}"), b);
     }
+    p.expect_answers("200 400x2 200x6 400 200x2");
 }
 
 // ---------------------------------------------------------------------------
@@ -722,6 +826,12 @@ fn parse_errors() {
     // A failing push to a group that does not exist yet.
     p.put("/metrics/job/err_new", "m 1 1234567890\n");
     p.put("/metrics/job/err_new2", "1bad 1\n");
+    // Each body is sent twice (PUT, POST). All are refused but five that
+    // the reference accepts and that ours must accept alike: a TYPE line
+    // without a type (body 11), a summary sample without quantile (25), a
+    // histogram bucket without `le` (27), a histogram sample without suffix
+    // (28), and `m{a=""}` beside `m` (29).
+    p.expect_answers("200 400x22 200x2 400x26 200x2 400x2 200x6 400x4");
 }
 
 // ---------------------------------------------------------------------------
@@ -738,6 +848,7 @@ fn consistency_type_conflict() {
     p.post("/metrics/job/a", "# TYPE c gauge\nc 3\n"); // a alone holds... not b
     p.delete("/metrics/job/b");
     p.post("/metrics/job/a", "# TYPE c gauge\nc 3\n");
+    p.expect_answers("200 400x2 200 400 202 200");
 }
 
 #[test]
@@ -748,6 +859,7 @@ fn consistency_same_series_in_two_groups() {
     p.put("/metrics/job/j/y/2", "m{x=\"1\"} 1\n");
     p.put("/metrics/job/j/y/2", "m{x=\"3\"} 1\n");
     p.post("/metrics/job/j/x/1", "m{y=\"3\"} 1\n");
+    p.expect_answers("200 400 200x2");
 }
 
 #[test]
@@ -775,6 +887,7 @@ fn consistency_suffix_collisions() {
         "/metrics/job/g",
         "# TYPE y summary\ny_count 1\n# TYPE y_sum gauge\ny_sum 2\n",
     );
+    p.expect_answers("200 400x3 200 400x2 200 400 200 400");
 }
 
 #[test]
@@ -807,25 +920,113 @@ fn consistency_help_differs_is_tolerated() {
             .is_some_and(|h| allowed.contains(&h.as_deref())),
         "HELP of hm is {help:?}, expected one of {allowed:?}"
     );
+    p.expect_answers("200x5");
 }
 
+/// Pushes that collide with the gateway's own metrics. The usual scrape
+/// comparison cannot see their outcome: it leaves out `pushgateway_*`
+/// families and reduces push times to zero or nonzero. So this scenario
+/// looks at both itself.
 #[test]
 fn consistency_with_own_metrics() {
     let mut p = Pair::start(&[]);
+    // A counter or untyped `pushgateway_build_info` clashes with the
+    // gateway's own gauge and is refused; a gauge joins the family.
     p.put(
         "/metrics/job/own",
         "# TYPE pushgateway_build_info counter\npushgateway_build_info 1\n",
     );
+    p.put("/metrics/job/own", "pushgateway_build_info 1\n");
+    p.put(
+        "/metrics/job/own_info",
+        "# TYPE pushgateway_build_info gauge\npushgateway_build_info 2\n",
+    );
+    // Another name under the gateway's prefix is an ordinary pushed family.
+    p.put("/metrics/job/own_custom", "pushgateway_custom_thing 3\n");
+    assert_pushed_own_series(
+        &p,
+        &[
+            "pushgateway_build_info{instance=\"\",job=\"own_info\"} 2",
+            "pushgateway_custom_thing{instance=\"\",job=\"own_custom\"} 3",
+        ],
+    );
     // Pushed push time gauges are overridden by the gateway's own.
     p.put("/metrics/job/own", "push_time_seconds 5\n");
+    assert_push_time_is_now(&p, "own");
     p.put(
         "/metrics/job/own",
         "# TYPE push_time_seconds counter\npush_time_seconds 5\n",
     );
+    assert_push_time_is_now(&p, "own");
     p.put(
         "/metrics/job/own2",
         "push_failure_time_seconds{x=\"1\"} 5\n",
     );
+    assert_push_time_is_now(&p, "own2");
+    p.expect_answers("400x2 200x5");
+}
+
+/// Requires the pushed series (those with a `job` label) of the
+/// `pushgateway_*` families to be `want` on both servers, and the
+/// gateway's own `pushgateway_build_info` series to stay alone beside them.
+fn assert_pushed_own_series(p: &Pair, want: &[&str]) {
+    for (who, gw) in [("reference", &p.reference), ("ours", &p.ours)] {
+        let scrape = Exposition::parse(&gw.get(&p.metrics_path).text())
+            .unwrap_or_else(|e| panic!("{who} scrape does not parse: {e}"));
+        let mut pushed = Vec::new();
+        let mut own_build_info = 0;
+        for f in scrape
+            .families
+            .iter()
+            .filter(|f| f.name.starts_with("pushgateway_"))
+        {
+            for s in &f.samples {
+                if !s.labels.iter().any(|(k, _)| k == "job") {
+                    own_build_info += usize::from(f.name == "pushgateway_build_info");
+                    continue;
+                }
+                let labels: Vec<String> =
+                    s.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                let value: f64 = s.value.parse().expect("a number");
+                pushed.push(format!("{}{{{}}} {value}", s.name, labels.join(",")));
+            }
+        }
+        pushed.sort();
+        assert_eq!(
+            pushed, want,
+            "{who}: pushed series of pushgateway_* families"
+        );
+        assert_eq!(
+            own_build_info, 1,
+            "{who}: its own pushgateway_build_info series"
+        );
+    }
+}
+
+/// Requires `push_time_seconds` of group `job` to be the time of the last
+/// push on both servers, give or take ten minutes (the same clock), and
+/// not the value 5 a pusher tried to set.
+fn assert_push_time_is_now(p: &Pair, job: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    for (who, gw) in [("reference", &p.reference), ("ours", &p.ours)] {
+        let text = gw.get(&p.metrics_path).text();
+        let scrape =
+            Exposition::parse(&text).unwrap_or_else(|e| panic!("{who} scrape does not parse: {e}"));
+        let values: Vec<f64> = scrape
+            .family("push_time_seconds")
+            .into_iter()
+            .flat_map(|f| &f.samples)
+            .filter(|s| s.labels.iter().any(|(k, v)| k == "job" && v == job))
+            .map(|s| s.value.parse().expect("a number"))
+            .collect();
+        assert!(
+            values.len() == 1 && (values[0] - now).abs() < 600.0,
+            "{who}: push_time_seconds of job {job} is {values:?}, not the push's time (about {now})\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -849,6 +1050,7 @@ fn disable_consistency_check() {
         &[],
         b"# TYPE e gauge\ne{x=\"1\"} 1\n",
     );
+    p.expect_answers("202x3 400x2 202x5");
 }
 
 // ---------------------------------------------------------------------------
@@ -880,6 +1082,7 @@ fn not_found_and_method_not_allowed() {
         ("GET", "/api/v1/nope"),
     ]);
     p.check_metrics();
+    p.expect_answers("404 405x6 404 405 200x2 403x2 405 200x3 404x2");
 }
 
 /// Plain-text answers byte for byte (no added newline on `OK`, Go's
@@ -952,6 +1155,7 @@ fn plain_text_answers_and_request_counts() {
         }
         thread::sleep(SETTLE_POLL);
     }
+    p.expect_answers("200x2 404 405x3 403x2 200x2 400x2 202 200x5 202 200");
 }
 
 /// A protobuf metric without the value its family's type needs is a
@@ -978,6 +1182,7 @@ fn protobuf_value_of_the_wrong_kind() {
         &[("Content-Type", PROTO_CT)],
         &body,
     );
+    p.expect_answers("200 400x2");
 }
 
 #[test]
@@ -994,6 +1199,7 @@ fn lifecycle_quit() {
         p.ours.wait_exit(timeout).is_some(),
         "ours still running after /-/quit"
     );
+    p.expect_answers("405 200");
 }
 
 #[test]
@@ -1003,6 +1209,7 @@ fn admin_wipe() {
     p.put("/metrics/job/b/instance/i", "n 1\n");
     p.step("PUT", "/api/v1/admin/wipe", b"");
     p.put("/metrics/job/c", "m 2\n");
+    p.expect_answers("200x2 202 200");
 }
 
 #[test]
@@ -1021,6 +1228,7 @@ fn route_prefix_and_telemetry_path() {
         ("GET", "/"),
     ]);
     p.delete("/pg/metrics/job/j");
+    p.expect_answers("200x2 404x4 200x2 404x2 202");
 }
 
 /// The scrape must be served as text 0.0.4 whatever Prometheus asks for
@@ -1072,6 +1280,7 @@ fn scrape_content_type() {
             }
         }
     }
+    p.expect_answers("200x7");
 }
 
 /// 1.11 names the escaping scheme in a scrape's Content-Type and 1.5.1
@@ -1130,6 +1339,7 @@ fn exposition_bytes() {
         };
         assert_eq!(of(&r), of(&o), "lines of the group with {group} in order");
     }
+    p.expect_answers("200x2");
 }
 
 /// `text` with each family's sample lines sorted (headers kept in place).
@@ -1223,6 +1433,7 @@ fn gzip_request_body() {
         b"not gzip at all\n",
     );
     p.check_metrics();
+    p.expect_answers("200x2 400");
 }
 
 const PROTO_CT: &str =
@@ -1326,6 +1537,7 @@ fn protobuf_request_body() {
     // Same bytes without the protobuf content type are parsed as text.
     p.send("PUT", "/metrics/job/pb2", &[], &more);
     p.check_metrics();
+    p.expect_answers("200x2 400x2");
 }
 
 /// Exemplars and created timestamps survive a protobuf push and come back
@@ -1360,6 +1572,7 @@ fn protobuf_exemplars_and_created_timestamps() {
     p.send("POST", "/metrics/job/ex", &[], b"ex_other 1\n");
     p.check_metrics();
     assert_eq!(protobuf_scrape(&p.ours).1, protobuf_scrape(&p.reference).1);
+    p.expect_answers("200x2");
 }
 
 /// Normalizes an `/api/v1/metrics` answer for comparison: groups sorted by
@@ -1426,6 +1639,7 @@ fn json_api_matches_the_reference() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    p.expect_answers("200x2 400 200");
 }
 
 /// The API's CORS headers, on answers and on preflights anywhere under
@@ -1452,6 +1666,8 @@ fn api_cors_headers_match_the_reference() {
     ] {
         let ours = p.ours.request(method, path, &[], b"");
         let reference = p.reference.request(method, path, &[], b"");
+        // Served, not refused alike (a wrong path is 404 on both).
+        assert_eq!(reference.status, 200, "{method} {path}");
         assert_eq!(ours.status, reference.status, "{method} {path}");
         assert_eq!(cors(&ours), cors(&reference), "{method} {path}");
         assert!(ours.header("Access-Control-Allow-Origin").is_some());
@@ -1461,7 +1677,7 @@ fn api_cors_headers_match_the_reference() {
 /// Malformed and unusual requests, sent as raw bytes on a fresh connection
 /// to both servers: the status line must agree. The cases are those where
 /// Go's answer did not change between the reference's Go (1.19) and the
-/// Go that builds upstream 1.11 (README, "HTTP front", lists the few that
+/// Go that builds upstream 1.11 (docs/http.md lists the few that
 /// did and what we answer there).
 #[test]
 fn malformed_requests_get_the_references_status() {

@@ -662,3 +662,50 @@ fn a_changed_byte_in_the_snapshot_refuses_start() {
     assert!(err.contains(&file.display().to_string()), "{err}");
     assert_eq!(fs::read_to_string(&file).unwrap(), bad, "left untouched");
 }
+
+/// A file written with `--push.enable-utf8-names` and restored without
+/// the flag keeps its names and scrapes them escaped, as with the flag
+/// (1.11 escapes on output whatever it stores); pushes of such names are
+/// still refused. The other way round, a file of classic names restores
+/// alike with or without the flag.
+#[test]
+fn utf8_names_survive_a_restart_without_the_flag() {
+    let dir = TempDir::new("utf8-restart");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let body = "# TYPE \"my.metric\" gauge\n{\"my.metric\",\"a.b\"=\"x.y\"} 1\nclassic 2\n";
+    let mut gw = Gateway::start(&ours(), &[&flag, "--push.enable-utf8-names"]);
+    assert_eq!(gw.put("/metrics/job/j/U__foo_2e_bar/baz", body).status, 200);
+    let with_flag = pushed_exposition(&gw);
+    gw.stop();
+
+    let mut gw = Gateway::start(&ours(), &[&flag]);
+    let text = pushed_exposition(&gw);
+    assert!(
+        text.contains("my_metric{a_b=\"x.y\",foo_bar=\"baz\",instance=\"\",job=\"j\"} 1\n"),
+        "escaped as a scraper without UTF-8 support needs them:\n{text}"
+    );
+    assert!(
+        !text.contains("my.metric") && !text.contains("{\""),
+        "{text}"
+    );
+    assert_eq!(text, with_flag, "the same scrape as with the flag");
+    let r = gw.put("/metrics/job/k", "{\"other.metric\"} 1\n");
+    assert_eq!(
+        r.status,
+        400,
+        "without the flag UTF-8 names are refused: {}",
+        r.text()
+    );
+    gw.stop();
+
+    let dir = TempDir::new("classic-restart");
+    let file = dir.file("metric.store");
+    let flag = file_flag(&file);
+    let mut gw = Gateway::start(&ours(), &[&flag]);
+    assert_eq!(gw.put("/metrics/job/c", "classic{k=\"v\"} 3\n").status, 200);
+    let without_flag = pushed_exposition(&gw);
+    gw.stop();
+    let gw = Gateway::start(&ours(), &[&flag, "--push.enable-utf8-names"]);
+    assert_eq!(pushed_exposition(&gw), without_flag);
+}

@@ -77,10 +77,15 @@ fn tls_with_a_trusted_ca_and_plain_http_refused() {
     let silent: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(("127.0.0.1", gw.port)).expect("connect"))
         .collect();
-    let started = Instant::now();
     let ok = curl(&["--cacert", &ca, &url(&gw, "/-/healthy")]);
     assert_eq!(ok.status, 200, "{ok:?}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Served while they were held, not once their handshake time (10 s)
+    // ran out and they were cut off: all of them are still open.
+    let cut_off = silent.iter().filter(|s| !still_open(s)).count();
+    assert_eq!(
+        cut_off, 0,
+        "{cut_off} of 20 silent clients were cut off before curl was answered"
+    );
     drop(silent);
 }
 
@@ -463,10 +468,6 @@ fn existing_files_behave_as_with_the_reference() {
 /// Go), while other clients are served meanwhile.
 #[test]
 fn a_stalled_handshake_is_cut_off() {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::{Duration, Instant};
-
     let pki = Pki::new("stall");
     let cfg = pki.web_config("web.yml", &tls_yaml(""));
     let gw = Gateway::start(
@@ -476,28 +477,51 @@ fn a_stalled_handshake_is_cut_off() {
             "--web.read-header-timeout=1s",
         ],
     );
+    // Taken before connecting: the server's clock cannot start earlier.
+    let started = Instant::now();
     let mut stalled = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
     // A TLS handshake record header announcing 512 bytes, and 3 of them.
     stalled
         .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])
         .expect("write");
-    let started = Instant::now();
+    // Watched from a thread of its own, so the time of the close does not
+    // depend on how long curl takes meanwhile.
+    let watcher = thread::spawn(move || {
+        let closed = closed_within(&mut stalled, Duration::from_secs(30));
+        (closed, started.elapsed())
+    });
     let ca = pki.path("ca.crt");
     let r = curl(&["--cacert", &ca, &url(&gw, "/-/healthy")]);
     assert_eq!(r.status, 200, "others are served meanwhile");
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    let (closed, took) = watcher.join().expect("watcher");
+    assert!(closed, "the stalled handshake must be closed");
+    // At the configured 1 s, not at the 10 s handshake limit that applies
+    // without the flag: half of that leaves a loaded machine 4 s of slack.
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+}
+
+/// Whether the peer has neither closed nor reset `stream` (nor sent
+/// anything on it) so far; does not wait.
+fn still_open(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 1];
+    let open =
+        matches!(stream.peek(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).expect("blocking");
+    open
+}
+
+/// Whether the peer closes (or resets) `stream` within `timeout`, reading
+/// and discarding anything it sends first.
+fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
     let mut buf = [0u8; 64];
-    let closed = match stalled.read(&mut buf) {
+    match stream.read(&mut buf) {
         Ok(0) => true,
         Ok(_) => false,
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-    };
-    assert!(closed, "the stalled handshake must be closed");
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
-        "closed after {took:?}"
-    );
+    }
 }

@@ -98,53 +98,11 @@ fn delete_path(key: &[crate::model::Label]) -> String {
     p
 }
 
-const STYLE: &str = "\
-:root{--fg:#1d232a;--muted:#5f6b7a;--line:#e3e7ec;--bg:#f7f9fb;--ok:#1a7f37;--bad:#c62828;--accent:#e6522c}
-*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
-header{background:#fff;border-bottom:1px solid var(--line);padding:14px 28px;display:flex;align-items:center;gap:24px}
-header h1{font-size:18px;margin:0}header h1 span{color:var(--accent)}
-nav a{color:var(--muted);text-decoration:none;margin-right:16px;font-weight:500}nav a:hover{color:var(--fg)}
-main{padding:20px 28px;max-width:1400px}
-.summary{color:var(--muted);margin:0 0 12px}
-#filter{width:100%;max-width:420px;padding:8px 10px;border:1px solid var(--line);border-radius:6px;font:inherit;margin-bottom:14px}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line);border-radius:8px;overflow:hidden}
-th,td{text-align:left;padding:9px 12px;border-bottom:1px solid var(--line);vertical-align:top}
-th{background:#fbfcfd;color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
-tr.group:hover{background:#fafbfc}
-.label{display:inline-block;background:#eef2f7;border-radius:4px;padding:1px 7px;margin:0 4px 4px 0;font:12px/1.6 ui-monospace,SFMono-Regular,Menlo,monospace}
-.label b{font-weight:600}
-summary{cursor:pointer;list-style:none}summary::-webkit-details-marker{display:none}
-summary:before{content:'\\25B8';display:inline-block;width:14px;color:var(--muted)}details[open] summary:before{content:'\\25BE'}
-pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:10px;margin:8px 0 0;overflow:auto;max-height:420px;font:12px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace}
-.ok{color:var(--ok);font-weight:600}.failed{color:var(--bad);font-weight:600}
-.when small{display:block;color:var(--muted);font:12px ui-monospace,monospace}
-button.delete,button.deljob{border:1px solid #e0b4b4;background:#fff;color:var(--bad);border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}
-button.delete:hover{background:#fdecea}
-.when small.expiry{color:var(--accent)}tr.job td{background:#fbfcfd;padding:5px 12px}
-.empty{padding:28px;text-align:center;color:var(--muted)}
-h2{font-size:15px;margin:28px 0 10px}
-td.k{font-family:ui-monospace,monospace;width:320px;color:var(--muted)}";
+/// The page's style, readable in `page/style.css`.
+const STYLE: &str = include_str!("page/style.css");
 
-const SCRIPT: &str = "\
-for(const d of document.querySelectorAll('details[data-path]')){const k='coll_'+d.dataset.path;d.addEventListener('toggle',async()=>{
-sessionStorage.setItem(k,d.open);if(!d.open||d.dataset.loaded)return;d.dataset.loaded='1';const pre=d.querySelector('pre');
-const r=await fetch(d.dataset.path);pre.textContent=r.ok?await r.text():'HTTP '+r.status+': '+await r.text();});
-if(sessionStorage.getItem(k)==='true')d.open=true;}
-const f=document.getElementById('filter');
-const N=JSON.parse(document.getElementById('names').textContent);
-if(f){f.addEventListener('input',()=>{const q=f.value.toLowerCase();let n=0;const h=new Set();N.forEach((x,i)=>{if(x.includes(q))h.add(i+'')});
-for(const r of document.querySelectorAll('tr.group')){const m=r.dataset.text.includes(q)||r.dataset.f.split(' ').some(i=>h.has(i));r.style.display=m?'':'none';if(m)n++;}
-document.getElementById('shown').textContent=n;});}
-for(const b of document.querySelectorAll('button.delete')){b.addEventListener('click',async()=>{
-if(!confirm('Delete group '+b.dataset.name+' and all its metrics?'))return;
-const r=await fetch(b.dataset.path,{method:'DELETE'});
-if(r.status===202){sessionStorage.removeItem('coll_'+b.dataset.path);const row=b.closest('tr');row.parentNode.removeChild(row);
-const c=document.getElementById('count');c.textContent=Number(c.textContent)-1;}
-else{alert('Delete failed: HTTP '+r.status+' '+await r.text());}});}
-for(const b of document.querySelectorAll('button.deljob')){b.addEventListener('click',async()=>{
-if(!confirm('Delete all '+b.dataset.n+' groups of job '+b.dataset.job+' and all their metrics?'))return;
-const r=await fetch('api/v1/admin/delete?match[]='+encodeURIComponent('{job='+JSON.stringify(b.dataset.job)+'}'),{method:'POST'});
-if(r.ok)location.reload();else alert('Delete failed: HTTP '+r.status+' '+await r.text());});}";
+/// The page's behaviour, readable in `page/script.js`.
+const SCRIPT: &str = include_str!("page/script.js");
 
 /// The positions of the group's metric names in the store's sorted list
 /// of names (`Store::family_names`), space-separated. The page carries
@@ -294,6 +252,14 @@ pub(crate) fn status_page(store: &StoreView, info: &PageInfo) -> String {
         failed,
         store.groups.len()
     );
+    if info.admin_api && !store.groups.is_empty() {
+        // Upstream's page has the same button, calling the same wipe.
+        let _ = write!(
+            h,
+            "<p><button class=\"wipe\" data-n=\"{}\">Delete all groups</button></p>",
+            store.groups.len()
+        );
+    }
     h.push_str("<table><thead><tr><th>Group</th><th>Last push</th><th>Status</th><th></th></tr></thead><tbody>");
     if store.groups.is_empty() {
         h.push_str("<tr><td colspan=\"4\" class=\"empty\">No metrics pushed yet. Try:<pre>echo \"some_metric 3.14\" | curl --data-binary @- http://HOST:9091/metrics/job/some_job</pre></td></tr>");
@@ -395,10 +361,15 @@ mod tests {
             !page.contains("class=\"deljob\""),
             "no job delete without the admin API"
         );
+        assert!(
+            !page.contains("button class=\"wipe\""),
+            "no wipe without the admin API"
+        );
         info.admin_api = true;
         let page = status_page(&store.view(), &info);
         assert_eq!(page.matches("class=\"deljob\"").count(), 1);
         assert!(page.contains("data-job=\"a&quot;&lt;b&gt;\" data-n=\"3\">Delete all 3 groups of job a&quot;&lt;b&gt;</button>"), "{page}");
+        assert!(page.contains("<button class=\"wipe\" data-n=\""), "{page}");
     }
 
     #[test]

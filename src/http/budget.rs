@@ -20,7 +20,9 @@
 //! [`READ_SHARE`] of the budget, so pushes, deletes and health checks
 //! always keep the rest. A read over its share is refused (503) before
 //! anything is built; a write is refused only when writes themselves used
-//! up what readers leave.
+//! up what readers leave. Heads cannot starve bodies either: heads may
+//! hold at most [`HEAD_SHARE`], so clients that never end a head leave
+//! the rest of the writers' part to bodies and parsing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,6 +65,11 @@ impl Class {
 /// The part of the budget that answers (reads) may hold: a half. The
 /// other half is the writers' reserve.
 pub(crate) const READ_SHARE: (usize, usize) = (1, 2);
+
+/// The part of the budget that request heads being read may hold: a
+/// quarter. A head needs a few hundred bytes; only heads that grow
+/// without end come near it, and they must not take what pushes need.
+pub(crate) const HEAD_SHARE: (usize, usize) = (1, 4);
 
 pub(crate) struct Budget {
     /// Each class's bytes.
@@ -131,7 +138,9 @@ impl Budget {
     /// Whether a new request of `class` should be refused before it
     /// starts: what its class may hold is used up.
     pub(crate) fn exhausted_for(&self, class: Class) -> bool {
+        let own = self.by_class[class.index()].load(Ordering::Relaxed);
         self.counter(class).load(Ordering::Relaxed) >= self.ceiling(class)
+            || self.own_limit(class).is_some_and(|limit| own >= limit)
     }
 
     /// An empty charge of `class` to grow as memory is taken.
@@ -143,18 +152,30 @@ impl Budget {
         }
     }
 
+    /// Most bytes `class` may hold of its own, whatever the others hold:
+    /// heads their [`HEAD_SHARE`].
+    fn own_limit(&self, class: Class) -> Option<usize> {
+        (class == Class::Head).then(|| self.limit / HEAD_SHARE.1 * HEAD_SHARE.0)
+    }
+
     fn take(&self, class: Class, n: usize) -> bool {
-        let ceiling = self.ceiling(class);
-        let taken = self
-            .counter(class)
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&total| total <= ceiling)
-            });
-        if taken.is_err() {
+        let own = &self.by_class[class.index()];
+        if let Some(limit) = self.own_limit(class) {
+            // Within the class's own share first, then with the writes.
+            if !add_within(own, n, limit) {
+                return false;
+            }
+            if !add_within(&self.writes, n, self.ceiling(class)) {
+                own.fetch_sub(n, Ordering::AcqRel);
+                return false;
+            }
+            return true;
+        }
+        if !add_within(self.counter(class), n, self.ceiling(class)) {
             return false;
         }
         if !class.is_read() {
-            self.by_class[class.index()].fetch_add(n, Ordering::AcqRel);
+            own.fetch_add(n, Ordering::AcqRel);
         }
         true
     }
@@ -174,6 +195,15 @@ impl Budget {
             self.writes.fetch_sub(n, Ordering::AcqRel);
         }
     }
+}
+
+/// Adds `n` to `counter` unless that takes it past `ceiling`.
+fn add_within(counter: &AtomicUsize, n: usize, ceiling: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            used.checked_add(n).filter(|&total| total <= ceiling)
+        })
+        .is_ok()
 }
 
 /// Bytes charged to the budget, given back when dropped.
@@ -255,6 +285,28 @@ mod tests {
         drop(c);
         assert_eq!(b.used(), 0);
         assert_eq!(b.used_by(Class::Parse), 0);
+    }
+
+    #[test]
+    fn heads_keep_to_their_quarter() {
+        let b = Budget::new(100);
+        let mut head = b.charge(Class::Head);
+        assert!(!head.grow_to(26), "heads may hold a quarter");
+        assert_eq!(b.used(), 0, "a refused charge leaves nothing");
+        assert!(head.grow_to(25));
+        assert!(b.exhausted_for(Class::Head));
+        let mut read = b.charge(Class::Answer);
+        assert!(read.grow_to(50));
+        let mut write = b.charge(Class::Body);
+        assert!(
+            write.grow_to(25),
+            "heads and answers leave bodies a quarter"
+        );
+        assert!(!write.grow_by(1));
+        drop(head);
+        let mut late = b.charge(Class::Head);
+        assert!(late.grow_to(25), "what a head gave back");
+        assert!(!late.grow_by(1));
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! reads nothing more, and bytes already read wait in `inbuf`. Every state
 //! has a bound: heads [`head::MAX_HEAD`], bodies `--push.max-body-size`
 //! (or [`DRAIN_LIMIT`] when the body is not wanted), and a deadline.
+//! Buffered input is charged to the memory budget before it grows; a
+//! head the budget cannot cover is answered 503 and the connection
+//! closed (see [`Conn::over_budget`]).
+//!
+//! A TLS handshake's crypto runs on a handshake thread: meanwhile the
+//! connection stays in `Handshake` and reads nothing (see `transport`).
 //!
 //! ```text
 //! Handshake (TLS) ─▶ Head ─▶ Body ─▶ Waiting ─▶ Writing ─▶ Head …
@@ -22,10 +28,11 @@ use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
 use super::dispatch::{self, Body, Gate};
 use super::head::{self, Framing, Head};
+use super::inbuf::InBuf;
 use super::response::{self, Reply};
 use super::server::Limits;
 use super::transport::{Received, Transport};
-use super::{Completion, ConnResponder, Context, Count, Request, Shared};
+use super::{ConnResponder, Context, Count, Request, Shared, VerdictTo};
 use crate::contract::Payload;
 use crate::http::router::Route;
 use crate::pool::Kind;
@@ -68,6 +75,9 @@ pub(super) struct Env<'a> {
     pub limits: &'a Limits,
     /// The front is shutting down: no more keep-alive.
     pub stopping: bool,
+    /// Where TLS handshake steps run, off the loop.
+    #[cfg(feature = "tls")]
+    pub handshakes: &'a crate::pool::Pool,
 }
 
 /// A request whose head is read, on its way to its handler.
@@ -127,8 +137,9 @@ pub(super) struct Conn {
     pub id: u64,
     transport: Transport,
     state: State,
-    inbuf: Vec<u8>,
-    /// How far `inbuf` was searched for the end of a head.
+    /// Bytes read and not yet consumed, charged to the budget.
+    inbuf: InBuf,
+    /// How far the unread input was searched for the end of a head.
     scanned: usize,
     out: VecDeque<Payload>,
     out_pos: usize,
@@ -146,15 +157,16 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn plain(sock: TcpStream, peer: SocketAddr, id: u64, limits: &Limits) -> Conn {
-        Conn::new(
-            sock,
-            peer,
-            id,
-            Transport::Plain,
-            State::Head { started: false },
-            limits,
-        )
+    /// `charge` pays for the input buffer (see [`Class::Head`]).
+    pub(super) fn plain(
+        sock: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        limits: &Limits,
+        charge: Charge,
+    ) -> Conn {
+        let state = State::Head { started: false };
+        Conn::new(sock, peer, id, Transport::Plain, state, limits, charge)
     }
 
     #[cfg(feature = "tls")]
@@ -164,6 +176,7 @@ impl Conn {
         id: u64,
         tls: rustls::ServerConnection,
         limits: &Limits,
+        charge: Charge,
     ) -> Conn {
         let mut c = Conn::new(
             sock,
@@ -172,6 +185,7 @@ impl Conn {
             Transport::Tls(Box::new(tls)),
             State::Handshake,
             limits,
+            charge,
         );
         // As Go: the handshake is bounded by the header timeout too.
         let limit = crate::web::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
@@ -186,6 +200,7 @@ impl Conn {
         transport: Transport,
         state: State,
         limits: &Limits,
+        charge: Charge,
     ) -> Conn {
         Conn {
             sock,
@@ -193,7 +208,7 @@ impl Conn {
             id,
             transport,
             state,
-            inbuf: Vec::new(),
+            inbuf: InBuf::new(charge),
             scanned: 0,
             out: VecDeque::new(),
             out_pos: 0,
@@ -220,7 +235,9 @@ impl Conn {
     /// What to ask epoll for in the current state.
     pub(super) fn interest(&self) -> Interest {
         let read = match self.state {
-            State::Handshake | State::Body(_) | State::Lingering => true,
+            // Nothing to read into while the session is on a handshake thread.
+            State::Handshake => !self.transport.is_away(),
+            State::Body(_) | State::Lingering => true,
             State::Head { .. } => self.inbuf.len() <= head::MAX_HEAD,
             State::Waiting(_) | State::Writing | State::Closed => false,
         };
@@ -241,13 +258,22 @@ impl Conn {
                 break;
             }
             match self.read_some(scratch) {
-                Ok(0) => {
+                Ok(Received::End) => {
                     // The client is gone, or half-closed before a request
                     // was complete: nothing to answer.
                     self.close();
                     return;
                 }
-                Ok(_) => {}
+                Ok(Received::Some) => {}
+                Ok(Received::OverBudget) => {
+                    self.over_budget(env);
+                    break;
+                }
+                #[cfg(feature = "tls")]
+                Ok(Received::Handshake) => {
+                    self.offload_handshake(env);
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     log::debug!(source:display = self.peer, err:display = e; "connection read failed");
@@ -263,22 +289,82 @@ impl Conn {
         self.flush();
     }
 
-    /// Reads once into `inbuf`; 0 means end of input.
-    fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+    /// Reads once into `inbuf`.
+    fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<Received> {
         if matches!(self.state, State::Lingering) {
             // Raw bytes, thrown away: TLS is over (or never began).
-            return self.sock.read(scratch);
+            let n = self.sock.read(scratch)?;
+            return Ok(if n == 0 {
+                Received::End
+            } else {
+                Received::Some
+            });
         }
         let got = self
             .transport
             .read(&mut self.sock, self.peer, scratch, &mut self.inbuf)?;
+        self.after_handshake();
+        Ok(got)
+    }
+
+    /// The handshake is over: requests may come.
+    fn after_handshake(&mut self) {
         if matches!(self.state, State::Handshake) && !self.transport.is_handshaking() {
             self.state = State::Head { started: false };
         }
-        Ok(match got {
-            Received::End => 0,
-            Received::Some => 1,
-        })
+    }
+
+    /// Sends the TLS session to a handshake thread for the crypto the
+    /// records just read call for. The connection reads nothing until it
+    /// is back ([`Conn::on_handshake_step`]); its handshake deadline runs
+    /// on, so a session lost to a panic costs the connection, no more.
+    #[cfg(feature = "tls")]
+    fn offload_handshake(&mut self, env: &Env<'_>) {
+        let Some(mut tls) = self.transport.take_for_handshake() else {
+            return;
+        };
+        let (shared, conn) = (Arc::clone(env.shared), self.id);
+        env.handshakes.execute(move || {
+            let processed = super::transport::handshake_step(&mut tls);
+            shared.complete(super::Completion::Handshake {
+                conn,
+                tls,
+                processed,
+            });
+        });
+    }
+
+    /// A handshake thread did its step: the session is back. Sends what
+    /// the step produced, and serves a request that came right behind
+    /// the handshake.
+    #[cfg(feature = "tls")]
+    pub(super) fn on_handshake_step(
+        &mut self,
+        env: &Env<'_>,
+        tls: super::transport::Session,
+        processed: Result<(), rustls::Error>,
+    ) {
+        if !self.transport.is_away() {
+            return;
+        }
+        let got = self.transport.resume_handshake(
+            tls,
+            processed,
+            &mut self.sock,
+            self.peer,
+            &mut self.inbuf,
+        );
+        self.after_handshake();
+        match got {
+            Ok(Received::Some) => self.process(env),
+            Ok(Received::OverBudget) => self.over_budget(env),
+            Ok(_) => return self.close(),
+            Err(e) => {
+                log::debug!(source:display = self.peer, err:display = e; "TLS handshake step failed");
+                return self.close();
+            }
+        }
+        self.flush();
     }
 
     /// Plain HTTP on a TLS port gets Go's hint and is closed.
@@ -311,7 +397,7 @@ impl Conn {
                         *started = true;
                         self.deadline = Some(Instant::now() + env.limits.header_timeout);
                     }
-                    let Some(end) = head::find_end(&self.inbuf, self.scanned) else {
+                    let Some(end) = head::find_end(self.inbuf.unread(), self.scanned) else {
                         self.scanned = self.inbuf.len();
                         if self.inbuf.len() > head::MAX_HEAD {
                             self.refuse(&head::HeadError::TooLarge.to_string(), 431);
@@ -322,9 +408,11 @@ impl Conn {
                     let parsed = if end > head::MAX_HEAD {
                         Err(head::HeadError::TooLarge)
                     } else {
-                        head::parse(&self.inbuf[..end])
+                        head::parse(&self.inbuf.unread()[..end])
                     };
-                    self.inbuf.drain(..end);
+                    self.inbuf.consume(end);
+                    // The head is parsed: its bytes are given back.
+                    self.inbuf.shrink_idle();
                     match parsed {
                         Ok(h) => self.start_request(env, h),
                         Err(e) => {
@@ -384,10 +472,14 @@ impl Conn {
                     return self.begin_body(env, pending);
                 }
                 let authorization = pending.head.header("Authorization").map(str::to_owned);
-                let (shared, conn) = (Arc::clone(env.shared), self.id);
+                // A check that panics still answers through `to`'s drop.
+                let to = VerdictTo {
+                    conn: self.id,
+                    shared: Arc::clone(env.shared),
+                    sent: false,
+                };
                 env.ctx.pool.execute_as(Kind::Auth, move || {
-                    let ok = auth.check(authorization.as_deref());
-                    shared.complete(Completion::Verdict { conn, ok });
+                    to.send(auth.check(authorization.as_deref()));
                 });
                 self.deadline = None;
                 self.state = State::Waiting(Some(Box::new(pending)));
@@ -491,11 +583,11 @@ impl Conn {
         let used = match &mut body.reader {
             BodyReader::Length(left) => {
                 let take = (self.inbuf.len() as u64).min(*left) as usize;
-                sink(&self.inbuf[..take]);
+                sink(&self.inbuf.unread()[..take]);
                 *left -= take as u64;
                 Ok(take)
             }
-            BodyReader::Chunked(dec) => dec.feed(&self.inbuf, &mut sink),
+            BodyReader::Chunked(dec) => dec.feed(self.inbuf.unread(), &mut sink),
         };
         let done = match &body.reader {
             BodyReader::Length(left) => *left == 0,
@@ -512,7 +604,7 @@ impl Conn {
             return true;
         }
         match used {
-            Ok(n) => drop(self.inbuf.drain(..n)),
+            Ok(n) => self.inbuf.consume(n),
             Err(e) => {
                 self.body_error(env, e);
                 return true;
@@ -586,6 +678,7 @@ impl Conn {
                 shared: Arc::clone(env.shared),
                 how,
                 count,
+                answered: false,
             },
         };
         self.deadline = None;
@@ -613,7 +706,11 @@ impl Conn {
 
     /// Answers a request whose head could not be read, and closes.
     fn refuse(&mut self, reason: &str, status: u16) {
-        let reply = response::refusal(status, reason);
+        self.refuse_with(response::refusal(status, reason));
+    }
+
+    /// Sends `reply` for a request whose head could not be read, and closes.
+    fn refuse_with(&mut self, reply: Reply) {
         let how = response::Framing {
             head_only: false,
             keep_alive: false,
@@ -707,10 +804,8 @@ impl Conn {
         if self.close_after {
             return self.linger();
         }
-        if self.inbuf.is_empty() && self.inbuf.capacity() > 16 * 1024 {
-            // An idle connection keeps no large buffer from its last request.
-            self.inbuf = Vec::new();
-        }
+        // An idle connection keeps no large buffer from its last request.
+        self.inbuf.shrink_idle();
         self.state = State::Head { started: false };
         self.deadline = None;
     }
@@ -731,7 +826,7 @@ impl Conn {
     fn linger(&mut self) {
         self.transport.close_notify(&mut self.sock);
         let _ = self.sock.shutdown(Shutdown::Write);
-        self.inbuf = Vec::new();
+        self.inbuf.free();
         self.state = State::Lingering;
         self.deadline = Some(Instant::now() + LINGER);
     }
@@ -740,6 +835,42 @@ impl Conn {
         self.state = State::Closed;
         self.out.clear();
         self.out_charge = None;
+        self.inbuf.free();
+    }
+
+    /// The peer reset the connection, or it failed (EPOLLHUP, EPOLLERR).
+    /// epoll reports these even without read interest, level-triggered:
+    /// a connection that reads nothing now (waiting for its answer) would
+    /// be woken again at once, for ever, and its answer can no longer
+    /// reach anyone. It is closed; a late answer finds no connection.
+    /// Connections still reading or writing learn of it from the socket.
+    pub(super) fn on_hangup(&mut self) {
+        if !self.interest().read && !self.interest().write {
+            log::debug!(source:display = self.peer; "connection reset while its request was handled");
+            self.close();
+        }
+    }
+
+    /// The budget cannot cover more buffered input. A head gets 503 with
+    /// Retry-After and the connection is closed: its bytes are given back
+    /// at once, where a paused connection would keep them (and its
+    /// descriptor) until the header timeout, and with every head paused
+    /// none could finish to free anything. A legitimate head is far
+    /// smaller than what the budget leaves; one that keeps growing while
+    /// the budget is spent is the one to shed. A body gets the same 503
+    /// as when its own growth is refused.
+    fn over_budget(&mut self, env: &Env<'_>) {
+        match &mut self.state {
+            State::Head { .. } => {
+                let reply = dispatch::busy(&self.peer.to_string(), "(request head)");
+                self.refuse_with(reply);
+            }
+            State::Body(body) => {
+                body.busy = true;
+                self.feed_body(env);
+            }
+            _ => self.close(),
+        }
     }
 
     /// The deadline passed: a slow head or body gets 408, anything else

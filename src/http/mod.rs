@@ -16,7 +16,7 @@
 //! allocated whatever Content-Length a client declared, leaked a thread per
 //! HTTP/2 request line, stopped accepting for good after one EMFILE, let
 //! requests be smuggled through bad Content-Lengths, and needed a thread
-//! per slow client (README, "How it works").
+//! per slow client (docs/http.md).
 
 mod body;
 pub(crate) mod budget;
@@ -25,6 +25,7 @@ mod conn;
 mod cors;
 mod dispatch;
 pub(crate) mod head;
+mod inbuf;
 pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;
@@ -132,12 +133,19 @@ impl contract::Respond for PoolResponder {
 }
 
 /// The way back from a handler to the connection a request came on.
+///
+/// Dropped without an answer (a handler that panicked on the pool, an
+/// event the request loop never took), it answers 500 and closes the
+/// connection itself: a connection waiting for its answer has no
+/// deadline, so nothing else would ever free it.
 struct ConnResponder {
     conn: u64,
     shared: Arc<Shared>,
     how: response::Framing,
     /// How the answer is counted, if the reference counts this route.
     count: Option<Count>,
+    /// The answer went to the I/O loop.
+    answered: bool,
 }
 
 /// A request's place in `pushgateway_http_requests_total`.
@@ -175,7 +183,8 @@ impl ConnResponder {
     }
 
     /// Writes the head and queues the answer for the I/O loop.
-    fn send(self, reply: Reply) {
+    fn send(mut self, reply: Reply) {
+        self.answered = true;
         let (head, body) = self.shared.encode(reply, self.how);
         self.shared.complete(Completion::Reply {
             conn: self.conn,
@@ -183,6 +192,60 @@ impl ConnResponder {
             body,
             keep_alive: self.how.keep_alive,
         });
+    }
+}
+
+impl Drop for ConnResponder {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        log::error!(conn = self.conn; "a request's handler ended without an answer; answering 500 and closing");
+        if let Some(c) = &self.count {
+            c.telemetry.count_request(500, c.handler, c.method);
+        }
+        let how = response::Framing {
+            keep_alive: false,
+            ..self.how
+        };
+        let reply = Reply::error(500, "Internal Server Error: the request's handler failed");
+        let (head, body) = self.shared.encode(reply, how);
+        self.shared.complete(Completion::Reply {
+            conn: self.conn,
+            head,
+            body,
+            keep_alive: false,
+        });
+    }
+}
+
+/// The way back from a credential check to the connection that waits for
+/// it. Dropped without a verdict (a check that panicked), it sends a
+/// refusal: the waiting connection has no deadline.
+struct VerdictTo {
+    conn: u64,
+    shared: Arc<Shared>,
+    sent: bool,
+}
+
+impl VerdictTo {
+    fn send(mut self, ok: bool) {
+        self.sent = true;
+        self.shared.complete(Completion::Verdict {
+            conn: self.conn,
+            ok,
+        });
+    }
+}
+
+impl Drop for VerdictTo {
+    fn drop(&mut self) {
+        if !self.sent {
+            log::error!(conn = self.conn; "a password check ended without a verdict; refusing the request");
+            let conn = self.conn;
+            self.shared
+                .complete(Completion::Verdict { conn, ok: false });
+        }
     }
 }
 
@@ -197,6 +260,13 @@ enum Completion {
     },
     /// The pool checked a request's credentials.
     Verdict { conn: u64, ok: bool },
+    /// A handshake thread did a step of a TLS handshake.
+    #[cfg(feature = "tls")]
+    Handshake {
+        conn: u64,
+        tls: transport::Session,
+        processed: Result<(), rustls::Error>,
+    },
 }
 
 /// The I/O loop's inbox, shared with every thread that answers requests.
@@ -263,6 +333,9 @@ pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
         TcpListener::bind(&addrs[..])?
     };
     nodelay(&listener);
+    if let Err(e) = sys::raise_backlog(&listener) {
+        log::warn!(err:display = e; "cannot raise the listen backlog; bursts of new connections may wait");
+    }
     Ok(listener)
 }
 
@@ -297,7 +370,9 @@ pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
     }
     let mut out = Vec::new();
     for fd in 3..3 + n {
-        let listener = sys::inherited_listener(fd)?;
+        let listener = sys::inherited_listener(fd).map_err(|e| {
+            format!("file descriptor {fd} from systemd {e}; the socket unit must pass listening TCP sockets (ListenStream= with an address or port, Accept=no)")
+        })?;
         nodelay(&listener);
         out.push(listener);
     }
@@ -306,3 +381,120 @@ pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
 
 /// How long the front waits for answers still being written at exit.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            queue: Mutex::new(Vec::new()),
+            wake: sys::EventFd::new().unwrap(),
+            web: None,
+            budget: budget::Budget::new(1 << 20),
+        })
+    }
+
+    fn responder(shared: &Arc<Shared>, conn: u64) -> ConnResponder {
+        ConnResponder {
+            conn,
+            shared: Arc::clone(shared),
+            how: response::Framing {
+                head_only: false,
+                keep_alive: true,
+                http10: false,
+            },
+            count: None,
+            answered: false,
+        }
+    }
+
+    /// The answers queued for the I/O loop: (connection, status line,
+    /// keep-alive).
+    fn answers(shared: &Shared) -> Vec<(u64, String, bool)> {
+        shared
+            .take()
+            .into_iter()
+            .map(|c| match c {
+                Completion::Reply {
+                    conn,
+                    head,
+                    keep_alive,
+                    ..
+                } => {
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let status = head.lines().next().unwrap_or("").to_owned();
+                    (conn, status, keep_alive)
+                }
+                Completion::Verdict { conn, .. } => (conn, "verdict".into(), true),
+                #[cfg(feature = "tls")]
+                Completion::Handshake { conn, .. } => (conn, "handshake".into(), true),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_responder_dropped_unanswered_answers_500_and_closes() {
+        let shared = shared();
+        drop(responder(&shared, 7));
+        let got = answers(&shared);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 7);
+        assert!(got[0].1.starts_with("HTTP/1.1 500"), "{got:?}");
+        assert!(!got[0].2, "the connection closes after the 500");
+    }
+
+    #[test]
+    fn an_answered_responder_answers_once() {
+        let shared = shared();
+        responder(&shared, 3).send(Reply::text(200, "OK"));
+        let got = answers(&shared);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].1.starts_with("HTTP/1.1 200"), "{got:?}");
+        assert!(got[0].2);
+    }
+
+    #[test]
+    fn a_check_that_ends_without_a_verdict_refuses() {
+        let shared = shared();
+        let to = |conn| VerdictTo {
+            conn,
+            shared: Arc::clone(&shared),
+            sent: false,
+        };
+        to(1).send(true);
+        drop(to(2));
+        let got: Vec<_> = shared
+            .take()
+            .into_iter()
+            .map(|c| match c {
+                Completion::Verdict { conn, ok } => (conn, ok),
+                Completion::Reply { conn, .. } => (conn, true),
+                #[cfg(feature = "tls")]
+                Completion::Handshake { conn, .. } => (conn, true),
+            })
+            .collect();
+        assert_eq!(got, [(1, true), (2, false)]);
+    }
+
+    /// The case the drop is for: a handler job that panics on the pool.
+    #[test]
+    fn a_pool_job_that_panics_still_answers_its_connection() {
+        let shared = shared();
+        let pool = Pool::new(1);
+        let r = responder(&shared, 9);
+        pool.execute(move || {
+            let _r = r;
+            panic!("a bug in a handler");
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            got = answers(&shared);
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 9);
+        assert!(got[0].1.starts_with("HTTP/1.1 500"), "{got:?}");
+    }
+}

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::budget::Class;
 use super::conn::{Conn, Env};
 use super::{Completion, Context, Shared};
 use crate::sys::{self, Epoll, Interest, Ready};
@@ -116,6 +117,8 @@ impl Front {
             spare: File::open("/dev/null").ok(),
             last_warning: None,
             state: Arc::clone(&state),
+            #[cfg(feature = "tls")]
+            handshakes: crate::pool::Pool::new(handshake_threads()),
         };
         let thread = thread::Builder::new()
             .name("http-io".into())
@@ -225,6 +228,20 @@ struct Server {
     spare: Option<File>,
     last_warning: Option<Instant>,
     state: Arc<AtomicU8>,
+    /// Threads for the crypto of TLS handshakes (see `transport`).
+    #[cfg(feature = "tls")]
+    handshakes: crate::pool::Pool,
+}
+
+/// Threads for TLS handshakes: half the cores, so a flood of handshakes
+/// leaves the other half to pushes and the I/O loop. Each connection has
+/// at most one step queued, so the queue is bounded by the connections.
+#[cfg(feature = "tls")]
+fn handshake_threads() -> usize {
+    thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .div_ceil(2)
 }
 
 impl Server {
@@ -281,6 +298,8 @@ impl Server {
             shared: &self.shared,
             limits: &self.limits,
             stopping: self.state.load(Ordering::Relaxed) != RUNNING,
+            #[cfg(feature = "tls")]
+            handshakes: &self.handshakes,
         };
         (env, &mut self.conns)
     }
@@ -310,6 +329,9 @@ impl Server {
         let Some(conn) = conns.get(id) else {
             return;
         };
+        if r.hangup {
+            conn.on_hangup();
+        }
         if r.writable {
             conn.flush();
         }
@@ -367,6 +389,18 @@ impl Server {
                         let (env, conns) = self.split();
                         if let Some(c) = conns.get(conn) {
                             c.on_verdict(&env, ok);
+                        }
+                        conn
+                    }
+                    #[cfg(feature = "tls")]
+                    Completion::Handshake {
+                        conn,
+                        tls,
+                        processed,
+                    } => {
+                        let (env, conns) = self.split();
+                        if let Some(c) = conns.get(conn) {
+                            c.on_handshake_step(&env, tls, processed);
                         }
                         conn
                     }
@@ -457,15 +491,16 @@ impl Server {
 
     #[cfg(feature = "tls")]
     fn new_conn(&self, sock: TcpStream, peer: SocketAddr, id: u64) -> Option<Conn> {
+        let charge = self.ctx.budget.charge(Class::Head);
         let Some(tls) = &self.tls else {
-            return Some(Conn::plain(sock, peer, id, &self.limits));
+            return Some(Conn::plain(sock, peer, id, &self.limits, charge));
         };
         // Already logged when a reload failed: new handshakes are refused.
         let config = tls.current().ok()?;
         match rustls::ServerConnection::new(config) {
             Ok(mut t) => {
                 t.set_buffer_limit(Some(256 * 1024));
-                Some(Conn::tls(sock, peer, id, t, &self.limits))
+                Some(Conn::tls(sock, peer, id, t, &self.limits, charge))
             }
             Err(e) => {
                 log::warn!(err:display = e; "cannot start a TLS connection");
@@ -479,7 +514,8 @@ impl Server {
         if let Some(never) = &self.tls {
             match *never {}
         }
-        Some(Conn::plain(sock, peer, id, &self.limits))
+        let charge = self.ctx.budget.charge(Class::Head);
+        Some(Conn::plain(sock, peer, id, &self.limits, charge))
     }
 
     /// A connection past the cap: a one-line 503 if it is plain HTTP, then

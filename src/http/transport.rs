@@ -4,9 +4,19 @@
 //! connection runs on the I/O loop like a plain one and never blocks it.
 //! [`Transport`] hides the difference from the connection's state machine,
 //! which only sees plaintext in and plaintext out.
+//!
+//! Except for the handshake's crypto: a step of a handshake (signing with
+//! the server's key, a key exchange) takes milliseconds, and a thousand
+//! handshakes a second would stall every other client. The loop only
+//! moves the records: when a record arrives while handshaking, the
+//! session goes to a handshake thread ([`Transport::take_for_handshake`],
+//! [`handshake_step`]), the connection reads nothing meanwhile, and the
+//! loop takes the session back ([`Transport::resume_handshake`]).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+
+use super::inbuf::InBuf;
 
 /// What Go's `net/http` answers plain HTTP on a TLS port: a hint, no data.
 #[cfg(feature = "tls")]
@@ -17,6 +27,21 @@ pub(super) enum Transport {
     Plain,
     #[cfg(feature = "tls")]
     Tls(Box<rustls::ServerConnection>),
+    /// The TLS session is on a handshake thread: nothing can be read or
+    /// written until it is back.
+    #[cfg(feature = "tls")]
+    Away,
+}
+
+/// The TLS session of a connection, as it travels to a handshake thread.
+#[cfg(feature = "tls")]
+pub(super) type Session = Box<rustls::ServerConnection>;
+
+/// One handshake step's crypto, on a handshake thread: whatever the
+/// records read so far call for.
+#[cfg(feature = "tls")]
+pub(super) fn handshake_step(tls: &mut Session) -> Result<(), rustls::Error> {
+    tls.process_new_packets().map(drop)
 }
 
 /// What one read brought.
@@ -25,6 +50,12 @@ pub(super) enum Received {
     End,
     /// Something arrived, possibly only handshake records (no plaintext).
     Some,
+    /// Plaintext arrived that the memory budget cannot buffer now; it is
+    /// lost, so the connection cannot go on.
+    OverBudget,
+    /// Handshake records arrived: their crypto is for a handshake thread.
+    #[cfg(feature = "tls")]
+    Handshake,
 }
 
 /// What the first byte on a TLS port says.
@@ -47,7 +78,49 @@ impl Transport {
             Transport::Plain => false,
             #[cfg(feature = "tls")]
             Transport::Tls(t) => t.is_handshaking(),
+            #[cfg(feature = "tls")]
+            Transport::Away => true,
         }
+    }
+
+    /// The session is on a handshake thread.
+    pub(super) fn is_away(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Transport::Away = self {
+            return true;
+        }
+        false
+    }
+
+    /// Takes the TLS session out for a handshake step on another thread.
+    #[cfg(feature = "tls")]
+    pub(super) fn take_for_handshake(&mut self) -> Option<Session> {
+        match std::mem::replace(self, Transport::Away) {
+            Transport::Tls(tls) => Some(tls),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Puts the session back after a handshake step, sends the alert of a
+    /// failed step, and takes out any plaintext the step uncovered (a
+    /// client may send its first request right behind its last handshake
+    /// record).
+    #[cfg(feature = "tls")]
+    pub(super) fn resume_handshake(
+        &mut self,
+        mut tls: Session,
+        processed: Result<(), rustls::Error>,
+        sock: &mut TcpStream,
+        peer: SocketAddr,
+        inbuf: &mut InBuf,
+    ) -> io::Result<Received> {
+        let mut scratch = [0u8; 16 * 1024];
+        let got = after_processing(&mut tls, processed, sock, peer, &mut scratch, inbuf, true);
+        *self = Transport::Tls(tls);
+        got
     }
 
     /// TLS has records to send (handshake, alerts, close_notify).
@@ -56,6 +129,8 @@ impl Transport {
             Transport::Plain => false,
             #[cfg(feature = "tls")]
             Transport::Tls(t) => t.wants_write(),
+            #[cfg(feature = "tls")]
+            Transport::Away => false,
         }
     }
 
@@ -66,20 +141,25 @@ impl Transport {
         sock: &mut TcpStream,
         peer: SocketAddr,
         scratch: &mut [u8],
-        inbuf: &mut Vec<u8>,
+        inbuf: &mut InBuf,
     ) -> io::Result<Received> {
         match self {
             Transport::Plain => {
+                // Read into the loop's scratch first: the connection's own
+                // buffer grows only once the budget has covered it.
                 let n = sock.read(scratch)?;
-                inbuf.extend_from_slice(&scratch[..n]);
                 Ok(if n == 0 {
                     Received::End
+                } else if inbuf.append(&scratch[..n]).is_err() {
+                    Received::OverBudget
                 } else {
                     Received::Some
                 })
             }
             #[cfg(feature = "tls")]
             Transport::Tls(tls) => read_tls(tls, sock, peer, scratch, inbuf),
+            #[cfg(feature = "tls")]
+            Transport::Away => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -106,6 +186,8 @@ impl Transport {
                     Ok(None)
                 }
             }
+            #[cfg(feature = "tls")]
+            Transport::Away => Ok(None),
         }
     }
 
@@ -143,16 +225,38 @@ impl Transport {
 
 /// Reads TLS records and takes out whatever plaintext they carry. A
 /// record that fails gets its alert sent, then the connection ends.
+/// Records of a handshake are only read: [`Received::Handshake`] says
+/// their processing is for a handshake thread.
 #[cfg(feature = "tls")]
 fn read_tls(
     tls: &mut rustls::ServerConnection,
     sock: &mut TcpStream,
     peer: SocketAddr,
     scratch: &mut [u8],
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
 ) -> io::Result<Received> {
     let n = tls.read_tls(sock)?;
-    if let Err(e) = tls.process_new_packets() {
+    if n > 0 && tls.is_handshaking() {
+        return Ok(Received::Handshake);
+    }
+    let processed = tls.process_new_packets().map(drop);
+    after_processing(tls, processed, sock, peer, scratch, inbuf, n > 0)
+}
+
+/// After records were processed (here or on a handshake thread): sends
+/// the alert of a failure, or takes out the plaintext. `more`: the socket
+/// is still open.
+#[cfg(feature = "tls")]
+fn after_processing(
+    tls: &mut rustls::ServerConnection,
+    processed: Result<(), rustls::Error>,
+    sock: &mut TcpStream,
+    peer: SocketAddr,
+    scratch: &mut [u8],
+    inbuf: &mut InBuf,
+    more: bool,
+) -> io::Result<Received> {
+    if let Err(e) = processed {
         let _ = tls.write_tls(sock);
         if tls.is_handshaking() {
             log::warn!(source:display = peer, err:display = e; "TLS handshake failed");
@@ -162,15 +266,15 @@ fn read_tls(
     loop {
         match tls.reader().read(scratch) {
             Ok(0) => return Ok(Received::End),
-            Ok(m) => inbuf.extend_from_slice(&scratch[..m]),
+            Ok(m) => {
+                if inbuf.append(&scratch[..m]).is_err() {
+                    return Ok(Received::OverBudget);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
     }
     // Handshake records carry no plaintext; only a closed socket is the end.
-    Ok(if n == 0 {
-        Received::End
-    } else {
-        Received::Some
-    })
+    Ok(if more { Received::Some } else { Received::End })
 }

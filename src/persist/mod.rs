@@ -13,7 +13,6 @@
 //! once in durable mode) from the loop's receive timeout; no timer thread
 //! touches the store.
 
-mod extras;
 pub(crate) mod gob;
 mod import;
 mod restore;

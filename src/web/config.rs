@@ -98,9 +98,9 @@ pub(crate) enum ClientAuth {
 }
 
 impl ClientAuth {
-    /// Whether a client must present a certificate.
-    #[cfg(feature = "tls")]
-    pub(crate) fn mandatory(self) -> bool {
+    /// Whether every client must send a certificate, verified or not: what
+    /// `client_allowed_sans` needs to have SANs to check.
+    pub(crate) fn demands_a_certificate(self) -> bool {
         matches!(
             self,
             ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
@@ -424,6 +424,21 @@ fn tls_server_config(v: &Yaml, dir: &Path) -> Result<Option<TlsSettings>, String
              naming the CAs that sign client certificates"
         ));
     }
+    if settings.client_allowed_sans.is_some() && !settings.client_auth.demands_a_certificate() {
+        // As exporter-toolkit: with any other mode a client may send no
+        // certificate at all (or is never asked for one), and then there
+        // are no SANs to check: the restriction would silently not apply.
+        return Err(format!(
+            "tls_server_config.client_allowed_sans needs client_auth_type RequireAndVerifyClientCert \
+             (or RequireAnyClientCert), not {}: with it a client may connect without a certificate \
+             and its SANs would never be checked",
+            if auth_name.is_empty() {
+                "NoClientCert (the default)"
+            } else {
+                auth_name.as_str()
+            }
+        ));
+    }
     if settings.max_version < TlsVersion::Tls12 {
         return Err(
             "tls_server_config.max_version: this gateway speaks TLS 1.2 and 1.3 only \
@@ -587,6 +602,55 @@ mod tests {
         );
     }
 
+    /// exporter-toolkit's rule: SANs can only be checked when every
+    /// client must send a certificate.
+    #[test]
+    fn allowed_sans_need_a_mode_that_demands_a_certificate() {
+        let with = |mode: &str| {
+            parse(&format!(
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: ca\n  \
+                 client_auth_type: {mode}\n  client_allowed_sans: [client.example]\n"
+            ))
+        };
+        for mode in ["RequestClientCert", "VerifyClientCertIfGiven"] {
+            let e = with(mode).unwrap_err();
+            assert!(
+                e.contains("tls_server_config.client_allowed_sans")
+                    && e.contains("client_auth_type")
+                    && e.contains(&format!("not {mode}")),
+                "{mode}: {e}"
+            );
+        }
+        for mode in [
+            "RequireAnyClientCert",
+            "RequireClientCert",
+            "RequireAndVerifyClientCert",
+        ] {
+            let c = with(mode).unwrap_or_else(|e| panic!("{mode}: {e}"));
+            assert_eq!(
+                c.tls.unwrap().client_allowed_sans,
+                Some(vec!["client.example".to_owned()])
+            );
+        }
+        // Loading the file names it.
+        let dir = std::env::temp_dir().join(format!("pgw-config-sans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("web.yml");
+        std::fs::write(
+            &path,
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: ca\n  \
+             client_auth_type: RequestClientCert\n  client_allowed_sans: [x]\n",
+        )
+        .unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            e.starts_with(&format!("web config file {}: ", path.display()))
+                && e.contains("client_allowed_sans"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn mistakes_name_the_key() {
         for (text, want) in [
@@ -616,6 +680,10 @@ mod tests {
                 "rate_limit.interval",
             ),
             ("rate_limit:\n  every: 1s\n", "every"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n",
+                "client_allowed_sans needs client_auth_type RequireAndVerifyClientCert (or RequireAnyClientCert), not NoClientCert",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -82,6 +82,16 @@ pub(crate) fn build(settings: &TlsSettings) -> Result<(Arc<ServerConfig>, Vec<St
     let builder = ServerConfig::builder_with_provider(Arc::clone(&crypto))
         .with_protocol_versions(&versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
+    if settings.client_allowed_sans.is_some()
+        && settings.client_auth == ClientAuth::RequireAnyClientCert
+    {
+        warnings.push(
+            "client_allowed_sans with client_auth_type RequireAnyClientCert: client certificates \
+             are not verified against client CAs, so any client can make one that names an \
+             allowed SAN; use RequireAndVerifyClientCert"
+                .into(),
+        );
+    }
     let builder = if settings.client_auth == ClientAuth::NoClientCert {
         builder.with_no_client_auth()
     } else {
@@ -174,7 +184,7 @@ fn client_verifier(
             }
             let builder =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(crypto));
-            let builder = if mode.mandatory() {
+            let builder = if mode.demands_a_certificate() {
                 builder
             } else {
                 builder.allow_unauthenticated()
@@ -189,7 +199,7 @@ fn client_verifier(
     };
     Ok(Arc::new(ClientVerifier {
         webpki,
-        mandatory: mode.mandatory(),
+        mandatory: mode.demands_a_certificate(),
         allowed_sans: settings.client_allowed_sans.clone(),
         crypto: Arc::clone(crypto),
     }))

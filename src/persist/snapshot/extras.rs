@@ -14,7 +14,7 @@
 
 use crate::model::{Exemplar, Extra, Metric, Timestamp, Value};
 
-use super::snapshot::{parse_f64, parse_labels, write_f64, write_labels};
+use super::fields::{parse_f64, parse_labels, write_f64, write_labels};
 
 /// Appends the records for `m`'s extras, if it has any.
 pub(super) fn write(out: &mut Vec<u8>, m: &Metric) {
