@@ -163,7 +163,7 @@ pub fn url_path(data: &[u8]) -> bool {
         for method in ["PUT", "DELETE", "GET"] {
             let key = match routes.route(method, url) {
                 Route::Push { key, .. } => key.parse(names).ok(),
-                Route::Delete { key } => Some(key),
+                Route::Delete { key } => key.parse(names).ok(),
                 _ => None,
             };
             if let Some(key) = key {

@@ -635,3 +635,56 @@ fn tls_handshakes_do_their_crypto_off_the_io_loop() {
         "a kept TLS connection waited {slowest:?} for a health check during {HANDSHAKES} handshakes"
     );
 }
+
+/// Deletes and the page's group views with a megabyte of grouping pairs
+/// in their URL: the key is parsed on a worker, not on the I/O loop (tens
+/// of milliseconds each that every other connection would wait for), and
+/// answered as a short key is.
+#[test]
+fn long_grouping_keys_of_deletes_and_group_views_are_parsed_off_the_io_loop() {
+    let _serial = serial();
+    let gw = start(&[]);
+    let (port, pid) = (gw.port, gw.pid());
+    let pairs: String = (0..100_000).map(|i| format!("/k{i}/1")).collect();
+    let push = push_request(&format!("/metrics/job/j{pairs}"), "m 1\n", None);
+    assert_eq!(timed(port, &push, Duration::from_secs(30)).0, Ok(200));
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let view = get(&format!("/ui/group/metrics/job@base64/ag{pairs}"));
+    assert_eq!(
+        timed(port, view.as_bytes(), Duration::from_secs(30)).0,
+        Ok(200)
+    );
+    let (io0, all0) = (io_thread_ticks(pid), process_ticks(pid));
+    for _ in 0..10 {
+        let (status, _) = timed(port, view.as_bytes(), Duration::from_secs(30));
+        assert_eq!(status, Ok(200), "a group view with a long key");
+        let delete = format!(
+            "DELETE /metrics/job/gone{pairs} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let (status, _) = timed(port, delete.as_bytes(), Duration::from_secs(30));
+        assert_eq!(status, Ok(202), "a delete with a long key");
+    }
+    let (io, all) = (io_thread_ticks(pid) - io0, process_ticks(pid) - all0);
+    eprintln!("20 requests with 100,000 grouping pairs: I/O thread {io} of {all} ticks");
+    assert!(
+        all >= 20,
+        "the keys cost only {all} ticks: too cheap to tell"
+    );
+    assert!(
+        (io as f64) < 0.25 * all as f64,
+        "the I/O thread spent {io} of the process's {all} ticks parsing long keys"
+    );
+    let delete =
+        format!("DELETE /metrics/job/j{pairs} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        timed(port, delete.as_bytes(), Duration::from_secs(30)).0,
+        Ok(202)
+    );
+    let bad = format!(
+        "DELETE /metrics/job/j{pairs}/__x/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(
+        timed(port, bad.as_bytes(), Duration::from_secs(30)).0,
+        Ok(400)
+    );
+}

@@ -11,7 +11,7 @@ use super::negotiate::{gzip_accepted, negotiate};
 use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
 use crate::contract::Event;
 use crate::http::BodyError;
-use crate::http::router::{PushKey, Route};
+use crate::http::router::{GroupingKey, Route};
 use crate::model::Label;
 use crate::pool::Kind;
 use crate::store::{self, GroupKey, PushError};
@@ -118,7 +118,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
     let direct = |req: Request, reply: Reply| respond(&ctx.pool, req, reply);
     match route {
         Route::Push {
-            key: PushKey::Parsed(key),
+            key: GroupingKey::Parsed(key),
             replace,
         } => {
             let Some((req, target)) = target(ctx, req, key, replace) else {
@@ -156,7 +156,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             };
             ctx.pool.execute_as(Kind::Push, job);
         }
-        Route::Delete { key } => {
+        Route::Delete { key } => with_key(ctx, req, key, |ctx, req, key| {
             let meta = req.meta();
             let reply_to = req.reply_to(&ctx.pool);
             let key = key.into();
@@ -168,7 +168,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                     reply_to,
                 },
             );
-        }
+        }),
         Route::Scrape => {
             let (format, escaping) = negotiate(req.header("Accept"));
             let gzip = gzip_accepted(req.header("Accept-Encoding"));
@@ -210,7 +210,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             ctx.pool
                 .execute_as(Kind::Match, move || delete_matching(req, &ctx2));
         }
-        Route::GroupText { key } => {
+        Route::GroupText { key } => with_key(ctx, req, key, |ctx, req, key| {
             let reply_to = req.reply_to(&ctx.pool);
             send(
                 ctx,
@@ -219,7 +219,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                     reply_to,
                 },
             );
-        }
+        }),
         Route::Healthy => direct(req, Reply::text(200, "OK")),
         Route::Ready => direct(req, Reply::text(200, "OK")),
         Route::Quit if ctx.enable_lifecycle => {
@@ -253,6 +253,31 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
 }
 
 /// The 400 for a push or delete URL that names no valid group.
+/// Runs `then` with the request's grouping key: at once when the router
+/// parsed it, else on the pool once parsed there (a long key; a bad one
+/// is answered 400 there).
+fn with_key(
+    ctx: &Context,
+    req: Request,
+    key: GroupingKey,
+    then: impl FnOnce(&Context, Request, Vec<Label>) + Send + 'static,
+) {
+    let key = match key {
+        GroupingKey::Parsed(key) => return then(ctx, req, key),
+        unparsed => unparsed,
+    };
+    if !ctx.pool.has_room(Kind::Push) {
+        let reply = queue_full_reply("requests with long grouping keys", &req.source(), req.url());
+        return respond(&ctx.pool, req, reply);
+    }
+    let ctx2 = ctx.clone();
+    ctx.pool
+        .execute_as(Kind::Push, move || match key.parse(ctx2.names) {
+            Ok(key) => then(&ctx2, req, key),
+            Err(e) => bad_path(&ctx2, req, e),
+        });
+}
+
 fn bad_path(ctx: &Context, req: Request, e: PathError) {
     log::warn!(source = req.source(), url = req.url(), err:display = e; "invalid push URL");
     respond(&ctx.pool, req, Reply::error(400, e.to_string()));

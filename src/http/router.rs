@@ -13,11 +13,11 @@ use crate::wire::path::{self, PathError};
 pub(crate) enum Route {
     /// PUT (replace) or POST (merge) to a group.
     Push {
-        key: PushKey,
+        key: GroupingKey,
         replace: bool,
     },
     Delete {
-        key: Vec<Label>,
+        key: GroupingKey,
     },
     /// A push or delete URL that names no valid group.
     BadPath(PathError),
@@ -37,7 +37,7 @@ pub(crate) enum Route {
     /// The web page's request for one group's metrics (`GET /ui/group/...`
     /// followed by the group's push path), fetched when a row is expanded.
     GroupText {
-        key: Vec<Label>,
+        key: GroupingKey,
     },
     /// `PUT /api/v1/admin/wipe`, only routed with `--web.enable-admin-api`.
     Wipe,
@@ -216,7 +216,7 @@ impl Routes {
                 Some(i) => (&after[..i], &after[i..]),
                 None => (after, ""),
             };
-            return match path::grouping_key(job, true, labels, self.names) {
+            return match self.grouping_key(job, true, labels) {
                 Ok(key) => get_only(method, Route::GroupText { key }),
                 Err(e) => Route::BadPath(e),
             };
@@ -236,19 +236,11 @@ impl Routes {
                 Some(i) => (&after[..i], &after[i..]),
                 None => (after, ""),
             };
-            let key = || path::grouping_key(job, b64, labels, self.names);
+            let key = || self.grouping_key(job, b64, labels);
             return match method {
-                "PUT" | "POST" if labels.len() > LONG_KEY => Route::Push {
-                    key: PushKey::Unparsed {
-                        job: job.to_owned(),
-                        base64: b64,
-                        labels: labels.to_owned(),
-                    },
-                    replace: method == "PUT",
-                },
                 "PUT" | "POST" => match key() {
                     Ok(key) => Route::Push {
-                        key: PushKey::Parsed(key),
+                        key,
                         replace: method == "PUT",
                     },
                     Err(e) => Route::BadPath(e),
@@ -266,6 +258,24 @@ impl Routes {
             };
         }
         Route::NotFound
+    }
+
+    /// The grouping key of a push, delete or group view: parsed now, or
+    /// left for a worker when long (see [`LONG_KEY`]).
+    fn grouping_key(
+        &self,
+        job: &str,
+        base64: bool,
+        labels: &str,
+    ) -> Result<GroupingKey, PathError> {
+        if labels.len() > LONG_KEY {
+            return Ok(GroupingKey::Unparsed {
+                job: job.to_owned(),
+                base64,
+                labels: labels.to_owned(),
+            });
+        }
+        path::grouping_key(job, base64, labels, self.names).map(GroupingKey::Parsed)
     }
 
     fn strip_prefix<'a>(&self, path: &'a str) -> Option<&'a str> {
@@ -298,16 +308,18 @@ fn join_path(prefix: &str, p: &str) -> String {
     }
 }
 
-/// Grouping pairs of a push longer than this (bytes of the path after the
-/// job) are parsed by the worker that reads the push, not on the I/O loop:
+/// Grouping pairs longer than this (bytes of the path after the job) are
+/// parsed by a worker (for a push, the one that reads it), not on the I/O
+/// loop:
 /// a URL of a megabyte holds a hundred thousand pairs, tens of
 /// milliseconds of sorting that other connections would wait for.
 const LONG_KEY: usize = 4096;
 
-/// The grouping key of a push: parsed while routing, or for a long one
-/// (see [`LONG_KEY`]) the parts of the path to parse it from off the loop.
+/// The grouping key of a push, delete or group view: parsed while
+/// routing, or for a long one (see [`LONG_KEY`]) the parts of the path to
+/// parse it from off the loop.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum PushKey {
+pub(crate) enum GroupingKey {
     Parsed(Vec<Label>),
     Unparsed {
         job: String,
@@ -316,13 +328,13 @@ pub(crate) enum PushKey {
     },
 }
 
-impl PushKey {
+impl GroupingKey {
     /// The key, parsed now if it was not, under the name rules `names`;
     /// a bad one is the same 400 as when parsed while routing.
     pub(crate) fn parse(self, names: NameScheme) -> Result<Vec<Label>, PathError> {
         match self {
-            PushKey::Parsed(key) => Ok(key),
-            PushKey::Unparsed {
+            GroupingKey::Parsed(key) => Ok(key),
+            GroupingKey::Unparsed {
                 job,
                 base64,
                 labels,
@@ -348,14 +360,17 @@ mod tests {
         assert_eq!(
             r().route("POST", "/metrics/job/some_job"),
             Route::Push {
-                key: PushKey::Parsed(key(&[("job", "some_job")])),
+                key: GroupingKey::Parsed(key(&[("job", "some_job")])),
                 replace: false
             }
         );
         assert_eq!(
             r().route("DELETE", "/metrics/job/some_job/instance/some_instance"),
             Route::Delete {
-                key: key(&[("instance", "some_instance"), ("job", "some_job")])
+                key: GroupingKey::Parsed(key(&[
+                    ("instance", "some_instance"),
+                    ("job", "some_job")
+                ]))
             }
         );
         assert_eq!(r().route("GET", "/metrics"), Route::Scrape);
@@ -436,7 +451,7 @@ mod tests {
         assert_eq!(
             r.route("GET", "/pg/ui/group/metrics/job@base64/YQ/x@base64/="),
             Route::GroupText {
-                key: vec![Label::new("job", "a"), Label::new("x", "")]
+                key: GroupingKey::Parsed(vec![Label::new("job", "a"), Label::new("x", "")])
             }
         );
         assert_eq!(r.route("GET", "/pg/api/v1/status"), Route::ApiStatus);
@@ -449,19 +464,27 @@ mod tests {
     /// A long grouping key is left for the worker, which parses it as the
     /// router would have, errors included.
     #[test]
-    fn long_push_keys_are_parsed_off_the_loop() {
+    fn long_keys_are_parsed_off_the_loop() {
         let pairs: String = (0..1000).map(|i| format!("/k{i}/{i}")).collect();
         let url = format!("/metrics/job/j{pairs}");
         let Route::Push { key, replace: true } = r().route("PUT", &url) else {
             panic!("a push");
         };
-        assert!(matches!(key, PushKey::Unparsed { .. }));
+        assert!(matches!(key, GroupingKey::Unparsed { .. }));
         let parsed = key.parse(NameScheme::Legacy).unwrap();
         assert_eq!(parsed.len(), 1001);
         let Route::Delete { key: deleted } = r().route("DELETE", &url) else {
             panic!("a delete");
         };
-        assert_eq!(parsed, deleted, "the same key either way");
+        assert!(
+            matches!(deleted, GroupingKey::Unparsed { .. }),
+            "deletes too"
+        );
+        assert_eq!(
+            parsed,
+            deleted.parse(NameScheme::Legacy).unwrap(),
+            "the same key either way"
+        );
         let bad = format!("/metrics/job/j{pairs}/__x/1");
         let Route::Push { key, .. } = r().route("POST", &bad) else {
             panic!("a push, its key not parsed yet");
