@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::raw::{self, connect};
+use support::raw::{self, connect, io_thread_ticks, process_ticks};
 use support::{Gateway, TempDir, ours};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -34,27 +34,6 @@ fn serial() -> MutexGuard<'static, ()> {
 fn start(args: &[&str]) -> Gateway {
     raw::raise_nofile_limit();
     Gateway::start(&ours(), args)
-}
-
-/// CPU time (user + system, in clock ticks of 10 ms) of the gateway's
-/// I/O thread, the one named `http-io`.
-fn io_thread_ticks(pid: u32) -> u64 {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list the gateway's threads");
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "http-io" {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).expect("read thread stat");
-        // After "(comm)": state is field 3, utime 14 and stime 15.
-        let rest = stat.rsplit_once(')').expect("stat has a comm").1;
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        return f[11] + f[12];
-    }
-    panic!("the gateway {pid} has no http-io thread");
 }
 
 /// Sends `req` on a fresh connection and reads one answer; the status, or
@@ -446,18 +425,6 @@ fn a_flood_of_wrong_passwords_does_not_hold_up_pushes() {
 // ---------------------------------------------------------------------------
 // 8. TLS handshakes do their crypto off the I/O loop
 // ---------------------------------------------------------------------------
-
-/// CPU time (user + system, in clock ticks) of the whole gateway process.
-#[cfg(feature = "tls")]
-fn process_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read process stat");
-    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    f[11] + f[12]
-}
 
 /// A server certificate with an RSA-4096 key (a signature costs
 /// milliseconds), signed by the test CA, in `pki`'s directory.

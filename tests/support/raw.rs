@@ -767,3 +767,35 @@ pub fn gzip_bomb(mib: usize) -> Vec<u8> {
     out.extend_from_slice(&((mib as u64 * (1 << 20)) as u32).to_le_bytes());
     out
 }
+
+/// CPU time (user + system, in clock ticks of 10 ms) of the gateway's
+/// I/O thread, the one named `http-io`.
+pub fn io_thread_ticks(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list the gateway's threads");
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "http-io" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).expect("read thread stat");
+        // After "(comm)": state is field 3, utime 14 and stime 15.
+        let rest = stat.rsplit_once(')').expect("stat has a comm").1;
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        return f[11] + f[12];
+    }
+    panic!("the gateway {pid} has no http-io thread");
+}
+
+/// CPU time (user + system, in clock ticks) of the whole gateway process.
+pub fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read process stat");
+    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    f[11] + f[12]
+}
