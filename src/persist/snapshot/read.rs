@@ -54,7 +54,7 @@ pub(crate) fn read_each(
 }
 
 /// Reads the records of `range` of `data`, whole lines: UTF-8 checked,
-/// lines counted from 1 at the stretch's start (see [`lines_before`]).
+/// lines counted from 1 at the stretch's start (see [`lines_before`](super::frame::lines_before)).
 pub(crate) fn read_stretch(
     data: &[u8],
     range: Range<usize>,
