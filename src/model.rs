@@ -118,6 +118,92 @@ pub type Labels = Arc<[Label]>;
 /// million series 16 bytes.
 pub type SeriesLabels = Box<[Label]>;
 
+/// A stored series' labels as exposed: its own labels merged, in name
+/// order, with the labels its group gives every series (the grouping key
+/// and `instance=""` unless the key has an instance).
+///
+/// The store keeps a group's labels once, not in each of its series: a
+/// grouping key of many pairs would otherwise be copied into every series
+/// (see `store::group`). Both sides are sorted by name; the only name they
+/// can share is `instance` (a series' own instance where the key has
+/// none), and then the series' own wins.
+pub fn merged<'a>(own: &'a [Label], shared: &'a [Label]) -> Merged<'a> {
+    Merged {
+        own,
+        shared,
+        taken: 0,
+    }
+}
+
+/// The iterator of [`merged`]: a merge of two name-sorted slices.
+#[derive(Clone)]
+pub struct Merged<'a> {
+    own: &'a [Label],
+    shared: &'a [Label],
+    /// Shared labels passed so far: the index of the next one.
+    taken: usize,
+}
+
+/// Where the next label of a [`Merged`] comes from.
+pub enum Side {
+    Own,
+    /// The group's, with its index in the group's labels.
+    Shared(usize),
+}
+
+impl<'a> Merged<'a> {
+    /// How many labels the merge yields: the two sides, less a shared
+    /// `instance` the series' own replaces.
+    pub fn count_exact(&self) -> usize {
+        let instance = |l: &[Label]| l.binary_search_by(|x| (*x.name).cmp("instance")).is_ok();
+        let overlap = instance(self.own) && instance(self.shared);
+        self.own.len() + self.shared.len() - usize::from(overlap)
+    }
+
+    /// The next label and which side it came from.
+    pub fn next_with_side(&mut self) -> Option<(&'a Label, Side)> {
+        match (self.own.first(), self.shared.first()) {
+            (None, None) => None,
+            (Some(o), Some(s)) if o.name >= s.name => {
+                let at = self.taken;
+                self.shared = &self.shared[1..];
+                self.taken += 1;
+                if o.name == s.name {
+                    // The series' own instance replaces the group's.
+                    self.own = &self.own[1..];
+                    return Some((o, Side::Own));
+                }
+                Some((s, Side::Shared(at)))
+            }
+            (Some(o), _) => {
+                self.own = &self.own[1..];
+                Some((o, Side::Own))
+            }
+            (None, Some(s)) => {
+                let at = self.taken;
+                self.shared = &self.shared[1..];
+                self.taken += 1;
+                Some((s, Side::Shared(at)))
+            }
+        }
+    }
+
+    /// The merged labels in one exactly sized slice.
+    pub fn collect_boxed(self) -> SeriesLabels {
+        let mut out = Vec::with_capacity(self.count_exact());
+        out.extend(self.cloned());
+        out.into_boxed_slice()
+    }
+}
+
+impl<'a> Iterator for Merged<'a> {
+    type Item = &'a Label;
+
+    fn next(&mut self) -> Option<&'a Label> {
+        self.next_with_side().map(|(l, _)| l)
+    }
+}
+
 /// Sorts labels by name (names are unique in a label set). One function
 /// for every caller, as each sort call is its own code. Labels already in
 /// order (a grouping key, a restored series) cost one pass.

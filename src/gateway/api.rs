@@ -207,7 +207,11 @@ fn group_json(key: &[crate::model::Label], group: &Group) -> String {
         ),
     ];
     for (name, fam) in &group.families {
-        let metrics: Vec<String> = fam.metrics.iter().map(metric_json).collect();
+        let metrics: Vec<String> = fam
+            .metrics
+            .iter()
+            .map(|m| metric_json(&group.exposed(m)))
+            .collect();
         pairs.push((
             name.to_string(),
             family_json(

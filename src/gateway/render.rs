@@ -31,7 +31,7 @@ use crate::store::{self, FamilyMeta, Group, GroupKey, StoredFamily};
 use crate::telemetry::{Own, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
-use crate::wire::{exposition, protobuf};
+use crate::wire::{exposition, protobuf, template};
 
 /// Takes over a pushed family that can be kept compressed (see
 /// [`ScrapeView::walk`]).
@@ -225,27 +225,29 @@ impl ScrapeView {
     ) {
         for (_, g) in &self.groups {
             if let Some(fam) = g.families.get(&*meta.name) {
-                self.write_piece(out, &meta.name, fam);
+                self.write_piece(out, &meta.name, g, fam);
                 cut(out);
             }
         }
     }
 
-    /// One group's piece of a family: as rendered when pushed, or again
-    /// with escaped names when the scraper cannot take them as they are.
-    fn write_piece(&self, out: &mut Vec<u8>, name: &str, fam: &StoredFamily) {
+    /// One group's piece of a family: as rendered when pushed, completed
+    /// with the group's labels, or again with escaped names when the
+    /// scraper cannot take them as they are.
+    fn write_piece(&self, out: &mut Vec<u8>, name: &str, g: &Group, fam: &StoredFamily) {
         let needs = self.escapes()
-            && fam
-                .metrics
-                .iter()
-                .any(|m| escape::needs_escaping(name, &m.labels));
+            && (escape::needs_escaping(name, g.time_label_slice())
+                || fam
+                    .metrics
+                    .iter()
+                    .any(|m| escape::needs_escaping(name, &m.labels)));
         if !needs {
-            out.extend_from_slice(&fam.text);
+            template::expand(out, &fam.text, g.key_text());
             return;
         }
         let escaped = escape::metric_name(name, self.escaping);
         for m in &fam.metrics {
-            exposition::write_metric(out, &escaped, &escape_labels(m.clone(), self.escaping));
+            exposition::write_metric(out, &escaped, &escape_labels(g.exposed(m), self.escaping));
         }
     }
 
@@ -282,7 +284,7 @@ impl ScrapeView {
         for (_, g) in &self.groups {
             for (name, fam) in &g.families {
                 if let Some((_, _, metrics)) = fams.get_mut(&**name) {
-                    metrics.extend(fam.metrics.iter().cloned());
+                    metrics.extend(fam.metrics.iter().map(|m| g.exposed(m)));
                 }
             }
             for (name, t) in [

@@ -205,7 +205,7 @@ pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<S
     for (name, fam) in &group.families {
         exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
         for m in &fam.metrics {
-            exposition::write_metric(&mut exp, name, m);
+            exposition::write_metric(&mut exp, name, &group.exposed(m));
             write_native(&mut exp, &m.value);
         }
     }

@@ -8,7 +8,7 @@ use super::{
     FamilyIndex, Group, GroupKey, OwnFamilies, Owners, PUSH_TIME, PreparedFamily, PreparedPush,
     PushError, SLOT_TYPES, Store, series_hash, show_labels, time_labels, type_slot,
 };
-use crate::model::{Label, MetricType};
+use crate::model::{Label, MetricType, merged};
 
 impl Store {
     /// Checks a prepared push against the store without changing anything.
@@ -63,21 +63,24 @@ impl Store {
         owners: &Owners,
         gid: Option<u64>,
     ) -> Option<u64> {
-        self.owner_by_hash(name, labels, series_hash(labels), owners, gid)
+        self.owner_by_hash(name, (&[], labels), series_hash(&[], labels), owners, gid)
     }
 
-    /// [`Store::owner_of`] with the series' hash already known.
+    /// [`Store::owner_of`] for a series given as its own labels and its
+    /// group's, with its hash already known. The labels are merged only
+    /// when another group has a series of that hash.
     fn owner_by_hash(
         &self,
         name: &str,
-        labels: &[Label],
+        (own, shared): (&[Label], &[Label]),
         h: u64,
         owners: &Owners,
         gid: Option<u64>,
     ) -> Option<u64> {
-        owners
-            .other_owners(h, gid)
-            .find(|&o| self.series_labels(o, name, h).as_deref() == Some(labels))
+        let mut candidates = owners.other_owners(h, gid).peekable();
+        candidates.peek()?;
+        let labels = merged(own, shared).collect_boxed();
+        candidates.find(|&o| self.series_labels(o, name, h).as_deref() == Some(&labels[..]))
     }
 
     fn describe_group(&self, id: u64) -> String {
@@ -161,13 +164,14 @@ impl Check<'_> {
         };
         let gid = self.group.map(|g| g.id);
         for (m, &h) in fam.metrics.iter().zip(&fam.hashes) {
+            let labels = (&m.labels[..], &self.push.shared[..]);
             if let Some(owner) = self
                 .store
-                .owner_by_hash(&fam.name, &m.labels, h, &idx.series, gid)
+                .owner_by_hash(&fam.name, labels, h, &idx.series, gid)
             {
                 return Err(PushError::SeriesInOtherGroup {
                     metric: fam.name.to_string(),
-                    labels: show_labels(&m.labels),
+                    labels: show_labels(&merged(labels.0, labels.1).collect_boxed()),
                     group: self.store.describe_group(owner),
                 });
             }

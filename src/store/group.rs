@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{Labels, Metric, MetricType};
+use crate::model::{Labels, Metric, MetricType, SeriesLabels, merged};
+use crate::wire::template::KeyText;
 
 /// One pushed group. Shared with snapshot writers through an `Arc`: the
 /// loop changes a group copy-on-write, so a snapshot in progress keeps the
@@ -12,8 +13,11 @@ use crate::model::{Labels, Metric, MetricType};
 pub(crate) struct Group {
     pub(super) id: u64,
     /// The grouping labels plus `instance=""` if absent: the labels of the
-    /// group's push-time gauges.
+    /// group's push-time gauges, and those every series of the group has
+    /// besides its own (held here once, not in each series).
     pub(super) time_labels: Labels,
+    /// `time_labels` as exposition text, spliced into the stored lines.
+    pub(super) key_text: Arc<KeyText>,
     pub families: BTreeMap<Box<str>, StoredFamily>,
     pub push_time: Option<Nanos>,
     pub failure_time: Option<Nanos>,
@@ -33,6 +37,7 @@ impl Group {
         Group {
             id: self.id,
             time_labels: self.time_labels.clone(),
+            key_text: Arc::clone(&self.key_text),
             families: BTreeMap::new(),
             push_time: self.push_time,
             failure_time: self.failure_time,
@@ -47,9 +52,31 @@ impl Group {
         self.time_labels.clone()
     }
 
-    /// [`Group::time_labels`], borrowed.
+    /// [`Group::time_labels`], borrowed: also the labels every series of
+    /// the group has besides its own.
     pub(crate) fn time_label_slice(&self) -> &[crate::model::Label] {
         &self.time_labels
+    }
+
+    /// The labels of one of the group's series as exposed: its own and
+    /// the group's, merged.
+    pub(crate) fn series_labels(&self, m: &Metric) -> SeriesLabels {
+        merged(&m.labels, &self.time_labels).collect_boxed()
+    }
+
+    /// One of the group's series with all its labels, as exposed.
+    pub(crate) fn exposed(&self, m: &Metric) -> Metric {
+        Metric {
+            labels: self.series_labels(m),
+            value: m.value.clone(),
+            extra: m.extra.clone(),
+        }
+    }
+
+    /// The group's labels as exposition text, to complete the stored
+    /// lines of its families ([`StoredFamily::text`]).
+    pub(crate) fn key_text(&self) -> &KeyText {
+        &self.key_text
     }
 
     /// Whether the last change was a success, as the reference's
@@ -71,14 +98,17 @@ impl Group {
     }
 }
 
-/// One family of one group. Its exposition lines live in the index only.
+/// One family of one group.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredFamily {
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
+    /// Its series, each with its own labels only: the group's apply to
+    /// every one ([`Group::series_labels`], [`Group::exposed`]).
     pub metrics: Vec<Metric>,
     /// Its series' exposition lines, in label order: this group's piece of
-    /// the family in a text scrape, rendered once when pushed.
+    /// the family in a text scrape, rendered once when pushed, with
+    /// markers where the group's labels go (`wire::template::expand`).
     pub text: Box<[u8]>,
     /// When this family was last pushed (shown by the JSON API).
     pub pushed_at: Nanos,

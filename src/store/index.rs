@@ -3,11 +3,11 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::OnceLock;
 
 use super::*;
-use crate::model::{Label, MetricType};
+use crate::model::{Label, MetricType, merged};
 
 /// Index entry for one metric name across all groups.
 #[derive(Debug, Default)]
@@ -40,9 +40,18 @@ pub(super) struct FamilyIndex {
 /// sharing a hash (about one chance in 10^7 with a million of them) can
 /// therefore never refuse a good push; at worst one conflicting push
 /// after such a pair's removal goes unnoticed, as with the check off.
-pub(super) fn series_hash(labels: &[Label]) -> u64 {
+///
+/// A stored series is hashed with its group's labels ([`merged`]), so
+/// that it hashes as the same labels written out would.
+pub(super) fn series_hash(own: &[Label], shared: &[Label]) -> u64 {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
-    KEYS.get_or_init(RandomState::new).hash_one(labels)
+    let mut h = KEYS.get_or_init(RandomState::new).build_hasher();
+    let labels = merged(own, shared);
+    h.write_usize(labels.count_exact());
+    for l in labels {
+        l.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The identity hasher for keys that already are hashes.
@@ -383,7 +392,7 @@ pub(super) fn unindex_family(
     families: &mut BTreeMap<Box<str>, FamilyIndex>,
     name: &str,
     fam: &StoredFamily,
-    gid: u64,
+    (gid, shared): (u64, &[Label]),
     generation: u64,
 ) {
     let Some(idx) = families.get_mut(name) else {
@@ -393,7 +402,7 @@ pub(super) fn unindex_family(
     idx.type_counts[type_slot(fam.metric_type)] -= 1;
     idx.remove_help(fam.help.as_deref());
     for m in &fam.metrics {
-        idx.series.remove(series_hash(&m.labels), gid);
+        idx.series.remove(series_hash(&m.labels, shared), gid);
     }
     if idx.groups() == 0 {
         families.remove(name);
@@ -407,7 +416,7 @@ mod tests {
 
     #[test]
     fn owners_keep_extra_owners_of_unchecked_pushes() {
-        let k = series_hash(&[Label::new("job", "a")]);
+        let k = series_hash(&[Label::new("job", "a")], &[]);
         let others = |o: &Owners, gid| o.other_owners(k, gid).collect::<Vec<_>>();
         let mut o = Owners::default();
         o.insert(k, 1);
@@ -431,11 +440,23 @@ mod tests {
         let a = [Label::new("job", "a"), Label::new("x", "1")];
         let b = [Label::new("job", "a"), Label::new("x", "1")];
         let c = [Label::new("job", "a"), Label::new("x", "2")];
-        assert_eq!(series_hash(&a), series_hash(&b));
-        assert_ne!(series_hash(&a), series_hash(&c));
+        assert_eq!(series_hash(&a, &[]), series_hash(&b, &[]));
+        assert_ne!(series_hash(&a, &[]), series_hash(&c, &[]));
         // Moving a character between name and value is another series.
         let d = [Label::new("joba", ""), Label::new("x", "1")];
-        assert_ne!(series_hash(&a), series_hash(&d));
+        assert_ne!(series_hash(&a, &[]), series_hash(&d, &[]));
+        // A stored series hashes as its labels written out: its own
+        // merged with its group's, its own instance replacing the group's.
+        let own = [Label::new("instance", "i"), Label::new("x", "1")];
+        let shared = [Label::new("instance", ""), Label::new("job", "a")];
+        let full = [
+            Label::new("instance", "i"),
+            Label::new("job", "a"),
+            Label::new("x", "1"),
+        ];
+        assert_eq!(series_hash(&own, &shared), series_hash(&full, &[]));
+        assert_eq!(series_hash(&[], &full), series_hash(&full, &[]));
+        assert_ne!(series_hash(&own[1..], &shared), series_hash(&full, &[]));
     }
 
     /// Many groups with their own HELP text for one name: the latest

@@ -174,8 +174,10 @@ impl Store {
                 .collect()
         };
         let old_families = replaced.iter().flat_map(|g| g.families.iter());
+        let shared = Arc::clone(&group.time_labels);
         for (name, fam) in removed.iter().map(|(n, f)| (n, f)).chain(old_families) {
-            unindex_family(&mut self.families, name, fam, gid, self.generation);
+            let owner = (gid, &shared[..]);
+            unindex_family(&mut self.families, name, fam, owner, self.generation);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
         }
@@ -272,13 +274,15 @@ impl Store {
         self.unschedule(key, group.deadline);
         self.generation += 1;
         for (name, fam) in &group.families {
-            unindex_family(&mut self.families, name, fam, group.id, self.generation);
+            let owner = (group.id, group.time_label_slice());
+            unindex_family(&mut self.families, name, fam, owner, self.generation);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
         }
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             if let Some(idx) = self.families.get_mut(name) {
-                idx.series.remove(series_hash(&group.time_labels), group.id);
+                idx.series
+                    .remove(series_hash(&[], &group.time_labels), group.id);
                 idx.type_counts[type_slot(MetricType::Gauge)] -= 1;
                 if idx.groups() == 0 {
                     self.families.remove(name);
@@ -321,6 +325,7 @@ impl Store {
             key.clone(),
             Arc::new(Group {
                 id,
+                key_text: Arc::new(crate::wire::template::KeyText::new(&labels)),
                 time_labels: labels.clone(),
                 families: BTreeMap::new(),
                 push_time: None,
@@ -339,7 +344,7 @@ impl Store {
                 idx.helps.add(help);
             }
             idx.type_counts[type_slot(MetricType::Gauge)] += 1;
-            idx.series.insert(series_hash(&labels), id);
+            idx.series.insert(series_hash(&[], &labels), id);
         }
         id
     }
@@ -424,15 +429,15 @@ impl Store {
     /// labels for those two names.
     pub(super) fn series_labels(&self, gid: u64, name: &str, h: u64) -> Option<SeriesLabels> {
         let (_, group) = self.group_by_id(gid)?;
+        let shared = &group.time_labels;
         if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
-            let labels = &group.time_labels;
-            return (series_hash(labels) == h).then(|| labels.to_vec().into());
+            return (series_hash(&[], shared) == h).then(|| shared.to_vec().into());
         }
         let fam = group.families.get(name)?;
         fam.metrics
             .iter()
-            .find(|m| series_hash(&m.labels) == h)
-            .map(|m| m.labels.clone())
+            .find(|m| series_hash(&m.labels, shared) == h)
+            .map(|m| group.series_labels(m))
     }
 }
 
@@ -442,7 +447,7 @@ impl Store {
 struct SeriesLookup<'s> {
     store: &'s Store,
     groups: Option<HashMap<u64, &'s Group>>,
-    series: HashMap<(u64, &'s str), HashMap<u64, &'s [Label]>>,
+    series: HashMap<(u64, &'s str), HashMap<u64, &'s crate::model::Metric>>,
 }
 
 impl<'s> SeriesLookup<'s> {
@@ -455,29 +460,29 @@ impl<'s> SeriesLookup<'s> {
     }
 
     /// What [`Store::series_labels`] finds, in O(1) once built.
-    fn labels(&mut self, gid: u64, name: &'s str, h: u64) -> Option<&'s [Label]> {
+    fn labels(&mut self, gid: u64, name: &'s str, h: u64) -> Option<SeriesLabels> {
         let store = self.store;
         let groups = self
             .groups
             .get_or_insert_with(|| store.groups.values().map(|g| (g.id, &**g)).collect());
         let group = *groups.get(&gid)?;
+        let shared = &group.time_labels;
         if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
-            let labels = &group.time_labels;
-            return (series_hash(labels) == h).then_some(&**labels);
+            return (series_hash(&[], shared) == h).then(|| shared.to_vec().into());
         }
         let by_hash = self.series.entry((gid, name)).or_insert_with(|| {
             let metrics = group.families.get(name).map(|f| &f.metrics[..]);
             let metrics = metrics.unwrap_or_default().iter();
             metrics
-                .map(|m| (series_hash(&m.labels), &*m.labels))
+                .map(|m| (series_hash(&m.labels, shared), m))
                 .collect()
         });
-        by_hash.get(&h).copied()
+        by_hash.get(&h).map(|m| group.series_labels(m))
     }
 }
 
 pub(super) fn time_labels(key: &[Label]) -> Labels {
-    sanitize_labels(&[], key).into()
+    group_labels(key)
 }
 
 /// A group's push-time or failure-time gauge line, rendered when scraped:

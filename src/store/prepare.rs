@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use super::*;
-use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, SeriesLabels};
+use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, SeriesLabels, merged};
 use crate::wire::exposition;
 
 /// Orders series as the reference's exposition does: by number of labels,
@@ -25,6 +25,17 @@ pub(crate) fn series_order(a: &[Label], b: &[Label]) -> Ordering {
         .cmp(&b.len())
         .then_with(|| a.iter().map(|l| &l.value).cmp(b.iter().map(|l| &l.value)))
         .then_with(|| a.iter().map(|l| &l.name).cmp(b.iter().map(|l| &l.name)))
+}
+
+/// [`series_order`] of two stored series of one group: their own labels,
+/// each merged with the group's (`shared`), compared without building
+/// either label set.
+pub(crate) fn stored_order(a: &[Label], b: &[Label], shared: &[Label]) -> Ordering {
+    let (a, b) = (merged(a, shared), merged(b, shared));
+    a.count_exact()
+        .cmp(&b.count_exact())
+        .then_with(|| a.clone().map(|l| &l.value).cmp(b.clone().map(|l| &l.value)))
+        .then_with(|| a.map(|l| &l.name).cmp(b.map(|l| &l.name)))
 }
 
 /// Sorts series into the reference's order. One function for every
@@ -53,13 +64,15 @@ pub(crate) struct PreparedFamily {
     pub name: Box<str>,
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
-    /// The series, in label order (exposition order).
+    /// The series, in label order (exposition order), each with its own
+    /// labels only: the group's ([`PreparedPush::shared`]) apply to all.
     pub metrics: Vec<Metric>,
     /// Their [`series_hash`]es, computed here so that the loop only looks
     /// them up in the index.
     pub hashes: Vec<u64>,
-    /// Their exposition lines, rendered here, off the loop: the group's
-    /// piece of this family in a text scrape.
+    /// Their exposition lines, rendered here, off the loop, with markers
+    /// where the group's labels go (`wire::template`): the group's piece
+    /// of this family in a text scrape.
     pub text: Box<[u8]>,
     /// Set when restoring; a push stamps its families with the push time.
     pub pushed_at: Option<Nanos>,
@@ -70,6 +83,10 @@ pub(crate) struct PreparedFamily {
 #[derive(Clone, Debug)]
 pub(crate) struct PreparedPush {
     pub key: GroupKey,
+    /// The labels the group gives each of its series: the key, and
+    /// `instance=""` unless the key has an instance. Kept once, with the
+    /// group, not in every series.
+    pub shared: Labels,
     pub families: Vec<PreparedFamily>,
     /// PUT replaces the whole group; POST only the families it carries.
     pub replace: bool,
@@ -85,12 +102,17 @@ pub(crate) struct PreparedPush {
 /// labels), adds `instance=""` where absent, sorts labels by name, drops
 /// families named like the gateway's push-time gauges (they are always the
 /// gateway's), and checks everything that needs no store.
+///
+/// The group's labels are not copied into the series: each keeps only its
+/// own, and the group's ([`PreparedPush::shared`]) are merged in wherever
+/// the series is shown, hashed or compared.
 pub(crate) fn prepare_push(
     key: GroupKey,
     families: Vec<MetricFamily>,
     replace: bool,
 ) -> Result<PreparedPush, PushError> {
     let key = sorted_key(key);
+    let shared = group_labels(&key);
     let sanitizer = Sanitizer::new(&key);
     let mut scratch = Vec::new();
     let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
@@ -102,6 +124,9 @@ pub(crate) fn prepare_push(
         // vector into one of the same type reuses its allocation): a push
         // of a million series never holds two vectors of them.
         let (name, t) = (&fam.name, fam.metric_type);
+        if !fam.metrics.is_empty() {
+            check_labels(&shared, name, t)?;
+        }
         let mut metrics = fam
             .metrics
             .into_iter()
@@ -117,14 +142,14 @@ pub(crate) fn prepare_push(
         }
         // In exposition order: the group's piece of a text scrape. Sorted,
         // a duplicate series sits next to its twin.
-        sort_series(&mut metrics);
+        metrics.sort_unstable_by(|a, b| stored_order(&a.labels, &b.labels, &shared));
         if let Some(w) = metrics
             .windows(2)
-            .find(|w| series_order(&w[0].labels, &w[1].labels).is_eq())
+            .find(|w| stored_order(&w[0].labels, &w[1].labels, &shared).is_eq())
         {
             return Err(PushError::DuplicateSeries {
                 metric: fam.name.to_string(),
-                labels: show_labels(&w[0].labels),
+                labels: show_labels(&merged(&w[0].labels, &shared).collect_boxed()),
             });
         }
         // Rendered into one buffer reused for every family, then copied
@@ -132,10 +157,13 @@ pub(crate) fn prepare_push(
         // behind each family.
         scratch.clear();
         for m in &metrics {
-            exposition::write_metric(&mut scratch, &fam.name, m);
+            exposition::write_metric_template(&mut scratch, &fam.name, m, &shared);
         }
         let text: Box<[u8]> = scratch.as_slice().into();
-        let hashes = metrics.iter().map(|m| series_hash(&m.labels)).collect();
+        let hashes = metrics
+            .iter()
+            .map(|m| series_hash(&m.labels, &shared))
+            .collect();
         out.push(PreparedFamily {
             name: fam.name,
             help: fam.help,
@@ -149,6 +177,7 @@ pub(crate) fn prepare_push(
     keep_last_of_each_name(&mut out);
     Ok(PreparedPush {
         key,
+        shared,
         families: out,
         replace,
         ttl: None,
@@ -179,7 +208,19 @@ fn prepare_series(
         });
     }
     let labels = sanitizer.owned(m.labels);
-    for l in labels.iter() {
+    check_labels(&labels, family, t)?;
+    Ok(Metric {
+        labels,
+        value: m.value,
+        extra: m.extra,
+    })
+}
+
+/// Labels no series may carry: reserved names (`__` first), and
+/// `quantile` on a summary. A series' own labels are checked one by one,
+/// the group's once per family.
+fn check_labels(labels: &[Label], family: &str, t: MetricType) -> Result<(), PushError> {
+    for l in labels {
         if l.name.starts_with("__") {
             return Err(PushError::ReservedLabel {
                 metric: family.to_string(),
@@ -192,11 +233,7 @@ fn prepare_series(
             });
         }
     }
-    Ok(Metric {
-        labels,
-        value: m.value,
-        extra: m.extra,
-    })
+    Ok(())
 }
 
 /// One family per name: a later one replaces an earlier one, as in the
@@ -232,73 +269,51 @@ fn sorted_key(key: GroupKey) -> GroupKey {
     sorted.into()
 }
 
-/// Applies one grouping key to every series of a push. The `instance=""`
-/// label is allocated once and shared by every series that lacks one.
+/// Applies one grouping key to every series of a push: what is left of a
+/// series' labels once the key's are taken out.
 struct Sanitizer<'k> {
     /// Sorted by name.
     key: &'k [Label],
     key_has_instance: bool,
-    instance: Label,
 }
 
 impl<'k> Sanitizer<'k> {
     fn new(key: &'k [Label]) -> Sanitizer<'k> {
         Sanitizer {
             key,
-            key_has_instance: key.iter().any(|l| &*l.name == "instance"),
-            instance: Label::new("instance", ""),
+            key_has_instance: has_instance(key),
         }
     }
 
     /// [`Sanitizer::labels`], keeping `labels` as they are when they
-    /// already are the result (a restored series': sorted, with the key's
-    /// labels and an instance), so that nothing is copied or allocated.
+    /// already are the result (sorted, none of the key's), so that
+    /// nothing is copied or allocated.
     fn owned(&self, labels: SeriesLabels) -> SeriesLabels {
         let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
-        if sorted && self.has_key(&labels) && has_instance(&labels) {
+        if sorted && !labels.iter().any(|l| self.dropped(l)) {
             return labels;
         }
         self.labels(&labels)
     }
 
-    /// Whether sorted `labels` hold every pair of the key: a merge of two
-    /// sorted lists.
-    fn has_key(&self, labels: &[Label]) -> bool {
-        let mut rest = labels.iter();
-        self.key.iter().all(|k| {
-            rest.find(|l| l.name >= k.name)
-                .is_some_and(|l| l.name == k.name && l.value == k.value)
-        })
+    /// Whether a pushed label gives way to the group's: one of the key's
+    /// names (the key's value wins), or an empty `instance` where the
+    /// group adds that anyway.
+    fn dropped(&self, l: &Label) -> bool {
+        let in_key = self.key.binary_search_by(|k| k.name.cmp(&l.name)).is_ok();
+        in_key || (!self.key_has_instance && &*l.name == "instance" && l.value.is_empty())
     }
 
-    fn in_key(&self, l: &Label) -> bool {
-        self.key.binary_search_by(|k| k.name.cmp(&l.name)).is_ok()
-    }
-
-    /// The labels of a pushed series once the grouping key is applied.
-    /// Allocated at their exact size: a boxed slice shrunk from a larger
-    /// vector leaves a hole behind every stored series.
-    ///
-    /// The series' own labels (few, as a rule) are sorted and merged
-    /// into the key (sorted already, and perhaps a hundred thousand
-    /// long): linear in the key, not a sort of it per series.
+    /// The series' own labels, sorted by name, allocated at their exact
+    /// size (a boxed slice shrunk from a larger vector leaves a hole
+    /// behind every stored series). Linear in the series' labels and
+    /// logarithmic in the key, however long that is.
     fn labels(&self, labels: &[Label]) -> SeriesLabels {
-        let mut own: Vec<Label> = labels.iter().filter(|l| !self.in_key(l)).cloned().collect();
-        if !self.key_has_instance && !has_instance(labels) {
-            own.push(self.instance.clone());
-        }
+        let kept = labels.iter().filter(|l| !self.dropped(l)).count();
+        let mut own: Vec<Label> = Vec::with_capacity(kept);
+        own.extend(labels.iter().filter(|l| !self.dropped(l)).cloned());
         crate::model::sort_by_name(&mut own);
-        let mut out: Vec<Label> = Vec::with_capacity(own.len() + self.key.len());
-        let mut key = self.key.iter().peekable();
-        for l in own {
-            while let Some(k) = key.next_if(|k| k.name < l.name) {
-                out.push(k.clone());
-            }
-            out.push(l);
-        }
-        out.extend(key.cloned());
-        debug_assert_eq!(out.len(), out.capacity());
-        out.into_boxed_slice()
+        own.into_boxed_slice()
     }
 }
 
@@ -306,32 +321,42 @@ fn has_instance(labels: &[Label]) -> bool {
     labels.iter().any(|l| &*l.name == "instance")
 }
 
-/// The labels of a series pushed with no labels of its own: the key's
-/// and `instance=""` unless the key has one.
-pub(super) fn sanitize_labels(labels: &[Label], key: &[Label]) -> SeriesLabels {
-    let key = sorted_key(key.into());
-    Sanitizer::new(&key).labels(labels)
+/// The labels a group gives each of its series: its key, sorted by name,
+/// and `instance=""` unless the key has an instance. Also the labels of
+/// the group's push-time gauges.
+pub(super) fn group_labels(key: &[Label]) -> Labels {
+    let mut labels = key.to_vec();
+    if !has_instance(key) {
+        labels.push(Label::new("instance", ""));
+    }
+    crate::model::sort_by_name(&mut labels);
+    labels.into()
 }
 
 /// An upper bound of the memory [`prepare_push`] allocates for these
-/// families under `key`, to charge before it runs: every series gets a
-/// copy of the key's labels, so a key of a hundred thousand pairs makes
-/// even a small body costly. Linear in the families' labels.
+/// families under `key`, to charge before it runs. The key's labels are
+/// held once (the group's labels and their text), not per series: a
+/// series costs its own labels and a marker per run of the key's in each
+/// of its lines. Linear in the families' labels and the key.
 pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
     use crate::wire::cost;
-    // A series' exposition line repeats the key: names, values (escaped,
-    // at most doubled), quotes, `=` and `,`.
     let key_text: usize = key.iter().map(text_len).sum();
-    let key_labels = key.len() + 1;
-    let mut total = cost::items(families.len(), std::mem::size_of::<PreparedFamily>() + 16);
+    // The sorted key, the group's labels, their text and its offsets.
+    let once = (3 * 8 + 4) * (key.len() + 1) + key_text + 64 + 4 * cost::ALLOC;
+    let mut total = cost::items(families.len(), std::mem::size_of::<PreparedFamily>() + 16)
+        .saturating_add(once);
     for fam in families {
         total = total
             .saturating_add(cost::string(fam.name.len()))
             .saturating_add(3 * cost::ALLOC);
         for m in &fam.metrics {
             let own_text: usize = m.labels.iter().map(text_len).sum();
-            let labels = m.labels.len() + key_labels;
-            let line = 2 * fam.name.len() + 64 + key_text + own_text;
+            let labels = m.labels.len();
+            // Markers: at most one per run of the key's labels, a run
+            // before each own label and one after; a marker is at most
+            // 1 + 2 * 16 bytes, and its comma.
+            let markers = (labels + 1) * 34;
+            let line = 2 * fam.name.len() + 64 + markers + own_text;
             // A summary or histogram writes a line per quantile or bucket.
             let lines = match &m.value {
                 crate::model::Value::Summary(s) => s.quantiles.len() + 2,
@@ -399,7 +424,8 @@ mod tests {
     }
 
     /// The key's labels replace the series' own, `instance=""` is added
-    /// (one shared pair) and an unsorted key is sorted first.
+    /// (by the group, once), and an unsorted key is sorted first; the
+    /// series keeps only what the key does not give it.
     #[test]
     fn the_key_is_applied_to_every_series() {
         let own = [
@@ -409,11 +435,17 @@ mod tests {
         ];
         let k = sorted_key(key(&[("job", "j"), ("b", "3")]));
         let s = Sanitizer::new(&k);
-        let got: Vec<(String, String)> = s
-            .labels(&own)
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string()))
-            .collect();
+        let kept = s.labels(&own);
+        let shared = group_labels(&k);
+        let pairs = |l: &[Label]| -> Vec<(String, String)> {
+            l.iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            pairs(&kept),
+            [("a".into(), "2".into()), ("z".into(), "1".into())]
+        );
         let want = [
             ("a", "2"),
             ("b", "3"),
@@ -425,26 +457,59 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        assert_eq!(got, want);
-        let (one, two) = (s.labels(&[]), s.labels(&[]));
-        let instance =
-            |l: &SeriesLabels| l.iter().find(|l| &*l.name == "instance").cloned().unwrap();
-        assert!(instance(&one).same_pair(&instance(&two)));
+        assert_eq!(pairs(&merged(&kept, &shared).collect_boxed()), want);
+        // A series' own instance replaces the group's empty one; an
+        // empty one of its own is the group's.
+        let with = s.labels(&[Label::new("instance", "i")]);
+        let full = merged(&with, &shared).collect_boxed();
+        assert_eq!(full.len(), 3);
+        assert_eq!(&*full[1].value, "i");
+        assert!(s.labels(&[Label::new("instance", "")]).is_empty());
     }
 
-    /// The up-front charge grows with series times key labels.
+    /// A push's series hold none of the key's labels, and its text holds
+    /// the key in no line: a key of a thousand pairs costs a series no
+    /// more than a key of one.
     #[test]
-    fn the_prepared_cost_counts_the_key_in_every_series() {
-        let fams = crate::wire::text_format::parse(b"m{i=\"1\"} 1\nm{i=\"2\"} 1\n").unwrap();
+    fn the_key_is_held_once_not_per_series() {
+        let body: String = (0..100).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+        let held = |k: GroupKey| {
+            let fams = crate::wire::text_format::parse(body.as_bytes()).unwrap();
+            let p = prepare_push(k, fams, true).unwrap();
+            let f = &p.families[0];
+            let labels: usize = f.metrics.iter().map(|m| m.labels.len()).sum();
+            (labels, f.text.len(), p.shared.len())
+        };
+        let pairs: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k{i:04}"), "v".to_string()))
+            .collect();
+        let mut big: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (&**n, &**v)).collect();
+        big.push(("job", "j"));
+        let (small_labels, small_text, _) = held(key(&[("job", "j")]));
+        let (big_labels, big_text, shared) = held(key(&big));
+        assert_eq!((small_labels, big_labels), (100, 100));
+        assert_eq!(shared, 1002, "the key, its job and instance=\"\"");
+        // Only a marker's digits grow with the key.
+        assert!(big_text <= small_text + 100 * 4, "{small_text} {big_text}");
+    }
+
+    /// The up-front charge covers what a push holds, and grows with the
+    /// key once, not once per series.
+    #[test]
+    fn the_prepared_cost_counts_the_key_once() {
+        let body: String = (0..100).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+        let fams = crate::wire::text_format::parse(body.as_bytes()).unwrap();
         let small = prepared_cost(&key(&[("job", "j")]), &fams);
         let pairs: Vec<(String, String)> = (0..1000)
             .map(|i| (format!("k{i}"), "v".to_string()))
             .collect();
         let big_key: GroupKey = pairs.iter().map(|(n, v)| Label::new(n, v)).collect();
         let big = prepared_cost(&big_key, &fams);
-        assert!(big > small + 2 * 1000 * 8, "{small} {big}");
+        assert!(big > small + 1000 * 8, "{small} {big}");
+        assert!(big < small + 100 * 1000, "not per series: {small} {big}");
         let p = prepare_push(sorted_key(big_key), fams, true).unwrap();
         let held: usize = p.families[0].text.len()
+            + 8 * p.shared.len()
             + p.families[0]
                 .metrics
                 .iter()

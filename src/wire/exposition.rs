@@ -10,7 +10,10 @@
 
 use std::io;
 
-use crate::model::{Label, Metric, MetricType, Value, is_valid_label_name, is_valid_metric_name};
+use super::template;
+use crate::model::{
+    Label, Metric, MetricType, Side, Value, is_valid_label_name, is_valid_metric_name, merged,
+};
 
 /// The content type of the text format, as the reference sends it.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -33,7 +36,93 @@ pub fn write_header(out: &mut Vec<u8>, name: &str, help: Option<&str>, t: Metric
 
 /// Appends every sample line of one series.
 pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
-    let labels = &metric.labels[..];
+    write_lines(out, name, metric, LineLabels::Plain(&metric.labels));
+}
+
+/// Appends every sample line of one stored series whose labels are its
+/// own (`metric.labels`) and its group's (`shared`): the own ones are
+/// written, the group's become markers ([`template`](super::template)).
+pub fn write_metric_template(out: &mut Vec<u8>, name: &str, metric: &Metric, shared: &[Label]) {
+    let labels = LineLabels::Spliced {
+        own: &metric.labels,
+        shared,
+    };
+    write_lines(out, name, metric, labels);
+}
+
+/// The labels of a line: written out, or the group's left as markers.
+#[derive(Clone, Copy)]
+enum LineLabels<'a> {
+    Plain(&'a [Label]),
+    Spliced {
+        own: &'a [Label],
+        shared: &'a [Label],
+    },
+}
+
+impl LineLabels<'_> {
+    fn is_empty(self) -> bool {
+        match self {
+            LineLabels::Plain(l) => l.is_empty(),
+            LineLabels::Spliced { own, shared } => own.is_empty() && shared.is_empty(),
+        }
+    }
+
+    /// Writes the labels, each preceded by `sep` and then a comma.
+    fn write(self, out: &mut Vec<u8>, sep: &mut u8) {
+        match self {
+            LineLabels::Plain(labels) => {
+                for l in labels {
+                    out.push(*sep);
+                    write_label(out, l);
+                    *sep = b',';
+                }
+            }
+            LineLabels::Spliced { own, shared } => write_spliced(out, sep, own, shared),
+        }
+    }
+}
+
+/// Own labels written, runs of the group's as markers, in name order.
+fn write_spliced(out: &mut Vec<u8>, sep: &mut u8, own: &[Label], shared: &[Label]) {
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |out: &mut Vec<u8>, sep: &mut u8, run: &mut Option<(usize, usize)>| {
+        if let Some((first, len)) = run.take() {
+            out.push(*sep);
+            template::write_marker(out, first, len);
+            *sep = b',';
+        }
+    };
+    let mut labels = merged(own, shared);
+    while let Some((l, side)) = labels.next_with_side() {
+        match side {
+            Side::Shared(i) => match &mut run {
+                Some((first, len)) if *first + *len == i => *len += 1,
+                _ => {
+                    flush(out, sep, &mut run);
+                    run = Some((i, 1));
+                }
+            },
+            Side::Own => {
+                flush(out, sep, &mut run);
+                out.push(*sep);
+                write_label(out, l);
+                *sep = b',';
+            }
+        }
+    }
+    flush(out, sep, &mut run);
+}
+
+/// Appends `name="value"`, the name quoted when it is not a classic one.
+pub fn write_label(out: &mut Vec<u8>, l: &Label) {
+    write_name(out, &l.name, is_valid_label_name(&l.name));
+    out.extend_from_slice(b"=\"");
+    escape_into(out, &l.value, true);
+    out.push(b'"');
+}
+
+fn write_lines(out: &mut Vec<u8>, name: &str, metric: &Metric, labels: LineLabels<'_>) {
     match &metric.value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
             write_sample(out, name, "", labels, None, *v);
@@ -64,14 +153,14 @@ pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
 
 /// Appends one gauge line from bare labels and a value.
 pub fn write_gauge(out: &mut Vec<u8>, name: &str, labels: &[Label], value: f64) {
-    write_sample(out, name, "", labels, None, value);
+    write_sample(out, name, "", LineLabels::Plain(labels), None, value);
 }
 
 fn write_sample(
     out: &mut Vec<u8>,
     name: &str,
     suffix: &str,
-    labels: &[Label],
+    labels: LineLabels<'_>,
     extra: Option<(&str, f64)>,
     value: f64,
 ) {
@@ -89,14 +178,7 @@ fn write_sample(
         sep = b',';
     }
     if !labels.is_empty() || extra.is_some() || !legacy {
-        for l in labels {
-            out.push(sep);
-            write_name(out, &l.name, is_valid_label_name(&l.name));
-            out.extend_from_slice(b"=\"");
-            escape_into(out, &l.value, true);
-            out.push(b'"');
-            sep = b',';
-        }
+        labels.write(out, &mut sep);
         if let Some((n, v)) = extra {
             out.push(sep);
             out.extend_from_slice(n.as_bytes());

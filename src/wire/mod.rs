@@ -10,6 +10,7 @@ pub mod json;
 pub mod path;
 pub mod protobuf;
 pub mod selector;
+pub mod template;
 pub mod text_format;
 
 /// What a parser asks before it creates a record, so that a body's parsed

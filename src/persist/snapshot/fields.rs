@@ -10,9 +10,9 @@ pub(super) fn write_f64(out: &mut Vec<u8>, f: f64) {
     out.extend_from_slice(format!("{f:?}").as_bytes());
 }
 
-pub(super) fn write_labels(out: &mut Vec<u8>, labels: &[Label]) {
+pub(super) fn write_labels<'a>(out: &mut Vec<u8>, labels: impl IntoIterator<Item = &'a Label>) {
     out.push(b'{');
-    for (i, l) in labels.iter().enumerate() {
+    for (i, l) in labels.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }

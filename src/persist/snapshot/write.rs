@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::model::{Metric, NativeHistogram, Span, Value};
+use crate::model::{Label, Metric, NativeHistogram, Span, Value, merged};
 use crate::store::{Group, GroupKey, Nanos};
 
 use super::fields::{write_f64, write_labels, write_name};
@@ -59,7 +59,7 @@ fn write_groups(
     for (key, group) in groups {
         line.clear();
         line.extend_from_slice(b"group ");
-        write_labels(&mut line, key);
+        write_labels(&mut line, key.iter());
         line.extend_from_slice(b"\ntimes ");
         write_time(&mut line, group.push_time);
         line.push(b' ');
@@ -92,7 +92,7 @@ fn write_groups(
             out.write_all(&line)?;
             for m in &fam.metrics {
                 line.clear();
-                write_series(&mut line, m);
+                write_series(&mut line, m, group.time_label_slice());
                 extras::write(&mut line, m);
                 out.write_all(&line)?;
                 series += 1;
@@ -109,9 +109,11 @@ fn write_time(out: &mut Vec<u8>, t: Option<Nanos>) {
     }
 }
 
-fn write_series(out: &mut Vec<u8>, m: &Metric) {
+/// One series with all its labels, its own and its group's: the file
+/// shows every series as a scrape does.
+fn write_series(out: &mut Vec<u8>, m: &Metric, shared: &[Label]) {
     out.extend_from_slice(b"series ");
-    write_labels(out, &m.labels);
+    write_labels(out, merged(&m.labels, shared));
     out.push(b' ');
     match &m.value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => write_f64(out, *v),

@@ -1,0 +1,191 @@
+//! Exposition lines with their group's labels left out: rendered once per
+//! series when pushed, completed when scraped.
+//!
+//! Every series of a group carries the group's labels (the grouping key,
+//! and `instance=""` unless the key has an instance). Rendered into each
+//! line, a key of a hundred thousand pairs from one long URL would be
+//! copied into every series pushed under it, and even a two-pair key costs
+//! a million series some twenty bytes each. So a stored line holds, where
+//! a run of the group's labels goes, a marker naming the run, and the
+//! group renders its labels once ([`KeyText`]); a scrape splices them in
+//! ([`expand`]).
+//!
+//! A marker is the byte `0xFF`, which no UTF-8 text holds (everything
+//! rendered comes from `str`), then the run's first label and its length,
+//! each in base 16: digits `0xC0..=0xCF` while more follow, the last one
+//! `0xD0..=0xDF`. No marker byte is ASCII, so a newline count over a
+//! template (the sample limits) still counts lines.
+
+use crate::model::Label;
+use crate::wire::exposition;
+
+/// Starts a marker.
+pub const MARK: u8 = 0xFF;
+const MORE: u8 = 0xC0;
+const LAST: u8 = 0xD0;
+
+/// A group's labels rendered once, `a="1",b="2",`, with where each starts.
+#[derive(Clone, Debug, Default)]
+pub struct KeyText {
+    text: Box<[u8]>,
+    /// The offset of each label in `text`, then `text`'s length.
+    starts: Box<[u32]>,
+}
+
+impl KeyText {
+    /// `labels` (sorted by name) rendered as a line would show them.
+    pub fn new(labels: &[Label]) -> KeyText {
+        let mut text = Vec::new();
+        let mut starts = Vec::with_capacity(labels.len() + 1);
+        for l in labels {
+            starts.push(offset(text.len()));
+            exposition::write_label(&mut text, l);
+            text.push(b',');
+        }
+        starts.push(offset(text.len()));
+        KeyText {
+            text: text.into(),
+            starts: starts.into(),
+        }
+    }
+
+    /// Labels `first..first + len`, comma-separated; empty if out of range
+    /// (never, for a template rendered against the same labels).
+    fn run(&self, first: usize, len: usize) -> &[u8] {
+        let (Some(&a), Some(&b)) = (self.starts.get(first), self.starts.get(first + len)) else {
+            debug_assert!(false, "a marker outside its group's labels");
+            return b"";
+        };
+        self.text
+            .get(a as usize..(b as usize).saturating_sub(1))
+            .unwrap_or_default()
+    }
+
+    /// The bytes held, for the memory accounting.
+    pub fn size(&self) -> usize {
+        self.text.len() + 4 * self.starts.len()
+    }
+}
+
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).expect("a grouping key's text is far below 4 GiB")
+}
+
+/// Appends a marker for the group's labels `first..first + len`.
+pub fn write_marker(out: &mut Vec<u8>, first: usize, len: usize) {
+    out.push(MARK);
+    write_number(out, first);
+    write_number(out, len);
+}
+
+fn write_number(out: &mut Vec<u8>, n: usize) {
+    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        let d = ((n >> (4 * i)) & 0xF) as u8;
+        out.push(if i == 0 { LAST | d } else { MORE | d });
+    }
+}
+
+/// Reads a number written by [`write_number`] from the front of `bytes`;
+/// returns it and the rest.
+fn read_number(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let mut n = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b & 0xF0 {
+            MORE => n = (n << 4) | usize::from(b & 0xF),
+            LAST => return Some(((n << 4) | usize::from(b & 0xF), &bytes[i + 1..])),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Appends `template` to `out` with every marker replaced by its run of
+/// `key`'s labels.
+pub fn expand(out: &mut Vec<u8>, template: &[u8], key: &KeyText) {
+    let mut rest = template;
+    while let Some(at) = find_mark(rest) {
+        out.extend_from_slice(&rest[..at]);
+        let Some((first, after)) = read_number(&rest[at + 1..]) else {
+            debug_assert!(false, "a malformed marker");
+            return;
+        };
+        let Some((len, after)) = read_number(after) else {
+            debug_assert!(false, "a malformed marker");
+            return;
+        };
+        out.extend_from_slice(key.run(first, len));
+        rest = after;
+    }
+    out.extend_from_slice(rest);
+}
+
+/// The first [`MARK`] in `bytes`, eight bytes at a time: a scrape of a
+/// million series finds a million markers in some sixty megabytes.
+fn find_mark(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        // A byte of `word` is 0xFF where that of `!word` is zero.
+        let word = !u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        if word.wrapping_sub(ONES) & !word & HIGHS != 0 {
+            let j = chunk
+                .iter()
+                .position(|&b| b == MARK)
+                .expect("a mark in the chunk");
+            return Some(8 * i + j);
+        }
+    }
+    let tail = chunks.remainder();
+    let j = tail.iter().position(|&b| b == MARK)?;
+    Some(bytes.len() - tail.len() + j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_in_non_ascii_digits() {
+        for n in [0, 1, 15, 16, 255, 256, 120_000, usize::MAX >> 4] {
+            let mut out = Vec::new();
+            write_number(&mut out, n);
+            assert!(out.iter().all(|b| *b >= 0xC0 && *b < 0xE0), "{out:?}");
+            assert_eq!(read_number(&out), Some((n, &[][..])));
+        }
+    }
+
+    #[test]
+    fn markers_are_found_wherever_they_sit() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = MARK;
+                assert_eq!(find_mark(&bytes), Some(at), "{len} {at}");
+            }
+            assert_eq!(find_mark(&vec![0xFE; len]), None);
+        }
+    }
+
+    #[test]
+    fn runs_of_the_key_are_spliced_in() {
+        let key = [
+            Label::new("b", "1"),
+            Label::new("d", "x\"y"),
+            Label::new("f", ""),
+        ];
+        let text = KeyText::new(&key);
+        let mut t = b"m{a=\"0\",".to_vec();
+        write_marker(&mut t, 0, 1);
+        t.extend_from_slice(b",c=\"2\",");
+        write_marker(&mut t, 1, 2);
+        t.extend_from_slice(b"} 1\n");
+        let mut out = Vec::new();
+        expand(&mut out, &t, &text);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "m{a=\"0\",b=\"1\",c=\"2\",d=\"x\\\"y\",f=\"\"} 1\n"
+        );
+    }
+}
