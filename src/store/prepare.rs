@@ -317,6 +317,14 @@ impl<'k> Sanitizer<'k> {
     }
 }
 
+/// Takes out of a series' labels what its group gives it (see
+/// [`Sanitizer::dropped`]); `key` is sorted by name. A restore reads
+/// series with all their labels and keeps only their own.
+pub(crate) fn strip_group_labels(labels: &mut Vec<Label>, key: &[Label]) {
+    let s = Sanitizer::new(key);
+    labels.retain(|l| !s.dropped(l));
+}
+
 fn has_instance(labels: &[Label]) -> bool {
     labels.iter().any(|l| &*l.name == "instance")
 }

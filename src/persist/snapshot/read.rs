@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use crate::model::{Bucket, Histogram, Metric, MetricFamily, MetricType, Span, Summary, Value};
-use crate::store::Nanos;
+use crate::store::{self, Nanos};
 
 use super::fields::{Strings, parse_f64, parse_labels_shared, read_name, unescape_help};
 use super::frame::{EndRecord, Stretch, not_utf8};
@@ -302,13 +302,16 @@ impl Reader<'_, '_> {
 
     fn series(&mut self, rest: &str) -> Result<(), Bad> {
         let malformed = |why: String| Bad::Malformed("series", why);
-        let fam = self
+        let (key, fam) = self
             .group
             .as_mut()
-            .and_then(|g| g.families.last_mut())
+            .and_then(|g| Some((&g.key, g.families.last_mut()?)))
             .ok_or(Bad::Kind(SnapshotErrorKind::OutsideFamily("series")))?;
-        let (labels, tail) = parse_labels_shared(rest, self.strings).map_err(malformed)?;
+        let (mut labels, tail) = parse_labels_shared(rest, self.strings).map_err(malformed)?;
         let value = parse_value(fam.metric_type, tail.trim_start()).map_err(malformed)?;
+        // The file shows every series with its group's labels; the store
+        // keeps them once, with the group.
+        store::strip_group_labels(&mut labels, key);
         fam.metrics.push(Metric::new(labels.into(), value));
         self.series += 1;
         Ok(())
