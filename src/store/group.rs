@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::model::{Labels, Metric, MetricType, SeriesLabels, merged};
-use crate::wire::template::KeyText;
 
 /// One pushed group. Shared with snapshot writers through an `Arc`: the
 /// loop changes a group copy-on-write, so a snapshot in progress keeps the
@@ -16,8 +15,9 @@ pub(crate) struct Group {
     /// group's push-time gauges, and those every series of the group has
     /// besides its own (held here once, not in each series).
     pub(super) time_labels: Labels,
-    /// `time_labels` as exposition text, spliced into the stored lines.
-    pub(super) key_text: Arc<KeyText>,
+    /// `time_labels` as exposition text, spliced into the stored lines
+    /// (`wire::template`).
+    pub(super) key_text: Arc<[u8]>,
     pub families: BTreeMap<Box<str>, StoredFamily>,
     pub push_time: Option<Nanos>,
     pub failure_time: Option<Nanos>,
@@ -75,7 +75,7 @@ impl Group {
 
     /// The group's labels as exposition text, to complete the stored
     /// lines of its families ([`StoredFamily::text`]).
-    pub(crate) fn key_text(&self) -> &KeyText {
+    pub(crate) fn key_text(&self) -> &[u8] {
         &self.key_text
     }
 

@@ -148,7 +148,7 @@ impl Store {
         let key = push.key.clone();
         let ttl = push.ttl;
         let intern = !push.labels_shared;
-        let gid = self.ensure_group(&key, now);
+        let gid = self.ensure_group(&key, now, Some(&push.key_text));
         self.generation += 1;
         let Some(entry) = self.groups.get_mut(&key) else {
             return;
@@ -223,7 +223,7 @@ impl Store {
         if !self.groups.contains_key(key) && self.check_group_collision(key).is_err() {
             return;
         }
-        self.ensure_group(key, now);
+        self.ensure_group(key, now, None);
         self.generation += 1;
         if let Some(group) = self.groups.get_mut(key).map(Arc::make_mut) {
             group.failure_time = Some(now);
@@ -314,18 +314,24 @@ impl Store {
         n
     }
 
-    fn ensure_group(&mut self, key: &GroupKey, now: Nanos) -> u64 {
+    /// The id of the group with this key, created if needed with the
+    /// rendered labels of a prepared push (rendered here otherwise).
+    fn ensure_group(&mut self, key: &GroupKey, now: Nanos, text: Option<&Arc<[u8]>>) -> u64 {
         if let Some(g) = self.groups.get(key) {
             return g.id;
         }
         let id = self.next_id;
         self.next_id += 1;
         let labels = time_labels(key);
+        let key_text = match text {
+            Some(t) => Arc::clone(t),
+            None => Arc::clone(crate::wire::template::KeyText::new(&labels).text()),
+        };
         self.groups.insert(
             key.clone(),
             Arc::new(Group {
                 id,
-                key_text: Arc::new(crate::wire::template::KeyText::new(&labels)),
+                key_text,
                 time_labels: labels.clone(),
                 families: BTreeMap::new(),
                 push_time: None,

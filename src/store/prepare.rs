@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use super::*;
 use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, SeriesLabels, merged};
 use crate::wire::exposition;
+use crate::wire::template::KeyText;
 
 /// Orders series as the reference's exposition does: by number of labels,
 /// then by label values in label-name order; label names only break ties
@@ -87,6 +88,9 @@ pub(crate) struct PreparedPush {
     /// `instance=""` unless the key has an instance. Kept once, with the
     /// group, not in every series.
     pub shared: Labels,
+    /// `shared` rendered: what the markers in the families' text point
+    /// into (`wire::template`). A new group keeps it.
+    pub key_text: Arc<[u8]>,
     pub families: Vec<PreparedFamily>,
     /// PUT replaces the whole group; POST only the families it carries.
     pub replace: bool,
@@ -113,6 +117,7 @@ pub(crate) fn prepare_push(
 ) -> Result<PreparedPush, PushError> {
     let key = sorted_key(key);
     let shared = group_labels(&key);
+    let key_text = KeyText::new(&shared);
     let sanitizer = Sanitizer::new(&key);
     let mut scratch = Vec::new();
     let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
@@ -157,7 +162,7 @@ pub(crate) fn prepare_push(
         // behind each family.
         scratch.clear();
         for m in &metrics {
-            exposition::write_metric_template(&mut scratch, &fam.name, m, &shared);
+            exposition::write_metric_template(&mut scratch, &fam.name, m, (&shared, &key_text));
         }
         let text: Box<[u8]> = scratch.as_slice().into();
         let hashes = metrics
@@ -178,6 +183,7 @@ pub(crate) fn prepare_push(
     Ok(PreparedPush {
         key,
         shared,
+        key_text: Arc::clone(key_text.text()),
         families: out,
         replace,
         ttl: None,

@@ -10,7 +10,7 @@
 
 use std::io;
 
-use super::template;
+use super::template::KeyText;
 use crate::model::{
     Label, Metric, MetricType, Side, Value, is_valid_label_name, is_valid_metric_name, merged,
 };
@@ -42,10 +42,16 @@ pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
 /// Appends every sample line of one stored series whose labels are its
 /// own (`metric.labels`) and its group's (`shared`): the own ones are
 /// written, the group's become markers ([`template`](super::template)).
-pub fn write_metric_template(out: &mut Vec<u8>, name: &str, metric: &Metric, shared: &[Label]) {
+pub fn write_metric_template(
+    out: &mut Vec<u8>,
+    name: &str,
+    metric: &Metric,
+    (shared, key): (&[Label], &KeyText),
+) {
     let labels = LineLabels::Spliced {
         own: &metric.labels,
         shared,
+        key,
     };
     write_lines(out, name, metric, labels);
 }
@@ -57,6 +63,8 @@ enum LineLabels<'a> {
     Spliced {
         own: &'a [Label],
         shared: &'a [Label],
+        /// `shared` rendered, where the markers point.
+        key: &'a KeyText,
     },
 }
 
@@ -64,7 +72,7 @@ impl LineLabels<'_> {
     fn is_empty(self) -> bool {
         match self {
             LineLabels::Plain(l) => l.is_empty(),
-            LineLabels::Spliced { own, shared } => own.is_empty() && shared.is_empty(),
+            LineLabels::Spliced { own, shared, .. } => own.is_empty() && shared.is_empty(),
         }
     }
 
@@ -78,18 +86,18 @@ impl LineLabels<'_> {
                     *sep = b',';
                 }
             }
-            LineLabels::Spliced { own, shared } => write_spliced(out, sep, own, shared),
+            LineLabels::Spliced { own, shared, key } => write_spliced(out, sep, own, shared, key),
         }
     }
 }
 
 /// Own labels written, runs of the group's as markers, in name order.
-fn write_spliced(out: &mut Vec<u8>, sep: &mut u8, own: &[Label], shared: &[Label]) {
+fn write_spliced(out: &mut Vec<u8>, sep: &mut u8, own: &[Label], shared: &[Label], key: &KeyText) {
     let mut run: Option<(usize, usize)> = None;
     let flush = |out: &mut Vec<u8>, sep: &mut u8, run: &mut Option<(usize, usize)>| {
         if let Some((first, len)) = run.take() {
             out.push(*sep);
-            template::write_marker(out, first, len);
+            key.write_marker(out, first, len);
             *sep = b',';
         }
     };

@@ -11,10 +11,14 @@
 //! ([`expand`]).
 //!
 //! A marker is the byte `0xFF`, which no UTF-8 text holds (everything
-//! rendered comes from `str`), then the run's first label and its length,
-//! each in base 16: digits `0xC0..=0xCF` while more follow, the last one
-//! `0xD0..=0xDF`. No marker byte is ASCII, so a newline count over a
-//! template (the sample limits) still counts lines.
+//! rendered comes from `str`), then where the run starts in the group's
+//! text and how many bytes it takes, each in base 16: digits
+//! `0xC0..=0xCF` while more follow, the last one `0xD0..=0xDF`. No marker
+//! byte is ASCII, so a newline count over a template (the sample limits)
+//! still counts lines. Byte positions, not label numbers: a scrape then
+//! reads nothing of the group's but its text, one allocation.
+
+use std::sync::Arc;
 
 use crate::model::Label;
 use crate::wire::exposition;
@@ -24,10 +28,11 @@ pub const MARK: u8 = 0xFF;
 const MORE: u8 = 0xC0;
 const LAST: u8 = 0xD0;
 
-/// A group's labels rendered once, `a="1",b="2",`, with where each starts.
+/// A group's labels rendered once, `a="1",b="2",`, with where each starts:
+/// what a push's lines are rendered against. The group keeps the text.
 #[derive(Clone, Debug, Default)]
 pub struct KeyText {
-    text: Box<[u8]>,
+    text: Arc<[u8]>,
     /// The offset of each label in `text`, then `text`'s length.
     starts: Box<[u32]>,
 }
@@ -49,33 +54,24 @@ impl KeyText {
         }
     }
 
-    /// Labels `first..first + len`, comma-separated; empty if out of range
-    /// (never, for a template rendered against the same labels).
-    fn run(&self, first: usize, len: usize) -> &[u8] {
-        let (Some(&a), Some(&b)) = (self.starts.get(first), self.starts.get(first + len)) else {
-            debug_assert!(false, "a marker outside its group's labels");
-            return b"";
-        };
-        self.text
-            .get(a as usize..(b as usize).saturating_sub(1))
-            .unwrap_or_default()
+    /// The rendered labels, which [`expand`] splices from.
+    pub fn text(&self) -> &Arc<[u8]> {
+        &self.text
     }
 
-    /// The bytes held, for the memory accounting.
-    pub fn size(&self) -> usize {
-        self.text.len() + 4 * self.starts.len()
+    /// Appends a marker for labels `first..first + len` (comma-separated,
+    /// without the last label's comma).
+    pub fn write_marker(&self, out: &mut Vec<u8>, first: usize, len: usize) {
+        let a = self.starts[first] as usize;
+        let b = self.starts[first + len] as usize - 1;
+        out.push(MARK);
+        write_number(out, a);
+        write_number(out, b - a);
     }
 }
 
 fn offset(n: usize) -> u32 {
     u32::try_from(n).expect("a grouping key's text is far below 4 GiB")
-}
-
-/// Appends a marker for the group's labels `first..first + len`.
-pub fn write_marker(out: &mut Vec<u8>, first: usize, len: usize) {
-    out.push(MARK);
-    write_number(out, first);
-    write_number(out, len);
 }
 
 fn write_number(out: &mut Vec<u8>, n: usize) {
@@ -100,24 +96,46 @@ fn read_number(bytes: &[u8]) -> Option<(usize, &[u8])> {
     None
 }
 
-/// Appends `template` to `out` with every marker replaced by its run of
-/// `key`'s labels.
-pub fn expand(out: &mut Vec<u8>, template: &[u8], key: &KeyText) {
+/// Appends `template` to `out` with every marker replaced by the bytes
+/// of `key` (a group's [`KeyText::text`]) it names.
+pub fn expand(out: &mut Vec<u8>, template: &[u8], key: &[u8]) {
     let mut rest = template;
     while let Some(at) = find_mark(rest) {
-        out.extend_from_slice(&rest[..at]);
-        let Some((first, after)) = read_number(&rest[at + 1..]) else {
+        copy(out, rest, at);
+        let Some((start, len, after)) = read_marker(&rest[at..]) else {
             debug_assert!(false, "a malformed marker");
             return;
         };
-        let Some((len, after)) = read_number(after) else {
-            debug_assert!(false, "a malformed marker");
-            return;
-        };
-        out.extend_from_slice(key.run(first, len));
+        match key.get(start..) {
+            Some(run) if run.len() >= len => copy(out, run, len),
+            _ => debug_assert!(false, "a marker outside its group's labels"),
+        }
         rest = after;
     }
     out.extend_from_slice(rest);
+}
+
+/// Appends `src[..n]`. A short piece with enough bytes behind it is
+/// copied as a fixed 32 bytes and the excess cut off: inline moves, not
+/// a call to `memcpy` for a few bytes, twice per line of a scrape.
+fn copy(out: &mut Vec<u8>, src: &[u8], n: usize) {
+    const WIDE: usize = 32;
+    match src.first_chunk::<WIDE>() {
+        Some(wide) if n <= WIDE => {
+            let end = out.len() + n;
+            out.extend_from_slice(wide);
+            out.truncate(end);
+        }
+        _ => out.extend_from_slice(&src[..n]),
+    }
+}
+
+/// The run a marker at the front of `bytes` names, and what follows it.
+fn read_marker(bytes: &[u8]) -> Option<(usize, usize, &[u8])> {
+    let after = bytes.strip_prefix(&[MARK])?;
+    let (start, after) = read_number(after)?;
+    let (len, after) = read_number(after)?;
+    Some((start, len, after))
 }
 
 /// The first [`MARK`] in `bytes`, eight bytes at a time: a scrape of a
@@ -177,12 +195,12 @@ mod tests {
         ];
         let text = KeyText::new(&key);
         let mut t = b"m{a=\"0\",".to_vec();
-        write_marker(&mut t, 0, 1);
+        text.write_marker(&mut t, 0, 1);
         t.extend_from_slice(b",c=\"2\",");
-        write_marker(&mut t, 1, 2);
+        text.write_marker(&mut t, 1, 2);
         t.extend_from_slice(b"} 1\n");
         let mut out = Vec::new();
-        expand(&mut out, &t, &text);
+        expand(&mut out, &t, text.text());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "m{a=\"0\",b=\"1\",c=\"2\",d=\"x\\\"y\",f=\"\"} 1\n"
