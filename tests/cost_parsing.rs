@@ -552,9 +552,10 @@ fn records_over_the_budget_are_503_while_parsed() {
     assert_survived(&gw, "records over the budget");
 }
 
-/// A grouping key of 100,000 pairs is copied into every series: a body of
-/// a thousand series would need gigabytes once prepared, and is refused
-/// before they are allocated.
+/// A grouping key of 100,000 pairs is written into every line of a scrape:
+/// a body of a thousand series under it would make gigabytes of text that
+/// no scrape could render within the budget, and is refused before
+/// anything is allocated for it.
 #[test]
 fn long_grouping_key_times_many_series_is_503() {
     let _serial = serial();
@@ -568,6 +569,49 @@ fn long_grouping_key_times_many_series_is_503() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(grown < 256 * 1024, "the peak grew by {grown} KiB");
     assert_survived(&gw, "long key times many series");
+}
+
+/// A grouping key is held once per group, not copied into each series:
+/// under a key of 20,000 pairs, a push of 200 series keeps about what a
+/// push of one series keeps (copied, the key's labels and text would cost
+/// 200 times as much), and a scrape still shows the whole key in every
+/// line.
+#[test]
+fn a_long_grouping_key_is_held_once_per_group() {
+    let _serial = serial();
+    let gw = start(&[]);
+    let pairs: String = (0..20_000).map(|i| format!("/k{i}/1")).collect();
+    let held_kib = |job: &str, series: usize| -> u64 {
+        // Idle RSS: the gateway hands freed memory back a second after a
+        // burst.
+        thread::sleep(Duration::from_millis(1500));
+        let before = raw::rss_kib(gw.pid());
+        let push = Push {
+            path: format!("/metrics/job/{job}{pairs}"),
+            ..Push::text(lines(series, |i| format!("m_{job}{{i=\"{i}\"}} 1\n")))
+        };
+        let (r, _) = push.send(&gw);
+        assert_eq!(r.status, 200, "{job}: {}", r.text());
+        thread::sleep(Duration::from_millis(1500));
+        raw::rss_kib(gw.pid()).saturating_sub(before)
+    };
+    let one = held_kib("one", 1);
+    let many = held_kib("many", 200);
+    eprintln!("a key of 20,000 pairs: 1 series keeps {one} KiB, 200 series {many} KiB");
+    assert!(
+        many < 3 * one + 8 * 1024,
+        "200 series under the key keep {many} KiB, one series {one} KiB: the key is copied"
+    );
+    let text = gw.get("/metrics").text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("m_many{")).collect();
+    assert_eq!(lines.len(), 200);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(",job=\"many\",k0=\"1\",") && l.contains(",k19999=\"1\"")),
+        "every line shows the whole key"
+    );
+    assert_survived(&gw, "long key held once");
 }
 
 /// Without the consistency check, pushes may put one series in two

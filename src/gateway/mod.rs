@@ -620,9 +620,14 @@ impl Gateway {
         let pause = started.elapsed();
         self.telemetry.observe_scrape_pause(pause);
         log::debug!(loop_pause = crate::time::go_duration(pause), groups = view.groups.len(); "scrape handed to the pool");
-        let hint = self
+        // Charged before the body is built: at least the pushed series'
+        // text as the store counts it (a store that grew since the last
+        // scrape, by a group key spliced into many series, say, is
+        // refused before it is rendered, not after).
+        let last = self
             .last_scrape_len
             .load(std::sync::atomic::Ordering::Relaxed);
+        let hint = last.max(self.store.exposed_bytes());
         let format = key.format;
         let body = if key.gzip && format == ScrapeFormat::Text {
             // Compressed as it is rendered, family by family, reusing the

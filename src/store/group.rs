@@ -114,4 +114,6 @@ pub(crate) struct StoredFamily {
     pub pushed_at: Nanos,
     /// Its sample lines in the exposition (see `limits`).
     pub samples: usize,
+    /// The bytes a scrape writes for it (`text` completed).
+    pub exposed: usize,
 }

@@ -74,6 +74,9 @@ pub(crate) struct Store {
     series_count: usize,
     /// Sample lines stored (see `limits`), kept as series come and go.
     samples: usize,
+    /// Bytes of pushed series in a text scrape, kept likewise: a scrape
+    /// is charged this before it is rendered.
+    exposed: usize,
     deadlines: expiry::Deadlines,
     /// Bumped on every change, so persistence knows when to write.
     generation: u64,
@@ -94,6 +97,7 @@ impl Store {
             next_id: 1,
             series_count: 0,
             samples: 0,
+            exposed: 0,
             deadlines: expiry::Deadlines::default(),
             generation: 0,
             interner: Interner::default(),
@@ -138,6 +142,12 @@ impl Store {
         self.groups.len()
     }
 
+    /// The bytes the pushed series take in a text scrape (without the
+    /// headers, push-time gauges and the gateway's own metrics).
+    pub(crate) fn exposed_bytes(&self) -> usize {
+        self.exposed
+    }
+
     /// Pushed series, not counting the push-time gauges.
     pub(crate) fn series_count(&self) -> usize {
         self.series_count
@@ -180,6 +190,7 @@ impl Store {
             unindex_family(&mut self.families, name, fam, owner, self.generation);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
+            self.exposed -= fam.exposed;
         }
         for fam in push.families {
             let idx = self.families.entry(fam.name.clone()).or_default();
@@ -198,6 +209,7 @@ impl Store {
             }
             self.series_count += metrics.len();
             self.samples += samples;
+            self.exposed += fam.exposed;
             let stored = StoredFamily {
                 help: fam.help,
                 metric_type: fam.metric_type,
@@ -205,6 +217,7 @@ impl Store {
                 text: fam.text,
                 pushed_at: fam.pushed_at.unwrap_or(now),
                 samples,
+                exposed: fam.exposed,
             };
             group.families.insert(fam.name, stored);
         }
@@ -278,6 +291,7 @@ impl Store {
             unindex_family(&mut self.families, name, fam, owner, self.generation);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
+            self.exposed -= fam.exposed;
         }
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             if let Some(idx) = self.families.get_mut(name) {
@@ -311,6 +325,7 @@ impl Store {
         }
         self.series_count = 0;
         self.samples = 0;
+        self.exposed = 0;
         n
     }
 

@@ -77,6 +77,9 @@ pub(crate) struct PreparedFamily {
     pub text: Box<[u8]>,
     /// Set when restoring; a push stamps its families with the push time.
     pub pushed_at: Option<Nanos>,
+    /// The length of `text` once completed with the group's labels: what
+    /// a scrape writes for this family of this group.
+    pub exposed: usize,
 }
 
 /// A push that passed every check that needs no store: sanitized labels,
@@ -165,6 +168,7 @@ pub(crate) fn prepare_push(
             exposition::write_metric_template(&mut scratch, &fam.name, m, (&shared, &key_text));
         }
         let text: Box<[u8]> = scratch.as_slice().into();
+        let exposed = crate::wire::template::expanded_len(&text, key_text.text());
         let hashes = metrics
             .iter()
             .map(|m| series_hash(&m.labels, &shared))
@@ -177,6 +181,7 @@ pub(crate) fn prepare_push(
             hashes,
             text,
             pushed_at: None,
+            exposed,
         });
     }
     keep_last_of_each_name(&mut out);
@@ -348,10 +353,16 @@ pub(super) fn group_labels(key: &[Label]) -> Labels {
 }
 
 /// An upper bound of the memory [`prepare_push`] allocates for these
-/// families under `key`, to charge before it runs. The key's labels are
-/// held once (the group's labels and their text), not per series: a
-/// series costs its own labels and a marker per run of the key's in each
-/// of its lines. Linear in the families' labels and the key.
+/// families under `key`, to charge before it runs, and of what a scrape
+/// renders for them.
+///
+/// The push holds the key's labels once (the group's labels and their
+/// text), not per series: a series costs its own labels and a marker per
+/// run of the key's in each of its lines. But a scrape writes the key into
+/// every line, so the charge counts it there too: a push that no scrape
+/// could render within the budget (a key of a hundred thousand pairs
+/// times a thousand series is gigabytes of text) is refused now, not
+/// stored to fail every scrape. Linear in the families' labels and the key.
 pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
     use crate::wire::cost;
     let key_text: usize = key.iter().map(text_len).sum();
@@ -370,7 +381,7 @@ pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
             // before each own label and one after; a marker is at most
             // 1 + 2 * 16 bytes, and its comma.
             let markers = (labels + 1) * 34;
-            let line = 2 * fam.name.len() + 64 + markers + own_text;
+            let line = 2 * fam.name.len() + 64 + markers + own_text + key_text;
             // A summary or histogram writes a line per quantile or bucket.
             let lines = match &m.value {
                 crate::model::Value::Summary(s) => s.quantiles.len() + 2,
@@ -507,10 +518,10 @@ mod tests {
         assert!(big_text <= small_text + 100 * 4, "{small_text} {big_text}");
     }
 
-    /// The up-front charge covers what a push holds, and grows with the
-    /// key once, not once per series.
+    /// The up-front charge covers what a push holds, and the key in
+    /// every line a scrape of it writes.
     #[test]
-    fn the_prepared_cost_counts_the_key_once() {
+    fn the_prepared_cost_counts_the_key_in_every_line() {
         let body: String = (0..100).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
         let fams = crate::wire::text_format::parse(body.as_bytes()).unwrap();
         let small = prepared_cost(&key(&[("job", "j")]), &fams);
@@ -519,16 +530,20 @@ mod tests {
             .collect();
         let big_key: GroupKey = pairs.iter().map(|(n, v)| Label::new(n, v)).collect();
         let big = prepared_cost(&big_key, &fams);
-        assert!(big > small + 1000 * 8, "{small} {big}");
-        assert!(big < small + 100 * 1000, "not per series: {small} {big}");
         let p = prepare_push(sorted_key(big_key), fams, true).unwrap();
-        let held: usize = p.families[0].text.len()
+        let f = &p.families[0];
+        assert!(
+            big >= f.exposed,
+            "charged {big}, a scrape writes {}",
+            f.exposed
+        );
+        assert!(f.exposed > 100 * 1000 * 6, "{}", f.exposed);
+        let held: usize = f.text.len()
+            + p.key_text.len()
             + 8 * p.shared.len()
-            + p.families[0]
-                .metrics
-                .iter()
-                .map(|m| m.labels.len() * 8)
-                .sum::<usize>();
+            + f.metrics.iter().map(|m| m.labels.len() * 8).sum::<usize>();
         assert!(big >= held, "charged {big}, holds at least {held}");
+        assert!(held * 20 < f.exposed, "held {held}, exposed {}", f.exposed);
+        assert!(small * 20 < big, "{small} {big}");
     }
 }

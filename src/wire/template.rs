@@ -130,6 +130,22 @@ fn copy(out: &mut Vec<u8>, src: &[u8], n: usize) {
     }
 }
 
+/// The length [`expand`] makes of `template` with `key`: what a scrape
+/// writes for it, known without writing it.
+pub fn expanded_len(template: &[u8], key: &[u8]) -> usize {
+    let mut rest = template;
+    let mut total = 0usize;
+    while let Some(at) = find_mark(rest) {
+        total += at;
+        let Some((_, len, after)) = read_marker(&rest[at..]) else {
+            return total;
+        };
+        total = total.saturating_add(len.min(key.len()));
+        rest = after;
+    }
+    total + rest.len()
+}
+
 /// The run a marker at the front of `bytes` names, and what follows it.
 fn read_marker(bytes: &[u8]) -> Option<(usize, usize, &[u8])> {
     let after = bytes.strip_prefix(&[MARK])?;
@@ -201,6 +217,7 @@ mod tests {
         t.extend_from_slice(b"} 1\n");
         let mut out = Vec::new();
         expand(&mut out, &t, text.text());
+        assert_eq!(expanded_len(&t, text.text()), out.len());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "m{a=\"0\",b=\"1\",c=\"2\",d=\"x\\\"y\",f=\"\"} 1\n"

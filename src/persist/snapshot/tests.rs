@@ -342,8 +342,15 @@ fn restore_seconds(text: &str) -> f64 {
 #[test]
 fn a_group_of_many_families_restores_in_near_linear_time() {
     let (small, large) = (many_families(20_000), many_families(160_000));
-    restore_seconds(&small); // warm the allocator
-    let ratio = restore_seconds(&large) / restore_seconds(&small);
+    // The fastest of three runs each: one run on a busy machine can lose
+    // its core for a while.
+    let best = |text: &str| {
+        (0..3)
+            .map(|_| restore_seconds(text))
+            .fold(f64::MAX, f64::min)
+    };
+    let ratio = best(&large) / best(&small);
+    eprintln!("restore of a group of many families: 8n / n = {ratio:.1}");
     assert!(
         ratio < 24.0,
         "8 times the families took {ratio:.1} times as long"
