@@ -187,6 +187,18 @@ impl OwnFamilies for Own {
             .ok()
             .map(|i| (OWN_FAMILIES[i].1, OWN_FAMILIES[i].2))
     }
+
+    /// The reference's request counter and push summaries, which it
+    /// creates with the first request, after it has noted its metrics'
+    /// HELP texts.
+    fn help_checked(&self, name: &str) -> bool {
+        matches!(
+            name,
+            "pushgateway_http_requests_total"
+                | "pushgateway_http_push_duration_seconds"
+                | "pushgateway_http_push_size_bytes"
+        )
+    }
 }
 
 /// How long observations count towards the push summaries' quantiles, as

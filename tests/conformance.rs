@@ -966,6 +966,36 @@ fn consistency_with_own_metrics() {
     p.expect_answers("400x2 200x5");
 }
 
+/// The reference rewrites the HELP of pushed families named like its
+/// metrics that exist at start-up (`pushgateway_build_info`), but checks
+/// it for those that appear with the first request (its request counter
+/// and push summaries): those need the gateway's own HELP.
+#[test]
+fn help_of_families_named_like_the_gateways_request_metrics() {
+    let mut p = Pair::start(&[]);
+    // A first request, so that the reference's request counter exists.
+    p.put("/metrics/job/warm", "warm 1\n");
+    let counter = "pushgateway_http_requests_total";
+    let own_help = "Total HTTP requests processed by the Pushgateway, excluding scrapes.";
+    p.put(
+        "/metrics/job/own",
+        &format!("# TYPE {counter} counter\n{counter} 1\n"),
+    );
+    p.put(
+        "/metrics/job/own",
+        &format!("# HELP {counter} other\n# TYPE {counter} counter\n{counter} 1\n"),
+    );
+    p.put(
+        "/metrics/job/own",
+        &format!("# HELP {counter} {own_help}\n# TYPE {counter} counter\n{counter} 1\n"),
+    );
+    p.put(
+        "/metrics/job/own2",
+        "# HELP pushgateway_build_info other\n# TYPE pushgateway_build_info gauge\npushgateway_build_info 1\n",
+    );
+    p.expect_answers("200 400x2 200x2");
+}
+
 /// Requires the pushed series (those with a `job` label) of the
 /// `pushgateway_*` families to be `want` on both servers, and the
 /// gateway's own `pushgateway_build_info` series to stay alone beside them.

@@ -110,10 +110,19 @@ impl Check<'_> {
     /// push may change a type it alone holds.
     fn one_type_per_name(&self, fam: &PreparedFamily) -> Result<(), PushError> {
         let (name, t) = (&*fam.name, fam.metric_type);
-        if let Some((own_t, _)) = self.own.own_family(name)
-            && own_t != t
-        {
-            return Err(type_mismatch(name, t, own_t));
+        if let Some((own_t, own_help)) = self.own.own_family(name) {
+            // The reference gathers HELP before type.
+            let pushed = fam.help.as_deref().unwrap_or("");
+            if self.own.help_checked(name) && pushed != own_help {
+                return Err(PushError::HelpMismatch {
+                    metric: name.to_owned(),
+                    pushed: pushed.to_owned(),
+                    own: own_help,
+                });
+            }
+            if own_t != t {
+                return Err(type_mismatch(name, t, own_t));
+            }
         }
         if let Some(idx) = self.index(name) {
             let mut counts = idx.type_counts;

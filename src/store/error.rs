@@ -27,6 +27,14 @@ pub(crate) enum PushError {
         pushed: MetricType,
         existing: MetricType,
     },
+    /// A family named like one of the gateway's own whose HELP the
+    /// reference checks (see `OwnFamilies::help_checked`), pushed with
+    /// another HELP or none.
+    HelpMismatch {
+        metric: String,
+        pushed: String,
+        own: &'static str,
+    },
     SuffixCollision {
         metric: String,
         other: String,
@@ -77,6 +85,14 @@ impl fmt::Display for PushError {
             PushError::DuplicateSeries { metric, labels } => write!(
                 f,
                 "metric {metric:?} with labels {labels} appears more than once in this push"
+            ),
+            PushError::HelpMismatch {
+                metric,
+                pushed,
+                own,
+            } => write!(
+                f,
+                "gathered metric family {metric} has help {pushed:?} but should have {own:?}"
             ),
             PushError::TypeMismatch {
                 metric,

@@ -64,6 +64,15 @@ pub(crate) use crate::time::Nanos;
 /// wins over a pushed one.
 pub(crate) trait OwnFamilies {
     fn own_family(&self, name: &str) -> Option<(MetricType, &'static str)>;
+
+    /// Whether a pushed family of this name must carry the own family's
+    /// HELP. The reference replaces the HELP of pushed families named
+    /// like its metrics that exist at start-up, but not of those that only
+    /// appear with the first request (its HTTP counters and summaries): a
+    /// push of those with another HELP, or none, fails its gathering.
+    fn help_checked(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// All groups and the index over them.
