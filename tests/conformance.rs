@@ -979,15 +979,15 @@ fn help_of_families_named_like_the_gateways_request_metrics() {
     let own_help = "Total HTTP requests processed by the Pushgateway, excluding scrapes.";
     p.put(
         "/metrics/job/own",
-        &format!("# TYPE {counter} counter\n{counter} 1\n"),
+        format!("# TYPE {counter} counter\n{counter} 1\n"),
     );
     p.put(
         "/metrics/job/own",
-        &format!("# HELP {counter} other\n# TYPE {counter} counter\n{counter} 1\n"),
+        format!("# HELP {counter} other\n# TYPE {counter} counter\n{counter} 1\n"),
     );
     p.put(
         "/metrics/job/own",
-        &format!("# HELP {counter} {own_help}\n# TYPE {counter} counter\n{counter} 1\n"),
+        format!("# HELP {counter} {own_help}\n# TYPE {counter} counter\n{counter} 1\n"),
     );
     p.put(
         "/metrics/job/own2",
