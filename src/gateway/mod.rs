@@ -213,16 +213,18 @@ impl Gateway {
                 self.answer_delete(d.query, d.meta, keys, d.reply_to);
             }
         }
-        self.free_off_loop(freed);
+        if !freed.is_empty() {
+            self.free_off_loop(freed);
+        }
     }
 
-    /// Frees deleted groups on a low-priority thread: freeing thousands of
-    /// series (and the allocator handing pages back) is no work for the
-    /// loop.
-    fn free_off_loop(&self, freed: Vec<Arc<store::Group>>) {
+    /// Frees deleted groups (or a wiped store) on a low-priority pool
+    /// thread: freeing thousands of series (and the allocator handing
+    /// pages back) is no work for the loop.
+    fn free_off_loop<T: Send + 'static>(&self, freed: T) {
         match &self.offload {
-            Some(o) if !freed.is_empty() => o.pool.execute_background(move || drop(freed)),
-            _ => drop(freed),
+            Some(o) => o.pool.execute_background(move || drop(freed)),
+            None => drop(freed),
         }
     }
 
@@ -438,7 +440,8 @@ impl Gateway {
                 self.matched(query, meta, keys, reply_to);
             }
             Event::Wipe { reply_to } => {
-                let groups = self.store.wipe();
+                let (groups, wiped) = self.store.wipe();
+                self.free_off_loop(wiped);
                 log::info!(groups = groups; "wiped the metric store via the admin API");
                 self.answer_change(reply_to, Reply::empty(202));
             }

@@ -54,6 +54,14 @@ pub(crate) struct StoreView {
     pub series: usize,
 }
 
+/// What a wipe took out of the store, to be dropped where freeing it holds
+/// nobody up.
+pub(crate) struct Wiped {
+    _groups: BTreeMap<GroupKey, Arc<Group>>,
+    _families: BTreeMap<Box<str>, FamilyIndex>,
+    _due: std::collections::BTreeSet<(Nanos, GroupKey)>,
+}
+
 /// A grouping key: `job` plus the URL's label pairs, sorted by name.
 pub(crate) type GroupKey = Arc<[Label]>;
 
@@ -315,27 +323,23 @@ impl Store {
         Some(group)
     }
 
-    /// Deletes every group; returns how many there were.
-    pub(crate) fn wipe(&mut self) -> usize {
+    /// Deletes every group; returns how many there were and what they
+    /// held, for the caller to free off the loop (a million series take a
+    /// while to free).
+    pub(crate) fn wipe(&mut self) -> (usize, Wiped) {
         let n = self.groups.len();
         if n > 0 {
             self.generation += 1;
         }
-        // Freeing a million series takes a while: done on a thread of its
-        // own, so the loop answers the next request at once.
-        let groups = std::mem::take(&mut self.groups);
-        let families = std::mem::take(&mut self.families);
-        let due = std::mem::take(&mut self.deadlines.due);
-        let freed = std::thread::Builder::new()
-            .name("wipe".into())
-            .spawn(move || drop((groups, families, due)));
-        if let Err(e) = freed {
-            log::warn!(err:display = e; "no thread to free the wiped store on; it is freed on the request loop");
-        }
+        let wiped = Wiped {
+            _groups: std::mem::take(&mut self.groups),
+            _families: std::mem::take(&mut self.families),
+            _due: std::mem::take(&mut self.deadlines.due),
+        };
         self.series_count = 0;
         self.samples = 0;
         self.exposed = 0;
-        n
+        (n, wiped)
     }
 
     /// The id of the group with this key, created if needed with the
