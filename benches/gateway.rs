@@ -30,13 +30,68 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Whether figures are printed (`cargo bench`), or only checked (smoke).
 static REPORT: AtomicBool = AtomicBool::new(false);
 
-/// `println!` in bench mode, nothing in the smoke run.
+/// Everything `report!` printed, for `docs/benchmarks.md`.
+static OUTPUT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// `println!` in bench mode (and kept for `docs/benchmarks.md`), nothing
+/// in the smoke run.
 macro_rules! report {
+    () => {
+        report!("")
+    };
     ($($arg:tt)*) => {
         if $crate::REPORT.load(::std::sync::atomic::Ordering::Relaxed) {
-            println!($($arg)*);
+            let line = format!($($arg)*);
+            println!("{line}");
+            let mut out = $crate::OUTPUT.lock().unwrap_or_else(|e| e.into_inner());
+            out.push_str(&line);
+            out.push('\n');
         }
     };
+}
+
+/// The line of `docs/benchmarks.md` after which a full `make bench` run
+/// writes its figures: every figure of the gateway lives there, once.
+const RESULTS_MARK: &str = "<!-- Everything below is written by `make bench`. -->";
+
+/// Replaces what follows [`RESULTS_MARK`] in `docs/benchmarks.md` with this
+/// run's output, the machine and the commit.
+fn write_results() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/benchmarks.md");
+    let doc = std::fs::read_to_string(path).expect("docs/benchmarks.md is readable");
+    let Some(at) = doc.find(RESULTS_MARK) else {
+        panic!("docs/benchmarks.md lacks the line {RESULTS_MARK:?}");
+    };
+    let run = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let output = OUTPUT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut out = doc[..at + RESULTS_MARK.len()].to_owned();
+    let _ = write!(
+        out,
+        "\n\n## The last full run\n\n{} on {cores} cores of {cpu}, commit {}:\n\n```text\n{}```\n",
+        run("date", &["-u", "+%Y-%m-%d"]),
+        run("git", &["rev-parse", "--short", "HEAD"]),
+        output
+    );
+    std::fs::write(path, out).expect("docs/benchmarks.md is writable");
+    println!("\nwrote the figures to docs/benchmarks.md");
 }
 
 use std::fmt::Write as _;
@@ -494,6 +549,10 @@ fn main() {
     million_bench::print(bench_mode, &million);
     #[cfg(feature = "tls")]
     tls_bench::print(bench_mode, &ours_bin, &reference_bin);
+    // Only a full run at full scale stands for the gateway's figures.
+    if bench_mode && scale == 1.0 {
+        write_results();
+    }
 }
 
 /// Push throughput over TLS against plain HTTP, ours and the reference,

@@ -94,3 +94,26 @@ fn every_relative_link_resolves() {
         "only {checked} relative links found: is the parser right?"
     );
 }
+
+/// docs/benchmarks.md ends with what the last full `make bench` run
+/// printed, after the line the bench writes below: the figures live
+/// there, once, and come from a run, not from hand.
+#[test]
+fn benchmark_figures_come_from_a_bench_run() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+    let doc = fs::read_to_string(path).expect("docs/benchmarks.md exists");
+    let mark = "<!-- Everything below is written by `make bench`. -->";
+    let (_, written) = doc
+        .split_once(mark)
+        .expect("docs/benchmarks.md has the line after which `make bench` writes");
+    assert!(
+        written.contains("## The last full run") && written.contains("```text"),
+        "no run is written below the mark: run `make bench`"
+    );
+    for part in ["reference", "1000000 series", "HTTP front"] {
+        assert!(
+            written.contains(part),
+            "the written run lacks its {part:?} part: a partial run?"
+        );
+    }
+}
