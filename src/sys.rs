@@ -1,159 +1,14 @@
 //! The calls into libc the rest of the crate needs, behind safe functions.
 //!
-//! The HTTP front's event loop (epoll, an eventfd to wake it), descriptor
-//! limits, socket options std does not offer, sockets inherited from
-//! systemd, shutdown signals, and handing freed memory back to the system.
-//! This is the one module with `unsafe` (the crate denies it elsewhere);
-//! each block says why it is sound.
+//! The event loop itself is `mio`'s; what is left here is what neither
+//! std nor mio offers: descriptor limits, socket options, sockets
+//! inherited from systemd, shutdown signals, and handing freed memory back
+//! to the system. This is the one module with `unsafe` (the crate denies
+//! it elsewhere); each block says why it is sound.
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-/// What an epoll registration waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Interest {
-    pub read: bool,
-    pub write: bool,
-}
-
-impl Interest {
-    pub(crate) const NONE: Interest = Interest {
-        read: false,
-        write: false,
-    };
-    pub(crate) const READ: Interest = Interest {
-        read: true,
-        write: false,
-    };
-
-    fn bits(self) -> u32 {
-        let mut b = 0;
-        if self.read {
-            b |= libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
-        }
-        if self.write {
-            b |= libc::EPOLLOUT as u32;
-        }
-        b
-    }
-}
-
-/// One readiness report from [`Epoll::wait`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ready {
-    pub token: u64,
-    pub readable: bool,
-    pub writable: bool,
-    /// Error or hang-up: the next read or write tells which.
-    pub hangup: bool,
-}
-
-/// A level-triggered epoll instance.
-pub(crate) struct Epoll {
-    fd: OwnedFd,
-    events: Vec<libc::epoll_event>,
-}
-
-impl Epoll {
-    pub(crate) fn new() -> io::Result<Epoll> {
-        // SAFETY: no pointers; a negative result is checked.
-        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        Ok(Epoll {
-            // SAFETY: `fd` is a fresh descriptor nobody else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
-        })
-    }
-
-    fn ctl(&self, op: i32, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: interest.bits(),
-            u64: token,
-        };
-        // SAFETY: `ev` is a live epoll_event for the duration of the call.
-        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
-    }
-
-    pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
-    }
-
-    pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
-    }
-
-    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, Interest::NONE)
-    }
-
-    /// Waits up to `timeout_ms` (-1: forever) and appends what is ready.
-    pub(crate) fn wait(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> io::Result<()> {
-        // SAFETY: the buffer holds `len` initialised epoll_events, and the
-        // kernel writes at most that many.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as i32,
-                timeout_ms,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        for ev in &self.events[..n as usize] {
-            let bits = ev.events;
-            out.push(Ready {
-                token: ev.u64,
-                readable: bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32) != 0,
-                writable: bits & libc::EPOLLOUT as u32 != 0,
-                hangup: bits & (libc::EPOLLHUP as u32 | libc::EPOLLERR as u32) != 0,
-            });
-        }
-        Ok(())
-    }
-}
-
-/// An eventfd: other threads wake the event loop through it.
-pub(crate) struct EventFd {
-    fd: OwnedFd,
-}
-
-impl EventFd {
-    pub(crate) fn new() -> io::Result<EventFd> {
-        // SAFETY: no pointers; a negative result is checked.
-        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-        Ok(EventFd {
-            // SAFETY: `fd` is a fresh descriptor nobody else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
-    /// Makes the descriptor readable until [`EventFd::drain`].
-    pub(crate) fn notify(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes the 8 bytes of a live u64. A full counter
-        // (EAGAIN) still leaves the descriptor readable, which is all
-        // that matters.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    pub(crate) fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a live u64.
-        unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-    }
-}
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 fn cvt(rc: i32) -> io::Result<i32> {
     if rc < 0 {
@@ -205,6 +60,21 @@ pub(crate) fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Whether `accept` failed for want of descriptors or kernel memory (the
+/// front then rests the listener instead of spinning on it).
+pub(crate) fn is_descriptor_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// A descriptor kept open so that, out of descriptors, one can be freed to
+/// accept and close a waiting connection.
+pub(crate) fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }
 
 /// Why an inherited descriptor cannot serve as a listener.
