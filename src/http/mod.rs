@@ -334,21 +334,40 @@ pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         TcpListener::bind(&addrs[..])?
     };
-    nodelay(&listener);
+    if sys::NODELAY_INHERITED {
+        nodelay(&listener);
+    }
     if let Err(e) = sys::raise_backlog(&listener) {
         log::warn!(err:display = e; "cannot raise the listen backlog; bursts of new connections may wait");
     }
     Ok(listener)
 }
 
+/// TCP_NODELAY on a listener, for the connections it accepts (Linux; on
+/// other systems the I/O loop sets it on each connection).
+#[cfg(target_os = "linux")]
 fn nodelay(listener: &TcpListener) {
     if let Err(e) = sys::set_nodelay(listener) {
         log::warn!(err:display = e; "cannot set TCP_NODELAY; keep-alive answers may be delayed");
     }
 }
 
+#[cfg(not(target_os = "linux"))]
+fn nodelay(_listener: &TcpListener) {}
+
+/// Socket activation is systemd's: on other systems the flag stops the
+/// start with this.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
+    Err(format!(
+        "socket activation is systemd's and only available on Linux (this is {}); listen with --web.listen-address instead",
+        std::env::consts::OS
+    ))
+}
+
 /// The listening sockets systemd passed (`--web.systemd-socket`): file
 /// descriptors 3 to 3+LISTEN_FDS-1, meant for us if LISTEN_PID is our pid.
+#[cfg(target_os = "linux")]
 pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
     let var = |name: &str| {
         std::env::var(name).map_err(|_| {

@@ -596,6 +596,11 @@ impl Server {
             return self.shed(sock);
         }
         // mio's accept makes it non-blocking already.
+        if !sys::NODELAY_INHERITED
+            && let Err(e) = sock.set_nodelay(true)
+        {
+            log::debug!(err:display = e; "cannot set TCP_NODELAY on a connection");
+        }
         let id = self.conns.next_id();
         let mut conn = match self.new_conn(sock, peer, id) {
             Some(c) => c,
