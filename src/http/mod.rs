@@ -334,9 +334,7 @@ pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         TcpListener::bind(&addrs[..])?
     };
-    if sys::NODELAY_INHERITED {
-        nodelay(&listener);
-    }
+    nodelay(&listener);
     if let Err(e) = sys::raise_backlog(&listener) {
         log::warn!(err:display = e; "cannot raise the listen backlog; bursts of new connections may wait");
     }
@@ -344,7 +342,8 @@ pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
 }
 
 /// TCP_NODELAY on a listener, for the connections it accepts (Linux; on
-/// other systems the I/O loop sets it on each connection).
+/// other systems the I/O loop sets it on each connection, see
+/// [`sys::NODELAY_INHERITED`]).
 #[cfg(target_os = "linux")]
 fn nodelay(listener: &TcpListener) {
     if let Err(e) = sys::set_nodelay(listener) {
