@@ -3,7 +3,7 @@
 # tests with Prometheus and the Python client, and the client library tests
 # (Python, Go, Node) against both gateways (`make deps` installs those).
 
-.PHONY: build static static-notls static-arm64 image image-test arm64-test deps test test-notls conformance bench lint run e2e clients deploy-tests fuzz
+.PHONY: build static static-notls static-arm64 image image-test arm64-test deps test test-notls conformance bench lint portable-check portable-targets run e2e clients deploy-tests fuzz
 
 build:
 	cargo build --release
@@ -101,7 +101,8 @@ image-test:
 # client_golang source (tests/go, built offline in GOPATH mode by the client
 # tests), haproxy (tests/sharded.rs, deploy/sharded/), kubernetes-validate
 # (tests/kubernetes.rs: the Kubernetes schemas, offline), and for the
-# benchmark wrk (load) and nginx (the HTTP ceiling).
+# benchmark wrk (load) and nginx (the HTTP ceiling); mingw-w64 compiles
+# ring's C for the Windows check (`make portable-check`).
 CLIENT_GOLANG := /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push
 # What each Debian package provides, as "test:package": only the packages
 # whose test fails are installed, so a machine whose Node.js comes from
@@ -113,8 +114,9 @@ DEPS := "command -v prometheus-pushgateway:prometheus-pushgateway" \
 	"command -v openssl:openssl" "command -v curl:curl" \
 	"command -v node:nodejs" "command -v npm:npm" \
 	"command -v go:golang-go" "test -d $(CLIENT_GOLANG):golang-github-prometheus-client-golang-dev" \
-	"command -v wrk:wrk" "command -v nginx:nginx-light" "command -v haproxy:haproxy"
-deps:
+	"command -v wrk:wrk" "command -v nginx:nginx-light" "command -v haproxy:haproxy" \
+	"command -v x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64"
+deps: portable-targets
 	@missing=""; for d in $(DEPS); do sh -c "$${d%%:*}" >/dev/null 2>&1 || missing="$$missing $${d##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing$$missing"; \
@@ -166,6 +168,33 @@ lint:
 	$(HADOLINT) deploy/Dockerfile deploy/Containerfile.scratch
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items
+	$(MAKE) --no-print-directory portable-check
+
+# The same tree builds for macOS, FreeBSD and Windows (docs/deployment.md
+# says what differs there): cargo check, then clippy, of the library and
+# the binary for each, with and without TLS. The tests stay Linux's (they
+# read /proc). ring, under TLS, compiles C: for Windows with Debian's
+# mingw-w64 cross compiler (installed here when missing, as `make deps`
+# does); for macOS it needs Apple's SDK headers (TargetConditionals.h),
+# which no Debian package has, so macOS is checked without TLS only.
+PORTABLE_TARGETS := x86_64-apple-darwin x86_64-unknown-freebsd x86_64-pc-windows-gnu
+PORTABLE_TLS_TARGETS := x86_64-unknown-freebsd x86_64-pc-windows-gnu
+# rustup's standard libraries of those targets, added only when missing
+# (`make deps` runs this too).
+portable-targets:
+	@installed="$$(rustup target list --installed)"; for t in $(PORTABLE_TARGETS); do \
+		echo "$$installed" | grep -qx "$$t" || rustup target add "$$t" || exit 1; done
+portable-check: portable-targets
+	@command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq gcc-mingw-w64-x86-64 >/dev/null; }
+	@set -e; for t in $(PORTABLE_TARGETS); do \
+		echo "cargo check/clippy --target $$t --no-default-features"; \
+		cargo check -q --target $$t --no-default-features; \
+		cargo clippy -q --target $$t --no-default-features -- -D warnings; done
+	@set -e; for t in $(PORTABLE_TLS_TARGETS); do \
+		echo "cargo check/clippy --target $$t (with TLS)"; \
+		cargo check -q --target $$t; \
+		cargo clippy -q --target $$t -- -D warnings; done
 
 # make run ARGS="--web.listen-address=127.0.0.1:9091 --persistence.file="
 run:

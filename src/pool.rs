@@ -249,6 +249,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn background_jobs_run_at_a_lower_priority() {
         let pool = Pool::new(2);
         let (tx, rx) = mpsc::channel();

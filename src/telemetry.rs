@@ -1,6 +1,7 @@
 //! The gateway's own metrics: build info, HTTP request counts, push
 //! duration and size summaries, store and persistence health, and
-//! `process_*` read from /proc.
+//! `process_*` read from /proc (Linux; elsewhere only
+//! `process_start_time_seconds`, as the gateway's start).
 //!
 //! Operators alert on these with the reference's names and labels, so both
 //! are kept. They are shared between the request loop and the worker threads
@@ -641,7 +642,8 @@ fn persistence_families(
 }
 
 /// What /proc says about this process; fields are None where it could not
-/// be read (for example on a system without /proc).
+/// be read (for example in a container without /proc), and always on
+/// systems other than Linux, whose /proc (if any) is another format.
 #[derive(Default)]
 struct ProcessStats {
     cpu_seconds: Option<f64>,
@@ -655,9 +657,16 @@ struct ProcessStats {
 }
 
 /// Clock ticks per second for /proc/self/stat; 100 on every Linux we target.
+#[cfg(target_os = "linux")]
 const CLK_TCK: f64 = 100.0;
 
 impl ProcessStats {
+    #[cfg(not(target_os = "linux"))]
+    fn read() -> ProcessStats {
+        ProcessStats::default()
+    }
+
+    #[cfg(target_os = "linux")]
     fn read() -> ProcessStats {
         let mut s = ProcessStats::default();
         if let Some(fields) = stat_fields() {
@@ -700,6 +709,7 @@ impl ProcessStats {
 /// them for `process_network_*_bytes_total` (the counters of the network
 /// namespace the process is in). The file pairs a line of names with a
 /// line of values under the same prefix.
+#[cfg(target_os = "linux")]
 fn network_bytes(netstat: &str) -> Option<(f64, f64)> {
     let mut ip_ext = netstat.lines().filter(|l| l.starts_with("IpExt:"));
     let (names, values) = (ip_ext.next()?, ip_ext.next()?);
@@ -722,13 +732,22 @@ fn build_tags() -> &'static str {
 }
 
 /// The fields of /proc/self/stat after the parenthesised command name.
+#[cfg(target_os = "linux")]
 fn stat_fields() -> Option<Vec<String>> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
+/// The process start time from /proc, in Unix seconds (elsewhere: none,
+/// and the gateway's start stands in).
+#[cfg(not(target_os = "linux"))]
+fn process_start_time() -> Option<f64> {
+    None
+}
+
 /// The process start time from /proc, in Unix seconds.
+#[cfg(target_os = "linux")]
 fn process_start_time() -> Option<f64> {
     let fields = stat_fields()?;
     let start_ticks: f64 = fields.get(19)?.parse().ok()?;
@@ -747,6 +766,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn network_bytes_come_from_the_ip_ext_lines() {
         let netstat = "TcpExt: SyncookiesSent InOctets\nTcpExt: 9 9\n\
                        IpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 1234 5678\n";
@@ -845,6 +865,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn process_stats_are_read_on_linux() {
         let s = ProcessStats::read();
         assert!(s.resident_bytes.unwrap_or(0.0) > 0.0);

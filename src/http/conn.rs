@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,7 +36,15 @@ use super::{ConnResponder, Context, Count, Request, Shared, VerdictTo};
 use crate::contract::Payload;
 use crate::http::router::Route;
 use crate::pool::Kind;
-use crate::sys::Interest;
+use mio::net::TcpStream;
+
+/// What a connection can make progress on in its state: reading input,
+/// writing output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
 
 /// A body the handler does not want (a GET with a body, a refused push) is
 /// read and thrown away up to this many bytes to keep the connection; past
@@ -146,8 +154,11 @@ pub(super) struct Conn {
     /// Close once `out` is written.
     close_after: bool,
     pub deadline: Option<Instant>,
-    /// The interest registered with epoll.
-    pub registered: Interest,
+    /// The socket may hold input not read yet: the poll reported it
+    /// (edge-triggered, once), and no read has said `WouldBlock` since.
+    pub readable: bool,
+    /// Queued for the server's next round (see [`Conn::readable`]).
+    pub queued: bool,
     /// Nothing was read yet (a TLS port checks the first byte).
     fresh: bool,
     /// The budget's charge for an answer waiting in `out`.
@@ -215,7 +226,8 @@ impl Conn {
             close_after: false,
             // A new connection gets the header timeout for its first head.
             deadline: Some(Instant::now() + limits.header_timeout),
-            registered: Interest::READ,
+            readable: false,
+            queued: false,
             fresh: true,
             out_charge: None,
             write_timeout: limits.write_timeout,
@@ -232,7 +244,7 @@ impl Conn {
         matches!(self.state, State::Waiting(_) | State::Writing) || !self.out.is_empty()
     }
 
-    /// What to ask epoll for in the current state.
+    /// What the connection can make progress on in the current state.
     pub(super) fn interest(&self) -> Interest {
         let read = match self.state {
             // Nothing to read into while the session is on a handshake thread.
@@ -274,7 +286,10 @@ impl Conn {
                     self.offload_handshake(env);
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
                 Err(e) => {
                     log::debug!(source:display = self.peer, err:display = e; "connection read failed");
                     self.close();
@@ -377,7 +392,10 @@ impl Conn {
                 self.linger();
                 false
             }
-            FirstByte::NotYet => false,
+            FirstByte::NotYet => {
+                self.readable = false;
+                false
+            }
             FirstByte::Failed => {
                 self.close();
                 false
@@ -838,12 +856,12 @@ impl Conn {
         self.inbuf.free();
     }
 
-    /// The peer reset the connection, or it failed (EPOLLHUP, EPOLLERR).
-    /// epoll reports these even without read interest, level-triggered:
-    /// a connection that reads nothing now (waiting for its answer) would
-    /// be woken again at once, for ever, and its answer can no longer
-    /// reach anyone. It is closed; a late answer finds no connection.
-    /// Connections still reading or writing learn of it from the socket.
+    /// The peer reset the connection, or it failed (EPOLLHUP, EPOLLERR on
+    /// Linux). A connection that reads nothing now (waiting for its
+    /// answer) would otherwise only learn of it once the answer is
+    /// written, and its answer can no longer reach anyone. It is closed;
+    /// a late answer finds no connection. Connections still reading or
+    /// writing learn of it from the socket.
     pub(super) fn on_hangup(&mut self) {
         if !self.interest().read && !self.interest().write {
             log::debug!(source:display = self.peer; "connection reset while its request was handled");

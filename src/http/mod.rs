@@ -4,7 +4,8 @@
 //! - **The I/O loop** (`server`) owns every socket: it accepts, reads and
 //!   parses request heads and bodies, runs TLS, enforces limits and
 //!   timeouts, and writes answers. It never blocks on a peer (all sockets
-//!   are non-blocking, one epoll set) and never touches the store.
+//!   are non-blocking, one `mio` poll: epoll, kqueue or IOCP) and never
+//!   touches the store.
 //! - **The request loop** (`gateway`) owns the store. It gets complete,
 //!   parsed requests as [`Event`]s and hands answers back through a
 //!   [`contract::Responder`]; it never touches a socket.
@@ -272,7 +273,8 @@ enum Completion {
 /// The I/O loop's inbox, shared with every thread that answers requests.
 struct Shared {
     queue: Mutex<Vec<Completion>>,
-    wake: sys::EventFd,
+    /// Wakes the I/O loop's poll.
+    wake: mio::Waker,
     /// `http_server_config.headers` go on every response.
     web: Option<Arc<WebReloader>>,
     /// Charged for the answers built off the loop.
@@ -294,7 +296,7 @@ impl Shared {
         drop(q);
         // One wake-up per batch: the loop takes the whole queue at once.
         if was_empty {
-            self.wake.notify();
+            let _ = self.wake.wake();
         }
     }
 
@@ -339,14 +341,32 @@ pub(crate) fn bind(addr: &str) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// TCP_NODELAY on a listener, for the connections it accepts (Linux; on
+/// other systems the I/O loop sets it on each connection, see
+/// [`sys::NODELAY_INHERITED`]).
+#[cfg(target_os = "linux")]
 fn nodelay(listener: &TcpListener) {
     if let Err(e) = sys::set_nodelay(listener) {
         log::warn!(err:display = e; "cannot set TCP_NODELAY; keep-alive answers may be delayed");
     }
 }
 
+#[cfg(not(target_os = "linux"))]
+fn nodelay(_listener: &TcpListener) {}
+
+/// Socket activation is systemd's: on other systems the flag stops the
+/// start with this.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
+    Err(format!(
+        "socket activation is systemd's and only available on Linux (this is {}); listen with --web.listen-address instead",
+        std::env::consts::OS
+    ))
+}
+
 /// The listening sockets systemd passed (`--web.systemd-socket`): file
 /// descriptors 3 to 3+LISTEN_FDS-1, meant for us if LISTEN_PID is our pid.
+#[cfg(target_os = "linux")]
 pub(crate) fn systemd_listeners() -> Result<Vec<TcpListener>, String> {
     let var = |name: &str| {
         std::env::var(name).map_err(|_| {
@@ -387,9 +407,12 @@ mod tests {
     use super::*;
 
     fn shared() -> Arc<Shared> {
+        // The waker outlives its poll here: waking it only sets a counter
+        // nobody reads.
+        let poll = mio::Poll::new().unwrap();
         Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
-            wake: sys::EventFd::new().unwrap(),
+            wake: mio::Waker::new(poll.registry(), mio::Token(0)).unwrap(),
             web: None,
             budget: budget::Budget::new(1 << 20),
         })

@@ -1,4 +1,4 @@
-//! The I/O loop: one thread, one epoll set, every socket.
+//! The I/O loop: one thread, one `mio` poll, every socket.
 //!
 //! It accepts (shedding connections past the cap, surviving descriptor
 //! exhaustion), reads and writes connections as they become ready, takes
@@ -6,11 +6,20 @@
 //! [`SWEEP`] closes connections whose deadline passed. Connection ids
 //! carry a generation, so an answer for a connection that closed meanwhile
 //! is dropped instead of reaching a new one in the same slot.
+//!
+//! mio's readiness is edge-triggered: an event says that something
+//! changed, once. Each socket is registered once, for reading and
+//! writing, and never re-registered; what an event reported stays noted
+//! until the socket says `WouldBlock` ([`Conn::readable`],
+//! [`ListenerSlot::ready`]). A connection or listener left with input it
+//! did not take (four reads per round, 64 accepts, a connection that
+//! reads nothing while its request is handled, a listener resting after
+//! descriptor exhaustion) is driven again by the loop itself when it can
+//! take more, as a level-triggered poll would report it again.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -19,7 +28,9 @@ use std::time::{Duration, Instant};
 use super::budget::Class;
 use super::conn::{Conn, Env};
 use super::{Completion, Context, Shared};
-use crate::sys::{self, Epoll, Interest, Ready};
+use crate::sys;
+use mio::net::{TcpListener as MioListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
 
 /// Timeouts and caps, from the flags.
 #[derive(Clone, Debug)]
@@ -58,8 +69,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Warnings about shed connections or exhausted descriptors, at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(1);
 
-const WAKE_TOKEN: u64 = u64::MAX;
-const LISTENER_BIT: u64 = 1 << 62;
+/// The waker's token. Listener `i` has token `LISTENER_BASE + i`; a
+/// connection, its slot in the [`Slab`] (below `LISTENER_BASE`).
+const WAKE: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX / 2;
 
 const SHED_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 54\r\n\r\n503 Service Unavailable: too many open connections\r\n\r\n";
 
@@ -88,33 +101,39 @@ impl Front {
         ctx: Context,
         limits: Limits,
     ) -> io::Result<Front> {
+        let poll = Poll::new()?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
-            wake: sys::EventFd::new()?,
+            wake: mio::Waker::new(poll.registry(), WAKE)?,
             web: ctx.web.clone(),
             budget: Arc::clone(&ctx.budget),
         });
         let state = Arc::new(AtomicU8::new(RUNNING));
-        let epoll = Epoll::new()?;
-        epoll.add(shared.wake.raw(), WAKE_TOKEN, Interest::READ)?;
         let mut slots = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
             l.set_nonblocking(true)?;
-            epoll.add(l.as_raw_fd(), LISTENER_BIT | i as u64, Interest::READ)?;
+            let mut listener = MioListener::from_std(l);
+            poll.registry().register(
+                &mut listener,
+                Token(LISTENER_BASE + i),
+                Interest::READABLE,
+            )?;
             slots.push(Some(ListenerSlot {
-                listener: l,
+                listener,
                 paused_until: None,
+                ready: false,
             }));
         }
         let mut server = Server {
-            epoll,
+            poll,
             listeners: slots,
             conns: Slab::default(),
+            again: Vec::new(),
             ctx,
             shared: Arc::clone(&shared),
             limits,
             tls,
-            spare: File::open("/dev/null").ok(),
+            spare: sys::spare_descriptor(),
             last_warning: None,
             state: Arc::clone(&state),
             #[cfg(feature = "tls")]
@@ -138,14 +157,14 @@ impl Front {
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
-        self.shared.wake.notify();
+        let _ = self.shared.wake.wake();
     }
 
     /// Writes the answers still owed (for up to `timeout`), then closes
     /// every connection and ends the I/O loop.
     pub(crate) fn finish(mut self, timeout: Duration) {
         self.state.store(FINISH, Ordering::SeqCst);
-        self.shared.wake.notify();
+        let _ = self.shared.wake.wake();
         let Some(thread) = self.thread.take() else {
             return;
         };
@@ -162,17 +181,25 @@ impl Front {
 }
 
 struct ListenerSlot {
-    listener: TcpListener,
+    listener: MioListener,
     /// Resting after descriptor exhaustion, until then.
     paused_until: Option<Instant>,
+    /// Connections may be waiting: an event said so, and `accept` has not
+    /// said `WouldBlock` since.
+    ready: bool,
 }
 
-/// Connections by slot, each slot with a generation.
+/// Connections by slot, each slot with a generation. A slot's index is
+/// its connection's token.
 #[derive(Default)]
 struct Slab {
     slots: Vec<Option<Conn>>,
     generations: Vec<u32>,
     free: Vec<u32>,
+    /// Slots emptied in this round of the loop: reused only from the next
+    /// one ([`Slab::recycle`]), so that an event of this round's batch for
+    /// a closed connection cannot reach a new one in its slot.
+    released: Vec<u32>,
     len: usize,
 }
 
@@ -202,12 +229,22 @@ impl Slab {
         self.slots.get_mut(index)?.as_mut().filter(|c| c.id == id)
     }
 
+    /// The connection in slot `index`, by the token of an event.
+    fn at(&mut self, index: usize) -> Option<&mut Conn> {
+        self.slots.get_mut(index)?.as_mut()
+    }
+
     fn remove(&mut self, id: u64) {
         let index = (id & 0xffff_ffff) as usize;
         if self.slots[index].take().is_some() {
             self.len -= 1;
-            self.free.push(index as u32);
+            self.released.push(index as u32);
         }
+    }
+
+    /// Between rounds: slots emptied in the last one may be reused.
+    fn recycle(&mut self) {
+        self.free.append(&mut self.released);
     }
 
     fn ids(&self) -> Vec<u64> {
@@ -215,10 +252,40 @@ impl Slab {
     }
 }
 
+/// The token of connection `id`: its slot.
+fn token_of(id: u64) -> Token {
+    Token((id & 0xffff_ffff) as usize)
+}
+
+/// What one event reported.
+#[derive(Clone, Copy, Debug)]
+struct Ready {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    /// Error or hang-up (EPOLLERR or EPOLLHUP on Linux): the next read or
+    /// write tells which.
+    hangup: bool,
+}
+
+impl Ready {
+    fn of(e: &mio::event::Event) -> Ready {
+        Ready {
+            token: e.token(),
+            readable: e.is_readable() || e.is_read_closed(),
+            writable: e.is_writable(),
+            hangup: e.is_error() || (e.is_read_closed() && e.is_write_closed()),
+        }
+    }
+}
+
 struct Server {
-    epoll: Epoll,
+    poll: Poll,
     listeners: Vec<Option<ListenerSlot>>,
     conns: Slab,
+    /// Connections to drive in the next round without an event: they may
+    /// have unread input and want it (see the module's note on edges).
+    again: Vec<u64>,
     ctx: Context,
     shared: Arc<Shared>,
     limits: Limits,
@@ -246,23 +313,36 @@ fn handshake_threads() -> usize {
 
 impl Server {
     fn run(&mut self) {
-        let mut ready = Vec::with_capacity(256);
+        let mut events = Events::with_capacity(256);
         let mut scratch = vec![0u8; 64 * 1024];
         let mut next_sweep = Instant::now() + SWEEP;
         let mut finishing: Option<Instant> = None;
         let (mut last_activity, mut trimmed) = (Instant::now(), true);
         loop {
-            ready.clear();
-            if let Err(e) = self.epoll.wait(&mut ready, SWEEP.as_millis() as i32) {
-                log::error!(err:display = e; "epoll_wait failed");
+            self.conns.recycle();
+            // Input left from the last round is taken in this one, without
+            // waiting, as a level-triggered poll would report it again at
+            // once.
+            let leftovers = std::mem::take(&mut self.again);
+            let timeout = if !leftovers.is_empty() || self.listener_leftovers() {
+                Duration::ZERO
+            } else {
+                SWEEP
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                log::error!(err:display = e; "polling the sockets failed");
                 thread::sleep(SWEEP);
             }
-            for r in &ready {
-                self.guarded(r.token, |s| s.on_ready(*r, &mut scratch));
+            for r in events.iter().map(Ready::of) {
+                let conn = self.conns.at(r.token.0).map(|c| c.id);
+                self.guarded(conn, |s| s.on_ready(r, &mut scratch));
             }
-            self.guarded(WAKE_TOKEN, Server::take_completions);
+            self.drive_leftovers(leftovers, &mut scratch);
+            self.guarded(None, Server::take_completions);
             let now = Instant::now();
-            if !ready.is_empty() {
+            if !events.is_empty() {
                 (last_activity, trimmed) = (now, false);
             }
             if now >= next_sweep {
@@ -290,6 +370,43 @@ impl Server {
         }
     }
 
+    /// Listeners with connections waiting that they can accept now.
+    fn listener_leftovers(&self) -> bool {
+        self.listeners
+            .iter()
+            .flatten()
+            .any(|l| l.ready && l.paused_until.is_none())
+    }
+
+    /// Reads the connections left with input from the last round (`ids`)
+    /// and accepts on the listeners that have connections waiting, up to
+    /// the same bounds as after an event.
+    fn drive_leftovers(&mut self, ids: Vec<u64>, scratch: &mut [u8]) {
+        for id in ids {
+            self.guarded(Some(id), |s| s.drive(id, scratch));
+        }
+        for i in 0..self.listeners.len() {
+            if let Some(Some(l)) = self.listeners.get(i)
+                && l.ready
+                && l.paused_until.is_none()
+            {
+                self.guarded(None, |s| s.accept(i));
+            }
+        }
+    }
+
+    /// A connection with unread input it wants, as if an event said so.
+    fn drive(&mut self, id: u64, scratch: &mut [u8]) {
+        let (env, conns) = self.split();
+        let Some(conn) = conns.get(id) else {
+            return;
+        };
+        conn.queued = false;
+        conn.on_readable(&env, scratch);
+        conn.resume(&env);
+        self.update(id);
+    }
+
     /// What a connection needs from the server, beside the connections
     /// themselves (borrowed apart so a connection can be handed both).
     fn split(&mut self) -> (Env<'_>, &mut Slab) {
@@ -305,34 +422,42 @@ impl Server {
     }
 
     /// Runs `f`; a panic in it (a bug) costs the connection it was
-    /// serving, not the I/O loop and with it every other client.
-    fn guarded(&mut self, token: u64, f: impl FnOnce(&mut Server)) {
+    /// serving (`conn`), not the I/O loop and with it every other client.
+    fn guarded(&mut self, conn: Option<u64>, f: impl FnOnce(&mut Server)) {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         if result.is_err() {
-            log::error!(token = token; "internal error while serving a connection; closed it");
-            if token & LISTENER_BIT == 0 {
-                self.conns.remove(token);
+            log::error!(conn = conn; "internal error while serving a connection; closed it");
+            if let Some(id) = conn {
+                self.conns.remove(id);
             }
         }
     }
 
     fn on_ready(&mut self, r: Ready, scratch: &mut [u8]) {
-        if r.token == WAKE_TOKEN {
-            self.shared.wake.drain();
+        if r.token == WAKE {
+            // The answers are taken after every round anyway.
             return;
         }
-        if r.token & LISTENER_BIT != 0 && (r.token & !LISTENER_BIT) < self.listeners.len() as u64 {
-            return self.accept((r.token & !LISTENER_BIT) as usize);
+        if r.token.0 >= LISTENER_BASE {
+            if let Some(Some(l)) = self.listeners.get_mut(r.token.0 - LISTENER_BASE) {
+                l.ready = true;
+            }
+            return;
         }
-        let id = r.token;
         let (env, conns) = self.split();
-        let Some(conn) = conns.get(id) else {
+        let Some(conn) = conns.at(r.token.0) else {
             return;
         };
+        let id = conn.id;
+        if r.readable || r.hangup {
+            conn.readable = true;
+        }
         if r.hangup {
             conn.on_hangup();
         }
-        if r.writable {
+        // Only what a level-triggered poll registered for writing would
+        // have reported: a connection with something to write.
+        if r.writable && conn.interest().write {
             conn.flush();
         }
         if r.readable || r.hangup {
@@ -342,24 +467,20 @@ impl Server {
         self.update(id);
     }
 
-    /// Re-registers a connection's interest, or drops it once closed.
+    /// Drops a connection once closed, or queues it for the next round
+    /// when it wants input that no event will report again.
     fn update(&mut self, id: u64) {
         let Some(conn) = self.conns.get(id) else {
             return;
         };
         if conn.is_closed() {
-            // Closing the socket also takes it out of the epoll set.
+            // Closing the socket also takes it out of the poll.
             self.conns.remove(id);
             return;
         }
-        let want = conn.interest();
-        if want != conn.registered {
-            if let Err(e) = self.epoll.modify(conn.sock.as_raw_fd(), id, want) {
-                log::warn!(err:display = e; "epoll_ctl failed; closing the connection");
-                self.conns.remove(id);
-                return;
-            }
-            conn.registered = want;
+        if conn.readable && !conn.queued && conn.interest().read {
+            conn.queued = true;
+            self.again.push(id);
         }
     }
 
@@ -429,36 +550,37 @@ impl Server {
                 self.update(id);
             }
         }
-        for (i, slot) in self.listeners.iter_mut().enumerate() {
-            if let Some(l) = slot
-                && l.paused_until.is_some_and(|t| t <= now)
-            {
+        // A rested listener is accepted on again in the next round (it
+        // is still `ready`: the connections it left are waiting).
+        for l in self.listeners.iter_mut().flatten() {
+            if l.paused_until.is_some_and(|t| t <= now) {
                 l.paused_until = None;
-                let token = LISTENER_BIT | i as u64;
-                let _ = self
-                    .epoll
-                    .modify(l.listener.as_raw_fd(), token, Interest::READ);
             }
         }
     }
 
     fn close_listeners(&mut self) {
         for slot in &mut self.listeners {
-            if let Some(l) = slot.take() {
-                let _ = self.epoll.delete(l.listener.as_raw_fd());
+            if let Some(mut l) = slot.take() {
+                // Explicitly: a socket systemd passed stays open in
+                // systemd, and closing ours alone would leave it polled.
+                let _ = self.poll.registry().deregister(&mut l.listener);
             }
         }
     }
 
     fn accept(&mut self, index: usize) {
         for _ in 0..64 {
-            let Some(Some(slot)) = self.listeners.get(index) else {
+            let Some(Some(slot)) = self.listeners.get_mut(index) else {
                 return;
             };
             match slot.listener.accept() {
                 Ok((sock, peer)) => self.admit(sock, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if is_exhaustion(&e) => return self.exhausted(index, &e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    slot.ready = false;
+                    return;
+                }
+                Err(e) if sys::is_descriptor_exhaustion(&e) => return self.exhausted(index, &e),
                 // The client gave up before we took it (ECONNABORTED), a
                 // signal, ...: nothing to do but go on.
                 Err(e) => log::debug!(err:display = e; "accept failed"),
@@ -473,16 +595,24 @@ impl Server {
             }
             return self.shed(sock);
         }
-        if let Err(e) = sock.set_nonblocking(true) {
-            log::debug!(err:display = e; "cannot make a connection non-blocking");
-            return;
+        // mio's accept makes it non-blocking already.
+        if !sys::NODELAY_INHERITED
+            && let Err(e) = sock.set_nodelay(true)
+        {
+            log::debug!(err:display = e; "cannot set TCP_NODELAY on a connection");
         }
         let id = self.conns.next_id();
-        let conn = match self.new_conn(sock, peer, id) {
+        let mut conn = match self.new_conn(sock, peer, id) {
             Some(c) => c,
             None => return self.conns.free.push((id & 0xffff_ffff) as u32),
         };
-        if let Err(e) = self.epoll.add(conn.sock.as_raw_fd(), id, Interest::READ) {
+        // Once, for both directions: edges are noted, never re-registered.
+        let both = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut conn.sock, token_of(id), both)
+        {
             log::warn!(err:display = e; "cannot watch a new connection");
             return self.conns.free.push((id & 0xffff_ffff) as u32);
         }
@@ -521,8 +651,8 @@ impl Server {
     /// A connection past the cap: a one-line 503 if it is plain HTTP, then
     /// closed.
     fn shed(&self, mut sock: TcpStream) {
+        // Non-blocking already (mio's accept): a full buffer drops the line.
         if self.tls.is_none() {
-            let _ = sock.set_nonblocking(true);
             let _ = sock.write(SHED_REPLY);
         }
     }
@@ -542,12 +672,8 @@ impl Server {
         if let Ok((sock, _)) = slot.listener.accept() {
             drop(sock);
         }
-        self.spare = File::open("/dev/null").ok();
+        self.spare = sys::spare_descriptor();
         slot.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-        let token = LISTENER_BIT | index as u64;
-        let _ = self
-            .epoll
-            .modify(slot.listener.as_raw_fd(), token, Interest::NONE);
     }
 
     fn warn_now(&mut self) -> bool {
@@ -558,11 +684,4 @@ impl Server {
         self.last_warning = Some(now);
         true
     }
-}
-
-fn is_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

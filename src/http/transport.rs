@@ -14,7 +14,9 @@
 //! loop takes the session back ([`Transport::resume_handshake`]).
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
 
 use super::inbuf::InBuf;
 

@@ -183,10 +183,21 @@ const ALLOWED_HEADERS: &[&str] = &[
 /// size and inode (`None`: missing). Cheaper than reading it.
 pub(crate) type Stamp = Option<(i64, i64, u64, u64)>;
 
+#[cfg(unix)]
 pub(crate) fn stamp(path: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
+}
+
+/// Without inodes (Windows): the modification time and the size; a file
+/// replaced by one of the same size and time goes unnoticed.
+#[cfg(not(unix))]
+pub(crate) fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    let since = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH);
+    let (secs, nanos) = since.map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos()));
+    Some((secs, i64::from(nanos), m.len(), 0))
 }
 
 /// Reads and checks the file.

@@ -169,7 +169,9 @@ impl Gateway {
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("poll child status") {
                 let log = self.log();
-                if log.contains("address already in use") {
+                // Go says "address already in use", Rust's std "Address
+                // already in use".
+                if log.to_lowercase().contains("address already in use") {
                     return Err(StartError::PortStolen);
                 }
                 return Err(StartError::Failed(format!("exited early with {status}")));
