@@ -100,7 +100,7 @@ fn keep_aside(path: &Path, aside: &Path, data: &[u8]) -> Result<(), ImportError>
         .and_then(|()| fs::set_permissions(&tmp, fs::metadata(path)?.permissions()))
         .and_then(|()| File::open(&tmp)?.sync_all())
         .and_then(|()| fs::rename(&tmp, aside))
-        .and_then(|()| File::open(dir_of(aside))?.sync_all());
+        .and_then(|()| super::sync_dir(dir_of(aside)));
     result.map_err(|err| {
         let _ = fs::remove_file(&tmp);
         ImportError::KeepAside {

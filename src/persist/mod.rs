@@ -245,6 +245,18 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
+/// Makes a rename in `dir` durable: fsyncs the directory. Windows has no
+/// such call in std (a directory cannot be opened as a file without a flag
+/// std does not pass) and NTFS journals the rename itself, so there it
+/// does nothing.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(not(windows))]
+    File::open(dir)?.sync_all()?;
+    #[cfg(windows)]
+    let _ = dir;
+    Ok(())
+}
+
 /// Writes a snapshot next to `path`, fsyncs it, renames it over `path`
 /// and fsyncs the directory. On error the old file is untouched and the
 /// temporary file removed.
@@ -264,7 +276,7 @@ pub(crate) fn write_atomically(
         let bytes = file.metadata()?.len();
         drop(file);
         fs::rename(&tmp, path)?;
-        File::open(dir_of(path))?.sync_all()?;
+        sync_dir(dir_of(path))?;
         Ok(bytes)
     })();
     match result {
