@@ -1215,6 +1215,18 @@ fn protobuf_value_of_the_wrong_kind() {
     p.expect_answers("200 400x2");
 }
 
+/// A protobuf label name the text format would refuse is, like a value of
+/// the wrong kind, a consistency failure in the reference: 400, and the
+/// group's failure time is recorded (a zero push time beside it).
+#[test]
+fn protobuf_invalid_label_name_records_a_failure() {
+    let mut p = Pair::start(&[]);
+    let bad = proto_family("g", "", 1, &[(&[("1bad", "x")], 1.0)]);
+    p.step_with("PUT", "/metrics/job/c", &[("Content-Type", PROTO_CT)], &bad);
+    p.check_metrics();
+    p.expect_answers("400");
+}
+
 #[test]
 fn lifecycle_quit() {
     let mut p = Pair::start(&["--web.enable-lifecycle"]);

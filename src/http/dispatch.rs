@@ -474,6 +474,12 @@ fn parse_push(
                     expected,
                 })
             }
+            ProtoErrorKind::LabelNameInFamily { family, label } => {
+                Refusal::Inconsistent(PushError::InvalidLabelName {
+                    metric: family,
+                    label,
+                })
+            }
             ProtoErrorKind::OverBudget => Refusal::Busy,
             _ => Refusal::Invalid(e.to_string()),
         })

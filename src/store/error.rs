@@ -56,12 +56,25 @@ pub(crate) enum PushError {
         metric: String,
         expected: MetricType,
     },
+    /// A protobuf metric with a label name the gateway's name scheme
+    /// refuses: the reference's decoder keeps it and its consistency
+    /// check refuses it, recording the failure.
+    InvalidLabelName {
+        metric: String,
+        label: String,
+    },
 }
 
 impl fmt::Display for PushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("pushed metrics are invalid or inconsistent with existing metrics: ")?;
         match self {
+            PushError::InvalidLabelName { metric, label } => {
+                write!(
+                    f,
+                    "collected metric {metric:?} has a label with an invalid name: {label}"
+                )
+            }
             PushError::MissingValue { metric, expected } => {
                 let t = expected.to_string().to_ascii_uppercase();
                 write!(f, "collected metric {metric:?} is not a {t}")

@@ -59,6 +59,13 @@ pub enum ProtoErrorKind {
         family: String,
         expected: MetricType,
     },
+    /// A metric of `family` with a label name the scheme refuses: a
+    /// consistency failure in the reference (its decoder keeps any name),
+    /// recorded for the group.
+    LabelNameInFamily {
+        family: String,
+        label: String,
+    },
 }
 
 impl fmt::Display for ProtoError {
@@ -76,6 +83,12 @@ impl fmt::Display for ProtoError {
             ProtoErrorKind::OverBudget => f.write_str(
                 "the decoded body needs more memory than is left for requests in flight",
             ),
+            ProtoErrorKind::LabelNameInFamily { family, label } => {
+                write!(
+                    f,
+                    "a metric of family {family:?} has the invalid label name {label:?}"
+                )
+            }
             ProtoErrorKind::MissingValue { family, expected } => {
                 write!(f, "a metric of family {family:?} has no {expected} value")
             }
@@ -302,6 +315,8 @@ fn family(r: &mut Reader, meter: &mut dyn Meter) -> Result<MetricFamily, ProtoEr
     // errors of the family come first. Later metrics are still checked,
     // but not kept.
     let mut missing = None;
+    // Likewise the first metric with an invalid label name.
+    let mut bad_label: Option<(usize, String)> = None;
     while !r.done() {
         match r.field()? {
             (1, Field::Bytes(b)) => {
@@ -318,8 +333,19 @@ fn family(r: &mut Reader, meter: &mut dyn Meter) -> Result<MetricFamily, ProtoEr
             (4, Field::Bytes(b)) => {
                 let mut sub = r.sub(b, 2)?;
                 let offset = sub.base;
-                match metric(&mut sub, t, meter)? {
-                    Some(m) if missing.is_none() => {
+                let decoded = match metric(&mut sub, t, meter) {
+                    Err(ProtoError {
+                        offset,
+                        kind: ProtoErrorKind::InvalidLabelName(label),
+                    }) => {
+                        bad_label.get_or_insert((offset, label));
+                        metrics = Vec::new();
+                        continue;
+                    }
+                    other => other?,
+                };
+                match decoded {
+                    Some(m) if missing.is_none() && bad_label.is_none() => {
                         charge(r, meter, cost::metric())?;
                         metrics.push(m);
                     }
@@ -338,6 +364,16 @@ fn family(r: &mut Reader, meter: &mut dyn Meter) -> Result<MetricFamily, ProtoEr
         return Err(ProtoError {
             offset: start,
             kind: ProtoErrorKind::InvalidMetricName(name),
+        });
+    }
+    // The first of the two failures the reference would meet first.
+    if let Some((offset, label)) = bad_label.filter(|(o, _)| missing.is_none_or(|m| *o < m)) {
+        return Err(ProtoError {
+            offset,
+            kind: ProtoErrorKind::LabelNameInFamily {
+                family: name,
+                label,
+            },
         });
     }
     if let Some(offset) = missing {
