@@ -114,6 +114,9 @@ fn hog_answer(s: &TcpStream) -> Option<(String, bool)> {
     }
 }
 
+/// How soon a probe beside the flood of unfinished heads must be answered.
+const PROBE_WITHIN: Duration = Duration::from_secs(2);
+
 #[test]
 fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
     let _serial = serial();
@@ -123,8 +126,8 @@ fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
     let flooding = Arc::new(AtomicBool::new(true));
     // Other clients all along, and for a second after while the hogs
     // that were not refused still hold their heads: a health check and a
-    // small push, each on a fresh connection, each answered within a
-    // second.
+    // small push, each on a fresh connection, each answered within
+    // PROBE_WITHIN.
     let prober = {
         let flooding = Arc::clone(&flooding);
         thread::spawn(move || {
@@ -142,8 +145,12 @@ fn unfinished_heads_are_charged_and_other_clients_keep_answering() {
                         ),
                     ),
                 ] {
+                    // Two seconds, not one: the gateway here is the
+                    // debug build, sharing two cores with four writers
+                    // pushing 1.2 GB of heads (a probe once took 1.35 s
+                    // at the flood's start in CI).
                     let (got, took) = timed(port, &req, Duration::from_secs(5));
-                    if got != Ok(200) || took > Duration::from_secs(1) {
+                    if got != Ok(200) || took > PROBE_WITHIN {
                         failures.push(format!("{what} #{probes}: {got:?} after {took:?}"));
                     }
                 }
