@@ -122,6 +122,7 @@ pub(crate) fn prepare_push(
     let shared = group_labels(&key);
     let key_text = KeyText::new(&shared);
     let sanitizer = Sanitizer::new(&key);
+    let group_checks = GroupChecks::new(&shared);
     let mut scratch = Vec::new();
     let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
     for fam in families {
@@ -133,7 +134,7 @@ pub(crate) fn prepare_push(
         // of a million series never holds two vectors of them.
         let (name, t) = (&fam.name, fam.metric_type);
         if !fam.metrics.is_empty() {
-            check_labels(&shared, name, t)?;
+            group_checks.check(name, t)?;
         }
         let mut metrics = fam
             .metrics
@@ -227,9 +228,47 @@ fn prepare_series(
     })
 }
 
+/// What [`check_labels`] finds in the group's labels, looked for once per
+/// push (a key may hold a hundred thousand pairs) and reported for each
+/// family with series.
+struct GroupChecks {
+    /// The first reserved (`__`) name among them.
+    reserved: Option<String>,
+    has_quantile: bool,
+}
+
+impl GroupChecks {
+    fn new(shared: &[Label]) -> GroupChecks {
+        GroupChecks {
+            reserved: shared
+                .iter()
+                .find(|l| l.name.starts_with("__"))
+                .map(|l| l.name.to_string()),
+            has_quantile: shared.iter().any(|l| &*l.name == "quantile"),
+        }
+    }
+
+    /// [`check_labels`] of the group's labels for a family of type `t`:
+    /// a reserved name sorts before `quantile`, so it is reported first.
+    fn check(&self, family: &str, t: MetricType) -> Result<(), PushError> {
+        if let Some(label) = &self.reserved {
+            return Err(PushError::ReservedLabel {
+                metric: family.to_string(),
+                label: label.clone(),
+            });
+        }
+        if self.has_quantile && t == MetricType::Summary {
+            return Err(PushError::QuantileLabel {
+                metric: family.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Labels no series may carry: reserved names (`__` first), and
 /// `quantile` on a summary. A series' own labels are checked one by one,
-/// the group's once per family.
+/// the group's once per push ([`GroupChecks`]).
 fn check_labels(labels: &[Label], family: &str, t: MetricType) -> Result<(), PushError> {
     for l in labels {
         if l.name.starts_with("__") {
