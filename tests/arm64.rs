@@ -10,7 +10,9 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use support::{Gateway, Pki, TempDir, curl};
 
@@ -39,7 +41,17 @@ fn arm64_bin() -> String {
 /// A script that runs the arm64 binary under qemu with the arguments it
 /// gets; `exec` keeps the process id, so the test support sees the
 /// listening socket in the process it started.
-fn qemu_wrapper(dir: &TempDir) -> String {
+///
+/// Written once per test process, before any test spawns a child: a file
+/// still open for writing in this process while another test thread forks
+/// is inherited by that child until it execs, and executing the script then
+/// fails with ETXTBSY ("Text file busy"; CI saw it).
+fn qemu_wrapper() -> String {
+    static WRAPPER: OnceLock<String> = OnceLock::new();
+    WRAPPER.get_or_init(write_qemu_wrapper).clone()
+}
+
+fn write_qemu_wrapper() -> String {
     let qemu = Command::new("sh")
         .args(["-c", &format!("command -v {QEMU}")])
         .output()
@@ -48,10 +60,9 @@ fn qemu_wrapper(dir: &TempDir) -> String {
         qemu.status.success(),
         "{QEMU} missing: apt-get install qemu-user-static (make arm64-test does)"
     );
-    let path = dir.write(
-        "pushgateway-arm64",
-        format!("#!/bin/sh\nexec {QEMU} {} \"$@\"\n", arm64_bin()),
-    );
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pushgateway-arm64");
+    let script = format!("#!/bin/sh\nexec {QEMU} {} \"$@\"\n", arm64_bin());
+    fs::write(&path, script).expect("write the qemu wrapper");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
     path.display().to_string()
 }
@@ -59,7 +70,7 @@ fn qemu_wrapper(dir: &TempDir) -> String {
 #[test]
 fn runs_under_qemu_and_persists_across_a_restart() {
     let dir = TempDir::new("arm64");
-    let bin = qemu_wrapper(&dir);
+    let bin = qemu_wrapper();
     let version = Command::new(&bin)
         .arg("--version")
         .output()
@@ -113,8 +124,7 @@ fn runs_under_qemu_and_persists_across_a_restart() {
 /// The arm64 build includes TLS (ring cross-compiled with clang).
 #[test]
 fn serves_tls_under_qemu() {
-    let dir = TempDir::new("arm64-tls");
-    let bin = qemu_wrapper(&dir);
+    let bin = qemu_wrapper();
     let pki = Pki::new("arm64");
     let cfg = pki.web_config(
         "web.yml",

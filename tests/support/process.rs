@@ -142,15 +142,14 @@ impl Gateway {
         ));
         let log = File::create(&log_path).expect("create gateway log file in temp dir");
         let log_err = log.try_clone().expect("clone gateway log file handle");
-        let child = Command::new(bin)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {bin}: {e}"));
+            .stderr(log_err);
+        let child = spawn_script(&mut cmd).unwrap_or_else(|e| panic!("cannot spawn {bin}: {e}"));
         Gateway {
             child,
             port,
@@ -407,4 +406,23 @@ pub fn send_sigterm(pid: u32) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -TERM {pid} failed");
+}
+
+/// Spawns `cmd`, retrying a few times on ETXTBSY ("Text file busy").
+///
+/// Tests write wrapper scripts and run them. While one test thread holds a
+/// script open for writing, a child forked by another thread inherits that
+/// descriptor until it execs, and running the script in that window fails.
+/// The window is microseconds wide, so a short bounded retry closes it.
+pub fn spawn_script(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
