@@ -612,14 +612,13 @@ impl Gateway {
     /// offers that body to the scrapes that follow.
     fn new_scrape(&mut self, key: ScrapeKey) -> Arc<SharedBody> {
         let started = Instant::now();
-        let view = render::ScrapeView {
-            families: self.store.family_metas(&Own),
-            groups: self.store.snapshot(),
-            telemetry: self.telemetry.clone(),
-            names: self.names,
-            escaping: key.escaping,
-            size_hint: self.last_scrape_len.clone(),
-        };
+        let view = render::ScrapeView::new(
+            self.store.family_metas(&Own),
+            self.store.snapshot(),
+            self.telemetry.clone(),
+            (self.names, key.escaping),
+            self.last_scrape_len.clone(),
+        );
         let pause = started.elapsed();
         self.telemetry.observe_scrape_pause(pause);
         log::debug!(loop_pause = crate::time::go_duration(pause), groups = view.groups.len(); "scrape handed to the pool");

@@ -28,6 +28,8 @@ pub(super) struct FamilyIndex {
     /// changed: a scrape's cached rendering of the family is good while
     /// this stays the same.
     pub(super) version: u64,
+    /// The bytes its series take in a text scrape, over all groups.
+    pub(super) exposed: usize,
 }
 
 /// A series' identity in the index: a 64-bit hash of its labels, keyed
@@ -386,6 +388,8 @@ pub(crate) struct FamilyMeta {
     pub metric_type: MetricType,
     /// Changes whenever the family's series, HELP or type change.
     pub version: u64,
+    /// The bytes its pushed series take in a text scrape.
+    pub exposed: usize,
 }
 
 pub(super) fn unindex_family(
@@ -399,6 +403,7 @@ pub(super) fn unindex_family(
         return;
     };
     idx.version = generation;
+    idx.exposed -= fam.exposed;
     idx.type_counts[type_slot(fam.metric_type)] -= 1;
     idx.remove_help(fam.help.as_deref());
     for m in &fam.metrics {

@@ -212,6 +212,7 @@ impl Store {
         for fam in push.families {
             let idx = self.families.entry(fam.name.clone()).or_default();
             idx.version = self.generation;
+            idx.exposed += fam.exposed;
             idx.type_counts[type_slot(fam.metric_type)] += 1;
             idx.add_help(fam.help.as_deref());
             let samples = limits::prepared_samples(&fam);
@@ -399,6 +400,7 @@ impl Store {
                     help: help.map(Into::into),
                     metric_type,
                     version: idx.version,
+                    exposed: idx.exposed,
                 }
             })
             .collect()
