@@ -525,3 +525,44 @@ fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
     }
 }
+
+/// What a TLS session's buffers may hold is paid for from the memory
+/// budget when the connection is accepted: past what the heads' share
+/// covers, a new TLS connection is closed at once, the sessions already
+/// open stay, and the share comes back when they end.
+#[test]
+fn tls_sessions_are_charged_to_the_memory_budget() {
+    let pki = Pki::new("held");
+    let cfg = pki.web_config("web.yml", &tls_yaml(""));
+    // Heads may hold a quarter of 2 MiB: five sessions of 96 KiB.
+    let gw = Gateway::start(
+        &ours(),
+        &[
+            &format!("--web.config.file={cfg}"),
+            "--web.memory-budget=2MiB",
+        ],
+    );
+    let connect = || TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    let idle: Vec<TcpStream> = (0..5).map(|_| connect()).collect();
+    let mut over = connect();
+    assert!(
+        closed_within(&mut over, Duration::from_secs(5)),
+        "a sixth session is over the budget: closed"
+    );
+    assert!(idle.iter().all(still_open), "the five sessions stay open");
+    drop(idle);
+    let ca = pki.path("ca.crt");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = curl(&["--cacert", &ca, &url(&gw, "/-/healthy")]);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the share never came back: {r:?}\n{}",
+            gw.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -11,7 +11,7 @@
 //!
 //! | class | what is charged | when |
 //! |---|---|---|
-//! | [`Class::Head`] | request head bytes buffered | as they are read |
+//! | [`Class::Head`] | request head bytes buffered; a TLS session's buffers | as they are read; when accepted |
 //! | [`Class::Body`] | the raw body, then the decoded body | as each grows |
 //! | [`Class::Parse`] | parsed records, the prepared group | per record, at an upper bound, as each is created |
 //! | [`Class::Answer`] | answers held for a client | when the answer is built |

@@ -163,6 +163,10 @@ pub(super) struct Conn {
     fresh: bool,
     /// The budget's charge for an answer waiting in `out`.
     out_charge: Option<Charge>,
+    /// The budget's charge for what a TLS session's buffers may hold
+    /// ([`crate::web::tls::SESSION_HOLDS`]), for the connection's life.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    session_charge: Option<Charge>,
     /// How long an answer may wait for the client to read some of it.
     write_timeout: std::time::Duration,
 }
@@ -187,7 +191,7 @@ impl Conn {
         id: u64,
         tls: rustls::ServerConnection,
         limits: &Limits,
-        charge: Charge,
+        (charge, held): (Charge, Charge),
     ) -> Conn {
         let mut c = Conn::new(
             sock,
@@ -198,6 +202,7 @@ impl Conn {
             limits,
             charge,
         );
+        c.session_charge = Some(held);
         // As Go: the handshake is bounded by the header timeout too.
         let limit = crate::web::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
         c.deadline = Some(Instant::now() + limit);
@@ -230,6 +235,7 @@ impl Conn {
             queued: false,
             fresh: true,
             out_charge: None,
+            session_charge: None,
             write_timeout: limits.write_timeout,
         }
     }

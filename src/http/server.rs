@@ -625,12 +625,19 @@ impl Server {
         let Some(tls) = &self.tls else {
             return Some(Conn::plain(sock, peer, id, &self.limits, charge));
         };
+        // What the session's own buffers may hold, paid for up front: a
+        // connection the budget cannot cover is not started.
+        let mut held = self.ctx.budget.charge(Class::Head);
+        if !held.grow_by(crate::web::tls::SESSION_HOLDS) {
+            log::debug!(source:display = peer; "TLS connection refused: the memory budget for heads is used up");
+            return None;
+        }
         // Already logged when a reload failed: new handshakes are refused.
         let config = tls.current().ok()?;
         match rustls::ServerConnection::new(config) {
             Ok(mut t) => {
-                t.set_buffer_limit(Some(256 * 1024));
-                Some(Conn::tls(sock, peer, id, t, &self.limits, charge))
+                t.set_buffer_limit(Some(crate::web::tls::SEND_BUFFER));
+                Some(Conn::tls(sock, peer, id, t, &self.limits, (charge, held)))
             }
             Err(e) => {
                 log::warn!(err:display = e; "cannot start a TLS connection");

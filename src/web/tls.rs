@@ -34,6 +34,20 @@ use crate::web::config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, Tl
 /// How long a client may take from connecting to a finished handshake.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most TLS records a session holds to be sent: an answer's plaintext
+/// is handed over this much at a time, the rest waits in the connection's
+/// own (charged) output queue.
+pub(crate) const SEND_BUFFER: usize = 32 * 1024;
+
+/// What one TLS session's buffers may hold, charged to the memory budget
+/// ([`Class::Head`](crate::http::budget::Class)) when the connection is
+/// accepted: a handshake message being joined (up to 64 KiB, rustls'
+/// limit) or, after it, a record being read (about 18 KiB) with the
+/// plaintext read ahead (16 KiB, rustls' default); and the records to send
+/// ([`SEND_BUFFER`], overshot by at most one record). Ten thousand idle TLS
+/// connections would otherwise hold up to a gigabyte the budget never saw.
+pub(crate) const SESSION_HOLDS: usize = 96 * 1024;
+
 /// Builds the rustls configuration from `settings`, reading the PEM files.
 /// Also returns warnings about settings rustls cannot honour exactly.
 pub(crate) fn build(settings: &TlsSettings) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
