@@ -73,6 +73,12 @@ pub(crate) enum Event {
         key: GroupKey,
         reply_to: Responder,
     },
+    /// `GET /-/healthy` or `/-/ready`: answered 200 by the loop when it
+    /// gets to it; the front answers 500 when it does not in time
+    /// ([`PROBE_DEADLINE`]).
+    Probe {
+        reply_to: Responder,
+    },
     /// `PUT /-/quit` with `--web.enable-lifecycle`.
     Quit {
         meta: Meta,
@@ -85,6 +91,12 @@ pub(crate) enum Event {
     /// The snapshot writer finished a write.
     Persisted(WriteOutcome),
 }
+
+/// How long a health or readiness probe waits for the request loop. A loop
+/// that takes longer to get to it is stuck, or so far behind that writes
+/// wait as long: the probe gets 500, as the Go gateway's does (since 1.9)
+/// when its write queue is full.
+pub(crate) const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What the loop needs to know of a request besides its payload: for
 /// request counting and logs.

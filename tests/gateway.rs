@@ -345,3 +345,65 @@ fn build_information_comes_from_the_build() {
         "{status}"
     );
 }
+
+/// `/-/healthy` and `/-/ready` are answered by the request loop, as 1.11
+/// answers them from its store: while the loop is stuck (debug builds
+/// have a hook that stalls it) both get 500 with the reason once the
+/// probe deadline passes, other connections are still served, and both
+/// are 200 again when the loop is back.
+#[test]
+fn probes_fail_while_the_request_loop_is_stuck() {
+    let gw = Gateway::start_with_env(
+        env!("CARGO_BIN_EXE_pushgateway"),
+        &[],
+        &[("PUSHGATEWAY_TEST_STALL_JOB", "stall")],
+    );
+    let port = gw.port;
+    let stalled = std::thread::spawn(move || {
+        support::try_request(
+            port,
+            "DELETE",
+            "/metrics/job/stall",
+            &[],
+            b"",
+            Duration::from_secs(30),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let probes: Vec<_> = ["/-/healthy", "/-/ready"]
+        .into_iter()
+        .map(|path| {
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let r = support::get(port, path);
+                (path, r, started.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The front still serves what needs no loop meanwhile.
+    assert_eq!(gw.get("/nope").status, 404);
+    for probe in probes {
+        let (path, r, took) = probe.join().expect("probe");
+        assert_eq!(r.status, 500, "{path} while stuck: {}", r.text());
+        assert!(
+            r.text()
+                .contains("the request loop did not answer within 5s"),
+            "{path}: {}",
+            r.text()
+        );
+        assert!(
+            took >= Duration::from_secs(4),
+            "{path} answered after {took:?}"
+        );
+    }
+    let deleted = stalled.join().expect("the stalled delete");
+    assert_eq!(
+        deleted.map(|r| r.status).ok(),
+        Some(202),
+        "the stalled delete is answered"
+    );
+    assert_eq!(gw.get("/-/healthy").status, 200);
+    assert_eq!(gw.get("/-/ready").status, 200);
+    assert!(gw.log().contains("health probe failed"), "{}", gw.log());
+}

@@ -365,6 +365,14 @@ impl Gateway {
                 {
                     panic!("test hook: a panic in the request loop");
                 }
+                // Debug builds only: lets a test stall the loop for longer
+                // than a probe waits.
+                #[cfg(debug_assertions)]
+                if let Ok(job) = std::env::var("PUSHGATEWAY_TEST_STALL_JOB")
+                    && store::show_labels(&key).contains(&format!("job=\"{job}\""))
+                {
+                    std::thread::sleep(crate::contract::PROBE_DEADLINE + Duration::from_secs(2));
+                }
                 let existed = self.store.delete(&key);
                 log::debug!(source = meta.source, group = store::show_labels(&key), existed = existed; "deleted group");
                 self.answer_change(reply_to, Reply::empty(202));
@@ -376,6 +384,7 @@ impl Gateway {
                 reply_to,
             } => reply_to.send(self.scrape(format, escaping, gzip)),
             Event::Status { reply_to } => reply_to.send(self.status_page()),
+            Event::Probe { reply_to } => reply_to.send(Reply::text(200, "OK")),
             Event::GroupText { key, reply_to } => {
                 let reply = match ui::group_text(&self.store, &key) {
                     Some(text) => Reply::text(200, text),

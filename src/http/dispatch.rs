@@ -220,8 +220,14 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 },
             );
         }),
-        Route::Healthy => direct(req, Reply::text(200, "OK")),
-        Route::Ready => direct(req, Reply::text(200, "OK")),
+        // Through the loop: a stuck loop fails its probes (the connection's
+        // deadline, see `Conn::finish`).
+        Route::Healthy | Route::Ready => send(
+            ctx,
+            Event::Probe {
+                reply_to: req.reply_to(&ctx.pool),
+            },
+        ),
         Route::Quit if ctx.enable_lifecycle => {
             let meta = req.meta();
             send(
