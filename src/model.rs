@@ -234,7 +234,8 @@ pub fn sort_by_name(labels: &mut [Label]) {
 /// names (see [`sort_by_name`]).
 const SORT_BY_KEYS: usize = 64;
 
-/// The five metric types of the text exposition format.
+/// The five metric types of the text exposition format, and the gauge
+/// histogram that only protobuf pushes carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MetricType {
     Counter,
@@ -242,27 +243,63 @@ pub enum MetricType {
     Summary,
     Untyped,
     Histogram,
+    /// Kept as such for protobuf scrapes and the JSON API; the text format
+    /// has no notion of it and shows it as a histogram, as Go's expfmt.
+    GaugeHistogram,
 }
 
 impl MetricType {
-    /// The lower-case keyword used on `# TYPE` lines.
+    /// The lower-case keyword used on `# TYPE` lines of the text format.
     pub fn as_str(self) -> &'static str {
         match self {
             MetricType::Counter => "counter",
             MetricType::Gauge => "gauge",
             MetricType::Summary => "summary",
             MetricType::Untyped => "untyped",
-            MetricType::Histogram => "histogram",
+            MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
         }
     }
 
+    /// The type's own keyword, distinct for every type: what the snapshot
+    /// writes (OpenMetrics' `gaugehistogram` for the gauge histogram).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            MetricType::GaugeHistogram => "gaugehistogram",
+            t => t.as_str(),
+        }
+    }
+
+    /// The name of client_model's enum value (`GAUGE_HISTOGRAM`), as the
+    /// JSON API shows types.
+    pub fn proto_name(self) -> &'static str {
+        match self {
+            MetricType::Counter => "COUNTER",
+            MetricType::Gauge => "GAUGE",
+            MetricType::Summary => "SUMMARY",
+            MetricType::Untyped => "UNTYPED",
+            MetricType::Histogram => "HISTOGRAM",
+            MetricType::GaugeHistogram => "GAUGE_HISTOGRAM",
+        }
+    }
+
+    /// The type whose [`keyword`](Self::keyword) is `s`.
+    pub fn from_keyword(s: &str) -> Option<MetricType> {
+        MetricType::ALL.into_iter().find(|t| t.keyword() == s)
+    }
+
+    /// Whether its series are histograms (`_bucket`, `_sum`, `_count`).
+    pub fn is_histogram(self) -> bool {
+        matches!(self, MetricType::Histogram | MetricType::GaugeHistogram)
+    }
+
     /// Every type, in the order of client_model's enum numbers.
-    pub const ALL: [MetricType; 5] = [
+    pub const ALL: [MetricType; 6] = [
         MetricType::Counter,
         MetricType::Gauge,
         MetricType::Summary,
         MetricType::Untyped,
         MetricType::Histogram,
+        MetricType::GaugeHistogram,
     ];
 
     /// The type's number in client_model's `MetricType` enum (protobuf),
@@ -274,6 +311,7 @@ impl MetricType {
             MetricType::Summary => 2,
             MetricType::Untyped => 3,
             MetricType::Histogram => 4,
+            MetricType::GaugeHistogram => 5,
         }
     }
 
@@ -317,7 +355,7 @@ impl Value {
             MetricType::Gauge => Value::Gauge(0.0),
             MetricType::Untyped => Value::Untyped(0.0),
             MetricType::Summary => Value::Summary(Box::default()),
-            MetricType::Histogram => Value::Histogram(Box::default()),
+            MetricType::Histogram | MetricType::GaugeHistogram => Value::Histogram(Box::default()),
         }
     }
 }

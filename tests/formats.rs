@@ -403,3 +403,64 @@ fn native_and_float_histograms_in_the_json_api() {
         "{text}"
     );
 }
+
+/// A gauge histogram pushed as protobuf keeps its type: protobuf scrapes,
+/// the JSON API and a restart from the snapshot show GAUGE_HISTOGRAM, as
+/// the reference keeps it; the text format, which has no such type, shows
+/// a histogram, as Go's expfmt writes it.
+#[test]
+fn gauge_histograms_keep_their_type() {
+    use pushgateway::model::{Bucket, Histogram};
+    let h = Histogram {
+        count: 3,
+        sum: 2.5,
+        buckets: vec![Bucket::new(0.5, 1), Bucket::new(1.0, 3)],
+        ..Histogram::default()
+    };
+    let mut body = Vec::new();
+    let series = [histogram_series(h)];
+    protobuf::encode_family(
+        &mut body,
+        "queue_depth",
+        Some("Depth now."),
+        MetricType::GaugeHistogram,
+        series.iter(),
+    );
+    let dir = support::TempDir::new("gauge-histogram");
+    let flag = format!("--persistence.file={}", dir.file("metric.store").display());
+    let scraped_type = |gw: &Gateway| {
+        let r = gw.request("GET", "/metrics", &[("Accept", PROTO)], b"");
+        let families = protobuf::decode(&r.body).expect("protobuf scrape decodes");
+        let f = families
+            .iter()
+            .find(|f| &*f.name == "queue_depth")
+            .expect("pushed family");
+        f.metric_type
+    };
+    // The reference keeps the type too. Its 1.5.1 expfmt knew no gauge
+    // histogram in text and cut the scrape off after `# TYPE queue_depth`;
+    // 1.11's writes a histogram, as ours does.
+    let reference = Gateway::start(&support::reference(), &[]);
+    let r = reference.request("PUT", "/metrics/job/q", &[("Content-Type", PROTO)], &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(scraped_type(&reference), MetricType::GaugeHistogram);
+    let mut gw = Gateway::start(&ours(), &[&flag]);
+    let r = gw.request("PUT", "/metrics/job/q", &[("Content-Type", PROTO)], &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(scraped_type(&gw), MetricType::GaugeHistogram);
+    let text = gw.get("/metrics").text();
+    assert!(text.contains("# TYPE queue_depth histogram\n"), "{text}");
+    assert!(
+        text.contains("queue_depth_bucket{instance=\"\",job=\"q\",le=\"0.5\"} 1\n"),
+        "{text}"
+    );
+    let json = gw.get("/api/v1/metrics").text();
+    assert!(json.contains("\"type\":\"GAUGE_HISTOGRAM\""), "{json}");
+    gw.stop();
+    let gw = Gateway::start(&ours(), &[&flag]);
+    assert_eq!(
+        scraped_type(&gw),
+        MetricType::GaugeHistogram,
+        "after a restart"
+    );
+}

@@ -172,7 +172,7 @@ fn family_json(stamp: Nanos, t: MetricType, help: Option<&str>, metrics: &[Strin
     let mut out = String::from("{\"time_stamp\":");
     json_string(&mut out, &rfc3339_nanos(stamp));
     out.push_str(",\"type\":");
-    json_string(&mut out, &t.as_str().to_ascii_uppercase());
+    json_string(&mut out, t.proto_name());
     if let Some(h) = help.filter(|h| !h.is_empty()) {
         out.push_str(",\"help\":");
         json_string(&mut out, h);

@@ -129,7 +129,7 @@ impl Check<'_> {
             if let Some(old) = self.group.and_then(|g| g.families.get(name)) {
                 counts[type_slot(old.metric_type)] -= 1;
             }
-            if let Some(i) = (0..5).find(|&i| counts[i] > 0 && SLOT_TYPES[i] != t) {
+            if let Some(i) = (0..SLOT_TYPES.len()).find(|&i| counts[i] > 0 && SLOT_TYPES[i] != t) {
                 return Err(type_mismatch(name, t, SLOT_TYPES[i]));
             }
         }
@@ -141,9 +141,26 @@ impl Check<'_> {
     fn no_suffix_collision(&self, fam: &PreparedFamily) -> Result<(), PushError> {
         let (name, t) = (&*fam.name, fam.metric_type);
         for (suffix, bases) in [
-            ("_count", &[MetricType::Summary, MetricType::Histogram][..]),
-            ("_sum", &[MetricType::Summary, MetricType::Histogram][..]),
-            ("_bucket", &[MetricType::Histogram][..]),
+            (
+                "_count",
+                &[
+                    MetricType::Summary,
+                    MetricType::Histogram,
+                    MetricType::GaugeHistogram,
+                ][..],
+            ),
+            (
+                "_sum",
+                &[
+                    MetricType::Summary,
+                    MetricType::Histogram,
+                    MetricType::GaugeHistogram,
+                ][..],
+            ),
+            (
+                "_bucket",
+                &[MetricType::Histogram, MetricType::GaugeHistogram][..],
+            ),
         ] {
             if let Some(base) = name.strip_suffix(suffix)
                 && let Some(bt) = self.type_after(base)
@@ -152,7 +169,7 @@ impl Check<'_> {
                 return Err(suffix_collision(name, base, bt));
             }
         }
-        if matches!(t, MetricType::Summary | MetricType::Histogram) {
+        if t == MetricType::Summary || t.is_histogram() {
             for suffix in ["_count", "_sum", "_bucket"] {
                 if suffix == "_bucket" && t == MetricType::Summary {
                     continue;

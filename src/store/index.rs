@@ -15,7 +15,7 @@ pub(super) struct FamilyIndex {
     /// How many groups contribute this family, per type (indexed by
     /// `type_slot`). With the consistency check on, one slot at most is
     /// non-zero.
-    pub(super) type_counts: [u32; 5],
+    pub(super) type_counts: [u32; 6],
     /// HELP texts pushed for this name and how many groups pushed each; the
     /// most recently pushed one is exposed. Families pushed without HELP
     /// are not counted: they never decide what is exposed, and most big
@@ -229,7 +229,7 @@ pub(super) fn type_slot(t: MetricType) -> usize {
     t.number()
 }
 
-pub(super) const SLOT_TYPES: [MetricType; 5] = MetricType::ALL;
+pub(super) const SLOT_TYPES: [MetricType; 6] = MetricType::ALL;
 
 impl FamilyIndex {
     pub(super) fn groups(&self) -> u32 {
@@ -239,7 +239,7 @@ impl FamilyIndex {
     /// The type exposed: the most common one (the only one when consistent).
     pub(super) fn metric_type(&self) -> MetricType {
         let mut best = 0;
-        for i in 1..5 {
+        for i in 1..SLOT_TYPES.len() {
             if self.type_counts[i] > self.type_counts[best] {
                 best = i;
             }

@@ -412,7 +412,7 @@ impl Store {
         let mut out = Vec::new();
         let mut lookup = SeriesLookup::new(self);
         for (name, idx) in &self.families {
-            let types: Vec<MetricType> = (0..5)
+            let types: Vec<MetricType> = (0..SLOT_TYPES.len())
                 .filter(|&i| idx.type_counts[i] > 0)
                 .map(|i| SLOT_TYPES[i])
                 .collect();

@@ -300,7 +300,8 @@ fn type_of(v: u64) -> Option<MetricType> {
         1 => MetricType::Gauge,
         2 => MetricType::Summary,
         3 => MetricType::Untyped,
-        4 | 5 => MetricType::Histogram, // 5: gauge histogram.
+        4 => MetricType::Histogram,
+        5 => MetricType::GaugeHistogram,
         _ => return None,
     })
 }
@@ -455,7 +456,7 @@ fn metric(
             }
             7 => {
                 let (h, e) = histogram(&mut sub, meter)?;
-                if t == MetricType::Histogram {
+                if t.is_histogram() {
                     charge(r, meter, cost::histogram())?;
                     (value, extra) = (Some(Value::Histogram(Box::new(h))), e);
                 }

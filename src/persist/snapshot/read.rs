@@ -272,7 +272,7 @@ impl Reader<'_, '_> {
             })
             .transpose()?;
         let metric_type =
-            MetricType::parse(t).ok_or_else(|| malformed(format!("unknown type {t:?}")))?;
+            MetricType::from_keyword(t).ok_or_else(|| malformed(format!("unknown type {t:?}")))?;
         if name.is_empty() {
             return Err(malformed("empty metric name".into()));
         }
@@ -345,7 +345,7 @@ fn parse_value(t: MetricType, s: &str) -> Result<Value, String> {
         MetricType::Counter => Ok(Value::Counter(parse_f64(s)?)),
         MetricType::Gauge => Ok(Value::Gauge(parse_f64(s)?)),
         MetricType::Untyped => Ok(Value::Untyped(parse_f64(s)?)),
-        MetricType::Summary | MetricType::Histogram => {
+        MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram => {
             let mut parts = s.split(' ');
             let sum = parts
                 .next()

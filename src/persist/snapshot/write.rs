@@ -74,7 +74,7 @@ fn write_groups(
             line.extend_from_slice(b"family ");
             write_name(&mut line, name);
             line.push(b' ');
-            line.extend_from_slice(fam.metric_type.as_str().as_bytes());
+            line.extend_from_slice(fam.metric_type.keyword().as_bytes());
             line.push(b' ');
             line.extend_from_slice(fam.pushed_at.to_string().as_bytes());
             line.push(b'\n');
