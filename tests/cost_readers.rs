@@ -152,3 +152,49 @@ fn non_reading_scrapers_share_one_body_and_leave_writers_their_share() {
         (base - start) / MIB
     );
 }
+
+/// The JSON API's metrics and the page's group text are built off the
+/// loop, shared by concurrent requests of one store state and charged
+/// before they are built: 200 readers that never read hold one body of
+/// each, not 200 (they held gigabytes, past the budget, when each built
+/// its own and was charged after).
+#[test]
+fn non_reading_api_and_page_readers_share_one_body() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    raw::raise_nofile_limit();
+    let gw = Gateway::start(&ours(), &["--web.memory-budget=256MiB"]);
+    fill(&gw, 100);
+    let (_, api) = exchange(gw.port, "the API", &get_request("/api/v1/metrics"), 200);
+    let api_kib = api.body.len() as u64 / 1024;
+    assert!(
+        api_kib > 8 * MIB,
+        "the API answer should be megabytes, got {api_kib} KiB"
+    );
+    thread::sleep(Duration::from_millis(300));
+    let base = raw::rss_kib(gw.pid());
+    // Group g=7 of job fill, as the page asks for it (base64 of "fill").
+    let group = "/ui/group/metrics/job@base64/ZmlsbA/g@base64/Nw";
+    let (_, text) = exchange(gw.port, "a group's text", &get_request(group), 200);
+    assert!(
+        text.text().contains("filler_metric_with_a_long_name{"),
+        "{}",
+        text.text()
+    );
+
+    let mut readers = non_readers(&gw, 100, "/api/v1/metrics");
+    readers.extend(non_readers(&gw, 100, group));
+    thread::sleep(Duration::from_secs(2));
+    writes_keep_answering(&gw, "200 API and page readers that never read");
+    let held = raw::rss_kib(gw.pid()).saturating_sub(base);
+    assert!(
+        held < 128 * MIB + 64 * MIB,
+        "100 non-reading API readers of a {api_kib} KiB answer and 100 of a group hold {} MiB",
+        held / MIB
+    );
+    let answers = budget_used(&gw, "answer");
+    assert!(
+        answers > 0.0 && answers <= 128.0 * 1024.0 * 1024.0,
+        "the held answers are charged, within the readers' half: {answers} bytes"
+    );
+    assert!(raw::alive(gw.pid()), "the gateway died");
+}

@@ -253,9 +253,19 @@ fn group_json(key: &[crate::model::Label], group: &Group) -> String {
 }
 
 /// `GET /api/v1/metrics`: every group with its families.
+///
+/// Written group by group into one string: only one group's JSON is ever
+/// held twice.
 pub(crate) fn metrics(groups: &[(GroupKey, Arc<Group>)]) -> String {
-    let groups: Vec<String> = groups.iter().map(|(k, g)| group_json(k, g)).collect();
-    success(&format!("[{}]", groups.join(",")))
+    let mut out = String::from("{\"status\":\"success\",\"data\":[");
+    for (i, (k, g)) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&group_json(k, g));
+    }
+    out.push_str("]}");
+    out
 }
 
 #[cfg(test)]

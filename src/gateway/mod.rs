@@ -22,7 +22,7 @@ use crate::contract::{Deferred, Event, Reply, Responder, ScrapeFormat, SharedBod
 use crate::model::NameScheme;
 use crate::persist::Persistence;
 use crate::pool::Pool;
-use crate::store::{self, Store};
+use crate::store::{self, GroupKey, Store};
 use crate::telemetry::{Own, Telemetry};
 use crate::time::now_nanos;
 use crate::wire::escape::Escaping;
@@ -49,8 +49,9 @@ pub(crate) struct Gateway {
     last_scrape_len: Arc<AtomicUsize>,
     /// The pushed families as the last gzip scrape compressed them.
     gzip_cache: Arc<std::sync::Mutex<render::GzipCache>>,
-    /// Scrape bodies being built or sent, for scrapes that can share them.
-    shared_scrapes: Vec<(ScrapeKey, Weak<SharedBody>)>,
+    /// Bodies being built or sent (scrapes, the JSON API's metrics, a
+    /// group's text), for later requests that can share them.
+    shared_bodies: Vec<(BodyKey, Weak<SharedBody>)>,
     /// Where selector deletes are matched (see [`admin`]); without it
     /// (unit tests) they are matched on the loop.
     pub offload: Option<Offload>,
@@ -84,6 +85,22 @@ struct ScrapeKey {
     escaping: Escaping,
     gzip: bool,
 }
+
+/// What makes two answers' bodies the same bytes.
+#[derive(Clone, PartialEq, Eq)]
+enum BodyKey {
+    Scrape(ScrapeKey),
+    /// `GET /api/v1/metrics` at a store generation.
+    ApiMetrics(u64),
+    /// One group's text for the page, at a store generation.
+    GroupText(u64, GroupKey),
+}
+
+/// The JSON API writes a series in about twice the bytes of its text
+/// line, and a family of one series in about five; building it takes
+/// about twice its size again (per-group strings joined).
+const API_BYTES_PER_TEXT_BYTE: usize = 4;
+const API_BYTES_PER_FAMILY: usize = 256;
 
 /// How long a scrape body is offered to later scrapes of the same store
 /// state. Our own metrics (request counts, process figures) in a shared
@@ -121,7 +138,7 @@ impl Gateway {
             limit_log: (None, 0),
             last_scrape_len: Arc::new(AtomicUsize::new(4096)),
             gzip_cache: Arc::default(),
-            shared_scrapes: Vec::new(),
+            shared_bodies: Vec::new(),
             offload: None,
             matching: 0,
             deletes: VecDeque::new(),
@@ -385,21 +402,10 @@ impl Gateway {
             } => reply_to.send(self.scrape(format, escaping, gzip)),
             Event::Status { reply_to } => reply_to.send(self.status_page()),
             Event::Probe { reply_to } => reply_to.send(Reply::text(200, "OK")),
-            Event::GroupText { key, reply_to } => {
-                let reply = match ui::group_text(&self.store, &key) {
-                    Some(text) => Reply::text(200, text),
-                    None => Reply::error(404, "no such group (deleted?)"),
-                };
-                reply_to.send(reply);
-            }
+            Event::GroupText { key, reply_to } => reply_to.send(self.group_text(key)),
             Event::Api { metrics, reply_to } => {
                 let mut reply = if metrics {
-                    // Every series as JSON: rendered off the loop from
-                    // shared group snapshots, like a scrape.
-                    let groups = self.store.snapshot();
-                    let mut r = Reply::empty(200);
-                    r.deferred = Some(Deferred::new(move || api::metrics(&groups).into_bytes()));
-                    r
+                    self.api_metrics()
                 } else {
                     let start = self.telemetry.start_nanos();
                     let build = crate::telemetry::build_info();
@@ -598,7 +604,7 @@ impl Gateway {
         if gzip {
             reply.headers.push(("Content-Encoding", "gzip".into()));
         }
-        let body = match self.shared_scrape(key) {
+        let body = match self.shared_body(&BodyKey::Scrape(key)) {
             Some(body) => body,
             None => self.new_scrape(key),
         };
@@ -606,15 +612,68 @@ impl Gateway {
         reply
     }
 
-    /// A body of scrape `key` that is still being built or sent, and young
+    /// A body of `key` that is still being built or sent, and young
     /// enough to share.
-    fn shared_scrape(&mut self, key: ScrapeKey) -> Option<Arc<SharedBody>> {
-        self.shared_scrapes
+    fn shared_body(&mut self, key: &BodyKey) -> Option<Arc<SharedBody>> {
+        self.shared_bodies
             .retain(|(_, body)| body.upgrade().is_some_and(|b| b.age() < SHARE_SCRAPES_FOR));
-        self.shared_scrapes
+        self.shared_bodies
             .iter()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| k == key)
             .and_then(|(_, body)| body.upgrade())
+    }
+
+    /// `key`'s shared body, or a new one from `build`, charged `hint`
+    /// bytes before it is built (503 when the budget cannot cover them).
+    fn share(
+        &mut self,
+        key: BodyKey,
+        hint: impl FnOnce(&Store) -> usize,
+        build: impl FnOnce() -> Vec<u8> + Send + 'static,
+    ) -> Arc<SharedBody> {
+        if let Some(body) = self.shared_body(&key) {
+            return body;
+        }
+        let body = SharedBody::new(hint(&self.store), build);
+        self.shared_bodies.push((key, Arc::downgrade(&body)));
+        body
+    }
+
+    /// Every series as JSON, rendered off the loop from shared group
+    /// snapshots like a scrape, shared by concurrent requests and charged
+    /// before it is built.
+    fn api_metrics(&mut self) -> Reply {
+        let key = BodyKey::ApiMetrics(self.store.generation());
+        let groups = self.store.snapshot();
+        let hint = |store: &Store| {
+            let families: usize = store.groups().map(|(_, g)| g.families.len() + 2).sum();
+            store.exposed_bytes() * API_BYTES_PER_TEXT_BYTE + families * API_BYTES_PER_FAMILY
+        };
+        let body = self.share(key, hint, move || api::metrics(&groups).into_bytes());
+        let mut r = Reply::empty(200);
+        r.deferred = Some(Deferred::Shared(body));
+        r
+    }
+
+    /// One group's text for the page, rendered off the loop from the
+    /// group's shared snapshot, charged before it is built.
+    fn group_text(&mut self, key: GroupKey) -> Reply {
+        let Some(group) = self.store.group_shared(&key) else {
+            return Reply::error(404, "no such group (deleted?)");
+        };
+        let text_len: usize = group.families.values().map(|f| f.exposed).sum();
+        let hint = |_: &Store| 2 * text_len + API_BYTES_PER_FAMILY * group.families.len();
+        let shared = Arc::clone(&group);
+        let build = move || ui::group_text(&shared).into_bytes();
+        let body = self.share(
+            BodyKey::GroupText(self.store.generation(), key),
+            hint,
+            build,
+        );
+        let mut r = Reply::empty(200);
+        r.content_type = Some("text/plain; charset=utf-8");
+        r.deferred = Some(Deferred::Shared(body));
+        r
     }
 
     /// Shares the store's state with a body to be built off the loop, and
@@ -652,7 +711,8 @@ impl Gateway {
         } else {
             SharedBody::new(hint, move || view.render(format))
         };
-        self.shared_scrapes.push((key, Arc::downgrade(&body)));
+        self.shared_bodies
+            .push((BodyKey::Scrape(key), Arc::downgrade(&body)));
         body
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::native;
 use crate::model::Value;
-use crate::store::{Group, Nanos, Store, StoreView};
+use crate::store::{Group, Nanos, StoreView};
 use crate::time::rfc3339_millis;
 use crate::wire::exposition;
 use crate::wire::json::json_string;
@@ -199,8 +199,7 @@ fn write_native(out: &mut Vec<u8>, v: &Value) {
 
 /// One group's metrics in the text format, for an expanded row; None if
 /// the group is gone.
-pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> {
-    let group = store.group(key)?;
+pub(crate) fn group_text(group: &Group) -> String {
     let mut exp = Vec::new();
     for (name, fam) in &group.families {
         exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
@@ -210,9 +209,9 @@ pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<S
         }
     }
     if exp.is_empty() {
-        return Some("(no metrics: the last push was empty)".into());
+        return "(no metrics: the last push was empty)".into();
     }
-    Some(String::from_utf8_lossy(&exp).into_owned())
+    String::from_utf8_lossy(&exp).into_owned()
 }
 
 /// A row before a job's groups offering to delete them all at once
@@ -330,6 +329,7 @@ pub(crate) fn status_page(store: &StoreView, info: &PageInfo) -> String {
 mod tests {
     use super::*;
     use crate::model::Label;
+    use crate::store::Store;
 
     #[test]
     fn expiry_and_job_deletes_on_the_page() {
@@ -500,7 +500,7 @@ mod tests {
         };
         let push = crate::store::prepare_push(key.clone().into(), vec![fam], true).unwrap();
         store.apply(push, 5);
-        let text = group_text(&store, store.groups().next().unwrap().0).unwrap();
+        let text = group_text(store.groups().next().unwrap().1);
         assert!(
             text.contains("lat_count{instance=\"\",job=\"j\"} 2\n# native histogram: {count:2, sum:1.5, (0.5,1]:2}\n"),
             "{text}"

@@ -155,6 +155,11 @@ impl Store {
         self.groups.get(key).map(|g| &**g)
     }
 
+    /// The group of `key` as a shared snapshot, to read off the loop.
+    pub(crate) fn group_shared(&self, key: &[Label]) -> Option<Arc<Group>> {
+        self.groups.get(key).map(Arc::clone)
+    }
+
     pub(crate) fn group_count(&self) -> usize {
         self.groups.len()
     }
