@@ -112,35 +112,49 @@ pub(crate) struct Meta {
 pub(crate) enum ScrapeFormat {
     Text,
     Protobuf,
+    /// Protobuf's text format, one message per family (`encoding=text`).
+    ProtoText,
+    /// Protobuf's compact text format, a line per family
+    /// (`encoding=compact-text`).
+    ProtoCompact,
+}
+
+/// `$head; escaping=<each scheme>`, in [`Escaping`]'s order.
+macro_rules! escapings {
+    ($head:literal) => {
+        [
+            concat!($head, "; escaping=allow-utf-8"),
+            concat!($head, "; escaping=underscores"),
+            concat!($head, "; escaping=dots"),
+            concat!($head, "; escaping=values"),
+        ]
+    };
 }
 
 impl ScrapeFormat {
     /// The answer's Content-Type: 1.11's, with the escaping scheme.
     pub(crate) fn content_type(self, escaping: Escaping) -> &'static str {
-        use Escaping::*;
-        match (self, escaping) {
-            (ScrapeFormat::Text, AllowUtf8) => {
-                "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"
-            }
-            (ScrapeFormat::Text, Underscores) => {
-                "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
-            }
-            (ScrapeFormat::Text, Dots) => "text/plain; version=0.0.4; charset=utf-8; escaping=dots",
-            (ScrapeFormat::Text, Values) => {
-                "text/plain; version=0.0.4; charset=utf-8; escaping=values"
-            }
-            (ScrapeFormat::Protobuf, AllowUtf8) => {
-                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8"
-            }
-            (ScrapeFormat::Protobuf, Underscores) => {
-                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
-            }
-            (ScrapeFormat::Protobuf, Dots) => {
-                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=dots"
-            }
-            (ScrapeFormat::Protobuf, Values) => {
-                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=values"
-            }
+        const TEXT: [&str; 4] = escapings!("text/plain; version=0.0.4; charset=utf-8");
+        const PROTO: [&str; 4] = escapings!(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+        );
+        const PROTO_TEXT: [&str; 4] = escapings!(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"
+        );
+        const PROTO_COMPACT: [&str; 4] = escapings!(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=compact-text"
+        );
+        let i = match escaping {
+            Escaping::AllowUtf8 => 0,
+            Escaping::Underscores => 1,
+            Escaping::Dots => 2,
+            Escaping::Values => 3,
+        };
+        match self {
+            ScrapeFormat::Text => TEXT[i],
+            ScrapeFormat::Protobuf => PROTO[i],
+            ScrapeFormat::ProtoText => PROTO_TEXT[i],
+            ScrapeFormat::ProtoCompact => PROTO_COMPACT[i],
         }
     }
 }

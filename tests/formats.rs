@@ -464,3 +464,70 @@ fn gauge_histograms_keep_their_type() {
         "after a restart"
     );
 }
+
+/// `encoding=text` and `encoding=compact-text` get protobuf's text formats,
+/// as `expfmt.Negotiate` offers them: the same families as the protobuf
+/// scrape, in 1.11's layout (protobuf-go's `{}`; 1.5.1's older library
+/// wrote `<>` and trailing spaces, otherwise the same fields).
+#[test]
+fn protobuf_text_formats_are_served() {
+    let body = "# HELP c A counter.\n# TYPE c counter\nc{path=\"a\\\"b\"} 1e6\n";
+    let mf = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily";
+    let compact_want = "name:\"c\" help:\"A counter.\" type:COUNTER metric:{label:{name:\"instance\" value:\"\"} label:{name:\"job\" value:\"j\"} label:{name:\"path\" value:\"a\\\"b\"} counter:{value:1e+06}}";
+    let gw = Gateway::start(&ours(), &[]);
+    assert_eq!(gw.put("/metrics/job/j", body).status, 200);
+    let accept = format!("{mf}; encoding=compact-text");
+    let r = gw.request("GET", "/metrics", &[("Accept", &accept)], b"");
+    assert_eq!(r.status, 200);
+    let ct = format!("{mf}; encoding=compact-text; escaping=underscores");
+    assert_eq!(r.header("Content-Type"), Some(ct.as_str()));
+    let text = r.text();
+    assert!(text.lines().any(|l| l == compact_want), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("name:\"push_time_seconds\" help:")),
+        "{text}"
+    );
+
+    let accept = format!("{mf}; encoding=text");
+    let r = gw.request(
+        "GET",
+        "/metrics",
+        &[("Accept", &accept), ("Accept-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    let family = text
+        .split("\n\n")
+        .find(|f| f.starts_with("name: \"c\"\n"))
+        .unwrap_or_else(|| panic!("no family c in {text}"));
+    let label = "  label: {\n    name: \"path\"\n    value: \"a\\\"b\"\n  }\n";
+    assert!(family.contains(label), "{family}");
+    assert!(
+        family.ends_with("  counter: {\n    value: 1e+06\n  }\n}"),
+        "{family}"
+    );
+
+    // The reference's compact line, in 1.11's delimiters.
+    let reference = Gateway::start(&support::reference(), &[]);
+    assert_eq!(reference.put("/metrics/job/j", body).status, 200);
+    let accept = format!("{mf}; encoding=compact-text");
+    let r = reference.request("GET", "/metrics", &[("Accept", &accept)], b"");
+    let theirs: Vec<String> = r
+        .text()
+        .lines()
+        .filter(|l| l.starts_with("name:\"c\""))
+        .map(|l| {
+            l.replace(" >", "}")
+                .replace('<', "{")
+                .replace('>', "}")
+                .trim_end()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(theirs, [compact_want]);
+}

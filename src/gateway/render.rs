@@ -32,6 +32,7 @@ use crate::store::{self, FamilyMeta, Group, GroupKey, StoredFamily};
 use crate::telemetry::{Own, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
+use crate::wire::prototext::{self, Layout};
 use crate::wire::{exposition, protobuf, template};
 
 /// Takes over a pushed family that can be kept compressed (see
@@ -167,6 +168,12 @@ impl ScrapeView {
         let out = match format {
             ScrapeFormat::Text => self.render_text(),
             ScrapeFormat::Protobuf => self.render_protobuf(),
+            ScrapeFormat::ProtoText => {
+                prototext::from_delimited(&self.render_protobuf(), Layout::MultiLine)
+            }
+            ScrapeFormat::ProtoCompact => {
+                prototext::from_delimited(&self.render_protobuf(), Layout::Compact)
+            }
         };
         self.size_hint.store(out.len(), Ordering::Relaxed);
         out

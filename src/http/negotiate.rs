@@ -7,8 +7,9 @@ use crate::wire::escape::Escaping;
 
 /// The reference's `expfmt.Negotiate` (prometheus/common 0.67), without
 /// OpenMetrics, which it never offers. Entries are tried by quality (ties
-/// in header order, a concrete type before `*`): delimited protobuf or
-/// text 0.0.4 (or text without a version) match; text is the fallback.
+/// in header order, a concrete type before `*`): protobuf (delimited,
+/// text or compact text) or text 0.0.4 (or text without a version) match;
+/// text is the fallback.
 ///
 /// The escaping scheme is the last valid `escaping=` seen on the way,
 /// matching entry or not: Prometheus 3 puts it on its OpenMetrics and
@@ -22,9 +23,13 @@ pub(crate) fn negotiate(accept: Option<&str>) -> (ScrapeFormat, Escaping) {
         }
         if entry.media == "application/vnd.google.protobuf"
             && entry.param("proto") == Some("io.prometheus.client.MetricFamily")
-            && entry.param("encoding") == Some("delimited")
         {
-            return (ScrapeFormat::Protobuf, escaping);
+            match entry.param("encoding") {
+                Some("delimited") => return (ScrapeFormat::Protobuf, escaping),
+                Some("text") => return (ScrapeFormat::ProtoText, escaping),
+                Some("compact-text") => return (ScrapeFormat::ProtoCompact, escaping),
+                _ => {}
+            }
         }
         if entry.media == "text/plain" && matches!(entry.param("version"), None | Some("0.0.4")) {
             return (ScrapeFormat::Text, escaping);
@@ -169,6 +174,15 @@ mod tests {
         assert_eq!(negotiate(Some(proto)).0, ScrapeFormat::Protobuf);
         let text_first = "text/plain;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5";
         assert_eq!(negotiate(Some(text_first)).0, ScrapeFormat::Text);
+        let mf = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily";
+        assert_eq!(
+            negotiate(Some(&format!("{mf};encoding=text"))).0,
+            ScrapeFormat::ProtoText
+        );
+        let compact = format!("{mf};encoding=compact-text;q=0.8,text/plain;q=0.5");
+        assert_eq!(negotiate(Some(&compact)).0, ScrapeFormat::ProtoCompact);
+        let unknown = format!("{mf};encoding=json");
+        assert_eq!(negotiate(Some(&unknown)).0, ScrapeFormat::Text);
         assert!(gzip_accepted(Some("deflate, gzip;q=1.0")));
         assert!(!gzip_accepted(Some("identity")));
         assert!(!gzip_accepted(None));

@@ -9,6 +9,7 @@ pub mod gzip;
 pub mod json;
 pub mod path;
 pub mod protobuf;
+pub mod prototext;
 pub mod selector;
 pub mod template;
 pub mod text_format;
