@@ -114,6 +114,16 @@ impl Pair {
                 o.text(),
             ));
         }
+        if let Some(theirs) = first_clause(r.status, &r.text())
+            && first_clause(o.status, &o.text()) != Some(theirs)
+        {
+            self.fail(format!(
+                "the refusal's first clause differs for {method} {path}\nrequest body: {shown:?}\n\
+                 reference: {:?}\nours:      {:?}",
+                r.text(),
+                o.text(),
+            ));
+        }
         self.answers.push(r.status);
         let line = format!("{method} {path} {shown:?} -> {}", r.status);
         if std::env::var_os("CONFORMANCE_TRACE").is_some() {
@@ -333,6 +343,16 @@ impl Drop for Pair {
 
 /// Status codes written compactly, runs as `CODExN` (`[200, 200, 400]`
 /// becomes `"200x2 400"`), the form [`Pair::expect_answers`] takes.
+/// The first clause of a refused push's answer, up to its first `: `:
+/// ours may say more after it, but scripts grep for the clause (issue 28),
+/// so it must be the reference's word for word.
+fn first_clause(status: u16, body: &str) -> Option<&str> {
+    if !(400..500).contains(&status) {
+        return None;
+    }
+    body.split_once(": ").map(|(clause, _)| clause)
+}
+
 fn compact_statuses(statuses: &[u16]) -> String {
     let mut runs: Vec<(u16, usize)> = Vec::new();
     for &s in statuses {

@@ -19,6 +19,25 @@ pub(crate) enum BodyError {
     },
 }
 
+/// Why a body does not decompress, for its 400: first in the words of
+/// the Go gateway's libraries (compress/gzip, compress/flate, snappy), as
+/// scripts grep for them, then ours.
+pub(crate) fn decompress_message(encoding: &str, err: &io::Error) -> String {
+    let text = err.to_string();
+    let go = if err.kind() == io::ErrorKind::UnexpectedEof {
+        "unexpected EOF"
+    } else if encoding != "gzip" {
+        "snappy: corrupt input"
+    } else if text.contains("header") {
+        "gzip: invalid header"
+    } else if text.contains("checksum") {
+        "gzip: invalid checksum"
+    } else {
+        "flate: corrupt input"
+    };
+    format!("{go} (cannot decompress the {encoding} request body: {text})")
+}
+
 /// [`decode_body_within`] without a memory budget (tests and fuzzing).
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_body(
@@ -148,10 +167,32 @@ mod tests {
         snappy.write_all(b"m 1\n").unwrap();
         let framed = snappy.into_inner().unwrap();
         assert_eq!(decode_body(Some("snappy"), framed, 100).unwrap(), b"m 1\n");
-        assert!(matches!(
-            decode_body(Some("gzip"), b"not gzip".to_vec(), 100),
-            Err(BodyError::Decompress { .. })
-        ));
+        let Err(BodyError::Decompress { encoding, err }) =
+            decode_body(Some("gzip"), b"not gzip at all\n".to_vec(), 100)
+        else {
+            panic!("not gzip decompressed");
+        };
+        let msg = decompress_message(encoding, &err);
+        assert!(
+            msg.starts_with("gzip: invalid header (cannot decompress"),
+            "{msg}"
+        );
+        let mut truncated = crate::wire::gzip::gzip(b"m 1\n");
+        truncated.truncate(truncated.len() - 4);
+        let Err(BodyError::Decompress { encoding, err }) =
+            decode_body(Some("gzip"), truncated, 100)
+        else {
+            panic!("a truncated gzip body decompressed");
+        };
+        let msg = decompress_message(encoding, &err);
+        assert!(msg.starts_with("unexpected EOF ("), "{msg}");
+        let Err(BodyError::Decompress { encoding, err }) =
+            decode_body(Some("snappy"), b"not snappy".to_vec(), 100)
+        else {
+            panic!("not snappy decompressed");
+        };
+        let msg = decompress_message(encoding, &err);
+        assert!(msg.starts_with("snappy: corrupt input ("), "{msg}");
         assert_eq!(
             decode_body(Some("br"), b"as is".to_vec(), 100).unwrap(),
             b"as is"

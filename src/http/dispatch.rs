@@ -419,9 +419,7 @@ fn prepare(
         Err(BodyError::Busy) => return Err(refused()),
         Err(BodyError::TooLarge) => return Err(too_large(ctx, None, &req.source(), req.url())),
         Err(BodyError::Decompress { encoding, err }) => {
-            return Err(invalid(format!(
-                "cannot decompress {encoding} request body: {err}"
-            )));
+            return Err(invalid(super::body::decompress_message(encoding, &err)));
         }
     };
     let mut parse_charge = ctx.budget.charge(Class::Parse);
