@@ -65,7 +65,8 @@ pub(crate) enum Event {
     DeleteMatched {
         query: DeleteQuery,
         meta: Meta,
-        keys: Vec<GroupKey>,
+        /// `None`: the matching ran out of time.
+        keys: Option<Vec<GroupKey>>,
         reply_to: Responder,
     },
     /// One group's metrics as text, for the web page.

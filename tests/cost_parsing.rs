@@ -379,6 +379,47 @@ fn huge_compiled_regex_is_refused_with_400() {
     assert_survived(&gw, "huge regex");
 }
 
+/// An expression near the size limit costs its size times every value it
+/// reads: matching that runs past its deadline (10 s) is stopped, the
+/// delete answered 503 with nothing deleted, and the gateway keeps
+/// answering meanwhile (before, one such delete held a worker for hours).
+#[test]
+fn selector_matching_that_runs_too_long_is_stopped() {
+    let _serial = serial();
+    let gw = start(&["--web.enable-admin-api"]);
+    let value = "a".repeat(100_000);
+    for g in 0..30 {
+        let r = gw.put(
+            &format!("/metrics/job/slow/g/{g}/v/{value}"),
+            "slow_metric 1\n",
+        );
+        assert_eq!(r.status, 200, "group {g}: {}", r.text());
+    }
+    // `v=~".*.{800}b"`: some 800 states over each 100 KB value.
+    let query = "match[]=%7Bv%3D~%22.*.%7B800%7Db%22%7D";
+    let started = std::time::Instant::now();
+    let r = support::try_request(
+        gw.port,
+        "POST",
+        &format!("/api/v1/admin/delete?{query}"),
+        &[],
+        b"",
+        Duration::from_secs(120),
+    )
+    .expect("the delete is answered");
+    let took = started.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("took longer than 10s"), "{}", r.text());
+    assert!(took < Duration::from_secs(60), "answered after {took:?}");
+    let scrape = gw.get("/metrics").text();
+    assert_eq!(
+        scrape.matches("slow_metric{").count(),
+        30,
+        "nothing deleted"
+    );
+    assert_survived(&gw, "a selector delete past its deadline");
+}
+
 // ---------------------------------------------------------------------------
 // The I/O loop stays responsive
 

@@ -34,10 +34,43 @@ use crate::store::{self, Group, GroupKey, Store};
 use crate::wire::json::json_string;
 use crate::wire::selector::DeleteQuery;
 
+/// How long matching one delete's selectors may take. An expression near
+/// the size limit costs its size times the length of every value it reads
+/// (a grouping label value can be a megabyte), so a hostile delete could
+/// otherwise hold a worker thread for hours.
+pub(crate) const MATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The keys `query` matches, in the order given (key order, from the
-/// store). Runs on a pool thread, over keys the loop copied.
-pub(crate) fn matching(keys: Vec<GroupKey>, query: &DeleteQuery) -> Vec<GroupKey> {
-    keys.into_iter().filter(|k| query.matches(k)).collect()
+/// store). Runs on a pool thread, over keys the loop copied. `None` when
+/// it takes longer than `deadline`: nothing is deleted then.
+pub(crate) fn matching(
+    keys: Vec<GroupKey>,
+    query: &DeleteQuery,
+    deadline: std::time::Duration,
+) -> Option<Vec<GroupKey>> {
+    let started = Instant::now();
+    let mut matched = Vec::new();
+    for k in keys {
+        if started.elapsed() >= deadline {
+            return None;
+        }
+        if query.matches(&k) {
+            matched.push(k);
+        }
+    }
+    Some(matched)
+}
+
+/// The answer to a delete whose matching ran out of time.
+pub(crate) fn too_slow_json() -> String {
+    let mut out = String::from("{\"status\":\"error\",\"errorType\":\"timeout\",\"error\":");
+    let why = format!(
+        "matching the selectors took longer than {}: nothing was deleted; use simpler expressions",
+        crate::time::go_duration(MATCH_DEADLINE)
+    );
+    json_string(&mut out, &why);
+    out.push('}');
+    out
 }
 
 /// A selector delete's matched groups, deleted a round at a time.
@@ -155,6 +188,19 @@ mod tests {
         vec![Label::new("job", job)].into()
     }
 
+    #[test]
+    fn matching_stops_at_its_deadline() {
+        let query = DeleteQuery::parse("match[]=%7Bjob%3D~%22a.*%22%7D").unwrap();
+        let keys = vec![key("ab"), key("b"), key("ac")];
+        let long = std::time::Duration::from_secs(60);
+        assert_eq!(
+            matching(keys.clone(), &query, long),
+            Some(vec![key("ab"), key("ac")])
+        );
+        assert_eq!(matching(keys, &query, std::time::Duration::ZERO), None);
+        assert!(too_slow_json().contains("\"errorType\":\"timeout\""));
+    }
+
     fn push(store: &mut Store, job: &str) {
         let fams = crate::wire::text_format::parse(b"m 1\n").expect("body parses");
         let p = store::prepare_push(key(job), fams, true).expect("push prepares");
@@ -176,7 +222,7 @@ mod tests {
         }
         let query = DeleteQuery::parse("match[]=%7Bjob%3D~%22%5Ba-d%5D%22%7D").expect("parses");
         let keys = store.groups().map(|(k, _)| k.clone()).collect();
-        let mut rounds = Rounds::new(matching(keys, &query));
+        let mut rounds = Rounds::new(matching(keys, &query, MATCH_DEADLINE).unwrap());
         // A budget already spent still deletes one group per round.
         let spent = Some(Instant::now());
         let mut freed = Vec::new();

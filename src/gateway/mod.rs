@@ -251,9 +251,13 @@ impl Gateway {
         &mut self,
         query: DeleteQuery,
         meta: crate::contract::Meta,
-        keys: Vec<store::GroupKey>,
+        keys: Option<Vec<store::GroupKey>>,
         reply_to: Responder,
     ) {
+        let Some(keys) = keys else {
+            log::warn!(source = meta.source; "selector delete refused: matching took longer than {}", crate::time::go_duration(admin::MATCH_DEADLINE));
+            return reply_to.send(Reply::json(503, admin::too_slow_json()));
+        };
         if query.dry_run || keys.is_empty() {
             self.answer_delete(query, meta, keys, reply_to);
         } else {
@@ -428,7 +432,7 @@ impl Gateway {
                         let events = o.events.clone();
                         self.matching += 1;
                         o.pool.execute(move || {
-                            let keys = admin::matching(keys, &query);
+                            let keys = admin::matching(keys, &query, admin::MATCH_DEADLINE);
                             // The loop only goes away at shutdown, which
                             // waits for matches out (`drain`).
                             let _ = events.send(Event::DeleteMatched {
@@ -440,7 +444,7 @@ impl Gateway {
                         });
                     }
                     None => {
-                        let keys = admin::matching(keys, &query);
+                        let keys = admin::matching(keys, &query, admin::MATCH_DEADLINE);
                         self.matched(query, meta, keys, reply_to);
                     }
                 }
