@@ -49,6 +49,9 @@ pub(crate) struct Gateway {
     last_scrape_len: Arc<AtomicUsize>,
     /// The pushed families as the last gzip scrape compressed them.
     gzip_cache: Arc<std::sync::Mutex<render::GzipCache>>,
+    /// Without the consistency check: what made the store inconsistent at
+    /// a generation, found once per generation, not once per scrape.
+    inconsistencies: Option<(u64, Vec<String>)>,
     /// Bodies being built or sent (scrapes, the JSON API's metrics, a
     /// group's text), for later requests that can share them.
     shared_bodies: Vec<(BodyKey, Weak<SharedBody>)>,
@@ -139,6 +142,7 @@ impl Gateway {
             last_scrape_len: Arc::new(AtomicUsize::new(4096)),
             gzip_cache: Arc::default(),
             shared_bodies: Vec::new(),
+            inconsistencies: None,
             offload: None,
             matching: 0,
             deletes: VecDeque::new(),
@@ -572,13 +576,18 @@ impl Gateway {
 
     fn scrape(&mut self, format: ScrapeFormat, escaping: Escaping, gzip: bool) -> Reply {
         if !self.check_consistency {
-            let problems = self.store.inconsistencies(&Own);
+            let generation = self.store.generation();
+            if self.inconsistencies.as_ref().map(|(g, _)| *g) != Some(generation) {
+                let found = self.store.inconsistencies(&Own);
+                self.inconsistencies = Some((generation, found));
+            }
+            let problems = self.inconsistencies.as_ref().map_or(&[][..], |(_, p)| &p[..]);
             if !problems.is_empty() {
                 let mut msg = format!(
                     "An error has occurred while serving metrics:\n\n{} error(s) occurred:",
                     problems.len()
                 );
-                for p in &problems {
+                for p in problems {
                     msg.push_str("\n* ");
                     msg.push_str(p);
                 }
