@@ -215,6 +215,6 @@ FUZZ_TIMEOUT ?= 10
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 	mkdir -p tests/fuzz/corpus/$(FUZZ_TARGET)
-	cd tests/fuzz && cargo +nightly fuzz run --fuzz-dir . $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) -- \
+	cd tests/fuzz && cargo +nightly fuzz run --fuzz-dir . $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) seeds/$(FUZZ_TARGET) -- \
 		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
 		-timeout=$(FUZZ_TIMEOUT) -max_len=65536
