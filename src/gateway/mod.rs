@@ -581,7 +581,10 @@ impl Gateway {
                 let found = self.store.inconsistencies(&Own);
                 self.inconsistencies = Some((generation, found));
             }
-            let problems = self.inconsistencies.as_ref().map_or(&[][..], |(_, p)| &p[..]);
+            let problems = self
+                .inconsistencies
+                .as_ref()
+                .map_or(&[][..], |(_, p)| &p[..]);
             if !problems.is_empty() {
                 let mut msg = format!(
                     "An error has occurred while serving metrics:\n\n{} error(s) occurred:",
