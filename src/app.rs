@@ -169,6 +169,14 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
             &web,
         )));
     }
+    let access = if config.access_file.is_empty() {
+        None
+    } else {
+        let reloader = web::access::AccessReloader::new(config.access_file.clone().into())
+            .map_err(|e| format!("--web.access-file: {e}"))?;
+        log::info!(file = config.access_file.as_str(); "write scopes enabled");
+        Some(Arc::new(reloader))
+    };
     let tls = tls_setup(config, &web)?;
     let budget = http::budget::Budget::new(config.memory_budget as usize);
     telemetry.show_budget(&budget);
@@ -189,6 +197,8 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         enable_lifecycle: config.enable_lifecycle,
         names,
         web: web_reloader,
+        beat: Arc::clone(&gw.beat),
+        access,
         limiter: web.rate_limit.map(|limit| {
             log::info!(burst = limit.burst, interval = crate::time::go_duration(limit.interval); "Rate Limiter is enabled.");
             Arc::new(crate::web::rate_limit::RateLimiter::new(limit))

@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub enable_lifecycle: bool,
     pub enable_admin_api: bool,
     pub web_config_file: String,
+    /// `--web.access-file`: write scopes on grouping keys (ours alone).
+    pub access_file: String,
     pub systemd_socket: bool,
     pub persistence_file: String,
     pub persistence_interval: Duration,
@@ -76,6 +78,7 @@ impl Default for Config {
             enable_lifecycle: false,
             enable_admin_api: false,
             web_config_file: String::new(),
+            access_file: String::new(),
             systemd_socket: false,
             persistence_file: String::new(),
             persistence_interval: Duration::from_secs(300),
@@ -148,6 +151,9 @@ Flags:
                                  instead of port listeners.
       --web.config.file=\"\"       Path to configuration file that can enable TLS
                                  or authentication (exporter-toolkit format).
+      --web.access-file=\"\"       Path to a file of write scopes: which user or
+                                 client certificate may push to which groups,
+                                 read, or use the admin API. Not in Go.
       --web.telemetry-path=\"/metrics\"
                                  Path under which to expose metrics.
       --web.external-url=        The URL under which the Pushgateway is
@@ -256,6 +262,7 @@ fn parse(mut p: lexopt::Parser) -> Result<Command, CliError> {
             Long("web.external-url") => c.external_url = string(&mut p)?,
             Long("web.route-prefix") => prefix_flag = string(&mut p)?,
             Long("web.config.file") => c.web_config_file = string(&mut p)?,
+            Long("web.access-file") => c.access_file = string(&mut p)?,
             Long("persistence.file") => c.persistence_file = string(&mut p)?,
             Long("persistence.interval") => {
                 let v = string(&mut p)?;

@@ -74,12 +74,6 @@ pub(crate) enum Event {
         key: GroupKey,
         reply_to: Responder,
     },
-    /// `GET /-/healthy` or `/-/ready`: answered 200 by the loop when it
-    /// gets to it; the front answers 500 when it does not in time
-    /// ([`PROBE_DEADLINE`]).
-    Probe {
-        reply_to: Responder,
-    },
     /// `PUT /-/quit` with `--web.enable-lifecycle`.
     Quit {
         meta: Meta,
@@ -93,11 +87,62 @@ pub(crate) enum Event {
     Persisted(WriteOutcome),
 }
 
-/// How long a health or readiness probe waits for the request loop. A loop
-/// that takes longer to get to it is stuck, or so far behind that writes
-/// wait as long: the probe gets 500, as the Go gateway's does (since 1.9)
-/// when its write queue is full.
-pub(crate) const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the request loop may work without a pause before health and
+/// readiness probes say it is stuck (500), as the Go gateway's do (since
+/// 1.9) when its store cannot be written. The longest legitimate round,
+/// a push of a million series, takes a fraction of that.
+pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(5);
+
+/// The request loop's heartbeat: since when it has been working without
+/// waiting for events (0: it is waiting). Probes read it on the HTTP front,
+/// so they are answered at once, never queued behind the work they check.
+#[derive(Debug)]
+pub(crate) struct LoopBeat {
+    origin: Instant,
+    /// Nanoseconds after `origin` plus one when the current round began;
+    /// 0 while the loop waits.
+    busy_since: std::sync::atomic::AtomicU64,
+}
+
+impl Default for LoopBeat {
+    fn default() -> LoopBeat {
+        LoopBeat {
+            origin: Instant::now(),
+            busy_since: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl LoopBeat {
+    /// The loop starts a round of work.
+    pub(crate) fn busy(&self) {
+        let now = self.origin.elapsed().as_nanos() as u64 + 1;
+        self.busy_since
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The loop waits for events again.
+    pub(crate) fn idle(&self) {
+        self.busy_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the current round has been going, if one is.
+    pub(crate) fn busy_for(&self) -> Option<Duration> {
+        match self.busy_since.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            since => {
+                let now = self.origin.elapsed().as_nanos() as u64 + 1;
+                Some(Duration::from_nanos(now.saturating_sub(since)))
+            }
+        }
+    }
+
+    /// Whether the loop has been working for longer than [`STUCK_AFTER`].
+    pub(crate) fn stuck(&self) -> Option<Duration> {
+        self.busy_for().filter(|d| *d > STUCK_AFTER)
+    }
+}
 
 /// What the loop needs to know of a request besides its payload: for
 /// request counting and logs.

@@ -49,6 +49,8 @@ pub(crate) struct Gateway {
     last_scrape_len: Arc<AtomicUsize>,
     /// The pushed families as the last gzip scrape compressed them.
     gzip_cache: Arc<std::sync::Mutex<render::GzipCache>>,
+    /// The loop's heartbeat, which health probes read.
+    pub beat: Arc<crate::contract::LoopBeat>,
     /// Without the consistency check: what made the store inconsistent at
     /// a generation, found once per generation, not once per scrape.
     inconsistencies: Option<(u64, Vec<String>)>,
@@ -143,6 +145,7 @@ impl Gateway {
             gzip_cache: Arc::default(),
             shared_bodies: Vec::new(),
             inconsistencies: None,
+            beat: Arc::default(),
             offload: None,
             matching: 0,
             deletes: VecDeque::new(),
@@ -165,6 +168,7 @@ impl Gateway {
                 // The next round is due at once, after what is waiting.
                 deadline = Some(Instant::now());
             }
+            self.beat.idle();
             let ev = match deadline {
                 Some(d) => match events.recv_timeout(d.saturating_duration_since(Instant::now())) {
                     Ok(ev) => Some(ev),
@@ -176,6 +180,7 @@ impl Gateway {
                     Err(_) => return,
                 },
             };
+            self.beat.busy();
             if let Some(ev) = ev
                 && !self.handle(ev)
             {
@@ -396,7 +401,7 @@ impl Gateway {
                 if let Ok(job) = std::env::var("PUSHGATEWAY_TEST_STALL_JOB")
                     && store::show_labels(&key).contains(&format!("job=\"{job}\""))
                 {
-                    std::thread::sleep(crate::contract::PROBE_DEADLINE + Duration::from_secs(2));
+                    std::thread::sleep(crate::contract::STUCK_AFTER + Duration::from_secs(3));
                 }
                 let existed = self.store.delete(&key);
                 log::debug!(source = meta.source, group = store::show_labels(&key), existed = existed; "deleted group");
@@ -409,7 +414,6 @@ impl Gateway {
                 reply_to,
             } => reply_to.send(self.scrape(format, escaping, gzip)),
             Event::Status { reply_to } => reply_to.send(self.status_page()),
-            Event::Probe { reply_to } => reply_to.send(Reply::text(200, "OK")),
             Event::GroupText { key, reply_to } => reply_to.send(self.group_text(key)),
             Event::Api { metrics, reply_to } => {
                 let mut reply = if metrics {

@@ -169,8 +169,6 @@ pub(super) struct Conn {
     session_charge: Option<Charge>,
     /// How long an answer may wait for the client to read some of it.
     write_timeout: std::time::Duration,
-    /// The request waiting for its answer is a health or readiness probe.
-    probing: bool,
 }
 
 impl Conn {
@@ -239,7 +237,6 @@ impl Conn {
             out_charge: None,
             session_charge: None,
             write_timeout: limits.write_timeout,
-            probing: false,
         }
     }
 
@@ -695,11 +692,16 @@ impl Conn {
             handler,
             method: crate::telemetry::method_label(&head.method),
         });
+        let client_names = match env.ctx.access {
+            Some(_) => self.transport.client_names(),
+            None => Vec::new(),
+        };
         let req = Request {
             method: head.method,
             url: head.target,
             headers: head.headers,
             peer: self.peer,
+            client_names,
             responder: ConnResponder {
                 conn: self.id,
                 shared: Arc::clone(env.shared),
@@ -708,12 +710,7 @@ impl Conn {
                 answered: false,
             },
         };
-        // Other answers take what they take; a probe's tells whether the
-        // loop keeps up, so it has a deadline.
-        self.probing = matches!(route, Route::Healthy | Route::Ready);
-        self.deadline = self
-            .probing
-            .then(|| Instant::now() + crate::contract::PROBE_DEADLINE);
+        self.deadline = None;
         self.state = State::Waiting(None);
         dispatch::dispatch(env.ctx, route, req, body);
     }
@@ -905,22 +902,13 @@ impl Conn {
         }
     }
 
-    /// The deadline passed: a slow head or body gets 408, a probe the
-    /// loop did not answer 500, anything else is closed.
+    /// The deadline passed: a slow head or body gets 408, anything else
+    /// is closed.
     pub(super) fn on_timeout(&mut self) {
         match self.state {
             State::Head { started: true } | State::Body(_) => {
                 log::debug!(source:display = self.peer; "request timed out");
                 self.refuse("the request did not arrive in time", 408);
-                self.flush();
-            }
-            State::Waiting(None) if self.probing => {
-                let waited = crate::time::go_duration(crate::contract::PROBE_DEADLINE);
-                log::error!(source:display = self.peer, waited = waited; "health probe failed: the request loop did not answer in time");
-                let reason = format!(
-                    "the request loop did not answer within {waited}: it is stuck or far behind"
-                );
-                self.refuse_with(Reply::error(500, reason));
                 self.flush();
             }
             _ => self.close(),

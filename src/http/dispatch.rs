@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::negotiate::{gzip_accepted, negotiate};
-use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond};
+use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond, scope};
 use crate::contract::Event;
 use crate::http::BodyError;
 use crate::http::router::{GroupingKey, Route};
@@ -60,6 +60,26 @@ pub(super) fn gate(ctx: &Context, authorization: Option<&str>, source: &str, url
         None => Gate::Pass,
         Some(auth) if auth.cached(authorization) => Gate::Pass,
         Some(auth) => Gate::Check(auth),
+    }
+}
+
+/// A health or readiness probe's answer: 200, or 500 when the request
+/// loop has been working on one round for longer than
+/// [`STUCK_AFTER`](crate::contract::STUCK_AFTER) (stuck, or so far behind
+/// that writes wait as long).
+fn probe(ctx: &Context) -> Reply {
+    match ctx.beat.stuck() {
+        None => Reply::text(200, "OK"),
+        Some(busy) => {
+            let busy = crate::time::go_duration(busy);
+            log::error!(busy = busy.as_str(); "health probe failed: the request loop is stuck");
+            Reply::error(
+                500,
+                format!(
+                    "the request loop has been busy for {busy} without answering: it is stuck or far behind"
+                ),
+            )
+        }
     }
 }
 
@@ -116,11 +136,17 @@ pub(super) struct Body {
 /// for pushes (empty otherwise).
 pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
     let direct = |req: Request, reply: Reply| respond(&ctx.pool, req, reply);
+    if let Some(reply) = scope::refuse_route(ctx, &req, &route) {
+        return direct(req, reply);
+    }
     match route {
         Route::Push {
             key: GroupingKey::Parsed(key),
             replace,
         } => {
+            if let Some(reply) = scope::refuse_change(ctx, &req, &key) {
+                return direct(req, reply);
+            }
             let Some((req, target)) = target(ctx, req, key, replace) else {
                 return;
             };
@@ -148,6 +174,9 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             let ctx2 = ctx.clone();
             let job = move || match key.parse(ctx2.names) {
                 Ok(key) => {
+                    if let Some(reply) = scope::refuse_change(&ctx2, &req, &key) {
+                        return respond(&ctx2.pool, req, reply);
+                    }
                     if let Some((req, target)) = target(&ctx2, req, key, replace) {
                         read_push(req, body, target, &ctx2);
                     }
@@ -157,6 +186,9 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
             ctx.pool.execute_as(Kind::Push, job);
         }
         Route::Delete { key } => with_key(ctx, req, key, |ctx, req, key| {
+            if let Some(reply) = scope::refuse_change(ctx, &req, &key) {
+                return respond(&ctx.pool, req, reply);
+            }
             let meta = req.meta();
             let reply_to = req.reply_to(&ctx.pool);
             let key = key.into();
@@ -220,14 +252,7 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 },
             );
         }),
-        // Through the loop: a stuck loop fails its probes (the connection's
-        // deadline, see `Conn::finish`).
-        Route::Healthy | Route::Ready => send(
-            ctx,
-            Event::Probe {
-                reply_to: req.reply_to(&ctx.pool),
-            },
-        ),
+        Route::Healthy | Route::Ready => direct(req, probe(ctx)),
         Route::Quit if ctx.enable_lifecycle => {
             let meta = req.meta();
             send(

@@ -30,6 +30,7 @@ mod inbuf;
 pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;
+mod scope;
 mod server;
 mod transport;
 
@@ -63,6 +64,9 @@ pub(crate) struct Request {
     headers: Vec<(String, String)>,
     peer: SocketAddr,
     responder: ConnResponder,
+    /// The names a verified TLS client certificate gives (its DNS and URI
+    /// SANs), read only when write scopes are on.
+    client_names: Vec<String>,
 }
 
 impl Request {
@@ -94,6 +98,11 @@ impl Request {
             pool: pool.clone(),
             cors: true,
         })
+    }
+
+    /// The names a verified TLS client certificate gives.
+    pub(crate) fn client_names(&self) -> &[String] {
+        &self.client_names
     }
 
     /// The first value of header `name` (case-insensitive).
@@ -320,6 +329,10 @@ pub(crate) struct Context {
     pub web: Option<Arc<WebReloader>>,
     /// `rate_limit` of the web configuration.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The request loop's heartbeat, for health probes.
+    pub beat: Arc<crate::contract::LoopBeat>,
+    /// `--web.access-file`: who may change, read or administer what.
+    pub access: Option<Arc<crate::web::access::AccessReloader>>,
     /// What all requests in flight may hold (`--web.memory-budget`).
     pub budget: Arc<budget::Budget>,
 }

@@ -94,6 +94,18 @@ impl Transport {
         false
     }
 
+    /// The DNS and URI names of the client's certificate, verified by the
+    /// handshake (none without TLS or a certificate).
+    pub(super) fn client_names(&self) -> Vec<String> {
+        #[cfg(feature = "tls")]
+        if let Transport::Tls(tls) = self
+            && let Some(cert) = tls.peer_certificates().and_then(|c| c.first())
+        {
+            return crate::web::tls::certificate_names(cert);
+        }
+        Vec::new()
+    }
+
     /// Takes the TLS session out for a handshake step on another thread.
     #[cfg(feature = "tls")]
     pub(super) fn take_for_handshake(&mut self) -> Option<Session> {

@@ -59,6 +59,12 @@ impl Auth {
         Some((user.to_owned(), pass.to_owned()))
     }
 
+    /// The user an `Authorization: Basic ...` header names (checked or not:
+    /// callers ask only after the gate passed the request).
+    pub(crate) fn user_of(header: Option<&str>) -> Option<String> {
+        Self::credentials(header).map(|(user, _)| user)
+    }
+
     fn cache_key(&self, user: &str, pass: &str) -> (String, u64) {
         (user.to_owned(), self.hasher.hash_one(pass))
     }

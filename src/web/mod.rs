@@ -1,6 +1,7 @@
 //! The web configuration file and what it switches on: basic auth, the
 //! rate limit, response headers (followed without a restart), and TLS.
 
+pub(crate) mod access;
 pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod rate_limit;

@@ -299,6 +299,18 @@ impl ClientCertVerifier for ClientVerifier {
 /// Whether the certificate's subject alternative names include one of
 /// `allowed`, compared as exact strings as exporter-toolkit does (DNS names
 /// and URIs; IP addresses by value). E-mail SANs are not looked at.
+/// The DNS and URI subject alternative names of a certificate: who a
+/// client certificate says it is, for write scopes.
+pub(crate) fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok(cert) = webpki::EndEntityCert::try_from(cert) else {
+        return Vec::new();
+    };
+    cert.valid_dns_names()
+        .chain(cert.valid_uri_names())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn san_allowed(cert: &CertificateDer<'_>, allowed: &[String]) -> bool {
     let Ok(cert) = webpki::EndEntityCert::try_from(cert) else {
         return false;

@@ -1,0 +1,321 @@
+//! Write scopes on grouping keys (`--web.access-file`) against the real
+//! binary: basic-auth users pushing inside and outside their scopes,
+//! `@base64` keys and label orders the selectors do not spell, a job name
+//! crafted to look like another scope's, reads and admin endpoints, a file
+//! reloaded mid-run, and bad files.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::raw::basic_auth;
+use support::{Gateway, Response, TempDir, ours};
+
+const ACCESS: &str = r#"users:
+  ci:
+    push: ['{job=~"ci-.*"}']
+    read: true
+  ops:
+    push: ['{job="backup"}', '{job="nightly", env!="prod"}']
+    read: true
+    admin: true
+default:
+  read: true
+"#;
+
+/// A gateway whose web config has users ci, ops and eve (password `pw`)
+/// and whose access file is `access`.
+fn start(dir: &TempDir, access: &str, extra: &[&str]) -> Gateway {
+    let hash = bcrypt::hash("pw", 4).expect("bcrypt");
+    let web = dir.write(
+        "web.yml",
+        format!("basic_auth_users:\n  ci: {hash}\n  ops: {hash}\n  eve: {hash}\n"),
+    );
+    let access = dir.write("access.yml", access);
+    let mut args = vec![
+        format!("--web.config.file={}", web.display()),
+        format!("--web.access-file={}", access.display()),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Gateway::start(&ours(), &args)
+}
+
+fn as_user(gw: &Gateway, user: &str, method: &str, path: &str, body: &str) -> Response {
+    let auth = basic_auth(user, "pw");
+    gw.request(method, path, &[("Authorization", &auth)], body.as_bytes())
+}
+
+fn scrape(gw: &Gateway) -> String {
+    as_user(gw, "ops", "GET", "/metrics", "").text()
+}
+
+#[test]
+fn pushes_and_deletes_stay_inside_their_scopes() {
+    let dir = TempDir::new("scopes");
+    let gw = start(&dir, ACCESS, &[]);
+    assert_eq!(
+        as_user(&gw, "ci", "PUT", "/metrics/job/ci-build", "m 1\n").status,
+        200
+    );
+
+    let r = as_user(&gw, "ci", "PUT", "/metrics/job/backup", "m 1\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        "Forbidden: \"ci\" may not push to or delete the group {job=\"backup\"} (--web.access-file)\n"
+    );
+    // Nothing stored, no failure recorded on the group.
+    assert!(!scrape(&gw).contains("job=\"backup\""), "{}", scrape(&gw));
+
+    // A delete outside the scope is refused whether the group exists or not.
+    let absent = as_user(&gw, "ci", "DELETE", "/metrics/job/backup", "");
+    assert_eq!(absent.status, 403, "{}", absent.text());
+    assert_eq!(
+        as_user(&gw, "ops", "PUT", "/metrics/job/backup", "b 1\n").status,
+        200
+    );
+    let present = as_user(&gw, "ci", "DELETE", "/metrics/job/backup", "");
+    assert_eq!(
+        (present.status, present.text()),
+        (absent.status, absent.text())
+    );
+    assert!(scrape(&gw).contains("b{instance=\"\",job=\"backup\"} 1"));
+
+    // Keys in base64, and labels in another order than the selector's.
+    let r = as_user(
+        &gw,
+        "ci",
+        "PUT",
+        "/metrics/job@base64/Y2ktYmFzZTY0",
+        "m 2\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(scrape(&gw).contains("m{instance=\"\",job=\"ci-base64\"} 2"));
+    let r = as_user(
+        &gw,
+        "ops",
+        "PUT",
+        "/metrics/job/nightly/zone/a/env/dev",
+        "n 1\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = as_user(&gw, "ops", "PUT", "/metrics/job/nightly/env/prod", "n 1\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("{env=\"prod\",job=\"nightly\"}"),
+        "{}",
+        r.text()
+    );
+
+    // A job name crafted to reach another scope's group stays in its
+    // own: the path's job wins over a `job` pair, as in the reference,
+    // and scopes are checked on the key as it is stored.
+    for path in [
+        "/metrics/job/ci-x/job/backup",
+        "/metrics/job/ci-x%2Fjob%2Fbackup",
+    ] {
+        let r = as_user(&gw, "ci", "PUT", path, "evil 1\n");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let text = scrape(&gw);
+    assert!(
+        text.contains("evil{instance=\"\",job=\"ci-x\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("evil{instance=\"\",job=\"backup\"}"),
+        "{text}"
+    );
+    let r = as_user(&gw, "ci", "PUT", "/metrics/job/backup/job/ci-x", "evil 1\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // A verified user the file does not list gets the default rules.
+    let r = as_user(&gw, "eve", "PUT", "/metrics/job/ci-eve", "m 1\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("a request of no listed identity"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(as_user(&gw, "eve", "GET", "/metrics", "").status, 200);
+    assert!(
+        gw.log().contains("may not push to or delete the group"),
+        "{}",
+        gw.log()
+    );
+}
+
+#[test]
+fn reads_and_admin_endpoints_follow_the_rules() {
+    let dir = TempDir::new("scopes-admin");
+    let rules =
+        "users:\n  ops:\n    admin: true\n    read: true\n  ci:\n    push: ['{job=\"x\"}']\n";
+    let gw = start(&dir, rules, &["--web.enable-admin-api"]);
+    assert_eq!(
+        as_user(&gw, "ci", "PUT", "/metrics/job/x", "m 1\n").status,
+        200
+    );
+    for path in ["/metrics", "/api/v1/metrics", "/api/v1/status", "/"] {
+        let r = as_user(&gw, "ci", "GET", path, "");
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.text().contains("may not read metrics"), "{}", r.text());
+        assert_eq!(as_user(&gw, "ops", "GET", path, "").status, 200, "{path}");
+    }
+    let r = as_user(&gw, "ci", "PUT", "/api/v1/admin/wipe", "");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("may not use the admin endpoints"),
+        "{}",
+        r.text()
+    );
+    let r = as_user(
+        &gw,
+        "ci",
+        "POST",
+        "/api/v1/admin/delete?match[]=%7Bjob%3D%22x%22%7D",
+        "",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(scrape(&gw).contains("job=\"x\""), "nothing deleted");
+    assert_eq!(
+        as_user(&gw, "ops", "PUT", "/api/v1/admin/wipe", "").status,
+        202
+    );
+    // Probes need no scope.
+    assert_eq!(as_user(&gw, "ci", "GET", "/-/healthy", "").status, 200);
+    // No default: a request of no listed identity may do nothing.
+    let r = as_user(&gw, "eve", "GET", "/metrics", "");
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
+#[test]
+fn the_file_is_followed_and_a_bad_one_keeps_the_rules() {
+    let dir = TempDir::new("scopes-reload");
+    let gw = start(&dir, ACCESS, &[]);
+    assert_eq!(
+        as_user(&gw, "ci", "PUT", "/metrics/job/backup", "m 1\n").status,
+        403
+    );
+    // Written anew, larger (a new size even within the same second).
+    let wider = ACCESS.replace(
+        "['{job=~\"ci-.*\"}']",
+        "['{job=~\"ci-.*\"}', '{job=\"backup\"}']",
+    );
+    dir.write("access.yml", &wider);
+    let until = |want: u16, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = as_user(&gw, "ci", "PUT", "/metrics/job/backup", "m 1\n");
+            if r.status == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: still {} {}",
+                r.status,
+                r.text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until(200, "the wider rules");
+    // A bad file keeps the rules in force, and says where it is bad.
+    dir.write("access.yml", "users:\n  ci:\n    push: ['{job=~\"(\"}']\n");
+    std::thread::sleep(Duration::from_millis(1_500));
+    let _ = as_user(&gw, "ci", "GET", "/metrics", "");
+    assert_eq!(
+        as_user(&gw, "ci", "PUT", "/metrics/job/backup", "m 2\n").status,
+        200
+    );
+    let log = gw.log();
+    assert!(
+        log.contains("access file unusable") && log.contains("access.yml:3"),
+        "{log}"
+    );
+    dir.write("access.yml", ACCESS);
+    until(403, "the narrower rules again");
+}
+
+#[test]
+fn bad_access_files_are_start_up_errors() {
+    let dir = TempDir::new("scopes-bad");
+    for (text, want) in [
+        (
+            "users:\n  ci:\n    push: ['{job=~\"(\"}']\n",
+            "access.yml:3: ci: selector",
+        ),
+        (
+            "users:\n  ci:\n    read: true\n  ci:\n    admin: true\n",
+            // Quoted in the log line: `\"ci\"`.
+            "access.yml:4: \\\"ci\\\" is listed twice",
+        ),
+        (
+            "users:\n  ci:\n    write: true\n",
+            "unknown key \\\"write\\\"",
+        ),
+        ("", "empty"),
+    ] {
+        let path = dir.write("access.yml", text);
+        let out = Command::new(ours())
+            .args([
+                "--web.listen-address=127.0.0.1:0".to_owned(),
+                format!("--web.access-file={}", path.display()),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run binary");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text:?} should not start: {err}");
+        assert!(err.contains(want), "{text:?}: {err}");
+    }
+}
+
+/// A verified client certificate is an identity by its SANs: the one the
+/// PKI issues says `client.example`.
+#[cfg(feature = "tls")]
+#[test]
+fn client_certificates_are_identities() {
+    use support::{Pki, curl};
+    let pki = Pki::new("scopes");
+    let cfg = pki.web_config(
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    );
+    let access = pki.web_config(
+        "access.yml",
+        "users:\n  client.example:\n    push: ['{job=\"certified\"}']\n    read: true\n",
+    );
+    let gw = Gateway::start(
+        &ours(),
+        &[
+            &format!("--web.config.file={cfg}"),
+            &format!("--web.access-file={access}"),
+        ],
+    );
+    let base = format!("https://localhost:{}", gw.port);
+    let push = |job: &str| {
+        curl(&[
+            "--cacert",
+            &pki.path("ca.crt"),
+            "--cert",
+            &pki.path("client.crt"),
+            "--key",
+            &pki.path("client.key"),
+            "-X",
+            "PUT",
+            "--data-binary",
+            "m 1\n",
+            &format!("{base}/metrics/job/{job}"),
+        ])
+    };
+    let inside = push("certified");
+    assert_eq!((inside.exit, inside.status), (0, 200), "{inside:?}");
+    let outside = push("other");
+    assert_eq!(outside.status, 403, "{outside:?}");
+    assert!(
+        outside.body.contains("\"client.example\" may not push"),
+        "{outside:?}"
+    );
+}
