@@ -337,6 +337,8 @@ pub fn parse_metered(input: &[u8], meter: &mut dyn Meter) -> Result<Vec<MetricFa
         p.parse_line(line)?;
         pos = next;
     }
+    // Where "# EOF" should have been.
+    p.line += 1;
     Err(p.err(ErrorKind::MissingEof))
 }
 
@@ -1780,6 +1782,8 @@ mod tests {
             );
         }
         assert_eq!(fails("a 1\n").kind, ErrorKind::MissingEof);
+        assert_eq!(fails("a 1\n").line, 2, "where # EOF should be");
+        assert_eq!(fails("").line, 1);
         let e = fails("a 1\n# EOF\n\n");
         assert_eq!((e.line, e.kind), (3, ErrorKind::AfterEof));
         assert_eq!(fails("# EOF\na 1\n# EOF\n").kind, ErrorKind::AfterEof);
