@@ -202,8 +202,8 @@ run:
 
 # Fuzz one decoder for FUZZ_SECONDS (default 600) with cargo-fuzz, which
 # needs a nightly toolchain: make fuzz FUZZ_TARGET=protobuf
-# Targets: text_format protobuf url_path body_encoding snapshot http_request. A crash
-# input goes into tests/fuzz/regressions/<target>-<what> once fixed.
+# Targets: text_format openmetrics protobuf url_path body_encoding snapshot
+# http_request. A crash input goes into tests/fuzz/regressions/<target>-<what> once fixed.
 # Amplification and slowness are findings too: an input of at most 64 KiB
 # that makes a run take more than FUZZ_RSS_MB of memory or one input take
 # more than FUZZ_TIMEOUT seconds fails like a crash (every byte a client

@@ -11,7 +11,10 @@
 use crate::http::router::{Route, Routes};
 use crate::model::{Label, NameScheme};
 use crate::telemetry::Own;
-use crate::{http, persist::snapshot, store, wire::exposition, wire::protobuf, wire::text_format};
+use crate::{
+    http, persist::snapshot, store, wire::exposition, wire::openmetrics, wire::protobuf,
+    wire::text_format,
+};
 
 /// Text bodies: parsing never panics; the metered parse agrees with the
 /// unmetered one and charges at least what the records take; whatever
@@ -51,6 +54,72 @@ pub fn text_format(data: &[u8]) -> bool {
             String::from_utf8_lossy(&text)
         );
     }
+    let key: Vec<Label> = vec![Label::new("job", "fuzz")];
+    if let Ok(push) = store::prepare_push(key.into(), families, true) {
+        let mut s = store::Store::new();
+        if s.check(&push, &Own).is_ok() {
+            s.apply(push, 1);
+        }
+    }
+    true
+}
+
+/// OpenMetrics bodies: parsing never panics; the metered parse agrees
+/// with the unmetered one and charges at least what the records take; what
+/// parses has the exemplars only where OpenMetrics allows them, goes out
+/// as text 0.0.4 and as protobuf that read back, and survives the push
+/// path.
+pub fn openmetrics(data: &[u8]) -> bool {
+    let mut charged = 0usize;
+    let metered = openmetrics::parse_metered(data, &mut |n| {
+        charged += n;
+        true
+    });
+    let Ok(families) = openmetrics::parse(data) else {
+        assert!(metered.is_err(), "the meter changed the outcome");
+        return false;
+    };
+    assert_same(metered.as_ref().ok(), &families);
+    assert_charged(charged, &families);
+    refused_midway_stops(charged, |meter| {
+        openmetrics::parse_metered(data, meter)
+            .map_err(|e| e.kind == openmetrics::ErrorKind::OverBudget)
+    });
+    let mut text = Vec::new();
+    let mut proto = Vec::new();
+    for f in &families {
+        for m in &f.metrics {
+            let extra = m.extra.as_deref();
+            let exemplars =
+                extra.is_some_and(|e| e.exemplar.is_some() || !e.bucket_exemplars.is_empty());
+            assert!(
+                !exemplars
+                    || matches!(f.metric_type, crate::model::MetricType::Counter)
+                    || f.metric_type.is_histogram(),
+                "an exemplar on a {} series",
+                f.metric_type
+            );
+        }
+        exposition::write_header(&mut text, &f.name, f.help.as_deref(), f.metric_type);
+        for m in &f.metrics {
+            exposition::write_metric(&mut text, &f.name, m);
+        }
+        protobuf::encode_family(
+            &mut proto,
+            &f.name,
+            f.help.as_deref(),
+            f.metric_type,
+            f.metrics.iter(),
+        );
+    }
+    if let Err(e) = text_format::parse(&text) {
+        panic!(
+            "our exposition of an OpenMetrics push must parse: {e}\n{}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    let back = protobuf::decode(&proto).expect("our own encoding decodes");
+    assert_eq!(format!("{back:?}"), format!("{families:?}"));
     let key: Vec<Label> = vec![Label::new("job", "fuzz")];
     if let Ok(push) = store::prepare_push(key.into(), families, true) {
         let mut s = store::Store::new();
@@ -295,6 +364,7 @@ mod regressions {
     fn check_of(name: &str) -> Option<fn(&[u8]) -> bool> {
         Some(match name {
             "text_format" => fuzz_checks::text_format,
+            "openmetrics" => fuzz_checks::openmetrics,
             "protobuf" => fuzz_checks::protobuf,
             "url_path" => fuzz_checks::url_path,
             "body_encoding" => fuzz_checks::body_encoding,

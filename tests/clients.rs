@@ -146,6 +146,66 @@ fn python_client_pushes_like_against_the_reference() {
     }
 }
 
+/// prometheus_client's OpenMetrics exposition, pushed as it is: its
+/// exemplars reach protobuf scrapes (the reference reads no OpenMetrics,
+/// so there is nothing to compare with).
+#[test]
+fn python_openmetrics_exposition_pushes_with_its_exemplars() {
+    use pushgateway::wire::protobuf;
+    let gw = Gateway::start(&ours(), &[]);
+    python(
+        gw.port,
+        "import urllib.request, urllib.error\n\
+         from prometheus_client.openmetrics.exposition import generate_latest\n\
+         reg = CollectorRegistry()\n\
+         c = Counter('om_py_jobs', 'Jobs done.', registry=reg)\n\
+         c.inc(exemplar={'trace_id': 'abc'})\n\
+         h = Histogram('om_py_seconds', 'Latency.', registry=reg, buckets=(0.1, 1.0))\n\
+         h.observe(0.5, exemplar={'trace_id': 'def'})\n\
+         req = urllib.request.Request('http://' + GW + '/metrics/job/py', data=generate_latest(reg),\n\
+             method='PUT', headers={'Content-Type': 'application/openmetrics-text; version=1.0.0; charset=utf-8'})\n\
+         try: urllib.request.urlopen(req)\n\
+         except urllib.error.HTTPError as e: sys.exit('push refused: %d %s' % (e.code, e.read().decode()))\n",
+    );
+    let r = gw.request(
+        "GET",
+        "/metrics",
+        &[("Accept", protobuf::CONTENT_TYPE)],
+        b"",
+    );
+    let families = protobuf::decode(&r.body).expect("our protobuf scrape decodes");
+    let family = |name: &str| {
+        families
+            .iter()
+            .find(|f| &*f.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {families:?}"))
+    };
+    let extra = |name: &str| {
+        family(name).metrics[0]
+            .extra
+            .clone()
+            .unwrap_or_else(|| panic!("{name} has no exemplar"))
+    };
+    let counter = extra("om_py_jobs_total");
+    let ex = counter.exemplar.as_ref().expect("the counter's exemplar");
+    assert_eq!(
+        (&*ex.labels[0].name, &*ex.labels[0].value),
+        ("trace_id", "abc")
+    );
+    assert_eq!(ex.value, 1.0);
+    assert!(ex.timestamp.is_some(), "prometheus_client stamps exemplars");
+    let histogram = extra("om_py_seconds");
+    let ex = histogram
+        .bucket_exemplar(1)
+        .expect("the 1.0 bucket's exemplar");
+    assert_eq!((&*ex.labels[0].value, ex.value), ("def", 0.5));
+    let text = gw.get("/metrics").text();
+    assert!(
+        text.contains("om_py_jobs_total{instance=\"\",job=\"py\"} 1"),
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------- Go
 
 /// The Go push program (tests/go/main.go), built once per test run

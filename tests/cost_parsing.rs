@@ -2,7 +2,8 @@
 //! 127.0.0.1: every byte a client sends has a bounded price.
 //!
 //! Time: each adversarial shape (many families, many labels on one series,
-//! many series, HELP and TYPE lines, collected summaries, protobuf nesting
+//! many series, HELP and TYPE lines, collected summaries, OpenMetrics
+//! families and histograms, protobuf nesting
 //! and repeated fields, long grouping keys in the URL, many matchers in a
 //! delete) is pushed at size n and 8n on the same gateway; the ratio of
 //! the CPU time the gateway spends on them must stay under 24 (linear is
@@ -103,6 +104,17 @@ impl Push {
     fn protobuf(body: Vec<u8>) -> Push {
         Push {
             headers: vec![("Content-Type", protobuf::CONTENT_TYPE)],
+            ..Push::text(body)
+        }
+    }
+
+    fn openmetrics(mut body: Vec<u8>) -> Push {
+        body.extend_from_slice(b"# EOF\n");
+        Push {
+            headers: vec![(
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0",
+            )],
             ..Push::text(body)
         }
     }
@@ -235,6 +247,42 @@ fn text_summaries_collected_over_lines_are_linear() {
             )
         }));
         Push::text(body)
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Time: OpenMetrics bodies
+
+#[test]
+fn openmetrics_distinct_families_are_linear() {
+    assert_near_linear("OpenMetrics: typed families", &[], 8_000, 200, |n| {
+        Push::openmetrics(lines(n, |i| {
+            format!(
+                "# TYPE f{i} counter\n# HELP f{i} Help of f{i}.\nf{i}_total 1 # {{trace_id=\"{i}\"}} 1\nf{i}_created 1.5e9\n"
+            )
+        }))
+    });
+}
+
+#[test]
+fn openmetrics_labels_of_one_series_are_linear() {
+    assert_near_linear("OpenMetrics: labels of one series", &[], 20_000, 200, |n| {
+        let labels: Vec<String> = (0..n).map(|i| format!("l{i}=\"v\"")).collect();
+        Push::openmetrics(format!("m{{{}}} 1\n", labels.join(",")).into_bytes())
+    });
+}
+
+#[test]
+fn openmetrics_series_of_one_histogram_are_linear() {
+    assert_near_linear("OpenMetrics: histogram series", &[], 4_000, 200, |n| {
+        let mut body = b"# TYPE h histogram\n".to_vec();
+        body.extend(lines(n, |i| {
+            format!(
+                "h_bucket{{i=\"{i}\",le=\"1\"}} 1 # {{t=\"a\"}} 0.5\nh_bucket{{i=\"{i}\",le=\"+Inf\"}} 2\n\
+                 h_count{{i=\"{i}\"}} 2\nh_sum{{i=\"{i}\"}} 3\n"
+            )
+        }));
+        Push::openmetrics(body)
     });
 }
 

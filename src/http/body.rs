@@ -124,6 +124,36 @@ pub(crate) fn is_protobuf(content_type: Option<&str>) -> bool {
         && encoding.as_deref() == Some("delimited")
 }
 
+/// Whether a Content-Type names OpenMetrics text: `None` for any other
+/// media type; `Some(Err(version))` for a version other than 1.0.0 or
+/// 0.0.1 (none given is 1.0.0, as the spec has ingestors default to).
+///
+/// The reference reads every non-protobuf push as text 0.0.4, and
+/// Prometheus reads any `application/openmetrics-text` with its 1.0
+/// parser whatever the version; a push is refused instead, as
+/// prometheus/common's `NewOpenMetricsFormat` refuses an unknown version
+/// string: a later version (2.0 changes the grammar) read by the 1.0
+/// rules would be stored wrong or refused for the wrong reason.
+pub(crate) fn openmetrics_version(content_type: Option<&str>) -> Option<Result<(), String>> {
+    let mut parts = content_type?.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case(crate::wire::openmetrics::MEDIA_TYPE) {
+        return None;
+    }
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case("version") {
+            let v = v.trim().trim_matches('"');
+            if !crate::wire::openmetrics::VERSIONS.contains(&v) {
+                return Some(Err(v.to_owned()));
+            }
+        }
+    }
+    Some(Ok(()))
+}
+
 /// `reply` with its body gzipped (on a pool thread).
 pub(super) fn gzip_reply(mut reply: Reply) -> Reply {
     reply.body = crate::wire::gzip::gzip(&reply.body).into();
@@ -147,6 +177,26 @@ mod tests {
         )));
         assert!(!is_protobuf(Some("text/plain; version=0.0.4")));
         assert!(!is_protobuf(None));
+    }
+
+    #[test]
+    fn openmetrics_content_types() {
+        let om = |ct| openmetrics_version(Some(ct));
+        assert_eq!(
+            om("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            Some(Ok(()))
+        );
+        assert_eq!(
+            om("Application/OpenMetrics-Text;Version=\"0.0.1\""),
+            Some(Ok(()))
+        );
+        assert_eq!(om("application/openmetrics-text"), Some(Ok(())));
+        assert_eq!(
+            om("application/openmetrics-text; version=2.0.0"),
+            Some(Err("2.0.0".into()))
+        );
+        assert_eq!(om("text/plain; version=0.0.4"), None);
+        assert_eq!(openmetrics_version(None), None);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::negotiate::{gzip_accepted, negotiate};
-use super::{Context, Reply, Request, decode_body_within, is_protobuf, respond, scope};
+use super::{
+    Context, Reply, Request, decode_body_within, is_protobuf, openmetrics_version, respond, scope,
+};
 use crate::contract::Event;
 use crate::http::BodyError;
 use crate::http::router::{GroupingKey, Route};
@@ -20,7 +22,7 @@ use crate::wire::Meter;
 use crate::wire::path::PathError;
 use crate::wire::protobuf::{self, ProtoErrorKind};
 use crate::wire::selector::DeleteQuery;
-use crate::wire::text_format;
+use crate::wire::{openmetrics, text_format};
 
 /// Pushes at most this large and not compressed are parsed right on the
 /// I/O loop: tens of microseconds, cheaper than a hop to the pool.
@@ -484,8 +486,9 @@ enum Refusal {
     Inconsistent(PushError),
 }
 
-/// Parses a decoded push body in the format its Content-Type names,
-/// charging every record to `charge`.
+/// Parses a decoded push body in the format its Content-Type names
+/// (OpenMetrics text, delimited protobuf, else text 0.0.4 as in the
+/// reference), charging every record to `charge`.
 fn parse_push(
     req: &Request,
     body: &[u8],
@@ -493,7 +496,19 @@ fn parse_push(
     charge: &mut Charge,
 ) -> Result<Vec<crate::model::MetricFamily>, Refusal> {
     let mut meter = ParseMeter { charge, credit: 0 };
-    if is_protobuf(req.header("Content-Type")) {
+    let content_type = req.header("Content-Type");
+    if let Some(version) = openmetrics_version(content_type) {
+        if let Err(v) = version {
+            return Err(Refusal::Invalid(format!(
+                "unsupported OpenMetrics version {v:?}: pushes of OpenMetrics text must be version 1.0.0 (or 0.0.1)"
+            )));
+        }
+        return openmetrics::parse_metered(body, &mut meter).map_err(|e| match e.kind {
+            openmetrics::ErrorKind::OverBudget => Refusal::Busy,
+            _ => Refusal::Invalid(e.to_string()),
+        });
+    }
+    if is_protobuf(content_type) {
         protobuf::decode_metered(body, ctx.names, &mut meter).map_err(|e| match e.kind {
             // A consistency failure in the reference, recorded for the
             // group: the loop's business.

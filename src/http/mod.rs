@@ -41,7 +41,7 @@ use std::time::Duration;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use body::decode_body;
-pub(crate) use body::{BodyError, decode_body_within, is_protobuf};
+pub(crate) use body::{BodyError, decode_body_within, is_protobuf, openmetrics_version};
 pub(crate) use response::Reply;
 pub(crate) use server::{Front, Limits};
 

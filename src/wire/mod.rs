@@ -7,6 +7,7 @@ pub mod escape;
 pub mod exposition;
 pub mod gzip;
 pub mod json;
+pub mod openmetrics;
 pub mod path;
 pub mod protobuf;
 pub mod prototext;
