@@ -202,7 +202,7 @@ fn write_native(out: &mut Vec<u8>, v: &Value) {
 pub(crate) fn group_text(store: &Store, key: &[crate::model::Label]) -> Option<String> {
     let group = store.group(key)?;
     let mut exp = Vec::new();
-    for (name, fam) in &group.families {
+    for (name, fam) in group.families.iter() {
         exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
         for m in &fam.metrics {
             exposition::write_metric(&mut exp, name, &group.exposed(m));

@@ -247,7 +247,7 @@ impl FamilyIndex {
         SLOT_TYPES[best]
     }
 
-    pub(super) fn help(&self) -> Option<&str> {
+    pub(super) fn help(&self) -> Option<&Arc<str>> {
         self.helps.latest()
     }
 
@@ -273,17 +273,18 @@ const FEW_HELPS: usize = 8;
 /// recent exposed.
 #[derive(Debug)]
 pub(super) enum Helps {
-    /// Oldest first.
-    Few(Vec<(Box<str>, u32)>),
+    /// Oldest first. `Arc`s, so that a scrape's list of families
+    /// ([`FamilyMeta`]) shares the text instead of copying it.
+    Few(Vec<(Arc<str>, u32)>),
     Many(Box<ManyHelps>),
 }
 
 #[derive(Debug, Default)]
 pub(super) struct ManyHelps {
     /// Each text's count and the sequence number of its latest push.
-    by_text: HashMap<Box<str>, (u32, u64)>,
+    by_text: HashMap<Arc<str>, (u32, u64)>,
     /// The texts by the sequence number of their latest push.
-    by_seq: BTreeMap<u64, Box<str>>,
+    by_seq: BTreeMap<u64, Arc<str>>,
     next: u64,
 }
 
@@ -302,10 +303,10 @@ impl Helps {
     }
 
     /// The most recently pushed text.
-    fn latest(&self) -> Option<&str> {
+    fn latest(&self) -> Option<&Arc<str>> {
         match self {
-            Helps::Few(v) => v.last().map(|(h, _)| &**h),
-            Helps::Many(m) => m.by_seq.last_key_value().map(|(_, h)| &**h),
+            Helps::Few(v) => v.last().map(|(h, _)| h),
+            Helps::Many(m) => m.by_seq.last_key_value().map(|(_, h)| h),
         }
     }
 
@@ -371,7 +372,7 @@ impl Helps {
 
 impl ManyHelps {
     /// Adds `help` as the latest, pushed by `n` groups.
-    fn push(&mut self, help: Box<str>, n: u32) {
+    fn push(&mut self, help: Arc<str>, n: u32) {
         let seq = self.next;
         self.next += 1;
         self.by_text.insert(help.clone(), (n, seq));
@@ -392,26 +393,208 @@ pub(crate) struct FamilyMeta {
     pub exposed: usize,
 }
 
-pub(super) fn unindex_family(
-    families: &mut BTreeMap<Box<str>, FamilyIndex>,
-    name: &str,
-    fam: &StoredFamily,
-    (gid, shared): (u64, &[Label]),
-    generation: u64,
-) {
-    let Some(idx) = families.get_mut(name) else {
-        return;
+/// Every family's index entry by name, and the scrapes' list of them
+/// ([`MetaCache`]) kept in step: read through `Deref`, changed only
+/// through the methods below, which tell the list what changed, so no
+/// change can leave a stale entry in it.
+#[derive(Default)]
+pub(super) struct Families {
+    map: BTreeMap<Arc<str>, FamilyIndex>,
+    metas: MetaCache,
+}
+
+impl std::ops::Deref for Families {
+    type Target = BTreeMap<Arc<str>, FamilyIndex>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl Families {
+    /// The entry of `name`, created if new, about to change; with the
+    /// name as the index holds it, for the group to share.
+    pub(super) fn changing(&mut self, name: &str) -> (Arc<str>, &mut FamilyIndex) {
+        let key = match self.map.get_key_value(name) {
+            Some((k, _)) => Arc::clone(k),
+            None => {
+                self.metas.reshaped();
+                Arc::from(name)
+            }
+        };
+        self.metas.touched(&key);
+        let idx = self.map.entry(Arc::clone(&key)).or_default();
+        (key, idx)
+    }
+
+    /// The existing entry of `name`, about to change.
+    fn existing(&mut self, name: &str) -> Option<&mut FamilyIndex> {
+        let (key, idx) = self.map.get_mut_keyed(name)?;
+        self.metas.touched(key);
+        Some(idx)
+    }
+
+    /// Forgets `name` once no group contributes it. Separate from
+    /// [`Families::unindex`]: a push that replaces a group's family takes
+    /// the old one out and puts the new one in, and the name in between
+    /// must not count as gone (the scrapes' list would be rebuilt).
+    pub(super) fn drop_if_unused(&mut self, name: &str) {
+        if self.map.get(name).is_some_and(|idx| idx.groups() == 0) {
+            self.map.remove(name);
+            self.metas.reshaped();
+        }
+    }
+
+    /// Everything, handed over (a wipe).
+    pub(super) fn take(&mut self) -> BTreeMap<Arc<str>, FamilyIndex> {
+        self.metas.reshaped();
+        std::mem::take(&mut self.map)
+    }
+
+    /// One group less has gauge family `name`, its series of hash `h`:
+    /// the push-time gauges of a deleted group.
+    pub(super) fn remove_gauge(&mut self, name: &str, h: u64, gid: u64) {
+        if let Some(idx) = self.existing(name) {
+            idx.series.remove(h, gid);
+            idx.type_counts[type_slot(MetricType::Gauge)] -= 1;
+        }
+        self.drop_if_unused(name);
+    }
+
+    /// Takes group `gid`'s family `name` out of the index; the caller
+    /// then drops the name if unused.
+    pub(super) fn unindex(
+        &mut self,
+        name: &str,
+        fam: &StoredFamily,
+        (gid, shared): (u64, &[Label]),
+        generation: u64,
+    ) {
+        let Some(idx) = self.existing(name) else {
+            return;
+        };
+        idx.version = generation;
+        idx.exposed -= fam.exposed;
+        idx.type_counts[type_slot(fam.metric_type)] -= 1;
+        idx.remove_help(fam.help.as_deref());
+        for m in &fam.metrics {
+            idx.series.remove(series_hash(&m.labels, shared), gid);
+        }
+    }
+
+    /// Every family's name, HELP and type in name order, as a scrape
+    /// shows them (see [`MetaCache`]).
+    pub(super) fn metas(&mut self, own: &dyn OwnFamilies) -> Arc<Vec<FamilyMeta>> {
+        self.metas.current(&self.map, own)
+    }
+}
+
+/// `BTreeMap::get_mut`, also giving the stored key (std has no
+/// `get_key_value_mut`).
+trait GetMutKeyed<V> {
+    fn get_mut_keyed(&mut self, name: &str) -> Option<(&Arc<str>, &mut V)>;
+}
+
+impl<V> GetMutKeyed<V> for BTreeMap<Arc<str>, V> {
+    fn get_mut_keyed(&mut self, name: &str) -> Option<(&Arc<str>, &mut V)> {
+        use std::ops::Bound::Included;
+        self.range_mut::<str, _>((Included(name), Included(name)))
+            .next()
+    }
+}
+
+/// What a scrape shows of one family (see [`Families::metas`]): the
+/// gateway's own type and HELP for names it exposes itself. Pointers
+/// only: the name and HELP are the index's.
+fn meta_of(name: &Arc<str>, idx: &FamilyIndex, own: &dyn OwnFamilies) -> FamilyMeta {
+    let (metric_type, help) = match own.own_family(name) {
+        Some((t, h)) => (t, Some(Arc::from(h))),
+        None => (idx.metric_type(), idx.help().cloned()),
     };
-    idx.version = generation;
-    idx.exposed -= fam.exposed;
-    idx.type_counts[type_slot(fam.metric_type)] -= 1;
-    idx.remove_help(fam.help.as_deref());
-    for m in &fam.metrics {
-        idx.series.remove(series_hash(&m.labels, shared), gid);
+    FamilyMeta {
+        name: Arc::clone(name),
+        help,
+        metric_type,
+        version: idx.version,
+        exposed: idx.exposed,
     }
-    if idx.groups() == 0 {
-        families.remove(name);
+}
+
+/// The scrapes' list of families, kept between scrapes rather than built
+/// by each: building it is O(families) on the request loop (a million
+/// families held pushes up for a quarter of a second a scrape when each
+/// built it with its own copies of every name and HELP text).
+///
+/// A scrape takes the list as it is when nothing changed; after changes
+/// to some families' entries the loop patches those entries, O(changed
+/// names * log families), when no reader still holds the list; a new or
+/// vanished name, many changes, or a list still being read is rebuilt,
+/// which copies pointers, not strings. The list assumes one
+/// [`OwnFamilies`] for the store's life, as the gateway has.
+#[derive(Default)]
+struct MetaCache {
+    /// The list as of the last scrape; `None`: rebuild at the next.
+    list: Option<Arc<Vec<FamilyMeta>>>,
+    /// Names whose entries changed since (repeats possible).
+    dirty: Vec<Arc<str>>,
+}
+
+impl MetaCache {
+    /// Family `name`'s entry changed (series, HELP, type or size).
+    fn touched(&mut self, name: &Arc<str>) {
+        let Some(list) = &self.list else {
+            return;
+        };
+        // Past this, a rebuild costs less than the patches.
+        if self.dirty.len() >= list.len() / 4 + 64 {
+            self.reshaped();
+        } else {
+            self.dirty.push(Arc::clone(name));
+        }
     }
+
+    /// A name came or went: the list is rebuilt at the next scrape.
+    fn reshaped(&mut self) {
+        self.list = None;
+        self.dirty.clear();
+    }
+
+    fn current(
+        &mut self,
+        map: &BTreeMap<Arc<str>, FamilyIndex>,
+        own: &dyn OwnFamilies,
+    ) -> Arc<Vec<FamilyMeta>> {
+        let dirty = std::mem::take(&mut self.dirty);
+        if let Some(list) = &mut self.list
+            && !dirty.is_empty()
+            && !Arc::get_mut(list).is_some_and(|v| patch(v, &dirty, map, own))
+        {
+            self.list = None;
+        }
+        let list = self.list.get_or_insert_with(|| {
+            let metas = map.iter().map(|(name, idx)| meta_of(name, idx, own));
+            Arc::new(metas.collect())
+        });
+        Arc::clone(list)
+    }
+}
+
+/// Brings the entries of the `dirty` names up to date; false if one is
+/// missing (the list is then rebuilt).
+fn patch(
+    list: &mut [FamilyMeta],
+    dirty: &[Arc<str>],
+    map: &BTreeMap<Arc<str>, FamilyIndex>,
+    own: &dyn OwnFamilies,
+) -> bool {
+    for name in dirty {
+        let at = list.binary_search_by(|m| (*m.name).cmp(name));
+        let (Ok(at), Some(idx)) = (at, map.get(name)) else {
+            return false;
+        };
+        list[at] = meta_of(name, idx, own);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -474,14 +657,19 @@ mod tests {
             idx.add_help(Some(&format!("help {i}")));
         }
         assert!(matches!(idx.helps, Helps::Many(_)));
-        assert_eq!(idx.help(), Some("help 99"));
+        let help = |idx: &FamilyIndex| idx.help().map(|h| h.to_string());
+        assert_eq!(help(&idx).as_deref(), Some("help 99"));
         idx.add_help(Some("help 5"));
         idx.add_help(None);
-        assert_eq!(idx.help(), Some("help 5"));
+        assert_eq!(help(&idx).as_deref(), Some("help 5"));
         idx.remove_help(Some("help 5"));
-        assert_eq!(idx.help(), Some("help 5"), "another group still has it");
+        assert_eq!(
+            help(&idx).as_deref(),
+            Some("help 5"),
+            "another group still has it"
+        );
         idx.remove_help(Some("help 5"));
-        assert_eq!(idx.help(), Some("help 99"));
+        assert_eq!(help(&idx).as_deref(), Some("help 99"));
         for i in 0..100 {
             idx.remove_help(Some(&format!("help {i}")));
         }
