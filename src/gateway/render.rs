@@ -1,9 +1,9 @@
 //! Scrapes, rendered off the request loop.
 //!
 //! The loop only takes a [`ScrapeView`]: the families' names, HELP texts
-//! and types, and the groups as shared immutable snapshots (`Arc<Group>`,
-//! changed copy-on-write by later pushes). That costs O(groups + names),
-//! not O(series), so a scrape of a million series holds pushes up for a
+//! and types (a list the store keeps between scrapes), and the groups as
+//! shared immutable snapshots (`Arc<Group>`, changed copy-on-write by
+//! later pushes). That costs O(groups + changed names), not O(series), so a scrape of a million series holds pushes up for a
 //! fraction of a millisecond; a pool thread then concatenates the groups'
 //! pre-rendered pieces (one per group and family, rendered when pushed)
 //! and compresses them. The view is one point in time: never half of a
@@ -75,7 +75,8 @@ impl GzipCache {
     }
 }
 
-/// What a scrape renders from, taken from the loop in O(groups + names).
+/// What a scrape renders from, taken from the loop in O(groups + changed
+/// names).
 pub(crate) struct ScrapeView {
     families: Arc<Vec<FamilyMeta>>,
     pub groups: Vec<(GroupKey, Arc<Group>)>,
