@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::contract::ScrapeFormat;
 use crate::model::{Label, Metric, MetricType, NameScheme, is_valid_label_name};
-use crate::store::{self, FamilyMeta, Group, GroupKey, StoredFamily};
+use crate::store::{self, FamilyMetas, Group, GroupKey, StoredFamily};
 use crate::telemetry::{Own, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
@@ -78,7 +78,7 @@ impl GzipCache {
 /// What a scrape renders from, taken from the loop in O(groups + changed
 /// names).
 pub(crate) struct ScrapeView {
-    families: Arc<Vec<FamilyMeta>>,
+    families: FamilyMetas,
     pub groups: Vec<(GroupKey, Arc<Group>)>,
     telemetry: Telemetry,
     /// With `Legacy`, every stored name is classic: nothing to escape.
@@ -103,8 +103,8 @@ struct Pieces {
 }
 
 impl Pieces {
-    fn new(families: &[FamilyMeta], groups: &[(GroupKey, Arc<Group>)]) -> Pieces {
-        let position = |name: &str| families.binary_search_by(|m| (*m.name).cmp(name)).ok();
+    fn new(families: &FamilyMetas, groups: &[(GroupKey, Arc<Group>)]) -> Pieces {
+        let position = |name: &str| families.position(name);
         // Counted first, then placed: one flat vector, no vector per family.
         let mut starts = vec![0usize; families.len() + 1];
         for (_, g) in groups {
@@ -146,7 +146,7 @@ impl ScrapeView {
     /// A view of `families` (sorted by name, shared with the store,
     /// which keeps the list between scrapes) and `groups`.
     pub(crate) fn new(
-        families: Arc<Vec<FamilyMeta>>,
+        families: FamilyMetas,
         groups: Vec<(GroupKey, Arc<Group>)>,
         telemetry: Telemetry,
         (names, escaping): (NameScheme, Escaping),

@@ -417,10 +417,7 @@ impl Families {
     pub(super) fn changing(&mut self, name: &str) -> (Arc<str>, &mut FamilyIndex) {
         let key = match self.map.get_key_value(name) {
             Some((k, _)) => Arc::clone(k),
-            None => {
-                self.metas.reshaped();
-                Arc::from(name)
-            }
+            None => Arc::from(name),
         };
         self.metas.touched(&key);
         let idx = self.map.entry(Arc::clone(&key)).or_default();
@@ -437,17 +434,18 @@ impl Families {
     /// Forgets `name` once no group contributes it. Separate from
     /// [`Families::unindex`]: a push that replaces a group's family takes
     /// the old one out and puts the new one in, and the name in between
-    /// must not count as gone (the scrapes' list would be rebuilt).
+    /// is not gone (its entry, HELP counts and version stay).
     pub(super) fn drop_if_unused(&mut self, name: &str) {
-        if self.map.get(name).is_some_and(|idx| idx.groups() == 0) {
-            self.map.remove(name);
-            self.metas.reshaped();
+        if self.map.get(name).is_some_and(|idx| idx.groups() == 0)
+            && let Some((key, _)) = self.map.remove_entry(name)
+        {
+            self.metas.touched(&key);
         }
     }
 
     /// Everything, handed over (a wipe).
     pub(super) fn take(&mut self) -> BTreeMap<Arc<str>, FamilyIndex> {
-        self.metas.reshaped();
+        self.metas.forget();
         std::mem::take(&mut self.map)
     }
 
@@ -484,7 +482,7 @@ impl Families {
 
     /// Every family's name, HELP and type in name order, as a scrape
     /// shows them (see [`MetaCache`]).
-    pub(super) fn metas(&mut self, own: &dyn OwnFamilies) -> Arc<Vec<FamilyMeta>> {
+    pub(super) fn metas(&mut self, own: &dyn OwnFamilies) -> FamilyMetas {
         self.metas.current(&self.map, own)
     }
 }
@@ -520,41 +518,146 @@ fn meta_of(name: &Arc<str>, idx: &FamilyIndex, own: &dyn OwnFamilies) -> FamilyM
     }
 }
 
+/// Entries per piece of the scrapes' list ([`FamilyMetas`]): a change
+/// copies one piece of about this many at most, a scrape's copy of the
+/// list one pointer per piece.
+const PIECE: usize = 512;
+
+/// Every family's [`FamilyMeta`] in name order, in pieces shared between
+/// the store and the scrapes that read it. Cloning copies one pointer per
+/// piece; a change to one family copies its piece (if a reader shares
+/// it), never the list.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FamilyMetas {
+    pieces: Vec<Arc<Vec<FamilyMeta>>>,
+    /// The index of each piece's first entry in the whole list.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl FamilyMetas {
+    fn from_sorted(all: impl Iterator<Item = FamilyMeta>) -> FamilyMetas {
+        let mut metas = FamilyMetas::default();
+        let mut piece = Vec::with_capacity(PIECE);
+        for m in all {
+            piece.push(m);
+            if piece.len() == PIECE {
+                metas.pieces.push(Arc::new(std::mem::take(&mut piece)));
+            }
+        }
+        if !piece.is_empty() {
+            metas.pieces.push(Arc::new(piece));
+        }
+        metas.recount();
+        metas
+    }
+
+    fn recount(&mut self) {
+        self.starts.clear();
+        self.len = 0;
+        for p in &self.pieces {
+            self.starts.push(self.len);
+            self.len += p.len();
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &FamilyMeta> + '_ {
+        self.pieces.iter().flat_map(|p| p.iter())
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&FamilyMeta> {
+        let piece = self.starts.partition_point(|&s| s <= i).checked_sub(1)?;
+        self.pieces[piece].get(i - self.starts[piece])
+    }
+
+    /// The index of family `name`, if listed.
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        let piece = self.piece_of(name);
+        let at = self.pieces.get(piece)?;
+        let i = at.binary_search_by(|m| (*m.name).cmp(name)).ok()?;
+        Some(self.starts[piece] + i)
+    }
+
+    /// The piece where `name` is or would go.
+    fn piece_of(&self, name: &str) -> usize {
+        let after = self
+            .pieces
+            .partition_point(|p| p.last().is_some_and(|m| *m.name < *name));
+        after.min(self.pieces.len().saturating_sub(1))
+    }
+
+    /// Puts `meta` in its place, replacing the entry of its name, or takes
+    /// out the entry of `name` when `meta` is `None`. O(piece).
+    fn set(&mut self, name: &str, meta: Option<FamilyMeta>) {
+        if self.pieces.is_empty() {
+            self.pieces.push(Arc::default());
+        }
+        let p = self.piece_of(name);
+        let piece = Arc::make_mut(&mut self.pieces[p]);
+        match (piece.binary_search_by(|m| (*m.name).cmp(name)), meta) {
+            (Ok(i), Some(meta)) => piece[i] = meta,
+            (Ok(i), None) => {
+                piece.remove(i);
+            }
+            (Err(i), Some(meta)) => piece.insert(i, meta),
+            (Err(_), None) => {}
+        }
+        if piece.is_empty() {
+            self.pieces.remove(p);
+        } else if piece.len() >= 2 * PIECE {
+            let rest = piece.split_off(PIECE);
+            self.pieces.insert(p + 1, Arc::new(rest));
+        }
+    }
+}
+
+impl std::ops::Index<usize> for FamilyMetas {
+    type Output = FamilyMeta;
+
+    fn index(&self, i: usize) -> &FamilyMeta {
+        self.get(i).expect("family index within the list")
+    }
+}
+
 /// The scrapes' list of families, kept between scrapes rather than built
-/// by each: building it is O(families) on the request loop (a million
-/// families held pushes up for a quarter of a second a scrape when each
-/// built it with its own copies of every name and HELP text).
+/// by each: building it is O(families) on the request loop, bound by
+/// memory latency whether the strings are copied or shared (800,000
+/// families held pushes up for a quarter of a second a scrape).
 ///
-/// A scrape takes the list as it is when nothing changed; after changes
-/// to some families' entries the loop patches those entries, O(changed
-/// names * log families), when no reader still holds the list; a new or
-/// vanished name, many changes, or a list still being read is rebuilt,
-/// which copies pointers, not strings. The list assumes one
-/// [`OwnFamilies`] for the store's life, as the gateway has.
+/// A scrape takes a copy of the list as it is, one pointer per piece
+/// ([`FamilyMetas`]); the names whose entries changed since the last
+/// scrape (series, HELP, type, a name come or gone) are brought up to
+/// date first, O(changed names * piece). Only many changes at once
+/// rebuild it. The list assumes one [`OwnFamilies`] for the store's life,
+/// as the gateway has.
 #[derive(Default)]
 struct MetaCache {
     /// The list as of the last scrape; `None`: rebuild at the next.
-    list: Option<Arc<Vec<FamilyMeta>>>,
+    list: Option<FamilyMetas>,
     /// Names whose entries changed since (repeats possible).
     dirty: Vec<Arc<str>>,
 }
 
 impl MetaCache {
-    /// Family `name`'s entry changed (series, HELP, type or size).
+    /// Family `name`'s entry changed, came or went.
     fn touched(&mut self, name: &Arc<str>) {
         let Some(list) = &self.list else {
             return;
         };
-        // Past this, a rebuild costs less than the patches.
+        // Past this, a rebuild costs less than the updates.
         if self.dirty.len() >= list.len() / 4 + 64 {
-            self.reshaped();
+            self.forget();
         } else {
             self.dirty.push(Arc::clone(name));
         }
     }
 
-    /// A name came or went: the list is rebuilt at the next scrape.
-    fn reshaped(&mut self) {
+    /// Everything changed: the list is rebuilt at the next scrape.
+    fn forget(&mut self) {
         self.list = None;
         self.dirty.clear();
     }
@@ -563,38 +666,22 @@ impl MetaCache {
         &mut self,
         map: &BTreeMap<Arc<str>, FamilyIndex>,
         own: &dyn OwnFamilies,
-    ) -> Arc<Vec<FamilyMeta>> {
+    ) -> FamilyMetas {
         let dirty = std::mem::take(&mut self.dirty);
-        if let Some(list) = &mut self.list
-            && !dirty.is_empty()
-            && !Arc::get_mut(list).is_some_and(|v| patch(v, &dirty, map, own))
-        {
-            self.list = None;
-        }
         let list = self.list.get_or_insert_with(|| {
-            let metas = map.iter().map(|(name, idx)| meta_of(name, idx, own));
-            Arc::new(metas.collect())
+            FamilyMetas::from_sorted(map.iter().map(|(name, idx)| meta_of(name, idx, own)))
         });
-        Arc::clone(list)
+        for name in &dirty {
+            let meta = map
+                .get_key_value(&**name)
+                .map(|(k, idx)| meta_of(k, idx, own));
+            list.set(name, meta);
+        }
+        if !dirty.is_empty() {
+            list.recount();
+        }
+        list.clone()
     }
-}
-
-/// Brings the entries of the `dirty` names up to date; false if one is
-/// missing (the list is then rebuilt).
-fn patch(
-    list: &mut [FamilyMeta],
-    dirty: &[Arc<str>],
-    map: &BTreeMap<Arc<str>, FamilyIndex>,
-    own: &dyn OwnFamilies,
-) -> bool {
-    for name in dirty {
-        let at = list.binary_search_by(|m| (*m.name).cmp(name));
-        let (Ok(at), Some(idx)) = (at, map.get(name)) else {
-            return false;
-        };
-        list[at] = meta_of(name, idx, own);
-    }
-    true
 }
 
 #[cfg(test)]
@@ -645,6 +732,60 @@ mod tests {
         assert_eq!(series_hash(&own, &shared), series_hash(&full, &[]));
         assert_eq!(series_hash(&[], &full), series_hash(&full, &[]));
         assert_ne!(series_hash(&own[1..], &shared), series_hash(&full, &[]));
+    }
+
+    /// The pieced list stays sorted and whole through inserts, updates
+    /// and removals that split and empty pieces, and finds every name.
+    #[test]
+    fn family_metas_keep_order_through_changes() {
+        let meta = |name: &str, version: u64| FamilyMeta {
+            name: name.into(),
+            help: None,
+            metric_type: MetricType::Gauge,
+            version,
+            exposed: 0,
+        };
+        let names = |range: std::ops::Range<usize>| range.map(|i| format!("f{i:05}"));
+        let mut want: BTreeMap<String, u64> = names(0..3000).step_by(2).map(|n| (n, 0)).collect();
+        let mut list = FamilyMetas::from_sorted(want.keys().map(|n| meta(n, 0)));
+        let reader = list.clone();
+        for (i, n) in names(0..3000).enumerate() {
+            match i % 5 {
+                0 | 1 => {
+                    list.set(&n, Some(meta(&n, 1)));
+                    want.insert(n, 1);
+                }
+                2 => {
+                    list.set(&n, None);
+                    want.remove(&n);
+                }
+                _ => {}
+            }
+        }
+        for n in names(0..600) {
+            list.set(&n, None);
+            want.remove(&n);
+        }
+        list.recount();
+        let got: Vec<(String, u64)> = list
+            .iter()
+            .map(|m| (m.name.to_string(), m.version))
+            .collect();
+        assert_eq!(got, want.clone().into_iter().collect::<Vec<_>>());
+        assert_eq!(list.len(), want.len());
+        for (i, n) in want.keys().enumerate() {
+            assert_eq!(list.position(n), Some(i), "{n}");
+            assert_eq!(&*list[i].name, n.as_str());
+        }
+        assert_eq!(list.position("f00001"), None);
+        assert!(list.get(want.len()).is_none());
+        assert!(
+            list.pieces
+                .iter()
+                .all(|p| !p.is_empty() && p.len() < 2 * PIECE)
+        );
+        assert_eq!(reader.len(), 1500, "a reader's copy is untouched");
+        assert!(reader.iter().all(|m| m.version == 0));
     }
 
     /// Many groups with their own HELP text for one name: the latest
