@@ -206,7 +206,7 @@ fn group_json(key: &[crate::model::Label], group: &Group) -> String {
             group.last_push_successful().to_string(),
         ),
     ];
-    for (name, fam) in &group.families {
+    for (name, fam) in group.families.iter() {
         let metrics: Vec<String> = fam
             .metrics
             .iter()

@@ -1,9 +1,9 @@
 //! Scrapes, rendered off the request loop.
 //!
 //! The loop only takes a [`ScrapeView`]: the families' names, HELP texts
-//! and types, and the groups as shared immutable snapshots (`Arc<Group>`,
-//! changed copy-on-write by later pushes). That costs O(groups + names),
-//! not O(series), so a scrape of a million series holds pushes up for a
+//! and types (a list the store keeps between scrapes), and the groups as
+//! shared immutable snapshots (`Arc<Group>`, changed copy-on-write by
+//! later pushes). That costs O(groups + changed names), not O(series), so a scrape of a million series holds pushes up for a
 //! fraction of a millisecond; a pool thread then concatenates the groups'
 //! pre-rendered pieces (one per group and family, rendered when pushed)
 //! and compresses them. The view is one point in time: never half of a
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::contract::ScrapeFormat;
 use crate::model::{Label, Metric, MetricType, NameScheme, is_valid_label_name};
-use crate::store::{self, FamilyMeta, Group, GroupKey, StoredFamily};
+use crate::store::{self, FamilyMetas, Group, GroupKey, StoredFamily};
 use crate::telemetry::{Own, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
@@ -76,9 +76,10 @@ impl GzipCache {
     }
 }
 
-/// What a scrape renders from, taken from the loop in O(groups + names).
+/// What a scrape renders from, taken from the loop in O(groups + changed
+/// names).
 pub(crate) struct ScrapeView {
-    families: Vec<FamilyMeta>,
+    families: FamilyMetas,
     pub groups: Vec<(GroupKey, Arc<Group>)>,
     telemetry: Telemetry,
     /// With `Legacy`, every stored name is classic: nothing to escape.
@@ -103,8 +104,8 @@ struct Pieces {
 }
 
 impl Pieces {
-    fn new(families: &[FamilyMeta], groups: &[(GroupKey, Arc<Group>)]) -> Pieces {
-        let position = |name: &str| families.binary_search_by(|m| (*m.name).cmp(name)).ok();
+    fn new(families: &FamilyMetas, groups: &[(GroupKey, Arc<Group>)]) -> Pieces {
+        let position = |name: &str| families.position(name);
         // Counted first, then placed: one flat vector, no vector per family.
         let mut starts = vec![0usize; families.len() + 1];
         for (_, g) in groups {
@@ -143,9 +144,10 @@ impl Pieces {
 }
 
 impl ScrapeView {
-    /// A view of `families` (sorted by name) and `groups`.
+    /// A view of `families` (sorted by name, shared with the store,
+    /// which keeps the list between scrapes) and `groups`.
     pub(crate) fn new(
-        families: Vec<FamilyMeta>,
+        families: FamilyMetas,
         groups: Vec<(GroupKey, Arc<Group>)>,
         telemetry: Telemetry,
         (names, escaping): (NameScheme, Escaping),
@@ -464,12 +466,12 @@ impl ScrapeView {
     /// histograms are enabled.
     fn render_protobuf(&self) -> Vec<u8> {
         let mut fams: BTreeMap<&str, (Option<&str>, MetricType, Vec<Metric>)> = BTreeMap::new();
-        for meta in &self.families {
+        for meta in self.families.iter() {
             let entry = (meta.help.as_deref(), meta.metric_type, Vec::new());
             fams.insert(&meta.name, entry);
         }
         for (_, g) in &self.groups {
-            for (name, fam) in &g.families {
+            for (name, fam) in g.families.iter() {
                 if let Some((_, _, metrics)) = fams.get_mut(&**name) {
                     metrics.extend(fam.metrics.iter().map(|m| g.exposed(m)));
                 }
@@ -553,7 +555,7 @@ mod tests {
         store.apply(push, now);
     }
 
-    fn view(store: &Store) -> ScrapeView {
+    fn view(store: &mut Store) -> ScrapeView {
         ScrapeView::new(
             store.family_metas(&Own),
             store.snapshot(),
@@ -613,8 +615,8 @@ mod tests {
                 }
                 _ => {}
             }
-            let plain = String::from_utf8(view(&store).render(ScrapeFormat::Text)).unwrap();
-            let zipped = gunzip(&view(&store).render_gzip(&cache));
+            let plain = String::from_utf8(view(&mut store).render(ScrapeFormat::Text)).unwrap();
+            let zipped = gunzip(&view(&mut store).render_gzip(&cache));
             assert_eq!(pushed(&zipped), pushed(&plain), "step {step}");
             scrapes.push(pushed(&plain));
             let kept = cache.lock().unwrap();
@@ -634,7 +636,7 @@ mod tests {
         let cache = Mutex::new(GzipCache::default());
         let mut store = Store::new();
         push(&mut store, "a", &big("x", 1), 1);
-        view(&store).render_gzip(&cache);
+        view(&mut store).render_gzip(&cache);
         // Plant a marker in place of x's kept form: a second scrape with x
         // unchanged must send it.
         let marker = Deflated::new(b"x_kept 7\n");
@@ -643,10 +645,10 @@ mod tests {
             let entry = kept.0.iter_mut().find(|(n, _, _)| &**n == "x").unwrap();
             entry.2 = Arc::new(marker);
         }
-        let text = gunzip(&view(&store).render_gzip(&cache));
+        let text = gunzip(&view(&mut store).render_gzip(&cache));
         assert!(text.contains("x_kept 7\n"), "{text}");
         push(&mut store, "a", &big("x", 2), 2);
-        let text = gunzip(&view(&store).render_gzip(&cache));
+        let text = gunzip(&view(&mut store).render_gzip(&cache));
         assert!(!text.contains("x_kept"), "{text}");
         assert!(
             text.contains("x{i=\"9\",instance=\"\",job=\"a\"} 2\n"),
@@ -663,9 +665,9 @@ mod tests {
         let body: String = (0..40_000).map(|i| format!("f{i} {i}\n")).collect();
         push(&mut store, "a", &body, 1);
         push(&mut store, "b", &big("x", 1), 2);
-        let plain = String::from_utf8(view(&store).render(ScrapeFormat::Text)).unwrap();
+        let plain = String::from_utf8(view(&mut store).render(ScrapeFormat::Text)).unwrap();
         assert!(plain.len() > 2 * SMALL_BATCH, "{}", plain.len());
-        let zipped = gunzip(&view(&store).render_gzip(&cache));
+        let zipped = gunzip(&view(&mut store).render_gzip(&cache));
         assert_eq!(pushed(&zipped), pushed(&plain));
         let kept = cache.lock().unwrap();
         let names: Vec<&str> = kept.0.iter().map(|(n, _, _)| &**n).collect();
@@ -681,7 +683,7 @@ mod tests {
         let body = "a 1\ngo_goroutines 3\nh 1\np 1\nprocess_zz 1\nq 2\nz 9\n";
         push(&mut store, "a", body, 1);
         push(&mut store, "b", &big("m", 2), 2);
-        let mut v = view(&store);
+        let mut v = view(&mut store);
         v.arrange();
         let own = own_families(&v.telemetry);
         let mut whole = Vec::new();
@@ -715,7 +717,7 @@ mod tests {
         push(&mut store, "b", "x 1\nz 1\n", 1);
         push(&mut store, "a", "x 2\ny 2\n", 2);
         push(&mut store, "c", "y 3\n", 3);
-        let mut v = view(&store);
+        let mut v = view(&mut store);
         v.arrange();
         let jobs = |f: usize| -> Vec<String> {
             let groups = v.pieces.of(f).iter();
@@ -749,8 +751,8 @@ mod tests {
             text_len += body.len();
         }
         assert!(text_len > 2 * gzip::PARALLEL_GZIP, "{text_len}");
-        let plain = String::from_utf8(view(&store).render(ScrapeFormat::Text)).unwrap();
-        let zipped = gunzip(&view(&store).render_gzip(&cache));
+        let plain = String::from_utf8(view(&mut store).render(ScrapeFormat::Text)).unwrap();
+        let zipped = gunzip(&view(&mut store).render_gzip(&cache));
         assert_eq!(pushed(&zipped), pushed(&plain));
         let kept = cache.lock().unwrap();
         let family = plain.lines().filter(|l| l.starts_with("big")).count();

@@ -201,7 +201,7 @@ fn write_native(out: &mut Vec<u8>, v: &Value) {
 /// the group is gone.
 pub(crate) fn group_text(group: &Group) -> String {
     let mut exp = Vec::new();
-    for (name, fam) in &group.families {
+    for (name, fam) in group.families.iter() {
         exposition::write_header(&mut exp, name, fam.help.as_deref(), fam.metric_type);
         for m in &fam.metrics {
             exposition::write_metric(&mut exp, name, &group.exposed(m));

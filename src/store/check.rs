@@ -80,7 +80,7 @@ impl Store {
         let mut candidates = owners.other_owners(h, gid).peekable();
         candidates.peek()?;
         let labels = merged(own, shared).collect_boxed();
-        candidates.find(|&o| self.series_labels(o, name, h).as_deref() == Some(&labels[..]))
+        candidates.find(|&o| self.has_series(o, name, &labels))
     }
 
     fn describe_group(&self, id: u64) -> String {

@@ -5,9 +5,20 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::model::{Labels, Metric, MetricType, SeriesLabels, merged};
 
-/// One pushed group. Shared with snapshot writers through an `Arc`: the
-/// loop changes a group copy-on-write, so a snapshot in progress keeps the
+/// A group's families by name. The names are the index's own
+/// (`FamilyIndex` keys), shared: one allocation per name, not one per
+/// group that has it.
+pub(crate) type FamilyMap = BTreeMap<Arc<str>, Arc<StoredFamily>>;
+
+/// One pushed group. Shared with snapshot writers and scrapes through an
+/// `Arc`: the loop changes a group copy-on-write, so a reader keeps the
 /// version it started with while pushes go on.
+///
+/// The copy is cheap by construction, whatever the group holds: the
+/// families sit behind their own `Arc` (a failure time or a deadline
+/// changes without copying them), and each family behind one more (a
+/// push into a shared group copies the map's pointers, never a family's
+/// series, lines or HELP).
 #[derive(Clone, Debug)]
 pub(crate) struct Group {
     pub(super) id: u64,
@@ -18,7 +29,7 @@ pub(crate) struct Group {
     /// `time_labels` as exposition text, spliced into the stored lines
     /// (`wire::template`).
     pub(super) key_text: Arc<[u8]>,
-    pub families: BTreeMap<Box<str>, StoredFamily>,
+    pub families: Arc<FamilyMap>,
     pub push_time: Option<Nanos>,
     pub failure_time: Option<Nanos>,
     /// When the group came into being (by a push or a failed push).
@@ -31,22 +42,6 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// This group with the same key and times but no families: what a PUT
-    /// starts from.
-    pub(super) fn without_families(&self) -> Group {
-        Group {
-            id: self.id,
-            time_labels: self.time_labels.clone(),
-            key_text: Arc::clone(&self.key_text),
-            families: BTreeMap::new(),
-            push_time: self.push_time,
-            failure_time: self.failure_time,
-            created: self.created,
-            ttl: self.ttl,
-            deadline: self.deadline,
-        }
-    }
-
     /// The grouping labels plus `instance=""` if absent.
     pub(crate) fn time_labels(&self) -> Labels {
         self.time_labels.clone()

@@ -93,12 +93,12 @@ impl Store {
         let added: usize = push.families.iter().map(prepared_samples).sum();
         let removed: usize = match group {
             None => 0,
-            Some(g) if push.replace => g.families.values().map(stored_samples).sum(),
+            Some(g) if push.replace => g.families.values().map(|f| stored_samples(f)).sum(),
             Some(g) => push
                 .families
                 .iter()
-                .filter_map(|f| g.families.get(&f.name))
-                .map(stored_samples)
+                .filter_map(|f| g.families.get(&*f.name))
+                .map(|f| stored_samples(f))
                 .sum(),
         };
         let after = self.samples - removed + added;

@@ -50,7 +50,7 @@ pub(crate) const PUSH_FAILURE_TIME_HELP: &str =
 pub(crate) struct StoreView {
     pub groups: Vec<(GroupKey, Arc<Group>)>,
     /// Every family name, sorted (the page's filter table).
-    pub names: Vec<Box<str>>,
+    pub names: Vec<Arc<str>>,
     pub series: usize,
 }
 
@@ -58,7 +58,7 @@ pub(crate) struct StoreView {
 /// nobody up.
 pub(crate) struct Wiped {
     _groups: BTreeMap<GroupKey, Arc<Group>>,
-    _families: BTreeMap<Box<str>, FamilyIndex>,
+    _families: BTreeMap<Arc<str>, FamilyIndex>,
     _due: std::collections::BTreeSet<(Nanos, GroupKey)>,
 }
 
@@ -86,7 +86,11 @@ pub(crate) trait OwnFamilies {
 /// All groups and the index over them.
 pub(crate) struct Store {
     groups: BTreeMap<GroupKey, Arc<Group>>,
-    families: BTreeMap<Box<str>, FamilyIndex>,
+    /// Each group's key by its id: the index names a series' owner by
+    /// id, and a refused push names that group (without this, a walk
+    /// over every group per refusal).
+    keys: HashMap<u64, GroupKey>,
+    families: Families,
     next_id: u64,
     series_count: usize,
     /// Sample lines stored (see `limits`), kept as series come and go.
@@ -110,7 +114,8 @@ impl Store {
     pub(crate) fn new() -> Store {
         Store {
             groups: BTreeMap::new(),
-            families: BTreeMap::new(),
+            keys: HashMap::new(),
+            families: Families::default(),
             next_id: 1,
             series_count: 0,
             samples: 0,
@@ -179,77 +184,98 @@ impl Store {
     pub(crate) fn apply(&mut self, push: PreparedPush, now: Nanos) {
         let key = push.key.clone();
         let ttl = push.ttl;
-        let intern = !push.labels_shared;
         let gid = self.ensure_group(&key, now, Some(&push.key_text));
         self.generation += 1;
         let Some(entry) = self.groups.get_mut(&key) else {
             return;
         };
-        // A PUT replaces every family. When a reader (a scrape, a snapshot
-        // write) shares the group, start from a copy without families
-        // rather than clone them all only to drop them; the reader frees
-        // the old ones when it is done, off the loop.
-        let replaced = (push.replace && Arc::strong_count(entry) > 1).then(|| {
-            let old = Arc::clone(entry);
-            *entry = Arc::new(old.without_families());
-            old
-        });
+        // Copy-on-write when a reader (a scrape, a snapshot write) shares
+        // the group: its fields and, below, the map's pointers, never a
+        // family.
         let group = Arc::make_mut(entry);
-        let removed: Vec<(Box<str>, StoredFamily)> = if replaced.is_some() {
-            Vec::new()
-        } else if push.replace {
-            std::mem::take(&mut group.families).into_iter().collect()
-        } else {
-            push.families
-                .iter()
-                .filter_map(|f| group.families.remove_entry(&f.name))
-                .collect()
-        };
-        let old_families = replaced.iter().flat_map(|g| g.families.iter());
-        let shared = Arc::clone(&group.time_labels);
-        for (name, fam) in removed.iter().map(|(n, f)| (n, f)).chain(old_families) {
-            let owner = (gid, &shared[..]);
-            unindex_family(&mut self.families, name, fam, owner, self.generation);
-            self.series_count -= fam.metrics.len();
-            self.samples -= fam.samples;
-            self.exposed -= fam.exposed;
-        }
-        for fam in push.families {
-            let idx = self.families.entry(fam.name.clone()).or_default();
-            idx.version = self.generation;
-            idx.exposed += fam.exposed;
-            idx.type_counts[type_slot(fam.metric_type)] += 1;
-            idx.add_help(fam.help.as_deref());
-            let samples = limits::prepared_samples(&fam);
-            // The prepared series are stored as they are, interned in
-            // place: no second vector while the push is applied.
-            let mut metrics = fam.metrics;
-            for (m, &h) in metrics.iter_mut().zip(&fam.hashes) {
-                if intern {
-                    self.interner.labels(&mut m.labels);
-                }
-                idx.series.insert(h, gid);
-            }
-            self.series_count += metrics.len();
-            self.samples += samples;
-            self.exposed += fam.exposed;
-            let stored = StoredFamily {
-                help: fam.help,
-                metric_type: fam.metric_type,
-                metrics,
-                text: fam.text,
-                pushed_at: fam.pushed_at.unwrap_or(now),
-                samples,
-                exposed: fam.exposed,
-            };
-            group.families.insert(fam.name, stored);
-        }
         group.push_time = Some(now);
         if ttl.is_some() {
             group.ttl = ttl;
         }
+        let shared = Arc::clone(&group.time_labels);
+        let mut families = std::mem::take(&mut group.families);
+        // A PUT replaces every family: the old map is taken whole, not
+        // copied first when shared (the reader frees it, off the loop).
+        let removed: Arc<FamilyMap> = if push.replace {
+            std::mem::take(&mut families)
+        } else {
+            let families = Arc::make_mut(&mut families);
+            let pushed = push.families.iter();
+            Arc::new(
+                pushed
+                    .filter_map(|f| families.remove_entry(&*f.name))
+                    .collect(),
+            )
+        };
+        for (name, fam) in removed.iter() {
+            self.families
+                .unindex(name, fam, (gid, &shared[..]), self.generation);
+            self.series_count -= fam.metrics.len();
+            self.samples -= fam.samples;
+            self.exposed -= fam.exposed;
+        }
+        let intern = !push.labels_shared;
+        let map = Arc::make_mut(&mut families);
+        for fam in push.families {
+            let (name, stored) = self.index_family(fam, gid, intern, now);
+            map.insert(name, Arc::new(stored));
+        }
+        for name in removed.keys() {
+            self.families.drop_if_unused(name);
+        }
+        // Unshared since the copy above: no second copy.
+        if let Some(entry) = self.groups.get_mut(&key) {
+            Arc::make_mut(entry).families = families;
+        }
+        // Freed (when no reader holds them) before the sweep, so that
+        // their labels no longer count as in use.
+        drop(removed);
         self.interner.sweep_if_due();
         self.reschedule(&key);
+    }
+
+    /// Adds one prepared family of group `gid` to the index and the
+    /// counts; what the group stores, under the index's name.
+    fn index_family(
+        &mut self,
+        fam: PreparedFamily,
+        gid: u64,
+        intern: bool,
+        now: Nanos,
+    ) -> (Arc<str>, StoredFamily) {
+        let (name, idx) = self.families.changing(&fam.name);
+        idx.version = self.generation;
+        idx.exposed += fam.exposed;
+        idx.type_counts[type_slot(fam.metric_type)] += 1;
+        idx.add_help(fam.help.as_deref());
+        let samples = limits::prepared_samples(&fam);
+        // The prepared series are stored as they are, interned in
+        // place: no second vector while the push is applied.
+        let mut metrics = fam.metrics;
+        for (m, &h) in metrics.iter_mut().zip(&fam.hashes) {
+            if intern {
+                self.interner.labels(&mut m.labels);
+            }
+            idx.series.insert(h, gid);
+        }
+        self.series_count += metrics.len();
+        self.samples += samples;
+        self.exposed += fam.exposed;
+        let stored = StoredFamily {
+            help: fam.help,
+            metric_type: fam.metric_type,
+            metrics,
+            text: fam.text,
+            pushed_at: fam.pushed_at.unwrap_or(now),
+            samples,
+            exposed: fam.exposed,
+        };
+        (name, stored)
     }
 
     /// Records a rejected push: the group's failure time becomes `now`,
@@ -307,24 +333,20 @@ impl Store {
     /// delete frees its groups off the loop.
     pub(crate) fn take(&mut self, key: &GroupKey) -> Option<Arc<Group>> {
         let group = self.groups.remove(key)?;
+        self.keys.remove(&group.id);
         self.unschedule(key, group.deadline);
         self.generation += 1;
-        for (name, fam) in &group.families {
+        for (name, fam) in group.families.iter() {
             let owner = (group.id, group.time_label_slice());
-            unindex_family(&mut self.families, name, fam, owner, self.generation);
+            self.families.unindex(name, fam, owner, self.generation);
+            self.families.drop_if_unused(name);
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
             self.exposed -= fam.exposed;
         }
+        let h = series_hash(&[], &group.time_labels);
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
-            if let Some(idx) = self.families.get_mut(name) {
-                idx.series
-                    .remove(series_hash(&[], &group.time_labels), group.id);
-                idx.type_counts[type_slot(MetricType::Gauge)] -= 1;
-                if idx.groups() == 0 {
-                    self.families.remove(name);
-                }
-            }
+            self.families.remove_gauge(name, h, group.id);
         }
         Some(group)
     }
@@ -339,9 +361,10 @@ impl Store {
         }
         let wiped = Wiped {
             _groups: std::mem::take(&mut self.groups),
-            _families: std::mem::take(&mut self.families),
+            _families: self.families.take(),
             _due: std::mem::take(&mut self.deadlines.due),
         };
+        self.keys.clear();
         self.series_count = 0;
         self.samples = 0;
         self.exposed = 0;
@@ -367,7 +390,7 @@ impl Store {
                 id,
                 key_text,
                 time_labels: labels.clone(),
-                families: BTreeMap::new(),
+                families: Arc::default(),
                 push_time: None,
                 failure_time: None,
                 created: now,
@@ -375,11 +398,12 @@ impl Store {
                 deadline: None,
             }),
         );
+        self.keys.insert(id, key.clone());
         for (name, help) in [
             (PUSH_TIME, PUSH_TIME_HELP),
             (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP),
         ] {
-            let idx = self.families.entry(name.into()).or_default();
+            let (_, idx) = self.families.changing(name);
             if idx.helps.is_empty() {
                 idx.helps.add(help);
             }
@@ -391,24 +415,10 @@ impl Store {
 
     /// Every family's name, HELP and type in name order, for a scrape;
     /// `own` supplies the HELP text of names the gateway itself exposes.
-    /// O(names), not O(series): the series stay with the groups.
-    pub(crate) fn family_metas(&self, own: &dyn OwnFamilies) -> Vec<FamilyMeta> {
-        self.families
-            .iter()
-            .map(|(name, idx)| {
-                let (metric_type, help) = match own.own_family(name) {
-                    Some((t, h)) => (t, Some(h)),
-                    None => (idx.metric_type(), idx.help()),
-                };
-                FamilyMeta {
-                    name: (&**name).into(),
-                    help: help.map(Into::into),
-                    metric_type,
-                    version: idx.version,
-                    exposed: idx.exposed,
-                }
-            })
-            .collect()
+    /// Kept between scrapes and shared in pieces: O(names / 512) pointer
+    /// copies and O(changed names * 512) updates; never O(series).
+    pub(crate) fn family_metas(&mut self, own: &dyn OwnFamilies) -> FamilyMetas {
+        self.families.metas(own)
     }
 
     /// Problems that make the store inconsistent; only possible when pushes
@@ -416,7 +426,7 @@ impl Store {
     pub(crate) fn inconsistencies(&self, own: &dyn OwnFamilies) -> Vec<String> {
         let mut out = Vec::new();
         let mut lookup = SeriesLookup::new(self);
-        for (name, idx) in &self.families {
+        for (name, idx) in self.families.iter() {
             let types: Vec<MetricType> = (0..SLOT_TYPES.len())
                 .filter(|&i| idx.type_counts[i] > 0)
                 .map(|i| SLOT_TYPES[i])
@@ -459,26 +469,30 @@ impl Store {
 }
 
 impl Store {
-    /// The group with this id: a walk over all groups, for the rare paths
-    /// that follow the index from a series to its owner (conflicts).
+    /// The group with this id, for the rare paths that follow the index
+    /// from a series to its owner (conflicts): O(log groups).
     pub(super) fn group_by_id(&self, id: u64) -> Option<(&GroupKey, &Group)> {
-        self.groups().find(|(_, g)| g.id == id)
+        let key = self.keys.get(&id)?;
+        self.groups.get_key_value(key).map(|(k, g)| (k, &**g))
     }
 
-    /// The labels of group `gid`'s series of family `name` whose
-    /// [`series_hash`] is `h`, if it has one: the push-time gauges'
-    /// labels for those two names.
-    pub(super) fn series_labels(&self, gid: u64, name: &str, h: u64) -> Option<SeriesLabels> {
-        let (_, group) = self.group_by_id(gid)?;
+    /// Whether group `gid` has a series of family `name` with exactly
+    /// these labels (all of them, the group's merged in): the push-time
+    /// gauges for those two names. The family's series are sorted by
+    /// [`stored_order`], so this is a binary search, O(log series): a
+    /// refused push costs what it sent, not what the other group holds.
+    pub(super) fn has_series(&self, gid: u64, name: &str, labels: &[Label]) -> bool {
+        let Some((_, group)) = self.group_by_id(gid) else {
+            return false;
+        };
         let shared = &group.time_labels;
         if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
-            return (series_hash(&[], shared) == h).then(|| shared.to_vec().into());
+            return shared[..] == *labels;
         }
-        let fam = group.families.get(name)?;
-        fam.metrics
-            .iter()
-            .find(|m| series_hash(&m.labels, shared) == h)
-            .map(|m| group.series_labels(m))
+        group.families.get(name).is_some_and(|fam| {
+            let order = |m: &crate::model::Metric| stored_order_to(&m.labels, shared, labels);
+            fam.metrics.binary_search_by(order).is_ok()
+        })
     }
 }
 
@@ -500,7 +514,9 @@ impl<'s> SeriesLookup<'s> {
         }
     }
 
-    /// What [`Store::series_labels`] finds, in O(1) once built.
+    /// The labels of group `gid`'s series of family `name` whose
+    /// [`series_hash`] is `h`, if it has one (the push-time gauges' for
+    /// those two names), in O(1) once built.
     fn labels(&mut self, gid: u64, name: &'s str, h: u64) -> Option<SeriesLabels> {
         let store = self.store;
         let groups = self
@@ -591,6 +607,72 @@ mod tests {
         push(&mut s, &[("job", "a"), ("instance", "i")], "x 1\n").unwrap();
     }
 
+    /// The scrapes' list of families, kept between scrapes and patched,
+    /// always equals one built afresh from the index, whatever changed
+    /// and whether or not a reader still held the last list.
+    #[test]
+    fn kept_family_list_matches_the_index() {
+        type Row = (String, Option<String>, MetricType, u64, usize);
+        fn fresh(s: &Store) -> Vec<Row> {
+            let rows = s.families.iter().map(|(name, idx)| {
+                let (t, help) = match Own.own_family(name) {
+                    Some((t, h)) => (t, Some(h.to_string())),
+                    None => (idx.metric_type(), idx.help().map(|h| h.to_string())),
+                };
+                (name.to_string(), help, t, idx.version, idx.exposed)
+            });
+            rows.collect()
+        }
+        fn kept(s: &mut Store) -> Vec<Row> {
+            let metas = s.family_metas(&Own);
+            let rows = metas.iter().map(|m| {
+                let help = m.help.as_ref().map(|h| h.to_string());
+                (
+                    m.name.to_string(),
+                    help,
+                    m.metric_type,
+                    m.version,
+                    m.exposed,
+                )
+            });
+            rows.collect()
+        }
+        let mut s = Store::new();
+        let mut held = Vec::new();
+        let steps: [(&[(&str, &str)], &str); 7] = [
+            (&[("job", "a")], "# HELP m one\nm 1\nn 1\n"),
+            (&[("job", "a")], "# HELP m two\nm{x=\"1\"} 1\nn 1\n"),
+            (&[("job", "b")], "# HELP m three\nm{x=\"2\"} 1\n"),
+            (&[("job", "a")], "n 2\n"),
+            (
+                &[("job", "a")],
+                "# TYPE process_open_fds gauge\nprocess_open_fds 3\n",
+            ),
+            (&[("job", "c")], "o 1\n"),
+            (&[("job", "b")], "# HELP m four\nm{x=\"2\"} 2\n"),
+        ];
+        for (i, (key, body)) in steps.iter().enumerate() {
+            // POSTs, as the loop applies them (a PUT would replace).
+            let mut k: Vec<Label> = key.iter().map(|(n, v)| Label::new(n, v)).collect();
+            k.sort();
+            let fams = crate::wire::text_format::parse(body.as_bytes()).unwrap();
+            let p = prepare_push(k.into(), fams, false).unwrap();
+            s.check(&p, &Own).unwrap();
+            s.apply(p, 1);
+            assert_eq!(kept(&mut s), fresh(&s), "after step {i}");
+            if i % 3 == 1 {
+                held.push(s.family_metas(&Own));
+            }
+        }
+        s.delete(&Arc::from(vec![Label::new("job", "b")]));
+        assert_eq!(kept(&mut s), fresh(&s), "after a delete");
+        s.record_failure(&Arc::from(vec![Label::new("job", "d")]), 2);
+        assert_eq!(kept(&mut s), fresh(&s), "after a failure");
+        s.wipe();
+        assert_eq!(kept(&mut s), fresh(&s), "after a wipe");
+        assert!(held.iter().all(|l| l.len() > 0), "readers keep theirs");
+    }
+
     #[test]
     fn consistency_rules() {
         let mut s = Store::new();
@@ -634,7 +716,7 @@ mod tests {
         assert_eq!(s.series_count(), 1);
         assert!(s.delete(&Arc::from(vec![Label::new("job", "a")])));
         assert_eq!(s.series_count(), 0);
-        assert!(s.family_metas(&Own).is_empty(), "index emptied");
+        assert_eq!(s.family_metas(&Own).len(), 0, "index emptied");
     }
 
     #[test]

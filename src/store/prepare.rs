@@ -39,6 +39,18 @@ pub(crate) fn stored_order(a: &[Label], b: &[Label], shared: &[Label]) -> Orderi
         .then_with(|| a.map(|l| &l.name).cmp(b.map(|l| &l.name)))
 }
 
+/// [`stored_order`] of a stored series (its own labels, merged with its
+/// group's `shared`) against a series given with all its labels: what a
+/// binary search of a stored family for a pushed series compares.
+pub(crate) fn stored_order_to(own: &[Label], shared: &[Label], full: &[Label]) -> Ordering {
+    let a = merged(own, shared);
+    let b = full.iter();
+    a.count_exact()
+        .cmp(&full.len())
+        .then_with(|| a.clone().map(|l| &l.value).cmp(b.clone().map(|l| &l.value)))
+        .then_with(|| a.map(|l| &l.name).cmp(b.map(|l| &l.name)))
+}
+
 /// Sorts series into the reference's order. One function for every
 /// caller: each distinct sort call is its own few kilobytes of code in the
 /// static binary.

@@ -81,7 +81,7 @@ fn everything_round_trips_exactly() {
         assert_eq!(g1.push_time, g2.push_time);
         assert_eq!(g1.failure_time, g2.failure_time);
         assert_eq!(g1.families.len(), g2.families.len());
-        for ((n1, f1), (n2, f2)) in g1.families.iter().zip(&g2.families) {
+        for ((n1, f1), (n2, f2)) in g1.families.iter().zip(g2.families.iter()) {
             assert_eq!(
                 (n1, &f1.help, f1.metric_type),
                 (n2, &f2.help, f2.metric_type)

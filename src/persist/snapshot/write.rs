@@ -69,7 +69,7 @@ fn write_groups(
             line.extend_from_slice(format!("ttl {}\n", ttl.as_nanos()).as_bytes());
         }
         out.write_all(&line)?;
-        for (name, fam) in &group.families {
+        for (name, fam) in group.families.iter() {
             line.clear();
             line.extend_from_slice(b"family ");
             write_name(&mut line, name);
