@@ -45,6 +45,9 @@ pub(crate) enum Event {
     /// The web page.
     Status {
         reply_to: Responder,
+        /// With write scopes: who asks, so that the page offers deletes
+        /// only of the groups they may change.
+        scope: Option<crate::web::access::Scope>,
     },
     /// `GET /api/v1/status` or `/api/v1/metrics`.
     Api {

@@ -413,7 +413,7 @@ impl Gateway {
                 gzip,
                 reply_to,
             } => reply_to.send(self.scrape(format, escaping, gzip)),
-            Event::Status { reply_to } => reply_to.send(self.status_page()),
+            Event::Status { reply_to, scope } => reply_to.send(self.status_page(scope)),
             Event::GroupText { key, reply_to } => reply_to.send(self.group_text(key)),
             Event::Api { metrics, reply_to } => {
                 let mut reply = if metrics {
@@ -558,7 +558,7 @@ impl Gateway {
 
     /// The web page, rendered off the loop from a [`store::StoreView`]:
     /// thousands of groups make a page of megabytes.
-    fn status_page(&self) -> Reply {
+    fn status_page(&self, scope: Option<crate::web::access::Scope>) -> Reply {
         let view = self.store.view();
         let flags = self.flags.clone();
         let (start_time, now) = (self.telemetry.start_nanos(), now_nanos());
@@ -570,7 +570,8 @@ impl Gateway {
                 build: &crate::telemetry::build_info(),
                 start_time,
                 now,
-                admin_api,
+                admin_api: admin_api && scope.as_ref().is_none_or(|s| s.may_admin()),
+                scope: scope.as_ref(),
             };
             ui::status_page(&view, &info).into_bytes()
         }));
@@ -944,6 +945,7 @@ mod tests {
         assert!(String::from_utf8_lossy(&reply.body).contains("\"job\":\"api\""));
         let (page, _) = h.send(Event::Status {
             reply_to: h.reply_to(),
+            scope: None,
         });
         assert!(String::from_utf8_lossy(&page.body).contains("<html"));
     }

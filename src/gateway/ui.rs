@@ -26,8 +26,12 @@ pub(crate) struct PageInfo<'a> {
     pub build: &'a [(&'static str, String)],
     pub start_time: Nanos,
     pub now: Nanos,
-    /// `--web.enable-admin-api`: offer deleting a whole job's groups.
+    /// `--web.enable-admin-api` (and, with write scopes, the right to use
+    /// it): offer deleting a whole job's groups, and all groups.
     pub admin_api: bool,
+    /// With write scopes, who asks: a group's delete button is offered
+    /// only where they may change it.
+    pub scope: Option<&'a crate::web::access::Scope>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -123,11 +127,12 @@ fn name_ids(group: &Group, names: &[&str]) -> String {
     out
 }
 
+/// One group's row; `may_delete`: offer its delete button.
 fn group_row(
     h: &mut String,
     key: &[crate::model::Label],
     group: &Group,
-    now: Nanos,
+    (now, may_delete): (Nanos, bool),
     names: &[&str],
 ) {
     let mut text = String::new();
@@ -177,12 +182,16 @@ fn group_row(
             time(group.failure_time)
         );
     }
-    let _ = write!(
-        h,
-        "<td><button class=\"delete\" data-path=\"{}\" data-name=\"{}\">Delete</button></td></tr>",
-        escape(&delete_path(key)),
-        escape(text.trim_end())
-    );
+    if may_delete {
+        let _ = write!(
+            h,
+            "<td><button class=\"delete\" data-path=\"{}\" data-name=\"{}\">Delete</button></td></tr>",
+            escape(&delete_path(key)),
+            escape(text.trim_end())
+        );
+    } else {
+        h.push_str("<td></td></tr>");
+    }
 }
 
 /// The native part of a histogram, which the text format cannot carry, as
@@ -284,7 +293,8 @@ pub(crate) fn status_page(store: &StoreView, info: &PageInfo) -> String {
                 .count();
             job_row(&mut h, this.as_deref().unwrap_or(""), n);
         }
-        group_row(&mut h, key, group, info.now, &names);
+        let may_delete = info.scope.is_none_or(|s| s.may_push(key));
+        group_row(&mut h, key, group, (info.now, may_delete), &names);
     }
     h.push_str("</tbody></table><h2 id=\"status\">Status</h2><table><tbody>");
     let uptime = ago(Some(info.start_time), info.now);
@@ -354,6 +364,7 @@ mod tests {
             start_time: 0,
             now: 6 * s,
             admin_api: false,
+            scope: None,
         };
         let page = status_page(&store.view(), &info);
         assert_eq!(page.matches("expires in 1 hour").count(), 3, "{page}");
@@ -440,6 +451,7 @@ mod tests {
             start_time: 0,
             now: 10,
             admin_api: false,
+            scope: None,
         };
         let page = status_page(&store.view(), &info);
         // The store's names once (in its order, lower-cased like the
@@ -520,6 +532,7 @@ mod tests {
             start_time: 0,
             now: 10,
             admin_api: false,
+            scope: None,
         };
         let page = status_page(&store.view(), &info);
         assert!(!page.contains("<script>alert"), "job label escaped");

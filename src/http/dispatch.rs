@@ -217,12 +217,11 @@ pub(super) fn dispatch(ctx: &Context, route: Route, req: Request, body: Body) {
                 },
             );
         }
-        Route::Status => send(
-            ctx,
-            Event::Status {
-                reply_to: req.reply_to(&ctx.pool),
-            },
-        ),
+        Route::Status => {
+            let scope = scope::scope_of(ctx, &req);
+            let reply_to = req.reply_to(&ctx.pool);
+            send(ctx, Event::Status { reply_to, scope });
+        }
         Route::ApiStatus | Route::ApiMetrics => {
             let metrics = matches!(route, Route::ApiMetrics);
             let reply_to = req.reply_to_with_cors(&ctx.pool);

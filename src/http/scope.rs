@@ -13,7 +13,7 @@ use super::router::Route;
 use super::{Context, Reply, Request};
 use crate::model::Label;
 use crate::store;
-use crate::web::access::{Grant, Rules};
+use crate::web::access::{Grant, Rules, Scope};
 use crate::web::auth::Auth;
 
 /// Who a request comes from: its basic-auth user when the web config has
@@ -31,6 +31,14 @@ fn identity(ctx: &Context, req: &Request) -> Vec<String> {
     }
     names.extend(req.client_names().iter().cloned());
     names
+}
+
+/// The identity of this request under the rules in force, when there
+/// are rules: for the web page, which offers changes only where they
+/// would be allowed.
+pub(super) fn scope_of(ctx: &Context, req: &Request) -> Option<Scope> {
+    let rules = ctx.access.as_ref()?.current();
+    Some(Scope::new(rules, identity(ctx, req)))
 }
 
 /// The rules' verdict for this request, when there are rules.

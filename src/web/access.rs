@@ -78,6 +78,29 @@ impl Rules {
     }
 }
 
+/// One identity under the rules in force: what the web page asks of each
+/// group it lists, off the front.
+#[derive(Clone, Debug)]
+pub(crate) struct Scope {
+    rules: Arc<Rules>,
+    names: Vec<String>,
+}
+
+impl Scope {
+    pub(crate) fn new(rules: Arc<Rules>, names: Vec<String>) -> Scope {
+        Scope { rules, names }
+    }
+
+    /// May the identity push to, or delete, the group of `key`?
+    pub(crate) fn may_push(&self, key: &[Label]) -> bool {
+        self.rules.grant(&self.names).1.may_push(key)
+    }
+
+    pub(crate) fn may_admin(&self) -> bool {
+        self.rules.grant(&self.names).1.may_admin()
+    }
+}
+
 /// A bad access file: where and what.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AccessError {
