@@ -330,6 +330,44 @@ fn client_certificates_are_identities() {
         outside.body.contains("\"client.example\" may not push"),
         "{outside:?}"
     );
+    // client_golang with the same certificate.
+    let out = Command::new(support::go::go_client())
+        .args(["scoped-cert", &base])
+        .env("GO_CLIENT_CERT", pki.path("client.crt"))
+        .env("GO_CLIENT_KEY", pki.path("client.key"))
+        .env("GO_CA", pki.path("ca.crt"))
+        .output()
+        .expect("run the Go push program");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// client_golang's push package with `BasicAuth`: inside its scope the
+/// push lands, outside it the client sees the 403.
+#[test]
+fn go_client_pushes_inside_its_scope_only() {
+    let dir = TempDir::new("scopes-go");
+    let gw = start(&dir, ACCESS, &[]);
+    let out = Command::new(support::go::go_client())
+        .args(["scoped-basic", &format!("http://127.0.0.1:{}", gw.port)])
+        .env("GO_PUSH_USER", "ci")
+        .env("GO_PUSH_PASS", "pw")
+        .output()
+        .expect("run the Go push program");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = scrape(&gw);
+    assert!(
+        text.contains("cg_scoped{instance=\"\",job=\"ci-go\"} 3"),
+        "{text}"
+    );
+    assert!(!text.contains("job=\"backup\""), "{text}");
 }
 
 /// Python's `prometheus_client` with its `basic_auth_handler`: inside its

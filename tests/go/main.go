@@ -14,6 +14,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"math"
@@ -79,9 +81,57 @@ func (d headerDoer) Do(r *http.Request) (*http.Response, error) {
 // An action against one gateway URL: one Push, Add or Delete.
 type action func(url string) error
 
+// scoped pushes to job inside, which must work, and to job outside, which
+// must get 403 (write scopes, --web.access-file); client is how it asks.
+func scoped(client push.HTTPDoer, inside, outside string) []action {
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cg_scoped", Help: "Pushed within a scope."})
+	g.Set(3)
+	reg.MustRegister(g)
+	return []action{func(url string) error {
+		p := func(job string) *push.Pusher { return push.New(url, job).Client(client).Gatherer(reg) }
+		if user := os.Getenv("GO_PUSH_USER"); user != "" {
+			p = func(job string) *push.Pusher {
+				return push.New(url, job).Client(client).Gatherer(reg).BasicAuth(user, os.Getenv("GO_PUSH_PASS"))
+			}
+		}
+		if err := p(inside).Push(); err != nil {
+			return fmt.Errorf("inside the scope: %v", err)
+		}
+		err := p(outside).Push()
+		if err == nil || !strings.Contains(err.Error(), "403") {
+			return fmt.Errorf("outside the scope: want a 403, got %v", err)
+		}
+		return nil
+	}}
+}
+
+// tlsClient presents GO_CLIENT_CERT/GO_CLIENT_KEY and trusts GO_CA.
+func tlsClient() push.HTTPDoer {
+	cert, err := tls.LoadX509KeyPair(os.Getenv("GO_CLIENT_CERT"), os.Getenv("GO_CLIENT_KEY"))
+	if err != nil {
+		fail("client certificate: %v", err)
+	}
+	ca, err := os.ReadFile(os.Getenv("GO_CA"))
+	if err != nil {
+		fail("CA: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}},
+	}
+}
+
 // Each scenario builds its registries once and returns its actions, which
 // main runs against every URL.
 var scenarios = map[string]func() []action{
+	// Basic auth (GO_PUSH_USER, GO_PUSH_PASS) under write scopes: job
+	// ci-go is the user's, backup is not.
+	"scoped-basic": func() []action { return scoped(httpClient, "ci-go", "backup") },
+	// A client certificate under write scopes: job certified is its SAN's.
+	"scoped-cert": func() []action { return scoped(tlsClient(), "certified", "other") },
 	// A push that sets its group's TTL with the Pushgateway-Group-TTL
 	// header. client_golang 1.15+ has Pusher.Header for this; Debian's
 	// 1.14 takes the header through its HTTPDoer, which works everywhere.

@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests and the benchmark, one file
 //! per concern: `process` (a gateway on a free loopback port), `client`
 //! (a tiny HTTP/1.1 client, gzip), `exposition` (normalized scrapes to
-//! compare two servers), `pki` (certificates and curl), `raw` (raw-socket
+//! compare two servers), `go` (the Go push program), `pki` (certificates and curl), `raw` (raw-socket
 //! requests for the hostile suite), `proto` (protobuf bodies with
 //! exemplars, decoded protobuf scrapes), `prometheus` (a real Prometheus
 //! server with a given configuration), `temp` (temporary directories that
@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod exposition;
+pub mod go;
 pub mod pki;
 pub mod process;
 pub mod prometheus;
