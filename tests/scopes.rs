@@ -284,8 +284,9 @@ fn bad_access_files_are_start_up_errors() {
     }
 }
 
-/// A verified client certificate is an identity by its SANs: the one the
-/// PKI issues says `client.example`.
+/// A verified client certificate is an identity by its SANs (the one the
+/// PKI issues says `client.example`), or by its subject's common name
+/// when it has none.
 #[cfg(feature = "tls")]
 #[test]
 fn client_certificates_are_identities() {
@@ -297,7 +298,7 @@ fn client_certificates_are_identities() {
     );
     let access = pki.web_config(
         "access.yml",
-        "users:\n  client.example:\n    push: ['{job=\"certified\"}']\n    read: true\n",
+        "users:\n  client.example:\n    push: ['{job=\"certified\"}']\n    read: true\n  batch-runner:\n    push: ['{job=\"batch\"}']\n",
     );
     let gw = Gateway::start(
         &ours(),
@@ -330,7 +331,33 @@ fn client_certificates_are_identities() {
         outside.body.contains("\"client.example\" may not push"),
         "{outside:?}"
     );
-    // client_golang with the same certificate.
+    // A certificate without SANs goes by its subject's common name.
+    pki.issue(
+        "cn-only",
+        "ca",
+        "batch-runner",
+        "extendedKeyUsage=clientAuth",
+    );
+    let as_cn = |job: &str| {
+        curl(&[
+            "--cacert",
+            &pki.path("ca.crt"),
+            "--cert",
+            &pki.path("cn-only.crt"),
+            "--key",
+            &pki.path("cn-only.key"),
+            "-X",
+            "PUT",
+            "--data-binary",
+            "m 1\n",
+            &format!("{base}/metrics/job/{job}"),
+        ])
+    };
+    assert_eq!(as_cn("batch").status, 200);
+    let r = as_cn("certified");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("\"batch-runner\" may not push"), "{r:?}");
+    // client_golang with the first certificate.
     let out = Command::new(support::go::go_client())
         .args(["scoped-cert", &base])
         .env("GO_CLIENT_CERT", pki.path("client.crt"))

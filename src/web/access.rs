@@ -6,7 +6,7 @@
 //! the Go gateway):
 //!
 //! ```yaml
-//! users:                       # a basic-auth user, or a client certificate's SAN
+//! users:                       # a basic-auth user, or a client certificate's SAN or CN
 //!   ci:
 //!     push: ['{job=~"ci-.*"}'] # selectors on the grouping key
 //!     read: true               # scrapes, the JSON API, the page

@@ -301,14 +301,69 @@ impl ClientCertVerifier for ClientVerifier {
 /// and URIs; IP addresses by value). E-mail SANs are not looked at.
 /// The DNS and URI subject alternative names of a certificate: who a
 /// client certificate says it is, for write scopes.
+///
+/// Then its subject's common name, for certificates issued without SANs.
 pub(crate) fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
-    let Ok(cert) = webpki::EndEntityCert::try_from(cert) else {
+    let Ok(parsed) = webpki::EndEntityCert::try_from(cert) else {
         return Vec::new();
     };
-    cert.valid_dns_names()
-        .chain(cert.valid_uri_names())
+    let mut names: Vec<String> = parsed
+        .valid_dns_names()
+        .chain(parsed.valid_uri_names())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    names.extend(common_name(cert));
+    names
+}
+
+/// One DER element: its tag, its content and what follows it.
+fn der(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = data.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(n)?;
+        let len = bytes.iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
+        (len, rest)
+    };
+    let (content, rest) = rest.split_at_checked(len)?;
+    Some((tag, content, rest))
+}
+
+/// The subject's common name (OID 2.5.4.3) of a DER certificate that
+/// webpki accepted, the last one as Go's `pkix.Name` keeps it.
+fn common_name(cert: &[u8]) -> Option<String> {
+    let (_, certificate, _) = der(cert)?;
+    let (_, tbs, _) = der(certificate)?;
+    // An explicit version ([0]) first, when there is one; then the serial
+    // number, the signature algorithm, the issuer and the validity.
+    let (tag, _, after) = der(tbs)?;
+    let mut fields = if tag == 0xa0 { after } else { tbs };
+    for _ in 0..4 {
+        fields = der(fields)?.2;
+    }
+    let (_, mut rdns, _) = der(fields)?;
+    let mut cn = None;
+    while !rdns.is_empty() {
+        let (_, set, rest) = der(rdns)?;
+        rdns = rest;
+        let mut attributes = set;
+        while !attributes.is_empty() {
+            let (_, attribute, rest) = der(attributes)?;
+            attributes = rest;
+            let (_, oid, value) = der(attribute)?;
+            if oid == [0x55, 0x04, 0x03] {
+                let (_, text, _) = der(value)?;
+                cn = std::str::from_utf8(text).ok().map(str::to_owned);
+            }
+        }
+    }
+    cn
 }
 
 fn san_allowed(cert: &CertificateDer<'_>, allowed: &[String]) -> bool {
