@@ -126,7 +126,7 @@ impl Routes {
         }
         // Like the reference's router: a path that only differs from a known
         // one by a trailing slash is redirected there.
-        let raw_path = raw_url.split(['?', '#']).next().unwrap_or("");
+        let raw_path = path_of(raw_url);
         if raw_path.len() > 1 && raw_path.ends_with('/') {
             let trimmed = &raw_path[..raw_path.len() - 1];
             let query = &raw_url[raw_path.len()..];
@@ -140,7 +140,7 @@ impl Routes {
     }
 
     fn route_exact(&self, method: &str, raw_url: &str) -> Route {
-        let raw_path = raw_url.split(['?', '#']).next().unwrap_or("");
+        let raw_path = path_of(raw_url);
         let path = match path::percent_decode(raw_path) {
             Ok(p) => p,
             Err(PathError::BadPercentEncoding) => return Route::BadRequest,
@@ -326,6 +326,16 @@ pub(crate) enum GroupingKey {
         base64: bool,
         labels: String,
     },
+}
+
+/// The path of a request target: up to its query or fragment, found by a
+/// byte scan (a megabyte of grouping pairs is read on the I/O loop).
+fn path_of(raw_url: &str) -> &str {
+    let end = raw_url
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(raw_url.len());
+    &raw_url[..end]
 }
 
 impl GroupingKey {
