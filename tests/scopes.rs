@@ -286,7 +286,8 @@ fn bad_access_files_are_start_up_errors() {
 
 /// A verified client certificate is an identity by its SANs (the one the
 /// PKI issues says `client.example`), or by its subject's common name
-/// when it has none.
+/// when it has none; an unverified one (a rogue CA's, under
+/// RequireAnyClientCert) is no identity.
 #[cfg(feature = "tls")]
 #[test]
 fn client_certificates_are_identities() {
@@ -357,6 +358,34 @@ fn client_certificates_are_identities() {
     let r = as_cn("certified");
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("\"batch-runner\" may not push"), "{r:?}");
+    // A certificate that is only asked for, not verified against a CA,
+    // says nothing of who the client is: anyone can make one.
+    let unverified = pki.web_config(
+        "unverified.yml",
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAnyClientCert\n",
+    );
+    let gw2 = Gateway::start(
+        &ours(),
+        &[
+            &format!("--web.config.file={unverified}"),
+            &format!("--web.access-file={access}"),
+        ],
+    );
+    let r = curl(&[
+        "--cacert",
+        &pki.path("ca.crt"),
+        "--cert",
+        &pki.path("rogue-client.crt"),
+        "--key",
+        &pki.path("rogue-client.key"),
+        "-X",
+        "PUT",
+        "--data-binary",
+        "m 1\n",
+        &format!("https://localhost:{}/metrics/job/certified", gw2.port),
+    ]);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("a request of no listed identity"), "{r:?}");
     // client_golang with the first certificate.
     let out = Command::new(support::go::go_client())
         .args(["scoped-cert", &base])

@@ -163,6 +163,9 @@ pub(super) struct Conn {
     fresh: bool,
     /// The budget's charge for an answer waiting in `out`.
     out_charge: Option<Charge>,
+    /// The TLS configuration verifies client certificates against client
+    /// CAs: only then are a certificate's names an identity (write scopes).
+    pub(super) clients_verified: bool,
     /// The budget's charge for what a TLS session's buffers may hold
     /// ([`crate::web::tls::SESSION_HOLDS`]), for the connection's life.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -236,6 +239,7 @@ impl Conn {
             fresh: true,
             out_charge: None,
             session_charge: None,
+            clients_verified: false,
             write_timeout: limits.write_timeout,
         }
     }
@@ -692,9 +696,11 @@ impl Conn {
             handler,
             method: crate::telemetry::method_label(&head.method),
         });
+        // A certificate that was only asked for, not verified, says
+        // nothing of who the client is.
         let client_names = match env.ctx.access {
-            Some(_) => self.transport.client_names(),
-            None => Vec::new(),
+            Some(_) if self.clients_verified => self.transport.client_names(),
+            _ => Vec::new(),
         };
         let req = Request {
             method: head.method,

@@ -634,10 +634,13 @@ impl Server {
         }
         // Already logged when a reload failed: new handshakes are refused.
         let config = tls.current().ok()?;
+        let verified = tls.verifies_clients();
         match rustls::ServerConnection::new(config) {
             Ok(mut t) => {
                 t.set_buffer_limit(Some(crate::web::tls::SEND_BUFFER));
-                Some(Conn::tls(sock, peer, id, t, &self.limits, (charge, held)))
+                let mut conn = Conn::tls(sock, peer, id, t, &self.limits, (charge, held));
+                conn.clients_verified = verified;
+                Some(conn)
             }
             Err(e) => {
                 log::warn!(err:display = e; "cannot start a TLS connection");

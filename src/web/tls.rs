@@ -415,6 +415,10 @@ pub(crate) struct Reloader {
 
 struct ReloadState {
     checked: Instant,
+    /// Whether `current` verifies client certificates against client CAs
+    /// (`VerifyClientCertIfGiven`, `RequireAndVerifyClientCert`): only
+    /// then may a certificate's names stand for who the client is.
+    verifies_clients: bool,
     /// What the watched files looked like when `current` was built.
     stamps: Vec<Stamp>,
     files: Vec<PathBuf>,
@@ -435,6 +439,7 @@ impl Reloader {
         Reloader {
             state: Mutex::new(ReloadState {
                 checked: Instant::now(),
+                verifies_clients: settings.client_auth.verifies(),
                 stamps: files.iter().map(|f| config::stamp(f)).collect(),
                 files,
                 current: Ok(config),
@@ -450,7 +455,7 @@ impl Reloader {
             st.checked = Instant::now();
             let stamps: Vec<_> = st.files.iter().map(|f| config::stamp(f)).collect();
             if stamps != st.stamps {
-                let (result, files) = self.reload();
+                let (result, files, verifies) = self.reload();
                 match &result {
                     Ok(_) => {
                         log::info!(file:display = self.web_config.display(); "TLS configuration reloaded")
@@ -461,21 +466,34 @@ impl Reloader {
                 }
                 st.files = files;
                 st.stamps = st.files.iter().map(|f| config::stamp(f)).collect();
+                if result.is_ok() {
+                    st.verifies_clients = verifies;
+                }
                 st.current = result;
             }
         }
         st.current.clone()
     }
 
-    fn reload(&self) -> (Result<Arc<ServerConfig>, String>, Vec<PathBuf>) {
+    /// Whether the configuration `current` last returned verifies client
+    /// certificates (see [`ReloadState::verifies_clients`]).
+    pub(crate) fn verifies_clients(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .verifies_clients
+    }
+
+    fn reload(&self) -> (Result<Arc<ServerConfig>, String>, Vec<PathBuf>, bool) {
         let settings = match config::load(&self.web_config) {
             Ok(c) => c.tls,
-            Err(e) => return (Err(e.to_string()), vec![self.web_config.clone()]),
+            Err(e) => return (Err(e.to_string()), vec![self.web_config.clone()], false),
         };
         let Some(settings) = settings else {
             return (
                 Err("tls_server_config was removed; restart to serve plain HTTP".into()),
                 vec![self.web_config.clone()],
+                false,
             );
         };
         let files = watched(&self.web_config, &settings);
@@ -485,7 +503,7 @@ impl Reloader {
             }
             config
         });
-        (result, files)
+        (result, files, settings.client_auth.verifies())
     }
 }
 
