@@ -54,13 +54,7 @@ pub fn text_format(data: &[u8]) -> bool {
             String::from_utf8_lossy(&text)
         );
     }
-    let key: Vec<Label> = vec![Label::new("job", "fuzz")];
-    if let Ok(push) = store::prepare_push(key.into(), families, true) {
-        let mut s = store::Store::new();
-        if s.check(&push, &Own).is_ok() {
-            s.apply(push, 1);
-        }
-    }
+    apply_to_a_store(families);
     true
 }
 
@@ -120,13 +114,7 @@ pub fn openmetrics(data: &[u8]) -> bool {
     }
     let back = protobuf::decode(&proto).expect("our own encoding decodes");
     assert_eq!(format!("{back:?}"), format!("{families:?}"));
-    let key: Vec<Label> = vec![Label::new("job", "fuzz")];
-    if let Ok(push) = store::prepare_push(key.into(), families, true) {
-        let mut s = store::Store::new();
-        if s.check(&push, &Own).is_ok() {
-            s.apply(push, 1);
-        }
-    }
+    apply_to_a_store(families);
     true
 }
 
@@ -348,6 +336,18 @@ pub fn http_request(data: &[u8]) -> bool {
         Framing::None => {}
     }
     true
+}
+
+/// Prepares `families` as a push to a fresh store and applies it when it
+/// passes the checks: whatever a parser lets through must not panic there.
+fn apply_to_a_store(families: Vec<crate::model::MetricFamily>) {
+    let key: Vec<Label> = vec![Label::new("job", "fuzz")];
+    if let Ok(push) = store::prepare_push(key.into(), families, true) {
+        let mut s = store::Store::new();
+        if s.check(&push, &Own).is_ok() {
+            s.apply(push, 1);
+        }
+    }
 }
 
 /// Replays every input the fuzzers have found (`tests/fuzz/regressions/`,
