@@ -189,7 +189,7 @@ impl Check<'_> {
             return Ok(());
         };
         let gid = self.group.map(|g| g.id);
-        for (m, &h) in fam.metrics.iter().zip(&fam.hashes) {
+        for (m, &h) in fam.metrics.iter().zip(self.push.hashes_of(fam)) {
             let labels = (&m.labels[..], &self.push.shared[..]);
             if let Some(owner) = self
                 .store

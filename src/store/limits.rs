@@ -56,7 +56,7 @@ impl std::error::Error for LimitError {}
 
 /// Sample lines of a prepared family.
 pub(super) fn prepared_samples(f: &PreparedFamily) -> usize {
-    lines(&f.text)
+    f.samples
 }
 
 /// Sample lines of a stored family, kept beside it.

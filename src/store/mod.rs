@@ -222,8 +222,9 @@ impl Store {
         let intern = !push.labels_shared;
         let map = Arc::make_mut(&mut families);
         for fam in push.families {
-            let (name, stored) = self.index_family(fam, gid, intern, now);
-            map.insert(name, Arc::new(stored));
+            let hashes = &push.hashes[fam.first_hash()..][..fam.metrics.len()];
+            let (name, stored) = self.index_family(fam, hashes, gid, intern, now);
+            map.insert(name, stored);
         }
         for name in removed.keys() {
             self.families.drop_if_unused(name);
@@ -239,42 +240,38 @@ impl Store {
         self.reschedule(&key);
     }
 
-    /// Adds one prepared family of group `gid` to the index and the
-    /// counts; what the group stores, under the index's name.
+    /// Adds one prepared family of group `gid`, whose series have these
+    /// `hashes`, to the index and the counts; what the group stores, under
+    /// the index's name.
     fn index_family(
         &mut self,
         fam: PreparedFamily,
+        hashes: &[u64],
         gid: u64,
         intern: bool,
         now: Nanos,
-    ) -> (Arc<str>, StoredFamily) {
+    ) -> (Arc<str>, Arc<StoredFamily>) {
         let (name, idx) = self.families.changing(&fam.name);
         idx.version = self.generation;
         idx.exposed += fam.exposed;
         idx.type_counts[type_slot(fam.metric_type)] += 1;
         idx.add_help(fam.help.as_deref());
-        let samples = limits::prepared_samples(&fam);
-        // The prepared series are stored as they are, interned in
-        // place: no second vector while the push is applied.
-        let mut metrics = fam.metrics;
-        for (m, &h) in metrics.iter_mut().zip(&fam.hashes) {
-            if intern {
-                self.interner.labels(&mut m.labels);
-            }
+        for &h in hashes {
             idx.series.insert(h, gid);
         }
-        self.series_count += metrics.len();
-        self.samples += samples;
+        self.series_count += fam.metrics.len();
+        self.samples += fam.samples;
         self.exposed += fam.exposed;
-        let stored = StoredFamily {
-            help: fam.help,
-            metric_type: fam.metric_type,
-            metrics,
-            text: fam.text,
-            pushed_at: fam.pushed_at.unwrap_or(now),
-            samples,
-            exposed: fam.exposed,
-        };
+        let pushed_at = fam.pushed_at.unwrap_or(now);
+        // Built off the loop and not shared yet: completed in place.
+        let mut stored = fam.family;
+        let family = Arc::make_mut(&mut stored);
+        family.pushed_at = pushed_at;
+        if intern {
+            for m in &mut family.metrics {
+                self.interner.labels(&mut m.labels);
+            }
+        }
         (name, stored)
     }
 

@@ -72,26 +72,39 @@ impl PartialEq for SeriesKey {
 
 impl Eq for SeriesKey {}
 
+/// One pushed family, ready to store: built here, off the loop, as the
+/// group will hold it, so that applying it only links it in (no copy and
+/// no allocation on the loop, and no second vector of families while a
+/// push of a few hundred thousand of them is applied).
 #[derive(Clone, Debug)]
 pub(crate) struct PreparedFamily {
     pub name: Box<str>,
-    pub help: Option<Box<str>>,
-    pub metric_type: MetricType,
-    /// The series, in label order (exposition order), each with its own
-    /// labels only: the group's ([`PreparedPush::shared`]) apply to all.
-    pub metrics: Vec<Metric>,
-    /// Their [`series_hash`]es, computed here so that the loop only looks
-    /// them up in the index.
-    pub hashes: Vec<u64>,
-    /// Their exposition lines, rendered here, off the loop, with markers
-    /// where the group's labels go (`wire::template`): the group's piece
-    /// of this family in a text scrape.
-    pub text: Box<[u8]>,
+    /// What the group stores. Its series are in label order (exposition
+    /// order), each with its own labels only: the group's
+    /// ([`PreparedPush::shared`]) apply to all. Its `text` holds their
+    /// exposition lines with markers where the group's labels go
+    /// (`wire::template`). Its `pushed_at` is set when it is applied.
+    pub family: Arc<StoredFamily>,
+    /// Where its series' [`series_hash`]es start in
+    /// [`PreparedPush::hashes`].
+    first_hash: usize,
     /// Set when restoring; a push stamps its families with the push time.
     pub pushed_at: Option<Nanos>,
-    /// The length of `text` once completed with the group's labels: what
-    /// a scrape writes for this family of this group.
-    pub exposed: usize,
+}
+
+impl PreparedFamily {
+    /// Where its series' hashes start in [`PreparedPush::hashes`].
+    pub(super) fn first_hash(&self) -> usize {
+        self.first_hash
+    }
+}
+
+impl std::ops::Deref for PreparedFamily {
+    type Target = StoredFamily;
+
+    fn deref(&self) -> &StoredFamily {
+        &self.family
+    }
 }
 
 /// A push that passed every check that needs no store: sanitized labels,
@@ -107,6 +120,10 @@ pub(crate) struct PreparedPush {
     /// into (`wire::template`). A new group keeps it.
     pub key_text: Arc<[u8]>,
     pub families: Vec<PreparedFamily>,
+    /// Every family's series hashes, one after the other, computed here
+    /// so that the loop only looks them up in the index: one vector for
+    /// the push, not one per family ([`PreparedPush::hashes_of`]).
+    pub hashes: Vec<u64>,
     /// PUT replaces the whole group; POST only the families it carries.
     pub replace: bool,
     /// The group's TTL from the `Pushgateway-Group-TTL` header, kept with
@@ -115,6 +132,13 @@ pub(crate) struct PreparedPush {
     /// The series' labels already share their pairs (a restore's parser
     /// shares them as it reads): the store's interner is skipped.
     pub labels_shared: bool,
+}
+
+impl PreparedPush {
+    /// The [`series_hash`]es of `f`'s series, in their order.
+    pub(crate) fn hashes_of(&self, f: &PreparedFamily) -> &[u64] {
+        &self.hashes[f.first_hash..][..f.metrics.len()]
+    }
 }
 
 /// Applies the grouping labels to every series (overriding same-named body
@@ -137,6 +161,7 @@ pub(crate) fn prepare_push(
     let group_checks = GroupChecks::new(&shared);
     let mut scratch = Vec::new();
     let mut out: Vec<PreparedFamily> = Vec::with_capacity(families.len());
+    let mut hashes = Vec::with_capacity(families.iter().map(|f| f.metrics.len()).sum());
     for fam in families {
         if &*fam.name == PUSH_TIME || &*fam.name == PUSH_FAILURE_TIME {
             continue;
@@ -182,19 +207,21 @@ pub(crate) fn prepare_push(
         }
         let text: Box<[u8]> = scratch.as_slice().into();
         let exposed = crate::wire::template::expanded_len(&text, key_text.text());
-        let hashes = metrics
-            .iter()
-            .map(|m| series_hash(&m.labels, &shared))
-            .collect();
+        let first_hash = hashes.len();
+        hashes.extend(metrics.iter().map(|m| series_hash(&m.labels, &shared)));
         out.push(PreparedFamily {
             name: fam.name,
-            help: fam.help,
-            metric_type: fam.metric_type,
-            metrics,
-            hashes,
-            text,
+            family: Arc::new(StoredFamily {
+                help: fam.help,
+                metric_type: fam.metric_type,
+                samples: super::limits::lines(&text),
+                metrics,
+                text,
+                pushed_at: 0,
+                exposed,
+            }),
+            first_hash,
             pushed_at: None,
-            exposed,
         });
     }
     keep_last_of_each_name(&mut out);
@@ -203,6 +230,7 @@ pub(crate) fn prepare_push(
         shared,
         key_text: Arc::clone(key_text.text()),
         families: out,
+        hashes,
         replace,
         ttl: None,
         labels_shared: false,
@@ -419,7 +447,10 @@ pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
     let key_text: usize = key.iter().map(text_len).sum();
     // The sorted key, the group's labels, their text and its offsets.
     let once = (3 * 8 + 4) * (key.len() + 1) + key_text + 64 + 4 * cost::ALLOC;
-    let mut total = cost::items(families.len(), std::mem::size_of::<PreparedFamily>() + 16)
+    let mut total = cost::items(
+        families.len(),
+        std::mem::size_of::<PreparedFamily>() + std::mem::size_of::<StoredFamily>() + 16 + cost::ALLOC,
+    )
         .saturating_add(once);
     for fam in families {
         total = total
