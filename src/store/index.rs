@@ -415,9 +415,23 @@ impl Families {
     /// The entry of `name`, created if new, about to change; with the
     /// name as the index holds it, for the group to share.
     pub(super) fn changing(&mut self, name: &str) -> (Arc<str>, &mut FamilyIndex) {
+        self.changing_or_new(name, || Arc::from(name))
+    }
+
+    /// [`Families::changing`] with the name already shared: a new entry
+    /// takes this one, no copy of it.
+    pub(super) fn changing_shared(&mut self, name: &Arc<str>) -> (Arc<str>, &mut FamilyIndex) {
+        self.changing_or_new(name, || Arc::clone(name))
+    }
+
+    fn changing_or_new(
+        &mut self,
+        name: &str,
+        new: impl FnOnce() -> Arc<str>,
+    ) -> (Arc<str>, &mut FamilyIndex) {
         let key = match self.map.get_key_value(name) {
             Some((k, _)) => Arc::clone(k),
-            None => Arc::from(name),
+            None => new(),
         };
         self.metas.touched(&key);
         let idx = self.map.entry(Arc::clone(&key)).or_default();

@@ -251,7 +251,7 @@ impl Store {
         intern: bool,
         now: Nanos,
     ) -> (Arc<str>, Arc<StoredFamily>) {
-        let (name, idx) = self.families.changing(&fam.name);
+        let (name, idx) = self.families.changing_shared(&fam.name);
         idx.version = self.generation;
         idx.exposed += fam.exposed;
         idx.type_counts[type_slot(fam.metric_type)] += 1;

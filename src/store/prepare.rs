@@ -78,7 +78,8 @@ impl Eq for SeriesKey {}
 /// push of a few hundred thousand of them is applied).
 #[derive(Clone, Debug)]
 pub(crate) struct PreparedFamily {
-    pub name: Box<str>,
+    /// Shared with the store's index and the group's map when new there.
+    pub name: Arc<str>,
     /// What the group stores. Its series are in label order (exposition
     /// order), each with its own labels only: the group's
     /// ([`PreparedPush::shared`]) apply to all. Its `text` holds their
@@ -210,7 +211,7 @@ pub(crate) fn prepare_push(
         let first_hash = hashes.len();
         hashes.extend(metrics.iter().map(|m| series_hash(&m.labels, &shared)));
         out.push(PreparedFamily {
-            name: fam.name,
+            name: Arc::from(fam.name),
             family: Arc::new(StoredFamily {
                 help: fam.help,
                 metric_type: fam.metric_type,

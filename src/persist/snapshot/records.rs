@@ -41,7 +41,7 @@ impl RestoredGroup {
             push.ttl = self.ttl;
             push.labels_shared = self.labels_shared;
             for f in &mut push.families {
-                f.pushed_at = times.get(&f.name).copied();
+                f.pushed_at = times.get(&*f.name).copied();
             }
             push
         });
