@@ -274,3 +274,33 @@ fn each_binary_is_the_static_build_and_runs() {
         );
     }
 }
+
+/// `make release` without VERSION, or with one the binaries would not
+/// print, stops before building anything and says why (`make -n`: were
+/// the check gone, nothing would be built either, and the test fails).
+#[test]
+fn release_needs_the_crate_version() {
+    runners();
+    let crate_version = env!("CARGO_PKG_VERSION");
+    for (args, says) in [
+        (&["release"][..], "needs VERSION"),
+        (&["release", "VERSION=99.0.0"][..], "VERSION=99.0.0"),
+    ] {
+        let out = Command::new("make")
+            .args(["-n", "--no-print-directory"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("VERSION")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("MAKELEVEL")
+            .output()
+            .expect("run make");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "make {args:?} went on:\n{err}");
+        assert!(
+            err.contains(says) && err.contains(crate_version),
+            "make {args:?}: {err}"
+        );
+    }
+}
