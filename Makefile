@@ -86,8 +86,7 @@ $(addprefix static-,$(CROSS_ARCHS)): static-%:
 # The arm64 binary under qemu-user (Debian's qemu-user-static): start, push,
 # scrape, TLS, persist, SIGTERM, restart (tests/arm64.rs).
 arm64-test: static-arm64
-	@command -v qemu-aarch64-static >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; }
+	@$(call install_missing,"command -v qemu-aarch64-static:qemu-user-static")
 	PUSHGATEWAY_ARM64_BIN=$(CURDIR)/$(ARM64_BIN) cargo test --test arm64
 
 # The small boards' binaries (armv7, riscv64) under qemu-user: start,
