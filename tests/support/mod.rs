@@ -4,7 +4,8 @@
 //! compare two servers), `go` (the Go push program), `pki` (certificates and curl), `raw` (raw-socket
 //! requests for the hostile suite), `proto` (protobuf bodies with
 //! exemplars, decoded protobuf scrapes), `prometheus` (a real Prometheus
-//! server with a given configuration), `temp` (temporary directories that
+//! server with a given configuration), `qemu` (foreign-architecture
+//! binaries under qemu-user: ELF checks, wrapper scripts), `temp` (temporary directories that
 //! clean up after themselves).
 //!
 //! Each test binary includes this module with `mod support;` and uses a
@@ -18,6 +19,7 @@ pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod proto;
+pub mod qemu;
 pub mod raw;
 pub mod temp;
 
