@@ -256,6 +256,7 @@ impl Store {
         idx.exposed += fam.exposed;
         idx.type_counts[type_slot(fam.metric_type)] += 1;
         idx.add_help(fam.help.as_deref());
+        idx.series.reserve(hashes.len());
         for &h in hashes {
             idx.series.insert(h, gid);
         }
