@@ -26,7 +26,8 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
-use super::dispatch::{self, Body, Gate};
+use super::dispatch::{self, Body};
+use super::gate::{self, Gate};
 use super::head::{self, Framing, Head};
 use super::inbuf::InBuf;
 use super::response::{self, Reply};
@@ -55,19 +56,6 @@ pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
 /// read and discarded, so the kernel does not reset the connection (and
 /// lose the answer) while the client is still sending.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Routes whose handling takes memory in proportion to the data, and the
-/// class that memory is charged to: refused with 503 while that class has
-/// used its share of the budget.
-fn needs_memory(route: &Route) -> Option<Class> {
-    match route {
-        Route::Push { .. } => Some(Class::Body),
-        Route::Scrape | Route::Status | Route::ApiMetrics | Route::GroupText { .. } => {
-            Some(Class::Answer)
-        }
-        _ => None,
-    }
-}
 
 fn no_body(env: &Env<'_>) -> Body {
     Body {
@@ -472,11 +460,9 @@ impl Conn {
         }
         let route = env.ctx.routes.route(&head.method, &head.target);
         let source = self.peer.to_string();
-        let mut gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
-        if matches!(gate, Gate::Pass)
-            && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c))
-        {
-            gate = Gate::Refuse(dispatch::busy(&source, &head.target));
+        let mut gate = gate::gate(env.ctx, head.header("Authorization"), &source, &head.target);
+        if matches!(gate, Gate::Pass) && gate::over_budget(env.ctx, &route) {
+            gate = Gate::Refuse(gate::busy(&source, &head.target));
         }
         let mut pending = Pending {
             head,
@@ -491,11 +477,8 @@ impl Conn {
             Gate::Check(auth) => {
                 if !env.ctx.pool.has_room(Kind::Auth) {
                     let source = self.peer.to_string();
-                    let reply = dispatch::queue_full_reply(
-                        "credential checks",
-                        &source,
-                        &pending.head.target,
-                    );
+                    let reply =
+                        gate::queue_full_reply("credential checks", &source, &pending.head.target);
                     pending.action = Action::Answer(reply);
                     return self.begin_body(env, pending);
                 }
@@ -525,7 +508,7 @@ impl Conn {
             unreachable!("checked above");
         };
         if !ok {
-            let reply = dispatch::unauthorized(&self.peer.to_string(), &pending.head.target);
+            let reply = gate::unauthorized(&self.peer.to_string(), &pending.head.target);
             pending.action = Action::Answer(reply);
         }
         self.begin_body(env, *pending);
@@ -572,7 +555,7 @@ impl Conn {
         };
         let mut charge = env.ctx.budget.charge(Class::Body);
         if !charge.grow_to(capacity) {
-            let reply = dispatch::busy(&self.peer.to_string(), &pending.head.target);
+            let reply = gate::busy(&self.peer.to_string(), &pending.head.target);
             self.close_after = true;
             return self.answer(env, &pending.head, reply);
         }
@@ -627,7 +610,7 @@ impl Conn {
                 unreachable!("in the body state");
             };
             self.close_after = true;
-            let reply = dispatch::busy(&self.peer.to_string(), &body.pending.head.target);
+            let reply = gate::busy(&self.peer.to_string(), &body.pending.head.target);
             self.answer(env, &body.pending.head, reply);
             return true;
         }
@@ -680,7 +663,7 @@ impl Conn {
 
     fn too_large(&self, env: &Env<'_>, head: &Head) -> Reply {
         let method = Some(head.method.as_str());
-        dispatch::too_large(env.ctx, method, &self.peer.to_string(), &head.target)
+        gate::too_large(env.ctx, method, &self.peer.to_string(), &head.target)
     }
 
     /// The body is in (or skipped): run the handler or send the answer.
@@ -897,7 +880,7 @@ impl Conn {
     fn over_budget(&mut self, env: &Env<'_>) {
         match &mut self.state {
             State::Head { .. } => {
-                let reply = dispatch::busy(&self.peer.to_string(), "(request head)");
+                let reply = gate::busy(&self.peer.to_string(), "(request head)");
                 self.refuse_with(reply);
             }
             State::Body(body) => {

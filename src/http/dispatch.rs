@@ -1,12 +1,11 @@
-//! From a complete request to its handler: the gate (rate limit, web
-//! configuration, basic auth) and routing to the request loop, the pool or
-//! a direct answer. Runs on the I/O loop, so nothing here may block: bcrypt
-//! and push parsing go to the pool.
+//! From a complete request, past the gate (`gate`), to its handler:
+//! the request loop, the pool or a direct answer. Runs on the I/O loop, so
+//! nothing here may block: push parsing goes to the pool.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::budget::{Charge, Class};
+use super::gate::{busy, queue_full_reply, too_large};
 use super::negotiate::{gzip_accepted, negotiate};
 use super::{
     Context, Reply, Request, decode_body_within, is_protobuf, openmetrics_version, respond, scope,
@@ -17,7 +16,6 @@ use crate::http::router::{GroupingKey, Route};
 use crate::model::Label;
 use crate::pool::Kind;
 use crate::store::{self, GroupKey, PushError};
-use crate::web::auth::Auth;
 use crate::wire::Meter;
 use crate::wire::path::PathError;
 use crate::wire::protobuf::{self, ProtoErrorKind};
@@ -32,38 +30,6 @@ const INLINE_PUSH: usize = 16 * 1024;
 /// copy of the key, so a small body under a key of a hundred thousand
 /// pairs is a lot of work, for the pool.
 const INLINE_KEY_LABELS: usize = 64;
-
-/// What the gate decided about a request, before its body is read.
-pub(super) enum Gate {
-    Pass,
-    /// Answer this instead of running the handler.
-    Refuse(Reply),
-    /// The credentials need a bcrypt check on the pool.
-    Check(Arc<Auth>),
-}
-
-/// The checks every request passes before its handler, in the reference's
-/// order: rate limit (429), a broken web configuration (500), basic auth
-/// (401), from the cache when the same credentials passed before.
-pub(super) fn gate(ctx: &Context, authorization: Option<&str>, source: &str, url: &str) -> Gate {
-    if let Some(limiter) = &ctx.limiter
-        && !limiter.allow()
-    {
-        log::debug!(source = source, url = url; "rate limit reached");
-        return Gate::Refuse(Reply::error(429, "Too Many Requests"));
-    }
-    let auth = match ctx.web.as_ref().map(|w| w.current()) {
-        None => return Gate::Pass,
-        Some(Ok(active)) => active.auth.clone(),
-        // Already logged when the file went bad.
-        Some(Err(_)) => return Gate::Refuse(Reply::error(500, "Internal Server Error")),
-    };
-    match auth {
-        None => Gate::Pass,
-        Some(auth) if auth.cached(authorization) => Gate::Pass,
-        Some(auth) => Gate::Check(auth),
-    }
-}
 
 /// A health or readiness probe's answer: 200, or 500 when the request
 /// loop has been working on one round for longer than
@@ -83,49 +49,6 @@ fn probe(ctx: &Context) -> Reply {
             )
         }
     }
-}
-
-/// The answer to a request whose credentials failed.
-pub(super) fn unauthorized(source: &str, url: &str) -> Reply {
-    log::warn!(source = source, url = url; "unauthorized request");
-    Reply::error(401, "Unauthorized").with_header("WWW-Authenticate", "Basic")
-}
-
-/// The 413 for a push body over `--push.max-body-size`. `method` is given
-/// when the answer goes out early, past the responder that counts
-/// requests.
-pub(super) fn too_large(ctx: &Context, method: Option<&str>, source: &str, url: &str) -> Reply {
-    let msg = format!(
-        "request body larger than {} bytes (--push.max-body-size), before or after decompression",
-        ctx.max_body_bytes
-    );
-    log::warn!(source = source, url = url; "{msg}");
-    if let Some(method) = method {
-        let method = crate::telemetry::method_label(method);
-        ctx.telemetry.count_request(413, "push", method);
-    }
-    Reply::error(413, msg)
-}
-
-/// The 503 for a request the memory budget cannot cover now.
-pub(super) fn busy(source: &str, url: &str) -> Reply {
-    log::warn!(source = source, url = url; "memory budget for requests in flight used up (--web.memory-budget); answering 503");
-    Reply::error(
-        503,
-        "Service Unavailable: the memory for requests in flight (--web.memory-budget) is used up; retry shortly",
-    )
-    .with_header("Retry-After", "1")
-}
-
-/// The 503 for a request whose kind of work has filled its queue on the
-/// pool (see `pool::Kind`): other kinds are still served.
-pub(super) fn queue_full_reply(what: &str, source: &str, url: &str) -> Reply {
-    log::warn!(source = source, url = url; "too many {what} waiting for a worker thread; answering 503");
-    Reply::error(
-        503,
-        format!("Service Unavailable: too many {what} are waiting to be processed; retry shortly"),
-    )
-    .with_header("Retry-After", "1")
 }
 
 /// A request body with the budget charge that covers it.

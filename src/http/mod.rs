@@ -25,6 +25,7 @@ pub(crate) mod chunked;
 mod conn;
 mod cors;
 mod dispatch;
+mod gate;
 pub(crate) mod head;
 mod inbuf;
 pub(crate) mod negotiate;
@@ -177,7 +178,7 @@ impl ConnResponder {
             pool.execute_background(move || {
                 let built = reply.build_body_within(Some(&self.shared.budget));
                 let Some(reply) = built else {
-                    let reply = dispatch::busy("(answer)", "(built off the loop)");
+                    let reply = gate::busy("(answer)", "(built off the loop)");
                     return self.send(reply);
                 };
                 let reply = if reply.gzip {

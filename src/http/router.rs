@@ -5,6 +5,7 @@
 //! `Allow`, 200 for `OPTIONS`, redirects for uncleaned paths) so that
 //! clients and probes see the same status codes.
 
+use crate::http::budget::Class;
 use crate::model::{Label, NameScheme};
 use crate::wire::path::{self, PathError};
 
@@ -82,6 +83,19 @@ impl Route {
             Route::Ready => "ready",
             _ => return None,
         })
+    }
+
+    /// The class of the memory this route's handler takes in proportion
+    /// to the data, if it does: the gate refuses it with 503 while that
+    /// class has used its share of the budget.
+    pub(crate) fn memory(&self) -> Option<Class> {
+        match self {
+            Route::Push { .. } => Some(Class::Body),
+            Route::Scrape | Route::Status | Route::ApiMetrics | Route::GroupText { .. } => {
+                Some(Class::Answer)
+            }
+            _ => None,
+        }
     }
 }
 
