@@ -26,8 +26,8 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
-use super::dispatch::{self, Body};
 use super::gate::{self, Gate};
+use super::handler::{self, Body};
 use super::head::{self, Framing, Head};
 use super::inbuf::InBuf;
 use super::response::{self, Reply};
@@ -701,7 +701,7 @@ impl Conn {
         };
         self.deadline = None;
         self.state = State::Waiting(None);
-        dispatch::dispatch(env.ctx, route, req, body);
+        handler::dispatch(env.ctx, route, req, body);
     }
 
     fn framing_for(&mut self, env: &Env<'_>, head: &Head) -> response::Framing {
