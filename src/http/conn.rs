@@ -520,7 +520,7 @@ impl Conn {
     /// thrown away (small, unwanted), or left unread with the connection
     /// closed after the answer.
     fn begin_body(&mut self, env: &Env<'_>, pending: Pending) {
-        let wanted = matches!(pending.action, Action::Dispatch(Route::Push { .. }));
+        let wanted = matches!(&pending.action, Action::Dispatch(route) if route.wants_body());
         let framing = pending.head.framing;
         let expect = pending.head.expect_continue;
         let max = env.ctx.max_body_bytes;
@@ -531,7 +531,7 @@ impl Conn {
         };
         let (keep, limit) = match framing {
             Framing::Length(n) if wanted && n > max => {
-                let reply = self.too_large(env, &pending.head);
+                let reply = self.too_large(env, &pending);
                 self.close_after = true;
                 return self.answer(env, &pending.head, reply);
             }
@@ -627,7 +627,7 @@ impl Conn {
             };
             self.close_after = true;
             if body.keep {
-                let reply = self.too_large(env, &body.pending.head);
+                let reply = self.too_large(env, &body.pending);
                 self.answer(env, &body.pending.head, reply);
             } else {
                 // An unwanted body too large to drain: answer, then close.
@@ -661,9 +661,16 @@ impl Conn {
         self.answer(env, &body.pending.head, reply);
     }
 
-    fn too_large(&self, env: &Env<'_>, head: &Head) -> Reply {
-        let method = Some(head.method.as_str());
-        gate::too_large(env.ctx, method, &self.peer.to_string(), &head.target)
+    /// The 413 for a body the handler wanted, counted under its route's
+    /// label: it goes out before the handler runs.
+    fn too_large(&self, env: &Env<'_>, pending: &Pending) -> Reply {
+        let head = &pending.head;
+        let early = match &pending.action {
+            Action::Dispatch(route) => route.counted_as(&head.method),
+            Action::Answer(_) => None,
+        }
+        .map(|handler| (head.method.as_str(), handler));
+        gate::too_large(env.ctx, early, &self.peer.to_string(), &head.target)
     }
 
     /// The body is in (or skipped): run the handler or send the answer.

@@ -57,18 +57,23 @@ pub(super) fn unauthorized(source: &str, url: &str) -> Reply {
     Reply::error(401, "Unauthorized").with_header("WWW-Authenticate", "Basic")
 }
 
-/// The 413 for a push body over `--push.max-body-size`. `method` is given
-/// when the answer goes out early, past the responder that counts
-/// requests.
-pub(super) fn too_large(ctx: &Context, method: Option<&str>, source: &str, url: &str) -> Reply {
+/// The 413 for a push body over `--push.max-body-size`. `early` (the
+/// method, and the route's `handler` label) is given when the answer
+/// goes out early, past the responder that counts requests.
+pub(super) fn too_large(
+    ctx: &Context,
+    early: Option<(&str, &'static str)>,
+    source: &str,
+    url: &str,
+) -> Reply {
     let msg = format!(
         "request body larger than {} bytes (--push.max-body-size), before or after decompression",
         ctx.max_body_bytes
     );
     log::warn!(source = source, url = url; "{msg}");
-    if let Some(method) = method {
+    if let Some((method, handler)) = early {
         let method = crate::telemetry::method_label(method);
-        ctx.telemetry.count_request(413, "push", method);
+        ctx.telemetry.count_request(413, handler, method);
     }
     Reply::error(413, msg)
 }

@@ -31,6 +31,7 @@ mod inbuf;
 pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;
+pub(crate) mod routes;
 mod scope;
 mod server;
 mod transport;
