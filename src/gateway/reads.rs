@@ -61,7 +61,8 @@ impl Gateway {
         reply
     }
 
-    /// The web page, rendered off the loop from a [`store::StoreView`]:
+    /// The web page, rendered off the loop from a
+    /// [`StoreView`](crate::store::StoreView):
     /// thousands of groups make a page of megabytes.
     pub(super) fn status_page(&self, scope: Option<crate::web::access::Scope>) -> Reply {
         let view = self.store.view();
