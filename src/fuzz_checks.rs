@@ -219,8 +219,7 @@ pub fn url_path(data: &[u8]) -> bool {
         let routes = Routes::new("/pre", "/metrics", true).with_names(names);
         for method in ["PUT", "DELETE", "GET"] {
             let key = match routes.route(method, url) {
-                Route::Push { key, .. } => key.parse(names).ok(),
-                Route::Delete { key } => key.parse(names).ok(),
+                Route::Endpoint { key: Some(key), .. } => key.parse(names).ok(),
                 _ => None,
             };
             if let Some(key) = key {

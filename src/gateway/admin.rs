@@ -29,6 +29,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::contract::{Deferred, Event, Reply, Responder};
+
 use crate::model::Label;
 use crate::store::{self, Group, GroupKey, Store};
 use crate::wire::json::json_string;
@@ -165,6 +167,130 @@ pub(crate) fn error_json(msg: &str) -> String {
     json_string(&mut out, msg);
     out.push('}');
     out
+}
+
+/// A selector delete between its match and its answer.
+pub(super) struct SelectorDelete {
+    query: DeleteQuery,
+    meta: crate::contract::Meta,
+    rounds: Rounds,
+    reply_to: Responder,
+}
+
+/// The loop's steps of a selector delete (see the module's doc).
+impl super::Gateway {
+    /// Step 1: copies the grouping keys (pointer copies, as for a scrape)
+    /// and hands them to a pool thread to match.
+    pub(super) fn delete_matching(
+        &mut self,
+        query: DeleteQuery,
+        meta: crate::contract::Meta,
+        reply_to: Responder,
+    ) {
+        let keys: Vec<GroupKey> = self.store.groups().map(|(k, _)| k.clone()).collect();
+        match &self.offload {
+            Some(o) => {
+                let events = o.events.clone();
+                self.matching += 1;
+                o.pool.execute(move || {
+                    let keys = matching(keys, &query, MATCH_DEADLINE);
+                    // The loop only goes away at shutdown, which
+                    // waits for matches out (`drain`).
+                    let _ = events.send(Event::DeleteMatched {
+                        query,
+                        meta,
+                        keys,
+                        reply_to,
+                    });
+                });
+            }
+            None => {
+                let keys = matching(keys, &query, MATCH_DEADLINE);
+                self.matched(query, meta, keys, reply_to);
+            }
+        }
+    }
+
+    /// A selector delete's match is in: a dry run is answered at once, a
+    /// delete waits for its rounds.
+    pub(super) fn matched(
+        &mut self,
+        query: DeleteQuery,
+        meta: crate::contract::Meta,
+        keys: Option<Vec<store::GroupKey>>,
+        reply_to: Responder,
+    ) {
+        let Some(keys) = keys else {
+            log::warn!(source = meta.source; "selector delete refused: matching took longer than {}", crate::time::go_duration(MATCH_DEADLINE));
+            return reply_to.send(Reply::json(503, too_slow_json()));
+        };
+        if query.dry_run || keys.is_empty() {
+            self.answer_delete(query, meta, keys, reply_to);
+        } else {
+            self.deletes.push_back(SelectorDelete {
+                query,
+                meta,
+                rounds: Rounds::new(keys),
+                reply_to,
+            });
+        }
+    }
+
+    /// Deletes the groups matched by the oldest selector deletes until
+    /// `until` (`None`: all of them), answering each after its last round.
+    pub(super) fn delete_rounds(&mut self, until: Option<Instant>) {
+        let mut freed = Vec::new();
+        while let Some(d) = self.deletes.front_mut() {
+            if !d.rounds.run(&mut self.store, until, &mut freed) {
+                break;
+            }
+            if let Some(d) = self.deletes.pop_front() {
+                let keys = d.rounds.into_deleted();
+                self.answer_delete(d.query, d.meta, keys, d.reply_to);
+            }
+        }
+        if !freed.is_empty() {
+            self.free_off_loop(freed);
+        }
+    }
+
+    /// Logs a finished selector delete (or dry run) and answers it with
+    /// the groups it deleted (or listed).
+    fn answer_delete(
+        &mut self,
+        query: DeleteQuery,
+        meta: crate::contract::Meta,
+        keys: Vec<store::GroupKey>,
+        reply_to: Responder,
+    ) {
+        let selectors: Vec<String> = query.selectors.iter().map(|s| s.to_string()).collect();
+        let (selectors, groups) = (selectors.join(" or "), keys.len());
+        if query.dry_run {
+            log::info!(source = meta.source, selectors = selectors, groups = groups; "dry run: groups matching the selectors listed, none deleted");
+        } else {
+            log::info!(source = meta.source, selectors = selectors, groups = groups; "deleted groups by selector");
+        }
+        // Thousands of groups make an answer of hundreds of kilobytes:
+        // written off the loop, like a scrape.
+        let (dry_run, empty) = (query.dry_run, keys.is_empty());
+        let mut reply = Reply::json(200, String::new());
+        reply.deferred = Some(Deferred::new(move || {
+            answer_json(&keys, dry_run).into_bytes()
+        }));
+        if dry_run || empty {
+            reply_to.send(reply);
+        } else {
+            self.answer_change(reply_to, reply);
+        }
+    }
+
+    /// `PUT /api/v1/admin/wipe`: deletes every group, freed off the loop.
+    pub(super) fn wipe(&mut self, reply_to: Responder) {
+        let (groups, wiped) = self.store.wipe();
+        self.free_off_loop(wiped);
+        log::info!(groups = groups; "wiped the metric store via the admin API");
+        self.answer_change(reply_to, Reply::empty(202));
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,19 @@
 //! done elsewhere, so the loop's own work per event is small: check and
 //! apply a push, delete a group, or concatenate pre-rendered lines for a
 //! scrape. No locks around the store, no data races by construction.
+//!
+//! Here: the loop itself (waiting, persistence, expiry, shutdown) and
+//! [`Gateway::handle`], which hands each event to the file of its
+//! endpoints, as the HTTP front's `handler/` does: `push` (a group's
+//! push or delete), `reads` (scrapes, the page, a group's text, the JSON
+//! API), `admin` (wipe, selector deletes). Rendering is in `render`
+//! (scrapes), `api` (JSON) and `ui` (the page).
 
 pub(crate) mod admin;
 pub(crate) mod api;
 mod native;
+mod push;
+mod reads;
 mod render;
 pub(crate) mod ui;
 
@@ -18,15 +27,15 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
 
-use crate::contract::{Deferred, Event, Reply, Responder, ScrapeFormat, SharedBody};
+use crate::contract::{Event, Reply, Responder, SharedBody};
 use crate::model::NameScheme;
 use crate::persist::Persistence;
 use crate::pool::Pool;
-use crate::store::{self, GroupKey, Store};
-use crate::telemetry::{Own, Telemetry};
+use crate::store::{self, Store};
+use crate::telemetry::Telemetry;
 use crate::time::now_nanos;
-use crate::wire::escape::Escaping;
-use crate::wire::selector::DeleteQuery;
+use admin::SelectorDelete;
+use reads::BodyKey;
 
 pub(crate) struct Gateway {
     pub store: Store,
@@ -72,51 +81,6 @@ pub(crate) struct Offload {
     pub pool: Pool,
     pub events: Sender<Event>,
 }
-
-/// A selector delete between its match and its answer.
-struct SelectorDelete {
-    query: DeleteQuery,
-    meta: crate::contract::Meta,
-    rounds: admin::Rounds,
-    reply_to: Responder,
-}
-
-/// What makes two scrapes' bodies the same bytes: the store's state and
-/// the answer's shape.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct ScrapeKey {
-    generation: u64,
-    format: ScrapeFormat,
-    escaping: Escaping,
-    gzip: bool,
-}
-
-/// What makes two answers' bodies the same bytes.
-#[derive(Clone, PartialEq, Eq)]
-enum BodyKey {
-    Scrape(ScrapeKey),
-    /// `GET /api/v1/metrics` at a store generation.
-    ApiMetrics(u64),
-    /// One group's text for the page, at a store generation.
-    GroupText(u64, GroupKey),
-}
-
-/// The JSON API writes a series in about twice the bytes of its text
-/// line, and a family of one series in about five; building it takes
-/// about twice its size again (per-group strings joined).
-const API_BYTES_PER_TEXT_BYTE: usize = 4;
-const API_BYTES_PER_FAMILY: usize = 256;
-
-/// How long a scrape body is offered to later scrapes of the same store
-/// state. Our own metrics (request counts, process figures) in a shared
-/// body are as old as the body, so it is not shared for longer: a
-/// thousand scrapers arriving together get one body, a scraper every few
-/// seconds still sees fresh figures.
-const SHARE_SCRAPES_FOR: Duration = Duration::from_secs(1);
-
-/// Refused pushes are logged at most this often (a job retrying in a
-/// loop against a full store would flood the log otherwise).
-const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The longest one round of a mass change (expiring groups, deleting the
 /// groups a selector matched) keeps waiting requests from the loop: a
@@ -226,24 +190,6 @@ impl Gateway {
         self.telemetry.count_expired(expired.len());
     }
 
-    /// Deletes the groups matched by the oldest selector deletes until
-    /// `until` (`None`: all of them), answering each after its last round.
-    fn delete_rounds(&mut self, until: Option<Instant>) {
-        let mut freed = Vec::new();
-        while let Some(d) = self.deletes.front_mut() {
-            if !d.rounds.run(&mut self.store, until, &mut freed) {
-                break;
-            }
-            if let Some(d) = self.deletes.pop_front() {
-                let keys = d.rounds.into_deleted();
-                self.answer_delete(d.query, d.meta, keys, d.reply_to);
-            }
-        }
-        if !freed.is_empty() {
-            self.free_off_loop(freed);
-        }
-    }
-
     /// Frees deleted groups (or a wiped store) on a low-priority pool
     /// thread: freeing thousands of series (and the allocator handing
     /// pages back) is no work for the loop.
@@ -251,61 +197,6 @@ impl Gateway {
         match &self.offload {
             Some(o) => o.pool.execute_background(move || drop(freed)),
             None => drop(freed),
-        }
-    }
-
-    /// A selector delete's match is in: a dry run is answered at once, a
-    /// delete waits for its rounds.
-    fn matched(
-        &mut self,
-        query: DeleteQuery,
-        meta: crate::contract::Meta,
-        keys: Option<Vec<store::GroupKey>>,
-        reply_to: Responder,
-    ) {
-        let Some(keys) = keys else {
-            log::warn!(source = meta.source; "selector delete refused: matching took longer than {}", crate::time::go_duration(admin::MATCH_DEADLINE));
-            return reply_to.send(Reply::json(503, admin::too_slow_json()));
-        };
-        if query.dry_run || keys.is_empty() {
-            self.answer_delete(query, meta, keys, reply_to);
-        } else {
-            self.deletes.push_back(SelectorDelete {
-                query,
-                meta,
-                rounds: admin::Rounds::new(keys),
-                reply_to,
-            });
-        }
-    }
-
-    /// Logs a finished selector delete (or dry run) and answers it with
-    /// the groups it deleted (or listed).
-    fn answer_delete(
-        &mut self,
-        query: DeleteQuery,
-        meta: crate::contract::Meta,
-        keys: Vec<store::GroupKey>,
-        reply_to: Responder,
-    ) {
-        let selectors: Vec<String> = query.selectors.iter().map(|s| s.to_string()).collect();
-        let (selectors, groups) = (selectors.join(" or "), keys.len());
-        if query.dry_run {
-            log::info!(source = meta.source, selectors = selectors, groups = groups; "dry run: groups matching the selectors listed, none deleted");
-        } else {
-            log::info!(source = meta.source, selectors = selectors, groups = groups; "deleted groups by selector");
-        }
-        // Thousands of groups make an answer of hundreds of kilobytes:
-        // written off the loop, like a scrape.
-        let (dry_run, empty) = (query.dry_run, keys.is_empty());
-        let mut reply = Reply::json(200, String::new());
-        reply.deferred = Some(Deferred::new(move || {
-            admin::answer_json(&keys, dry_run).into_bytes()
-        }));
-        if dry_run || empty {
-            reply_to.send(reply);
-        } else {
-            self.answer_change(reply_to, reply);
         }
     }
 
@@ -367,7 +258,10 @@ impl Gateway {
         }
     }
 
-    /// Handles one event; false means stop.
+    /// Handles one event; false means stop. Each kind of request is
+    /// applied in the file of its endpoints: `push` (a group's changes),
+    /// `reads` (scrapes, the page, the API), `admin` (wipe, selector
+    /// deletes).
     pub(crate) fn handle(&mut self, ev: Event) -> bool {
         match ev {
             Event::Push {
@@ -376,37 +270,12 @@ impl Gateway {
                 started,
                 size,
                 reply_to,
-            } => {
-                let method = meta.method;
-                let reply = self.push(push, &meta.source, &method);
-                self.telemetry
-                    .observe_push(&method, started.elapsed(), size);
-                self.answer_change(reply_to, reply);
-            }
+            } => self.on_push(push, meta, started, size, reply_to),
             Event::Delete {
                 key,
                 meta,
                 reply_to,
-            } => {
-                // Debug builds only: lets a test make the loop panic.
-                #[cfg(debug_assertions)]
-                if let Ok(job) = std::env::var("PUSHGATEWAY_TEST_PANIC_JOB")
-                    && store::show_labels(&key).contains(&format!("job=\"{job}\""))
-                {
-                    panic!("test hook: a panic in the request loop");
-                }
-                // Debug builds only: lets a test stall the loop for longer
-                // than a probe waits.
-                #[cfg(debug_assertions)]
-                if let Ok(job) = std::env::var("PUSHGATEWAY_TEST_STALL_JOB")
-                    && store::show_labels(&key).contains(&format!("job=\"{job}\""))
-                {
-                    std::thread::sleep(crate::contract::STUCK_AFTER + Duration::from_secs(3));
-                }
-                let existed = self.store.delete(&key);
-                log::debug!(source = meta.source, group = store::show_labels(&key), existed = existed; "deleted group");
-                self.answer_change(reply_to, Reply::empty(202));
-            }
+            } => self.on_delete(key, meta, reply_to),
             Event::Scrape {
                 format,
                 escaping,
@@ -415,48 +284,12 @@ impl Gateway {
             } => reply_to.send(self.scrape(format, escaping, gzip)),
             Event::Status { reply_to, scope } => reply_to.send(self.status_page(scope)),
             Event::GroupText { key, reply_to } => reply_to.send(self.group_text(key)),
-            Event::Api { metrics, reply_to } => {
-                let mut reply = if metrics {
-                    self.api_metrics()
-                } else {
-                    let start = self.telemetry.start_nanos();
-                    let build = crate::telemetry::build_info();
-                    Reply::text(200, api::status(&self.flags, start, &build))
-                };
-                reply.content_type = Some("application/json");
-                reply_to.send(reply);
-            }
+            Event::Api { metrics, reply_to } => reply_to.send(self.api(metrics)),
             Event::DeleteMatching {
                 query,
                 meta,
                 reply_to,
-            } => {
-                // Pointer copies, as for a scrape; the matching is done
-                // beside the loop (see `admin`).
-                let keys: Vec<store::GroupKey> =
-                    self.store.groups().map(|(k, _)| k.clone()).collect();
-                match &self.offload {
-                    Some(o) => {
-                        let events = o.events.clone();
-                        self.matching += 1;
-                        o.pool.execute(move || {
-                            let keys = admin::matching(keys, &query, admin::MATCH_DEADLINE);
-                            // The loop only goes away at shutdown, which
-                            // waits for matches out (`drain`).
-                            let _ = events.send(Event::DeleteMatched {
-                                query,
-                                meta,
-                                keys,
-                                reply_to,
-                            });
-                        });
-                    }
-                    None => {
-                        let keys = admin::matching(keys, &query, admin::MATCH_DEADLINE);
-                        self.matched(query, meta, keys, reply_to);
-                    }
-                }
-            }
+            } => self.delete_matching(query, meta, reply_to),
             Event::DeleteMatched {
                 query,
                 meta,
@@ -466,12 +299,7 @@ impl Gateway {
                 self.matching = self.matching.saturating_sub(1);
                 self.matched(query, meta, keys, reply_to);
             }
-            Event::Wipe { reply_to } => {
-                let (groups, wiped) = self.store.wipe();
-                self.free_off_loop(wiped);
-                log::info!(groups = groups; "wiped the metric store via the admin API");
-                self.answer_change(reply_to, Reply::empty(202));
-            }
+            Event::Wipe { reply_to } => self.wipe(reply_to),
             Event::Quit { meta, reply_to } => {
                 log::info!(source = meta.source; "received termination request via web service, exiting gracefully");
                 // Written before exit: the front drains owed answers.
@@ -491,251 +319,6 @@ impl Gateway {
         }
         true
     }
-
-    fn push(
-        &mut self,
-        push: Result<store::PreparedPush, (store::GroupKey, store::PushError)>,
-        source: &str,
-        method: &str,
-    ) -> Reply {
-        let now = now_nanos();
-        let checked = push.and_then(|p| {
-            if self.check_consistency {
-                self.store.check(&p, &Own).map_err(|e| (p.key.clone(), e))?;
-            }
-            Ok(p)
-        });
-        if let Ok(p) = &checked
-            && let Err(e) = self.store.check_limits(p, self.limits)
-        {
-            return self.refuse_over_limit(&p.key, &e, source, now);
-        }
-        match checked {
-            Ok(p) => {
-                log::debug!(group = store::show_labels(&p.key), method = method; "push accepted");
-                self.store.apply(p, now);
-                Reply::empty(if self.check_consistency { 200 } else { 202 })
-            }
-            Err((key, e)) => {
-                log::warn!(source = source, method = method, group = store::show_labels(&key), err:display = e; "rejected push");
-                self.store.record_failure(&key, now);
-                if self.check_consistency {
-                    Reply::error(400, e.to_string())
-                } else {
-                    // The reference answers unchecked pushes before it
-                    // looks at them: a timestamped push is 202, stored
-                    // nowhere, and shows only as the failure time.
-                    Reply::empty(202)
-                }
-            }
-        }
-    }
-
-    /// A push that would take the store past a limit: 429, the failure
-    /// recorded on its group only if the group exists (creating one would
-    /// break the group limit), a warning at most every `LIMIT_LOG_EVERY`.
-    fn refuse_over_limit(
-        &mut self,
-        key: &store::GroupKey,
-        e: &store::LimitError,
-        source: &str,
-        now: crate::time::Nanos,
-    ) -> Reply {
-        if self.store.group(key).is_some() {
-            self.store.record_failure(key, now);
-        }
-        self.telemetry.count_refused(e.label());
-        let (last, suppressed) = &mut self.limit_log;
-        if last.is_none_or(|t| t.elapsed() >= LIMIT_LOG_EVERY) {
-            log::warn!(source = source, group = store::show_labels(key), refused_since_last_warning = *suppressed, err:display = e; "push refused: store limit reached");
-            *last = Some(Instant::now());
-            *suppressed = 0;
-        } else {
-            *suppressed += 1;
-        }
-        Reply::error(429, e.to_string())
-    }
-
-    /// The web page, rendered off the loop from a [`store::StoreView`]:
-    /// thousands of groups make a page of megabytes.
-    fn status_page(&self, scope: Option<crate::web::access::Scope>) -> Reply {
-        let view = self.store.view();
-        let flags = self.flags.clone();
-        let (start_time, now) = (self.telemetry.start_nanos(), now_nanos());
-        let admin_api = self.admin_api;
-        let mut reply = Reply::empty(200);
-        reply.deferred = Some(Deferred::new(move || {
-            let info = ui::PageInfo {
-                flags: &flags,
-                build: &crate::telemetry::build_info(),
-                start_time,
-                now,
-                admin_api: admin_api && scope.as_ref().is_none_or(|s| s.may_admin()),
-                scope: scope.as_ref(),
-            };
-            ui::status_page(&view, &info).into_bytes()
-        }));
-        reply.content_type = Some("text/html; charset=utf-8");
-        reply
-    }
-
-    fn scrape(&mut self, format: ScrapeFormat, escaping: Escaping, gzip: bool) -> Reply {
-        if !self.check_consistency {
-            let generation = self.store.generation();
-            if self.inconsistencies.as_ref().map(|(g, _)| *g) != Some(generation) {
-                let found = self.store.inconsistencies(&Own);
-                self.inconsistencies = Some((generation, found));
-            }
-            let problems = self
-                .inconsistencies
-                .as_ref()
-                .map_or(&[][..], |(_, p)| &p[..]);
-            if !problems.is_empty() {
-                let mut msg = format!(
-                    "An error has occurred while serving metrics:\n\n{} error(s) occurred:",
-                    problems.len()
-                );
-                for p in problems {
-                    msg.push_str("\n* ");
-                    msg.push_str(p);
-                }
-                log::error!(errors = problems.len(); "store is inconsistent (pushed with --push.disable-consistency-check); failing scrape like the reference");
-                return Reply::error(500, msg);
-            }
-        }
-        self.telemetry
-            .set_store_usage(crate::telemetry::StoreUsage {
-                groups: self.store.group_count(),
-                series: self.store.sample_count(),
-                max_groups: self.limits.max_groups,
-                max_series: self.limits.max_series,
-                unwritten: self
-                    .persistence
-                    .as_ref()
-                    .is_some_and(|p| p.unwritten(&self.store)),
-            });
-        let key = ScrapeKey {
-            generation: self.store.generation(),
-            format,
-            escaping,
-            gzip,
-        };
-        let mut reply = Reply::empty(200);
-        reply.content_type = Some(format.content_type(escaping));
-        if gzip {
-            reply.headers.push(("Content-Encoding", "gzip".into()));
-        }
-        let body = match self.shared_body(&BodyKey::Scrape(key)) {
-            Some(body) => body,
-            None => self.new_scrape(key),
-        };
-        reply.deferred = Some(Deferred::Shared(body));
-        reply
-    }
-
-    /// A body of `key` that is still being built or sent, and young
-    /// enough to share.
-    fn shared_body(&mut self, key: &BodyKey) -> Option<Arc<SharedBody>> {
-        self.shared_bodies
-            .retain(|(_, body)| body.upgrade().is_some_and(|b| b.age() < SHARE_SCRAPES_FOR));
-        self.shared_bodies
-            .iter()
-            .find(|(k, _)| k == key)
-            .and_then(|(_, body)| body.upgrade())
-    }
-
-    /// `key`'s shared body, or a new one from `build`, charged `hint`
-    /// bytes before it is built (503 when the budget cannot cover them).
-    fn share(
-        &mut self,
-        key: BodyKey,
-        hint: impl FnOnce(&Store) -> usize,
-        build: impl FnOnce() -> Vec<u8> + Send + 'static,
-    ) -> Arc<SharedBody> {
-        if let Some(body) = self.shared_body(&key) {
-            return body;
-        }
-        let body = SharedBody::new(hint(&self.store), build);
-        self.shared_bodies.push((key, Arc::downgrade(&body)));
-        body
-    }
-
-    /// Every series as JSON, rendered off the loop from shared group
-    /// snapshots like a scrape, shared by concurrent requests and charged
-    /// before it is built.
-    fn api_metrics(&mut self) -> Reply {
-        let key = BodyKey::ApiMetrics(self.store.generation());
-        let groups = self.store.snapshot();
-        let hint = |store: &Store| {
-            let families: usize = store.groups().map(|(_, g)| g.families.len() + 2).sum();
-            store.exposed_bytes() * API_BYTES_PER_TEXT_BYTE + families * API_BYTES_PER_FAMILY
-        };
-        let body = self.share(key, hint, move || api::metrics(&groups).into_bytes());
-        let mut r = Reply::empty(200);
-        r.deferred = Some(Deferred::Shared(body));
-        r
-    }
-
-    /// One group's text for the page, rendered off the loop from the
-    /// group's shared snapshot, charged before it is built.
-    fn group_text(&mut self, key: GroupKey) -> Reply {
-        let Some(group) = self.store.group_shared(&key) else {
-            return Reply::error(404, "no such group (deleted?)");
-        };
-        let text_len: usize = group.families.values().map(|f| f.exposed).sum();
-        let hint = |_: &Store| 2 * text_len + API_BYTES_PER_FAMILY * group.families.len();
-        let shared = Arc::clone(&group);
-        let build = move || ui::group_text(&shared).into_bytes();
-        let body = self.share(
-            BodyKey::GroupText(self.store.generation(), key),
-            hint,
-            build,
-        );
-        let mut r = Reply::empty(200);
-        r.content_type = Some("text/plain; charset=utf-8");
-        r.deferred = Some(Deferred::Shared(body));
-        r
-    }
-
-    /// Shares the store's state with a body to be built off the loop, and
-    /// offers that body to the scrapes that follow.
-    fn new_scrape(&mut self, key: ScrapeKey) -> Arc<SharedBody> {
-        let started = Instant::now();
-        let view = render::ScrapeView::new(
-            self.store.family_metas(&Own),
-            self.store.snapshot(),
-            self.telemetry.clone(),
-            (self.names, key.escaping),
-            self.last_scrape_len.clone(),
-        );
-        let pause = started.elapsed();
-        self.telemetry.observe_scrape_pause(pause);
-        log::debug!(loop_pause = crate::time::go_duration(pause), groups = view.groups.len(); "scrape handed to the pool");
-        // Charged before the body is built: at least the pushed series'
-        // text as the store counts it (a store that grew since the last
-        // scrape, by a group key spliced into many series, say, is
-        // refused before it is rendered, not after).
-        let last = self
-            .last_scrape_len
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let hint = last.max(self.store.exposed_bytes());
-        let format = key.format;
-        let body = if key.gzip && format == ScrapeFormat::Text {
-            // Compressed as it is rendered, family by family, reusing the
-            // families unchanged since the last gzip scrape.
-            let cache = Arc::clone(&self.gzip_cache);
-            SharedBody::new(hint / 4, move || view.render_gzip(&cache))
-        } else if key.gzip {
-            SharedBody::new(hint / 4, move || {
-                crate::wire::gzip::gzip(&view.render(format))
-            })
-        } else {
-            SharedBody::new(hint, move || view.render(format))
-        };
-        self.shared_bodies
-            .push((BodyKey::Scrape(key), Arc::downgrade(&body)));
-        body
-    }
 }
 
 /// The loop fed events directly, its replies captured: no process, no
@@ -743,8 +326,10 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{Meta, Respond};
+    use crate::contract::{Deferred, Meta, Respond, ScrapeFormat};
     use crate::model::Label;
+    use crate::wire::escape::Escaping;
+    use crate::wire::selector::DeleteQuery;
     use std::sync::mpsc;
 
     struct Capture(mpsc::Sender<Reply>);

@@ -26,7 +26,8 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
-use super::dispatch::{self, Body, Gate};
+use super::gate::{self, Gate};
+use super::handler::{self, Body};
 use super::head::{self, Framing, Head};
 use super::inbuf::InBuf;
 use super::response::{self, Reply};
@@ -55,19 +56,6 @@ pub(super) const DRAIN_LIMIT: u64 = 256 * 1024;
 /// read and discarded, so the kernel does not reset the connection (and
 /// lose the answer) while the client is still sending.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Routes whose handling takes memory in proportion to the data, and the
-/// class that memory is charged to: refused with 503 while that class has
-/// used its share of the budget.
-fn needs_memory(route: &Route) -> Option<Class> {
-    match route {
-        Route::Push { .. } => Some(Class::Body),
-        Route::Scrape | Route::Status | Route::ApiMetrics | Route::GroupText { .. } => {
-            Some(Class::Answer)
-        }
-        _ => None,
-    }
-}
 
 fn no_body(env: &Env<'_>) -> Body {
     Body {
@@ -472,11 +460,9 @@ impl Conn {
         }
         let route = env.ctx.routes.route(&head.method, &head.target);
         let source = self.peer.to_string();
-        let mut gate = dispatch::gate(env.ctx, head.header("Authorization"), &source, &head.target);
-        if matches!(gate, Gate::Pass)
-            && needs_memory(&route).is_some_and(|c| env.ctx.budget.exhausted_for(c))
-        {
-            gate = Gate::Refuse(dispatch::busy(&source, &head.target));
+        let mut gate = gate::gate(env.ctx, head.header("Authorization"), &source, &head.target);
+        if matches!(gate, Gate::Pass) && gate::over_budget(env.ctx, &route) {
+            gate = Gate::Refuse(gate::busy(&source, &head.target));
         }
         let mut pending = Pending {
             head,
@@ -491,11 +477,8 @@ impl Conn {
             Gate::Check(auth) => {
                 if !env.ctx.pool.has_room(Kind::Auth) {
                     let source = self.peer.to_string();
-                    let reply = dispatch::queue_full_reply(
-                        "credential checks",
-                        &source,
-                        &pending.head.target,
-                    );
+                    let reply =
+                        gate::queue_full_reply("credential checks", &source, &pending.head.target);
                     pending.action = Action::Answer(reply);
                     return self.begin_body(env, pending);
                 }
@@ -525,7 +508,7 @@ impl Conn {
             unreachable!("checked above");
         };
         if !ok {
-            let reply = dispatch::unauthorized(&self.peer.to_string(), &pending.head.target);
+            let reply = gate::unauthorized(&self.peer.to_string(), &pending.head.target);
             pending.action = Action::Answer(reply);
         }
         self.begin_body(env, *pending);
@@ -537,7 +520,7 @@ impl Conn {
     /// thrown away (small, unwanted), or left unread with the connection
     /// closed after the answer.
     fn begin_body(&mut self, env: &Env<'_>, pending: Pending) {
-        let wanted = matches!(pending.action, Action::Dispatch(Route::Push { .. }));
+        let wanted = matches!(&pending.action, Action::Dispatch(route) if route.wants_body());
         let framing = pending.head.framing;
         let expect = pending.head.expect_continue;
         let max = env.ctx.max_body_bytes;
@@ -548,7 +531,7 @@ impl Conn {
         };
         let (keep, limit) = match framing {
             Framing::Length(n) if wanted && n > max => {
-                let reply = self.too_large(env, &pending.head);
+                let reply = self.too_large(env, &pending);
                 self.close_after = true;
                 return self.answer(env, &pending.head, reply);
             }
@@ -572,7 +555,7 @@ impl Conn {
         };
         let mut charge = env.ctx.budget.charge(Class::Body);
         if !charge.grow_to(capacity) {
-            let reply = dispatch::busy(&self.peer.to_string(), &pending.head.target);
+            let reply = gate::busy(&self.peer.to_string(), &pending.head.target);
             self.close_after = true;
             return self.answer(env, &pending.head, reply);
         }
@@ -627,7 +610,7 @@ impl Conn {
                 unreachable!("in the body state");
             };
             self.close_after = true;
-            let reply = dispatch::busy(&self.peer.to_string(), &body.pending.head.target);
+            let reply = gate::busy(&self.peer.to_string(), &body.pending.head.target);
             self.answer(env, &body.pending.head, reply);
             return true;
         }
@@ -644,7 +627,7 @@ impl Conn {
             };
             self.close_after = true;
             if body.keep {
-                let reply = self.too_large(env, &body.pending.head);
+                let reply = self.too_large(env, &body.pending);
                 self.answer(env, &body.pending.head, reply);
             } else {
                 // An unwanted body too large to drain: answer, then close.
@@ -678,9 +661,16 @@ impl Conn {
         self.answer(env, &body.pending.head, reply);
     }
 
-    fn too_large(&self, env: &Env<'_>, head: &Head) -> Reply {
-        let method = Some(head.method.as_str());
-        dispatch::too_large(env.ctx, method, &self.peer.to_string(), &head.target)
+    /// The 413 for a body the handler wanted, counted under its route's
+    /// label: it goes out before the handler runs.
+    fn too_large(&self, env: &Env<'_>, pending: &Pending) -> Reply {
+        let head = &pending.head;
+        let early = match &pending.action {
+            Action::Dispatch(route) => route.counted_as(&head.method),
+            Action::Answer(_) => None,
+        }
+        .map(|handler| (head.method.as_str(), handler));
+        gate::too_large(env.ctx, early, &self.peer.to_string(), &head.target)
     }
 
     /// The body is in (or skipped): run the handler or send the answer.
@@ -718,7 +708,7 @@ impl Conn {
         };
         self.deadline = None;
         self.state = State::Waiting(None);
-        dispatch::dispatch(env.ctx, route, req, body);
+        handler::dispatch(env.ctx, route, req, body);
     }
 
     fn framing_for(&mut self, env: &Env<'_>, head: &Head) -> response::Framing {
@@ -897,7 +887,7 @@ impl Conn {
     fn over_budget(&mut self, env: &Env<'_>) {
         match &mut self.state {
             State::Head { .. } => {
-                let reply = dispatch::busy(&self.peer.to_string(), "(request head)");
+                let reply = gate::busy(&self.peer.to_string(), "(request head)");
                 self.refuse_with(reply);
             }
             State::Body(body) => {

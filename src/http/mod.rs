@@ -12,6 +12,13 @@
 //! - **A bounded pool** does CPU work: decompressing and parsing pushes,
 //!   bcrypt, gzip for scrapes.
 //!
+//! A request's way through the front: `conn` reads its head, `router`
+//! finds its row in the route table (`routes`: every endpoint once, with
+//! its label, memory class, access class and handler), `gate` lets it pass
+//! or refuses it, `conn` reads its body if the row wants one, and the
+//! row's handler (`handler/`) turns it into an [`Event`], pool work or a
+//! direct answer.
+//!
 //! No thread per connection: 10,000 idle connections cost memory for their
 //! state, not threads. Why not tiny_http, the library this replaced: it
 //! allocated whatever Content-Length a client declared, leaked a thread per
@@ -24,12 +31,14 @@ pub(crate) mod budget;
 pub(crate) mod chunked;
 mod conn;
 mod cors;
-mod dispatch;
+mod gate;
+mod handler;
 pub(crate) mod head;
 mod inbuf;
 pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;
+pub(crate) mod routes;
 mod scope;
 mod server;
 mod transport;
@@ -177,7 +186,7 @@ impl ConnResponder {
             pool.execute_background(move || {
                 let built = reply.build_body_within(Some(&self.shared.budget));
                 let Some(reply) = built else {
-                    let reply = dispatch::busy("(answer)", "(built off the loop)");
+                    let reply = gate::busy("(answer)", "(built off the loop)");
                     return self.send(reply);
                 };
                 let reply = if reply.gzip {

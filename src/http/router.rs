@@ -1,49 +1,29 @@
-//! Maps a request's method and raw URL to what the gateway should do.
+//! Maps a request's method and raw URL to what the gateway should do: a
+//! row of the route table (`routes`) with the group its path names, or
+//! the router's own answer.
 //!
 //! Pure: no I/O, no store. The answers for paths that match nothing, or
 //! match with the wrong method, copy the reference's router (404, 405 with
 //! `Allow`, 200 for `OPTIONS`, redirects for uncleaned paths) so that
 //! clients and probes see the same status codes.
 
+use super::budget::Class;
+use super::routes::{Endpoint, Pattern, ROUTES};
 use crate::model::{Label, NameScheme};
 use crate::wire::path::{self, PathError};
 
 /// What the request asks for.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Route {
-    /// PUT (replace) or POST (merge) to a group.
-    Push {
-        key: GroupingKey,
-        replace: bool,
+    /// A row of the table whose pattern and method match, with the
+    /// grouping key its path names when its pattern names a group.
+    Endpoint {
+        endpoint: &'static Endpoint,
+        key: Option<GroupingKey>,
     },
-    Delete {
-        key: GroupingKey,
-    },
-    /// A push or delete URL that names no valid group.
+    /// A path that names no valid group, or does not decode to UTF-8:
+    /// the push or delete handler's 400, as in the reference.
     BadPath(PathError),
-    Scrape,
-    Healthy,
-    Ready,
-    Quit,
-    /// `GET /-/quit`, at the root whatever the prefix: the reference
-    /// registers a handler that explains which methods work.
-    QuitByGet,
-    Status,
-    ApiStatus,
-    ApiMetrics,
-    /// `OPTIONS /api/v1/...`: a CORS preflight, answered 200 with the API's
-    /// CORS headers.
-    ApiOptions,
-    /// The web page's request for one group's metrics (`GET /ui/group/...`
-    /// followed by the group's push path), fetched when a row is expanded.
-    GroupText {
-        key: GroupingKey,
-    },
-    /// `PUT /api/v1/admin/wipe`, only routed with `--web.enable-admin-api`.
-    Wipe,
-    /// `PUT` or `POST /api/v1/admin/delete?match[]=...`, with
-    /// `--web.enable-admin-api`: deletes the groups selectors match.
-    DeleteMatching,
     NotFound,
     MethodNotAllowed {
         allow: &'static str,
@@ -61,27 +41,37 @@ pub(crate) enum Route {
 
 impl Route {
     /// The `handler` label under which `pushgateway_http_requests_total`
-    /// counts this route, as 1.11 names it; `None` for what the reference
-    /// does not count (scrapes, `/-/quit`, the router's own 404, 405,
-    /// OPTIONS and redirects, our page's group rows).
+    /// counts this route: its row's (see [`Endpoint::label`]); `None` for
+    /// the router's own 404, 405, OPTIONS and redirects, which the
+    /// reference does not count either.
     pub(crate) fn counted_as(&self, method: &str) -> Option<&'static str> {
-        Some(match self {
-            Route::Push { .. } => "push",
-            Route::Delete { .. } => "delete",
+        match self {
+            Route::Endpoint { endpoint, .. } => endpoint.label,
             // A bad grouping key is the push or delete handler's 400.
-            Route::BadPath(_) if method == "DELETE" => "delete",
-            Route::BadPath(_) => "push",
-            Route::Status => "status",
-            Route::ApiStatus => "api/v1/status",
-            Route::ApiMetrics => "api/v1/metrics",
-            Route::ApiOptions => "api/v1/options",
-            Route::Wipe => "wipe",
-            // Ours alone; named in the reference's style.
-            Route::DeleteMatching => "api/v1/admin/delete",
-            Route::Healthy => "healthy",
-            Route::Ready => "ready",
-            _ => return None,
-        })
+            Route::BadPath(_) if method == "DELETE" => Some("delete"),
+            Route::BadPath(_) => Some("push"),
+            _ => None,
+        }
+    }
+
+    /// The class of the memory this route's handler takes in proportion
+    /// to the data, if it does (see [`Endpoint::memory`]).
+    pub(crate) fn memory(&self) -> Option<Class> {
+        self.endpoint().and_then(|e| e.memory)
+    }
+
+    /// Whether the handler reads the request body: other requests'
+    /// bodies are drained unread.
+    pub(crate) fn wants_body(&self) -> bool {
+        self.memory() == Some(Class::Body)
+    }
+
+    /// The row of the table this route runs, if any.
+    pub(crate) fn endpoint(&self) -> Option<&'static Endpoint> {
+        match self {
+            Route::Endpoint { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
     }
 }
 
@@ -98,11 +88,6 @@ pub(crate) struct Routes {
     /// (`--push.enable-utf8-names`).
     pub names: NameScheme,
 }
-
-const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
-const GET_METHODS: &str = "GET, OPTIONS";
-const QUIT_METHODS: &str = "OPTIONS, POST, PUT";
-const PUT_METHODS: &str = "OPTIONS, PUT";
 
 impl Routes {
     pub(crate) fn new(prefix: &str, telemetry_path: &str, admin_api: bool) -> Routes {
@@ -131,14 +116,14 @@ impl Routes {
             let trimmed = &raw_path[..raw_path.len() - 1];
             let query = &raw_url[raw_path.len()..];
             if self.route_exact(method, trimmed) != Route::NotFound {
-                let code = if method == "GET" { 301 } else { 307 };
-                let location = format!("{trimmed}{query}");
-                return Route::Redirect { code, location };
+                return redirect(method, format!("{trimmed}{query}"));
             }
         }
         Route::NotFound
     }
 
+    /// The route of a path with nothing to strip or redirect: the first
+    /// row of [`ROUTES`] that decides, else 404.
     fn route_exact(&self, method: &str, raw_url: &str) -> Route {
         let raw_path = path_of(raw_url);
         let path = match path::percent_decode(raw_path) {
@@ -157,107 +142,86 @@ impl Routes {
                 location: format!("{}{query}", path::escape_path(&cleaned)),
             };
         }
-        if path == "/-/quit" && method == "GET" {
-            return Route::QuitByGet;
-        }
-        if path == self.telemetry_path {
-            return get_only(method, Route::Scrape);
-        }
-        if !self.prefix.is_empty() && path == self.prefix {
-            // The page's relative links need the trailing slash.
-            let code = if method == "GET" { 301 } else { 307 };
-            let location = format!("{}/", path::escape_path(&path));
-            return Route::Redirect { code, location };
-        }
-        let Some(rest) = self.strip_prefix(&path) else {
-            return Route::NotFound;
-        };
-        match rest {
-            "/-/healthy" => return get_only(method, Route::Healthy),
-            "/-/ready" => return get_only(method, Route::Ready),
-            "/-/quit" => {
-                return match method {
-                    "PUT" | "POST" => Route::Quit,
-                    "OPTIONS" => Route::Options {
-                        allow: QUIT_METHODS,
-                    },
-                    _ => Route::MethodNotAllowed {
-                        allow: QUIT_METHODS,
-                    },
-                };
-            }
-            // The reference answers any OPTIONS under the API (CORS preflight).
-            p if method == "OPTIONS" && p.starts_with("/api/v1/") => return Route::ApiOptions,
-            "/" | "/status" => return get_only(method, Route::Status),
-            "/api/v1/status" => return get_only(method, Route::ApiStatus),
-            "/api/v1/metrics" => return get_only(method, Route::ApiMetrics),
-            "/api/v1/admin/delete" if self.admin_api => {
-                return match method {
-                    "PUT" | "POST" => Route::DeleteMatching,
-                    "OPTIONS" => Route::Options {
-                        allow: QUIT_METHODS,
-                    },
-                    _ => Route::MethodNotAllowed {
-                        allow: QUIT_METHODS,
-                    },
-                };
-            }
-            "/api/v1/admin/wipe" if self.admin_api => {
-                return match method {
-                    "PUT" => Route::Wipe,
-                    "OPTIONS" => Route::Options { allow: PUT_METHODS },
-                    _ => Route::MethodNotAllowed { allow: PUT_METHODS },
-                };
-            }
-            _ => {}
-        }
-        if let Some(after) = rest.strip_prefix("/ui/group/metrics/job@base64/") {
-            let (job, labels) = match after.find('/') {
-                Some(i) => (&after[..i], &after[i..]),
-                None => (after, ""),
-            };
-            return match self.grouping_key(job, true, labels) {
-                Ok(key) => get_only(method, Route::GroupText { key }),
-                Err(e) => Route::BadPath(e),
-            };
-        }
-        for (base, b64) in [("/metrics/job/", false), ("/metrics/job@base64/", true)] {
-            let Some(after) = rest.strip_prefix(base) else {
+        let rest = self.strip_prefix(&path);
+        for endpoint in ROUTES {
+            if endpoint.admin_api && !self.admin_api {
                 continue;
-            };
-            if after.is_empty() {
-                // The reference's router redirects to the path without the
-                // trailing slash, which then matches nothing.
-                let code = if method == "GET" { 301 } else { 307 };
-                let location = path::escape_path(path.trim_end_matches('/'));
-                return Route::Redirect { code, location };
             }
-            let (job, labels) = match after.find('/') {
-                Some(i) => (&after[..i], &after[i..]),
-                None => (after, ""),
+            let target = if endpoint.pattern.at_root() {
+                path.as_str()
+            } else if !self.prefix.is_empty() && path == self.prefix {
+                // The page's relative links need the trailing slash. (The
+                // rows at the root come first: they were tried.)
+                return redirect(method, format!("{}/", path::escape_path(&path)));
+            } else {
+                match rest {
+                    Some(rest) => rest,
+                    None => continue,
+                }
             };
-            let key = || self.grouping_key(job, b64, labels);
-            return match method {
-                "PUT" | "POST" => match key() {
-                    Ok(key) => Route::Push {
-                        key,
-                        replace: method == "PUT",
-                    },
-                    Err(e) => Route::BadPath(e),
-                },
-                "DELETE" => match key() {
-                    Ok(key) => Route::Delete { key },
-                    Err(e) => Route::BadPath(e),
-                },
-                "OPTIONS" => Route::Options {
-                    allow: PUSH_METHODS,
-                },
-                _ => Route::MethodNotAllowed {
-                    allow: PUSH_METHODS,
-                },
-            };
+            if let Some(route) = self.try_row(endpoint, method, target, &path) {
+                return route;
+            }
         }
         Route::NotFound
+    }
+
+    /// What `endpoint` answers to `method` on `target` (the path, or what
+    /// follows the prefix for a row under it); `None` when its pattern
+    /// does not match, or it leaves the method to the rows after it.
+    fn try_row(
+        &self,
+        endpoint: &'static Endpoint,
+        method: &str,
+        target: &str,
+        path: &str,
+    ) -> Option<Route> {
+        let mut key = None;
+        match endpoint.pattern {
+            Pattern::Root(p) | Pattern::Exact(p) if target == p => {}
+            Pattern::Telemetry if target == self.telemetry_path => {}
+            Pattern::Under(p) if target.starts_with(p) => {}
+            Pattern::GroupView { base, base64 } => {
+                let after = target.strip_prefix(base)?;
+                match self.key_in(after, base64) {
+                    Ok(k) => key = Some(k),
+                    Err(e) => return Some(Route::BadPath(e)),
+                }
+            }
+            Pattern::Group { base, .. } if target.starts_with(base) => {
+                if target.len() == base.len() {
+                    // The reference's router redirects to the path without
+                    // the trailing slash, which then matches nothing.
+                    let location = path::escape_path(path.trim_end_matches('/'));
+                    return Some(redirect(method, location));
+                }
+            }
+            _ => return None,
+        }
+        if !endpoint.methods.contains(&method) {
+            let allow = endpoint.allow?;
+            return Some(match method {
+                "OPTIONS" => Route::Options { allow },
+                _ => Route::MethodNotAllowed { allow },
+            });
+        }
+        if let Pattern::Group { base, base64 } = endpoint.pattern {
+            match self.key_in(&target[base.len()..], base64) {
+                Ok(k) => key = Some(k),
+                Err(e) => return Some(Route::BadPath(e)),
+            }
+        }
+        Some(Route::Endpoint { endpoint, key })
+    }
+
+    /// The grouping key of what follows a group pattern's base: the job,
+    /// then label pairs.
+    fn key_in(&self, after: &str, base64: bool) -> Result<GroupingKey, PathError> {
+        let (job, labels) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        };
+        self.grouping_key(job, base64, labels)
     }
 
     /// The grouping key of a push, delete or group view: parsed now, or
@@ -290,12 +254,11 @@ impl Routes {
     }
 }
 
-fn get_only(method: &str, route: Route) -> Route {
-    match method {
-        "GET" => route,
-        "OPTIONS" => Route::Options { allow: GET_METHODS },
-        _ => Route::MethodNotAllowed { allow: GET_METHODS },
-    }
+/// A redirect as the reference's router sends it: 301 for `GET`, 307
+/// (keep the method and body) for the rest.
+fn redirect(method: &str, location: String) -> Route {
+    let code = if method == "GET" { 301 } else { 307 };
+    Route::Redirect { code, location }
 }
 
 /// Go's `path.Join(prefix, p)`: one slash between, cleaned, no trailing
@@ -356,6 +319,18 @@ impl GroupingKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::routes::{GET_METHODS, PUSH_METHODS};
+
+    /// The route to the row named `name`, with `key`.
+    fn to(name: &str, key: Option<GroupingKey>) -> Route {
+        let endpoint = ROUTES.iter().find(|e| e.name == name).expect("a row");
+        Route::Endpoint { endpoint, key }
+    }
+
+    /// The name of the row `route` runs.
+    fn row(route: &Route) -> Option<&'static str> {
+        route.endpoint().map(|e| e.name)
+    }
 
     fn r() -> Routes {
         Routes::new("", "/metrics", false)
@@ -369,23 +344,24 @@ mod tests {
     fn tutorial_urls() {
         assert_eq!(
             r().route("POST", "/metrics/job/some_job"),
-            Route::Push {
-                key: GroupingKey::Parsed(key(&[("job", "some_job")])),
-                replace: false
-            }
+            to(
+                "push",
+                Some(GroupingKey::Parsed(key(&[("job", "some_job")])))
+            )
         );
         assert_eq!(
             r().route("DELETE", "/metrics/job/some_job/instance/some_instance"),
-            Route::Delete {
-                key: GroupingKey::Parsed(key(&[
+            to(
+                "delete",
+                Some(GroupingKey::Parsed(key(&[
                     ("instance", "some_instance"),
                     ("job", "some_job")
-                ]))
-            }
+                ])))
+            )
         );
-        assert_eq!(r().route("GET", "/metrics"), Route::Scrape);
-        assert_eq!(r().route("GET", "/metrics?x=1"), Route::Scrape);
-        assert_eq!(r().route("GET", "/"), Route::Status);
+        assert_eq!(r().route("GET", "/metrics"), to("scrape", None));
+        assert_eq!(r().route("GET", "/metrics?x=1"), to("scrape", None));
+        assert_eq!(r().route("GET", "/"), to("status", None));
     }
 
     #[test]
@@ -415,8 +391,8 @@ mod tests {
             r().route("PUT", "/metrics/job/a%2Fb"),
             Route::BadPath(_)
         ));
-        assert_eq!(r().route("PUT", "/-/quit"), Route::Quit);
-        assert_eq!(r().route("GET", "/-/quit"), Route::QuitByGet);
+        assert_eq!(r().route("PUT", "/-/quit"), to("quit", None));
+        assert_eq!(r().route("GET", "/-/quit"), to("quit-by-get", None));
         assert_eq!(
             r().route("GET", "/metrics/?a=b"),
             Route::Redirect {
@@ -440,19 +416,16 @@ mod tests {
     #[test]
     fn prefix_and_telemetry_path() {
         let r = Routes::new("/pg", "/m", true);
-        assert_eq!(r.route("GET", "/pg/m"), Route::Scrape);
+        assert_eq!(r.route("GET", "/pg/m"), to("scrape", None));
         assert_eq!(r.route("GET", "/metrics"), Route::NotFound);
-        assert_eq!(r.route("GET", "/pg/-/healthy"), Route::Healthy);
-        assert!(matches!(
-            r.route("PUT", "/pg/metrics/job/a"),
-            Route::Push { .. }
-        ));
+        assert_eq!(r.route("GET", "/pg/-/healthy"), to("healthy", None));
+        assert_eq!(row(&r.route("PUT", "/pg/metrics/job/a")), Some("push"));
         assert_eq!(r.route("PUT", "/metrics/job/a"), Route::NotFound);
         assert_eq!(r.route("GET", "/pgx/-/healthy"), Route::NotFound);
-        assert_eq!(r.route("PUT", "/pg/api/v1/admin/wipe"), Route::Wipe);
+        assert_eq!(r.route("PUT", "/pg/api/v1/admin/wipe"), to("wipe", None));
         assert_eq!(
             r.route("POST", "/pg/api/v1/admin/delete?match[]={job=\"a\"}"),
-            Route::DeleteMatching
+            to("admin-delete", None)
         );
         assert!(matches!(
             r.route("GET", "/pg/api/v1/admin/delete"),
@@ -460,11 +433,15 @@ mod tests {
         ));
         assert_eq!(
             r.route("GET", "/pg/ui/group/metrics/job@base64/YQ/x@base64/="),
-            Route::GroupText {
-                key: GroupingKey::Parsed(vec![Label::new("job", "a"), Label::new("x", "")])
-            }
+            to(
+                "group-text",
+                Some(GroupingKey::Parsed(vec![
+                    Label::new("job", "a"),
+                    Label::new("x", "")
+                ]))
+            )
         );
-        assert_eq!(r.route("GET", "/pg/api/v1/status"), Route::ApiStatus);
+        assert_eq!(r.route("GET", "/pg/api/v1/status"), to("api-status", None));
         assert_eq!(
             Routes::new("", "/metrics", false).route("PUT", "/api/v1/admin/wipe"),
             Route::NotFound
@@ -477,13 +454,20 @@ mod tests {
     fn long_keys_are_parsed_off_the_loop() {
         let pairs: String = (0..1000).map(|i| format!("/k{i}/{i}")).collect();
         let url = format!("/metrics/job/j{pairs}");
-        let Route::Push { key, replace: true } = r().route("PUT", &url) else {
+        let route = r().route("PUT", &url);
+        assert_eq!(row(&route), Some("push"));
+        let Route::Endpoint { key: Some(key), .. } = route else {
             panic!("a push");
         };
         assert!(matches!(key, GroupingKey::Unparsed { .. }));
         let parsed = key.parse(NameScheme::Legacy).unwrap();
         assert_eq!(parsed.len(), 1001);
-        let Route::Delete { key: deleted } = r().route("DELETE", &url) else {
+        let route = r().route("DELETE", &url);
+        assert_eq!(row(&route), Some("delete"));
+        let Route::Endpoint {
+            key: Some(deleted), ..
+        } = route
+        else {
             panic!("a delete");
         };
         assert!(
@@ -496,7 +480,7 @@ mod tests {
             "the same key either way"
         );
         let bad = format!("/metrics/job/j{pairs}/__x/1");
-        let Route::Push { key, .. } = r().route("POST", &bad) else {
+        let Route::Endpoint { key: Some(key), .. } = r().route("POST", &bad) else {
             panic!("a push, its key not parsed yet");
         };
         assert!(matches!(

@@ -9,7 +9,7 @@
 //! scope is refused whether the group exists or not, so answers never
 //! reveal which groups exist.
 
-use super::router::Route;
+use super::routes::Access;
 use super::{Context, Reply, Request};
 use crate::model::Label;
 use crate::store;
@@ -63,18 +63,14 @@ fn forbidden(req: &Request, who: &str, what: &str) -> Reply {
     Reply::error(403, msg)
 }
 
-/// Refuses what needs the right to read or to administer, when the
-/// identity lacks it. Changes of a group are checked once its key is
-/// parsed ([`refuse_change`]).
-pub(super) fn refuse_route(ctx: &Context, req: &Request, route: &Route) -> Option<Reply> {
-    let (admin, what) = match route {
-        Route::Scrape
-        | Route::Status
-        | Route::ApiStatus
-        | Route::ApiMetrics
-        | Route::GroupText { .. } => (false, "read metrics"),
-        Route::Wipe | Route::DeleteMatching | Route::Quit => (true, "use the admin endpoints"),
-        _ => return None,
+/// Refuses what needs the right to read or to administer (a row's
+/// [`Access`] class), when the identity lacks it. Changes of a group are
+/// checked once its key is parsed ([`refuse_change`]).
+pub(super) fn refuse_access(ctx: &Context, req: &Request, access: Access) -> Option<Reply> {
+    let (admin, what) = match access {
+        Access::Read => (false, "read metrics"),
+        Access::Admin => (true, "use the admin endpoints"),
+        Access::Open | Access::Change => return None,
     };
     with_grant(ctx, req, |who, grant| {
         let allowed = if admin {
