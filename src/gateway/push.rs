@@ -78,7 +78,9 @@ impl Gateway {
         match checked {
             Ok(p) => {
                 log::debug!(group = store::show_labels(&p.key), method = method; "push accepted");
-                self.store.apply(p, now);
+                if let Some(replaced) = self.store.apply_keeping(p, now) {
+                    self.free_off_loop(replaced);
+                }
                 Reply::empty(if self.check_consistency { 200 } else { 202 })
             }
             Err((key, e)) => {

@@ -27,16 +27,6 @@ impl Interner {
         Arc::clone(s)
     }
 
-    /// One label, shared with every equal label in the store.
-    pub(super) fn label(&mut self, l: &Label) -> Label {
-        if let Some(shared) = self.pairs.get::<LabelPair>(l) {
-            return shared.clone();
-        }
-        let shared = Label::from_parts(self.intern(&l.name), self.intern(&l.value));
-        self.pairs.insert(shared.clone());
-        shared
-    }
-
     /// Takes `l` as the shared pair for its name and value, unless there
     /// is one already.
     pub(super) fn adopt(&mut self, l: Label) {
@@ -47,12 +37,19 @@ impl Interner {
         }
     }
 
-    /// Interns every label of a series, in place.
+    /// Interns every label of a series, in place. One lookup for a label
+    /// already in the store (the common case: a job pushing its series
+    /// again), not a second one to fetch what the first found.
     pub(super) fn labels(&mut self, labels: &mut [Label]) {
         for l in labels.iter_mut() {
-            let shared = self.pairs.get::<LabelPair>(l);
-            if !shared.is_some_and(|s| s.same_pair(l)) {
-                *l = self.label(l);
+            match self.pairs.get::<LabelPair>(l) {
+                Some(shared) if shared.same_pair(l) => {}
+                Some(shared) => *l = shared.clone(),
+                None => {
+                    let shared = Label::from_parts(self.intern(&l.name), self.intern(&l.value));
+                    self.pairs.insert(shared.clone());
+                    *l = shared;
+                }
             }
         }
     }

@@ -83,6 +83,15 @@ pub(crate) trait OwnFamilies {
     }
 }
 
+/// Families a push replaced, handed over by [`Store::apply_keeping`] to be
+/// freed off the loop.
+pub(crate) struct Replaced {
+    _families: Arc<FamilyMap>,
+}
+
+/// Series a push must replace before their freeing is handed over.
+const FREE_OFF_LOOP_FROM: usize = 10_000;
+
 /// All groups and the index over them.
 pub(crate) struct Store {
     groups: BTreeMap<GroupKey, Arc<Group>>,
@@ -182,12 +191,20 @@ impl Store {
 
     /// Applies a checked push. `now` becomes the group's push time.
     pub(crate) fn apply(&mut self, push: PreparedPush, now: Nanos) {
+        drop(self.apply_keeping(push, now));
+    }
+
+    /// [`Store::apply`], handing back the families the push replaced when
+    /// they hold many series, for the caller to free off the loop (freeing
+    /// 400,000 series was a fifth of such a PUT's time on the loop). Their
+    /// labels stay interned until a later sweep finds them unused.
+    pub(crate) fn apply_keeping(&mut self, push: PreparedPush, now: Nanos) -> Option<Replaced> {
         let key = push.key.clone();
         let ttl = push.ttl;
         let gid = self.ensure_group(&key, now, Some(&push.key_text));
         self.generation += 1;
         let Some(entry) = self.groups.get_mut(&key) else {
-            return;
+            return None;
         };
         // Copy-on-write when a reader (a scrape, a snapshot write) shares
         // the group: its fields and, below, the map's pointers, never a
@@ -201,7 +218,7 @@ impl Store {
         let mut families = std::mem::take(&mut group.families);
         // A PUT replaces every family: the old map is taken whole, not
         // copied first when shared (the reader frees it, off the loop).
-        let removed: Arc<FamilyMap> = if push.replace {
+        let mut removed: Arc<FamilyMap> = if push.replace {
             std::mem::take(&mut families)
         } else {
             let families = Arc::make_mut(&mut families);
@@ -212,9 +229,11 @@ impl Store {
                     .collect(),
             )
         };
+        let mut removed_series = 0;
         for (name, fam) in removed.iter() {
             self.families
                 .unindex(name, fam, (gid, &shared[..]), self.generation);
+            removed_series += fam.metrics.len();
             self.series_count -= fam.metrics.len();
             self.samples -= fam.samples;
             self.exposed -= fam.exposed;
@@ -235,9 +254,17 @@ impl Store {
         }
         // Freed (when no reader holds them) before the sweep, so that
         // their labels no longer count as in use.
+        let replaced = if removed_series >= FREE_OFF_LOOP_FROM {
+            Some(Replaced {
+                _families: std::mem::take(&mut removed),
+            })
+        } else {
+            None
+        };
         drop(removed);
         self.interner.sweep_if_due();
         self.reschedule(&key);
+        replaced
     }
 
     /// Adds one prepared family of group `gid`, whose series have these

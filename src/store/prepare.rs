@@ -450,9 +450,12 @@ pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
     let once = (3 * 8 + 4) * (key.len() + 1) + key_text + 64 + 4 * cost::ALLOC;
     let mut total = cost::items(
         families.len(),
-        std::mem::size_of::<PreparedFamily>() + std::mem::size_of::<StoredFamily>() + 16 + cost::ALLOC,
+        std::mem::size_of::<PreparedFamily>()
+            + std::mem::size_of::<StoredFamily>()
+            + 16
+            + cost::ALLOC,
     )
-        .saturating_add(once);
+    .saturating_add(once);
     for fam in families {
         total = total
             .saturating_add(cost::string(fam.name.len()))
