@@ -250,7 +250,12 @@ pub fn body_encoding(data: &[u8]) -> bool {
 /// Persistence files: reading never panics, and what reads restores into a
 /// store (or is refused by the consistency rules) without panicking.
 pub fn snapshot(data: &[u8]) -> bool {
-    let Ok(groups) = snapshot::read(data) else {
+    // As it is (the checksum, and whatever a damaged file looks like),
+    // then sealed with the checksum it needs: random bytes almost never
+    // get a CRC-32 right, so without the seal no input would reach the
+    // records.
+    let _ = snapshot::read(data);
+    let Ok(groups) = snapshot::read(&sealed(data)) else {
         return false;
     };
     let mut s = store::Store::new();
@@ -258,6 +263,27 @@ pub fn snapshot(data: &[u8]) -> bool {
         let _ = g.restore_into(&mut s);
     }
     true
+}
+
+/// `data` with the CRC-32 its last line, if an end record, must state:
+/// every `crc32=` field of that line replaced by the right one, or one
+/// appended.
+fn sealed(data: &[u8]) -> Vec<u8> {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    if !body[start..].starts_with(b"end ") {
+        return data.to_vec();
+    }
+    let crc = format!("crc32={:08x}", crc32fast::hash(&data[..start]));
+    let mut out = data[..start].to_vec();
+    let mut fields: Vec<&[u8]> = body[start..]
+        .split(|b| *b == b' ')
+        .filter(|f| !f.starts_with(b"crc32="))
+        .collect();
+    fields.push(crc.as_bytes());
+    out.extend_from_slice(&fields.join(&b' '));
+    out.push(b'\n');
+    out
 }
 
 /// Request heads and framing: any bytes give a checked head or one error,
