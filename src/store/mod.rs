@@ -203,9 +203,7 @@ impl Store {
         let ttl = push.ttl;
         let gid = self.ensure_group(&key, now, Some(&push.key_text));
         self.generation += 1;
-        let Some(entry) = self.groups.get_mut(&key) else {
-            return None;
-        };
+        let entry = self.groups.get_mut(&key)?;
         // Copy-on-write when a reader (a scrape, a snapshot write) shares
         // the group: its fields and, below, the map's pointers, never a
         // family.
