@@ -5,7 +5,7 @@
 //! requests for the hostile suite), `proto` (protobuf bodies with
 //! exemplars, decoded protobuf scrapes), `prometheus` (a real Prometheus
 //! server with a given configuration), `temp` (temporary directories that
-//! clean up after themselves).
+//! clean up after themselves), `wine` (the Windows build under wine).
 //!
 //! Each test binary includes this module with `mod support;` and uses a
 //! different subset of it, hence the blanket `dead_code` allowance.
@@ -20,6 +20,7 @@ pub mod prometheus;
 pub mod proto;
 pub mod raw;
 pub mod temp;
+pub mod wine;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
