@@ -232,7 +232,12 @@ impl Service<'_> {
         let out = self.wine.sc(&[verb, &self.name]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "sc {verb} {}: {text}", self.name);
+        assert!(
+            out.status.success(),
+            "sc {verb} {} failed ({}): {text}",
+            self.name,
+            out.status
+        );
         text
     }
 
