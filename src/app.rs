@@ -43,11 +43,35 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     logging::init(config.log_level, config.log_format);
-    match run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
+    // Started by the service control manager, the gateway runs as the
+    // service, and a service stop is its graceful stop; otherwise at once
+    // as an ordinary process.
+    #[cfg(windows)]
+    {
+        let service_config = config.clone();
+        let body = Box::new(move || {
+            log::info!("running as a Windows service");
+            u32::from(run_to_exit_code(&service_config))
+        });
+        match signals::run_as_service(body) {
+            Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(sys::ServiceError::NotAService) => {}
+            Err(e) => {
+                log::error!(err:display = e; "exiting");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::from(run_to_exit_code(&config))
+}
+
+/// [`run`], its error logged: 0 for a clean stop, 1 otherwise.
+fn run_to_exit_code(config: &Config) -> u8 {
+    match run(config) {
+        Ok(()) => 0,
         Err(e) => {
             log::error!(err:display = e; "exiting");
-            ExitCode::FAILURE
+            1
         }
     }
 }

@@ -1,13 +1,15 @@
-//! SIGTERM and SIGINT (on Windows: Ctrl-C, Ctrl-Break, a closed console)
+//! SIGTERM and SIGINT (on Windows: Ctrl-C, Ctrl-Break, a closed console,
+//! a system shutdown, and a service stop from the service control manager)
 //! as events for the request loop.
 //!
 //! On Unix a signal handler may do almost nothing safely, so none is
 //! installed: the signals are blocked in every thread (the mask is
 //! inherited, so this must run before any thread starts) and one thread
 //! receives them with `sigwait` and sends an ordinary event. On Windows
-//! the console's control handler runs on a thread of its own, so it sends
-//! the event itself. Either way the shutdown is the same graceful drain
-//! with its final snapshot, and a second signal during shutdown ends the
+//! the console's control handler and the service's control handler run
+//! on threads of their own, so they send the event themselves. Either way
+//! the shutdown is the same graceful drain with its final snapshot, and a
+//! second SIGTERM, SIGINT, Ctrl-C or Ctrl-Break during shutdown ends the
 //! process at once, for an operator who does not want to wait.
 
 use std::sync::mpsc::Sender;
@@ -54,29 +56,73 @@ pub(crate) fn forward(events: Sender<Event>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Where the console handler sends its event (Windows).
+/// What the console handler and the service's control handler share
+/// (Windows): where a stop request goes, and one that came before there
+/// was anywhere to send it (a service stop during start-up, which the
+/// gateway takes once it is running).
 #[cfg(windows)]
-static EVENTS: std::sync::OnceLock<Sender<Event>> = std::sync::OnceLock::new();
-
-/// Console events seen so far (Windows).
-#[cfg(windows)]
-static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Installs the console handler that turns Ctrl-C, Ctrl-Break and a
-/// closing console into `Event::Shutdown`.
-#[cfg(windows)]
-pub(crate) fn forward(events: Sender<Event>) -> std::io::Result<()> {
-    let _ = EVENTS.set(events);
-    crate::sys::on_console_ctrl(on_console_event)
+struct StopRoute {
+    events: Option<Sender<Event>>,
+    early: Option<crate::sys::StopRequest>,
 }
 
 #[cfg(windows)]
-fn on_console_event(name: &'static str) {
+static ROUTE: std::sync::Mutex<StopRoute> = std::sync::Mutex::new(StopRoute {
+    events: None,
+    early: None,
+});
+
+/// Stop requests seen so far (Windows).
+#[cfg(windows)]
+static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs the console handler that turns Ctrl-C, Ctrl-Break, a closing
+/// console and a system shutdown into `Event::Shutdown`, and sends a
+/// service stop that came during start-up.
+#[cfg(windows)]
+pub(crate) fn forward(events: Sender<Event>) -> std::io::Result<()> {
+    {
+        let mut route = ROUTE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(request) = route.early.take() {
+            let _ = events.send(Event::Shutdown {
+                reason: request.name(),
+            });
+        }
+        route.events = Some(events);
+    }
+    crate::sys::on_console_ctrl(on_stop_request)
+}
+
+/// A console event or a service control asks for the graceful stop.
+#[cfg(windows)]
+fn on_stop_request(request: crate::sys::StopRequest) {
     if SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
-        log::warn!(signal = name; "second signal during shutdown, exiting immediately");
-        std::process::exit(1);
+        if request.repeated_exits_at_once() {
+            log::warn!(signal = request.name(); "second signal during shutdown, exiting immediately");
+            std::process::exit(1);
+        }
+        log::info!(signal = request.name(); "already shutting down");
+        return;
     }
-    if let Some(events) = EVENTS.get() {
-        let _ = events.send(Event::Shutdown { reason: name });
+    let mut route = ROUTE.lock().unwrap_or_else(|e| e.into_inner());
+    match &route.events {
+        Some(events) => {
+            let _ = events.send(Event::Shutdown {
+                reason: request.name(),
+            });
+        }
+        None => route.early = Some(request),
     }
+}
+
+/// Runs `body` (the gateway; its exit code) as a Windows service when the
+/// service control manager started the process, with a stop or shutdown
+/// control as the graceful stop; returns the exit code. Started from a
+/// console or a script, it returns [`crate::sys::ServiceError::NotAService`]
+/// at once without running `body`.
+#[cfg(windows)]
+pub(crate) fn run_as_service(
+    body: Box<dyn FnOnce() -> u32 + Send>,
+) -> Result<u32, crate::sys::ServiceError> {
+    crate::sys::run_as_service(body, on_stop_request)
 }

@@ -4,10 +4,10 @@
 //! The event loop itself is `mio`'s (epoll on Linux, kqueue on macOS and
 //! the BSDs, IOCP on Windows); what is left here is what neither std nor
 //! mio offers: descriptor limits, the listen backlog, sockets inherited
-//! from systemd, thread priority, shutdown signals (Ctrl-C on Windows),
-//! and handing freed memory back to the system. This is the one module
-//! with `unsafe` (the crate denies it elsewhere); each block says why it
-//! is sound.
+//! from systemd, thread priority, shutdown signals (Ctrl-C and the
+//! service control manager on Windows), and handing freed memory back to
+//! the system. This is the one module with `unsafe` (the crate denies it
+//! elsewhere); each block says why it is sound.
 //!
 //! Some of it exists on Linux only; each such function says what it does
 //! elsewhere, and docs/deployment.md lists the differences for users:
@@ -19,7 +19,7 @@
 //! | per-thread nice | [`lower_thread_priority`] | background threads at normal priority |
 //! | TCP_NODELAY inherited from the listener | [`set_nodelay`] | set on each accepted socket |
 //! | listen backlog raised to somaxconn | [`raise_backlog`] | the same on Unix; std's 128 on Windows |
-//! | SIGTERM, SIGINT | [`wait_shutdown_signal`] | the same on Unix; Ctrl-C, Ctrl-Break, console close on Windows |
+//! | SIGTERM, SIGINT | [`wait_shutdown_signal`] | the same on Unix; on Windows Ctrl-C, Ctrl-Break, console close, system shutdown (`on_console_ctrl`) and a service stop (`run_as_service`) |
 
 use std::io;
 use std::net::TcpListener;
@@ -337,13 +337,56 @@ pub(crate) fn wait_shutdown_signal() -> Result<&'static str, i32> {
     })
 }
 
-/// Windows' console control events, in place of SIGTERM and SIGINT.
+/// Why Windows asks the process to stop, in place of SIGTERM and SIGINT:
+/// a console control event, or the service control manager.
+#[cfg(windows)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopRequest {
+    /// Ctrl-C in the console (wine also turns a SIGINT into it).
+    CtrlC,
+    /// Ctrl-Break in the console.
+    CtrlBreak,
+    /// The console window was closed.
+    ConsoleClosed,
+    /// The system is shutting down (the console event, or the service
+    /// control manager's SERVICE_CONTROL_SHUTDOWN).
+    SystemShutdown,
+    /// The service control manager's SERVICE_CONTROL_STOP (`sc stop`,
+    /// `net stop`, `Stop-Service`, the Services console).
+    ServiceStop,
+}
+
+#[cfg(windows)]
+impl StopRequest {
+    /// What the log calls it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StopRequest::CtrlC => "Ctrl-C",
+            StopRequest::CtrlBreak => "Ctrl-Break",
+            StopRequest::ConsoleClosed => "console closed",
+            StopRequest::SystemShutdown => "system shutdown",
+            StopRequest::ServiceStop => "service stop",
+        }
+    }
+
+    /// Whether a second one during the shutdown ends the process at once:
+    /// an operator pressing Ctrl-C again does not want to wait. What the
+    /// system sends (a closed console, a shutdown, which a service gets
+    /// both as a console event and as a service control) never cuts the
+    /// drain and the final snapshot short.
+    pub(crate) fn repeated_exits_at_once(self) -> bool {
+        matches!(self, StopRequest::CtrlC | StopRequest::CtrlBreak)
+    }
+}
+
+/// Windows' console control events.
 #[cfg(windows)]
 mod console {
+    use super::StopRequest;
     use std::sync::OnceLock;
 
-    /// What the handler calls with the event's name; set once.
-    pub(super) static NOTIFY: OnceLock<fn(&'static str)> = OnceLock::new();
+    /// What the handler calls with the request; set once.
+    pub(super) static NOTIFY: OnceLock<fn(StopRequest)> = OnceLock::new();
 
     // From wincon.h.
     const CTRL_C_EVENT: u32 = 0;
@@ -361,27 +404,25 @@ mod console {
 
     /// Runs on a thread Windows starts for the event, so it may block and
     /// take locks (unlike a Unix signal handler). After it returns from a
-    /// close, logoff or shutdown event Windows ends the process, so for
-    /// those it waits: the process exits when the drain and the final
-    /// snapshot are done, or when Windows' own timeout (5 s for a closed
-    /// console) runs out.
+    /// close or shutdown event Windows ends the process, so for those it
+    /// waits: the process exits when the drain and the final snapshot are
+    /// done, or when Windows' own timeout (5 s for a closed console) runs
+    /// out. A logoff is ignored: only services receive it, for any user's
+    /// logoff, and a service keeps running.
     pub(super) unsafe extern "system" fn on_event(kind: u32) -> i32 {
-        let name = match kind {
-            CTRL_C_EVENT => "Ctrl-C",
-            CTRL_BREAK_EVENT => "Ctrl-Break",
-            CTRL_CLOSE_EVENT => "console closed",
-            CTRL_LOGOFF_EVENT => "logoff",
-            CTRL_SHUTDOWN_EVENT => "system shutdown",
+        let request = match kind {
+            CTRL_C_EVENT => StopRequest::CtrlC,
+            CTRL_BREAK_EVENT => StopRequest::CtrlBreak,
+            CTRL_CLOSE_EVENT => StopRequest::ConsoleClosed,
+            CTRL_SHUTDOWN_EVENT => StopRequest::SystemShutdown,
+            CTRL_LOGOFF_EVENT => return 1,
             // Not ours: the next handler (the default ends the process).
             _ => return 0,
         };
         if let Some(notify) = NOTIFY.get() {
-            notify(name);
+            notify(request);
         }
-        if matches!(
-            kind,
-            CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT
-        ) {
+        if matches!(kind, CTRL_CLOSE_EVENT | CTRL_SHUTDOWN_EVENT) {
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
@@ -390,12 +431,11 @@ mod console {
     }
 }
 
-/// Calls `notify` with the event's name on Ctrl-C, Ctrl-Break, and when
-/// the console closes or the user logs off or the system shuts down,
-/// instead of ending the process. `notify` must not panic (it runs in a
-/// callback from Windows, where a panic aborts).
+/// Calls `notify` on Ctrl-C, Ctrl-Break, and when the console closes or
+/// the system shuts down, instead of ending the process. `notify` must
+/// not panic (it runs in a callback from Windows, where a panic aborts).
 #[cfg(windows)]
-pub(crate) fn on_console_ctrl(notify: fn(&'static str)) -> io::Result<()> {
+pub(crate) fn on_console_ctrl(notify: fn(StopRequest)) -> io::Result<()> {
     if console::NOTIFY.set(notify).is_err() {
         return Err(io::Error::other("a console handler is already installed"));
     }
@@ -406,6 +446,369 @@ pub(crate) fn on_console_ctrl(notify: fn(&'static str)) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Why the process did not run as a Windows service.
+#[cfg(windows)]
+#[derive(Debug)]
+pub(crate) enum ServiceError {
+    /// Not started by the service control manager (from a console, a
+    /// script, a scheduled task): the process runs as an ordinary one.
+    NotAService,
+    /// The dispatcher was called a second time in this process.
+    AlreadyDispatched,
+    /// The service control manager started the process, but connecting
+    /// to it failed otherwise.
+    Dispatcher(io::Error),
+}
+
+#[cfg(windows)]
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceError::NotAService => {
+                f.write_str("not started by the Windows service control manager")
+            }
+            ServiceError::AlreadyDispatched => {
+                f.write_str("the service control dispatcher was already started in this process")
+            }
+            ServiceError::Dispatcher(e) => {
+                write!(
+                    f,
+                    "cannot connect to the Windows service control manager: {e}"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+impl std::error::Error for ServiceError {}
+
+/// The service side of the Windows service control manager (SCM): the
+/// dispatcher, the service's main function and its control handler, all
+/// from advapi32 (winsvc.h).
+#[cfg(windows)]
+mod service {
+    use super::{ServiceError, StopRequest};
+    use std::ffi::c_void;
+    use std::io;
+    use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    type ServiceMain = unsafe extern "system" fn(argc: u32, argv: *mut *mut u16);
+    type HandlerEx = unsafe extern "system" fn(
+        control: u32,
+        event_type: u32,
+        event_data: *mut c_void,
+        context: *mut c_void,
+    ) -> u32;
+
+    /// SERVICE_TABLE_ENTRYW.
+    #[repr(C)]
+    struct TableEntry {
+        name: *const u16,
+        main: Option<ServiceMain>,
+    }
+
+    /// SERVICE_STATUS.
+    #[repr(C)]
+    struct Status {
+        service_type: u32,
+        current_state: u32,
+        controls_accepted: u32,
+        win32_exit_code: u32,
+        service_specific_exit_code: u32,
+        check_point: u32,
+        wait_hint: u32,
+    }
+
+    #[link(name = "advapi32")]
+    unsafe extern "system" {
+        fn StartServiceCtrlDispatcherW(table: *const TableEntry) -> i32;
+        fn RegisterServiceCtrlHandlerExW(
+            name: *const u16,
+            handler: Option<HandlerEx>,
+            context: *mut c_void,
+        ) -> *mut c_void;
+        fn SetServiceStatus(handle: *mut c_void, status: *const Status) -> i32;
+    }
+
+    // From winsvc.h and winerror.h.
+    const SERVICE_WIN32_OWN_PROCESS: u32 = 0x10;
+    const SERVICE_STOPPED: u32 = 1;
+    const SERVICE_STOP_PENDING: u32 = 3;
+    const SERVICE_RUNNING: u32 = 4;
+    const SERVICE_ACCEPT_STOP: u32 = 1;
+    const SERVICE_ACCEPT_SHUTDOWN: u32 = 4;
+    const SERVICE_CONTROL_STOP: u32 = 1;
+    const SERVICE_CONTROL_INTERROGATE: u32 = 4;
+    const SERVICE_CONTROL_SHUTDOWN: u32 = 5;
+    const NO_ERROR: u32 = 0;
+    const ERROR_CALL_NOT_IMPLEMENTED: u32 = 120;
+    const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: i32 = 1063;
+    const ERROR_SERVICE_SPECIFIC_ERROR: u32 = 1066;
+
+    /// How long the SCM is told a stop may take before the next word from
+    /// the service: the drain (10 s at most) and the final snapshot.
+    const STOP_WAIT_HINT_MS: u32 = 30_000;
+
+    /// The service's name in the dispatch table, NUL-terminated UTF-16.
+    /// A process of type SERVICE_WIN32_OWN_PROCESS runs one service,
+    /// whatever name it was installed under, so this one serves any.
+    static NAME: [u16; 12] = wide(b"pushgateway\0");
+
+    const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+        let mut out = [0u16; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = ascii[i] as u16;
+            i += 1;
+        }
+        out
+    }
+
+    /// What the service runs, taken once by `service_main`.
+    pub(super) static BODY: Mutex<Option<Box<dyn FnOnce() -> u32 + Send>>> = Mutex::new(None);
+    /// Called on a stop or shutdown control.
+    pub(super) static ON_STOP: OnceLock<fn(StopRequest)> = OnceLock::new();
+    /// The body's exit code, for the process's own.
+    pub(super) static EXIT_CODE: AtomicU32 = AtomicU32::new(1);
+    /// From RegisterServiceCtrlHandlerExW; null until then.
+    static HANDLE: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+    /// The state last reported; the lock orders the reports of the
+    /// service's thread and the handler's.
+    static STATE: Mutex<u32> = Mutex::new(0);
+
+    /// Tells the SCM the service's state. Once stopped, nothing more is
+    /// reported (a stop control racing the body's own end).
+    fn report(state: u32, exit_code: u32) {
+        let handle = HANDLE.load(Ordering::Acquire);
+        if handle.is_null() {
+            return;
+        }
+        let mut last = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == SERVICE_STOPPED {
+            return;
+        }
+        *last = state;
+        let status = Status {
+            service_type: SERVICE_WIN32_OWN_PROCESS,
+            current_state: state,
+            controls_accepted: if state == SERVICE_RUNNING {
+                SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN
+            } else {
+                0
+            },
+            win32_exit_code: if exit_code == 0 {
+                NO_ERROR
+            } else {
+                ERROR_SERVICE_SPECIFIC_ERROR
+            },
+            service_specific_exit_code: exit_code,
+            check_point: u32::from(state == SERVICE_STOP_PENDING),
+            wait_hint: if state == SERVICE_STOP_PENDING {
+                STOP_WAIT_HINT_MS
+            } else {
+                0
+            },
+        };
+        // SAFETY: `handle` came from RegisterServiceCtrlHandlerExW and
+        // `status` is a live SERVICE_STATUS the call only reads.
+        if unsafe { SetServiceStatus(handle, &status) } == 0 {
+            let e = io::Error::last_os_error();
+            log::warn!(err:display = e, state = state; "cannot report the service's state to the service control manager");
+        }
+    }
+
+    /// The control handler: runs on the dispatcher's thread (the main
+    /// thread, inside StartServiceCtrlDispatcherW), and must return
+    /// quickly; the shutdown itself happens on the request loop.
+    unsafe extern "system" fn on_control(
+        control: u32,
+        _event_type: u32,
+        _event_data: *mut c_void,
+        _context: *mut c_void,
+    ) -> u32 {
+        let request = match control {
+            SERVICE_CONTROL_STOP => StopRequest::ServiceStop,
+            SERVICE_CONTROL_SHUTDOWN => StopRequest::SystemShutdown,
+            SERVICE_CONTROL_INTERROGATE => return NO_ERROR,
+            _ => return ERROR_CALL_NOT_IMPLEMENTED,
+        };
+        report(SERVICE_STOP_PENDING, 0);
+        if let Some(notify) = ON_STOP.get() {
+            notify(request);
+        }
+        NO_ERROR
+    }
+
+    /// The service's main function, on a thread the dispatcher starts:
+    /// registers the handler, reports running, runs the body and reports
+    /// its end with its exit code. Its arguments are StartService's (the
+    /// service's name at least); the gateway's flags are the command
+    /// line's, read by the body as always.
+    unsafe extern "system" fn service_main(_argc: u32, _argv: *mut *mut u16) {
+        // SAFETY: NAME is NUL-terminated and static; `on_control` has the
+        // signature of LPHANDLER_FUNCTION_EX and lives for the process.
+        let handle = unsafe {
+            RegisterServiceCtrlHandlerExW(NAME.as_ptr(), Some(on_control), std::ptr::null_mut())
+        };
+        if handle.is_null() {
+            let e = io::Error::last_os_error();
+            log::error!(err:display = e; "cannot register with the Windows service control manager");
+            return;
+        }
+        HANDLE.store(handle, Ordering::Release);
+        report(SERVICE_RUNNING, 0);
+        let body = BODY.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // A panic must not unwind into Windows' code (it would abort
+        // without telling the SCM): it is exit code 101, as std's.
+        let code = body.map_or(1, |body| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101)
+        });
+        EXIT_CODE.store(code, Ordering::Release);
+        report(SERVICE_STOPPED, code);
+    }
+
+    /// PROCESSENTRY32W (tlhelp32.h).
+    #[repr(C)]
+    struct ProcessEntry {
+        size: u32,
+        usage: u32,
+        process_id: u32,
+        default_heap_id: usize,
+        module_id: u32,
+        threads: u32,
+        parent_process_id: u32,
+        priority_class_base: i32,
+        flags: u32,
+        exe_file: [u16; 260],
+    }
+
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn CreateToolhelp32Snapshot(flags: u32, process_id: u32) -> *mut c_void;
+        fn Process32FirstW(snapshot: *mut c_void, entry: *mut ProcessEntry) -> i32;
+        fn Process32NextW(snapshot: *mut c_void, entry: *mut ProcessEntry) -> i32;
+        fn CloseHandle(handle: *mut c_void) -> i32;
+    }
+
+    const TH32CS_SNAPPROCESS: u32 = 2;
+
+    /// Every process's id, its parent's id and its executable's file name,
+    /// from a snapshot of the process list; None if there is none.
+    fn processes() -> Option<Vec<(u32, u32, String)>> {
+        // SAFETY: no pointers; the handle is closed below.
+        let snapshot = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0) };
+        // INVALID_HANDLE_VALUE is -1.
+        if snapshot.is_null() || snapshot as isize == -1 {
+            return None;
+        }
+        let mut entry = ProcessEntry {
+            size: std::mem::size_of::<ProcessEntry>() as u32,
+            usage: 0,
+            process_id: 0,
+            default_heap_id: 0,
+            module_id: 0,
+            threads: 0,
+            parent_process_id: 0,
+            priority_class_base: 0,
+            flags: 0,
+            exe_file: [0; 260],
+        };
+        let mut found = Vec::new();
+        // SAFETY: `snapshot` is a live process snapshot and `entry` a
+        // PROCESSENTRY32W whose size field is set, as the calls require.
+        let mut more = unsafe { Process32FirstW(snapshot, &mut entry) } != 0;
+        while more {
+            let len = entry.exe_file.iter().position(|&c| c == 0).unwrap_or(260);
+            found.push((
+                entry.process_id,
+                entry.parent_process_id,
+                String::from_utf16_lossy(&entry.exe_file[..len]),
+            ));
+            // SAFETY: as for Process32FirstW.
+            more = unsafe { Process32NextW(snapshot, &mut entry) } != 0;
+        }
+        // SAFETY: the snapshot handle is ours and closed once.
+        unsafe { CloseHandle(snapshot) };
+        Some(found)
+    }
+
+    /// Whether the parent process is `services.exe`, the service control
+    /// manager, as .NET's and Go's service helpers check. Asking the
+    /// dispatcher instead is instant on Windows, but under wine it waits
+    /// 10 s for a control pipe before it gives up; that would delay every
+    /// start from a console.
+    pub(super) fn parent_is_service_manager() -> bool {
+        let Some(all) = processes() else {
+            return false;
+        };
+        let me = std::process::id();
+        let Some(&(_, parent, _)) = all.iter().find(|(pid, _, _)| *pid == me) else {
+            return false;
+        };
+        all.iter()
+            .any(|(pid, _, exe)| *pid == parent && exe.eq_ignore_ascii_case("services.exe"))
+    }
+
+    /// Connects the main thread to the SCM; blocks until the service has
+    /// stopped.
+    pub(super) fn dispatch() -> Result<(), ServiceError> {
+        let table = [
+            TableEntry {
+                name: NAME.as_ptr(),
+                main: Some(service_main),
+            },
+            TableEntry {
+                name: std::ptr::null(),
+                main: None,
+            },
+        ];
+        // SAFETY: `table` is a SERVICE_TABLE_ENTRYW array ended by a null
+        // entry, alive until the call returns (the call blocks until every
+        // service of the table has stopped); NAME is static.
+        if unsafe { StartServiceCtrlDispatcherW(table.as_ptr()) } != 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        Err(match e.raw_os_error() {
+            Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) => ServiceError::NotAService,
+            _ => ServiceError::Dispatcher(e),
+        })
+    }
+}
+
+/// Runs `body` as a Windows service when the service control manager
+/// started the process: the main thread becomes the SCM's dispatcher,
+/// `body` runs on the service's thread, `on_stop` is called on a stop or
+/// shutdown control (it must not panic, and should only ask for the
+/// shutdown), and the service is reported stopped with `body`'s exit code
+/// (non-zero as a service-specific error), which is returned.
+///
+/// Started any other way (a console, a script: the parent process is not
+/// `services.exe`) it returns [`ServiceError::NotAService`] at once,
+/// without running `body`.
+#[cfg(windows)]
+pub(crate) fn run_as_service(
+    body: Box<dyn FnOnce() -> u32 + Send>,
+    on_stop: fn(StopRequest),
+) -> Result<u32, ServiceError> {
+    if !service::parent_is_service_manager() {
+        return Err(ServiceError::NotAService);
+    }
+    if service::ON_STOP.set(on_stop).is_err() {
+        return Err(ServiceError::AlreadyDispatched);
+    }
+    *service::BODY.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+    let result = service::dispatch();
+    // Not run when the dispatcher failed; dropped here.
+    service::BODY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    result.map(|()| service::EXIT_CODE.load(std::sync::atomic::Ordering::Acquire))
 }
 
 #[cfg(all(test, target_os = "linux"))]

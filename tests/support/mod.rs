@@ -6,7 +6,7 @@
 //! exemplars, decoded protobuf scrapes), `prometheus` (a real Prometheus
 //! server with a given configuration), `qemu` (foreign-architecture
 //! binaries under qemu-user: ELF checks, wrapper scripts), `temp` (temporary directories that
-//! clean up after themselves).
+//! clean up after themselves), `wine` (the Windows build under wine).
 //!
 //! Each test binary includes this module with `mod support;` and uses a
 //! different subset of it, hence the blanket `dead_code` allowance.
@@ -22,6 +22,7 @@ pub mod proto;
 pub mod qemu;
 pub mod raw;
 pub mod temp;
+pub mod wine;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
