@@ -233,7 +233,7 @@ impl Gateway {
             SharedBody::new(hint / 4, move || view.render_gzip(&cache))
         } else if key.gzip {
             SharedBody::new(hint / 4, move || {
-                crate::wire::gzip::gzip(&view.render(format))
+                crate::wire::gzip::gzip(view.render(format))
             })
         } else {
             SharedBody::new(hint, move || view.render(format))

@@ -421,7 +421,7 @@ pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreEr
     if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
         return import::import(path, &data, store);
     }
-    restore::restore_parallel(path, &data, store)
+    restore::restore_parallel(path, data, store)
 }
 
 /// Puts restored groups into `store`; `place` says where each one started
