@@ -267,10 +267,10 @@ pub fn snapshot(data: &[u8]) -> bool {
 /// response header, reaches the wire as a control byte.
 pub fn http_request(data: &[u8]) -> bool {
     use http::chunked::Decoder;
-    use http::head::{self, Framing};
+    use http::head::{self, BodyFraming};
 
     let reply = http::Reply::empty(301).with_header("Location", String::from_utf8_lossy(data));
-    let how = http::response::Framing {
+    let how = http::response::ResponseMode {
         head_only: false,
         keep_alive: true,
         http10: false,
@@ -310,7 +310,7 @@ pub fn http_request(data: &[u8]) -> bool {
     }
     let rest = &data[end..];
     match h.framing {
-        Framing::Chunked => {
+        BodyFraming::Chunked => {
             let mut whole = Vec::new();
             let mut d = Decoder::new();
             let Ok(used) = d.feed(rest, &mut |b| whole.extend_from_slice(b)) else {
@@ -331,8 +331,8 @@ pub fn http_request(data: &[u8]) -> bool {
             assert_eq!(used, used2);
             assert_eq!(d.is_done(), d2.is_done());
         }
-        Framing::Length(n) => assert!(n <= i64::MAX as u64),
-        Framing::None => {}
+        BodyFraming::Length(n) => assert!(n <= i64::MAX as u64),
+        BodyFraming::None => {}
     }
     true
 }

@@ -28,7 +28,7 @@ use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
 use super::gate::{self, Gate};
 use super::handler::{self, Body};
-use super::head::{self, Framing, Head};
+use super::head::{self, BodyFraming, Head};
 use super::inbuf::InBuf;
 use super::response::{self, Reply};
 use super::server::Limits;
@@ -525,19 +525,19 @@ impl Conn {
         let expect = pending.head.expect_continue;
         let max = env.ctx.max_body_bytes;
         let reader = match framing {
-            Framing::None => return self.finish(env, pending, no_body(env)),
-            Framing::Length(n) => BodyReader::Length(n),
-            Framing::Chunked => BodyReader::Chunked(chunked::Decoder::new()),
+            BodyFraming::None => return self.finish(env, pending, no_body(env)),
+            BodyFraming::Length(n) => BodyReader::Length(n),
+            BodyFraming::Chunked => BodyReader::Chunked(chunked::Decoder::new()),
         };
         let (keep, limit) = match framing {
-            Framing::Length(n) if wanted && n > max => {
+            BodyFraming::Length(n) if wanted && n > max => {
                 let reply = self.too_large(env, &pending);
                 self.close_after = true;
                 return self.answer(env, &pending.head, reply);
             }
             _ if wanted => (true, max),
-            Framing::Length(n) if n <= DRAIN_LIMIT && !expect => (false, DRAIN_LIMIT),
-            Framing::Chunked if !expect => (false, DRAIN_LIMIT),
+            BodyFraming::Length(n) if n <= DRAIN_LIMIT && !expect => (false, DRAIN_LIMIT),
+            BodyFraming::Chunked if !expect => (false, DRAIN_LIMIT),
             _ => {
                 // Not worth reading: answer and close.
                 self.close_after = true;
@@ -550,7 +550,7 @@ impl Conn {
         }
         // Grown as bytes arrive: a declared length costs nothing until sent.
         let capacity = match framing {
-            Framing::Length(n) if keep => n.min(64 * 1024) as usize,
+            BodyFraming::Length(n) if keep => n.min(64 * 1024) as usize,
             _ => 0,
         };
         let mut charge = env.ctx.budget.charge(Class::Body);
@@ -680,7 +680,7 @@ impl Conn {
             Action::Answer(reply) => return self.answer(env, &head, reply),
             Action::Dispatch(route) => route,
         };
-        let how = self.framing_for(env, &head);
+        let how = self.response_mode(env, &head);
         let count = route.counted_as(&head.method).map(|handler| Count {
             telemetry: env.ctx.telemetry.clone(),
             handler,
@@ -711,11 +711,11 @@ impl Conn {
         handler::dispatch(env.ctx, route, req, body);
     }
 
-    fn framing_for(&mut self, env: &Env<'_>, head: &Head) -> response::Framing {
+    fn response_mode(&mut self, env: &Env<'_>, head: &Head) -> response::ResponseMode {
         if !head.keep_alive || head.close_after || env.stopping {
             self.close_after = true;
         }
-        response::Framing {
+        response::ResponseMode {
             head_only: head.method == "HEAD",
             keep_alive: !self.close_after,
             http10: head.minor == 0,
@@ -724,7 +724,7 @@ impl Conn {
 
     /// Queues an answer made on the I/O loop itself.
     fn answer(&mut self, env: &Env<'_>, head: &Head, reply: Reply) {
-        let how = self.framing_for(env, head);
+        let how = self.response_mode(env, head);
         let (head, body) = env.shared.encode(reply, how);
         self.queue(head, body);
     }
@@ -736,7 +736,7 @@ impl Conn {
 
     /// Sends `reply` for a request whose head could not be read, and closes.
     fn refuse_with(&mut self, reply: Reply) {
-        let how = response::Framing {
+        let how = response::ResponseMode {
             head_only: false,
             keep_alive: false,
             http10: false,

@@ -160,7 +160,7 @@ impl contract::Respond for PoolResponder {
 struct ConnResponder {
     conn: u64,
     shared: Arc<Shared>,
-    how: response::Framing,
+    how: response::ResponseMode,
     /// How the answer is counted, if the reference counts this route.
     count: Option<Count>,
     /// The answer went to the I/O loop.
@@ -223,7 +223,7 @@ impl Drop for ConnResponder {
         if let Some(c) = &self.count {
             c.telemetry.count_request(500, c.handler, c.method);
         }
-        let how = response::Framing {
+        let how = response::ResponseMode {
             keep_alive: false,
             ..self.how
         };
@@ -301,7 +301,7 @@ struct Shared {
 
 impl Shared {
     /// An answer's bytes, with the web configuration's headers.
-    fn encode(&self, reply: Reply, how: response::Framing) -> (Vec<u8>, contract::Payload) {
+    fn encode(&self, reply: Reply, how: response::ResponseMode) -> (Vec<u8>, contract::Payload) {
         let extra = self.web.as_ref().map(|w| w.headers());
         let extra = extra.as_deref().map(Vec::as_slice).unwrap_or_default();
         response::encode(reply, how, extra)
@@ -444,7 +444,7 @@ mod tests {
         ConnResponder {
             conn,
             shared: Arc::clone(shared),
-            how: response::Framing {
+            how: response::ResponseMode {
                 head_only: false,
                 keep_alive: true,
                 http10: false,
