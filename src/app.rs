@@ -244,7 +244,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Timeouts and the connection cap. The soft descriptor limit is raised
 /// to the hard one first, as Go does, and the default cap derives from it.
-fn limits(config: &Config) -> http::Limits {
+fn limits(config: &Config) -> http::ConnLimits {
     let nofile = match sys::raise_nofile_limit() {
         Ok(n) => n,
         Err(e) => {
@@ -253,11 +253,11 @@ fn limits(config: &Config) -> http::Limits {
         }
     };
     let max_connections = match config.max_connections {
-        0 => http::Limits::default_max_connections(nofile),
+        0 => http::ConnLimits::default_max_connections(nofile),
         n => n,
     };
     log::debug!(open_files = nofile, max_connections = max_connections; "connection limits");
-    http::Limits {
+    http::ConnLimits {
         header_timeout: config.read_header_timeout,
         read_timeout: config.read_timeout,
         idle_timeout: config.idle_timeout,

@@ -30,8 +30,8 @@ use super::gate::{self, Gate};
 use super::handler::{self, Body};
 use super::head::{self, BodyFraming, Head};
 use super::inbuf::InBuf;
+use super::limits::ConnLimits;
 use super::response::{self, Reply};
-use super::server::Limits;
 use super::transport::{Received, Transport};
 use super::{ConnResponder, Context, Count, Request, Shared, VerdictTo};
 use crate::contract::Payload;
@@ -68,7 +68,7 @@ fn no_body(env: &Env<'_>) -> Body {
 pub(super) struct Env<'a> {
     pub ctx: &'a Context,
     pub shared: &'a Arc<Shared>,
-    pub limits: &'a Limits,
+    pub limits: &'a ConnLimits,
     /// The front is shutting down: no more keep-alive.
     pub stopping: bool,
     /// Where TLS handshake steps run, off the loop.
@@ -168,7 +168,7 @@ impl Conn {
         sock: TcpStream,
         peer: SocketAddr,
         id: u64,
-        limits: &Limits,
+        limits: &ConnLimits,
         charge: Charge,
     ) -> Conn {
         let state = State::Head { started: false };
@@ -181,7 +181,7 @@ impl Conn {
         peer: SocketAddr,
         id: u64,
         tls: rustls::ServerConnection,
-        limits: &Limits,
+        limits: &ConnLimits,
         (charge, held): (Charge, Charge),
     ) -> Conn {
         let mut c = Conn::new(
@@ -206,7 +206,7 @@ impl Conn {
         id: u64,
         transport: Transport,
         state: State,
-        limits: &Limits,
+        limits: &ConnLimits,
         charge: Charge,
     ) -> Conn {
         Conn {

@@ -35,6 +35,7 @@ mod gate;
 mod handler;
 pub(crate) mod head;
 mod inbuf;
+mod limits;
 pub(crate) mod negotiate;
 pub(crate) mod response;
 pub(crate) mod router;
@@ -51,8 +52,9 @@ use std::time::Duration;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use body::decode_body;
 pub(crate) use body::{BodyError, decode_body_within, is_protobuf, openmetrics_version};
+pub(crate) use limits::ConnLimits;
 pub(crate) use response::Reply;
-pub(crate) use server::{Front, Limits};
+pub(crate) use server::Front;
 
 use crate::contract::{self, Event, Meta};
 

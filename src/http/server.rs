@@ -27,38 +27,11 @@ use std::time::{Duration, Instant};
 
 use super::budget::Class;
 use super::conn::{Conn, Env};
+use super::limits::ConnLimits;
 use super::{Completion, Context, Shared};
 use crate::sys;
 use mio::net::{TcpListener as MioListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-
-/// Timeouts and caps, from the flags.
-#[derive(Clone, Debug)]
-pub(crate) struct Limits {
-    /// From a connection's first byte of a head to its end
-    /// (`--web.read-header-timeout`).
-    pub header_timeout: Duration,
-    /// For a request's body, from the end of its head
-    /// (`--web.read-timeout`).
-    pub read_timeout: Duration,
-    /// How long a kept connection may wait for its next request
-    /// (`--web.idle-timeout`).
-    pub idle_timeout: Duration,
-    /// How long an answer may wait for the client to read any of it.
-    pub write_timeout: Duration,
-    /// Connections served at once; more are answered 503 and closed
-    /// (`--web.max-connections`).
-    pub max_connections: usize,
-}
-
-impl Limits {
-    /// The cap when no flag sets it: the descriptor limit minus a reserve
-    /// for listeners, the snapshot file and the like.
-    pub(crate) fn default_max_connections(nofile: u64) -> usize {
-        let reserve = (nofile / 16).max(32);
-        nofile.saturating_sub(reserve).max(1) as usize
-    }
-}
 
 /// How often deadlines are checked and paused listeners resumed.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -99,7 +72,7 @@ impl Front {
         listeners: Vec<TcpListener>,
         tls: Option<Tls>,
         ctx: Context,
-        limits: Limits,
+        limits: ConnLimits,
     ) -> io::Result<Front> {
         let poll = Poll::new()?;
         let shared = Arc::new(Shared {
@@ -288,7 +261,7 @@ struct Server {
     again: Vec<u64>,
     ctx: Context,
     shared: Arc<Shared>,
-    limits: Limits,
+    limits: ConnLimits,
     tls: Option<Tls>,
     /// Kept open so that, out of descriptors, one can still be freed to
     /// accept and close a waiting connection.
