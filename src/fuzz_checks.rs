@@ -10,7 +10,7 @@
 
 use crate::http::router::{Route, Routes};
 use crate::model::{Label, NameScheme};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 use crate::{
     http, persist::snapshot, store, wire::exposition, wire::openmetrics, wire::protobuf,
     wire::text_format,
@@ -343,7 +343,7 @@ fn apply_to_a_store(families: Vec<crate::model::MetricFamily>) {
     let key: Vec<Label> = vec![Label::new("job", "fuzz")];
     if let Ok(push) = store::prepare_push(key.into(), families, true) {
         let mut s = store::Store::new();
-        if s.check(&push, &Own).is_ok() {
+        if s.check(&push, &GatewayFamilies).is_ok() {
             s.apply(push, 1);
         }
     }

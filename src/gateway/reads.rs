@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Gateway, api, render, ui};
 use crate::contract::{Deferred, Reply, ScrapeFormat, SharedBody};
 use crate::store::{GroupKey, Store};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 use crate::time::now_nanos;
 use crate::wire::escape::Escaping;
 
@@ -89,7 +89,7 @@ impl Gateway {
         if !self.check_consistency {
             let generation = self.store.generation();
             if self.inconsistencies.as_ref().map(|(g, _)| *g) != Some(generation) {
-                let found = self.store.inconsistencies(&Own);
+                let found = self.store.inconsistencies(&GatewayFamilies);
                 self.inconsistencies = Some((generation, found));
             }
             let problems = self
@@ -208,7 +208,7 @@ impl Gateway {
     fn new_scrape(&mut self, key: ScrapeKey) -> Arc<SharedBody> {
         let started = Instant::now();
         let view = render::ScrapeView::new(
-            self.store.family_metas(&Own),
+            self.store.family_metas(&GatewayFamilies),
             self.store.snapshot(),
             self.telemetry.clone(),
             (self.names, key.escaping),

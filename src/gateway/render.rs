@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use crate::contract::ScrapeFormat;
 use crate::model::{Label, Metric, MetricType, NameScheme, is_valid_label_name};
 use crate::store::{self, FamilyMetas, Group, GroupKey, StoredFamily};
-use crate::telemetry::{Own, Telemetry};
+use crate::telemetry::{GatewayFamilies, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
 use crate::wire::prototext::{self, Layout};
@@ -476,8 +476,8 @@ impl ScrapeView {
         }
         let own = own_families(&self.telemetry);
         for (name, metrics) in &own {
-            let (t, help) =
-                store::OwnFamilies::own_family(&Own, name).unwrap_or((MetricType::Untyped, ""));
+            let (t, help) = store::OwnFamilies::own_family(&GatewayFamilies, name)
+                .unwrap_or((MetricType::Untyped, ""));
             fams.entry(name)
                 .or_insert((Some(help), t, Vec::new()))
                 .2
@@ -510,7 +510,7 @@ fn own_families(telemetry: &Telemetry) -> Vec<(&'static str, Vec<Metric>)> {
 }
 
 fn write_own(out: &mut Vec<u8>, name: &str, series: &[Metric]) {
-    if let Some((t, help)) = store::OwnFamilies::own_family(&Own, name) {
+    if let Some((t, help)) = store::OwnFamilies::own_family(&GatewayFamilies, name) {
         exposition::write_header(out, name, Some(help), t);
     }
     for m in series {
@@ -546,7 +546,7 @@ mod tests {
 
     fn view(store: &mut Store) -> ScrapeView {
         ScrapeView::new(
-            store.family_metas(&Own),
+            store.family_metas(&GatewayFamilies),
             store.snapshot(),
             Telemetry::new(),
             (NameScheme::Legacy, Escaping::AllowUtf8),

@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use crate::model::Label;
     use crate::persist::snapshot::reseal;
-    use crate::telemetry::Own;
+    use crate::telemetry::GatewayFamilies;
 
     /// A store of `groups` groups of 40 series each: about 2.3 kB of
     /// snapshot per group.
@@ -166,7 +166,7 @@ mod tests {
             }
             let fams = crate::wire::text_format::parse(body.as_bytes()).unwrap();
             let push = store::prepare_push(key.into(), fams, true).unwrap();
-            store.check(&push, &Own).unwrap();
+            store.check(&push, &GatewayFamilies).unwrap();
             store.apply(push, 1_700_000_000_000_000_000 + g as i64);
         }
         store
