@@ -3,8 +3,8 @@
 //! the store. `main.rs` only calls [`main`].
 
 use crate::{
-    cli, gateway, http, http::router, logging, model, persist, pool, signals, store, sys,
-    telemetry, web,
+    access, cli, gateway, http, http::router, logging, model, persist, pool, signals, store, sys,
+    telemetry,
 };
 
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 #[cfg(feature = "tls")]
-use crate::web::tls;
+use crate::access::tls;
 use cli::{Command, Config};
 
 /// Pool threads at most: the pool only does CPU work (parsing, bcrypt,
@@ -158,13 +158,13 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     signals::forward(tx.clone())?;
 
     let mut web_reloader = None;
-    let mut web = web::config::WebConfig::default();
+    let mut web = access::config::WebConfig::default();
     if !config.web_config_file.is_empty() {
-        web = web::config::load(std::path::Path::new(&config.web_config_file))?;
+        web = access::config::load(std::path::Path::new(&config.web_config_file))?;
         if !web.users.is_empty() {
             log::info!(users = web.users.len(); "basic authentication enabled");
         }
-        web_reloader = Some(Arc::new(web::reload::WebReloader::new(
+        web_reloader = Some(Arc::new(access::reload::WebReloader::new(
             config.web_config_file.clone().into(),
             &web,
         )));
@@ -172,7 +172,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let access = if config.access_file.is_empty() {
         None
     } else {
-        let reloader = web::access::AccessReloader::new(config.access_file.clone().into())
+        let reloader = access::scopes::AccessReloader::new(config.access_file.clone().into())
             .map_err(|e| format!("--web.access-file: {e}"))?;
         log::info!(file = config.access_file.as_str(); "write scopes enabled");
         Some(Arc::new(reloader))
@@ -201,7 +201,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         access,
         limiter: web.rate_limit.map(|limit| {
             log::info!(burst = limit.burst, interval = crate::time::go_duration(limit.interval); "Rate Limiter is enabled.");
-            Arc::new(crate::web::rate_limit::RateLimiter::new(limit))
+            Arc::new(crate::access::rate_limit::RateLimiter::new(limit))
         }),
     };
     let listeners = if config.systemd_socket {
@@ -272,7 +272,7 @@ fn limits(config: &Config) -> http::ConnLimits {
 #[cfg(feature = "tls")]
 fn tls_setup(
     config: &Config,
-    web: &web::config::WebConfig,
+    web: &access::config::WebConfig,
 ) -> Result<Option<Arc<tls::Reloader>>, Box<dyn std::error::Error>> {
     let Some(settings) = &web.tls else {
         return Ok(None);
@@ -294,7 +294,7 @@ fn tls_setup(
 #[cfg(not(feature = "tls"))]
 fn tls_setup(
     config: &Config,
-    web: &web::config::WebConfig,
+    web: &access::config::WebConfig,
 ) -> Result<Option<std::convert::Infallible>, Box<dyn std::error::Error>> {
     match web.tls {
         None => Ok(None),

@@ -64,7 +64,7 @@ impl Gateway {
     /// The web page, rendered off the loop from a
     /// [`StoreView`](crate::store::StoreView):
     /// thousands of groups make a page of megabytes.
-    pub(super) fn status_page(&self, scope: Option<crate::web::access::Scope>) -> Reply {
+    pub(super) fn status_page(&self, scope: Option<crate::access::scopes::Scope>) -> Reply {
         let view = self.store.view();
         let flags = self.flags.clone();
         let (start_time, now) = (self.telemetry.start_nanos(), now_nanos());

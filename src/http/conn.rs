@@ -155,7 +155,7 @@ pub(super) struct Conn {
     /// CAs: only then are a certificate's names an identity (write scopes).
     pub(super) clients_verified: bool,
     /// The budget's charge for what a TLS session's buffers may hold
-    /// ([`crate::web::tls::SESSION_HOLDS`]), for the connection's life.
+    /// ([`crate::access::tls::SESSION_HOLDS`]), for the connection's life.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     session_charge: Option<Charge>,
     /// How long an answer may wait for the client to read some of it.
@@ -195,7 +195,7 @@ impl Conn {
         );
         c.session_charge = Some(held);
         // As Go: the handshake is bounded by the header timeout too.
-        let limit = crate::web::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
+        let limit = crate::access::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
         c.deadline = Some(Instant::now() + limit);
         c
     }

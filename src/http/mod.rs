@@ -58,13 +58,13 @@ pub(crate) use server::Front;
 
 use crate::contract::{self, Event, Meta};
 
+use crate::access::rate_limit::RateLimiter;
+use crate::access::reload::WebReloader;
 use crate::http::router::Routes;
 use crate::model::NameScheme;
 use crate::pool::Pool;
 use crate::sys;
 use crate::telemetry::Telemetry;
-use crate::web::rate_limit::RateLimiter;
-use crate::web::reload::WebReloader;
 
 /// A complete request as the front's handlers see it: the head, the
 /// client, and the way back to its connection. The loop never sees it: it
@@ -343,7 +343,7 @@ pub(crate) struct Context {
     /// The request loop's heartbeat, for health probes.
     pub beat: Arc<crate::contract::LoopBeat>,
     /// `--web.access-file`: who may change, read or administer what.
-    pub access: Option<Arc<crate::web::access::AccessReloader>>,
+    pub access: Option<Arc<crate::access::scopes::AccessReloader>>,
     /// What all requests in flight may hold (`--web.memory-budget`).
     pub budget: Arc<budget::Budget>,
 }

@@ -55,7 +55,7 @@ const FINISH: u8 = 2;
 
 /// The TLS settings of the moment, when the listeners speak TLS.
 #[cfg(feature = "tls")]
-pub(super) type Tls = Arc<crate::web::tls::Reloader>;
+pub(super) type Tls = Arc<crate::access::tls::Reloader>;
 #[cfg(not(feature = "tls"))]
 pub(super) type Tls = std::convert::Infallible;
 
@@ -601,7 +601,7 @@ impl Server {
         // What the session's own buffers may hold, paid for up front: a
         // connection the budget cannot cover is not started.
         let mut held = self.ctx.budget.charge(Class::Head);
-        if !held.grow_by(crate::web::tls::SESSION_HOLDS) {
+        if !held.grow_by(crate::access::tls::SESSION_HOLDS) {
             log::debug!(source:display = peer; "TLS connection refused: the memory budget for heads is used up");
             return None;
         }
@@ -610,7 +610,7 @@ impl Server {
         let verified = tls.verifies_clients();
         match rustls::ServerConnection::new(config) {
             Ok(mut t) => {
-                t.set_buffer_limit(Some(crate::web::tls::SEND_BUFFER));
+                t.set_buffer_limit(Some(crate::access::tls::SEND_BUFFER));
                 let mut conn = Conn::tls(sock, peer, id, t, &self.limits, (charge, held));
                 conn.clients_verified = verified;
                 Some(conn)
