@@ -17,24 +17,64 @@
 //! stretch's malformed record, then an inconsistent group, then the end
 //! record's counts.
 
+use std::fs::{self, File};
+use std::io;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
+use super::error::{Place, RestoreError};
+use super::file::{dir_of, temp_path};
+use super::import;
 use super::snapshot::{self, SnapshotError, SnapshotErrorKind, Stretch, Strings};
-use super::{Place, RestoreError};
 use crate::pool::spread;
 use crate::store::{self, Store};
+
+/// Restores `store` from `path`. A missing file is a normal first start.
+/// Also removes a temporary file left by a crash mid-write, and checks that
+/// the directory is writable, so a misconfiguration shows at start-up rather
+/// than five minutes later.
+pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
+    let tmp = temp_path(path);
+    if tmp.exists() {
+        log::warn!(file:display = tmp.display(); "removing incomplete snapshot left by an interrupted write");
+        let _ = fs::remove_file(&tmp);
+    }
+    check_writable(dir_of(path))?;
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            log::info!(file:display = path.display(); "no persistence file yet; starting empty");
+            return Ok(0);
+        }
+        Err(err) => {
+            return Err(RestoreError::Read {
+                path: path.into(),
+                err,
+            });
+        }
+    };
+    if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
+        return import::import(path, &data, store);
+    }
+    restore_parallel(path, data, store)
+}
+
+fn check_writable(dir: &Path) -> Result<(), RestoreError> {
+    let probe = dir.join(format!(".pushgateway-write-test-{}", std::process::id()));
+    let result = File::create(&probe).and_then(|f| f.sync_all());
+    let _ = fs::remove_file(&probe);
+    result.map_err(|err| RestoreError::NotWritable {
+        dir: dir.into(),
+        err,
+    })
+}
 
 /// A prepared group on its way to the store: its stretch, its line in
 /// that stretch, and its key as shown in errors.
 type Item = (usize, usize, String, snapshot::PreparedGroup);
 
-pub(super) fn restore_parallel(
-    path: &Path,
-    data: Vec<u8>,
-    store: &mut Store,
-) -> Result<usize, RestoreError> {
+fn restore_parallel(path: &Path, data: Vec<u8>, store: &mut Store) -> Result<usize, RestoreError> {
     restore_in(path, Arc::new(data), store, crate::pool::cores())
 }
 
