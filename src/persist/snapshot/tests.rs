@@ -1,3 +1,4 @@
+use super::version::VERSION;
 use super::*;
 use crate::model::*;
 use crate::store::{Store, prepare_push};
