@@ -26,14 +26,16 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
+use super::context::Context;
 use super::gate::{self, Gate};
 use super::handler::{self, Body};
 use super::head::{self, BodyFraming, Head};
+use super::inbox::Shared;
 use super::inbuf::InBuf;
 use super::limits::ConnLimits;
+use super::request::{ConnResponder, Count, Request, VerdictTo};
 use super::response::{self, Reply};
 use super::transport::{Received, Transport};
-use super::{ConnResponder, Context, Count, Request, Shared, VerdictTo};
 use crate::contract::Payload;
 use crate::http::router::Route;
 use crate::pool::Kind;
@@ -339,7 +341,7 @@ impl Conn {
         let (shared, conn) = (Arc::clone(env.shared), self.id);
         env.handshakes.execute(move || {
             let processed = super::transport::handshake_step(&mut tls);
-            shared.complete(super::Completion::Handshake {
+            shared.complete(super::inbox::Completion::Handshake {
                 conn,
                 tls,
                 processed,

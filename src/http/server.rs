@@ -27,11 +27,15 @@ use std::time::{Duration, Instant};
 
 use super::budget::Class;
 use super::conn::{Conn, Env};
+use super::context::Context;
+use super::inbox::{Completion, Shared};
 use super::limits::ConnLimits;
-use super::{Completion, Context, Shared};
 use crate::sys;
 use mio::net::{TcpListener as MioListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+
+/// How long the front waits for answers still being written at exit.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often deadlines are checked and paused listeners resumed.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -333,7 +337,7 @@ impl Server {
                 STOP_ACCEPTING => self.close_listeners(),
                 _ => {
                     self.close_listeners();
-                    let end = *finishing.get_or_insert(now + super::DRAIN_TIMEOUT);
+                    let end = *finishing.get_or_insert(now + DRAIN_TIMEOUT);
                     let busy = self.conns.slots.iter().flatten().any(Conn::is_busy);
                     if !busy || now >= end {
                         return;
