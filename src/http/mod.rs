@@ -7,8 +7,8 @@
 //!   are non-blocking, one `mio` poll: epoll, kqueue or IOCP) and never
 //!   touches the store.
 //! - **The request loop** (`gateway`) owns the store. It gets complete,
-//!   parsed requests as [`Event`]s and hands answers back through a
-//!   [`contract::Responder`]; it never touches a socket.
+//!   parsed requests as [`Event`](crate::contract::Event)s and hands answers back through a
+//!   [`contract::Responder`](crate::contract::Responder); it never touches a socket.
 //! - **A bounded pool** does CPU work: decompressing and parsing pushes,
 //!   bcrypt, gzip for scrapes.
 //!
@@ -16,7 +16,7 @@
 //! finds its row in the route table (`routes`: every endpoint once, with
 //! its label, memory class, access class and handler), `gate` lets it pass
 //! or refuses it, `conn` reads its body if the row wants one, and the
-//! row's handler (`handler/`) turns it into an [`Event`], pool work or a
+//! row's handler (`handler/`) turns it into an [`Event`](crate::contract::Event), pool work or a
 //! direct answer.
 //!
 //! No thread per connection: 10,000 idle connections cost memory for their

@@ -15,7 +15,7 @@ use crate::telemetry::Telemetry;
 
 /// A complete request as the front's handlers see it: the head, the
 /// client, and the way back to its connection. The loop never sees it: it
-/// gets an [`Event`] digested from it.
+/// gets an [`Event`](crate::contract::Event) digested from it.
 pub(crate) struct Request {
     pub(super) method: String,
     pub(super) url: String,
