@@ -3,8 +3,8 @@
 //! the store. `main.rs` only calls [`main`].
 
 use crate::{
-    cli, gateway, http, http::router, logging, model, persist, pool, signals, store, sys,
-    telemetry, web,
+    access, cli, gateway, http, http::router, logging, model, persist, pool, signals, store, sys,
+    telemetry,
 };
 
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 #[cfg(feature = "tls")]
-use crate::web::tls;
+use crate::access::tls;
 use cli::{Command, Config};
 
 /// Pool threads at most: the pool only does CPU work (parsing, bcrypt,
@@ -182,13 +182,13 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     signals::forward(tx.clone())?;
 
     let mut web_reloader = None;
-    let mut web = web::config::WebConfig::default();
+    let mut web = access::config::WebConfig::default();
     if !config.web_config_file.is_empty() {
-        web = web::config::load(std::path::Path::new(&config.web_config_file))?;
+        web = access::config::load(std::path::Path::new(&config.web_config_file))?;
         if !web.users.is_empty() {
             log::info!(users = web.users.len(); "basic authentication enabled");
         }
-        web_reloader = Some(Arc::new(web::reload::WebReloader::new(
+        web_reloader = Some(Arc::new(access::reload::WebReloader::new(
             config.web_config_file.clone().into(),
             &web,
         )));
@@ -196,7 +196,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let access = if config.access_file.is_empty() {
         None
     } else {
-        let reloader = web::access::AccessReloader::new(config.access_file.clone().into())
+        let reloader = access::scopes::AccessReloader::new(config.access_file.clone().into())
             .map_err(|e| format!("--web.access-file: {e}"))?;
         log::info!(file = config.access_file.as_str(); "write scopes enabled");
         Some(Arc::new(reloader))
@@ -225,7 +225,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         access,
         limiter: web.rate_limit.map(|limit| {
             log::info!(burst = limit.burst, interval = crate::time::go_duration(limit.interval); "Rate Limiter is enabled.");
-            Arc::new(crate::web::rate_limit::RateLimiter::new(limit))
+            Arc::new(crate::access::rate_limit::RateLimiter::new(limit))
         }),
     };
     let listeners = if config.systemd_socket {
@@ -268,7 +268,7 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Timeouts and the connection cap. The soft descriptor limit is raised
 /// to the hard one first, as Go does, and the default cap derives from it.
-fn limits(config: &Config) -> http::Limits {
+fn limits(config: &Config) -> http::ConnLimits {
     let nofile = match sys::raise_nofile_limit() {
         Ok(n) => n,
         Err(e) => {
@@ -277,11 +277,11 @@ fn limits(config: &Config) -> http::Limits {
         }
     };
     let max_connections = match config.max_connections {
-        0 => http::Limits::default_max_connections(nofile),
+        0 => http::ConnLimits::default_max_connections(nofile),
         n => n,
     };
     log::debug!(open_files = nofile, max_connections = max_connections; "connection limits");
-    http::Limits {
+    http::ConnLimits {
         header_timeout: config.read_header_timeout,
         read_timeout: config.read_timeout,
         idle_timeout: config.idle_timeout,
@@ -296,7 +296,7 @@ fn limits(config: &Config) -> http::Limits {
 #[cfg(feature = "tls")]
 fn tls_setup(
     config: &Config,
-    web: &web::config::WebConfig,
+    web: &access::config::WebConfig,
 ) -> Result<Option<Arc<tls::Reloader>>, Box<dyn std::error::Error>> {
     let Some(settings) = &web.tls else {
         return Ok(None);
@@ -318,7 +318,7 @@ fn tls_setup(
 #[cfg(not(feature = "tls"))]
 fn tls_setup(
     config: &Config,
-    web: &web::config::WebConfig,
+    web: &access::config::WebConfig,
 ) -> Result<Option<std::convert::Infallible>, Box<dyn std::error::Error>> {
     match web.tls {
         None => Ok(None),

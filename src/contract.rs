@@ -47,7 +47,7 @@ pub(crate) enum Event {
         reply_to: Responder,
         /// With write scopes: who asks, so that the page offers deletes
         /// only of the groups they may change.
-        scope: Option<crate::web::access::Scope>,
+        scope: Option<crate::access::scopes::Scope>,
     },
     /// `GET /api/v1/status` or `/api/v1/metrics`.
     Api {

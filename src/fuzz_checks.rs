@@ -10,7 +10,7 @@
 
 use crate::http::router::{Route, Routes};
 use crate::model::{Label, NameScheme};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 use crate::{
     http, persist::snapshot, store, wire::exposition, wire::openmetrics, wire::protobuf,
     wire::text_format,
@@ -293,10 +293,10 @@ fn sealed(data: &[u8]) -> Vec<u8> {
 /// response header, reaches the wire as a control byte.
 pub fn http_request(data: &[u8]) -> bool {
     use http::chunked::Decoder;
-    use http::head::{self, Framing};
+    use http::head::{self, BodyFraming};
 
     let reply = http::Reply::empty(301).with_header("Location", String::from_utf8_lossy(data));
-    let how = http::response::Framing {
+    let how = http::response::ResponseMode {
         head_only: false,
         keep_alive: true,
         http10: false,
@@ -336,7 +336,7 @@ pub fn http_request(data: &[u8]) -> bool {
     }
     let rest = &data[end..];
     match h.framing {
-        Framing::Chunked => {
+        BodyFraming::Chunked => {
             let mut whole = Vec::new();
             let mut d = Decoder::new();
             let Ok(used) = d.feed(rest, &mut |b| whole.extend_from_slice(b)) else {
@@ -357,8 +357,8 @@ pub fn http_request(data: &[u8]) -> bool {
             assert_eq!(used, used2);
             assert_eq!(d.is_done(), d2.is_done());
         }
-        Framing::Length(n) => assert!(n <= i64::MAX as u64),
-        Framing::None => {}
+        BodyFraming::Length(n) => assert!(n <= i64::MAX as u64),
+        BodyFraming::None => {}
     }
     true
 }
@@ -369,7 +369,7 @@ fn apply_to_a_store(families: Vec<crate::model::MetricFamily>) {
     let key: Vec<Label> = vec![Label::new("job", "fuzz")];
     if let Ok(push) = store::prepare_push(key.into(), families, true) {
         let mut s = store::Store::new();
-        if s.check(&push, &Own).is_ok() {
+        if s.check(&push, &GatewayFamilies).is_ok() {
             s.apply(push, 1);
         }
     }

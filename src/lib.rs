@@ -14,7 +14,8 @@
 //!   and what it renders (scrapes, the API's JSON, the web page).
 //! - [`persist`]: the snapshot format and its writer thread; the import of
 //!   the Go gateway's gob file.
-//! - [`web`]: the web configuration file: auth, rate limit, headers, TLS.
+//! - [`access`]: who may connect and do what: the web configuration file
+//!   (auth, rate limit, headers, TLS) and the write scopes.
 //! - [`sys`]: every libc call.
 //!
 //! `unsafe` is denied everywhere but `sys`.
@@ -33,6 +34,7 @@ pub mod fuzz_checks;
 pub mod model;
 pub mod wire;
 
+mod access;
 mod cli;
 mod contract;
 mod gateway;
@@ -47,4 +49,3 @@ mod store;
 mod sys;
 mod telemetry;
 mod time;
-mod web;

@@ -10,9 +10,25 @@
 //! every core for a hundred milliseconds and more) goes to a second set
 //! of threads running at a lower priority: on a busy machine a push's
 //! threads preempt them at once instead of waiting for a time slice.
+//!
+//! One piece of work spread over every core (gzip of a large scrape, the
+//! runs of a large plain-text scrape, the readers of a restore) goes
+//! through [`spread`]: its jobs run on threads of their own, at the
+//! caller's priority, and the caller runs itself any job no thread has
+//! taken when it needs the result, so a caller on a pool thread never
+//! waits for a job that has not started (no deadlock however busy the
+//! threads are).
+//!
+//! This is the one way the gateway runs work on other threads. The
+//! threads it starts otherwise are long-lived services, not work spread
+//! out: the signal thread (`signals`), the HTTP I/O thread (`http-io`,
+//! which owns every socket) and the snapshot writer (`snapshot-writer`,
+//! which writes one file after another, in order).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -38,10 +54,18 @@ pub(crate) enum Kind {
     Match,
     /// Work the loop hands off after accepting a request: never refused.
     Loop,
+    /// A job of [`spread`]: never refused, on threads of its own.
+    Spread,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Push, Kind::Auth, Kind::Match, Kind::Loop];
+    const ALL: [Kind; 5] = [
+        Kind::Push,
+        Kind::Auth,
+        Kind::Match,
+        Kind::Loop,
+        Kind::Spread,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -53,6 +77,8 @@ impl Kind {
         match self {
             Kind::Push | Kind::Loop => max.saturating_sub(1).max(1),
             Kind::Auth | Kind::Match => (max / 2).max(1),
+            // The only kind on its threads.
+            Kind::Spread => max,
         }
     }
 
@@ -64,7 +90,7 @@ impl Kind {
             Kind::Push => 1024,
             Kind::Auth => 256,
             Kind::Match => 64,
-            Kind::Loop => usize::MAX,
+            Kind::Loop | Kind::Spread => usize::MAX,
         }
     }
 }
@@ -72,9 +98,9 @@ impl Kind {
 #[derive(Default)]
 struct State {
     /// Waiting jobs, one queue per [`Kind`].
-    queues: [VecDeque<Job>; 4],
+    queues: [VecDeque<Job>; 5],
     /// Jobs running, per kind.
-    running: [usize; 4],
+    running: [usize; 5],
     /// Where the next search for a job starts: kinds take turns.
     turn: usize,
     threads: usize,
@@ -107,17 +133,33 @@ struct Shared {
     state: Mutex<State>,
     ready: Condvar,
     max_threads: usize,
+    /// Threads kept even when idle.
+    min_threads: usize,
     /// Threads run at [`crate::sys::BACKGROUND_NICE`].
     background: bool,
+    /// The threads' name.
+    name: &'static str,
 }
 
 impl Shared {
     fn new(max_threads: usize, background: bool) -> Arc<Shared> {
+        let name = if background { "background" } else { "worker" };
+        Shared::with(max_threads, MIN_THREADS, background, name)
+    }
+
+    fn with(
+        max_threads: usize,
+        min_threads: usize,
+        background: bool,
+        name: &'static str,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State::default()),
             ready: Condvar::new(),
             max_threads: max_threads.max(1),
+            min_threads,
             background,
+            name,
         })
     }
 }
@@ -176,13 +218,8 @@ fn submit(shared: &Arc<Shared>, kind: Kind, job: Job) {
     st.threads += 1;
     let shared2 = Arc::clone(shared);
     drop(st);
-    let name = if shared.background {
-        "background"
-    } else {
-        "worker"
-    };
     let spawned = thread::Builder::new()
-        .name(name.into())
+        .name(shared.name.into())
         .spawn(move || worker(shared2));
     if let Err(e) = spawned {
         log::error!(err:display = e; "cannot start worker thread");
@@ -201,6 +238,7 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 fn worker(shared: Arc<Shared>) {
     if shared.background {
         crate::sys::lower_thread_priority();
+        BACKGROUND.with(|b| b.set(true));
     }
     let mut st = lock(&shared.state);
     loop {
@@ -223,9 +261,149 @@ fn worker(shared: Arc<Shared>) {
             .unwrap_or_else(|e| e.into_inner());
         st = guard;
         st.idle -= 1;
-        if timeout.timed_out() && st.queued() == 0 && st.threads > MIN_THREADS {
+        if timeout.timed_out() && st.queued() == 0 && st.threads > shared.min_threads {
             st.threads -= 1;
             return;
+        }
+    }
+}
+
+thread_local! {
+    /// Whether this thread runs at [`crate::sys::BACKGROUND_NICE`]: the
+    /// jobs it [`spread`]s run at the same priority.
+    static BACKGROUND: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The threads of [`spread`] jobs, one set per priority (normal,
+/// background), started when first needed and retiring after
+/// [`IDLE_TIMEOUT`] without work. As many as the cores and one more: a
+/// restore runs a reader per core and a checksum while its caller puts
+/// the groups into the store.
+static SPREAD: [OnceLock<Arc<Shared>>; 2] = [OnceLock::new(), OnceLock::new()];
+
+fn spread_threads() -> &'static Arc<Shared> {
+    let background = BACKGROUND.with(Cell::get);
+    SPREAD[usize::from(background)].get_or_init(|| {
+        let name = if background {
+            "spread-background"
+        } else {
+            "spread"
+        };
+        Shared::with(cores() + 1, 0, background, name)
+    })
+}
+
+/// The cores this process may run on.
+pub(crate) fn cores() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Starts `job` on a thread of its own at the caller's priority: for one
+/// piece of work spread over the cores. Its result comes from
+/// [`Spread::join`], which runs the job on the caller's thread if no
+/// thread has taken it yet: a caller never waits for a job that has not
+/// started, so spreading from a pool thread cannot deadlock however busy
+/// the threads are.
+pub(crate) fn spread<T, F>(job: F) -> Spread<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let result = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&result);
+    let ticket = Arc::new(Ticket {
+        stage: Mutex::new(Stage::Waiting(Box::new(move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(job));
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }))),
+        finished: Condvar::new(),
+    });
+    let queued = Arc::clone(&ticket);
+    submit(
+        spread_threads(),
+        Kind::Spread,
+        Box::new(move || {
+            queued.run();
+        }),
+    );
+    Spread { ticket, result }
+}
+
+/// A job started by [`spread`]. Dropped without [`Spread::join`], a job
+/// no thread has taken yet is dropped unrun.
+#[must_use = "a spread job not joined may never run"]
+pub(crate) struct Spread<T> {
+    ticket: Arc<Ticket>,
+    result: Arc<Mutex<Option<thread::Result<T>>>>,
+}
+
+impl<T> Spread<T> {
+    /// The job's result: it runs here if no thread has taken it yet, or
+    /// is waited for if one has. A panic of the job goes on here.
+    pub(crate) fn join(self) -> T {
+        if !self.ticket.run() {
+            self.ticket.wait();
+        }
+        let result = self.result.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match result.expect("a finished job has left its result") {
+            Ok(value) => value,
+            Err(p) => panic::resume_unwind(p),
+        }
+    }
+}
+
+impl<T> Drop for Spread<T> {
+    fn drop(&mut self) {
+        let mut stage = self.ticket.stage();
+        if matches!(*stage, Stage::Waiting(_)) {
+            let unrun = std::mem::replace(&mut *stage, Stage::Done);
+            drop(stage);
+            drop(unrun);
+        }
+    }
+}
+
+/// A [`spread`] job's way from the queue to its end.
+struct Ticket {
+    stage: Mutex<Stage>,
+    finished: Condvar,
+}
+
+enum Stage {
+    Waiting(Job),
+    Running,
+    Done,
+}
+
+impl Ticket {
+    fn stage(&self) -> std::sync::MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs the job if no one has taken it; whether this call ran it.
+    fn run(&self) -> bool {
+        let job = {
+            let mut stage = self.stage();
+            match std::mem::replace(&mut *stage, Stage::Running) {
+                Stage::Waiting(job) => job,
+                other => {
+                    *stage = other;
+                    return false;
+                }
+            }
+        };
+        // It catches its own panic: this never unwinds.
+        job();
+        *self.stage() = Stage::Done;
+        self.finished.notify_all();
+        true
+    }
+
+    /// Returns once the job is no longer running.
+    fn wait(&self) {
+        let mut stage = self.stage();
+        while matches!(*stage, Stage::Running) {
+            stage = self.finished.wait(stage).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -327,6 +505,65 @@ mod tests {
         pool.execute_as(Kind::Push, move || tx.send(1).unwrap());
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(1));
         drop(block_tx);
+    }
+
+    #[test]
+    fn spread_jobs_give_their_results_to_the_caller() {
+        let jobs: Vec<_> = (0..20u64)
+            .map(|i| spread(move || (0..=i * 1000).sum::<u64>()))
+            .collect();
+        let sums: Vec<u64> = jobs.into_iter().map(Spread::join).collect();
+        let want: Vec<u64> = (0..20u64).map(|i| (0..=i * 1000).sum()).collect();
+        assert_eq!(sums, want);
+    }
+
+    /// A job that has not started when it is joined runs on the joining
+    /// thread: spreading from every busy thread cannot deadlock.
+    #[test]
+    fn a_job_no_thread_took_runs_on_the_caller() {
+        let (block_tx, block_rx) = mpsc::channel::<()>();
+        let block_rx = Arc::new(Mutex::new(block_rx));
+        let blockers: Vec<_> = (0..cores() + 1)
+            .map(|_| {
+                let rx = Arc::clone(&block_rx);
+                spread(move || {
+                    let _ = rx.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        let caller = thread::current().id();
+        let ran_on = spread(move || thread::current().id());
+        // The blockers hold every spread thread (or wait for one).
+        thread::sleep(Duration::from_millis(50));
+        let ran_on = ran_on.join();
+        drop(block_tx);
+        for b in blockers {
+            b.join();
+        }
+        assert_eq!(ran_on, caller);
+    }
+
+    #[test]
+    fn a_spread_job_passes_its_panic_to_the_caller() {
+        let job = spread(|| panic!("boom"));
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| job.join()));
+        assert!(caught.is_err());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn spread_jobs_run_at_the_callers_priority() {
+        let pool = Pool::new(2);
+        let (tx, rx) = mpsc::channel();
+        pool.execute_background(move || {
+            let jobs: Vec<_> = (0..4).map(|_| spread(crate::sys::thread_nice)).collect();
+            let nices: Vec<i32> = jobs.into_iter().map(Spread::join).collect();
+            tx.send(nices).unwrap();
+        });
+        let nices = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let base = crate::sys::thread_nice();
+        let lowered = (base + crate::sys::BACKGROUND_NICE).min(19);
+        assert_eq!(nices, [lowered; 4]);
     }
 
     #[test]

@@ -331,7 +331,7 @@ mod tests {
         let fams = crate::wire::text_format::parse(b"m 1\n").expect("body parses");
         let p = store::prepare_push(key(job), fams, true).expect("push prepares");
         store
-            .check(&p, &crate::telemetry::Own)
+            .check(&p, &crate::telemetry::GatewayFamilies)
             .expect("push checks");
         store.apply(p, 0);
     }

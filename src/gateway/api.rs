@@ -273,7 +273,7 @@ mod tests {
     use super::*;
     use crate::model::Label;
     use crate::store::{Store, prepare_push};
-    use crate::telemetry::Own;
+    use crate::telemetry::GatewayFamilies;
 
     #[test]
     fn metrics_shape_matches_the_reference() {
@@ -286,7 +286,7 @@ mod tests {
             true,
         )
         .unwrap();
-        store.check(&push, &Own).unwrap();
+        store.check(&push, &GatewayFamilies).unwrap();
         store.apply(push, 1_795_580_287_542_346_203);
         let json = metrics(&store.snapshot());
         assert!(json.starts_with("{\"status\":\"success\",\"data\":[{\"c\":{\"time_stamp\":\"2026-11-25T04:18:07.542346203Z\",\"type\":\"COUNTER\",\"help\":\"Say \\\"\\u003chi\\u003e\\\".\",\"metrics\":[{\"labels\":{\"a\":\"x\\\"y\",\"instance\":\"i\",\"job\":\"t\"},\"value\":\"1e-07\"}]},\"labels\":{\"instance\":\"i\",\"job\":\"t\"},\"last_push_successful\":true,"), "{json}");
@@ -310,7 +310,7 @@ mod tests {
         };
         let key: Vec<Label> = vec![Label::new("job", "t")];
         let push = prepare_push(key.into(), vec![fam], true).unwrap();
-        store.check(&push, &Own).unwrap();
+        store.check(&push, &GatewayFamilies).unwrap();
         store.apply(push, 1_795_580_287_542_346_203);
         let json = metrics(&store.snapshot());
         let start = json.find("\"metrics\":[").unwrap() + 11;

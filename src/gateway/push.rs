@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::Gateway;
 use crate::contract::{Meta, Reply, Responder};
 use crate::store::{self, GroupKey};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 use crate::time::now_nanos;
 
 /// Refused pushes are logged at most this often (a job retrying in a
@@ -66,7 +66,9 @@ impl Gateway {
         let now = now_nanos();
         let checked = push.and_then(|p| {
             if self.check_consistency {
-                self.store.check(&p, &Own).map_err(|e| (p.key.clone(), e))?;
+                self.store
+                    .check(&p, &GatewayFamilies)
+                    .map_err(|e| (p.key.clone(), e))?;
             }
             Ok(p)
         });

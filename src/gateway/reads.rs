@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Gateway, api, render, ui};
 use crate::contract::{Deferred, Reply, ScrapeFormat, SharedBody};
 use crate::store::{GroupKey, Store};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 use crate::time::now_nanos;
 use crate::wire::escape::Escaping;
 
@@ -64,7 +64,7 @@ impl Gateway {
     /// The web page, rendered off the loop from a
     /// [`StoreView`](crate::store::StoreView):
     /// thousands of groups make a page of megabytes.
-    pub(super) fn status_page(&self, scope: Option<crate::web::access::Scope>) -> Reply {
+    pub(super) fn status_page(&self, scope: Option<crate::access::scopes::Scope>) -> Reply {
         let view = self.store.view();
         let flags = self.flags.clone();
         let (start_time, now) = (self.telemetry.start_nanos(), now_nanos());
@@ -89,7 +89,7 @@ impl Gateway {
         if !self.check_consistency {
             let generation = self.store.generation();
             if self.inconsistencies.as_ref().map(|(g, _)| *g) != Some(generation) {
-                let found = self.store.inconsistencies(&Own);
+                let found = self.store.inconsistencies(&GatewayFamilies);
                 self.inconsistencies = Some((generation, found));
             }
             let problems = self
@@ -208,7 +208,7 @@ impl Gateway {
     fn new_scrape(&mut self, key: ScrapeKey) -> Arc<SharedBody> {
         let started = Instant::now();
         let view = render::ScrapeView::new(
-            self.store.family_metas(&Own),
+            self.store.family_metas(&GatewayFamilies),
             self.store.snapshot(),
             self.telemetry.clone(),
             (self.names, key.escaping),
@@ -233,7 +233,7 @@ impl Gateway {
             SharedBody::new(hint / 4, move || view.render_gzip(&cache))
         } else if key.gzip {
             SharedBody::new(hint / 4, move || {
-                crate::wire::gzip::gzip(&view.render(format))
+                crate::wire::gzip::gzip(view.render(format))
             })
         } else {
             SharedBody::new(hint, move || view.render(format))

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use crate::contract::ScrapeFormat;
 use crate::model::{Label, Metric, MetricType, NameScheme, is_valid_label_name};
 use crate::store::{self, FamilyMetas, Group, GroupKey, StoredFamily};
-use crate::telemetry::{Own, Telemetry};
+use crate::telemetry::{GatewayFamilies, Telemetry};
 use crate::wire::escape::{self, Escaping};
 use crate::wire::gzip::{self, Deflated};
 use crate::wire::prototext::{self, Layout};
@@ -41,10 +41,10 @@ type KeepFamily<'a> = dyn FnMut(&mut Vec<u8>, usize) + 'a;
 
 /// Deflates and empties `text` (on every core when it is large).
 fn compress(text: &mut Vec<u8>) -> Deflated {
-    let parts: Vec<&[u8]> = gzip::parts(text).collect();
-    let deflated = Deflated::join(gzip::deflate_all(&parts));
-    text.clear();
-    deflated
+    let (parts, mut buffer) = gzip::deflate_all(std::mem::take(text));
+    buffer.clear();
+    *text = buffer;
+    Deflated::join(parts)
 }
 
 /// A family whose series take fewer bytes than this is not kept compressed
@@ -167,8 +167,9 @@ impl ScrapeView {
     /// Renders the scrape in `format`; runs on a pool thread.
     pub(crate) fn render(mut self, format: ScrapeFormat) -> Vec<u8> {
         self.arrange();
+        let size_hint = Arc::clone(&self.size_hint);
         let out = match format {
-            ScrapeFormat::Text => self.render_text(),
+            ScrapeFormat::Text => Arc::new(self).render_text(),
             ScrapeFormat::Protobuf => self.render_protobuf(),
             ScrapeFormat::ProtoText => {
                 prototext::from_delimited(&self.render_protobuf(), Layout::MultiLine)
@@ -177,7 +178,7 @@ impl ScrapeView {
                 prototext::from_delimited(&self.render_protobuf(), Layout::Compact)
             }
         };
-        self.size_hint.store(out.len(), Ordering::Relaxed);
+        size_hint.store(out.len(), Ordering::Relaxed);
         out
     }
 
@@ -202,42 +203,30 @@ impl ScrapeView {
     /// of families of about the same size: a scrape splices the group's
     /// labels into every line, a copy per line that one core does at some
     /// 50 ns a series.
-    fn render_text(&self) -> Vec<u8> {
+    fn render_text(self: Arc<Self>) -> Vec<u8> {
         let hint = self.size_hint.load(Ordering::Relaxed);
-        let own = own_families(&self.telemetry);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let own = Arc::new(own_families(&self.telemetry));
+        let cores = crate::pool::cores();
         let runs = self.runs(if hint < PARALLEL_TEXT { 1 } else { cores });
         let mut out = Vec::with_capacity(hint + hint / 8);
         let (first, rest) = runs.split_first().expect("at least one run");
-        let rendered: Vec<Vec<u8>> = std::thread::scope(|s| {
-            let started: Vec<_> = rest
-                .iter()
-                .map(|run| {
-                    let part = || {
-                        let mut part = Vec::with_capacity(hint / runs.len() + 4096);
-                        self.walk_run(&mut part, run.clone(), &own, None);
-                        part
-                    };
-                    // A thread that cannot be started (a thread limit)
-                    // leaves its run to this one: the same answer.
-                    (run, std::thread::Builder::new().spawn_scoped(s, part).ok())
+        let share = hint / runs.len() + 4096;
+        let started: Vec<_> = rest
+            .iter()
+            .map(|run| {
+                let (view, own, run) = (Arc::clone(&self), Arc::clone(&own), run.clone());
+                // A run no thread has taken when its turn comes is
+                // rendered on this thread: the same answer.
+                crate::pool::spread(move || {
+                    let mut part = Vec::with_capacity(share);
+                    view.walk_run(&mut part, run, &own, None);
+                    part
                 })
-                .collect();
-            self.walk_run(&mut out, first.clone(), &own, None);
-            started
-                .into_iter()
-                .map(|(run, thread)| match thread {
-                    Some(t) => t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                    None => {
-                        let mut part = Vec::new();
-                        self.walk_run(&mut part, run.clone(), &own, None);
-                        part
-                    }
-                })
-                .collect()
-        });
-        for part in rendered {
-            out.extend_from_slice(&part);
+            })
+            .collect();
+        self.walk_run(&mut out, first.clone(), &own, None);
+        for run in started {
+            out.extend_from_slice(&run.join());
         }
         out
     }
@@ -487,8 +476,8 @@ impl ScrapeView {
         }
         let own = own_families(&self.telemetry);
         for (name, metrics) in &own {
-            let (t, help) =
-                store::OwnFamilies::own_family(&Own, name).unwrap_or((MetricType::Untyped, ""));
+            let (t, help) = store::OwnFamilies::own_family(&GatewayFamilies, name)
+                .unwrap_or((MetricType::Untyped, ""));
             fams.entry(name)
                 .or_insert((Some(help), t, Vec::new()))
                 .2
@@ -521,7 +510,7 @@ fn own_families(telemetry: &Telemetry) -> Vec<(&'static str, Vec<Metric>)> {
 }
 
 fn write_own(out: &mut Vec<u8>, name: &str, series: &[Metric]) {
-    if let Some((t, help)) = store::OwnFamilies::own_family(&Own, name) {
+    if let Some((t, help)) = store::OwnFamilies::own_family(&GatewayFamilies, name) {
         exposition::write_header(out, name, Some(help), t);
     }
     for m in series {
@@ -557,7 +546,7 @@ mod tests {
 
     fn view(store: &mut Store) -> ScrapeView {
         ScrapeView::new(
-            store.family_metas(&Own),
+            store.family_metas(&GatewayFamilies),
             store.snapshot(),
             Telemetry::new(),
             (NameScheme::Legacy, Escaping::AllowUtf8),

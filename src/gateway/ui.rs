@@ -31,7 +31,7 @@ pub(crate) struct PageInfo<'a> {
     pub admin_api: bool,
     /// With write scopes, who asks: a group's delete button is offered
     /// only where they may change it.
-    pub scope: Option<&'a crate::web::access::Scope>,
+    pub scope: Option<&'a crate::access::scopes::Scope>,
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -5,6 +5,7 @@
 use std::io::{self, Read};
 
 use super::Reply;
+use crate::contract::Payload;
 
 /// Why a body could not be decoded.
 #[derive(Debug)]
@@ -156,7 +157,11 @@ pub(crate) fn openmetrics_version(content_type: Option<&str>) -> Option<Result<(
 
 /// `reply` with its body gzipped (on a pool thread).
 pub(super) fn gzip_reply(mut reply: Reply) -> Reply {
-    reply.body = crate::wire::gzip::gzip(&reply.body).into();
+    let body = match std::mem::take(&mut reply.body) {
+        Payload::Owned(bytes) => bytes,
+        shared => shared.to_vec(),
+    };
+    reply.body = crate::wire::gzip::gzip(body).into();
     reply.headers.push(("Content-Encoding", "gzip".into()));
     reply.gzip = false;
     reply
@@ -203,7 +208,7 @@ mod tests {
     fn decompression_is_capped() {
         use std::io::Write as _;
         let zeros = vec![0u8; 1 << 20];
-        let z = crate::wire::gzip::gzip(&zeros);
+        let z = crate::wire::gzip::gzip(zeros.clone());
         assert!(z.len() < 10_000);
         assert!(matches!(
             decode_body(Some("gzip"), z.clone(), 1000),
@@ -227,7 +232,7 @@ mod tests {
             msg.starts_with("gzip: invalid header (cannot decompress"),
             "{msg}"
         );
-        let mut truncated = crate::wire::gzip::gzip(b"m 1\n");
+        let mut truncated = crate::wire::gzip::gzip(b"m 1\n".to_vec());
         truncated.truncate(truncated.len() - 4);
         let Err(BodyError::Decompress { encoding, err }) =
             decode_body(Some("gzip"), truncated, 100)

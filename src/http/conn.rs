@@ -26,14 +26,16 @@ use std::time::Instant;
 
 use super::budget::{Charge, Class};
 use super::chunked::{self, ChunkError};
+use super::context::Context;
 use super::gate::{self, Gate};
 use super::handler::{self, Body};
-use super::head::{self, Framing, Head};
+use super::head::{self, BodyFraming, Head};
+use super::inbox::Shared;
 use super::inbuf::InBuf;
+use super::limits::ConnLimits;
+use super::request::{ConnResponder, Count, Request, VerdictTo};
 use super::response::{self, Reply};
-use super::server::Limits;
 use super::transport::{Received, Transport};
-use super::{ConnResponder, Context, Count, Request, Shared, VerdictTo};
 use crate::contract::Payload;
 use crate::http::router::Route;
 use crate::pool::Kind;
@@ -68,7 +70,7 @@ fn no_body(env: &Env<'_>) -> Body {
 pub(super) struct Env<'a> {
     pub ctx: &'a Context,
     pub shared: &'a Arc<Shared>,
-    pub limits: &'a Limits,
+    pub limits: &'a ConnLimits,
     /// The front is shutting down: no more keep-alive.
     pub stopping: bool,
     /// Where TLS handshake steps run, off the loop.
@@ -155,7 +157,7 @@ pub(super) struct Conn {
     /// CAs: only then are a certificate's names an identity (write scopes).
     pub(super) clients_verified: bool,
     /// The budget's charge for what a TLS session's buffers may hold
-    /// ([`crate::web::tls::SESSION_HOLDS`]), for the connection's life.
+    /// ([`crate::access::tls::SESSION_HOLDS`]), for the connection's life.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     session_charge: Option<Charge>,
     /// How long an answer may wait for the client to read some of it.
@@ -168,7 +170,7 @@ impl Conn {
         sock: TcpStream,
         peer: SocketAddr,
         id: u64,
-        limits: &Limits,
+        limits: &ConnLimits,
         charge: Charge,
     ) -> Conn {
         let state = State::Head { started: false };
@@ -181,7 +183,7 @@ impl Conn {
         peer: SocketAddr,
         id: u64,
         tls: rustls::ServerConnection,
-        limits: &Limits,
+        limits: &ConnLimits,
         (charge, held): (Charge, Charge),
     ) -> Conn {
         let mut c = Conn::new(
@@ -195,7 +197,7 @@ impl Conn {
         );
         c.session_charge = Some(held);
         // As Go: the handshake is bounded by the header timeout too.
-        let limit = crate::web::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
+        let limit = crate::access::tls::HANDSHAKE_TIMEOUT.min(limits.header_timeout);
         c.deadline = Some(Instant::now() + limit);
         c
     }
@@ -206,7 +208,7 @@ impl Conn {
         id: u64,
         transport: Transport,
         state: State,
-        limits: &Limits,
+        limits: &ConnLimits,
         charge: Charge,
     ) -> Conn {
         Conn {
@@ -339,7 +341,7 @@ impl Conn {
         let (shared, conn) = (Arc::clone(env.shared), self.id);
         env.handshakes.execute(move || {
             let processed = super::transport::handshake_step(&mut tls);
-            shared.complete(super::Completion::Handshake {
+            shared.complete(super::inbox::Completion::Handshake {
                 conn,
                 tls,
                 processed,
@@ -525,19 +527,19 @@ impl Conn {
         let expect = pending.head.expect_continue;
         let max = env.ctx.max_body_bytes;
         let reader = match framing {
-            Framing::None => return self.finish(env, pending, no_body(env)),
-            Framing::Length(n) => BodyReader::Length(n),
-            Framing::Chunked => BodyReader::Chunked(chunked::Decoder::new()),
+            BodyFraming::None => return self.finish(env, pending, no_body(env)),
+            BodyFraming::Length(n) => BodyReader::Length(n),
+            BodyFraming::Chunked => BodyReader::Chunked(chunked::Decoder::new()),
         };
         let (keep, limit) = match framing {
-            Framing::Length(n) if wanted && n > max => {
+            BodyFraming::Length(n) if wanted && n > max => {
                 let reply = self.too_large(env, &pending);
                 self.close_after = true;
                 return self.answer(env, &pending.head, reply);
             }
             _ if wanted => (true, max),
-            Framing::Length(n) if n <= DRAIN_LIMIT && !expect => (false, DRAIN_LIMIT),
-            Framing::Chunked if !expect => (false, DRAIN_LIMIT),
+            BodyFraming::Length(n) if n <= DRAIN_LIMIT && !expect => (false, DRAIN_LIMIT),
+            BodyFraming::Chunked if !expect => (false, DRAIN_LIMIT),
             _ => {
                 // Not worth reading: answer and close.
                 self.close_after = true;
@@ -550,7 +552,7 @@ impl Conn {
         }
         // Grown as bytes arrive: a declared length costs nothing until sent.
         let capacity = match framing {
-            Framing::Length(n) if keep => n.min(64 * 1024) as usize,
+            BodyFraming::Length(n) if keep => n.min(64 * 1024) as usize,
             _ => 0,
         };
         let mut charge = env.ctx.budget.charge(Class::Body);
@@ -680,7 +682,7 @@ impl Conn {
             Action::Answer(reply) => return self.answer(env, &head, reply),
             Action::Dispatch(route) => route,
         };
-        let how = self.framing_for(env, &head);
+        let how = self.response_mode(env, &head);
         let count = route.counted_as(&head.method).map(|handler| Count {
             telemetry: env.ctx.telemetry.clone(),
             handler,
@@ -711,11 +713,11 @@ impl Conn {
         handler::dispatch(env.ctx, route, req, body);
     }
 
-    fn framing_for(&mut self, env: &Env<'_>, head: &Head) -> response::Framing {
+    fn response_mode(&mut self, env: &Env<'_>, head: &Head) -> response::ResponseMode {
         if !head.keep_alive || head.close_after || env.stopping {
             self.close_after = true;
         }
-        response::Framing {
+        response::ResponseMode {
             head_only: head.method == "HEAD",
             keep_alive: !self.close_after,
             http10: head.minor == 0,
@@ -724,7 +726,7 @@ impl Conn {
 
     /// Queues an answer made on the I/O loop itself.
     fn answer(&mut self, env: &Env<'_>, head: &Head, reply: Reply) {
-        let how = self.framing_for(env, head);
+        let how = self.response_mode(env, head);
         let (head, body) = env.shared.encode(reply, how);
         self.queue(head, body);
     }
@@ -736,7 +738,7 @@ impl Conn {
 
     /// Sends `reply` for a request whose head could not be read, and closes.
     fn refuse_with(&mut self, reply: Reply) {
-        let how = response::Framing {
+        let how = response::ResponseMode {
             head_only: false,
             keep_alive: false,
             http10: false,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::router::Route;
 use super::{Context, Reply};
-use crate::web::auth::Auth;
+use crate::access::auth::Auth;
 
 /// What the gate decided about a request, before its body is read.
 pub(super) enum Gate {

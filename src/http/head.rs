@@ -21,7 +21,7 @@ pub(crate) const MAX_HEADERS: usize = 10_000;
 
 /// How the request's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub(crate) enum BodyFraming {
     /// No body.
     None,
     /// `Content-Length` bytes.
@@ -42,7 +42,7 @@ pub(crate) struct Head {
     /// Header fields in order; names as sent, values with obs-text bytes
     /// replaced (lossy UTF-8).
     pub headers: Vec<(String, String)>,
-    pub framing: Framing,
+    pub framing: BodyFraming,
     /// Whether the client wants the connection kept after the answer.
     pub keep_alive: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
@@ -194,7 +194,7 @@ fn parse_with<'b>(buf: &'b [u8], table: &mut [httparse::Header<'b>]) -> Result<H
         target,
         minor,
         headers,
-        framing: Framing::None,
+        framing: BodyFraming::None,
         keep_alive: minor == 1,
         expect_continue: false,
         close_after: false,
@@ -213,7 +213,7 @@ fn parse_with<'b>(buf: &'b [u8], table: &mut [httparse::Header<'b>]) -> Result<H
     } else if minor == 0 && tokens("keep-alive") {
         head.keep_alive = true;
     }
-    if head.framing == Framing::Chunked && head.header("Content-Length").is_some() {
+    if head.framing == BodyFraming::Chunked && head.header("Content-Length").is_some() {
         head.close_after = true;
     }
     // Go: 100-continue is honoured on HTTP/1.1 with a body and ignored
@@ -224,7 +224,7 @@ fn parse_with<'b>(buf: &'b [u8], table: &mut [httparse::Header<'b>]) -> Result<H
         if !expect.eq_ignore_ascii_case("100-continue") {
             return Err(HeadError::UnsupportedExpectation);
         }
-        head.expect_continue = minor == 1 && head.framing != Framing::None;
+        head.expect_continue = minor == 1 && head.framing != BodyFraming::None;
     }
     Ok(head)
 }
@@ -333,7 +333,7 @@ fn valid_host_byte(b: u8) -> bool {
 /// The body framing the head declares, under Go's rules: Transfer-Encoding
 /// only as one `chunked` field (ignored on HTTP/1.0), overriding any
 /// Content-Length; Content-Length fields must agree and be plain decimal.
-fn framing(head: &Head) -> Result<Framing, HeadError> {
+fn framing(head: &Head) -> Result<BodyFraming, HeadError> {
     fn fields<'h>(head: &'h Head, name: &'h str) -> impl Iterator<Item = &'h str> {
         head.headers
             .iter()
@@ -345,16 +345,16 @@ fn framing(head: &Head) -> Result<Framing, HeadError> {
         if te.len() != 1 || !te[0].eq_ignore_ascii_case("chunked") {
             return Err(HeadError::UnsupportedTransferEncoding);
         }
-        return Ok(Framing::Chunked);
+        return Ok(BodyFraming::Chunked);
     }
     let mut lengths = fields(head, "Content-Length");
     let Some(first) = lengths.next() else {
-        return Ok(Framing::None);
+        return Ok(BodyFraming::None);
     };
     if lengths.any(|v| v != first) {
         return Err(HeadError::ConflictingContentLength);
     }
-    parse_length(first).map(Framing::Length)
+    parse_length(first).map(BodyFraming::Length)
 }
 
 /// Digits only: no sign, no spaces inside, no hex, no fractions, no lists.
@@ -392,7 +392,7 @@ mod tests {
         let h = head("GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(h.method, "GET");
         assert_eq!(h.target, "/-/healthy");
-        assert_eq!(h.framing, Framing::None);
+        assert_eq!(h.framing, BodyFraming::None);
         assert!(h.keep_alive);
         let h = head("GET / HTTP/1.0\r\n\r\n").unwrap();
         assert!(!h.keep_alive);
@@ -419,12 +419,15 @@ mod tests {
     #[test]
     fn content_length_rules() {
         let cl = |v: &str| head(&format!("PUT / HTTP/1.1\r\nHost: x\r\n{v}\r\n\r\n"));
-        assert_eq!(cl("Content-Length: 4").unwrap().framing, Framing::Length(4));
+        assert_eq!(
+            cl("Content-Length: 4").unwrap().framing,
+            BodyFraming::Length(4)
+        );
         assert_eq!(
             cl("Content-Length: 4\r\nContent-Length: 4")
                 .unwrap()
                 .framing,
-            Framing::Length(4)
+            BodyFraming::Length(4)
         );
         for bad in ["-1", "4.0", "0x4", "+4", "4, 4", "", "99999999999999999999"] {
             assert!(
@@ -445,11 +448,11 @@ mod tests {
     fn transfer_encoding_rules() {
         let te = |v: &str| head(&format!("PUT / HTTP/1.1\r\nHost: x\r\n{v}\r\n\r\n"));
         let h = te("Content-Length: 4\r\nTransfer-Encoding: chunked").unwrap();
-        assert_eq!(h.framing, Framing::Chunked);
+        assert_eq!(h.framing, BodyFraming::Chunked);
         assert!(h.close_after);
         assert_eq!(
             te("Transfer-Encoding: CHUNKED").unwrap().framing,
-            Framing::Chunked
+            BodyFraming::Chunked
         );
         for bad in [
             "Transfer-Encoding: identity",
@@ -464,7 +467,7 @@ mod tests {
         }
         let h = head("PUT / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n")
             .unwrap();
-        assert_eq!(h.framing, Framing::Length(2));
+        assert_eq!(h.framing, BodyFraming::Length(2));
     }
 
     #[test]

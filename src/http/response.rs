@@ -24,7 +24,7 @@ pub(crate) fn refusal(status: u16, reason: &str) -> Reply {
 
 /// How the request being answered shapes its response.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Framing {
+pub(crate) struct ResponseMode {
     /// HEAD: the head says what a GET would send, without the body.
     pub head_only: bool,
     /// Keep the connection after this response.
@@ -38,7 +38,7 @@ pub(crate) struct Framing {
 pub(crate) fn encode_head(
     reply: &Reply,
     body_len: usize,
-    how: Framing,
+    how: ResponseMode,
     extra: &[(String, String)],
 ) -> Vec<u8> {
     let mut out = String::with_capacity(160);
@@ -73,7 +73,11 @@ pub(crate) fn encode_head(
 /// The bytes of an answer: head, and the body when it is worth a write of
 /// its own (over 16 KiB); a small body rides with the head, and a HEAD
 /// request gets none (its Content-Length still says what GET would send).
-pub(crate) fn encode(reply: Reply, how: Framing, extra: &[(String, String)]) -> (Vec<u8>, Payload) {
+pub(crate) fn encode(
+    reply: Reply,
+    how: ResponseMode,
+    extra: &[(String, String)],
+) -> (Vec<u8>, Payload) {
     let mut head = encode_head(&reply, reply.body.len(), how, extra);
     let body = reply.body;
     if how.head_only {
@@ -144,7 +148,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    const KEEP: Framing = Framing {
+    const KEEP: ResponseMode = ResponseMode {
         head_only: false,
         keep_alive: true,
         http10: false,
@@ -156,7 +160,7 @@ mod tests {
         assert!(small.0.ends_with(b"\r\n\r\nOK") && small.1.is_empty());
         let big = encode(Reply::text(200, "x".repeat(20_000)), KEEP, &[]);
         assert!(big.0.ends_with(b"\r\n\r\n") && big.1.len() == 20_000);
-        let head = Framing {
+        let head = ResponseMode {
             head_only: true,
             ..KEEP
         };
@@ -186,7 +190,7 @@ mod tests {
             String::from_utf8(encode_head(&reply, 3, KEEP, &[("X-A".into(), "b".into())])).unwrap();
         assert!(head.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nX-A: b\r\nContent-Length: 3\r\nDate: "));
         assert!(!head.contains("Connection"));
-        let close = Framing {
+        let close = ResponseMode {
             keep_alive: false,
             ..KEEP
         };
@@ -195,7 +199,7 @@ mod tests {
                 .unwrap()
                 .contains("Connection: close\r\n")
         );
-        let old = Framing {
+        let old = ResponseMode {
             http10: true,
             ..KEEP
         };

@@ -1,5 +1,5 @@
 //! Write scopes on grouping keys (`--web.access-file`, see
-//! [`crate::web::access`]) applied to requests: who is asking (the
+//! [`crate::access::scopes`]) applied to requests: who is asking (the
 //! basic-auth user the gate verified, or the names of a verified client
 //! certificate), and whether the rules let them.
 //!
@@ -11,10 +11,10 @@
 
 use super::routes::Access;
 use super::{Context, Reply, Request};
+use crate::access::auth::Auth;
+use crate::access::scopes::{Grant, Rules, Scope};
 use crate::model::Label;
 use crate::store;
-use crate::web::access::{Grant, Rules, Scope};
-use crate::web::auth::Auth;
 
 /// Who a request comes from: its basic-auth user when the web config has
 /// users (the gate verified the password), then its client certificate's

@@ -27,38 +27,15 @@ use std::time::{Duration, Instant};
 
 use super::budget::Class;
 use super::conn::{Conn, Env};
-use super::{Completion, Context, Shared};
+use super::context::Context;
+use super::inbox::{Completion, Shared};
+use super::limits::ConnLimits;
 use crate::sys;
 use mio::net::{TcpListener as MioListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-/// Timeouts and caps, from the flags.
-#[derive(Clone, Debug)]
-pub(crate) struct Limits {
-    /// From a connection's first byte of a head to its end
-    /// (`--web.read-header-timeout`).
-    pub header_timeout: Duration,
-    /// For a request's body, from the end of its head
-    /// (`--web.read-timeout`).
-    pub read_timeout: Duration,
-    /// How long a kept connection may wait for its next request
-    /// (`--web.idle-timeout`).
-    pub idle_timeout: Duration,
-    /// How long an answer may wait for the client to read any of it.
-    pub write_timeout: Duration,
-    /// Connections served at once; more are answered 503 and closed
-    /// (`--web.max-connections`).
-    pub max_connections: usize,
-}
-
-impl Limits {
-    /// The cap when no flag sets it: the descriptor limit minus a reserve
-    /// for listeners, the snapshot file and the like.
-    pub(crate) fn default_max_connections(nofile: u64) -> usize {
-        let reserve = (nofile / 16).max(32);
-        nofile.saturating_sub(reserve).max(1) as usize
-    }
-}
+/// How long the front waits for answers still being written at exit.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often deadlines are checked and paused listeners resumed.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -82,7 +59,7 @@ const FINISH: u8 = 2;
 
 /// The TLS settings of the moment, when the listeners speak TLS.
 #[cfg(feature = "tls")]
-pub(super) type Tls = Arc<crate::web::tls::Reloader>;
+pub(super) type Tls = Arc<crate::access::tls::Reloader>;
 #[cfg(not(feature = "tls"))]
 pub(super) type Tls = std::convert::Infallible;
 
@@ -99,7 +76,7 @@ impl Front {
         listeners: Vec<TcpListener>,
         tls: Option<Tls>,
         ctx: Context,
-        limits: Limits,
+        limits: ConnLimits,
     ) -> io::Result<Front> {
         let poll = Poll::new()?;
         let shared = Arc::new(Shared {
@@ -288,7 +265,7 @@ struct Server {
     again: Vec<u64>,
     ctx: Context,
     shared: Arc<Shared>,
-    limits: Limits,
+    limits: ConnLimits,
     tls: Option<Tls>,
     /// Kept open so that, out of descriptors, one can still be freed to
     /// accept and close a waiting connection.
@@ -360,7 +337,7 @@ impl Server {
                 STOP_ACCEPTING => self.close_listeners(),
                 _ => {
                     self.close_listeners();
-                    let end = *finishing.get_or_insert(now + super::DRAIN_TIMEOUT);
+                    let end = *finishing.get_or_insert(now + DRAIN_TIMEOUT);
                     let busy = self.conns.slots.iter().flatten().any(Conn::is_busy);
                     if !busy || now >= end {
                         return;
@@ -628,7 +605,7 @@ impl Server {
         // What the session's own buffers may hold, paid for up front: a
         // connection the budget cannot cover is not started.
         let mut held = self.ctx.budget.charge(Class::Head);
-        if !held.grow_by(crate::web::tls::SESSION_HOLDS) {
+        if !held.grow_by(crate::access::tls::SESSION_HOLDS) {
             log::debug!(source:display = peer; "TLS connection refused: the memory budget for heads is used up");
             return None;
         }
@@ -637,7 +614,7 @@ impl Server {
         let verified = tls.verifies_clients();
         match rustls::ServerConnection::new(config) {
             Ok(mut t) => {
-                t.set_buffer_limit(Some(crate::web::tls::SEND_BUFFER));
+                t.set_buffer_limit(Some(crate::access::tls::SEND_BUFFER));
                 let mut conn = Conn::tls(sock, peer, id, t, &self.limits, (charge, held));
                 conn.clients_verified = verified;
                 Some(conn)

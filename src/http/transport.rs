@@ -101,7 +101,7 @@ impl Transport {
         if let Transport::Tls(tls) = self
             && let Some(cert) = tls.peer_certificates().and_then(|c| c.first())
         {
-            return crate::web::tls::certificate_names(cert);
+            return crate::access::tls::certificate_names(cert);
         }
         Vec::new()
     }

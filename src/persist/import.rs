@@ -11,43 +11,10 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Place, RestoreError, dir_of, gob, restore_groups, temp_path, write_atomically};
-use crate::store::Store;
-
-/// Why an imported file could not be kept or replaced.
-pub(crate) enum ImportError {
-    /// `<file>.gob-imported` exists and holds something else.
-    AsideDiffers(PathBuf),
-    KeepAside {
-        aside: PathBuf,
-        err: io::Error,
-    },
-    WriteSnapshot(io::Error),
-}
-
-impl std::fmt::Display for ImportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ImportError::AsideDiffers(aside) => write!(
-                f,
-                "{} already exists with different content; it is not overwritten \
-                 (move it away if it is no longer needed, then start again)",
-                aside.display()
-            ),
-            ImportError::KeepAside { aside, err } => {
-                write!(f, "cannot keep the original as {}: {err}", aside.display())
-            }
-            ImportError::WriteSnapshot(err) => write!(f, "{err}"),
-        }
-    }
-}
-
-/// As Display; a derived Debug would only add to the static binary.
-impl std::fmt::Debug for ImportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+use super::error::{ImportError, Place, RestoreError};
+use super::file::{dir_of, sync_dir, temp_path, write_atomically};
+use super::{gob, snapshot};
+use crate::store::{self, Store};
 
 /// Where the imported gob file is kept.
 pub(crate) fn aside_path(path: &Path) -> PathBuf {
@@ -100,7 +67,7 @@ fn keep_aside(path: &Path, aside: &Path, data: &[u8]) -> Result<(), ImportError>
         .and_then(|()| fs::set_permissions(&tmp, fs::metadata(path)?.permissions()))
         .and_then(|()| File::open(&tmp)?.sync_all())
         .and_then(|()| fs::rename(&tmp, aside))
-        .and_then(|()| super::sync_dir(dir_of(aside)));
+        .and_then(|()| sync_dir(dir_of(aside)));
     result.map_err(|err| {
         let _ = fs::remove_file(&tmp);
         ImportError::KeepAside {
@@ -108,4 +75,26 @@ fn keep_aside(path: &Path, aside: &Path, data: &[u8]) -> Result<(), ImportError>
             err,
         }
     })
+}
+
+/// Puts restored groups into `store`; `place` says where each one started
+/// (its `line` field), for the error message.
+fn restore_groups(
+    path: &Path,
+    groups: Vec<snapshot::RestoredGroup>,
+    store: &mut Store,
+    place: fn(usize) -> Place,
+) -> Result<usize, RestoreError> {
+    let count = groups.len();
+    for g in groups {
+        let (at, group) = (g.line, store::show_labels(&g.key));
+        g.restore_into(store)
+            .map_err(|err| RestoreError::Inconsistent {
+                path: path.into(),
+                place: place(at),
+                group,
+                err: Box::new(err),
+            })?;
+    }
+    Ok(count)
 }

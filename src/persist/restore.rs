@@ -2,7 +2,8 @@
 //!
 //! The file is cut at `group` records into one stretch per core. Each
 //! stretch is checked (UTF-8), parsed and prepared (labels shared, lines
-//! rendered, series hashed) on a thread of its own, while this thread puts
+//! rendered, series hashed) on a thread of its own (jobs spread over the
+//! cores by the pool, `crate::pool::spread`), while this thread puts
 //! the groups into the store as they come, and one more thread checks the
 //! CRC-32. A restart then costs about the parsing divided by the cores,
 //! not the sum of reading and applying, and never holds the parsed form of
@@ -16,31 +17,76 @@
 //! stretch's malformed record, then an inconsistent group, then the end
 //! record's counts.
 
+use std::fs::{self, File};
+use std::io;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
+use super::error::{Place, RestoreError};
+use super::file::{dir_of, temp_path};
+use super::import;
 use super::snapshot::{self, SnapshotError, SnapshotErrorKind, Stretch, Strings};
-use super::{Place, RestoreError};
+use crate::pool::spread;
 use crate::store::{self, Store};
+
+/// Restores `store` from `path`. A missing file is a normal first start.
+/// Also removes a temporary file left by a crash mid-write, and checks that
+/// the directory is writable, so a misconfiguration shows at start-up rather
+/// than five minutes later.
+pub(crate) fn restore(path: &Path, store: &mut Store) -> Result<usize, RestoreError> {
+    let tmp = temp_path(path);
+    if tmp.exists() {
+        log::warn!(file:display = tmp.display(); "removing incomplete snapshot left by an interrupted write");
+        let _ = fs::remove_file(&tmp);
+    }
+    check_writable(dir_of(path))?;
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            log::info!(file:display = path.display(); "no persistence file yet; starting empty");
+            return Ok(0);
+        }
+        Err(err) => {
+            return Err(RestoreError::Read {
+                path: path.into(),
+                err,
+            });
+        }
+    };
+    if !data.starts_with(snapshot::MAGIC.as_bytes()) && snapshot::looks_gob(&data) {
+        return import::import(path, &data, store);
+    }
+    restore_parallel(path, data, store)
+}
+
+fn check_writable(dir: &Path) -> Result<(), RestoreError> {
+    let probe = dir.join(format!(".pushgateway-write-test-{}", std::process::id()));
+    let result = File::create(&probe).and_then(|f| f.sync_all());
+    let _ = fs::remove_file(&probe);
+    result.map_err(|err| RestoreError::NotWritable {
+        dir: dir.into(),
+        err,
+    })
+}
 
 /// A prepared group on its way to the store: its stretch, its line in
 /// that stretch, and its key as shown in errors.
 type Item = (usize, usize, String, snapshot::PreparedGroup);
 
-pub(super) fn restore_parallel(
-    path: &Path,
-    data: &[u8],
-    store: &mut Store,
-) -> Result<usize, RestoreError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    restore_in(path, data, store, cores)
+fn restore_parallel(path: &Path, data: Vec<u8>, store: &mut Store) -> Result<usize, RestoreError> {
+    restore_in(path, Arc::new(data), store, crate::pool::cores())
 }
 
 /// [`restore_parallel`] on at most `threads` readers.
+///
+/// The readers and the checksum are jobs [`spread`] over the cores: at
+/// start-up nothing else runs there, and there are threads for all of
+/// them at once, which the readers need (each waits for this thread to
+/// take its groups).
 fn restore_in(
     path: &Path,
-    data: &[u8],
+    data: Arc<Vec<u8>>,
     store: &mut Store,
     threads: usize,
 ) -> Result<usize, RestoreError> {
@@ -48,81 +94,78 @@ fn restore_in(
         path: path.into(),
         err,
     };
-    let body = snapshot::body_start(data).map_err(format)?;
-    let stretches = snapshot::cut(data, body, threads);
+    let body = snapshot::body_start(&data).map_err(format)?;
+    let stretches = snapshot::cut(&data, body, threads);
     // Absolute line of line `rel` of stretch `k`.
-    let line = |k: usize, rel: usize| snapshot::lines_before(data, stretches[k].start) + rel;
+    let line = |k: usize, rel: usize| snapshot::lines_before(&data, stretches[k].start) + rel;
     let (tx, rx) = mpsc::sync_channel::<Item>(256);
-    std::thread::scope(|s| {
-        let checksum = s.spawn(|| snapshot::verify_checksum(data));
-        let readers: Vec<_> = stretches
-            .iter()
-            .enumerate()
-            .map(|(k, range)| {
-                let (tx, range) = (tx.clone(), range.clone());
-                s.spawn(move || read(data, k, range, &tx))
-            })
-            .collect();
-        drop(tx);
-        let mut applied: Result<usize, RestoreError> = Ok(0);
-        for (k, rel, group, ready) in rx.iter() {
-            if let Err(err) = ready.apply(store) {
-                applied = Err(RestoreError::Inconsistent {
-                    path: path.into(),
-                    place: Place::Line(line(k, rel)),
-                    group,
-                    err: Box::new(err),
-                });
-                break;
-            }
-            applied = applied.map(|n| n + 1);
+    let checksum = {
+        let data = Arc::clone(&data);
+        spread(move || snapshot::verify_checksum(&data))
+    };
+    let readers: Vec<_> = stretches
+        .iter()
+        .enumerate()
+        .map(|(k, range)| {
+            let (tx, range, data) = (tx.clone(), range.clone(), Arc::clone(&data));
+            spread(move || read(&data, k, range, &tx))
+        })
+        .collect();
+    drop(tx);
+    let mut applied: Result<usize, RestoreError> = Ok(0);
+    for (k, rel, group, ready) in rx.iter() {
+        if let Err(err) = ready.apply(store) {
+            applied = Err(RestoreError::Inconsistent {
+                path: path.into(),
+                place: Place::Line(line(k, rel)),
+                group,
+                err: Box::new(err),
+            });
+            break;
         }
-        // Dropping the receiver stops the readers still sending.
-        drop(rx);
-        let mut read: Vec<(Range<usize>, Result<Stretch, SnapshotError>)> = Vec::new();
-        for (reader, range) in readers.into_iter().zip(&stretches) {
-            let (stretch, strings) = reader
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            // Restored labels went past the interner: it learns them now,
-            // so that later pushes share them.
-            store.adopt_labels(strings.into_labels());
-            read.push((range.clone(), stretch));
-        }
-        let checksum = checksum
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        // The first error of each kind, its line made absolute.
-        let mut stretches: Vec<(Range<usize>, Stretch)> = Vec::new();
-        let (mut utf8, mut malformed) = (None, None);
-        for (k, (range, r)) in read.into_iter().enumerate() {
-            match r {
-                Ok(s) => stretches.push((range, s)),
-                Err(mut e) => {
-                    e.line = line(k, e.line);
-                    let first = if e.kind == SnapshotErrorKind::NotUtf8 {
-                        &mut utf8
-                    } else {
-                        &mut malformed
-                    };
-                    first.get_or_insert(e);
-                }
+        applied = applied.map(|n| n + 1);
+    }
+    // Dropping the receiver stops the readers still sending.
+    drop(rx);
+    let mut read: Vec<(Range<usize>, Result<Stretch, SnapshotError>)> = Vec::new();
+    for (reader, range) in readers.into_iter().zip(&stretches) {
+        let (stretch, strings) = reader.join();
+        // Restored labels went past the interner: it learns them now,
+        // so that later pushes share them.
+        store.adopt_labels(strings.into_labels());
+        read.push((range.clone(), stretch));
+    }
+    let checksum = checksum.join();
+    // The first error of each kind, its line made absolute.
+    let mut stretches: Vec<(Range<usize>, Stretch)> = Vec::new();
+    let (mut utf8, mut malformed) = (None, None);
+    for (k, (range, r)) in read.into_iter().enumerate() {
+        match r {
+            Ok(s) => stretches.push((range, s)),
+            Err(mut e) => {
+                e.line = line(k, e.line);
+                let first = if e.kind == SnapshotErrorKind::NotUtf8 {
+                    &mut utf8
+                } else {
+                    &mut malformed
+                };
+                first.get_or_insert(e);
             }
         }
-        if let Some(e) = utf8 {
-            return Err(format(e));
-        }
-        checksum.map_err(format)?;
-        if let Some(e) = malformed {
-            return Err(format(e));
-        }
-        let count = applied?;
-        snapshot::finish(data, &stretches).map_err(format)?;
-        Ok(count)
-    })
+    }
+    if let Some(e) = utf8 {
+        return Err(format(e));
+    }
+    checksum.map_err(format)?;
+    if let Some(e) = malformed {
+        return Err(format(e));
+    }
+    let count = applied?;
+    snapshot::finish(&data, &stretches).map_err(format)?;
+    Ok(count)
 }
 
-/// One reader thread: stretch `k` of `data`, each group prepared and sent.
+/// One reader: stretch `k` of `data`, each group prepared and sent.
 fn read(
     data: &[u8],
     k: usize,
@@ -142,7 +185,7 @@ mod tests {
     use super::*;
     use crate::model::Label;
     use crate::persist::snapshot::reseal;
-    use crate::telemetry::Own;
+    use crate::telemetry::GatewayFamilies;
 
     /// A store of `groups` groups of 40 series each: about 2.3 kB of
     /// snapshot per group.
@@ -163,7 +206,7 @@ mod tests {
             }
             let fams = crate::wire::text_format::parse(body.as_bytes()).unwrap();
             let push = store::prepare_push(key.into(), fams, true).unwrap();
-            store.check(&push, &Own).unwrap();
+            store.check(&push, &GatewayFamilies).unwrap();
             store.apply(push, 1_700_000_000_000_000_000 + g as i64);
         }
         store
@@ -177,7 +220,12 @@ mod tests {
 
     fn restore(text: &[u8]) -> Result<Store, RestoreError> {
         let mut store = Store::new();
-        restore_in(Path::new("test.store"), text, &mut store, 4)?;
+        restore_in(
+            Path::new("test.store"),
+            Arc::new(text.to_vec()),
+            &mut store,
+            4,
+        )?;
         Ok(store)
     }
 

@@ -9,8 +9,8 @@
 //! takes several: curl 7.88 stops after the first, silently.
 
 use std::io::{self, Write};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Bodies at least this large are compressed on several cores.
 pub(crate) const PARALLEL_GZIP: usize = 8 << 20;
@@ -96,7 +96,7 @@ fn stored(data: &[u8]) -> Vec<u8> {
 
 /// `data` cut into parts of at most [`MAX_PART`] bytes (one part if it is
 /// smaller than [`PARALLEL_GZIP`]).
-pub(crate) fn parts(data: &[u8]) -> std::slice::Chunks<'_, u8> {
+fn parts(data: &[u8]) -> std::slice::Chunks<'_, u8> {
     let size = if data.len() < PARALLEL_GZIP {
         data.len()
     } else {
@@ -105,39 +105,72 @@ pub(crate) fn parts(data: &[u8]) -> std::slice::Chunks<'_, u8> {
     data.chunks(size.max(1))
 }
 
-/// Deflates every part, on as many threads as there are cores, each
-/// thread taking the next part when done with one; results in order.
-pub(crate) fn deflate_all(parts: &[&[u8]]) -> Vec<Deflated> {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if total < PARALLEL_GZIP { 1 } else { cores };
-    let threads = threads.min(parts.len()).max(1);
-    if threads == 1 {
-        return parts.iter().map(|p| Deflated::new(p)).collect();
-    }
-    // Each part's result goes to its own slot: no sorting afterwards.
-    let next = AtomicUsize::new(0);
-    let slots: Vec<OnceLock<Deflated>> = parts.iter().map(|_| OnceLock::new()).collect();
-    let work = || {
+/// A large body being deflated on several cores.
+struct Spreading {
+    data: Vec<u8>,
+    /// The next part to take.
+    next: AtomicUsize,
+    /// Each part's result, in its own slot: no sorting afterwards.
+    slots: Vec<OnceLock<Deflated>>,
+}
+
+impl Spreading {
+    /// Deflates the next part not taken, until none is left.
+    fn work(&self) {
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(part) = parts.get(i) else {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(part) = parts(&self.data).nth(i) else {
                 return;
             };
-            let _ = slots[i].set(Deflated::new(part));
+            let _ = self.slots[i].set(Deflated::new(part));
         }
+    }
+}
+
+/// Deflates `data` in parts of at most [`MAX_PART`] bytes, on as many
+/// threads as there are cores when it is large (jobs
+/// [`spread`](crate::pool::spread) over the cores, each taking the next
+/// part when done with one); the parts in order, and `data` back.
+pub(crate) fn deflate_all(data: Vec<u8>) -> (Vec<Deflated>, Vec<u8>) {
+    let count = parts(&data).count();
+    let threads = if data.len() < PARALLEL_GZIP {
+        1
+    } else {
+        crate::pool::cores()
     };
-    std::thread::scope(|s| {
-        for _ in 1..threads {
-            // A thread that cannot be started (a thread limit reached)
-            // leaves its share to the others: no panic, same answer.
-            let _ = std::thread::Builder::new().spawn_scoped(s, work);
-        }
-        work();
+    let threads = threads.min(count).max(1);
+    if threads == 1 {
+        let deflated = parts(&data).map(Deflated::new).collect();
+        return (deflated, data);
+    }
+    let spreading = Arc::new(Spreading {
+        data,
+        next: AtomicUsize::new(0),
+        slots: (0..count).map(|_| OnceLock::new()).collect(),
     });
-    // The scope joined every thread (and passed on a panic): every slot
-    // is set.
-    slots.into_iter().filter_map(OnceLock::into_inner).collect()
+    let helpers: Vec<_> = (1..threads)
+        .map(|_| {
+            let s = Arc::clone(&spreading);
+            crate::pool::spread(move || s.work())
+        })
+        .collect();
+    spreading.work();
+    // A helper no thread has taken finds no part left; joining also
+    // passes on a helper's panic.
+    for helper in helpers {
+        helper.join();
+    }
+    // Every helper has run to its end and let go of its reference.
+    match Arc::try_unwrap(spreading) {
+        Ok(done) => {
+            let deflated = done.slots.into_iter().filter_map(OnceLock::into_inner);
+            (deflated.collect(), done.data)
+        }
+        Err(shared) => {
+            let deflated = shared.slots.iter().filter_map(|s| s.get().cloned());
+            (deflated.collect(), shared.data.clone())
+        }
+    }
 }
 
 /// One gzip member, assembled part by part.
@@ -177,10 +210,9 @@ impl Member {
 }
 
 /// Gzip of `data`: a large body in parts, compressed on every core.
-pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
-    let parts: Vec<&[u8]> = parts(data).collect();
+pub(crate) fn gzip(data: Vec<u8>) -> Vec<u8> {
     let mut member = Member::new(data.len() / 8);
-    for d in deflate_all(&parts) {
+    for d in deflate_all(data).0 {
         member.push(&d);
     }
     member.finish()
@@ -216,7 +248,7 @@ mod tests {
     fn large_bodies_compress_in_parts_that_read_back_whole() {
         let data = lines(PARALLEL_GZIP + 12345);
         assert!(parts(&data).count() > 1);
-        let z = gzip(&data);
+        let z = gzip(data.clone());
         assert_eq!(gunzip(&z), data);
         assert!(
             z.len() < data.len() / 3,
@@ -236,7 +268,7 @@ mod tests {
         m.push(&Deflated::new(&c));
         m.push(&Deflated::new(&a));
         assert_eq!(gunzip(&m.finish()), [&a[..], &b, &a].concat());
-        assert_eq!(gunzip(&gzip(b"")), b"");
+        assert_eq!(gunzip(&gzip(Vec::new())), b"");
     }
 
     #[test]

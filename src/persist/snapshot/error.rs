@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{MAGIC, VERSION};
+use super::version::{MAGIC, VERSION};
 
 #[derive(Debug, PartialEq)]
 pub(crate) struct SnapshotError {

@@ -4,7 +4,8 @@
 
 use std::ops::Range;
 
-use super::{MAGIC, SnapshotError, SnapshotErrorKind, VERSION};
+use super::error::{SnapshotError, SnapshotErrorKind};
+use super::version::{MAGIC, VERSION};
 
 /// Whether `data`, which does not start with [`MAGIC`], is rather a Go
 /// Pushgateway gob file: gob streams start with a length byte and type

@@ -31,6 +31,7 @@ mod read;
 mod records;
 #[cfg(test)]
 mod tests;
+mod version;
 mod write;
 
 pub(crate) use error::{SnapshotError, SnapshotErrorKind};
@@ -42,12 +43,7 @@ pub(crate) use frame::{
 pub(crate) use read::read;
 pub(crate) use read::read_stretch;
 pub(crate) use records::{PreparedGroup, RestoredGroup};
+pub(crate) use version::MAGIC;
 #[cfg(test)]
 pub(crate) use write::reseal;
 pub(crate) use write::write;
-
-/// The first line of every snapshot; the number is the format version.
-pub(crate) const MAGIC: &str = "pushgateway-snapshot";
-/// Version 2 added the `created`, `exemplar` and `ttl` records and the
-/// end record's checksum; version 1 files are read as they are.
-pub(crate) const VERSION: u32 = 2;

@@ -6,11 +6,13 @@ use std::ops::Range;
 use crate::model::{Bucket, Histogram, Metric, MetricFamily, MetricType, Span, Summary, Value};
 use crate::store::{self, Nanos};
 
+use super::error::{SnapshotError, SnapshotErrorKind};
+use super::extras;
 use super::fields::{Strings, parse_f64, parse_labels_shared, read_name, unescape_help};
 use super::frame::{EndRecord, Stretch, not_utf8};
 #[cfg(any(test, feature = "fuzzing"))]
 use super::frame::{body_start, finish, verify_checksum};
-use super::{RestoredGroup, SnapshotError, SnapshotErrorKind, extras};
+use super::records::RestoredGroup;
 
 /// Reads a whole snapshot.
 /// Every group at once: for tests and the fuzz checks; a restore uses

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::model::{Label, MetricFamily};
 use crate::store::{self, Nanos, PushError, Store};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 
 /// One group as read back from a snapshot.
 #[derive(Debug, PartialEq)]
@@ -62,6 +62,11 @@ pub(crate) struct PreparedGroup {
 
 impl PreparedGroup {
     pub(crate) fn apply(self, store: &mut Store) -> Result<(), PushError> {
-        store.restore_group(self.push?, self.push_time, self.failure_time, &Own)
+        store.restore_group(
+            self.push?,
+            self.push_time,
+            self.failure_time,
+            &GatewayFamilies,
+        )
     }
 }

@@ -1,7 +1,8 @@
+use super::version::VERSION;
 use super::*;
 use crate::model::*;
 use crate::store::{Store, prepare_push};
-use crate::telemetry::Own;
+use crate::telemetry::GatewayFamilies;
 
 fn store_with(pushes: &[(&[(&str, &str)], &str)]) -> Store {
     let mut store = Store::new();
@@ -12,7 +13,7 @@ fn store_with(pushes: &[(&[(&str, &str)], &str)]) -> Store {
             crate::wire::text_format::parse_with(body.as_bytes(), crate::model::NameScheme::Utf8)
                 .unwrap();
         let push = prepare_push(key.into(), fams, true).unwrap();
-        store.check(&push, &Own).unwrap();
+        store.check(&push, &GatewayFamilies).unwrap();
         store.apply(push, 1_700_000_000_123_456_789 + i as i64);
     }
     store
@@ -177,7 +178,7 @@ fn store_with_extras() -> Store {
     let mut store = Store::new();
     let key: Vec<Label> = vec![Label::new("job", "x")];
     let push = prepare_push(key.into(), fams, true).unwrap();
-    store.check(&push, &Own).unwrap();
+    store.check(&push, &GatewayFamilies).unwrap();
     store.apply(push, 1);
     store
 }

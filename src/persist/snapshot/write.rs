@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::model::{Label, Metric, NativeHistogram, Span, Value, merged};
 use crate::store::{Group, GroupKey, Nanos};
 
+use super::extras;
 use super::fields::{write_f64, write_labels, write_name};
-use super::{MAGIC, VERSION, extras};
+use super::version::{MAGIC, VERSION};
 
 /// A writer that hashes what goes through it, for the end record's
 /// checksum.

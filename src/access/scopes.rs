@@ -294,13 +294,13 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The rules in force, following the file.
 pub(crate) struct AccessReloader {
     path: PathBuf,
-    state: Mutex<(Instant, crate::web::config::Stamp, Arc<Rules>)>,
+    state: Mutex<(Instant, crate::access::config::Stamp, Arc<Rules>)>,
 }
 
 impl AccessReloader {
     /// Loads `path`; a bad file is a start-up error.
     pub(crate) fn new(path: PathBuf) -> Result<AccessReloader, AccessError> {
-        let stamp = crate::web::config::stamp(&path);
+        let stamp = crate::access::config::stamp(&path);
         let rules = load(&path)?;
         Ok(AccessReloader {
             path,
@@ -314,7 +314,7 @@ impl AccessReloader {
         let (checked, stamp, rules) = &mut *st;
         if checked.elapsed() >= CHECK_EVERY {
             *checked = Instant::now();
-            let now = crate::web::config::stamp(&self.path);
+            let now = crate::access::config::stamp(&self.path);
             if now != *stamp {
                 *stamp = now;
                 match load(&self.path) {

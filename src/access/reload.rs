@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::web::auth::Auth;
-use crate::web::config::{self, Stamp, WebConfig};
+use crate::access::auth::Auth;
+use crate::access::config::{self, Stamp, WebConfig};
 
 /// How often a request may look at the file.
 const CHECK_EVERY: Duration = Duration::from_secs(1);

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::web::config::RateLimit;
+use crate::access::config::RateLimit;
 
 pub(crate) struct RateLimiter {
     interval: Duration,

@@ -29,7 +29,7 @@ use rustls::{
     SupportedProtocolVersion,
 };
 
-use crate::web::config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
+use crate::access::config::{self, ClientAuth, Curve, Source, Stamp, TlsSettings, TlsVersion};
 
 /// How long a client may take from connecting to a finished handshake.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
