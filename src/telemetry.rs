@@ -182,11 +182,6 @@ pub(crate) const OWN_FAMILIES: &[(&str, MetricType, &str)] = &[
 /// looked up in `OWN_FAMILIES`); the store asks this on every push.
 pub(crate) struct GatewayFamilies;
 
-/// The old name, still used by tests under `store/`, which another
-/// change is editing; they move to [`GatewayFamilies`] after it.
-#[cfg(test)]
-pub(crate) use GatewayFamilies as Own;
-
 impl OwnFamilies for GatewayFamilies {
     fn own_family(&self, name: &str) -> Option<(MetricType, &'static str)> {
         OWN_FAMILIES

@@ -105,7 +105,7 @@ mod tests {
     use super::*;
     use crate::model::Label;
     use crate::store::prepare_push;
-    use crate::telemetry::Own;
+    use crate::telemetry::GatewayFamilies;
 
     const MIN: Nanos = 60_000_000_000;
 
@@ -114,7 +114,7 @@ mod tests {
         let fams = crate::wire::text_format::parse(b"m 1\n").unwrap();
         let mut p = prepare_push(key, fams, true).unwrap();
         p.ttl = ttl;
-        store.check(&p, &Own).unwrap();
+        store.check(&p, &GatewayFamilies).unwrap();
         store.apply(p, now);
     }
 

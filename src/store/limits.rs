@@ -117,7 +117,7 @@ mod tests {
     use super::*;
     use crate::model::Label;
     use crate::store::{GroupKey, prepare_push};
-    use crate::telemetry::Own;
+    use crate::telemetry::GatewayFamilies;
 
     fn push(job: &str, body: &str, replace: bool) -> PreparedPush {
         let key: GroupKey = vec![Label::new("job", job)].into();
@@ -126,7 +126,7 @@ mod tests {
     }
 
     fn apply(store: &mut Store, p: PreparedPush) {
-        store.check(&p, &Own).unwrap();
+        store.check(&p, &GatewayFamilies).unwrap();
         store.apply(p, 1);
     }
 
