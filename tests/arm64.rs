@@ -58,15 +58,7 @@ fn runs_under_qemu_and_persists_across_a_restart() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("arm64_smoke"), "{}", r.text());
 
-    assert!(!store.exists(), "nothing written before the interval");
-    gw.stop();
-    assert!(
-        fs::metadata(&store).map(|m| m.len() > 0).unwrap_or(false),
-        "no final snapshot at {}\n{}",
-        store.display(),
-        gw.log()
-    );
-    drop(gw);
+    gw.stop_writing_final_snapshot(&store);
 
     let gw = Gateway::start(&bin, &args);
     let scrape = gw.get("/metrics").text();
@@ -87,22 +79,5 @@ fn serves_tls_under_qemu() {
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     );
     let gw = Gateway::start(&bin, &[&format!("--web.config.file={cfg}")]);
-    let base = format!("https://localhost:{}", gw.port);
-    let put = curl(&[
-        "--cacert",
-        &pki.path("ca.crt"),
-        "-X",
-        "PUT",
-        "--data-binary",
-        "arm64_tls 1\n",
-        &format!("{base}/metrics/job/tls"),
-    ]);
-    assert_eq!((put.exit, put.status), (0, 200), "{put:?}");
-    let get = curl(&["--cacert", &pki.path("ca.crt"), &format!("{base}/metrics")]);
-    assert_eq!((get.exit, get.status), (0, 200), "{get:?}");
-    assert!(
-        get.body.contains("arm64_tls{instance=\"\",job=\"tls\"} 1"),
-        "{}",
-        get.body
-    );
+    support::pki::tls_push_and_scrape(&pki, gw.port, "arm64_tls");
 }

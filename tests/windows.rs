@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::wine::{Wine, windows_path, wine};
-use support::{Gateway, Pki, TempDir, curl, free_port, try_request};
+use support::{Gateway, Pki, TempDir, free_port, try_request};
 
 const EXE_VAR: &str = "PUSHGATEWAY_WINDOWS_EXE";
 
@@ -199,24 +199,7 @@ fn serves_tls_under_wine() {
     );
     let cfg = windows_path(Path::new(&cfg));
     let mut gw = start(w, &[&format!("--web.config.file={cfg}")]);
-    let base = format!("https://localhost:{}", gw.port);
-    let put = curl(&[
-        "--cacert",
-        &pki.path("ca.crt"),
-        "-X",
-        "PUT",
-        "--data-binary",
-        "win_tls 1\n",
-        &format!("{base}/metrics/job/tls"),
-    ]);
-    assert_eq!((put.exit, put.status), (0, 200), "{put:?}");
-    let get = curl(&["--cacert", &pki.path("ca.crt"), &format!("{base}/metrics")]);
-    assert_eq!((get.exit, get.status), (0, 200), "{get:?}");
-    assert!(
-        get.body.contains("win_tls{instance=\"\",job=\"tls\"} 1"),
-        "{}",
-        get.body
-    );
+    support::pki::tls_push_and_scrape(&pki, gw.port, "win_tls");
     gw.interrupt();
 }
 

@@ -169,3 +169,27 @@ pub fn curl(args: &[&str]) -> Curl {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Over TLS with curl (trusting this PKI's `ca.crt`), pushes `{name} 1`
+/// to job `tls` of the gateway on `port`, served with `server.crt`, and
+/// requires it in a scrape: a cross-built binary's TLS smoke test.
+pub fn tls_push_and_scrape(pki: &Pki, port: u16, name: &str) {
+    let base = format!("https://localhost:{port}");
+    let ca = pki.path("ca.crt");
+    let body = format!("{name} 1\n");
+    let target = format!("{base}/metrics/job/tls");
+    let put = curl(&[
+        "--cacert",
+        &ca,
+        "-X",
+        "PUT",
+        "--data-binary",
+        &body,
+        &target,
+    ]);
+    assert_eq!((put.exit, put.status), (0, 200), "{put:?}");
+    let get = curl(&["--cacert", &ca, &format!("{base}/metrics")]);
+    assert_eq!((get.exit, get.status), (0, 200), "{get:?}");
+    let sample = format!("{name}{{instance=\"\",job=\"tls\"}} 1");
+    assert!(get.body.contains(&sample), "{}", get.body);
+}

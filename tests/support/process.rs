@@ -213,6 +213,22 @@ impl Gateway {
         self.terminate(self.pid(), Duration::from_secs(30));
     }
 
+    /// Stops the gateway (SIGTERM) and requires the final snapshot at
+    /// `store`, which must not exist before (a `--persistence.interval`
+    /// longer than the test): what a graceful stop writes.
+    pub fn stop_writing_final_snapshot(mut self, store: &std::path::Path) {
+        assert!(!store.exists(), "nothing written before the interval");
+        self.stop();
+        assert!(
+            std::fs::metadata(store)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false),
+            "no final snapshot at {}\n{}",
+            store.display(),
+            self.log()
+        );
+    }
+
     /// Sends SIGINT to the gateway's process and requires a clean exit
     /// within 30 s. Under wine that is Ctrl-C (wine turns SIGINT into
     /// CTRL_C_EVENT; SIGTERM ends the process without one), the graceful
