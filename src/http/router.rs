@@ -8,7 +8,7 @@
 //! clients and probes see the same status codes.
 
 use super::budget::Class;
-use super::routes::{Endpoint, Pattern, ROUTES};
+use super::routes::{Endpoint, GroupingKey, Pattern, ROUTES};
 use crate::model::{Label, NameScheme};
 use crate::wire::path::{self, PathError};
 
@@ -278,19 +278,6 @@ fn join_path(prefix: &str, p: &str) -> String {
 /// milliseconds of sorting that other connections would wait for.
 const LONG_KEY: usize = 4096;
 
-/// The grouping key of a push, delete or group view: parsed while
-/// routing, or for a long one (see [`LONG_KEY`]) the parts of the path to
-/// parse it from off the loop.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum GroupingKey {
-    Parsed(Vec<Label>),
-    Unparsed {
-        job: String,
-        base64: bool,
-        labels: String,
-    },
-}
-
 /// The path of a request target: up to its query or fragment, found by a
 /// byte scan (a megabyte of grouping pairs is read on the I/O loop).
 fn path_of(raw_url: &str) -> &str {
@@ -487,5 +474,184 @@ mod tests {
             key.parse(NameScheme::Legacy),
             Err(PathError::InvalidLabelName { .. })
         ));
+    }
+}
+
+/// The table's rules, checked row by row: a new row that breaks one
+/// fails here, not in a client.
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::http::routes::*;
+
+    /// A path `pattern` matches, under `routes`' prefix when it is there.
+    fn sample(pattern: Pattern, routes: &Routes) -> String {
+        let under = |p: &str| format!("{}{p}", routes.prefix);
+        match pattern {
+            Pattern::Root(p) => p.to_owned(),
+            Pattern::Telemetry => routes.telemetry_path.clone(),
+            Pattern::Exact(p) => under(p),
+            Pattern::Under(p) => under(&format!("{p}x")),
+            Pattern::Group { base, base64 } | Pattern::GroupView { base, base64 } => {
+                let job = if base64 { "ag" } else { "j" };
+                under(&format!("{base}{job}/instance/i"))
+            }
+        }
+    }
+
+    fn layouts() -> [Routes; 2] {
+        [
+            Routes::new("", "/metrics", true),
+            Routes::new("/pg", "/m", true),
+        ]
+    }
+
+    #[test]
+    fn every_row_routes_to_itself() {
+        for routes in layouts() {
+            for row in ROUTES {
+                let path = sample(row.pattern, &routes);
+                for method in row.methods {
+                    let route = routes.route(method, &path);
+                    assert_eq!(route.endpoint(), Some(row), "{method} {path}");
+                    let Route::Endpoint { key, .. } = route else {
+                        unreachable!("checked");
+                    };
+                    let names_group = matches!(
+                        row.pattern,
+                        Pattern::Group { .. } | Pattern::GroupView { .. }
+                    );
+                    assert_eq!(key.is_some(), names_group, "{}", row.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_methods_get_the_allow_of_their_path() {
+        for routes in layouts() {
+            for row in ROUTES.iter().filter(|r| r.allow.is_some()) {
+                let path = sample(row.pattern, &routes);
+                let allow = row.allow.unwrap_or_default();
+                for method in row.methods {
+                    assert!(allow.contains(method), "{}: {allow}", row.name);
+                }
+                assert!(allow.contains("OPTIONS"), "{}", row.name);
+                let other = Route::MethodNotAllowed { allow };
+                // OPTIONS under the API is its CORS preflight.
+                if !path.contains("/api/v1/") {
+                    assert_eq!(routes.route("OPTIONS", &path), Route::Options { allow });
+                }
+                if !allow.contains("PATCH") {
+                    assert_eq!(routes.route("PATCH", &path), other, "{}", row.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_root_rows_come_first() {
+        let mut names: Vec<_> = ROUTES.iter().map(|r| r.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ROUTES.len(), "a name twice");
+        let first_under_prefix = ROUTES.iter().position(|r| !r.pattern.at_root());
+        let last_at_root = ROUTES.iter().rposition(|r| r.pattern.at_root());
+        assert!(last_at_root < first_under_prefix, "the router relies on it");
+    }
+
+    /// The `handler` labels are 1.11's (dashboards and alerts use them):
+    /// any change here is a change clients see.
+    #[test]
+    fn labels_are_the_references() {
+        let labels: Vec<_> = ROUTES.iter().map(|r| (r.name, r.label)).collect();
+        assert_eq!(
+            labels,
+            [
+                ("quit-by-get", None),
+                ("scrape", None),
+                ("healthy", Some("healthy")),
+                ("ready", Some("ready")),
+                ("quit", None),
+                ("api-options", Some("api/v1/options")),
+                ("status", Some("status")),
+                ("status-path", Some("status")),
+                ("api-status", Some("api/v1/status")),
+                ("api-metrics", Some("api/v1/metrics")),
+                ("admin-delete", Some("api/v1/admin/delete")),
+                ("wipe", Some("wipe")),
+                ("group-text", None),
+                ("push", Some("push")),
+                ("delete", Some("delete")),
+                ("push-base64", Some("push")),
+                ("delete-base64", Some("delete")),
+            ]
+        );
+    }
+
+    /// Rows that share a label run the same handler: one label, one
+    /// kind of request in the metrics.
+    #[test]
+    fn a_label_is_one_handler() {
+        let handler = |r: &Endpoint| match r.handler {
+            Handler::Plain(f) => f as usize,
+            Handler::Group(f) => f as usize,
+        };
+        for a in ROUTES {
+            for b in ROUTES
+                .iter()
+                .filter(|b| b.label.is_some() && b.label == a.label)
+            {
+                assert_eq!(handler(a), handler(b), "{} and {}", a.name, b.name);
+            }
+        }
+    }
+
+    /// What the cost model (`budget`) and write scopes (`scope`) expect
+    /// of each kind of row.
+    #[test]
+    fn memory_and_access_classes_fit_the_rows() {
+        for row in ROUTES {
+            let reads = row.methods == ["GET"];
+            match row.memory {
+                // Only bodies of changes are read, and only by a handler
+                // that knows the group they change.
+                Some(Class::Body) => {
+                    assert_eq!(row.access, Access::Change, "{}", row.name);
+                    assert!(matches!(row.handler, Handler::Group(_)), "{}", row.name);
+                }
+                // Answers in proportion to the store are reads.
+                Some(Class::Answer) => assert_eq!(row.access, Access::Read, "{}", row.name),
+                Some(class) => panic!("{}: {class:?} is no request's class", row.name),
+                None => {}
+            }
+            match row.access {
+                Access::Read => assert!(reads, "{}", row.name),
+                Access::Admin | Access::Change => assert!(!reads, "{}", row.name),
+                Access::Open => assert_eq!(row.memory, None, "{}", row.name),
+            }
+            if row.admin_api {
+                assert_eq!(row.access, Access::Admin, "{}", row.name);
+            }
+            let groups = matches!(
+                row.pattern,
+                Pattern::Group { .. } | Pattern::GroupView { .. }
+            );
+            let takes_group = matches!(row.handler, Handler::Group(_));
+            assert_eq!(
+                groups, takes_group,
+                "{}: the router gives the key",
+                row.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_admin_api_is_routed_only_when_enabled() {
+        let off = Routes::new("", "/metrics", false);
+        for row in ROUTES.iter().filter(|r| r.admin_api) {
+            let path = sample(row.pattern, &off);
+            assert_eq!(off.route(row.methods[0], &path), Route::NotFound);
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{Body, send, with_key};
 use crate::contract::Event;
-use crate::http::router::GroupingKey;
+use crate::http::routes::GroupingKey;
 use crate::http::{Context, Request, respond, scope};
 
 /// Deletes the group of `key`, once the write scopes allow it.

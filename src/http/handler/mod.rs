@@ -16,7 +16,8 @@ pub(super) mod status;
 
 use super::budget::Charge;
 use super::gate::queue_full_reply;
-use super::router::{GroupingKey, Route};
+use super::router::Route;
+use super::routes::GroupingKey;
 use super::routes::{Endpoint, Handler};
 use super::{Context, Reply, Request, respond, scope};
 use crate::contract::Event;

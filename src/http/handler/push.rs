@@ -11,7 +11,7 @@ use super::{Body, bad_path, send};
 use crate::contract::Event;
 use crate::http::budget::{Charge, Class};
 use crate::http::gate::{busy, queue_full_reply, too_large};
-use crate::http::router::GroupingKey;
+use crate::http::routes::GroupingKey;
 use crate::http::{
     BodyError, Context, Reply, Request, decode_body_within, is_protobuf, openmetrics_version,
     respond, scope,

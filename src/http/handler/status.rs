@@ -5,7 +5,7 @@
 
 use super::{Body, send, with_key};
 use crate::contract::Event;
-use crate::http::router::GroupingKey;
+use crate::http::routes::GroupingKey;
 use crate::http::{Context, Request, scope};
 
 /// The page; with write scopes, it offers changes only where the
