@@ -10,7 +10,6 @@
 
 use std::io;
 
-use super::template::KeyText;
 use crate::model::{
     Label, Metric, MetricType, Side, Value, is_valid_label_name, is_valid_metric_name, merged,
 };
@@ -39,6 +38,14 @@ pub fn write_metric(out: &mut Vec<u8>, name: &str, metric: &Metric) {
     write_lines(out, name, metric, LineLabels::Plain(&metric.labels));
 }
 
+/// Where a run of a group's labels goes in a stored line: a marker that
+/// points into the group's rendered labels (`template::KeyText`, which
+/// depends on this module's label writer, not the other way round).
+pub trait Markers {
+    /// Appends a marker for the group's labels `first..first + len`.
+    fn write_marker(&self, out: &mut Vec<u8>, first: usize, len: usize);
+}
+
 /// Appends every sample line of one stored series whose labels are its
 /// own (`metric.labels`) and its group's (`shared`): the own ones are
 /// written, the group's become markers ([`template`](super::template)).
@@ -46,7 +53,7 @@ pub fn write_metric_template(
     out: &mut Vec<u8>,
     name: &str,
     metric: &Metric,
-    (shared, key): (&[Label], &KeyText),
+    (shared, key): (&[Label], &dyn Markers),
 ) {
     let labels = LineLabels::Spliced {
         own: &metric.labels,
@@ -64,7 +71,7 @@ enum LineLabels<'a> {
         own: &'a [Label],
         shared: &'a [Label],
         /// `shared` rendered, where the markers point.
-        key: &'a KeyText,
+        key: &'a dyn Markers,
     },
 }
 
@@ -92,7 +99,13 @@ impl LineLabels<'_> {
 }
 
 /// Own labels written, runs of the group's as markers, in name order.
-fn write_spliced(out: &mut Vec<u8>, sep: &mut u8, own: &[Label], shared: &[Label], key: &KeyText) {
+fn write_spliced(
+    out: &mut Vec<u8>,
+    sep: &mut u8,
+    own: &[Label],
+    shared: &[Label],
+    key: &dyn Markers,
+) {
     let mut run: Option<(usize, usize)> = None;
     let flush = |out: &mut Vec<u8>, sep: &mut u8, run: &mut Option<(usize, usize)>| {
         if let Some((first, len)) = run.take() {

@@ -58,10 +58,12 @@ impl KeyText {
     pub fn text(&self) -> &Arc<[u8]> {
         &self.text
     }
+}
 
+impl exposition::Markers for KeyText {
     /// Appends a marker for labels `first..first + len` (comma-separated,
     /// without the last label's comma).
-    pub fn write_marker(&self, out: &mut Vec<u8>, first: usize, len: usize) {
+    fn write_marker(&self, out: &mut Vec<u8>, first: usize, len: usize) {
         let a = self.starts[first] as usize;
         let b = self.starts[first + len] as usize - 1;
         out.push(MARK);
@@ -179,6 +181,7 @@ fn find_mark(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::exposition::Markers;
 
     #[test]
     fn numbers_round_trip_in_non_ascii_digits() {
