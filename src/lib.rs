@@ -36,7 +36,6 @@ pub mod wire;
 mod cli;
 mod contract;
 mod gateway;
-mod heapsort;
 mod http;
 mod logging;
 mod persist;

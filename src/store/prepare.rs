@@ -51,13 +51,6 @@ pub(crate) fn stored_order_to(own: &[Label], shared: &[Label], full: &[Label]) -
         .then_with(|| a.map(|l| &l.name).cmp(b.map(|l| &l.name)))
 }
 
-/// Sorts series into the reference's order. One function for every
-/// caller: each distinct sort call is its own few kilobytes of code in the
-/// static binary.
-pub(crate) fn sort_series(metrics: &mut [Metric]) {
-    metrics.sort_unstable_by(|a, b| series_order(&a.labels, &b.labels));
-}
-
 impl PartialOrd for SeriesKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -450,9 +443,12 @@ pub(crate) fn prepared_cost(key: &[Label], families: &[MetricFamily]) -> usize {
     let once = (3 * 8 + 4) * (key.len() + 1) + key_text + 64 + 4 * cost::ALLOC;
     let mut total = cost::items(
         families.len(),
-        std::mem::size_of::<PreparedFamily>() + std::mem::size_of::<StoredFamily>() + 16 + cost::ALLOC,
+        std::mem::size_of::<PreparedFamily>()
+            + std::mem::size_of::<StoredFamily>()
+            + 16
+            + cost::ALLOC,
     )
-        .saturating_add(once);
+    .saturating_add(once);
     for fam in families {
         total = total
             .saturating_add(cost::string(fam.name.len()))
