@@ -38,6 +38,7 @@ NOTLS_BIN := target/notls/x86_64-unknown-linux-musl/release/pushgateway
 NOTLS_LIMIT := 2000000
 static-notls:
 	rustup target add x86_64-unknown-linux-musl
+	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS) --no-default-features --target-dir target/notls
 	@size=$$(stat -c %s $(NOTLS_BIN)); echo "$(NOTLS_BIN): $$size bytes (limit $(NOTLS_LIMIT))"; \
 		test $$size -lt $(NOTLS_LIMIT) || { echo "the static binary without TLS outgrew its limit" >&2; exit 1; }
