@@ -10,21 +10,24 @@ build:
 
 # A static, stripped binary for scratch images and bare VMs:
 # target/x86_64-unknown-linux-musl/release/pushgateway
-# Optimised for size: it is what gets copied around, and the request paths
-# are bound by I/O, not by the few percent opt-level 3 would buy (`make
-# bench` reports the static build against the default one). opt-level z
-# for our crate and every dependency (78 KB less than s), and a non-PIE
-# executable (relocation-model=static: 41 KB of relocations and
-# position-independent code less), as Go links the reference: the image
-# is at a fixed address, stack, heap and mmap stay randomised.
+# Our crate at opt-level s, the dependencies as Cargo.toml's release
+# profile has them (s, and 3 for deflate and its checksums), mimalloc as
+# the allocator on x86-64 (src/sys.rs). opt-level 3 (or 2) for our crate
+# is faster still but 430 KB (330 KB) larger, past TLS_LIMIT; z is 94 KB
+# smaller than s and fills a million series about a fifth slower
+# (docs/benchmarks.md). A non-PIE executable
+# (relocation-model=static: 41 KB of relocations and position-independent
+# code less), as Go links the reference: the image is at a fixed
+# address, stack, heap and mmap stay randomised.
 TLS_BIN := target/x86_64-unknown-linux-musl/release/pushgateway
 TLS_LIMIT := 3000000
-STATIC_PROFILE := --release --config 'profile.release.package."*".opt-level="z"'
+STATIC_PROFILE := --release
 STATIC_FLAGS := $(STATIC_PROFILE) --target x86_64-unknown-linux-musl
-STATIC_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+STATIC_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static"
-# ring (rustls's crypto) compiles some C and assembly: musl-gcc comes from
-# Debian's musl-tools. `make static-notls` builds without TLS (no C at all).
+# ring (rustls's crypto) compiles some C and assembly, mimalloc some C:
+# musl-gcc comes from Debian's musl-tools. `make static-notls` builds
+# without TLS (mimalloc's C only).
 static:
 	rustup target add x86_64-unknown-linux-musl
 	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
@@ -38,6 +41,7 @@ NOTLS_BIN := target/notls/x86_64-unknown-linux-musl/release/pushgateway
 NOTLS_LIMIT := 2000000
 static-notls:
 	rustup target add x86_64-unknown-linux-musl
+	@command -v musl-gcc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq musl-tools >/dev/null; }
 	$(STATIC_ENV) cargo build $(STATIC_FLAGS) --no-default-features --target-dir target/notls
 	@size=$$(stat -c %s $(NOTLS_BIN)); echo "$(NOTLS_BIN): $$size bytes (limit $(NOTLS_LIMIT))"; \
 		test $$size -lt $(NOTLS_LIMIT) || { echo "the static binary without TLS outgrew its limit" >&2; exit 1; }
@@ -76,7 +80,7 @@ install_missing = missing=""; for d in $(1); do sh -c "$${d%%:*}" >/dev/null 2>&
 $(addprefix static-,$(CROSS_ARCHS)): static-%:
 	@rustup target list --installed | grep -qx $(TRIPLE_$*) || rustup target add $(TRIPLE_$*)
 	@$(call install_missing,$(CROSS_DEPS_$*))
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=z TARGET_CC=clang TARGET_AR=llvm-ar \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s TARGET_CC=clang TARGET_AR=llvm-ar \
 		cargo build $(STATIC_PROFILE) --target $(TRIPLE_$*) \
 		--config 'target.$(TRIPLE_$*).linker="$(LINKER_$*)"' \
 		--config 'target.$(TRIPLE_$*).rustflags=[$(foreach f,$(RUSTFLAGS_$*),"$(f)",)]'

@@ -38,7 +38,6 @@ mod access;
 mod cli;
 mod contract;
 mod gateway;
-mod heapsort;
 mod http;
 mod logging;
 mod persist;

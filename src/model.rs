@@ -204,15 +204,14 @@ impl<'a> Iterator for Merged<'a> {
     }
 }
 
-/// Sorts labels by name (names are unique in a label set). One function
-/// for every caller, as each sort call is its own code. Labels already in
-/// order (a grouping key, a restored series) cost one pass.
+/// Sorts labels by name (names are unique in a label set). Labels already
+/// in order (a grouping key, a restored series) cost one pass.
 pub fn sort_by_name(labels: &mut [Label]) {
     if labels.windows(2).all(|w| w[0].name <= w[1].name) {
         return;
     }
     if labels.len() <= SORT_BY_KEYS {
-        crate::heapsort::sort_by(labels, &|a, b| a.name.cmp(&b.name));
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         return;
     }
     // Many labels (a series of thousands): their names are sorted side by
@@ -223,7 +222,7 @@ pub fn sort_by_name(labels: &mut [Label]) {
         .enumerate()
         .map(|(i, l)| (&*l.name, i))
         .collect();
-    crate::heapsort::sort_by(&mut keys, &|a, b| a.0.cmp(b.0));
+    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let sorted: Vec<Label> = keys.iter().map(|&(_, i)| labels[i].clone()).collect();
     for (slot, l) in labels.iter_mut().zip(sorted) {
         *slot = l;

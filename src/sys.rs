@@ -15,7 +15,7 @@
 //! | what | Linux | elsewhere |
 //! |---|---|---|
 //! | systemd socket activation | [`inherited_listener`] | refused at start |
-//! | `malloc_trim` (glibc) | [`trim_heap`] | nothing (musl, macOS, BSD, Windows) |
+//! | `malloc_trim` (glibc), `mi_collect` (x86-64 musl: mimalloc) | [`trim_heap`] | nothing (arm64 musl, macOS, BSD, Windows) |
 //! | per-thread nice | [`lower_thread_priority`] | background threads at normal priority |
 //! | TCP_NODELAY inherited from the listener | [`set_nodelay`] | set on each accepted socket |
 //! | listen backlog raised to somaxconn | [`raise_backlog`] | the same on Unix; std's 128 on Windows |
@@ -246,15 +246,37 @@ pub(crate) fn inherited_listener(fd: std::os::fd::RawFd) -> Result<TcpListener, 
 }
 
 /// Gives memory freed after a burst back to the system (glibc keeps it in
-/// its arenas otherwise, and idle RSS stays at the burst's peak). Nothing
-/// elsewhere: musl, macOS, the BSDs and Windows have no `malloc_trim`, and
-/// their allocators return memory on their own terms.
+/// its arenas otherwise, and idle RSS stays at the burst's peak). The
+/// x86-64 static (musl) build allocates with mimalloc, which returns freed pages
+/// only a while after the free and only when it is called again: an idle
+/// gateway would keep them, so they go now. Nothing elsewhere: musl's
+/// malloc (arm64), macOS, the BSDs and Windows return memory on their
+/// own terms.
 pub(crate) fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: no pointers; malloc_trim is thread-safe.
     unsafe {
         libc::malloc_trim(0);
     }
+    #[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+    // SAFETY: no pointers; mi_collect is thread-safe.
+    unsafe {
+        mi_collect(true);
+    }
+}
+
+/// The x86-64 static (musl) build allocates with mimalloc: musl's malloc
+/// takes one global lock per call, which serialises the parallel restore
+/// and the gzip scrapes (docs/benchmarks.md has the figures). The arm64
+/// one keeps musl's (Cargo.toml says why).
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+unsafe extern "C" {
+    /// mimalloc's: frees what the heaps hold and purges freed pages now.
+    fn mi_collect(force: bool);
 }
 
 /// How much nicer background threads are than the process: enough that

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::contract::WriteStats;
 use crate::http::budget::{Budget, Class};
 use crate::model::{Label, Metric, MetricType, Summary, Value};
-use crate::store::{OwnFamilies, sort_series};
+use crate::store::{OwnFamilies, series_order};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where the reference names its Go version: there is no Go runtime.
@@ -234,7 +234,7 @@ impl Observations {
             .filter(|(t, _)| now.duration_since(*t) <= SUMMARY_MAX_AGE)
             .map(|(_, v)| *v)
             .collect();
-        crate::heapsort::sort_by(&mut vals, &f64::total_cmp);
+        vals.sort_unstable_by(f64::total_cmp);
         let quantiles = QUANTILES
             .iter()
             .map(|&q| {
@@ -602,9 +602,9 @@ impl Telemetry {
         }
         drop(c);
         for (_, series) in &mut out {
-            sort_series(series);
+            series.sort_unstable_by(|a, b| series_order(&a.labels, &b.labels));
         }
-        crate::heapsort::sort_by(&mut out, &|a, b| a.0.cmp(b.0));
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
 }

@@ -27,7 +27,7 @@ fn go_sprint(f: f64) -> String {
 /// Appends `"key":value,` pairs as a JSON object, keys sorted.
 fn object(out: &mut String, mut pairs: Vec<(String, String)>) {
     // Keys are unique: the whole pair orders as the key does.
-    crate::heapsort::sort_by(&mut pairs, &|a, b| a.0.cmp(&b.0));
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     out.push('{');
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {

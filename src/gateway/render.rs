@@ -185,7 +185,7 @@ impl ScrapeView {
     /// Puts the groups in the push-time gauges' order, as the reference
     /// sorts them, and finds which of them hold each family.
     fn arrange(&mut self) {
-        crate::heapsort::sort_by(&mut self.groups, &|(_, a), (_, b)| {
+        self.groups.sort_unstable_by(|(_, a), (_, b)| {
             store::series_order(a.time_label_slice(), b.time_label_slice())
         });
         self.pieces = Pieces::new(&self.families, &self.groups);
@@ -486,7 +486,7 @@ impl ScrapeView {
         let hint = self.size_hint.load(Ordering::Relaxed);
         let mut out = Vec::with_capacity(hint);
         for (name, (help, t, mut metrics)) in fams {
-            store::sort_series(&mut metrics);
+            metrics.sort_unstable_by(|a, b| store::series_order(&a.labels, &b.labels));
             if self.escapes() {
                 metrics = metrics
                     .into_iter()

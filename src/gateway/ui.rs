@@ -280,9 +280,7 @@ pub(crate) fn status_page(store: &StoreView, info: &PageInfo) -> String {
             .find(|l| &*l.name == "job")
             .map(|l| l.value.clone())
     };
-    crate::heapsort::sort_by(&mut groups, &|(a, _), (b, _)| {
-        job(a).cmp(&job(b)).then_with(|| a.cmp(b))
-    });
+    groups.sort_unstable_by(|(a, _), (b, _)| job(a).cmp(&job(b)).then_with(|| a.cmp(b)));
     let names: Vec<&str> = store.names.iter().map(|n| &**n).collect();
     for (i, (key, group)) in groups.iter().enumerate() {
         let this = job(key);

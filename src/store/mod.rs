@@ -479,7 +479,7 @@ impl Store {
                     shared.extend(labels.map(|l| SeriesKey(l.into())));
                 }
             }
-            crate::heapsort::sort_by(&mut shared, &|a, b| a.cmp(b));
+            shared.sort_unstable();
             for k in shared {
                 out.push(format!(
                     "metric {name:?} with labels {} was pushed by more than one group",

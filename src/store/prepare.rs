@@ -51,13 +51,6 @@ pub(crate) fn stored_order_to(own: &[Label], shared: &[Label], full: &[Label]) -
         .then_with(|| a.map(|l| &l.name).cmp(b.map(|l| &l.name)))
 }
 
-/// Sorts series into the reference's order. One function for every
-/// caller: each distinct sort call is its own few kilobytes of code in the
-/// static binary.
-pub(crate) fn sort_series(metrics: &mut [Metric]) {
-    metrics.sort_unstable_by(|a, b| series_order(&a.labels, &b.labels));
-}
-
 impl PartialOrd for SeriesKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))

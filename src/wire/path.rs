@@ -329,9 +329,7 @@ pub fn grouping_key(
 fn last_of_each_name(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut numbered: Vec<(usize, (String, String))> = pairs.into_iter().enumerate().collect();
     // By name, the latest first within a name.
-    crate::heapsort::sort_by(&mut numbered, &|a, b| {
-        a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(&a.0))
-    });
+    numbered.sort_unstable_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(&a.0)));
     let mut out: Vec<(String, String)> = Vec::with_capacity(numbered.len());
     for (_, pair) in numbered {
         if out.last().is_none_or(|last| last.0 != pair.0) {
