@@ -8,11 +8,10 @@
 
 mod support;
 
-use std::fs;
 use std::process::Command;
 
 use support::qemu::{EM_AARCH64, check_static_elf, qemu_wrapper};
-use support::{Gateway, Pki, TempDir, curl};
+use support::{Gateway, Pki, TempDir};
 
 /// The arm64 binary, checked to be a static aarch64 ELF executable, under
 /// qemu-aarch64-static (tests/support/qemu.rs).
@@ -40,7 +39,7 @@ fn runs_under_qemu_and_persists_across_a_restart() {
     let store = dir.file("metric.store");
     let persist = format!("--persistence.file={}", store.display());
     let args = [persist.as_str(), "--persistence.interval=5m"];
-    let mut gw = Gateway::start(&bin, &args);
+    let gw = Gateway::start(&bin, &args);
     let r = gw.put(
         "/metrics/job/arm64/instance/qemu",
         "# TYPE arm64_smoke gauge\narm64_smoke{case=\"push\"} 64\n",
