@@ -285,16 +285,25 @@ unsafe extern "C" {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) const BACKGROUND_NICE: i32 = 10;
 
-/// Lowers the calling thread's priority by [`BACKGROUND_NICE`] (to 19 at
-/// most). On Linux the nice value is per thread, and threads it starts
-/// inherit it. It cannot be raised back without privileges, so only
-/// threads that do nothing but background work call this. Elsewhere the
-/// nice value is the whole process's, so background threads keep the
-/// normal priority.
+/// Lowers the calling thread's priority to [`BACKGROUND_NICE`] above the
+/// process's (its main thread's; 19 at most). Absolute, not relative to
+/// the calling thread: a background thread started by another background
+/// thread inherits the lowered value, and lowering that again gave 19 (a
+/// spread job of a background caller ran at 19, not 10). On Linux the nice
+/// value is per thread, and threads it starts inherit it. It cannot be
+/// raised back without privileges, so only threads that do nothing but
+/// background work call this. Elsewhere the nice value is the whole
+/// process's, so background threads keep the normal priority.
 pub(crate) fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     {
-        let nice = (thread_nice() + BACKGROUND_NICE).min(19);
+        // SAFETY: no pointers; on Linux PRIO_PROCESS of the process id
+        // reads its main thread's nice value.
+        let base = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::getpid() as libc::id_t) };
+        let nice = (base + BACKGROUND_NICE).min(19);
+        if thread_nice() >= nice {
+            return;
+        }
         // SAFETY: no pointers; who = 0 is the calling thread.
         let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
         if r != 0 {
