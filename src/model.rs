@@ -35,6 +35,17 @@ impl Label {
         Label(Arc::new(LabelPair { name, value }))
     }
 
+    /// Points this label at `name` and `value`, equal to its own but
+    /// shared elsewhere (interned): in place when nothing else holds its
+    /// pair, so that adopting a parsed label allocates nothing.
+    pub fn share_parts(&mut self, name: Arc<str>, value: Arc<str>) {
+        debug_assert!(*name == *self.name && *value == *self.value);
+        match Arc::get_mut(&mut self.0) {
+            Some(pair) => (pair.name, pair.value) = (name, value),
+            None => *self = Label::from_parts(name, value),
+        }
+    }
+
     /// Whether anything but the caller holds this pair: the interner's
     /// test for a pair no series uses any more.
     pub fn is_shared(&self) -> bool {
@@ -578,6 +589,26 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_parts_keeps_an_unshared_pair_in_place() {
+        let (name, value): (Arc<str>, Arc<str>) = ("job".into(), "j".into());
+        let mut only = Label::new("job", "j");
+        let pair: *const LabelPair = &*only;
+        only.share_parts(Arc::clone(&name), Arc::clone(&value));
+        assert!(std::ptr::eq(pair, &*only), "an unshared pair is reused");
+        assert!(Arc::ptr_eq(&only.name, &name) && Arc::ptr_eq(&only.value, &value));
+
+        let mut held = Label::new("job", "j");
+        let other = held.clone();
+        held.share_parts(Arc::clone(&name), Arc::clone(&value));
+        assert!(
+            !held.same_pair(&other),
+            "a shared pair is left to its holders"
+        );
+        assert!(Arc::ptr_eq(&held.name, &name));
+        assert_eq!(*other.name, *"job");
+    }
 
     #[test]
     fn label_names() {

@@ -46,9 +46,9 @@ impl Interner {
                 Some(shared) if shared.same_pair(l) => {}
                 Some(shared) => *l = shared.clone(),
                 None => {
-                    let shared = Label::from_parts(self.intern(&l.name), self.intern(&l.value));
-                    self.pairs.insert(shared.clone());
-                    *l = shared;
+                    let (name, value) = (self.intern(&l.name), self.intern(&l.value));
+                    l.share_parts(name, value);
+                    self.pairs.insert(l.clone());
                 }
             }
         }
