@@ -1,0 +1,75 @@
+//! What parsing a body may cost: the meter the parsers ask before each
+//! record and the upper bounds they ask for.
+
+/// What a parser asks before it creates a record, so that a body's parsed
+/// form can never outgrow what the caller is willing to hold.
+///
+/// The parsers stay pure functions over bytes: the gateway's meter charges
+/// its memory budget, tests and restores use [`Unmetered`]. A meter that
+/// says no ends the parse with the parser's "over budget" error.
+pub trait Meter {
+    /// Takes `bytes` more; false when they cannot be covered.
+    fn take(&mut self, bytes: usize) -> bool;
+}
+
+/// A meter that covers everything: tests, fuzzing, and restores (whose
+/// input is the gateway's own file, already bounded).
+pub struct Unmetered;
+
+impl Meter for Unmetered {
+    fn take(&mut self, _bytes: usize) -> bool {
+        true
+    }
+}
+
+impl<F: FnMut(usize) -> bool> Meter for F {
+    fn take(&mut self, bytes: usize) -> bool {
+        self(bytes)
+    }
+}
+
+/// Upper bounds of what parsed records cost in memory, for the meters.
+/// Generous on purpose: allocator headers and the doubling of growing
+/// vectors are included, so a charge is never below what is allocated.
+pub mod cost {
+    use crate::model::{Extra, Histogram, Label, Metric, Summary};
+    use std::mem::size_of;
+
+    /// The allocator's header and rounding, per allocation.
+    pub const ALLOC: usize = 16;
+
+    /// One label: its slot in a growing vector (twice, for the doubling),
+    /// the shared pair and its two strings.
+    pub fn label(name: usize, value: usize) -> usize {
+        2 * size_of::<Label>() + 48 + 2 * 16 + name + value + 3 * ALLOC
+    }
+
+    /// One series record in a growing vector, without its labels.
+    pub fn metric() -> usize {
+        2 * size_of::<Metric>()
+    }
+
+    /// The boxed value of a summary or a histogram.
+    pub fn summary() -> usize {
+        size_of::<Summary>() + ALLOC
+    }
+
+    pub fn histogram() -> usize {
+        size_of::<Histogram>() + ALLOC
+    }
+
+    /// The boxed extras of a series (a timestamp, exemplars).
+    pub fn extra() -> usize {
+        size_of::<Extra>() + ALLOC
+    }
+
+    /// `n` elements of `size` bytes in a growing vector.
+    pub fn items(n: usize, size: usize) -> usize {
+        n.saturating_mul(size).saturating_mul(2)
+    }
+
+    /// A string of `len` bytes held once.
+    pub fn string(len: usize) -> usize {
+        len + ALLOC
+    }
+}
