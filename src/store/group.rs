@@ -1,6 +1,7 @@
 //! One stored group: its families and push times.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
 use crate::model::{Labels, Metric, MetricType, SeriesLabels, merged};

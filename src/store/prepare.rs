@@ -2,6 +2,7 @@
 //! keys, exposition lines rendered once.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use super::*;
 use crate::model::{Label, Labels, Metric, MetricFamily, MetricType, SeriesLabels, merged};
