@@ -48,7 +48,7 @@ pub(crate) struct Gateway {
     /// Bodies being built or sent (scrapes, the JSON API's metrics, a
     /// group's text), for later requests that can share them.
     pub(super) shared_bodies: Vec<(BodyKey, Weak<SharedBody>)>,
-    /// Where selector deletes are matched (see [`admin`]); without it
+    /// Where selector deletes are matched (see [`super::admin`]); without it
     /// (unit tests) they are matched on the loop.
     pub offload: Option<Offload>,
     /// Selector deletes out for matching on the pool, which the shutdown
