@@ -85,6 +85,13 @@ impl Front {
         Machine::new(peer, &self.limits, self.ctx.budget.charge(Class::Head))
     }
 
+    /// A new plain connection after its first read, `first`.
+    fn open(&self, first: &[u8]) -> Machine {
+        let mut m = self.conn();
+        feed(&mut m, &self.env(), first);
+        m
+    }
+
     fn used(&self) -> usize {
         self.ctx.budget.used()
     }
@@ -143,8 +150,7 @@ const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
 fn a_get_goes_to_its_handler_and_its_answer_out() {
     let f = front();
     let env = f.env();
-    let mut m = f.conn();
-    feed(&mut m, &env, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut m = f.open(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n");
     let h = handoff(&mut m);
     assert_eq!(h.route, f.ctx.routes.route("GET", "/-/healthy"));
     assert_eq!(
@@ -172,10 +178,7 @@ fn a_get_goes_to_its_handler_and_its_answer_out() {
 fn pipelined_requests_are_answered_in_order() {
     let f = front();
     let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
+    let mut m = f.open(
         b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\nGET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     assert_eq!(handoff(&mut m).head.target, "/-/healthy");
@@ -195,12 +198,7 @@ fn pipelined_requests_are_answered_in_order() {
 fn a_body_with_content_length_is_read_across_reads() {
     let f = front();
     let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
-    );
+    let mut m = f.open(b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab");
     assert!(m.take_task().is_none() && m.wants_read());
     let left = m.deadline().unwrap() - Instant::now();
     assert!(left > Duration::from_secs(15), "the read timeout: {left:?}");
@@ -231,8 +229,7 @@ fn a_chunked_body_is_decoded_from_bytes_in_any_pieces() {
 fn a_head_over_the_limit_is_answered_431_and_closed() {
     let f = front();
     let env = f.env();
-    let mut m = f.conn();
-    feed(&mut m, &env, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    let mut m = f.open(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
     let piece = [b'a'; 64 * 1024];
     while m.wants_read() {
         feed(&mut m, &env, &piece);
@@ -260,13 +257,7 @@ const TOO_LARGE: &str = "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: 
 #[test]
 fn a_push_over_the_limit_is_answered_413_before_its_body_is_read() {
     let f = Front::new(64 << 20, 16);
-    let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n",
-    );
+    let mut m = f.open(b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n");
     assert!(m.take_task().is_none(), "the handler never runs");
     assert_eq!(drain(&mut m), (TOO_LARGE.into(), AfterWrite::ShutWrite));
     assert!(m.is_lingering());
@@ -276,12 +267,7 @@ fn a_push_over_the_limit_is_answered_413_before_its_body_is_read() {
 fn an_early_answer_goes_out_while_the_body_still_arrives() {
     let f = Front::new(64 << 20, 16);
     let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n",
-    );
+    let mut m = f.open(b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n");
     assert!(m.output().is_none() && m.wants_read(), "within the limit");
     feed(&mut m, &env, b"10\r\n0123456789abcdef\r\n");
     // Over the limit with the body unfinished: answered, then closed.
@@ -296,11 +282,7 @@ fn an_early_answer_goes_out_while_the_body_still_arrives() {
 #[test]
 fn a_bad_chunk_is_answered_400_and_closed() {
     let f = front();
-    let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
+    let mut m = f.open(
         b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     );
     let (answer, next) = drain(&mut m);
@@ -370,18 +352,11 @@ const TIMED_OUT: &str = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plai
 #[test]
 fn a_head_or_body_that_does_not_arrive_in_time_gets_408() {
     let f = front();
-    let env = f.env();
-    let mut m = f.conn();
-    feed(&mut m, &env, b"GET /-/healthy HT");
+    let mut m = f.open(b"GET /-/healthy HT");
     assert!(m.on_timeout());
     assert_eq!(drain(&mut m), (TIMED_OUT.into(), AfterWrite::ShutWrite));
 
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
-    );
+    let mut m = f.open(b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab");
     assert!(m.on_timeout());
     assert_eq!(drain(&mut m), (TIMED_OUT.into(), AfterWrite::ShutWrite));
 }
@@ -397,13 +372,8 @@ fn an_idle_connection_that_times_out_is_closed_without_an_answer() {
 #[test]
 fn the_peer_closing_mid_request_gives_everything_back() {
     let f = front();
-    let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nsome",
-    );
+    let mut m =
+        f.open(b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nsome");
     assert!(f.used() > 0);
     // The driver read the end of the stream.
     m.close();
@@ -419,12 +389,7 @@ fn the_peer_closing_mid_request_gives_everything_back() {
 fn a_closing_answer_lingers_then_closes() {
     let f = front();
     let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let mut m = f.open(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(!handoff(&mut m).how.keep_alive);
     reply(&mut m, &env, OK, false);
     assert_eq!(drain(&mut m), (OK.into(), AfterWrite::ShutWrite));
@@ -440,8 +405,7 @@ fn a_closing_answer_lingers_then_closes() {
 fn a_head_the_budget_cannot_cover_is_answered_503_and_closed() {
     let f = Front::new(64 * 1024, 1024);
     let env = f.env();
-    let mut m = f.conn();
-    feed(&mut m, &env, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    let mut m = f.open(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
     let piece = [b'a'; 8 * 1024];
     while m.wants_read() {
         feed(&mut m, &env, &piece);
@@ -458,12 +422,7 @@ fn a_head_the_budget_cannot_cover_is_answered_503_and_closed() {
 fn a_push_that_expects_100_continue_gets_it_before_its_body() {
     let f = front();
     let env = f.env();
-    let mut m = f.conn();
-    feed(
-        &mut m,
-        &env,
-        b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
-    );
+    let mut m = f.open(b"PUT /metrics/job/a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     assert_eq!(
         drain(&mut m),
         ("HTTP/1.1 100 Continue\r\n\r\n".into(), AfterWrite::Nothing)
