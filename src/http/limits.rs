@@ -1,5 +1,5 @@
 //! The front's timeouts and connection cap, from the flags: the I/O loop
-//! (`server.rs`) applies them and each connection (`conn.rs`) reads them.
+//! (`server.rs`) applies them and each connection (`conn/`) reads them.
 
 use std::time::Duration;
 

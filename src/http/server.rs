@@ -522,7 +522,7 @@ impl Server {
             let Some(c) = self.conns.get(id) else {
                 continue;
             };
-            if c.deadline.is_some_and(|d| d <= now) {
+            if c.deadline().is_some_and(|d| d <= now) {
                 c.on_timeout();
                 self.update(id);
             }

@@ -1,0 +1,54 @@
+//! One client connection: its buffers, its protocol state and its deadline.
+//!
+//! Two halves. [`machine`] is the protocol, sans I/O: bytes in, answers
+//! and tasks out, unit-tested by feeding it bytes. [`io`] is the thin
+//! driver around it: it owns the socket and the TLS session, reads into
+//! the machine, writes what it queued, and hands its tasks (a request
+//! for a handler, credentials for the pool) to the rest of the front.
+//!
+//! A connection serves one request at a time, so pipelined requests are
+//! answered in order: while a request is with its handler the connection
+//! reads nothing more, and bytes already read wait in its input buffer.
+//! Every state has a bound: heads [`MAX_HEAD`](super::head::MAX_HEAD),
+//! bodies `--push.max-body-size` (or [`DRAIN_LIMIT`](machine::DRAIN_LIMIT)
+//! when the body is not wanted), and a deadline.
+//!
+//! A TLS handshake's crypto runs on a handshake thread: meanwhile the
+//! connection stays in `Handshake` and reads nothing (see `transport`).
+//!
+//! ```text
+//! Handshake (TLS) ─▶ Head ─▶ Body ─▶ Waiting ─▶ Writing ─▶ Head …
+//!                     │        └──────(early answer)──▶ Writing
+//!                     └─(bad head, timeout)─▶ Writing ─▶ Lingering ─▶ closed
+//! ```
+
+use std::sync::Arc;
+
+use super::context::Context;
+use super::inbox::Shared;
+use super::limits::ConnLimits;
+
+mod io;
+mod machine;
+
+pub(super) use io::Conn;
+
+/// What a connection can make progress on in its state: reading input,
+/// writing output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+/// Everything a connection needs from the server around it.
+pub(super) struct Env<'a> {
+    pub ctx: &'a Context,
+    pub shared: &'a Arc<Shared>,
+    pub limits: &'a ConnLimits,
+    /// The front is shutting down: no more keep-alive.
+    pub stopping: bool,
+    /// Where TLS handshake steps run, off the loop.
+    #[cfg(feature = "tls")]
+    pub handshakes: &'a crate::pool::Pool,
+}
