@@ -304,8 +304,9 @@ fn idle_rss(bin: &str) -> u64 {
 }
 
 /// Durable mode, idle memory, and our static (musl) build against the
-/// default one.
-fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
+/// default one on the main table's workload (`plan`), the two run one
+/// after the other here.
+fn print_extras(bench_mode: bool, plan: &Plan, ours_bin: &str, reference_bin: &str) {
     let (clients, per_client) = if bench_mode { (8, 250) } else { (2, 10) };
     let dir = std::env::temp_dir().join(format!("pushgateway-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("bench temp dir");
@@ -356,14 +357,8 @@ fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
         "/target/x86_64-unknown-linux-musl/release/pushgateway"
     );
     if bench_mode && Path::new(musl).exists() {
-        // musl's allocator is the usual suspect for a slower static build.
-        let plan = Plan {
-            groups: 300,
-            small_pushes: 200,
-            scrapes: 10,
-        };
-        let glibc = run("ours (glibc)", ours_bin, &plan);
-        let stat = run("ours (musl static)", musl, &plan);
+        let glibc = run("ours (glibc)", ours_bin, plan);
+        let stat = run("ours (musl static)", musl, plan);
         let m_tp = throughput(
             "ours (musl)",
             musl,
@@ -371,28 +366,31 @@ fn print_extras(bench_mode: bool, ours_bin: &str, reference_bin: &str) {
             clients,
             per_client,
         );
-        report!("static musl build vs default build (300 groups):");
         report!(
-            "  fill           {} vs {} ({})",
-            ms(stat.fill),
-            ms(glibc.fill),
-            ratio(stat.fill.as_secs_f64(), glibc.fill.as_secs_f64())
+            "static musl build vs default build ({} groups / {} series):",
+            plan.groups,
+            plan.groups * 100
         );
+        // Each figure static vs glibc, with the ratio (times: static /
+        // glibc, bigger = static slower; pushes/s: glibc / static).
+        let secs = |d: Duration| d.as_secs_f64();
+        for (what, s, g) in [
+            ("fill          ", stat.fill, glibc.fill),
+            ("push median   ", stat.push_median, glibc.push_median),
+            ("push p99      ", stat.push_p99, glibc.push_p99),
+            ("scrape median ", stat.scrape_median, glibc.scrape_median),
+        ] {
+            report!(
+                "  {what} {} vs {} ({})",
+                ms(s),
+                ms(g),
+                ratio(secs(s), secs(g))
+            );
+        }
         report!(
-            "  push median    {} vs {}",
-            ms(stat.push_median),
-            ms(glibc.push_median)
+            "  pushes/s       {m_tp:.0} vs {memory:.0} ({})",
+            ratio(memory, m_tp)
         );
-        report!(
-            "  scrape median  {} vs {} ({})",
-            ms(stat.scrape_median),
-            ms(glibc.scrape_median),
-            ratio(
-                stat.scrape_median.as_secs_f64(),
-                glibc.scrape_median.as_secs_f64()
-            )
-        );
-        report!("  pushes/s       {m_tp:.0} vs {memory:.0}");
         report!(
             "  RSS after fill {} KiB vs {} KiB",
             stat.rss_kib,
@@ -535,7 +533,7 @@ fn main() {
     let ours = run("ours", &ours_bin, &plan);
     let reference = run("reference", &reference_bin, &plan);
     print_table(&plan, &ours, &reference);
-    print_extras(bench_mode, &ours_bin, &reference_bin);
+    print_extras(bench_mode, &plan, &ours_bin, &reference_bin);
     http_bench::print(bench_mode, &ours_bin, &reference_bin);
     expiry_bench::print(bench_mode, &ours_bin);
     let musl = concat!(

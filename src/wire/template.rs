@@ -32,6 +32,8 @@ const LAST: u8 = 0xD0;
 /// what a push's lines are rendered against. The group keeps the text.
 #[derive(Clone, Debug, Default)]
 pub struct KeyText {
+    /// The labels, then [`WIDE`] bytes never spliced: a run at the end
+    /// of a short key still has a whole block behind it for [`copy`].
     text: Arc<[u8]>,
     /// The offset of each label in `text`, then `text`'s length.
     starts: Box<[u32]>,
@@ -48,6 +50,7 @@ impl KeyText {
             text.push(b',');
         }
         starts.push(offset(text.len()));
+        text.extend_from_slice(&[0; WIDE]);
         KeyText {
             text: text.into(),
             starts: starts.into(),
@@ -117,16 +120,28 @@ pub fn expand(out: &mut Vec<u8>, template: &[u8], key: &[u8]) {
     out.extend_from_slice(rest);
 }
 
-/// Appends `src[..n]`. A short piece with enough bytes behind it is
-/// copied as a fixed 32 bytes and the excess cut off: inline moves, not
-/// a call to `memcpy` for a few bytes, twice per line of a scrape.
+/// The block [`copy`] moves short pieces in.
+const WIDE: usize = 32;
+
+/// Appends `src[..n]`. A piece of up to four [`WIDE`] blocks with whole
+/// blocks behind it is copied block by block into zeroed room, array
+/// assignments the compiler turns into a few moves, and the excess cut
+/// off: not a call to `memcpy` for a few dozen bytes, twice per line of a
+/// scrape (musl's, in the static build, takes longer to start than such a
+/// copy takes; and at opt-level s even `extend_from_slice` of a fixed 32
+/// bytes stays a call that ends in `memcpy`).
 fn copy(out: &mut Vec<u8>, src: &[u8], n: usize) {
-    const WIDE: usize = 32;
-    match src.first_chunk::<WIDE>() {
-        Some(wide) if n <= WIDE => {
-            let end = out.len() + n;
-            out.extend_from_slice(wide);
-            out.truncate(end);
+    let blocks = n.div_ceil(WIDE);
+    let (wide, _) = src.as_chunks::<WIDE>();
+    match wide.get(..blocks) {
+        Some(wide) if blocks <= 4 => {
+            let at = out.len();
+            out.resize(at + blocks * WIDE, 0);
+            let (room, _) = out[at..].as_chunks_mut::<WIDE>();
+            for (to, from) in room.iter_mut().zip(wide) {
+                *to = *from;
+            }
+            out.truncate(at + n);
         }
         _ => out.extend_from_slice(&src[..n]),
     }
@@ -202,6 +217,19 @@ mod tests {
                 assert_eq!(find_mark(&bytes), Some(at), "{len} {at}");
             }
             assert_eq!(find_mark(&vec![0xFE; len]), None);
+        }
+    }
+
+    #[test]
+    fn pieces_are_copied_exactly_whatever_their_length() {
+        let src: Vec<u8> = (0..200u8).collect();
+        for len in 0..=src.len() {
+            for n in 0..=len {
+                let mut out = b"ab".to_vec();
+                copy(&mut out, &src[..len], n);
+                assert_eq!(&out[..2], b"ab");
+                assert_eq!(&out[2..], &src[..n], "{len} {n}");
+            }
         }
     }
 

@@ -1,13 +1,16 @@
 //! The pieces records are made of, written and read: names, label sets,
 //! floats and HELP texts; and the sharing of labels while reading.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use crate::model::{Label, PairKey};
 use crate::wire::exposition;
 
+/// Rust's shortest round-trip form, formatted straight into `out` (a
+/// `Vec` takes every write).
 pub(super) fn write_f64(out: &mut Vec<u8>, f: f64) {
-    out.extend_from_slice(format!("{f:?}").as_bytes());
+    let _ = write!(out, "{f:?}");
 }
 
 pub(super) fn write_labels<'a>(out: &mut Vec<u8>, labels: impl IntoIterator<Item = &'a Label>) {

@@ -44,6 +44,11 @@ pub(crate) fn write(out: &mut dyn Write, groups: &[(GroupKey, Arc<Group>)]) -> i
     )
 }
 
+/// How much of the file is rendered before it is handed on: records go
+/// straight into one buffer, so each byte is copied once on its way to the
+/// writer and checksummed in large runs, rather than a line at a time.
+const BATCH: usize = 1 << 20;
+
 /// Everything but the end record; returns the group and series counts.
 fn write_groups(
     out: &mut dyn Write,
@@ -56,56 +61,55 @@ fn write_groups(
         env!("CARGO_PKG_VERSION")
     )?;
     let mut series = 0usize;
-    let mut line = Vec::with_capacity(256);
+    let mut batch = Vec::with_capacity(BATCH + (64 << 10));
     for (key, group) in groups {
-        line.clear();
-        line.extend_from_slice(b"group ");
-        write_labels(&mut line, key.iter());
-        line.extend_from_slice(b"\ntimes ");
-        write_time(&mut line, group.push_time);
-        line.push(b' ');
-        write_time(&mut line, group.failure_time);
-        line.push(b'\n');
+        batch.extend_from_slice(b"group ");
+        write_labels(&mut batch, key.iter());
+        batch.extend_from_slice(b"\ntimes ");
+        write_time(&mut batch, group.push_time);
+        batch.push(b' ');
+        write_time(&mut batch, group.failure_time);
+        batch.push(b'\n');
         if let Some(ttl) = group.ttl {
-            line.extend_from_slice(format!("ttl {}\n", ttl.as_nanos()).as_bytes());
+            let _ = writeln!(batch, "ttl {}", ttl.as_nanos());
         }
-        out.write_all(&line)?;
         for (name, fam) in group.families.iter() {
-            line.clear();
-            line.extend_from_slice(b"family ");
-            write_name(&mut line, name);
-            line.push(b' ');
-            line.extend_from_slice(fam.metric_type.keyword().as_bytes());
-            line.push(b' ');
-            line.extend_from_slice(fam.pushed_at.to_string().as_bytes());
-            line.push(b'\n');
+            batch.extend_from_slice(b"family ");
+            write_name(&mut batch, name);
+            batch.push(b' ');
+            batch.extend_from_slice(fam.metric_type.keyword().as_bytes());
+            let _ = writeln!(batch, " {}", fam.pushed_at);
             if let Some(help) = &fam.help {
-                line.extend_from_slice(b"help ");
+                batch.extend_from_slice(b"help ");
                 for &b in help.as_bytes() {
                     match b {
-                        b'\\' => line.extend_from_slice(b"\\\\"),
-                        b'\n' => line.extend_from_slice(b"\\n"),
-                        _ => line.push(b),
+                        b'\\' => batch.extend_from_slice(b"\\\\"),
+                        b'\n' => batch.extend_from_slice(b"\\n"),
+                        _ => batch.push(b),
                     }
                 }
-                line.push(b'\n');
+                batch.push(b'\n');
             }
-            out.write_all(&line)?;
             for m in &fam.metrics {
-                line.clear();
-                write_series(&mut line, m, group.time_label_slice());
-                extras::write(&mut line, m);
-                out.write_all(&line)?;
+                write_series(&mut batch, m, group.time_label_slice());
+                extras::write(&mut batch, m);
                 series += 1;
+                if batch.len() >= BATCH {
+                    out.write_all(&batch)?;
+                    batch.clear();
+                }
             }
         }
     }
+    out.write_all(&batch)?;
     Ok((groups.len(), series))
 }
 
 fn write_time(out: &mut Vec<u8>, t: Option<Nanos>) {
     match t {
-        Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
         None => out.push(b'-'),
     }
 }
@@ -136,7 +140,7 @@ fn write_series(out: &mut Vec<u8>, m: &Metric, shared: &[Label]) {
             for b in &h.buckets {
                 out.push(b' ');
                 write_f64(out, b.upper_bound);
-                out.extend_from_slice(format!(":{}", b.count).as_bytes());
+                let _ = write!(out, ":{}", b.count);
                 if let Some(f) = b.count_float {
                     out.push(b':');
                     write_f64(out, f);
@@ -180,7 +184,7 @@ fn write_list<T>(out: &mut Vec<u8>, key: &str, items: &[T], show: impl Fn(&T) ->
 fn write_sum_count(out: &mut Vec<u8>, sum: f64, count: u64) {
     out.extend_from_slice(b"sum=");
     write_f64(out, sum);
-    out.extend_from_slice(format!(" count={count}").as_bytes());
+    let _ = write!(out, " count={count}");
 }
 
 /// `text` with its end record's checksum recomputed, as after a
