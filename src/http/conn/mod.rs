@@ -22,33 +22,9 @@
 //!                     └─(bad head, timeout)─▶ Writing ─▶ Lingering ─▶ closed
 //! ```
 
-use std::sync::Arc;
-
-use super::context::Context;
-use super::inbox::Shared;
-use super::limits::ConnLimits;
-
+mod env;
 mod io;
 mod machine;
 
+pub(super) use env::{Env, Interest};
 pub(super) use io::Conn;
-
-/// What a connection can make progress on in its state: reading input,
-/// writing output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Interest {
-    pub read: bool,
-    pub write: bool,
-}
-
-/// Everything a connection needs from the server around it.
-pub(super) struct Env<'a> {
-    pub ctx: &'a Context,
-    pub shared: &'a Arc<Shared>,
-    pub limits: &'a ConnLimits,
-    /// The front is shutting down: no more keep-alive.
-    pub stopping: bool,
-    /// Where TLS handshake steps run, off the loop.
-    #[cfg(feature = "tls")]
-    pub handshakes: &'a crate::pool::Pool,
-}
