@@ -125,7 +125,7 @@ impl Check<'_> {
             }
         }
         if let Some(idx) = self.index(name) {
-            let mut counts = idx.type_counts;
+            let mut counts = idx.type_counts.to_array();
             if let Some(old) = self.group.and_then(|g| g.families.get(name)) {
                 counts[type_slot(old.metric_type)] -= 1;
             }
@@ -214,7 +214,7 @@ impl Check<'_> {
         if let Some((t, _)) = self.own.own_family(name) {
             return Some(t);
         }
-        let mut counts = self.index(name).map(|f| f.type_counts)?;
+        let mut counts = self.index(name).map(|f| f.type_counts.to_array())?;
         if let Some(old) = self.group.and_then(|g| g.families.get(name))
             && self.push.replace
         {

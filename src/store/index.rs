@@ -15,7 +15,7 @@ pub(super) struct FamilyIndex {
     /// How many groups contribute this family, per type (indexed by
     /// `type_slot`). With the consistency check on, one slot at most is
     /// non-zero.
-    pub(super) type_counts: [u32; 6],
+    pub(super) type_counts: TypeCounts,
     /// HELP texts pushed for this name and how many groups pushed each; the
     /// most recently pushed one is exposed. Families pushed without HELP
     /// are not counted: they never decide what is exposed, and most big
@@ -80,74 +80,32 @@ impl Hasher for Prehashed {
 /// map, so a push or a restore of a million series costs a hash per
 /// series, not a walk down a tree of label comparisons. With the
 /// consistency check on, a series has one owner; pushes that skip the
-/// check can give it more, kept in `more` (empty otherwise, and ordered,
-/// so that a push of many shared series stays O(n log n)) and reported by
+/// check can give it more, kept in [`OwnerMaps::more`] and reported by
 /// `Store::inconsistencies`.
+///
+/// Most families of most groups hold one series: that one is kept
+/// inline, without a map's allocation. Every family's index entry has
+/// one of these, so anything more sits behind one box (24 bytes in all).
 #[derive(Debug, Default)]
-pub(super) struct Owners {
-    first: First,
-    /// Boxed: every family's index entry has one, few ever fill it.
-    #[allow(clippy::box_collection)] // 8 bytes, not 24, in every index entry.
-    more: Option<Box<BTreeSet<(u64, u64)>>>,
+pub(super) enum Owners {
+    #[default]
+    Empty,
+    /// One series (hash, group), with no other owner.
+    One(u64, u64),
+    Maps(Box<OwnerMaps>),
 }
 
 type HashToGroup = HashMap<u64, u64, BuildHasherDefault<Prehashed>>;
 
-/// The first owner of each series. Most families of most groups hold one
-/// series: that one is kept inline, without a map's allocation.
+/// The owners of a family with more than one series, or a shared one.
 #[derive(Debug, Default)]
-enum First {
-    #[default]
-    Empty,
-    One(u64, u64),
-    /// Boxed, so that the common cases stay two words.
-    Map(Box<HashToGroup>),
-}
-
-impl First {
-    fn get(&self, key: u64) -> Option<u64> {
-        match self {
-            First::Empty => None,
-            First::One(k, g) => (*k == key).then_some(*g),
-            First::Map(m) => m.get(&key).copied(),
-        }
-    }
-
-    /// Sets the owner of `key`, whether it had one or not.
-    fn set(&mut self, key: u64, gid: u64) {
-        match self {
-            First::Empty => *self = First::One(key, gid),
-            First::One(k, g) if *k == key => *g = gid,
-            First::One(k, g) => {
-                let mut m = Box::<HashToGroup>::default();
-                m.insert(*k, *g);
-                m.insert(key, gid);
-                *self = First::Map(m);
-            }
-            First::Map(m) => {
-                m.insert(key, gid);
-            }
-        }
-    }
-
-    fn remove(&mut self, key: u64) {
-        match self {
-            First::One(k, _) if *k == key => *self = First::Empty,
-            First::Map(m) => {
-                m.remove(&key);
-            }
-            _ => {}
-        }
-    }
-
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
-        match self {
-            First::Empty => true,
-            First::One(..) => false,
-            First::Map(m) => m.is_empty(),
-        }
-    }
+pub(super) struct OwnerMaps {
+    /// The first owner of each series.
+    first: HashToGroup,
+    /// (hash, group) of each owner beyond the first: empty unless pushes
+    /// skipped the check, and ordered, so that a push of many shared
+    /// series stays O(n log n).
+    more: BTreeSet<(u64, u64)>,
 }
 
 impl Owners {
@@ -156,33 +114,56 @@ impl Owners {
         *self = Owners::default();
     }
 
+    /// The maps, made from what is inline if need be, with room for `n`
+    /// more first owners.
+    fn maps(&mut self, n: usize) -> &mut OwnerMaps {
+        if !matches!(self, Owners::Maps(_)) {
+            let mut maps = Box::<OwnerMaps>::default();
+            maps.first.reserve(n + 1);
+            if let Owners::One(k, g) = *self {
+                maps.first.insert(k, g);
+            }
+            *self = Owners::Maps(maps);
+        }
+        match self {
+            Owners::Maps(m) => m,
+            _ => unreachable!("just made"),
+        }
+    }
+
     /// Room for `n` more series, so that a big family is not rehashed
     /// again and again as it is indexed.
     pub(super) fn reserve(&mut self, n: usize) {
-        if n < 2 {
-            return;
+        if n >= 2 {
+            self.maps(n).first.reserve(n);
         }
-        match &mut self.first {
-            First::Map(m) => m.reserve(n),
-            First::Empty => {
-                let mut m = Box::<HashToGroup>::default();
-                m.reserve(n);
-                self.first = First::Map(m);
-            }
-            First::One(k, g) => {
-                let mut m = Box::<HashToGroup>::default();
-                m.reserve(n + 1);
-                m.insert(*k, *g);
-                self.first = First::Map(m);
+    }
+
+    /// The first owner of a series with this hash.
+    pub(super) fn owner(&self, key: u64) -> Option<u64> {
+        match self {
+            Owners::Empty => None,
+            Owners::One(k, g) => (*k == key).then_some(*g),
+            Owners::Maps(m) => m.first.get(&key).copied(),
+        }
+    }
+
+    /// Sets the first owner of `key`, whether it had one or not.
+    fn set_first(&mut self, key: u64, gid: u64) {
+        match self {
+            Owners::Empty => *self = Owners::One(key, gid),
+            Owners::One(k, g) if *k == key => *g = gid,
+            _ => {
+                self.maps(1).first.insert(key, gid);
             }
         }
     }
 
     pub(super) fn insert(&mut self, key: u64, gid: u64) {
-        match self.first.get(key) {
-            None => self.first.set(key, gid),
+        match self.owner(key) {
+            None => self.set_first(key, gid),
             Some(owner) if owner != gid => {
-                self.more.get_or_insert_default().insert((key, gid));
+                self.maps(0).more.insert((key, gid));
             }
             Some(_) => {}
         }
@@ -192,38 +173,51 @@ impl Owners {
         if self.more_remove(key, gid) {
             return;
         }
-        if self.first.get(key) == Some(gid) {
+        if self.owner(key) == Some(gid) {
             let next = self.extra_owners(key).next();
             match next {
                 // Another group still has it: it becomes the owner.
                 Some(g) => {
                     self.more_remove(key, g);
-                    self.first.set(key, g);
+                    self.set_first(key, g);
                 }
-                None => self.first.remove(key),
+                None => match self {
+                    Owners::One(..) => *self = Owners::Empty,
+                    Owners::Maps(m) => {
+                        m.first.remove(&key);
+                    }
+                    Owners::Empty => {}
+                },
             }
         }
     }
 
     /// Removes an extra owner; false if `gid` was not one of `key`.
     fn more_remove(&mut self, key: u64, gid: u64) -> bool {
-        let Some(more) = &mut self.more else {
-            return false;
-        };
-        let removed = more.remove(&(key, gid));
-        if more.is_empty() {
-            self.more = None;
+        match self {
+            Owners::Maps(m) => m.more.remove(&(key, gid)),
+            _ => false,
         }
-        removed
+    }
+
+    /// The extra owners of every series (empty unless pushes skipped the
+    /// check).
+    fn more(&self) -> impl Iterator<Item = &(u64, u64)> + '_ {
+        match self {
+            Owners::Maps(m) => Some(&m.more),
+            _ => None,
+        }
+        .into_iter()
+        .flatten()
     }
 
     /// The owners of `key` beyond the first.
     fn extra_owners(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
-        let more = self
-            .more
-            .iter()
-            .flat_map(move |m| m.range((key, 0)..=(key, u64::MAX)));
-        more.map(|(_, g)| *g)
+        let more = match self {
+            Owners::Maps(m) => Some(m.more.range((key, 0)..=(key, u64::MAX))),
+            _ => None,
+        };
+        more.into_iter().flatten().map(|(_, g)| *g)
     }
 
     /// Every group other than `gid` that has a series with this hash:
@@ -233,7 +227,7 @@ impl Owners {
         key: u64,
         gid: Option<u64>,
     ) -> impl Iterator<Item = u64> + '_ {
-        let first = self.first.get(key);
+        let first = self.owner(key);
         first
             .into_iter()
             .chain(self.extra_owners(key))
@@ -243,12 +237,16 @@ impl Owners {
     /// (hash, extra owner) of series with more than one owner (unchecked
     /// pushes only).
     pub(super) fn shared(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.more.iter().flat_map(|m| m.iter().copied())
+        self.more().copied()
     }
 
-    /// The first owner of a series with this hash.
-    pub(super) fn owner(&self, key: u64) -> Option<u64> {
-        self.first.get(key)
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        match self {
+            Owners::Empty => true,
+            Owners::One(..) => false,
+            Owners::Maps(m) => m.first.is_empty() && m.more.is_empty(),
+        }
     }
 }
 
@@ -258,9 +256,77 @@ pub(super) fn type_slot(t: MetricType) -> usize {
 
 pub(super) const SLOT_TYPES: [MetricType; 6] = MetricType::ALL;
 
+/// How many groups push a family as each type, indexed by `type_slot`.
+///
+/// Every family's index entry has one, and all but inconsistent stores
+/// (pushes that skipped the check) give a family one type: that type and
+/// its count are kept inline (16 bytes, not the 24 of all six counts); a
+/// second type moves the counts to a box of their own.
+#[derive(Debug)]
+pub(super) enum TypeCounts {
+    /// `n` groups, all with the type of `slot`.
+    One {
+        slot: u8,
+        n: u32,
+    },
+    Mixed(Box<[u32; 6]>),
+}
+
+impl Default for TypeCounts {
+    fn default() -> Self {
+        TypeCounts::One { slot: 0, n: 0 }
+    }
+}
+
+impl TypeCounts {
+    /// All six counts, by slot.
+    pub(super) fn to_array(&self) -> [u32; 6] {
+        match self {
+            TypeCounts::One { slot, n } => {
+                let mut a = [0; 6];
+                a[usize::from(*slot)] = *n;
+                a
+            }
+            TypeCounts::Mixed(a) => **a,
+        }
+    }
+}
+
+impl std::ops::Index<usize> for TypeCounts {
+    type Output = u32;
+
+    fn index(&self, slot: usize) -> &u32 {
+        match self {
+            TypeCounts::One { slot: s, n } if usize::from(*s) == slot => n,
+            TypeCounts::One { .. } => &0,
+            TypeCounts::Mixed(a) => &a[slot],
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for TypeCounts {
+    /// The count of `slot`, to change: a zero count takes the slot over,
+    /// a second type with groups goes to [`TypeCounts::Mixed`].
+    fn index_mut(&mut self, slot: usize) -> &mut u32 {
+        if let TypeCounts::One { slot: s, n } = self
+            && usize::from(*s) != slot
+        {
+            if *n == 0 {
+                *s = u8::try_from(slot).expect("a type slot");
+            } else {
+                *self = TypeCounts::Mixed(Box::new(self.to_array()));
+            }
+        }
+        match self {
+            TypeCounts::One { n, .. } => n,
+            TypeCounts::Mixed(a) => &mut a[slot],
+        }
+    }
+}
+
 impl FamilyIndex {
     pub(super) fn groups(&self) -> u32 {
-        self.type_counts.iter().sum()
+        self.type_counts.to_array().iter().sum()
     }
 
     /// The type exposed: the most common one (the only one when consistent).
@@ -298,8 +364,16 @@ const FEW_HELPS: usize = 8;
 
 /// The HELP texts of one name with how many groups pushed each, the most
 /// recent exposed.
+///
+/// Behind one thin pointer, absent when no group pushed a HELP text:
+/// most big pushes have none, and every family's index entry has one of
+/// these (8 bytes, not 24).
+#[derive(Debug, Default)]
+pub(super) struct Helps(Option<Box<HelpTexts>>);
+
+/// The texts of a family that has some (see [`Helps`]).
 #[derive(Debug)]
-pub(super) enum Helps {
+enum HelpTexts {
     /// Oldest first. `Arc`s, so that a scrape's list of families
     /// ([`FamilyMeta`]) shares the text instead of copying it.
     Few(Vec<(Arc<str>, u32)>),
@@ -315,32 +389,52 @@ pub(super) struct ManyHelps {
     next: u64,
 }
 
-impl Default for Helps {
-    fn default() -> Self {
-        Helps::Few(Vec::new())
-    }
-}
-
 impl Helps {
     pub(super) fn is_empty(&self) -> bool {
-        match self {
-            Helps::Few(v) => v.is_empty(),
-            Helps::Many(m) => m.by_text.is_empty(),
-        }
+        self.0.is_none()
     }
 
     /// The most recently pushed text.
     fn latest(&self) -> Option<&Arc<str>> {
-        match self {
-            Helps::Few(v) => v.last().map(|(h, _)| h),
-            Helps::Many(m) => m.by_seq.last_key_value().map(|(_, h)| h),
-        }
+        self.0.as_ref().and_then(|t| t.latest())
     }
 
     /// One more group pushed `help`: it becomes the latest.
     pub(super) fn add(&mut self, help: &str) {
+        self.0
+            .get_or_insert_with(|| Box::new(HelpTexts::Few(Vec::new())))
+            .add(help);
+    }
+
+    /// One group less has `help`; the texts go when none is left.
+    fn remove(&mut self, help: &str) {
+        if let Some(t) = &mut self.0 {
+            t.remove(help);
+            if t.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+impl HelpTexts {
+    fn is_empty(&self) -> bool {
         match self {
-            Helps::Few(v) => {
+            HelpTexts::Few(v) => v.is_empty(),
+            HelpTexts::Many(m) => m.by_text.is_empty(),
+        }
+    }
+
+    fn latest(&self) -> Option<&Arc<str>> {
+        match self {
+            HelpTexts::Few(v) => v.last().map(|(h, _)| h),
+            HelpTexts::Many(m) => m.by_seq.last_key_value().map(|(_, h)| h),
+        }
+    }
+
+    fn add(&mut self, help: &str) {
+        match self {
+            HelpTexts::Few(v) => {
                 if let Some(i) = v.iter().position(|(h, _)| &**h == help) {
                     let mut e = v.remove(i);
                     e.1 += 1;
@@ -357,10 +451,10 @@ impl Helps {
                         many.push(h, n);
                     }
                     many.push(help.into(), 1);
-                    *self = Helps::Many(many);
+                    *self = HelpTexts::Many(many);
                 }
             }
-            Helps::Many(m) => match m.by_text.get(help).copied() {
+            HelpTexts::Many(m) => match m.by_text.get(help).copied() {
                 Some((n, seq)) => {
                     let text = m.by_seq.remove(&seq).unwrap_or_else(|| help.into());
                     m.by_text.remove(help);
@@ -371,10 +465,9 @@ impl Helps {
         }
     }
 
-    /// One group less has `help`.
     fn remove(&mut self, help: &str) {
         match self {
-            Helps::Few(v) => {
+            HelpTexts::Few(v) => {
                 if let Some(i) = v.iter().position(|(h, _)| &**h == help) {
                     v[i].1 -= 1;
                     if v[i].1 == 0 {
@@ -382,7 +475,7 @@ impl Helps {
                     }
                 }
             }
-            Helps::Many(m) => {
+            HelpTexts::Many(m) => {
                 let Some(e) = m.by_text.get_mut(help) else {
                     return;
                 };
@@ -755,7 +848,7 @@ mod tests {
         assert_eq!(o.shared().count(), 0);
         o.remove(k, 2);
         assert_eq!(others(&o, None), []);
-        assert!(o.first.is_empty());
+        assert!(o.is_empty());
     }
 
     #[test]
@@ -845,7 +938,7 @@ mod tests {
         for i in 0..100 {
             idx.add_help(Some(&format!("help {i}")));
         }
-        assert!(matches!(idx.helps, Helps::Many(_)));
+        assert!(matches!(idx.helps.0.as_deref(), Some(HelpTexts::Many(_))));
         let help = |idx: &FamilyIndex| idx.help().map(|h| h.to_string());
         assert_eq!(help(&idx).as_deref(), Some("help 99"));
         idx.add_help(Some("help 5"));

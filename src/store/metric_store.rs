@@ -61,6 +61,11 @@ pub(crate) struct Replaced {
 /// Series a push must replace before their freeing is handed over.
 const FREE_OFF_LOOP_FROM: usize = 10_000;
 
+/// How many pushed families are applied before their list is shrunk:
+/// each shrink of a big list is a `mremap`, not a copy, and frees about
+/// a megabyte.
+const APPLY_SLICE: usize = 16_384;
+
 /// All groups and the index over them.
 pub(crate) struct Store {
     pub(super) groups: BTreeMap<GroupKey, Arc<Group>>,
@@ -207,10 +212,20 @@ impl Store {
         }
         let intern = !push.labels_shared;
         let map = Arc::make_mut(&mut families);
-        for fam in push.families {
-            let hashes = &push.hashes[fam.first_hash()..][..fam.metrics.len()];
-            let (name, stored) = self.index_family(fam, hashes, gid, intern, now);
-            map.insert(name, stored);
+        // Taken from the end a slice at a time, the list shrunk after
+        // each: a push of hundreds of thousands of families gives back
+        // their list (56 bytes a family) as they go into the store, not
+        // after, at the store's own peak. Their names are distinct
+        // (`keep_last_of_each_name`), so the order is free.
+        let mut pushed = push.families;
+        while !pushed.is_empty() {
+            let from = pushed.len().saturating_sub(APPLY_SLICE);
+            for fam in pushed.drain(from..) {
+                let hashes = &push.hashes[fam.first_hash()..][..fam.metrics.len()];
+                let (name, stored) = self.index_family(fam, hashes, gid, intern, now);
+                map.insert(name, stored);
+            }
+            pushed.shrink_to_fit();
         }
         for name in removed.keys() {
             self.families.drop_if_unused(name);
