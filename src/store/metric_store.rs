@@ -757,9 +757,9 @@ mod tests {
             .unwrap();
         }
         assert!(
-            s.interner.strings.len() < 2100 && s.interner.pairs.len() < 2100,
-            "unused strings and pairs are swept: {} / {}",
-            s.interner.strings.len(),
+            s.interner.names.len() < 2100 && s.interner.pairs.len() < 2100,
+            "unused names and pairs are swept: {} / {}",
+            s.interner.names.len(),
             s.interner.pairs.len()
         );
     }
