@@ -9,8 +9,9 @@
 //! 3. 20 scrapes of the full store,
 //! 4. 200 small PUTs to existing groups (latency per push).
 //!
-//! Then the extras: durable mode, idle memory, the static build, the HTTP
-//! front against nginx, TLS, and a mass expiry (ours only).
+//! Then the extras: durable mode, idle memory, the static build (the same
+//! workload on it and on the glibc build at once, request by request), the
+//! HTTP front against nginx, TLS, and a mass expiry (ours only).
 //!
 //! Every request uses its own connection (`Connection: close`) on both
 //! servers. `BENCH_SCALE` (default 1.0) scales the number of groups (1,000);
@@ -219,53 +220,94 @@ fn latencies(sorted: &[Duration]) -> String {
 }
 
 fn run(who: &str, bin: &str, plan: &Plan) -> Results {
-    let gw = Gateway::start(bin, &["--persistence.file="]);
+    side_by_side(&[(who, bin)], plan).remove(0)
+}
 
+/// [`run`] for several binaries at once, request by request: every
+/// request goes to each gateway in turn, one at a time, and each figure is
+/// the sum or spread of a gateway's own request times. A quiet spell or a
+/// busy one on the machine then falls on both builds alike, which two
+/// runs one after the other cannot promise: the static-versus-glibc
+/// comparison differs by tenths of a millisecond a push.
+fn side_by_side(bins: &[(&str, &str)], plan: &Plan) -> Vec<Results> {
+    let gws: Vec<Gateway> = bins
+        .iter()
+        .map(|(_, bin)| Gateway::start(bin, &["--persistence.file="]))
+        .collect();
+    let mut fills = vec![Duration::ZERO; gws.len()];
     let start = Instant::now();
     for g in 0..plan.groups {
-        let r = gw.put(&group_path(g), &group_body(g));
-        assert_eq!(r.status, 200, "{who}: fill PUT {g} failed: {}", r.text());
-        check_deadline(start, "fill", who);
+        for (i, gw) in gws.iter().enumerate() {
+            let t = Instant::now();
+            let r = gw.put(&group_path(g), &group_body(g));
+            fills[i] += t.elapsed();
+            assert_eq!(
+                r.status,
+                200,
+                "{}: fill PUT {g} failed: {}",
+                bins[i].0,
+                r.text()
+            );
+        }
+        check_deadline(start, "fill", bins[0].0);
     }
-    let fill = start.elapsed();
-    let rss_kib = gw
-        .rss_kib()
-        .unwrap_or_else(|| panic!("{who}: cannot read VmRSS"));
+    let rss: Vec<u64> = gws
+        .iter()
+        .zip(bins)
+        .map(|(gw, (who, _))| {
+            gw.rss_kib()
+                .unwrap_or_else(|| panic!("{who}: cannot read VmRSS"))
+        })
+        .collect();
 
+    let mut scrapes = vec![Vec::with_capacity(plan.scrapes); gws.len()];
+    let mut scrape_bytes = vec![0; gws.len()];
     let start = Instant::now();
-    let mut scrape_times = Vec::with_capacity(plan.scrapes);
-    let mut scrape_bytes = 0;
     for _ in 0..plan.scrapes {
-        let t = Instant::now();
-        let r = gw.get("/metrics");
-        scrape_times.push(t.elapsed());
-        assert_eq!(r.status, 200, "{who}: scrape failed: {}", r.text());
-        scrape_bytes = r.body.len();
-        check_deadline(start, "scrape", who);
+        for (i, gw) in gws.iter().enumerate() {
+            let t = Instant::now();
+            let r = gw.get("/metrics");
+            scrapes[i].push(t.elapsed());
+            assert_eq!(r.status, 200, "{}: scrape failed: {}", bins[i].0, r.text());
+            scrape_bytes[i] = r.body.len();
+        }
+        check_deadline(start, "scrape", bins[0].0);
     }
 
+    let mut pushes = vec![Vec::with_capacity(plan.small_pushes); gws.len()];
     let start = Instant::now();
-    let mut push_times = Vec::with_capacity(plan.small_pushes);
-    for i in 0..plan.small_pushes {
+    for n in 0..plan.small_pushes {
         // Spread over the store, each group hit at most once at full scale.
-        let g = (i * 7919) % plan.groups;
-        let body = small_body(i);
-        let t = Instant::now();
-        let r = gw.put(&group_path(g), &body);
-        push_times.push(t.elapsed());
-        assert_eq!(r.status, 200, "{who}: small PUT {i} failed: {}", r.text());
-        check_deadline(start, "small pushes", who);
+        let g = (n * 7919) % plan.groups;
+        let body = small_body(n);
+        for (i, gw) in gws.iter().enumerate() {
+            let t = Instant::now();
+            let r = gw.put(&group_path(g), &body);
+            pushes[i].push(t.elapsed());
+            assert_eq!(
+                r.status,
+                200,
+                "{}: small PUT {n} failed: {}",
+                bins[i].0,
+                r.text()
+            );
+        }
+        check_deadline(start, "small pushes", bins[0].0);
     }
-    push_times.sort();
-    scrape_times.sort();
-    Results {
-        fill,
-        rss_kib,
-        push_median: percentile(&push_times, 0.5),
-        push_p99: percentile(&push_times, 0.99),
-        scrape_median: percentile(&scrape_times, 0.5),
-        scrape_bytes,
-    }
+    (0..gws.len())
+        .map(|i| {
+            pushes[i].sort();
+            scrapes[i].sort();
+            Results {
+                fill: fills[i],
+                rss_kib: rss[i],
+                push_median: percentile(&pushes[i], 0.5),
+                push_p99: percentile(&pushes[i], 0.99),
+                scrape_median: percentile(&scrapes[i], 0.5),
+                scrape_bytes: scrape_bytes[i],
+            }
+        })
+        .collect()
 }
 
 /// Pushes per second with `clients` concurrent clients, each doing
@@ -357,8 +399,11 @@ fn print_extras(bench_mode: bool, plan: &Plan, ours_bin: &str, reference_bin: &s
         "/target/x86_64-unknown-linux-musl/release/pushgateway"
     );
     if bench_mode && Path::new(musl).exists() {
-        let glibc = run("ours (glibc)", ours_bin, plan);
-        let stat = run("ours (musl static)", musl, plan);
+        let mut both = side_by_side(
+            &[("ours (glibc)", ours_bin), ("ours (musl static)", musl)],
+            plan,
+        );
+        let (glibc, stat) = (both.remove(0), both.remove(0));
         let m_tp = throughput(
             "ours (musl)",
             musl,
@@ -367,7 +412,7 @@ fn print_extras(bench_mode: bool, plan: &Plan, ours_bin: &str, reference_bin: &s
             per_client,
         );
         report!(
-            "static musl build vs default build ({} groups / {} series):",
+            "static musl build vs default build ({} groups / {} series; both at once, each request to one then the other):",
             plan.groups,
             plan.groups * 100
         );
