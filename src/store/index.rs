@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use super::*;
@@ -45,65 +45,15 @@ pub(super) struct FamilyIndex {
 ///
 /// A stored series is hashed with its group's labels ([`merged`]), so
 /// that it hashes as the same labels written out would.
-///
-/// The labels go to the hasher as one byte string, each name and value
-/// ended by 0xff (a byte UTF-8 never has, so no two label sets give the
-/// same string), gathered in a buffer on the stack: `Hash` for the
-/// labels would call the hasher's `write` four times a label, and a
-/// replaced group hashes every series it had, so those calls were a
-/// fifth of a small push's instructions.
 pub(super) fn series_hash(own: &[Label], shared: &[Label]) -> u64 {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
-    let mut h = LabelBytes {
-        hasher: KEYS.get_or_init(RandomState::new).build_hasher(),
-        buf: [0; HASH_RUN],
-        len: 0,
-    };
-    for l in merged(own, shared) {
-        h.add(l.name.as_bytes());
-        h.add(l.value.as_bytes());
+    let mut h = KEYS.get_or_init(RandomState::new).build_hasher();
+    let labels = merged(own, shared);
+    h.write_usize(labels.count_exact());
+    for l in labels {
+        l.hash(&mut h);
     }
     h.finish()
-}
-
-/// The bytes [`series_hash`] gathers before handing them to the hasher:
-/// room for a typical series' labels (names, values and ends) at once.
-const HASH_RUN: usize = 192;
-
-/// The buffer of [`series_hash`]: byte strings gathered and handed to
-/// the hasher in runs of up to [`HASH_RUN`] bytes.
-struct LabelBytes<H> {
-    hasher: H,
-    buf: [u8; HASH_RUN],
-    len: usize,
-}
-
-impl<H: Hasher> LabelBytes<H> {
-    /// Appends `bytes` and their end marker.
-    #[inline]
-    fn add(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() >= HASH_RUN {
-            self.flush();
-            if bytes.len() >= HASH_RUN {
-                self.hasher.write(bytes);
-                self.hasher.write_u8(0xff);
-                return;
-            }
-        }
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.buf[self.len + bytes.len()] = 0xff;
-        self.len += bytes.len() + 1;
-    }
-
-    fn flush(&mut self) {
-        self.hasher.write(&self.buf[..self.len]);
-        self.len = 0;
-    }
-
-    fn finish(mut self) -> u64 {
-        self.flush();
-        self.hasher.finish()
-    }
 }
 
 /// The identity hasher for keys that already are hashes.
