@@ -177,8 +177,9 @@ pub(crate) fn prepare_push(
         // spare capacity (a vector grown by doubling holds up to twice
         // its series; a million series in families of ten kept 23 MB
         // spare). A nearly full vector is kept as it is, so one huge
-        // family is not copied.
-        if metrics.capacity() - metrics.len() > metrics.len() / 8 {
+        // family is not copied, nor one of a single series (stored inline,
+        // see `StoredSeries`).
+        if metrics.len() > 1 && metrics.capacity() - metrics.len() > metrics.len() / 8 {
             metrics = exact(metrics);
         }
         // In exposition order: the group's piece of a text scrape. Sorted,
@@ -210,7 +211,7 @@ pub(crate) fn prepare_push(
                 help: fam.help,
                 metric_type: fam.metric_type,
                 samples: super::limits::lines(&text),
-                metrics,
+                metrics: metrics.into(),
                 text,
                 pushed_at: 0,
                 exposed,
@@ -504,8 +505,10 @@ mod tests {
             "the parser's vector grew by doubling"
         );
         let push = prepare_push(key(&[("job", "j")]), families, true).unwrap();
-        let m = &push.families[0].metrics;
-        assert_eq!((m.len(), m.capacity()), (10, 10));
+        match &push.families[0].metrics {
+            StoredSeries::Many(m) => assert_eq!((m.len(), m.capacity()), (10, 10)),
+            StoredSeries::One(_) => panic!("ten series, in a vector"),
+        }
     }
 
     /// Protobuf may repeat a family name: the last one wins, and the

@@ -375,7 +375,13 @@ fn family(
                 };
                 match decoded {
                     Some(m) if missing.is_none() && bad_label.is_none() => {
-                        charge(r, meter, cost::metric())?;
+                        if metrics.is_empty() {
+                            // See `cost::FIRST_SERIES_ROOM`.
+                            charge(r, meter, cost::first_metric())?;
+                            metrics.reserve_exact(cost::FIRST_SERIES_ROOM);
+                        } else {
+                            charge(r, meter, cost::metric())?;
+                        }
                         metrics.push(m);
                     }
                     Some(_) => {}
@@ -414,7 +420,12 @@ fn family(
             },
         });
     }
-    metrics.shrink_to_fit();
+    // A family of a few series keeps its first block: the store takes
+    // its place (`cost::FIRST_SERIES_ROOM`), and trims the spare room of
+    // those it keeps in a vector.
+    if metrics.len() > cost::FIRST_SERIES_ROOM {
+        metrics.shrink_to_fit();
+    }
     Ok(MetricFamily {
         name: name.into(),
         help: help.map(Into::into),

@@ -916,7 +916,13 @@ impl<'a> Parser<'a> {
             }
             signature = Some(key);
         }
-        let mut bytes = cost::metric() + cost::items(self.labels.len(), 8) + cost::ALLOC;
+        let first = self.families[self.family].metrics.is_empty();
+        let slot = if first {
+            cost::first_metric()
+        } else {
+            cost::metric()
+        };
+        let mut bytes = slot + cost::items(self.labels.len(), 8) + cost::ALLOC;
         if let Some((_, labels)) = &signature {
             bytes += cost::items(labels.len() + 4, 8) + cost::ALLOC;
         }
@@ -934,8 +940,9 @@ impl<'a> Parser<'a> {
             self.by_signature.insert(key, i);
         }
         if metrics.is_empty() {
-            // Most families hold one series: no room for three more.
-            metrics.reserve_exact(1);
+            // Most families hold one series: room for a few more only as
+            // the store's block of it (see `cost::FIRST_SERIES_ROOM`).
+            metrics.reserve_exact(cost::FIRST_SERIES_ROOM);
         }
         metrics.push(Metric::new(labels, Value::empty(t)));
         Ok(i)
