@@ -375,14 +375,13 @@ fn family(
                 };
                 match decoded {
                     Some(m) if missing.is_none() && bad_label.is_none() => {
-                        if metrics.is_empty() {
-                            // See `cost::FIRST_SERIES_ROOM`.
-                            charge(r, meter, cost::first_metric())?;
-                            metrics.reserve_exact(cost::FIRST_SERIES_ROOM);
+                        let slot = if metrics.is_empty() {
+                            cost::first_metric()
                         } else {
-                            charge(r, meter, cost::metric())?;
-                        }
-                        metrics.push(m);
+                            cost::metric()
+                        };
+                        charge(r, meter, slot)?;
+                        super::push_series(&mut metrics, m);
                     }
                     Some(_) => {}
                     None => {
