@@ -4,6 +4,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::num::NonZeroU64;
 use std::sync::{Arc, OnceLock};
 
 use super::*;
@@ -85,14 +86,22 @@ impl Hasher for Prehashed {
 ///
 /// Most families of most groups hold one series: that one is kept
 /// inline, without a map's allocation. Every family's index entry has
-/// one of these, so anything more sits behind one box (24 bytes in all).
-#[derive(Debug, Default)]
+/// one of these, so anything more sits behind one box, and none is no
+/// box: 16 bytes in all (group ids start at 1, and the zero the inline
+/// id never is tells the two apart), where a variant of its own for none
+/// took 24.
+#[derive(Debug)]
 pub(super) enum Owners {
-    #[default]
-    Empty,
     /// One series (hash, group), with no other owner.
-    One(u64, u64),
-    Maps(Box<OwnerMaps>),
+    One(u64, NonZeroU64),
+    /// Any other number: none without the box.
+    Maps(Option<Box<OwnerMaps>>),
+}
+
+impl Default for Owners {
+    fn default() -> Self {
+        Owners::Maps(None)
+    }
 }
 
 type HashToGroup = HashMap<u64, u64, BuildHasherDefault<Prehashed>>;
@@ -117,16 +126,16 @@ impl Owners {
     /// The maps, made from what is inline if need be, with room for `n`
     /// more first owners.
     fn maps(&mut self, n: usize) -> &mut OwnerMaps {
-        if !matches!(self, Owners::Maps(_)) {
+        if !matches!(self, Owners::Maps(Some(_))) {
             let mut maps = Box::<OwnerMaps>::default();
             maps.first.reserve(n + 1);
             if let Owners::One(k, g) = *self {
-                maps.first.insert(k, g);
+                maps.first.insert(k, g.get());
             }
-            *self = Owners::Maps(maps);
+            *self = Owners::Maps(Some(maps));
         }
         match self {
-            Owners::Maps(m) => m,
+            Owners::Maps(Some(m)) => m,
             _ => unreachable!("just made"),
         }
     }
@@ -142,17 +151,17 @@ impl Owners {
     /// The first owner of a series with this hash.
     pub(super) fn owner(&self, key: u64) -> Option<u64> {
         match self {
-            Owners::Empty => None,
-            Owners::One(k, g) => (*k == key).then_some(*g),
-            Owners::Maps(m) => m.first.get(&key).copied(),
+            Owners::One(k, g) => (*k == key).then_some(g.get()),
+            Owners::Maps(Some(m)) => m.first.get(&key).copied(),
+            Owners::Maps(None) => None,
         }
     }
 
     /// Sets the first owner of `key`, whether it had one or not.
     fn set_first(&mut self, key: u64, gid: u64) {
-        match self {
-            Owners::Empty => *self = Owners::One(key, gid),
-            Owners::One(k, g) if *k == key => *g = gid,
+        match (&mut *self, NonZeroU64::new(gid)) {
+            (Owners::Maps(None), Some(g)) => *self = Owners::One(key, g),
+            (Owners::One(k, g), Some(new)) if *k == key => *g = new,
             _ => {
                 self.maps(1).first.insert(key, gid);
             }
@@ -182,11 +191,11 @@ impl Owners {
                     self.set_first(key, g);
                 }
                 None => match self {
-                    Owners::One(..) => *self = Owners::Empty,
-                    Owners::Maps(m) => {
+                    Owners::One(..) => self.clear(),
+                    Owners::Maps(Some(m)) => {
                         m.first.remove(&key);
                     }
-                    Owners::Empty => {}
+                    Owners::Maps(None) => {}
                 },
             }
         }
@@ -195,7 +204,7 @@ impl Owners {
     /// Removes an extra owner; false if `gid` was not one of `key`.
     fn more_remove(&mut self, key: u64, gid: u64) -> bool {
         match self {
-            Owners::Maps(m) => m.more.remove(&(key, gid)),
+            Owners::Maps(Some(m)) => m.more.remove(&(key, gid)),
             _ => false,
         }
     }
@@ -204,7 +213,7 @@ impl Owners {
     /// check).
     fn more(&self) -> impl Iterator<Item = &(u64, u64)> + '_ {
         match self {
-            Owners::Maps(m) => Some(&m.more),
+            Owners::Maps(Some(m)) => Some(&m.more),
             _ => None,
         }
         .into_iter()
@@ -214,7 +223,7 @@ impl Owners {
     /// The owners of `key` beyond the first.
     fn extra_owners(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
         let more = match self {
-            Owners::Maps(m) => Some(m.more.range((key, 0)..=(key, u64::MAX))),
+            Owners::Maps(Some(m)) => Some(m.more.range((key, 0)..=(key, u64::MAX))),
             _ => None,
         };
         more.into_iter().flatten().map(|(_, g)| *g)
@@ -243,9 +252,9 @@ impl Owners {
     #[cfg(test)]
     fn is_empty(&self) -> bool {
         match self {
-            Owners::Empty => true,
             Owners::One(..) => false,
-            Owners::Maps(m) => m.first.is_empty() && m.more.is_empty(),
+            Owners::Maps(Some(m)) => m.first.is_empty() && m.more.is_empty(),
+            Owners::Maps(None) => true,
         }
     }
 }

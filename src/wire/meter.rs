@@ -28,6 +28,22 @@ impl<F: FnMut(usize) -> bool> Meter for F {
     }
 }
 
+/// Adds a parsed series to its family's vector: the first into room for
+/// [`cost::FIRST_SERIES_ROOM`] (see there), and once that is full, the
+/// vector grows to a power of two and doubles from there as any vector
+/// does. Doubling from three instead left a family of 125,000 series in
+/// 196,608 slots, not 131,072: too empty to be stored as it is, so it was
+/// copied, and the copy left a hole behind.
+pub fn push_series(metrics: &mut Vec<crate::model::Metric>, m: crate::model::Metric) {
+    let n = metrics.len();
+    if n == 0 {
+        metrics.reserve_exact(cost::FIRST_SERIES_ROOM);
+    } else if n == metrics.capacity() && !n.is_power_of_two() {
+        metrics.reserve_exact(n.next_power_of_two() - n);
+    }
+    metrics.push(m);
+}
+
 /// Upper bounds of what parsed records cost in memory, for the meters.
 /// Generous on purpose: allocator headers and the doubling of growing
 /// vectors are included, so a charge is never below what is allocated.
@@ -38,6 +54,14 @@ pub mod cost {
     /// The allocator's header and rounding, per allocation.
     pub const ALLOC: usize = 16;
 
+    /// The series a family's vector has room for when its first comes:
+    /// most families hold one, but this block is the size of a stored
+    /// one-series family (`store::StoredFamily` in its `Arc`, 120 bytes),
+    /// which takes its place when the push is stored. With room for one,
+    /// a push of 300,000 one-series families left as many 48-byte holes
+    /// in the parsing thread's heap that nothing else of the push fits.
+    pub const FIRST_SERIES_ROOM: usize = 3;
+
     /// One label: its slot in a growing vector (twice, for the doubling),
     /// the shared pair and its two strings.
     pub fn label(name: usize, value: usize) -> usize {
@@ -47,6 +71,12 @@ pub mod cost {
     /// One series record in a growing vector, without its labels.
     pub fn metric() -> usize {
         2 * size_of::<Metric>()
+    }
+
+    /// The first series of a family, in the room its vector starts with
+    /// ([`FIRST_SERIES_ROOM`] series, one block).
+    pub fn first_metric() -> usize {
+        FIRST_SERIES_ROOM * size_of::<Metric>() + ALLOC
     }
 
     /// The boxed value of a summary or a histogram.
@@ -71,5 +101,27 @@ pub mod cost {
     /// A string of `len` bytes held once.
     pub fn string(len: usize) -> usize {
         len + ALLOC
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Metric, Value};
+
+    /// Room for three first, then powers of two, as a vector grows.
+    #[test]
+    fn series_vectors_grow_from_three_to_powers_of_two() {
+        let mut v = Vec::new();
+        let mut caps = Vec::new();
+        for i in 0..20 {
+            push_series(
+                &mut v,
+                Metric::new(Box::new([]), Value::Gauge(f64::from(i))),
+            );
+            caps.push(v.capacity());
+        }
+        caps.dedup();
+        assert_eq!(caps, [cost::FIRST_SERIES_ROOM, 4, 8, 16, 32]);
     }
 }

@@ -16,4 +16,4 @@ pub mod selector;
 pub mod template;
 pub mod text_format;
 
-pub use meter::{Meter, Unmetered, cost};
+pub use meter::{Meter, Unmetered, cost, push_series};

@@ -375,8 +375,13 @@ fn family(
                 };
                 match decoded {
                     Some(m) if missing.is_none() && bad_label.is_none() => {
-                        charge(r, meter, cost::metric())?;
-                        metrics.push(m);
+                        let slot = if metrics.is_empty() {
+                            cost::first_metric()
+                        } else {
+                            cost::metric()
+                        };
+                        charge(r, meter, slot)?;
+                        super::push_series(&mut metrics, m);
                     }
                     Some(_) => {}
                     None => {
@@ -414,7 +419,12 @@ fn family(
             },
         });
     }
-    metrics.shrink_to_fit();
+    // A family of a few series keeps its first block: the store takes
+    // its place (`cost::FIRST_SERIES_ROOM`), and trims the spare room of
+    // those it keeps in a vector.
+    if metrics.len() > cost::FIRST_SERIES_ROOM {
+        metrics.shrink_to_fit();
+    }
     Ok(MetricFamily {
         name: name.into(),
         help: help.map(Into::into),

@@ -405,19 +405,23 @@ impl<'a> Parser<'a> {
         // The lookups go first, before the families are copied out.
         let families = std::mem::take(&mut self.families);
         drop(self);
-        let mut out = Vec::with_capacity(families.len());
-        for fam in families {
-            if fam.metrics.is_empty() {
-                continue;
-            }
-            out.push(MetricFamily {
+        // Into the states' own list (a map of a vector into one of items
+        // no larger reuses its allocation), not a second one: made after
+        // the lookups are freed, a list of its own came from the heap
+        // (glibc raises its mmap threshold as big blocks are freed), the
+        // push kept it there as its prepared list, below the stored
+        // families, and it left a hole of its size behind (8 MB for
+        // 125,000 families).
+        families
+            .into_iter()
+            .filter(|fam| !fam.metrics.is_empty())
+            .map(|fam| MetricFamily {
                 name: fam.name.into(),
                 help: fam.help.map(Into::into),
                 metric_type: fam.metric_type.unwrap_or(MetricType::Untyped),
                 metrics: fam.metrics,
-            });
-        }
-        out
+            })
+            .collect()
     }
 
     /// Asks the meter for `bytes` before a record of that size is made.
@@ -916,7 +920,13 @@ impl<'a> Parser<'a> {
             }
             signature = Some(key);
         }
-        let mut bytes = cost::metric() + cost::items(self.labels.len(), 8) + cost::ALLOC;
+        let first = self.families[self.family].metrics.is_empty();
+        let slot = if first {
+            cost::first_metric()
+        } else {
+            cost::metric()
+        };
+        let mut bytes = slot + cost::items(self.labels.len(), 8) + cost::ALLOC;
         if let Some((_, labels)) = &signature {
             bytes += cost::items(labels.len() + 4, 8) + cost::ALLOC;
         }
@@ -933,11 +943,7 @@ impl<'a> Parser<'a> {
         if let Some(key) = signature {
             self.by_signature.insert(key, i);
         }
-        if metrics.is_empty() {
-            // Most families hold one series: no room for three more.
-            metrics.reserve_exact(1);
-        }
-        metrics.push(Metric::new(labels, Value::empty(t)));
+        super::push_series(metrics, Metric::new(labels, Value::empty(t)));
         Ok(i)
     }
 
