@@ -122,9 +122,14 @@ fn non_reading_scrapers_share_one_body_and_leave_writers_their_share() {
     let base = raw::rss_kib(gw.pid());
 
     let readers = non_readers(&gw, 300, "/metrics");
-    // Every reader's request has arrived and been answered (or refused).
-    thread::sleep(Duration::from_secs(2));
-    writes_keep_answering(&gw, "300 scrapers that never read");
+    // While the answers pour into 300 sockets (the kernel takes megabytes
+    // into each before it says `WouldBlock`), and after: every reader's
+    // request has arrived and been answered (or refused).
+    let pouring = Instant::now();
+    while pouring.elapsed() < Duration::from_secs(2) {
+        writes_keep_answering(&gw, "300 scrapers that never read");
+        thread::sleep(Duration::from_millis(100));
+    }
     let held = raw::rss_kib(gw.pid()).saturating_sub(base);
     // The read share is half of 256 MiB; each distinct body is a few
     // times smaller. Without sharing, 300 bodies were gigabytes.

@@ -372,14 +372,20 @@ impl Server {
         }
     }
 
-    /// A connection with unread input it wants, as if an event said so.
+    /// A connection with unread input it wants, or output its socket can
+    /// take, as if an event said so.
     fn drive(&mut self, id: u64, scratch: &mut [u8]) {
         let (env, conns) = self.split();
         let Some(conn) = conns.get(id) else {
             return;
         };
         conn.queued = false;
-        conn.on_readable(&env, scratch);
+        if conn.writable && conn.interest().write {
+            conn.flush();
+        }
+        if conn.readable {
+            conn.on_readable(&env, scratch);
+        }
         conn.resume(&env);
         self.update(id);
     }
@@ -445,7 +451,8 @@ impl Server {
     }
 
     /// Drops a connection once closed, or queues it for the next round
-    /// when it wants input that no event will report again.
+    /// when it wants input, or has output the socket can take, that no
+    /// event will report again.
     fn update(&mut self, id: u64) {
         let Some(conn) = self.conns.get(id) else {
             return;
@@ -455,7 +462,9 @@ impl Server {
             self.conns.remove(id);
             return;
         }
-        if conn.readable && !conn.queued && conn.interest().read {
+        let interest = conn.interest();
+        let more = (conn.readable && interest.read) || (conn.writable && interest.write);
+        if more && !conn.queued {
             conn.queued = true;
             self.again.push(id);
         }
