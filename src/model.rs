@@ -535,7 +535,7 @@ impl Extra {
 /// All series of one metric name in one push or one group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricFamily {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     pub help: Option<Box<str>>,
     pub metric_type: MetricType,
     pub metrics: Vec<Metric>,

@@ -2,7 +2,6 @@
 //! without changing anything. Each rule is one method of [`Check`]; the
 //! reference checks the same rules by re-gathering the whole store.
 
-use std::collections::BTreeMap;
 
 use super::{
     FamilyIndex, Group, GroupKey, OwnFamilies, Owners, PUSH_TIME, PreparedFamily, PreparedPush,
@@ -22,7 +21,6 @@ impl Store {
             own,
             push,
             group: self.groups.get(&push.key).map(|g| &**g),
-            pushed: push.families.iter().map(|f| (&*f.name, f)).collect(),
         };
         if check.group.is_none() {
             self.check_group_collision(&push.key)?;
@@ -97,7 +95,6 @@ struct Check<'a> {
     push: &'a PreparedPush,
     /// The group the push goes to, if it exists.
     group: Option<&'a Group>,
-    pushed: BTreeMap<&'a str, &'a PreparedFamily>,
 }
 
 impl Check<'_> {
@@ -208,7 +205,7 @@ impl Check<'_> {
     /// The type `name` will have once the push is applied, if it exists
     /// then: pushed now, one of the gateway's own, or left in the store.
     fn type_after(&self, name: &str) -> Option<MetricType> {
-        if let Some(f) = self.pushed.get(name) {
+        if let Some(f) = self.push.family(name) {
             return Some(f.metric_type);
         }
         if let Some((t, _)) = self.own.own_family(name) {

@@ -56,12 +56,12 @@ impl std::error::Error for LimitError {}
 
 /// Sample lines of a prepared family.
 pub(super) fn prepared_samples(f: &PreparedFamily) -> usize {
-    f.samples
+    stored_samples(f)
 }
 
 /// Sample lines of a stored family, kept beside it.
 pub(super) fn stored_samples(f: &StoredFamily) -> usize {
-    f.samples
+    f.samples as usize
 }
 
 pub(super) fn lines(text: &[u8]) -> usize {

@@ -207,25 +207,27 @@ impl Store {
                 .unindex(name, fam, (gid, &shared[..]), self.generation);
             removed_series += fam.metrics.len();
             self.series_count -= fam.metrics.len();
-            self.samples -= fam.samples;
+            self.samples -= limits::stored_samples(fam);
             self.exposed -= fam.exposed;
         }
         let intern = !push.labels_shared;
         let map = Arc::make_mut(&mut families);
         // Taken from the end a slice at a time, the list shrunk after
         // each: a push of hundreds of thousands of families gives back
-        // their list (56 bytes a family) as they go into the store, not
-        // after, at the store's own peak. Their names are distinct
-        // (`keep_last_of_each_name`), so the order is free.
+        // their list (64 bytes a family) as they go into the store, not
+        // after, at the store's own peak. Their names are distinct and
+        // sorted (`prepare_push`); within a slice they go in in the order
+        // that fills the B-trees' nodes (`fill`).
         let mut pushed = push.families;
         while !pushed.is_empty() {
             let from = pushed.len().saturating_sub(APPLY_SLICE);
-            for fam in pushed.drain(from..) {
+            let slice = pushed.split_off(from);
+            pushed.shrink_to_fit();
+            fill::in_fill_order(slice, |fam| {
                 let hashes = &push.hashes[fam.first_hash()..][..fam.metrics.len()];
                 let (name, stored) = self.index_family(fam, hashes, gid, intern, now);
                 map.insert(name, stored);
-            }
-            pushed.shrink_to_fit();
+            });
         }
         for name in removed.keys() {
             self.families.drop_if_unused(name);
@@ -270,7 +272,7 @@ impl Store {
             idx.series.insert(h, gid);
         }
         self.series_count += fam.metrics.len();
-        self.samples += fam.samples;
+        self.samples += limits::stored_samples(&fam);
         self.exposed += fam.exposed;
         let pushed_at = fam.pushed_at.unwrap_or(now);
         // Built off the loop and not shared yet: completed in place.
@@ -348,7 +350,7 @@ impl Store {
             self.families.unindex(name, fam, owner, self.generation);
             self.families.drop_if_unused(name);
             self.series_count -= fam.metrics.len();
-            self.samples -= fam.samples;
+            self.samples -= limits::stored_samples(fam);
             self.exposed -= fam.exposed;
         }
         let h = series_hash(&[], &group.time_labels);

@@ -22,6 +22,7 @@
 mod check;
 mod error;
 mod expiry;
+mod fill;
 mod group;
 mod index;
 mod intern;

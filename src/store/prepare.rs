@@ -114,6 +114,7 @@ pub(crate) struct PreparedPush {
     /// `shared` rendered: what the markers in the families' text point
     /// into (`wire::template`). A new group keeps it.
     pub key_text: Arc<[u8]>,
+    /// Sorted by name, one per name.
     pub families: Vec<PreparedFamily>,
     /// Every family's series hashes, one after the other, computed here
     /// so that the loop only looks them up in the index: one vector for
@@ -130,6 +131,16 @@ pub(crate) struct PreparedPush {
 }
 
 impl PreparedPush {
+    /// The pushed family named `name`: a binary search, the families
+    /// being sorted by name and distinct (`prepare_push`).
+    pub(crate) fn family(&self, name: &str) -> Option<&PreparedFamily> {
+        let at = self
+            .families
+            .binary_search_by(|f| (*f.name).cmp(name))
+            .ok()?;
+        Some(&self.families[at])
+    }
+
     /// The [`series_hash`]es of `f`'s series, in their order.
     pub(crate) fn hashes_of(&self, f: &PreparedFamily) -> &[u64] {
         &self.hashes[f.first_hash..][..f.metrics.len()]
@@ -173,6 +184,8 @@ pub(crate) fn prepare_push(
         .map(|fam| push.family(fam, &mut scratch, &mut hashes))
         .collect::<Result<Vec<PreparedFamily>, PushError>>()?;
     keep_last_of_each_name(&mut out);
+    // In name order, in which the store links them in (`fill`).
+    out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(PreparedPush {
         key,
         shared,
@@ -244,16 +257,16 @@ impl PushContext<'_> {
         for m in &metrics {
             exposition::write_metric_template(scratch, &fam.name, m, (shared, self.key_text));
         }
-        let text: Box<[u8]> = scratch.as_slice().into();
+        let text = Lines::from(scratch.as_slice());
         let exposed = crate::wire::template::expanded_len(&text, self.key_text.text());
         let first_hash = hashes.len();
         hashes.extend(metrics.iter().map(|m| series_hash(&m.labels, shared)));
         Ok(PreparedFamily {
-            name: Arc::from(fam.name),
+            name: fam.name,
             family: Arc::new(StoredFamily {
                 help: fam.help,
                 metric_type: fam.metric_type,
-                samples: super::limits::lines(&text),
+                samples: u32::try_from(super::limits::lines(&text)).unwrap_or(u32::MAX),
                 metrics: metrics.into(),
                 text,
                 pushed_at: 0,
@@ -356,8 +369,8 @@ fn check_labels(labels: &[Label], family: &str, t: MetricType) -> Result<(), Pus
 
 /// One family per name: a later one replaces an earlier one, as in the
 /// reference's map of families (the text parser never repeats a name).
-/// The survivors keep the order of their last appearance. A set of names
-/// seen from the end, not a scan of the families kept so far.
+/// A set of names seen from the end, not a scan of the families kept so
+/// far.
 fn keep_last_of_each_name(out: &mut Vec<PreparedFamily>) {
     let mut seen = std::collections::HashSet::with_capacity(out.len());
     let mut keep: Vec<bool> = out
@@ -556,7 +569,7 @@ mod tests {
     }
 
     /// Protobuf may repeat a family name: the last one wins, and the
-    /// survivors keep the order of their last appearance.
+    /// survivors are in name order.
     #[test]
     fn the_last_family_of_a_name_wins() {
         let fam = |name: &str, v: f64| MetricFamily {
@@ -568,9 +581,11 @@ mod tests {
         let fams = vec![fam("a", 1.0), fam("b", 2.0), fam("a", 3.0), fam("c", 4.0)];
         let p = prepare_push(key(&[("job", "j")]), fams, true).unwrap();
         let names: Vec<&str> = p.families.iter().map(|f| &*f.name).collect();
-        assert_eq!(names, ["b", "a", "c"]);
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(p.family("a").unwrap().metrics[0].value, p.families[0].metrics[0].value);
+        assert!(p.family("d").is_none());
         assert_eq!(
-            p.families[1].metrics[0].value,
+            p.families[0].metrics[0].value,
             crate::model::Value::Gauge(3.0)
         );
     }

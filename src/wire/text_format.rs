@@ -289,7 +289,8 @@ enum Part {
 /// Per-family parse state. Its series are already in their final form,
 /// so that finishing the parse copies nothing.
 struct FamilyState {
-    name: String,
+    /// Shared with `by_name` and then the family: one allocation.
+    name: Arc<str>,
     help: Option<String>,
     metric_type: Option<MetricType>,
     metrics: Vec<Metric>,
@@ -305,7 +306,7 @@ struct Parser<'a> {
     line: usize,
     token: Vec<u8>,
     families: Vec<FamilyState>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<Arc<str>, usize>,
     /// The series of summaries and histograms seen so far, by family and
     /// labels (sorted, without `quantile`/`le`): their lines are collected
     /// into one series each.
@@ -416,7 +417,7 @@ impl<'a> Parser<'a> {
             .into_iter()
             .filter(|fam| !fam.metrics.is_empty())
             .map(|fam| MetricFamily {
-                name: fam.name.into(),
+                name: fam.name,
                 help: fam.help.map(Into::into),
                 metric_type: fam.metric_type.unwrap_or(MetricType::Untyped),
                 metrics: fam.metrics,
@@ -787,7 +788,7 @@ impl<'a> Parser<'a> {
             let metric = if self.inside_braces && !self.name_in_braces {
                 String::new()
             } else {
-                self.families[self.family].name.clone()
+                self.families[self.family].name.to_string()
             };
             return Err(self.err(ErrorKind::InvalidLabelName { metric }));
         }
@@ -835,7 +836,7 @@ impl<'a> Parser<'a> {
         let special = (t == MetricType::Summary && name == "quantile")
             || (t == MetricType::Histogram && name == "le");
         if !special && self.has_label(&name) {
-            let metric = self.families[self.family].name.clone();
+            let metric = self.families[self.family].name.to_string();
             return Err(self.err(ErrorKind::DuplicateLabelName {
                 metric,
                 label: name,
@@ -1013,7 +1014,7 @@ impl<'a> Parser<'a> {
 
     fn reading_help(&mut self) -> Step {
         if self.families[self.family].help.is_some() {
-            let metric = self.families[self.family].name.clone();
+            let metric = self.families[self.family].name.to_string();
             return Err(self.err(ErrorKind::SecondHelp { metric }));
         }
         if !self.read_token_until_newline(true)? {
@@ -1023,7 +1024,7 @@ impl<'a> Parser<'a> {
         let help = match String::from_utf8(self.token.clone()) {
             Ok(h) => h,
             Err(_) => {
-                let metric = self.families[self.family].name.clone();
+                let metric = self.families[self.family].name.to_string();
                 return Err(self.err(ErrorKind::InvalidUtf8Help { metric }));
             }
         };
@@ -1033,7 +1034,7 @@ impl<'a> Parser<'a> {
 
     fn reading_type(&mut self) -> Step {
         if self.families[self.family].metric_type.is_some() {
-            let metric = self.families[self.family].name.clone();
+            let metric = self.families[self.family].name.to_string();
             return Err(self.err(ErrorKind::SecondType { metric }));
         }
         if !self.read_token_until_newline(false)? {
@@ -1053,7 +1054,7 @@ impl<'a> Parser<'a> {
     fn set_or_create_current_family(&mut self) -> Result<(), ParseError> {
         self.part = Part::Plain;
         let name = self.token_str();
-        if let Some(&i) = self.by_name.get(&name) {
+        if let Some(&i) = self.by_name.get(name.as_str()) {
             self.family = i;
             return Ok(());
         }
@@ -1093,15 +1094,15 @@ impl<'a> Parser<'a> {
             self.part = part;
             return Ok(());
         }
-        // The state, the name twice (the state's, the map's) and the map's
-        // entry, then the family it becomes.
+        // The state and the map's entry, the name they and then the
+        // family share, and the family it becomes.
         let bytes = cost::items(1, std::mem::size_of::<FamilyState>() + 48)
-            + 2 * cost::string(name.len())
-            + cost::items(1, std::mem::size_of::<MetricFamily>())
-            + cost::string(name.len());
+            + cost::string(2 * 8 + name.len())
+            + cost::items(1, std::mem::size_of::<MetricFamily>());
         self.charge(bytes)?;
+        let name: Arc<str> = name.into();
         self.family = self.families.len();
-        self.by_name.insert(name.clone(), self.family);
+        self.by_name.insert(Arc::clone(&name), self.family);
         self.families.push(FamilyState {
             name,
             help: None,

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::model::{Bucket, Histogram, Metric, MetricFamily, MetricType, Span, Summary, Value};
 use crate::store::{self, Nanos};
@@ -142,7 +143,7 @@ struct Reader<'s, 'e> {
     group: Option<RestoredGroup>,
     /// Its family names, so that a repeated one is found in O(1): a
     /// pushed group may hold hundreds of thousands of families.
-    family_names: HashSet<Box<str>>,
+    family_names: HashSet<Arc<str>>,
     /// Groups handed over.
     done: usize,
     series: usize,
@@ -278,7 +279,7 @@ impl Reader<'_, '_> {
         if name.is_empty() {
             return Err(malformed("empty metric name".into()));
         }
-        let name: Box<str> = name.into();
+        let name: Arc<str> = name.into();
         if !self.family_names.insert(name.clone()) {
             return Err(malformed(format!("{name:?} appears twice in this group")));
         }

@@ -1,6 +1,7 @@
 //! A group as read back from a snapshot, and prepared for the store.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::{Label, MetricFamily};
 use crate::store::{self, Nanos, PushError, Store};
@@ -19,7 +20,7 @@ pub(crate) struct RestoredGroup {
     pub ttl: Option<std::time::Duration>,
     pub families: Vec<MetricFamily>,
     /// When each family was last pushed, by name.
-    pub family_times: Vec<(Box<str>, Nanos)>,
+    pub family_times: Vec<(Arc<str>, Nanos)>,
     /// Its labels share their pairs already (see `Strings`).
     pub labels_shared: bool,
 }
@@ -36,7 +37,7 @@ impl RestoredGroup {
     pub(crate) fn prepare(self) -> PreparedGroup {
         // By name, not by a scan per family: a pushed group may hold
         // hundreds of thousands of families.
-        let times: HashMap<Box<str>, Nanos> = self.family_times.into_iter().collect();
+        let times: HashMap<Arc<str>, Nanos> = self.family_times.into_iter().collect();
         let push = store::prepare_push(self.key.into(), self.families, true).map(|mut push| {
             push.ttl = self.ttl;
             push.labels_shared = self.labels_shared;
