@@ -2,7 +2,6 @@
 //! without changing anything. Each rule is one method of [`Check`]; the
 //! reference checks the same rules by re-gathering the whole store.
 
-
 use super::{
     FamilyIndex, Group, GroupKey, OwnFamilies, Owners, PUSH_TIME, PreparedFamily, PreparedPush,
     PushError, SLOT_TYPES, Store, series_hash, show_labels, time_labels, type_slot,

@@ -291,7 +291,7 @@ enum Part {
 struct FamilyState {
     /// Shared with `by_name` and then the family: one allocation.
     name: Arc<str>,
-    help: Option<String>,
+    help: Option<Box<str>>,
     metric_type: Option<MetricType>,
     metrics: Vec<Metric>,
 }
@@ -418,7 +418,7 @@ impl<'a> Parser<'a> {
             .filter(|fam| !fam.metrics.is_empty())
             .map(|fam| MetricFamily {
                 name: fam.name,
-                help: fam.help.map(Into::into),
+                help: fam.help,
                 metric_type: fam.metric_type.unwrap_or(MetricType::Untyped),
                 metrics: fam.metrics,
             })
@@ -1028,7 +1028,7 @@ impl<'a> Parser<'a> {
                 return Err(self.err(ErrorKind::InvalidUtf8Help { metric }));
             }
         };
-        self.families[self.family].help = Some(help);
+        self.families[self.family].help = Some(help.into());
         Ok(State::StartOfLine)
     }
 
