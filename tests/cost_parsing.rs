@@ -536,32 +536,24 @@ fn assert_amplification(what: &str, push: &Push, decoded: usize, factor: u64, wa
     assert_survived(&gw, what);
 }
 
+/// A text push of `body` is stored within the text rule.
+fn assert_text_amplification(what: &str, body: Vec<u8>) {
+    let size = body.len();
+    assert_amplification(what, &Push::text(body), size, TEXT_AMPLIFICATION, 200);
+}
+
 /// Four MiB of `m{i="<n>"} 1` lines.
 #[test]
 fn text_series_peak_is_bounded() {
     let body = lines(260_000, |i| format!("m{{i=\"{i}\"}} 1\n"));
-    let size = body.len();
-    assert_amplification(
-        "text: 4 MiB of series",
-        &Push::text(body),
-        size,
-        TEXT_AMPLIFICATION,
-        200,
-    );
+    assert_text_amplification("text: 4 MiB of series", body);
 }
 
 /// Three MiB of distinct one-sample families of long names.
 #[test]
 fn text_families_peak_is_bounded() {
     let body = lines(125_000, |i| format!("some_family_name_{i} 1\n"));
-    let size = body.len();
-    assert_amplification(
-        "text: 3 MiB of families",
-        &Push::text(body),
-        size,
-        TEXT_AMPLIFICATION,
-        200,
-    );
+    assert_text_amplification("text: 3 MiB of families", body);
 }
 
 /// Three MiB of distinct one-sample families named as briefly as they
@@ -571,14 +563,7 @@ fn text_families_peak_is_bounded() {
 #[test]
 fn text_tiny_families_peak_is_bounded() {
     let body = lines(300_000, |i| format!("f{i} 1\n"));
-    let size = body.len();
-    assert_amplification(
-        "text: 3 MiB of tiny families",
-        &Push::text(body),
-        size,
-        TEXT_AMPLIFICATION,
-        200,
-    );
+    assert_text_amplification("text: 3 MiB of tiny families", body);
 }
 
 /// One family of `n` `Metric` messages of two bytes each (`22 00`): no
