@@ -22,7 +22,6 @@ const MAX_POOL_THREADS: usize = 8;
 /// The process: parses the flags, runs the gateway until a signal or
 /// `/-/quit`, and says how it ended.
 pub fn main() -> ExitCode {
-    sys::tune_allocator();
     let config = match cli::parse_env() {
         Ok(Command::Run(c)) => c,
         Ok(Command::Help) => {

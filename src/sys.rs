@@ -16,7 +16,6 @@
 //! |---|---|---|
 //! | systemd socket activation | [`inherited_listener`] | refused at start |
 //! | `malloc_trim` (glibc), `mi_collect` (x86-64 musl: mimalloc) | [`trim_heap`] | nothing (arm64 musl, macOS, BSD, Windows) |
-//! | mimalloc's purge delay (x86-64 musl) | [`tune_allocator`] | nothing |
 //! | per-thread nice | [`lower_thread_priority`] | background threads at normal priority |
 //! | TCP_NODELAY inherited from the listener | [`set_nodelay`] | set on each accepted socket |
 //! | listen backlog raised to somaxconn | [`raise_backlog`] | the same on Unix; std's 128 on Windows |
@@ -266,23 +265,6 @@ pub(crate) fn trim_heap() {
     }
 }
 
-/// Sets the allocator up before any thread starts. The x86-64 static
-/// build's mimalloc (v3) holds freed pages for a second before it gives
-/// them back (`purge_delay`, 1,000 ms); a push of 300,000 families is over
-/// in less, so everything its parse freed was still resident when the
-/// store took its place: its peak was 36 to 46 times its size where the
-/// glibc build's is 29 (docs/http.md). At 10 ms, mimalloc v2's default,
-/// it is 33, and a protobuf push of as many families 12 times its size,
-/// not 18. Nothing to do elsewhere.
-pub(crate) fn tune_allocator() {
-    #[cfg(all(target_env = "musl", target_arch = "x86_64"))]
-    // SAFETY: no pointers; called first thing in `main`, before any
-    // thread exists, as mi_option_set (not thread-safe) requires.
-    unsafe {
-        mi_option_set(MI_OPTION_PURGE_DELAY, 10);
-    }
-}
-
 /// The x86-64 static (musl) build allocates with mimalloc: musl's malloc
 /// takes one global lock per call, which serialises the parallel restore
 /// and the gzip scrapes (docs/benchmarks.md has the figures). The arm64
@@ -295,13 +277,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 unsafe extern "C" {
     /// mimalloc's: frees what the heaps hold and purges freed pages now.
     fn mi_collect(force: bool);
-    /// mimalloc's: sets one of its options (`mi_option_t`, a C enum).
-    fn mi_option_set(option: libc::c_int, value: libc::c_long);
 }
-
-/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (include/mimalloc.h).
-#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
-const MI_OPTION_PURGE_DELAY: libc::c_int = 15;
 
 /// How much nicer background threads are than the process: enough that
 /// a push's threads preempt them at once on a busy machine, as they must

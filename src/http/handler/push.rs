@@ -123,6 +123,15 @@ struct Target {
     ttl: Option<std::time::Duration>,
 }
 
+/// Decoded bodies from this size on are followed by a heap trim on the
+/// worker, once their push is prepared. Their parse frees a few times
+/// their size (the body, the parser's tables), and the allocators kept it
+/// resident under the store the push then builds: glibc in arenas whose
+/// holes the store's blocks did not fit, the static build's mimalloc for
+/// a second (its purge delay) while the push was over sooner. A trim costs
+/// a few milliseconds, against the tenths of a second such a push takes.
+const TRIM_AFTER_PUSHES_OF: usize = 1 << 20;
+
 /// Decompresses, parses and prepares a push, then hands it to the loop.
 fn read_push(req: Request, raw: Body, target: Target, ctx: &Context) {
     let started = Instant::now();
@@ -194,6 +203,7 @@ fn prepare(
         Err(Refusal::Busy) => return Err(refused()),
         Err(Refusal::Inconsistent(e)) => return Ok((Err((key, e)), parse_charge)),
     };
+    let decoded_size = body.len();
     // The raw and decoded bodies are gone now.
     drop(body);
     drop((charge, out_charge));
@@ -211,6 +221,11 @@ fn prepare(
     // The parsed records are gone too; the prepared push holds at most
     // `cost`.
     parse_charge.shrink_to(cost);
+    // What parsing a big body freed goes back to the system now, before
+    // the store grows on top of it (see `TRIM_AFTER_PUSHES_OF`).
+    if decoded_size >= TRIM_AFTER_PUSHES_OF {
+        crate::sys::trim_heap();
+    }
     Ok((prepared, parse_charge))
 }
 
