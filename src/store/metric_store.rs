@@ -214,7 +214,7 @@ impl Store {
         let map = Arc::make_mut(&mut families);
         // Taken from the end a slice at a time, the list shrunk after
         // each: a push of hundreds of thousands of families gives back
-        // their list (64 bytes a family) as they go into the store, not
+        // their list (48 bytes a family) as they go into the store, not
         // after, at the store's own peak. Their names are distinct and
         // sorted (`prepare_push`); within a slice they go in in the order
         // that fills the B-trees' nodes (`fill`).
